@@ -1,0 +1,86 @@
+# dicomgate build, test and run entry points. Every target works on a clean
+# clone: what a target needs (the .wasm, Debian packages) it builds or installs.
+SHELL := /bin/bash
+GO ?= go
+BUILD := build
+WASM := $(BUILD)/dicomgate.wasm
+BIN := $(BUILD)/dicomgate
+FUZZTIME ?= 10s
+# Debian packages the end-to-end tests run against.
+E2E_PACKAGES := dcmtk orthanc
+E2E_COMMANDS := echoscu storescu findscu storescp Orthanc
+
+.PHONY: all build wasm test unit e2e run bench fuzz lint deps wasip1 image clean
+
+all: build
+
+## build: the dicomgate CLI and the filter module.
+build: $(BIN) $(WASM)
+
+$(BIN): FORCE
+	$(GO) build -trimpath -o $(BIN) ./cmd/dicomgate
+
+## wasm: the proxy-wasm network filter, compiled with stock Go.
+wasm: $(WASM)
+
+$(WASM): FORCE
+	@mkdir -p $(BUILD)
+	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -o $(WASM) ./filters/dicomgate
+
+## wasip1: the SDK packages must build for wasip1 as well.
+wasip1:
+	GOOS=wasip1 GOARCH=wasm $(GO) build ./sdk/...
+
+## lint: gofmt and go vet.
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null; git ls-files --others --exclude-standard '*.go' 2>/dev/null)); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+## deps: install the Debian packages the e2e tests need (as root), or say how.
+deps:
+	@missing=""; for c in $(E2E_COMMANDS); do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	echo "e2e: missing commands:$$missing"; \
+	if [ "$$(id -u)" = "0" ]; then \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $(E2E_PACKAGES) >/dev/null || exit 1; \
+	else \
+	  echo "run as root: apt-get update && apt-get install -y $(E2E_PACKAGES)"; exit 1; \
+	fi
+
+## unit: every Go test except the end-to-end suite.
+unit: $(WASM)
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v /e2e)
+
+## e2e: real dcmtk and Orthanc peers through the gateway.
+e2e: deps $(WASM) $(BIN)
+	DICOMGATE_WASM=$(abspath $(WASM)) DICOMGATE_BIN=$(abspath $(BIN)) $(GO) test -count=1 -timeout 15m ./e2e/...
+
+## test: everything CI runs.
+test: lint wasip1 build
+	$(MAKE) deps
+	$(GO) test -count=1 -timeout 20m ./...
+	$(MAKE) fuzz FUZZTIME=5s
+
+## fuzz: run every fuzz target for FUZZTIME.
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for t in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+	    echo "fuzz $$pkg $$t ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+## bench: the hot-path benchmarks (compare runs with benchstat).
+bench: $(WASM)
+	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./sdk/... ./filters/... ./wasm/... | tee $(BUILD)/bench.txt
+
+## run: the local TLS gateway on its embedded default.
+run: build
+	$(BIN) decode $(or $(CAPTURE),sdk/pdu/testdata/echo_custom_ae.c2s.bin)
+
+clean:
+	rm -rf $(BUILD)
+
+FORCE:

@@ -1,0 +1,156 @@
+package pdu
+
+// AssociateRQ is a decoded A-ASSOCIATE-RQ PDU (type 0x01).
+//
+// Byte-slice fields alias the buffer passed to DecodeAssociateRQ. Decoding
+// into the same value again reuses its slices, so a proxy that decodes one RQ
+// per connection into a pooled value allocates nothing in steady state.
+type AssociateRQ struct {
+	// ProtocolVersion is the 16-bit protocol version; bit 0 must be set.
+	ProtocolVersion uint16
+	// CalledAETitleRaw and CallingAETitleRaw are the 16-byte fields exactly as
+	// on the wire (space padded). Use CalledAETitle/CallingAETitle for the
+	// trimmed values policy compares.
+	CalledAETitleRaw  []byte
+	CallingAETitleRaw []byte
+	// ApplicationContext is the application context name UID (item 0x10).
+	ApplicationContext []byte
+	// PresentationContexts are the proposed contexts (items 0x20) in wire order.
+	PresentationContexts []PresentationContextRQ
+	// UserInformation is the content of item 0x50.
+	UserInformation UserInformation
+	// UnknownItems are variable items of types this package does not know;
+	// they are kept (and re-encoded) rather than rejected.
+	UnknownItems []RawItem
+
+	raw associateRaw
+}
+
+// AssociateAC is a decoded A-ASSOCIATE-AC PDU (type 0x02).
+type AssociateAC struct {
+	ProtocolVersion uint16
+	// CalledAETitleRaw and CallingAETitleRaw echo the RQ's fields (reserved in
+	// the AC: a requester must not test them).
+	CalledAETitleRaw     []byte
+	CallingAETitleRaw    []byte
+	ApplicationContext   []byte
+	PresentationContexts []PresentationContextAC
+	UserInformation      UserInformation
+	UnknownItems         []RawItem
+
+	raw associateRaw
+}
+
+// associateRaw holds what is needed to re-encode an A-ASSOCIATE PDU byte for
+// byte: the reserved fields and the order of the variable items.
+type associateRaw struct {
+	reserved1 uint16   // bytes 8-9
+	reserved2 [32]byte // bytes 42-73
+	order     []itemRef
+}
+
+// itemRef records one variable item's kind and index in wire order.
+type itemRef struct {
+	typ   uint8
+	index int
+}
+
+// PresentationContextRQ is one proposed presentation context (item 0x20).
+type PresentationContextRQ struct {
+	// ID is the presentation context ID (odd, 1-255).
+	ID uint8
+	// AbstractSyntax is the SOP class UID of the 0x30 sub-item, trailing NUL
+	// padding removed.
+	AbstractSyntax []byte
+	// TransferSyntaxes are the 0x40 sub-items, trailing NUL padding removed.
+	TransferSyntaxes [][]byte
+}
+
+// PresentationContextAC is one presentation context result (item 0x21).
+type PresentationContextAC struct {
+	ID uint8
+	// Result is 0 acceptance, 1 user-rejection, 2 no-reason, 3 abstract syntax
+	// not supported, 4 transfer syntaxes not supported.
+	Result uint8
+	// TransferSyntax is the accepted transfer syntax (meaningful when Result is 0).
+	TransferSyntax []byte
+}
+
+// UserInformation is the content of item 0x50.
+type UserInformation struct {
+	// MaxLength is the 0x51 maximum P-DATA-TF PDU length; 0 means no limit.
+	MaxLength    uint32
+	HasMaxLength bool
+	// ImplementationClassUID is sub-item 0x52.
+	ImplementationClassUID []byte
+	// ImplementationVersionName is sub-item 0x55 (empty when absent).
+	ImplementationVersionName []byte
+	// AsyncOps is sub-item 0x53; HasAsyncOps reports whether it was present.
+	AsyncOps    AsyncOperationsWindow
+	HasAsyncOps bool
+	// RoleSelections are the 0x54 sub-items.
+	RoleSelections []RoleSelection
+	// ExtendedNegotiations are the 0x56 sub-items.
+	ExtendedNegotiations []ExtendedNegotiation
+	// CommonExtendedNegotiations are the 0x57 sub-items.
+	CommonExtendedNegotiations []CommonExtendedNegotiation
+	// UserIdentity is sub-item 0x58 (RQ); HasUserIdentity reports presence.
+	UserIdentity    UserIdentity
+	HasUserIdentity bool
+	// UserIdentityResponse is the server response of sub-item 0x59 (AC);
+	// HasUserIdentityResponse reports presence.
+	UserIdentityResponse    []byte
+	HasUserIdentityResponse bool
+	// Unknown are sub-items of unknown type, kept for re-encoding.
+	Unknown []RawItem
+
+	order []itemRef
+}
+
+// AsyncOperationsWindow is sub-item 0x53.
+type AsyncOperationsWindow struct {
+	MaxInvoked   uint16
+	MaxPerformed uint16
+}
+
+// RoleSelection is sub-item 0x54.
+type RoleSelection struct {
+	SOPClassUID []byte
+	SCURole     uint8
+	SCPRole     uint8
+}
+
+// ExtendedNegotiation is sub-item 0x56.
+type ExtendedNegotiation struct {
+	SOPClassUID []byte
+	Info        []byte
+}
+
+// CommonExtendedNegotiation is sub-item 0x57.
+type CommonExtendedNegotiation struct {
+	SOPClassUID          []byte
+	ServiceClassUID      []byte
+	RelatedGeneralSOPUID [][]byte
+}
+
+// UserIdentity is sub-item 0x58 of an A-ASSOCIATE-RQ.
+type UserIdentity struct {
+	// Type is 1 username, 2 username+passcode, 3 Kerberos, 4 SAML, 5 JWT.
+	Type                      uint8
+	PositiveResponseRequested bool
+	// PositiveResponseRaw is the raw byte as sent (0 or 1 normally).
+	PositiveResponseRaw uint8
+	// Primary is the username, ticket, assertion or token.
+	Primary []byte
+	// Secondary is the passcode for type 2, empty otherwise. Never log it.
+	Secondary []byte
+}
+
+// RawItem is an item or sub-item kept as bytes because its type is unknown.
+type RawItem struct {
+	Type uint8
+	// Reserved is the reserved byte after the type, as received.
+	Reserved uint8
+	// Data is the item content after its 4-byte header.
+	Data []byte
+}
