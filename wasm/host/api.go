@@ -1,0 +1,206 @@
+// Package host is an Envoy-faithful proxy-wasm host for NETWORK (L4) filters, built on wazero.
+//
+// It loads a proxy-wasm module (ABI 0.2.0/0.2.1, e.g. a Go wasip1 c-shared build of a proxy-wasm-go-sdk
+// plugin), runs one VM per worker like Envoy does, and models Envoy's network filter manager with the
+// plugin's filter followed by a tcp_proxy terminal filter. Every emulated behaviour names the Envoy or
+// proxy-wasm-cpp-host source it mirrors (see the note docs/design "envoy-l4").
+//
+// Concurrency: all guest calls for one VM are serialized by one mutex per VM (= per worker, like Envoy's
+// worker thread). A Conn is pinned to one worker. Conn methods are safe to call from one goroutine per
+// connection (and also concurrently with Plugin.Tick); events are queued and processed in order, so a
+// Transport implementation may call back into its Conn synchronously.
+package host
+
+import (
+	"errors"
+	"net/netip"
+	"time"
+)
+
+// FailurePolicy selects what happens to connections when a VM traps (Envoy
+// envoy.extensions.wasm.v3.FailurePolicy; Istio WasmPlugin failStrategy).
+type FailurePolicy int
+
+const (
+	// FailClosed (default): in-flight connections of the failed VM are closed, new ones are closed at
+	// new connection (Envoy wasm.cc PluginConfig::createContext with an empty Context).
+	FailClosed FailurePolicy = iota
+	// FailOpen: in-flight connections become pass-through, new connections get no filter at all.
+	FailOpen
+	// FailReload: in-flight connections are closed like FailClosed; a new connection recreates the VM
+	// (after a backoff of at least PluginConfig.ReloadBackoff) and then proceeds normally.
+	FailReload
+)
+
+// String returns the Envoy enum name of the policy.
+func (f FailurePolicy) String() string {
+	switch f {
+	case FailClosed:
+		return "FAIL_CLOSED"
+	case FailOpen:
+		return "FAIL_OPEN"
+	case FailReload:
+		return "FAIL_RELOAD"
+	}
+	return "FailurePolicy(?)"
+}
+
+// LogLevel is the proxy-wasm log level (proxy_log level argument, TRACE 0 … CRITICAL 5).
+type LogLevel int
+
+// Log levels of proxy_log; anything above LogCritical is rejected with BAD_ARGUMENT.
+const (
+	LogTrace LogLevel = iota
+	LogDebug
+	LogInfo
+	LogWarn
+	LogError
+	LogCritical
+)
+
+// String returns the lower-case level name as Envoy prints it.
+func (l LogLevel) String() string {
+	switch l {
+	case LogTrace:
+		return "trace"
+	case LogDebug:
+		return "debug"
+	case LogInfo:
+		return "info"
+	case LogWarn:
+		return "warning"
+	case LogError:
+		return "error"
+	case LogCritical:
+		return "critical"
+	}
+	return "unknown"
+}
+
+// Clock is the time source of the host: WASI clock_time_get, proxy_get_current_time_nanoseconds, tick
+// scheduling and the FAIL_RELOAD backoff use it. A nil Clock in PluginConfig means real time.
+type Clock interface {
+	// Now is the wall-clock time (WASI realtime clock, Envoy systemTime).
+	Now() time.Time
+	// Monotonic is a monotonic duration since an arbitrary origin (WASI monotonic clock).
+	Monotonic() time.Duration
+}
+
+// Logger receives every guest log line (proxy_log, fd_write to stdout/stderr) and host diagnostics.
+// A nil Logger in PluginConfig logs to stderr.
+type Logger interface {
+	Log(level LogLevel, pluginName, msg string)
+}
+
+// PluginConfig configures one plugin (Envoy envoy.extensions.wasm.v3.PluginConfig plus VmConfig).
+type PluginConfig struct {
+	// Name is the plugin name (Envoy PluginConfig.name; Istio "<ns>.<name>"); property plugin_name.
+	Name string
+	// RootID is the root context id (Envoy root_id; Istio pluginName); property plugin_root_id.
+	RootID string
+	// VMID is the vm_id (property plugin_vm_id, shared-data namespace). Istio leaves it empty.
+	VMID string
+	// VMConfig is the VM configuration (buffer VM_CONFIGURATION, size passed to proxy_on_vm_start).
+	VMConfig []byte
+	// Configuration is the plugin configuration (buffer PLUGIN_CONFIGURATION during proxy_on_configure).
+	Configuration []byte
+	// FailurePolicy applies when a VM traps; the zero value is FailClosed.
+	FailurePolicy FailurePolicy
+	// Workers is the number of VMs (one per worker); 0 means runtime.GOMAXPROCS(0).
+	Workers int
+	// Env holds the environment variables visible through WASI environ_get (Envoy VmConfig.environment_variables).
+	Env map[string]string
+	// Clock is the time source; nil means real time.
+	Clock Clock
+	// Logger receives log lines; nil logs to stderr.
+	Logger Logger
+	// Metrics collects guest-defined and host metrics; nil creates a new registry.
+	Metrics *Metrics
+	// Properties are static properties keyed by their dot-joined path, e.g. "xds.node.id" answers
+	// get_property(["xds","node","id"]). Values are returned verbatim.
+	Properties map[string][]byte
+	// CacheDir is the wazero compilation cache directory; "" means os.UserCacheDir()/dicomgate/wazero.
+	// Set to "-" to disable the on-disk cache.
+	CacheDir string
+	// ReloadBackoff is the minimum time between VM recreations under FailReload; 0 means 1 s (Envoy's
+	// default base interval in wasm.cc maybeReloadHandleIfNeeded).
+	ReloadBackoff time.Duration
+}
+
+// TCPProxyConfig is the subset of envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy the model needs.
+type TCPProxyConfig struct {
+	// Cluster is tcp_proxy's configured cluster (overridden by filter state envoy.tcp_proxy.cluster).
+	Cluster string
+	// MaxEarlyDataBytes > 0 enables receive_before_connect: downstream reads stay enabled before the
+	// upstream connects and up to this many bytes are buffered. 0 (Envoy default) disables downstream
+	// reads at chain construction until the upstream is connected.
+	MaxEarlyDataBytes int
+}
+
+// ConnInfo describes the downstream connection (Envoy StreamInfo / connection info provider).
+type ConnInfo struct {
+	// ID is the connection id (properties connection.id and connection_id).
+	ID uint64
+	// Source is the client address (source.address / source.port).
+	Source netip.AddrPort
+	// Destination is the local (listener) address (destination.address / destination.port).
+	Destination netip.AddrPort
+	// TLS is the terminated TLS session; nil means plaintext.
+	TLS *TLSInfo
+	// RequestedServerName is the SNI (connection.requested_server_name).
+	RequestedServerName string
+}
+
+// TLSInfo is what Envoy's Ssl::ConnectionInfo exposes to properties (connection.*).
+type TLSInfo struct {
+	Version                                                string // connection.tls_version, e.g. "TLSv1.3"
+	PeerCertPresented                                      bool   // connection.mtls (with TLS)
+	SubjectPeer, SubjectLocal                              string // connection.subject_{peer,local}_certificate
+	URISANsPeer, DNSSANsPeer, URISANsLocal, DNSSANsLocal []string // connection.{uri,dns}_san_{peer,local}_certificate (first entry)
+	SHA256PeerDigest                                       string // connection.sha256_peer_certificate_digest (hex)
+}
+
+// Transport is how a Conn tells its owner (the socket gateway or a test) what to do. Methods are called
+// from inside Conn methods (or Plugin.Tick), never concurrently for one Conn. They may call back into
+// the Conn; such calls are queued and processed after the current event.
+type Transport interface {
+	// ConnectUpstream: tcp_proxy picked a route; start connecting, then call Conn.UpstreamConnected or
+	// Conn.UpstreamConnectFailed (unknown cluster => UpstreamConnectFailed, Envoy NoClusterFound).
+	ConnectUpstream(cluster string)
+	// WriteUpstream forwards client bytes (tcp_proxy onData); endStream = half-close toward upstream.
+	WriteUpstream(b []byte, endStream bool)
+	// WriteDownstream forwards upstream bytes to the client; endStream = half-close toward the client.
+	WriteDownstream(b []byte, endStream bool)
+	// CloseDownstream closes the client connection after flushing pending writes (FlushWrite); tcp_proxy
+	// then closes its upstream, signalled separately with CloseUpstream.
+	CloseDownstream(reason string)
+	// CloseUpstream closes the upstream connection (if any).
+	CloseUpstream()
+	// SetDownstreamReadDisabled stops (true) or resumes (false) reading from the client socket.
+	SetDownstreamReadDisabled(disabled bool)
+}
+
+// ConnState is a snapshot of a Conn for tests and diagnostics.
+type ConnState struct {
+	ID                     uint64
+	Cluster                string // cluster tcp_proxy picked ("" until tcp_proxy ran onNewConnection)
+	TCPProxyInitialized    bool   // tcp_proxy.onNewConnection has run
+	UpstreamConnected      bool
+	DownstreamReadDisabled bool
+	Buffered               int    // bytes in the downstream read buffer not yet consumed
+	BytesToUpstream        uint64 // bytes handed to Transport.WriteUpstream
+	BytesToDownstream      uint64 // bytes handed to Transport.WriteDownstream
+	FilterInstalled        bool   // false when FAIL_OPEN skipped the filter for this connection
+	FilterFailed           bool   // the VM serving this connection trapped
+	Closed                 bool
+	CloseReason            string // e.g. "wasm_downstream_close", "wasm_upstream_close", "wasm_fail_closed", "NoClusterFound: …"
+	FilterState            map[string]string
+}
+
+// Errors returned by the package.
+var (
+	// ErrConfigRejected: proxy_on_configure (or proxy_on_vm_start) returned false.
+	ErrConfigRejected = errors.New("wasm plugin rejected its configuration")
+	// ErrClosed: the plugin was closed.
+	ErrClosed = errors.New("wasm plugin closed")
+)
