@@ -153,11 +153,11 @@ type ConnInfo struct {
 
 // TLSInfo is what Envoy's Ssl::ConnectionInfo exposes to properties (connection.*).
 type TLSInfo struct {
-	Version                                                string // connection.tls_version, e.g. "TLSv1.3"
-	PeerCertPresented                                      bool   // connection.mtls (with TLS)
-	SubjectPeer, SubjectLocal                              string // connection.subject_{peer,local}_certificate
+	Version                                              string   // connection.tls_version, e.g. "TLSv1.3"
+	PeerCertPresented                                    bool     // connection.mtls (with TLS)
+	SubjectPeer, SubjectLocal                            string   // connection.subject_{peer,local}_certificate
 	URISANsPeer, DNSSANsPeer, URISANsLocal, DNSSANsLocal []string // connection.{uri,dns}_san_{peer,local}_certificate (first entry)
-	SHA256PeerDigest                                       string // connection.sha256_peer_certificate_digest (hex)
+	SHA256PeerDigest                                     string   // connection.sha256_peer_certificate_digest (hex)
 }
 
 // Transport is how a Conn tells its owner (the socket gateway or a test) what to do. Methods are called
