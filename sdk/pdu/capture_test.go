@@ -14,8 +14,8 @@ type capture struct {
 		C2S string `json:"c2s"`
 		S2C string `json:"s2c"`
 	} `json:"files"`
-	Transport    string                     `json:"transport"`
-	Expected     map[string]json.RawMessage `json:"expected"`
+	Transport    string                       `json:"transport"`
+	Expected     map[string]json.RawMessage   `json:"expected"`
 	PDUSequence  *struct{ C2S, S2C []string } `json:"pdu_sequence"`
 	DIMSEDecoded *struct{ C2S, S2C []string } `json:"dimse_decoded"`
 }
