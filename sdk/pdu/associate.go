@@ -28,15 +28,22 @@ type AssociateRQ struct {
 
 // AssociateAC is a decoded A-ASSOCIATE-AC PDU (type 0x02).
 type AssociateAC struct {
+	// ProtocolVersion is the 16-bit protocol version; bit 0 must be set.
 	ProtocolVersion uint16
 	// CalledAETitleRaw and CallingAETitleRaw echo the RQ's fields (reserved in
 	// the AC: a requester must not test them).
-	CalledAETitleRaw     []byte
-	CallingAETitleRaw    []byte
-	ApplicationContext   []byte
+	CalledAETitleRaw  []byte
+	CallingAETitleRaw []byte
+	// ApplicationContext is the application context name UID (item 0x10).
+	ApplicationContext []byte
+	// PresentationContexts are the context results (items 0x21) in wire
+	// order, which need not follow the RQ's order: match them by ID.
 	PresentationContexts []PresentationContextAC
-	UserInformation      UserInformation
-	UnknownItems         []RawItem
+	// UserInformation is the content of item 0x50.
+	UserInformation UserInformation
+	// UnknownItems are variable items kept as bytes (unknown types, and in
+	// lenient mode misplaced or repeated known items).
+	UnknownItems []RawItem
 
 	raw associateRaw
 }
@@ -44,15 +51,25 @@ type AssociateAC struct {
 // associateRaw holds what is needed to re-encode an A-ASSOCIATE PDU byte for
 // byte: the reserved fields and the order of the variable items.
 type associateRaw struct {
-	reserved1 uint16   // bytes 8-9
-	reserved2 [32]byte // bytes 42-73
-	order     []itemRef
+	hdrReserved uint8    // byte 1
+	reserved1   uint16   // bytes 8-9
+	reserved2   [32]byte // bytes 42-73
+	order       []itemRef
+	// decoded is set by the decoder; AppendEncode then follows order and
+	// omits items the PDU did not carry.
+	decoded bool
+	// appCtxNUL records a trailing NUL stripped from the application context.
+	appCtxNUL bool
+	// appRes and uiRes are the reserved header bytes of items 0x10 and 0x50.
+	appRes, uiRes uint8
 }
 
 // itemRef records one variable item's kind and index in wire order.
 type itemRef struct {
 	typ   uint8
 	index int
+	// raw marks an item kept in UnknownItems / Unknown (index points there).
+	raw bool
 }
 
 // PresentationContextRQ is one proposed presentation context (item 0x20).
@@ -64,16 +81,32 @@ type PresentationContextRQ struct {
 	AbstractSyntax []byte
 	// TransferSyntaxes are the 0x40 sub-items, trailing NUL padding removed.
 	TransferSyntaxes [][]byte
+
+	// nul has bit 0 set when the abstract syntax had a trailing NUL and bit
+	// i+1 when transfer syntax i had one (first 63 only); asPos is the
+	// number of transfer syntaxes that preceded the abstract syntax.
+	nul   uint64
+	asPos int
+	// res holds the item header's reserved byte and content bytes 1-3 as
+	// received (dcmtk sends 0xff in byte 2).
+	res [4]byte
 }
 
 // PresentationContextAC is one presentation context result (item 0x21).
 type PresentationContextAC struct {
+	// ID is the presentation context ID as proposed in the RQ.
 	ID uint8
 	// Result is 0 acceptance, 1 user-rejection, 2 no-reason, 3 abstract syntax
 	// not supported, 4 transfer syntaxes not supported.
 	Result uint8
-	// TransferSyntax is the accepted transfer syntax (meaningful when Result is 0).
+	// TransferSyntax is the accepted transfer syntax (meaningful when Result
+	// is 0), trailing NUL padding removed; nil when the item carried no 0x40
+	// sub-item.
 	TransferSyntax []byte
+
+	nul bool
+	// res holds the item header's reserved byte and content bytes 1 and 3.
+	res [3]byte
 }
 
 // UserInformation is the content of item 0x50.
@@ -101,42 +134,62 @@ type UserInformation struct {
 	// HasUserIdentityResponse reports presence.
 	UserIdentityResponse    []byte
 	HasUserIdentityResponse bool
-	// Unknown are sub-items of unknown type, kept for re-encoding.
+	// Unknown are sub-items of unknown type, kept for re-encoding. In lenient
+	// mode repeated singleton sub-items (a second 0x51, 0x52, ...) and
+	// singleton sub-items with a wrong fixed length land here too.
 	Unknown []RawItem
 
-	order []itemRef
+	order   []itemRef
+	decoded bool
+	// implNUL records a trailing NUL stripped from ImplementationClassUID.
+	implNUL bool
 }
 
 // AsyncOperationsWindow is sub-item 0x53.
 type AsyncOperationsWindow struct {
-	MaxInvoked   uint16
+	// MaxInvoked is the maximum number of operations invoked (0 = unlimited).
+	MaxInvoked uint16
+	// MaxPerformed is the maximum number of operations performed (0 = unlimited).
 	MaxPerformed uint16
 }
 
 // RoleSelection is sub-item 0x54.
 type RoleSelection struct {
+	// SOPClassUID has one trailing NUL removed.
 	SOPClassUID []byte
-	SCURole     uint8
-	SCPRole     uint8
+	// SCURole and SCPRole: in an RQ 1 proposes support of the role; in an AC 1
+	// accepts and 0 refuses it.
+	SCURole uint8
+	SCPRole uint8
+
+	nul bool
 }
 
 // ExtendedNegotiation is sub-item 0x56.
 type ExtendedNegotiation struct {
+	// SOPClassUID has one trailing NUL removed.
 	SOPClassUID []byte
-	Info        []byte
+	// Info is the service-class-specific application information.
+	Info []byte
+
+	nul bool
 }
 
 // CommonExtendedNegotiation is sub-item 0x57.
+// Its UIDs are kept exactly as sent (no NUL stripping).
 type CommonExtendedNegotiation struct {
-	SOPClassUID          []byte
-	ServiceClassUID      []byte
+	SOPClassUID     []byte
+	ServiceClassUID []byte
+	// RelatedGeneralSOPUID lists the related general SOP class UIDs.
 	RelatedGeneralSOPUID [][]byte
 }
 
 // UserIdentity is sub-item 0x58 of an A-ASSOCIATE-RQ.
 type UserIdentity struct {
 	// Type is 1 username, 2 username+passcode, 3 Kerberos, 4 SAML, 5 JWT.
-	Type                      uint8
+	Type uint8
+	// PositiveResponseRequested is true when the positive-response byte is
+	// non-zero (the requester wants a 0x59 sub-item back).
 	PositiveResponseRequested bool
 	// PositiveResponseRaw is the raw byte as sent (0 or 1 normally).
 	PositiveResponseRaw uint8
