@@ -1,0 +1,252 @@
+package policy
+
+import "fmt"
+
+// Wildcards inside a compiled glob. Both are control characters, which can
+// never occur in an AE title, so a literal '*' or '?' (written \* or \? in
+// the configuration) stays itself.
+const (
+	wStar byte = 0x01 // any run of characters, including none
+	wOne  byte = 0x02 // exactly one character
+)
+
+// aeMaxLen is the longest AE title (PS3.5 AE value representation).
+const aeMaxLen = 16
+
+// foldBufLen bounds the AE title length that can be case-folded for lookups;
+// titles on the wire are at most 16 bytes.
+const foldBufLen = 64
+
+// compileAEPattern validates one AE title pattern from the configuration and
+// returns its compiled form: leading and trailing spaces trimmed, wildcards
+// encoded as wStar/wOne, upper-cased when fold is set. msg is non-empty when
+// the pattern is invalid and says what is allowed.
+func compileAEPattern(s string, fold bool) (pat string, glob bool, msg string) {
+	t := trimSpaces(s)
+	if t == "" {
+		if s == "" {
+			return "", false, `is empty; an AE title pattern is 1 to 16 characters, "*" matches any title`
+		}
+		return "", false, fmt.Sprintf("%q is only spaces; an AE title pattern is 1 to 16 characters, \"*\" matches any title", s)
+	}
+	out := make([]byte, 0, len(t))
+	chars := 0
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		switch {
+		case c == '\\':
+			if i+1 < len(t) && (t[i+1] == '*' || t[i+1] == '?') {
+				i++
+				out = append(out, t[i])
+				chars++
+				continue
+			}
+			return "", false, fmt.Sprintf(`%q: a backslash is only allowed before * or ? (to match them literally); AE titles cannot contain a backslash`, s)
+		case c == '*':
+			glob = true
+			if len(out) > 0 && out[len(out)-1] == wStar {
+				continue // "**" is "*"
+			}
+			out = append(out, wStar)
+		case c == '?':
+			glob = true
+			out = append(out, wOne)
+			chars++
+		case c < 0x20 || c > 0x7e:
+			return "", false, fmt.Sprintf("%q contains the byte 0x%02x; AE titles allow printable ASCII (0x20-0x7E) except backslash", s, c)
+		default:
+			if fold {
+				c = upper(c)
+			}
+			out = append(out, c)
+			chars++
+		}
+	}
+	if chars > aeMaxLen {
+		return "", false, fmt.Sprintf("%q needs at least %d characters but AE titles have at most 16, so it can never match", s, chars)
+	}
+	return string(out), glob, ""
+}
+
+// validateAETitle checks a literal AE title used as a rewrite target.
+func validateAETitle(s string) string {
+	switch {
+	case s == "":
+		return "is empty; an AE title is 1 to 16 characters"
+	case len(s) > aeMaxLen:
+		return fmt.Sprintf("%q has %d characters; AE titles have at most 16", s, len(s))
+	case trimSpaces(s) == "":
+		return fmt.Sprintf("%q is only spaces; an AE title needs at least one non-space character", s)
+	case s[0] == ' ' || s[len(s)-1] == ' ':
+		return fmt.Sprintf("%q has leading or trailing spaces, which peers strip or treat inconsistently; remove them", s)
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '\\' {
+			return fmt.Sprintf("%q contains the byte 0x%02x; AE titles allow printable ASCII (0x20-0x7E) except backslash", s, c)
+		}
+	}
+	return ""
+}
+
+// literalPrefix returns the part of a compiled glob before its first
+// wildcard.
+func literalPrefix(pat string) string {
+	for i := 0; i < len(pat); i++ {
+		if pat[i] == wStar || pat[i] == wOne {
+			return pat[:i]
+		}
+	}
+	return pat
+}
+
+// globMatch reports whether the compiled glob pat matches all of s. It runs
+// in O(len(pat)*len(s)) worst case without allocating (single-star
+// backtracking: a later '*' supersedes an earlier one).
+func globMatch(pat string, s []byte) bool {
+	px, sx := 0, 0
+	nextPx, nextSx := 0, 0
+	for px < len(pat) || sx < len(s) {
+		if px < len(pat) {
+			switch c := pat[px]; c {
+			case wStar:
+				nextPx, nextSx = px, sx+1
+				px++
+				continue
+			case wOne:
+				if sx < len(s) {
+					px++
+					sx++
+					continue
+				}
+			default:
+				if sx < len(s) && s[sx] == c {
+					px++
+					sx++
+					continue
+				}
+			}
+		}
+		if 0 < nextSx && nextSx <= len(s) {
+			px, sx = nextPx, nextSx
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+// upper upper-cases one ASCII byte.
+func upper(c byte) byte {
+	if 'a' <= c && c <= 'z' {
+		return c - ('a' - 'A')
+	}
+	return c
+}
+
+// trimSpaces removes leading and trailing ASCII spaces (only 0x20: AE titles
+// are space padded, other white space is significant).
+func trimSpaces(s string) string {
+	i, j := 0, len(s)
+	for i < j && s[i] == ' ' {
+		i++
+	}
+	for j > i && s[j-1] == ' ' {
+		j--
+	}
+	return s[i:j]
+}
+
+// trimAE trims a wire AE title: leading spaces, and trailing spaces and NUL
+// padding (dcmtk copies the field with strncpy, so NUL padding occurs).
+func trimAE(b []byte) []byte {
+	j := len(b)
+	for j > 0 && (b[j-1] == ' ' || b[j-1] == 0) {
+		j--
+	}
+	i := 0
+	for i < j && b[i] == ' ' {
+		i++
+	}
+	return b[i:j]
+}
+
+// foldInto upper-cases b into buf and returns the folded slice, or nil when
+// b does not fit (no valid AE title is that long).
+func foldInto(buf *[foldBufLen]byte, b []byte) []byte {
+	if len(b) > len(buf) {
+		return nil
+	}
+	for i, c := range b {
+		buf[i] = upper(c)
+	}
+	return buf[:len(b)]
+}
+
+// aeSet is the compiled AE title condition of one rule (calledAETitles or
+// callingAETitles): exact titles and globs, any of which may match.
+type aeSet struct {
+	fold     bool
+	any      bool // a bare "*" was listed: every title matches
+	exact    []string
+	exactMap map[string]struct{} // set when there are many exact titles
+	globs    []string
+	source   []string // the patterns as written, for Summary and Explain
+}
+
+// aeSetMapThreshold is the number of exact titles above which a map beats a
+// linear scan.
+const aeSetMapThreshold = 8
+
+// match reports whether the trimmed title v (and its upper-cased copy vUp,
+// nil if unavailable) satisfies the set.
+func (s *aeSet) match(v, vUp []byte) bool {
+	if s.any {
+		return true
+	}
+	in := v
+	if s.fold {
+		if vUp == nil {
+			return false
+		}
+		in = vUp
+	}
+	if s.exactMap != nil {
+		if _, ok := s.exactMap[string(in)]; ok {
+			return true
+		}
+	} else {
+		for _, e := range s.exact {
+			if e == string(in) {
+				return true
+			}
+		}
+	}
+	for _, g := range s.globs {
+		if globMatch(g, in) {
+			return true
+		}
+	}
+	return false
+}
+
+// whichMatch returns the configured pattern that matches, for Explain.
+func (s *aeSet) whichMatch(v, vUp []byte) string {
+	for _, src := range s.source {
+		one := aeSet{fold: s.fold}
+		pat, glob, msg := compileAEPattern(src, s.fold)
+		if msg != "" {
+			continue
+		}
+		if pat == string(wStar) {
+			one.any = true
+		} else if glob {
+			one.globs = []string{pat}
+		} else {
+			one.exact = []string{pat}
+		}
+		if one.match(v, vUp) {
+			return src
+		}
+	}
+	return ""
+}

@@ -1,0 +1,378 @@
+package policy
+
+import (
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/dicomgate/dicomgate/sdk/pdu"
+)
+
+// rule is one compiled rule. A nil condition (or a false has* flag) means
+// the field was absent: it does not constrain the match.
+type rule struct {
+	name           string
+	action         Action
+	cluster        string
+	rewriteCalled  string
+	rewriteCalling string
+	rejectReason   string // explicit; "" means computed (see denyReason)
+	fold           bool
+
+	called, calling *aeSet
+	cidrs           []netip.Prefix
+	hasCIDRs        bool
+	uriSANs         []string
+	hasURI          bool
+	dnsSANs         []string
+	hasDNS          bool
+	subjects        []string
+	hasSubject      bool
+	anyAbstract     *uidSet
+	onlyAbstract    *uidSet
+	usernames       []string
+	hasUsername     bool
+
+	catchAll bool // matches every association
+}
+
+// Policy is a compiled, immutable association policy. Create it with
+// [Load]; it is safe for concurrent use.
+type Policy struct {
+	rules          []*rule
+	defaultAction  Action
+	defaultReason  string
+	dryRun         bool
+	inspectTimeout time.Duration
+	maxRQBytes     uint32
+	connect        ConnectMode
+
+	calledIdx, callingIdx aeIndex
+	cidrIdx               cidrIndex
+	generic               []int32
+	dims                  []int
+
+	// calledAlwaysKnown is true when the default action is allow or some
+	// allow/route rule does not constrain the called AE title: then every
+	// called AE title counts as recognized (see denyReason).
+	calledAlwaysKnown bool
+	recog             aeIndex // allow/route rules by called AE
+	recogRest         []int32 // allow/route rules with unindexable called AEs
+}
+
+// compile builds the Policy and its indexes from a validated configuration.
+func compile(cfg *config) *Policy {
+	p := &Policy{
+		rules:          cfg.rules,
+		defaultAction:  cfg.defaultAction,
+		defaultReason:  cfg.defaultReason,
+		dryRun:         cfg.dryRun,
+		inspectTimeout: cfg.timeout,
+		maxRQBytes:     cfg.maxRQ,
+		connect:        cfg.connect,
+	}
+	p.dims = chooseDims(p.rules)
+	cidrMap := map[netip.Prefix][]int32{}
+	for i, r := range p.rules {
+		id := int32(i)
+		switch p.dims[i] {
+		case dimCalled:
+			fileAE(&p.calledIdx, r.called, id)
+		case dimCalling:
+			fileAE(&p.callingIdx, r.calling, id)
+		case dimCIDR:
+			for _, pr := range r.cidrs {
+				l := cidrMap[pr]
+				if len(l) == 0 || l[len(l)-1] != id {
+					cidrMap[pr] = append(l, id)
+				}
+			}
+		default:
+			p.generic = append(p.generic, id)
+		}
+		if r.action != ActionDeny {
+			if _, _, ok := aeKeys(r.called); ok {
+				fileAE(&p.recog, r.called, id)
+			} else if r.called == nil || r.called.any {
+				p.calledAlwaysKnown = true
+			} else {
+				p.recogRest = append(p.recogRest, id)
+			}
+		}
+	}
+	if p.defaultAction == ActionAllow {
+		p.calledAlwaysKnown = true
+	}
+	p.calledIdx.finish()
+	p.callingIdx.finish()
+	p.recog.finish()
+	p.cidrIdx.build(cidrMap)
+	return p
+}
+
+// fileAE files rule id under every key of an indexable AE condition.
+func fileAE(x *aeIndex, s *aeSet, id int32) {
+	exact, prefixes, _ := aeKeys(s)
+	for _, e := range exact {
+		x.addExact(e, id)
+	}
+	for _, pr := range prefixes {
+		x.addPrefix(pr, id)
+	}
+}
+
+// input is one association prepared for matching.
+type input struct {
+	rq                  *pdu.AssociateRQ
+	conn                *Conn
+	called, calling     []byte // trimmed
+	calledUp, callingUp []byte // upper-cased copies (nil if too long)
+	src                 netip.Addr
+}
+
+// emptyRQ and emptyConn stand in for nil arguments.
+var (
+	emptyRQ   pdu.AssociateRQ
+	emptyConn Conn
+)
+
+// prepare returns the association as matched: trimmed titles, unmapped
+// source. The caller fills calledUp/callingUp with foldInto on its own stack
+// buffers (done there so that escape analysis keeps them on the stack).
+func prepare(rq *pdu.AssociateRQ, conn *Conn) input {
+	if rq == nil {
+		rq = &emptyRQ
+	}
+	if conn == nil {
+		conn = &emptyConn
+	}
+	return input{
+		rq:      rq,
+		conn:    conn,
+		called:  trimAE(rq.CalledAETitleRaw),
+		calling: trimAE(rq.CallingAETitleRaw),
+		src:     conn.Source.Unmap().WithZone(""),
+	}
+}
+
+// Failure codes of matchRule: which condition failed first (0 = match).
+const (
+	matched = iota
+	failCalled
+	failCalling
+	failSource
+	failURISAN
+	failDNSSAN
+	failSubject
+	failUsername
+	failAbstract
+	failOnlyAbstract
+)
+
+// matchRule checks every condition of r, cheapest first, and returns the
+// first that fails (or matched).
+func matchRule(r *rule, in *input) int {
+	if r.called != nil && !r.called.match(in.called, in.calledUp) {
+		return failCalled
+	}
+	if r.calling != nil && !r.calling.match(in.calling, in.callingUp) {
+		return failCalling
+	}
+	if r.hasCIDRs {
+		ok := false
+		if in.src.IsValid() {
+			for _, p := range r.cidrs {
+				if p.Contains(in.src) {
+					ok = true
+					break
+				}
+			}
+		}
+		if !ok {
+			return failSource
+		}
+	}
+	if r.hasURI && !(in.conn.MTLS && in.conn.PeerURISAN != "" && containsStr(r.uriSANs, in.conn.PeerURISAN)) {
+		return failURISAN
+	}
+	if r.hasDNS && !(in.conn.MTLS && in.conn.PeerDNSSAN != "" && dnsMatch(r.dnsSANs, in.conn.PeerDNSSAN)) {
+		return failDNSSAN
+	}
+	if r.hasSubject && !(in.conn.MTLS && in.conn.PeerSubject != "" && containsStr(r.subjects, in.conn.PeerSubject)) {
+		return failSubject
+	}
+	if r.hasUsername && !usernameMatch(r.usernames, in.rq) {
+		return failUsername
+	}
+	if r.anyAbstract != nil {
+		ok := false
+		for i := range in.rq.PresentationContexts {
+			if r.anyAbstract.has(in.rq.PresentationContexts[i].AbstractSyntax) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return failAbstract
+		}
+	}
+	if r.onlyAbstract != nil {
+		if len(in.rq.PresentationContexts) == 0 {
+			return failOnlyAbstract
+		}
+		for i := range in.rq.PresentationContexts {
+			if !r.onlyAbstract.has(in.rq.PresentationContexts[i].AbstractSyntax) {
+				return failOnlyAbstract
+			}
+		}
+	}
+	return matched
+}
+
+func containsStr(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// dnsMatch compares a DNS SAN case-insensitively with patterns; "*.x"
+// matches exactly one leftmost label.
+func dnsMatch(patterns []string, san string) bool {
+	for _, p := range patterns {
+		if strings.HasPrefix(p, "*.") {
+			if i := strings.IndexByte(san, '.'); i > 0 && strings.EqualFold(san[i+1:], p[2:]) {
+				return true
+			}
+			continue
+		}
+		if strings.EqualFold(p, san) {
+			return true
+		}
+	}
+	return false
+}
+
+// usernameMatch checks the primary field of a username (type 1) or
+// username+passcode (type 2) user identity.
+func usernameMatch(names []string, rq *pdu.AssociateRQ) bool {
+	ui := &rq.UserInformation
+	if !ui.HasUserIdentity {
+		return false
+	}
+	if t := ui.UserIdentity.Type; t != pdu.UserIdentityUsername && t != pdu.UserIdentityUsernamePasscode {
+		return false
+	}
+	for _, n := range names {
+		if n == string(ui.UserIdentity.Primary) {
+			return true
+		}
+	}
+	return false
+}
+
+// maxLists is the number of candidate lists Evaluate merges.
+const maxLists = 6
+
+// Evaluate decides one association: the first rule (in configuration
+// order) whose conditions all hold, else the default action. It does not
+// allocate. rq and conn may be nil (treated as empty).
+func (p *Policy) Evaluate(rq *pdu.AssociateRQ, conn *Conn) Decision {
+	var b1, b2 [foldBufLen]byte
+	in := prepare(rq, conn)
+	in.calledUp = foldInto(&b1, in.called)
+	in.callingUp = foldInto(&b2, in.calling)
+
+	var lists [maxLists][]int32
+	n := 0
+	push := func(l []int32) {
+		if len(l) > 0 {
+			lists[n] = l
+			n++
+		}
+	}
+	e, pr := p.calledIdx.lookup(in.calledUp)
+	push(e)
+	push(pr)
+	e, pr = p.callingIdx.lookup(in.callingUp)
+	push(e)
+	push(pr)
+	if in.src.IsValid() {
+		push(p.cidrIdx.lookup(in.src))
+	}
+	push(p.generic)
+
+	const none = int32(^uint32(0) >> 1)
+	for {
+		next := none
+		for i := 0; i < n; i++ {
+			if l := lists[i]; len(l) > 0 && l[0] < next {
+				next = l[0]
+			}
+		}
+		if next == none {
+			break
+		}
+		for i := 0; i < n; i++ {
+			if l := lists[i]; len(l) > 0 && l[0] == next {
+				lists[i] = l[1:]
+			}
+		}
+		r := p.rules[next]
+		if matchRule(r, &in) == matched {
+			d := Decision{Action: r.action, Rule: r.name, RuleIndex: int(next), DryRun: p.dryRun}
+			switch r.action {
+			case ActionDeny:
+				d.RejectReason = r.rejectReason
+				if d.RejectReason == "" {
+					d.RejectReason = p.denyReason(&in)
+				}
+			case ActionRoute:
+				d.Cluster = r.cluster
+				fallthrough
+			default:
+				d.RewriteCalledAETitle = r.rewriteCalled
+				d.RewriteCallingAETitle = r.rewriteCalling
+			}
+			return d
+		}
+	}
+	d := Decision{Action: p.defaultAction, RuleIndex: -1, DryRun: p.dryRun}
+	if d.Action == ActionDeny {
+		d.RejectReason = p.defaultReason
+		if d.RejectReason == "" {
+			d.RejectReason = p.denyReason(&in)
+		}
+	}
+	return d
+}
+
+// denyReason is the reject reason of a deny that names none: the called AE
+// title is "not recognized" when no allow or route rule of the policy could
+// accept it (and the default action is deny); otherwise the caller is what
+// the policy did not accept, so the calling AE title is "not recognized".
+func (p *Policy) denyReason(in *input) string {
+	if p.calledKnown(in) {
+		return ReasonCallingAENotRecognized
+	}
+	return ReasonCalledAENotRecognized
+}
+
+// calledKnown reports whether some allow/route rule's called AE condition
+// accepts the request's called AE title.
+func (p *Policy) calledKnown(in *input) bool {
+	if p.calledAlwaysKnown {
+		return true
+	}
+	e, pr := p.recog.lookup(in.calledUp)
+	for _, l := range [...][]int32{e, pr, p.recogRest} {
+		for _, id := range l {
+			if p.rules[id].called.match(in.called, in.calledUp) {
+				return true
+			}
+		}
+	}
+	return false
+}
