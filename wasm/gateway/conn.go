@@ -1,0 +1,519 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dicomgate/dicomgate/wasm/host"
+)
+
+// upstream connection states.
+const (
+	upIdle = iota
+	upConnecting
+	upConnected
+	upFailed
+)
+
+// side is one socket of a proxied connection (the client or the upstream)
+// with its outbound queue. All fields are guarded by conn.mu.
+type side struct {
+	name   string   // "downstream" or "upstream", for logs
+	nc     net.Conn // nil until the TLS handshake is done / the upstream is connected
+	queue  [][]byte // bytes to write, in order
+	queued int      // total bytes in queue
+
+	endQueued   bool // half-close after the queue is written
+	closeQueued bool // close after the queue is written (Envoy FlushWrite)
+	readEOF     bool // the peer half-closed toward us
+	writeEOF    bool // we half-closed toward the peer
+	closed      bool
+
+	readDisabled bool // the filter's readDisable (downstream only)
+
+	rx, tx *atomic.Uint64 // byte counters in Metrics
+}
+
+// conn is one proxied client connection. It implements host.Transport.
+type conn struct {
+	g   *Gateway
+	id  uint64
+	raw net.Conn
+
+	// fmu serializes every call into filter; notified* are guarded by it.
+	fmu          sync.Mutex
+	filter       Filter
+	notifiedDown bool
+	notifiedUp   bool
+
+	mu         sync.Mutex
+	cond       *sync.Cond
+	down, up   side
+	upState    int
+	cluster    string
+	dialCancel context.CancelFunc
+	done       bool
+}
+
+var _ host.Transport = (*conn)(nil)
+
+func newConn(g *Gateway, id uint64, nc net.Conn) *conn {
+	c := &conn{g: g, id: id, raw: nc}
+	c.cond = sync.NewCond(&c.mu)
+	c.down = side{name: "downstream", rx: &g.metrics.DownstreamRxBytes, tx: &g.metrics.DownstreamTxBytes}
+	c.up = side{name: "upstream", rx: &g.metrics.UpstreamRxBytes, tx: &g.metrics.UpstreamTxBytes}
+	return c
+}
+
+func (c *conn) logf(format string, args ...any) {
+	c.g.cfg.Logf("conn %d: "+format, append([]any{c.id}, args...)...)
+}
+
+func setNoDelay(nc net.Conn) {
+	if tc, ok := nc.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+}
+
+// run terminates TLS, creates the filter and then reads the client until it
+// goes away. It runs on the connection's own goroutine.
+func (c *conn) run() {
+	g := c.g
+	setNoDelay(c.raw)
+	info := host.ConnInfo{
+		ID:          c.id,
+		Source:      addrPort(c.raw.RemoteAddr()),
+		Destination: addrPort(c.raw.LocalAddr()),
+	}
+	nc := c.raw
+	if g.cfg.TLS != nil {
+		tc := tls.Server(c.raw, g.cfg.TLS)
+		ctx, cancel := context.WithTimeout(context.Background(), g.cfg.HandshakeTimeout)
+		err := tc.HandshakeContext(ctx)
+		cancel()
+		if err != nil {
+			g.metrics.TLSHandshakeFailures.Add(1)
+			c.logf("TLS handshake with %s failed: %v", info.Source, err)
+			c.raw.Close()
+			c.mu.Lock()
+			c.down.closed, c.up.closed = true, true
+			c.mu.Unlock()
+			c.checkDone()
+			return
+		}
+		cs := tc.ConnectionState()
+		info.TLS = tlsInfoFromState(cs, g.localSubject, g.localURIs, g.localDN)
+		info.RequestedServerName = cs.ServerName
+		nc = tc
+	}
+	c.mu.Lock()
+	if c.down.closed { // aborted during the handshake
+		c.mu.Unlock()
+		nc.Close()
+		c.closeAfterFlush(&c.up)
+		c.checkDone()
+		return
+	}
+	c.down.nc = nc
+	c.mu.Unlock()
+
+	c.fmu.Lock()
+	c.filter = g.cfg.NewFilter(info, host.TCPProxyConfig{
+		Cluster:           g.cfg.DefaultCluster,
+		MaxEarlyDataBytes: g.cfg.MaxEarlyDataBytes,
+	}, c)
+	c.fmu.Unlock()
+	go c.writeLoop(&c.down)
+	c.readLoop(&c.down)
+}
+
+// other returns the opposite side.
+func (c *conn) other(s *side) *side {
+	if s == &c.down {
+		return &c.up
+	}
+	return &c.down
+}
+
+// waitReadable blocks while reading s is disabled by the filter or by flow
+// control, and reports whether s may still be read.
+func (c *conn) waitReadable(s *side) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	o := c.other(s)
+	for !s.closed && !s.closeQueued && (s.readDisabled || o.queued > c.g.cfg.BufferLimit) {
+		c.cond.Wait()
+	}
+	return !s.closed && !s.closeQueued
+}
+
+// readLoop reads s and delivers the bytes to the filter. Bytes read while
+// reads were being disabled are held back until reads are enabled again, as
+// if they were still in the kernel buffer (Envoy ConnectionImpl::readDisable).
+func (c *conn) readLoop(s *side) {
+	buf := make([]byte, 32<<10)
+	for {
+		if !c.waitReadable(s) {
+			return
+		}
+		n, err := s.nc.Read(buf)
+		if n > 0 {
+			s.rx.Add(uint64(n))
+			if !c.waitReadable(s) {
+				return
+			}
+			c.deliver(s, buf[:n], false)
+		}
+		if err == nil {
+			continue
+		}
+		c.mu.Lock()
+		closing := s.closed || s.closeQueued
+		c.mu.Unlock()
+		if closing {
+			return
+		}
+		if errors.Is(err, io.EOF) {
+			// Half-close: deliver end_stream; the socket closes once we have
+			// half-closed our direction too (Envoy connection_impl.cc
+			// ConnectionImpl::onReadReady, bothSidesHalfClosed => RemoteClose).
+			c.mu.Lock()
+			s.readEOF = true
+			both := s.writeEOF
+			c.mu.Unlock()
+			c.deliver(s, nil, true)
+			if both {
+				c.closeSide(s, true)
+			}
+			return
+		}
+		c.logf("%s read: %v", s.name, err)
+		c.closeSide(s, true)
+		return
+	}
+}
+
+// deliver hands bytes read from s to the filter unless s's close was already
+// reported.
+func (c *conn) deliver(s *side, b []byte, end bool) {
+	c.fmu.Lock()
+	defer c.fmu.Unlock()
+	if s == &c.down {
+		if !c.notifiedDown {
+			c.filter.DownstreamData(b, end)
+		}
+		return
+	}
+	if !c.notifiedUp && !c.notifiedDown {
+		c.filter.UpstreamData(b, end)
+	}
+}
+
+// writeLoop writes s's queue in order, then half-closes or closes s when asked.
+func (c *conn) writeLoop(s *side) {
+	for {
+		c.mu.Lock()
+		for len(s.queue) == 0 && !s.closeQueued && !s.closed && !(s.endQueued && !s.writeEOF) {
+			c.cond.Wait()
+		}
+		switch {
+		case s.closed:
+			c.mu.Unlock()
+			return
+		case len(s.queue) > 0:
+			b := s.queue[0]
+			s.queue[0] = nil
+			s.queue = s.queue[1:]
+			nc, closing := s.nc, s.closeQueued
+			c.mu.Unlock()
+			_, err := nc.Write(b)
+			c.mu.Lock()
+			s.queued -= len(b)
+			c.cond.Broadcast()
+			c.mu.Unlock()
+			if err != nil {
+				if !closing {
+					c.logf("%s write: %v", s.name, err)
+				}
+				c.closeSide(s, !closing)
+				return
+			}
+			s.tx.Add(uint64(len(b)))
+		case s.endQueued && !s.writeEOF:
+			s.writeEOF = true
+			both := s.readEOF
+			nc := s.nc
+			c.mu.Unlock()
+			closeWrite(nc)
+			if both {
+				// Envoy ConnectionImpl::onWriteReady: bothSidesHalfClosed => LocalClose.
+				c.closeSide(s, false)
+				return
+			}
+		default: // closeQueued with an empty queue
+			c.mu.Unlock()
+			c.closeSide(s, false)
+			return
+		}
+	}
+}
+
+// closeWrite half-closes nc: a TLS close_notify alert, or a TCP FIN.
+func closeWrite(nc net.Conn) {
+	switch t := nc.(type) {
+	case *tls.Conn:
+		_ = t.CloseWrite()
+	case interface{ CloseWrite() error }:
+		_ = t.CloseWrite()
+	}
+}
+
+// closeSide closes s's socket at once and reports it to the filter, then asks
+// the other side to close after flushing, as tcp_proxy does for either
+// side's close (tcp_proxy.cc Filter::onDownstreamEvent / onUpstreamEvent).
+func (c *conn) closeSide(s *side, remote bool) {
+	c.mu.Lock()
+	if s.closed {
+		c.mu.Unlock()
+		return
+	}
+	s.closed = true
+	nc := s.nc
+	isUp := s == &c.up
+	wasConnected := isUp && c.upState == upConnected
+	if isUp && c.dialCancel != nil {
+		c.dialCancel()
+		c.dialCancel = nil
+	}
+	s.queue, s.queued = nil, 0
+	c.cond.Broadcast()
+	c.mu.Unlock()
+	if nc != nil {
+		nc.Close()
+	}
+	c.fmu.Lock()
+	if c.filter != nil {
+		if !isUp && !c.notifiedDown {
+			c.notifiedDown = true
+			c.filter.DownstreamClosed(remote)
+		} else if wasConnected && !c.notifiedUp {
+			c.notifiedUp = true
+			c.filter.UpstreamClosed()
+		}
+	}
+	c.fmu.Unlock()
+	c.closeAfterFlush(c.other(s))
+	c.checkDone()
+}
+
+// closeAfterFlush asks s to close once its queued bytes are written (Envoy
+// ConnectionCloseType::FlushWrite), bounded by Config.FlushTimeout. An
+// upstream that is not connected is simply marked closed (a dial in flight is
+// cancelled).
+func (c *conn) closeAfterFlush(s *side) {
+	c.mu.Lock()
+	if s.closed || s.closeQueued {
+		c.mu.Unlock()
+		return
+	}
+	if s.nc == nil {
+		s.closed = true
+		if c.dialCancel != nil && s == &c.up {
+			c.dialCancel()
+			c.dialCancel = nil
+		}
+		c.cond.Broadcast()
+		c.mu.Unlock()
+		c.checkDone()
+		return
+	}
+	s.closeQueued = true
+	_ = s.nc.SetWriteDeadline(time.Now().Add(c.g.cfg.FlushTimeout))
+	c.cond.Broadcast()
+	c.mu.Unlock()
+}
+
+// checkDone unregisters the connection once both sides are closed.
+func (c *conn) checkDone() {
+	c.mu.Lock()
+	done := c.down.closed && c.up.closed && !c.done
+	if done {
+		c.done = true
+	}
+	c.mu.Unlock()
+	if done {
+		c.g.connDone(c)
+	}
+}
+
+// abort closes both sides at once (gateway shutdown after the drain deadline).
+func (c *conn) abort(reason string) {
+	c.logf("closing: %s", reason)
+	c.raw.Close()
+	c.closeSide(&c.down, false)
+	c.closeSide(&c.up, false)
+}
+
+// push queues b (copied) for writing on s, followed by a half-close if end.
+// Bytes after a half-close or close are dropped.
+func (c *conn) push(s *side, b []byte, end bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s.closed || s.closeQueued || s.endQueued {
+		return
+	}
+	if len(b) > 0 {
+		s.queue = append(s.queue, bytes.Clone(b))
+		s.queued += len(b)
+	}
+	if end {
+		s.endQueued = true
+	}
+	c.cond.Broadcast()
+}
+
+// ConnectUpstream implements host.Transport: dial cluster asynchronously and
+// report the outcome to the filter.
+func (c *conn) ConnectUpstream(cluster string) {
+	c.mu.Lock()
+	if c.down.closed || c.up.closed || c.upState == upConnecting || c.upState == upConnected {
+		c.mu.Unlock()
+		return
+	}
+	c.upState = upConnecting
+	c.cluster = cluster
+	ctx, cancel := context.WithTimeout(context.Background(), c.g.cfg.ConnectTimeout)
+	c.dialCancel = cancel
+	c.mu.Unlock()
+	go c.dial(ctx, cancel, cluster)
+}
+
+// dial connects to one endpoint of cluster (round robin) and then reads the
+// upstream until it goes away.
+func (c *conn) dial(ctx context.Context, cancel context.CancelFunc, cluster string) {
+	defer cancel()
+	g := c.g
+	cl := g.clusters[cluster]
+	if cl == nil {
+		g.metrics.NoCluster.Add(1)
+		var reason string
+		if cluster == "" {
+			reason = "NoClusterFound: no cluster chosen (give a --default-cluster or route the association in the policy)"
+		} else {
+			reason = fmt.Sprintf("NoClusterFound: cluster %q is not configured (add --cluster %s=HOST:PORT)", cluster, cluster)
+		}
+		c.connectFailed(reason)
+		return
+	}
+	ep := cl.pick()
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", ep)
+	if err != nil {
+		c.mu.Lock()
+		closed := c.up.closed
+		c.mu.Unlock()
+		if closed { // cancelled because the connection is going away
+			return
+		}
+		g.metrics.incCluster(&g.metrics.upstreamConnectFailures, cluster)
+		c.connectFailed(fmt.Sprintf("UpstreamConnectFailure: cluster %s endpoint %s: %v", cluster, ep, err))
+		return
+	}
+	setNoDelay(nc)
+	c.mu.Lock()
+	if c.up.closed {
+		c.mu.Unlock()
+		nc.Close()
+		return
+	}
+	c.up.nc = nc
+	c.upState = upConnected
+	c.dialCancel = nil
+	c.mu.Unlock()
+	g.metrics.incCluster(&g.metrics.upstreamConnects, cluster)
+	go c.writeLoop(&c.up)
+	c.fmu.Lock()
+	if !c.notifiedDown {
+		if r, ok := c.filter.(upstreamAddrReporter); ok {
+			r.UpstreamConnectedAddr(addrPort(nc.RemoteAddr()), addrPort(nc.LocalAddr()))
+		} else {
+			c.filter.UpstreamConnected()
+		}
+	}
+	c.fmu.Unlock()
+	c.readLoop(&c.up)
+}
+
+// connectFailed reports a failed connect to the filter. Unless the filter
+// retried (tcp_proxy picks the route again and reconnects while attempts
+// remain), the client is closed: tcp_proxy.cc Filter::onInitFailure closes
+// the downstream, so a client is never left hanging.
+func (c *conn) connectFailed(reason string) {
+	c.logf("%s", reason)
+	c.mu.Lock()
+	c.upState = upFailed
+	c.dialCancel = nil
+	c.mu.Unlock()
+	c.fmu.Lock()
+	if !c.notifiedDown {
+		c.filter.UpstreamConnectFailed(reason)
+	}
+	c.fmu.Unlock()
+	c.mu.Lock()
+	retrying := c.upState == upConnecting
+	closing := c.down.closed || c.down.closeQueued
+	c.mu.Unlock()
+	if !retrying && !closing {
+		c.countClose(reason)
+		c.closeAfterFlush(&c.down)
+	}
+}
+
+// countClose counts a gateway- or filter-initiated client close by the reason's
+// first word (the part before ':').
+func (c *conn) countClose(reason string) {
+	key, _, _ := strings.Cut(reason, ":")
+	if key == "" {
+		key = "unspecified"
+	}
+	c.g.metrics.incCluster(&c.g.metrics.downstreamCloseByReasons, key)
+}
+
+// WriteUpstream implements host.Transport.
+func (c *conn) WriteUpstream(b []byte, endStream bool) { c.push(&c.up, b, endStream) }
+
+// WriteDownstream implements host.Transport.
+func (c *conn) WriteDownstream(b []byte, endStream bool) { c.push(&c.down, b, endStream) }
+
+// CloseDownstream implements host.Transport: close the client after flushing.
+func (c *conn) CloseDownstream(reason string) {
+	c.mu.Lock()
+	already := c.down.closed || c.down.closeQueued
+	c.mu.Unlock()
+	if !already {
+		c.logf("closing client: %s", reason)
+		c.countClose(reason)
+	}
+	c.closeAfterFlush(&c.down)
+}
+
+// CloseUpstream implements host.Transport: close the upstream after flushing
+// (or cancel its dial).
+func (c *conn) CloseUpstream() { c.closeAfterFlush(&c.up) }
+
+// SetDownstreamReadDisabled implements host.Transport.
+func (c *conn) SetDownstreamReadDisabled(disabled bool) {
+	c.mu.Lock()
+	c.down.readDisabled = disabled
+	c.cond.Broadcast()
+	c.mu.Unlock()
+}

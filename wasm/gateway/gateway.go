@@ -1,0 +1,365 @@
+// Package gateway is dicomgate's local stand-in for an Istio ingress gateway's
+// DICOM listener: a TCP listener with optional TLS termination (optionally
+// mutual TLS), a proxy-wasm network filter driven through the wasm/host model
+// of Envoy's filter manager and tcp_proxy, and a TCP proxy to named upstream
+// clusters.
+//
+// The gateway owns the sockets; the filter (normally a *host.Conn) owns every
+// decision. For each accepted connection the gateway
+//
+//   - completes the TLS handshake (when configured) and then creates the
+//     filter with the handshake's properties;
+//   - reads the client in one goroutine and hands the bytes to
+//     Filter.DownstreamData, pausing while the filter has disabled reads
+//     (Transport.SetDownstreamReadDisabled, Envoy readDisable) or while the
+//     upstream side has more than Config.BufferLimit bytes queued (Envoy's
+//     watermark flow control);
+//   - dials the cluster the filter asks for (Transport.ConnectUpstream),
+//     round-robin over its endpoints with a connect timeout, and reports
+//     Filter.UpstreamConnected or Filter.UpstreamConnectFailed;
+//   - reads the upstream in a second goroutine (Filter.UpstreamData) and writes
+//     each direction from its own writer goroutine, so Transport calls never
+//     block the filter's VM;
+//   - propagates half-closes (FIN / TLS close_notify) and closes both sockets
+//     when the filter or tcp_proxy says so, or when a side goes away.
+//
+// All calls into one connection's Filter are serialized by a per-connection
+// mutex. Transport methods never take that mutex, so a filter may call them
+// from inside its own methods or from a tick on another goroutine.
+//
+// Deviation from Envoy (documented on purpose): Envoy builds the filter chain
+// when it accepts the TCP connection, before the TLS handshake finishes
+// (source/server/configuration_impl.cc FilterChainUtility::buildFilterChain).
+// The gateway completes the handshake first (bounded by
+// Config.HandshakeTimeout) and only then creates the filter, because the host
+// model takes the connection's TLS properties (connection.mtls,
+// connection.subject_peer_certificate, …) at creation time and a DICOM filter
+// never sees data before the handshake anyway. Observable difference: a client
+// whose handshake fails never reaches the filter (no on_new_connection, no
+// close callbacks); it is counted in tls_handshake_failures_total instead.
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dicomgate/dicomgate/wasm/host"
+)
+
+// Filter is the part of *host.Conn the gateway drives: the events of one
+// downstream connection. Implementations must copy any byte slice they keep:
+// the gateway reuses its read buffers after each call returns.
+type Filter interface {
+	// DownstreamData delivers bytes read from the client; endStream is the
+	// client's half-close (FIN or TLS close_notify).
+	DownstreamData(b []byte, endStream bool)
+	// UpstreamConnected reports that the connection requested with
+	// Transport.ConnectUpstream is established.
+	UpstreamConnected()
+	// UpstreamConnectFailed reports that it could not be established.
+	UpstreamConnectFailed(reason string)
+	// UpstreamData delivers bytes read from the upstream; endStream is the
+	// upstream's half-close.
+	UpstreamData(b []byte, endStream bool)
+	// DownstreamClosed reports that the client connection closed; remote is
+	// false when the close was asked for through Transport.CloseDownstream or
+	// the gateway closed it (Envoy LocalClose vs RemoteClose).
+	DownstreamClosed(remote bool)
+	// UpstreamClosed reports that the upstream connection closed.
+	UpstreamClosed()
+}
+
+// upstreamAddrReporter is implemented by *host.Conn: UpstreamConnected with the
+// upstream's addresses (properties upstream.address, upstream.local_address).
+type upstreamAddrReporter interface {
+	UpstreamConnectedAddr(remote, local netip.AddrPort)
+}
+
+// NewFilterFunc creates the filter for an accepted (and TLS-terminated)
+// connection. t is how the filter drives the sockets; it may be called before
+// NewFilterFunc returns.
+type NewFilterFunc func(info host.ConnInfo, proxy host.TCPProxyConfig, t host.Transport) Filter
+
+// PluginFilters returns a NewFilterFunc that runs every connection through p
+// (host.Plugin.NewConn).
+func PluginFilters(p *host.Plugin) NewFilterFunc {
+	return func(info host.ConnInfo, proxy host.TCPProxyConfig, t host.Transport) Filter {
+		return p.NewConn(info, proxy, t)
+	}
+}
+
+// Config configures a Gateway.
+type Config struct {
+	// TLS terminates TLS on accepted connections when non-nil (see
+	// ServerTLSConfig); nil serves plaintext TCP.
+	TLS *tls.Config
+	// Clusters are the upstream clusters by name.
+	Clusters []*Cluster
+	// DefaultCluster is tcp_proxy's configured cluster (TcpProxy.cluster); the
+	// filter may override it through filter state envoy.tcp_proxy.cluster.
+	DefaultCluster string
+	// MaxEarlyDataBytes is TcpProxy.max_early_data_bytes: > 0 keeps client
+	// reads enabled before the upstream connects (needed for routing on the
+	// A-ASSOCIATE-RQ); 0 is Envoy's and Istio's default.
+	MaxEarlyDataBytes int
+	// NewFilter creates each connection's filter (required).
+	NewFilter NewFilterFunc
+	// ConnectTimeout bounds each upstream dial; 0 means 5 s (Envoy's default
+	// Cluster.connect_timeout).
+	ConnectTimeout time.Duration
+	// HandshakeTimeout bounds the TLS handshake; 0 means 15 s (Istio's
+	// gateway transport_socket_connect_timeout).
+	HandshakeTimeout time.Duration
+	// FlushTimeout bounds how long a closing side may take to flush queued
+	// bytes before it is closed anyway; 0 means 5 s.
+	FlushTimeout time.Duration
+	// BufferLimit is the per-direction high watermark of queued bytes above
+	// which the opposite side stops reading; 0 means 1 MiB (Envoy's default
+	// per_connection_buffer_limit_bytes).
+	BufferLimit int
+	// Logf receives the gateway's own diagnostics (one line per call); nil
+	// discards them.
+	Logf func(format string, args ...any)
+	// Metrics receives the gateway's counters; nil allocates a new set
+	// (see Gateway.Metrics).
+	Metrics *Metrics
+}
+
+// ErrServerClosed is returned by Serve after Shutdown or Close.
+var ErrServerClosed = errors.New("gateway: server closed")
+
+// Gateway accepts client connections and proxies them through the filter.
+type Gateway struct {
+	cfg      Config
+	clusters map[string]*Cluster
+	metrics  *Metrics
+
+	localSubject       string
+	localURIs, localDN []string
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+	closing   bool
+	nextID    uint64
+	idle      chan struct{} // closed and replaced whenever conns becomes empty
+}
+
+// New validates cfg and returns a Gateway ready to Serve.
+func New(cfg Config) (*Gateway, error) {
+	if cfg.NewFilter == nil {
+		return nil, errors.New("gateway: Config.NewFilter is required")
+	}
+	g := &Gateway{
+		cfg:       cfg,
+		clusters:  map[string]*Cluster{},
+		metrics:   cfg.Metrics,
+		listeners: map[net.Listener]struct{}{},
+		conns:     map[*conn]struct{}{},
+		idle:      make(chan struct{}),
+	}
+	if g.metrics == nil {
+		g.metrics = &Metrics{}
+	}
+	for i, c := range cfg.Clusters {
+		if c == nil || c.Name == "" {
+			return nil, fmt.Errorf("gateway: Clusters[%d] has no name", i)
+		}
+		if len(c.Endpoints) == 0 {
+			return nil, fmt.Errorf("gateway: cluster %q has no endpoints", c.Name)
+		}
+		if _, dup := g.clusters[c.Name]; dup {
+			return nil, fmt.Errorf("gateway: cluster %q is defined twice; give each --cluster a unique name", c.Name)
+		}
+		g.clusters[c.Name] = c
+	}
+	if cfg.DefaultCluster != "" && g.clusters[cfg.DefaultCluster] == nil {
+		return nil, fmt.Errorf("gateway: default cluster %q is not defined (defined: %s)", cfg.DefaultCluster, strings.Join(g.clusterNames(), ", "))
+	}
+	if cfg.MaxEarlyDataBytes < 0 {
+		return nil, fmt.Errorf("gateway: MaxEarlyDataBytes %d must be >= 0", cfg.MaxEarlyDataBytes)
+	}
+	if g.cfg.ConnectTimeout <= 0 {
+		g.cfg.ConnectTimeout = 5 * time.Second
+	}
+	if g.cfg.HandshakeTimeout <= 0 {
+		g.cfg.HandshakeTimeout = 15 * time.Second
+	}
+	if g.cfg.FlushTimeout <= 0 {
+		g.cfg.FlushTimeout = 5 * time.Second
+	}
+	if g.cfg.BufferLimit <= 0 {
+		g.cfg.BufferLimit = 1 << 20
+	}
+	if g.cfg.Logf == nil {
+		g.cfg.Logf = func(string, ...any) {}
+	}
+	g.localSubject, g.localURIs, g.localDN = localTLSInfo(cfg.TLS)
+	return g, nil
+}
+
+func (g *Gateway) clusterNames() []string {
+	var names []string
+	for n := range g.clusters {
+		names = append(names, n)
+	}
+	return names
+}
+
+// Metrics returns the gateway's counters.
+func (g *Gateway) Metrics() *Metrics { return g.metrics }
+
+// WritePrometheus writes the gateway's metrics in Prometheus text format.
+func (g *Gateway) WritePrometheus(w io.Writer) error { return g.metrics.WritePrometheus(w) }
+
+// ActiveConnections returns the number of client connections not yet closed.
+func (g *Gateway) ActiveConnections() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.conns)
+}
+
+// Serve accepts connections on ln until ln fails or the gateway is shut down;
+// it then returns ErrServerClosed (after Shutdown/Close) or the accept error.
+// Serve may be called for several listeners.
+func (g *Gateway) Serve(ln net.Listener) error {
+	g.mu.Lock()
+	if g.closing {
+		g.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	g.listeners[ln] = struct{}{}
+	g.mu.Unlock()
+	defer func() {
+		g.mu.Lock()
+		delete(g.listeners, ln)
+		g.mu.Unlock()
+	}()
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			g.mu.Lock()
+			closing := g.closing
+			g.mu.Unlock()
+			if closing {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				g.cfg.Logf("accept: %v; retrying in %v", err, backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return ErrServerClosed
+			}
+			return err
+		}
+		backoff = 0
+		g.accept(nc)
+	}
+}
+
+// accept registers nc and starts its goroutine; refused while shutting down.
+func (g *Gateway) accept(nc net.Conn) {
+	g.metrics.ConnectionsTotal.Add(1)
+	g.mu.Lock()
+	if g.closing {
+		g.mu.Unlock()
+		nc.Close()
+		return
+	}
+	g.nextID++
+	c := newConn(g, g.nextID, nc)
+	g.conns[c] = struct{}{}
+	g.mu.Unlock()
+	g.metrics.ConnectionsActive.Add(1)
+	go c.run()
+}
+
+// connDone unregisters c once both of its sockets are closed.
+func (g *Gateway) connDone(c *conn) {
+	g.mu.Lock()
+	if _, ok := g.conns[c]; !ok {
+		g.mu.Unlock()
+		return
+	}
+	delete(g.conns, c)
+	if len(g.conns) == 0 {
+		close(g.idle)
+		g.idle = make(chan struct{})
+	}
+	g.mu.Unlock()
+	g.metrics.ConnectionsActive.Add(-1)
+}
+
+// Shutdown stops accepting (closing every listener), then waits until every
+// open connection has finished on its own (drain) or ctx is done, in which case
+// the remaining connections are closed and ctx's error is returned.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.mu.Lock()
+	g.closing = true
+	for ln := range g.listeners {
+		ln.Close()
+	}
+	g.mu.Unlock()
+	for {
+		g.mu.Lock()
+		n := len(g.conns)
+		idle := g.idle
+		g.mu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-idle:
+		case <-ctx.Done():
+			g.closeAll()
+			return ctx.Err()
+		}
+	}
+}
+
+// Close stops accepting and closes every connection at once.
+func (g *Gateway) Close() error {
+	g.mu.Lock()
+	g.closing = true
+	for ln := range g.listeners {
+		ln.Close()
+	}
+	g.mu.Unlock()
+	g.closeAll()
+	return nil
+}
+
+func (g *Gateway) closeAll() {
+	g.mu.Lock()
+	conns := make([]*conn, 0, len(g.conns))
+	for c := range g.conns {
+		conns = append(conns, c)
+	}
+	g.mu.Unlock()
+	for _, c := range conns {
+		c.abort("gateway_shutdown")
+	}
+}
+
+// addrPort converts a net.Addr of a TCP socket to netip.AddrPort (zero if not TCP).
+func addrPort(a net.Addr) netip.AddrPort {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		ap := ta.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	return netip.AddrPort{}
+}

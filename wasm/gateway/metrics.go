@@ -1,0 +1,92 @@
+package gateway
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// Metrics are the gateway's own counters (the plugin's metrics live in the
+// host's registry). They follow Envoy's listener/tcp_proxy stats in meaning:
+// downstream_cx_total, downstream_cx_active, ssl.handshake failures,
+// upstream_cx_connect_fail, downstream_cx_no_route, *_cx_rx/tx_bytes_total.
+type Metrics struct {
+	ConnectionsTotal         atomic.Uint64 // accepted client connections
+	ConnectionsActive        atomic.Int64  // client connections not yet fully closed
+	TLSHandshakeFailures     atomic.Uint64 // TLS handshakes that failed or timed out
+	NoCluster                atomic.Uint64 // connect requests naming no or an unknown cluster
+	DownstreamRxBytes        atomic.Uint64 // bytes read from clients
+	DownstreamTxBytes        atomic.Uint64 // bytes written to clients
+	UpstreamRxBytes          atomic.Uint64 // bytes read from upstreams
+	UpstreamTxBytes          atomic.Uint64 // bytes written to upstreams
+	mu                       sync.Mutex
+	upstreamConnects         map[string]uint64
+	upstreamConnectFailures  map[string]uint64
+	downstreamCloseByReasons map[string]uint64
+}
+
+func (m *Metrics) incCluster(mp *map[string]uint64, cluster string) {
+	m.mu.Lock()
+	if *mp == nil {
+		*mp = map[string]uint64{}
+	}
+	(*mp)[cluster]++
+	m.mu.Unlock()
+}
+
+// UpstreamConnectFailures returns the number of failed upstream connects to
+// cluster (timeouts, refusals; unknown clusters count as NoCluster instead).
+func (m *Metrics) UpstreamConnectFailures(cluster string) uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.upstreamConnectFailures[cluster]
+}
+
+// UpstreamConnects returns the number of successful upstream connects to cluster.
+func (m *Metrics) UpstreamConnects(cluster string) uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.upstreamConnects[cluster]
+}
+
+// WritePrometheus writes the metrics in the Prometheus text exposition format
+// (version 0.0.4), every name prefixed with dicomgate_gateway_.
+func (m *Metrics) WritePrometheus(w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	one := func(name, typ, help string, v any) {
+		fmt.Fprintf(bw, "# HELP dicomgate_gateway_%s %s\n# TYPE dicomgate_gateway_%s %s\ndicomgate_gateway_%s %v\n", name, help, name, typ, name, v)
+	}
+	one("connections_total", "counter", "Client connections accepted.", m.ConnectionsTotal.Load())
+	one("connections_active", "gauge", "Client connections open.", m.ConnectionsActive.Load())
+	one("tls_handshake_failures_total", "counter", "TLS handshakes that failed or timed out.", m.TLSHandshakeFailures.Load())
+	one("no_cluster_total", "counter", "Connections closed because the chosen cluster is empty or unknown.", m.NoCluster.Load())
+	one("downstream_rx_bytes_total", "counter", "Bytes received from clients.", m.DownstreamRxBytes.Load())
+	one("downstream_tx_bytes_total", "counter", "Bytes sent to clients.", m.DownstreamTxBytes.Load())
+	one("upstream_rx_bytes_total", "counter", "Bytes received from upstreams.", m.UpstreamRxBytes.Load())
+	one("upstream_tx_bytes_total", "counter", "Bytes sent to upstreams.", m.UpstreamTxBytes.Load())
+	m.mu.Lock()
+	labelled := func(name, help, label string, mp map[string]uint64) {
+		fmt.Fprintf(bw, "# HELP dicomgate_gateway_%s %s\n# TYPE dicomgate_gateway_%s counter\n", name, help, name)
+		keys := make([]string, 0, len(mp))
+		for k := range mp {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Fprintf(bw, "dicomgate_gateway_%s{%s=\"%s\"} %d\n", name, label, promEscape(k), mp[k])
+		}
+	}
+	labelled("upstream_connections_total", "Upstream connections established, by cluster.", "cluster", m.upstreamConnects)
+	labelled("upstream_connect_failures_total", "Upstream connect attempts that failed, by cluster.", "cluster", m.upstreamConnectFailures)
+	labelled("downstream_closes_total", "Client connections closed by the gateway, by reason.", "reason", m.downstreamCloseByReasons)
+	m.mu.Unlock()
+	return bw.Flush()
+}
+
+func promEscape(s string) string {
+	return strings.NewReplacer(`\`, `\\`, "\n", `\n`, `"`, `\"`).Replace(s)
+}

@@ -1,0 +1,70 @@
+package gateway
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"math/big"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// selfSigned returns a certificate whose subject is exactly rdns (wire order).
+func selfSigned(t *testing.T, rdns pkix.RDNSequence) *x509.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	raw, err := asn1.Marshal(rdns)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), RawSubject: raw, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	require.NoError(t, err)
+	c, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	return c
+}
+
+func atv(oid asn1.ObjectIdentifier, v any) pkix.AttributeTypeAndValue {
+	return pkix.AttributeTypeAndValue{Type: oid, Value: v}
+}
+
+// Envoy (BoringSSL X509_NAME_print_ex, XN_FLAG_RFC2253) prints the subject in
+// reverse wire order with short names and RFC 2253 escaping.
+func TestRFC2253Subject(t *testing.T) {
+	var (
+		cn    = asn1.ObjectIdentifier{2, 5, 4, 3}
+		o     = asn1.ObjectIdentifier{2, 5, 4, 10}
+		ou    = asn1.ObjectIdentifier{2, 5, 4, 11}
+		c     = asn1.ObjectIdentifier{2, 5, 4, 6}
+		email = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 1}
+		odd   = asn1.ObjectIdentifier{1, 2, 3, 4}
+	)
+	for _, tc := range []struct {
+		rdns pkix.RDNSequence
+		want string
+	}{
+		{pkix.RDNSequence{{atv(o, "Hospital")}, {atv(cn, "CT1")}}, "CN=CT1,O=Hospital"},
+		// Wire order is kept (not Go's canonical C,O,OU,CN order), then reversed.
+		{pkix.RDNSequence{{atv(cn, "CT1")}, {atv(c, "DE")}}, "C=DE,CN=CT1"},
+		// Multi-valued RDN joined with '+'.
+		{pkix.RDNSequence{{atv(c, "US")}, {atv(o, "Widget Inc.")}, {atv(ou, "Sales"), atv(cn, "J. Smith")}}, "OU=Sales+CN=J. Smith,O=Widget Inc.,C=US"},
+		// Specials, leading '#', trailing space, non-ASCII bytes.
+		{pkix.RDNSequence{{atv(o, "Sue, Grabbit and Runn")}, {atv(cn, "#L. Eagle ")}}, `CN=\#L. Eagle\ ,O=Sue\, Grabbit and Runn`},
+		{pkix.RDNSequence{{atv(cn, "Müller")}}, `CN=M\C3\BCller`},
+		{pkix.RDNSequence{{atv(email, "a@b.example")}}, "emailAddress=a@b.example"},
+		// Unknown attribute types are dumped as OID=#hex(DER).
+		{pkix.RDNSequence{{atv(odd, "x")}}, "1.2.3.4=#130178"},
+	} {
+		require.Equal(t, tc.want, RFC2253Subject(selfSigned(t, tc.rdns)))
+	}
+}
+
+func TestTLSVersionName(t *testing.T) {
+	require.Equal(t, "TLSv1.2", tlsVersionName(0x0303))
+	require.Equal(t, "TLSv1.3", tlsVersionName(0x0304))
+}
