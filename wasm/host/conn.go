@@ -1,39 +1,746 @@
 package host
 
-import "net/netip"
+import (
+	"context"
+	"net/netip"
+
+	"github.com/tetratelabs/wazero/api"
+)
+
+// filterStatus is Network::FilterStatus.
+type filterStatus int
+
+const (
+	filterContinue filterStatus = iota
+	filterStop
+)
+
+// Filter positions in the chain: the Wasm filter, then tcp_proxy (Istio: every phase is before
+// tcp_proxy).
+const (
+	filterWasm = 0
+	filterTCP  = 1
+)
 
 // Conn models Envoy's network filter manager for one downstream connection with the plugin's filter
 // followed by a tcp_proxy terminal filter (source/common/network/filter_manager_impl.cc,
-// source/common/tcp_proxy/tcp_proxy.cc). It never touches sockets.
-type Conn struct{}
+// source/common/tcp_proxy/tcp_proxy.cc, source/extensions/common/wasm/context.cc). It is a pure
+// event-driven state machine: the owner feeds events through its methods and receives instructions
+// through Transport. It never touches sockets.
+//
+// Conn methods are safe to call from one goroutine per connection, concurrently with Plugin.Tick and
+// with other connections; the connection's state is guarded by its worker's mutex (Envoy: one worker
+// thread owns both the VM and the connection). Transport methods are called without that mutex held,
+// in order, never concurrently for one Conn, and may call back into the Conn.
+type Conn struct {
+	p     *Plugin
+	w     *worker
+	v     *vm   // VM serving this connection's filter (nil if none)
+	sc    *wctx // stream context
+	info  ConnInfo
+	proxy TCPProxyConfig
+	t     Transport
 
-// NewConn builds the filter chain for a new downstream connection and runs initializeReadFilters.
-func (p *Plugin) NewConn(info ConnInfo, proxy TCPProxyConfig, t Transport) *Conn { return &Conn{} }
+	hasWasm  bool // the Wasm filter is in the chain (false: FAIL_OPEN on a failed VM)
+	emptyCtx bool // FAIL_CLOSED: filter present without a VM ⇒ fails every connection
 
-// DownstreamData appends bytes read from the client to the read buffer and re-runs the chain.
-func (c *Conn) DownstreamData(b []byte, endStream bool) {}
+	initialized  [2]bool // ActiveReadFilter::initialized_
+	wasmCreated  bool    // ContextBase::in_vm_context_created_
+	streamFailed bool    // ContextBase::stream_failed_
+
+	readBuf          []byte // the connection read buffer
+	readEnd          bool   // read_end_stream_
+	endRaised        bool   // read_end_stream_raised_
+	readDisableCount int
+
+	earlyBuf      []byte // tcp_proxy early_data_buffer_
+	earlyEnd      bool
+	earlyDisabled bool
+	upEndSent     bool
+
+	cluster           string
+	upstreamRequested bool
+	upstreamConnected bool
+	upstreamClosed    bool
+	upRemote, upLocal netip.AddrPort
+
+	dsAvail bool   // network_downstream_data_buffer_ != nullptr
+	usAvail bool   // network_upstream_data_buffer_ != nullptr
+	usBuf   []byte // bytes from upstream not yet written to the client
+
+	closed          bool
+	closeReason     string
+	downstreamClose bool // Context::downstream_closed_
+	tcpClosedDone   bool // Context::tcp_connection_closed_
+
+	filterState map[string]string
+	bytesUp     uint64
+	bytesDown   uint64
+
+	outbox     []func(Transport)
+	delivering bool
+	inDirty    bool
+}
+
+// NewConn builds the filter chain for a new downstream connection and runs initializeReadFilters
+// (Envoy FilterChainUtility::buildFilterChain + FilterManagerImpl::initializeReadFilters): tcp_proxy
+// disables downstream reads at construction unless MaxEarlyDataBytes > 0, then the Wasm filter's
+// proxy_on_context_create + proxy_on_new_connection run, and on Continue tcp_proxy picks its route
+// and asks the Transport to connect.
+//
+// The connection is pinned round-robin to a worker. If that worker's VM has failed: FAIL_OPEN installs
+// no filter; FAIL_CLOSED installs an empty filter that closes the connection; FAIL_RELOAD recreates
+// the VM when ReloadBackoff has elapsed since the last attempt (else behaves like FAIL_CLOSED)
+// (Envoy wasm.cc PluginConfig::createContext / maybeReloadHandleIfNeeded).
+func (p *Plugin) NewConn(info ConnInfo, proxy TCPProxyConfig, t Transport) *Conn {
+	w := p.workers[int(p.next.Add(1)-1)%len(p.workers)]
+	c := &Conn{p: p, w: w, info: info, proxy: proxy, t: t, hasWasm: true, filterState: map[string]string{}}
+	w.mu.Lock()
+	p.metrics.hostInc("wasm_host_connections_total", p.cfg.Name)
+	v := w.vm
+	if p.closed.Load() {
+		c.emptyCtx = true
+	} else if v == nil || v.failed {
+		switch p.cfg.FailurePolicy {
+		case FailOpen:
+			c.hasWasm = false
+			p.metrics.hostInc("wasm_host_connections_fail_open_total", p.cfg.Name)
+		case FailReload:
+			v = p.maybeReload(w)
+			if v == nil {
+				c.emptyCtx = true
+			}
+		default:
+			c.emptyCtx = true
+		}
+	}
+	if c.hasWasm && !c.emptyCtx {
+		c.v = v
+		c.sc = v.newContext(c)
+	}
+	if c.emptyCtx {
+		p.metrics.hostInc("wasm_host_connections_fail_closed_total", p.cfg.Name)
+	}
+	// tcp_proxy Filter::initialize (initializeReadFilterCallbacks): readDisable(true) unless
+	// receive_before_connect (max_early_data_bytes).
+	if proxy.MaxEarlyDataBytes <= 0 {
+		c.readDisable(true)
+	}
+	c.initializeReadFilters()
+	w.mu.Unlock()
+	w.flush()
+	return c
+}
+
+// maybeReload recreates a failed VM under FAIL_RELOAD if the backoff allows. Called with w.mu held.
+func (p *Plugin) maybeReload(w *worker) *vm {
+	now := p.clock.Now()
+	if !w.lastReload.IsZero() && now.Sub(w.lastReload) < p.cfg.ReloadBackoff {
+		return nil
+	}
+	w.lastReload = now
+	p.cfgMu.Lock()
+	conf := p.configuration
+	p.cfgMu.Unlock()
+	nv, err := newVM(context.Background(), p, w, conf)
+	if err != nil {
+		p.log(LogError, "FAIL_RELOAD: recreating the VM failed: "+err.Error())
+		return nil
+	}
+	if old := w.vm; old != nil {
+		old.close(context.Background())
+	}
+	w.vm = nv
+	p.metrics.hostInc("wasm_host_vm_reloads_total", p.cfg.Name)
+	p.log(LogWarn, "FAIL_RELOAD: recreated the failed VM")
+	return nv
+}
+
+// --- public events ---------------------------------------------------------------------------
+
+func (c *Conn) event(f func()) {
+	c.w.mu.Lock()
+	f()
+	c.w.mu.Unlock()
+	c.w.flush()
+}
+
+// DownstreamData appends bytes read from the client to the connection read buffer and, if reads are
+// enabled, re-runs the chain from the first filter over the whole unconsumed buffer
+// (ConnectionImpl::onRead → FilterManagerImpl::onRead). Bytes delivered while reads are disabled are
+// buffered and dispatched when reads are re-enabled. endStream is the client's FIN (half-close).
+func (c *Conn) DownstreamData(b []byte, endStream bool) {
+	c.event(func() {
+		if c.closed {
+			return
+		}
+		c.readBuf = append(c.readBuf, b...)
+		if endStream {
+			c.readEnd = true
+		}
+		c.onRead()
+	})
+}
 
 // UpstreamConnected reports that the upstream connection requested by ConnectUpstream is established.
-func (c *Conn) UpstreamConnected() {}
+func (c *Conn) UpstreamConnected() { c.UpstreamConnectedAddr(netip.AddrPort{}, netip.AddrPort{}) }
 
 // UpstreamConnectedAddr is UpstreamConnected with the upstream's remote and local addresses (properties
-// upstream.address, upstream.port, upstream.local_address).
-func (c *Conn) UpstreamConnectedAddr(remote, local netip.AddrPort) {}
+// upstream.address, upstream.port, upstream.local_address). tcp_proxy onUpstreamConnection: flush the
+// early-data buffer, re-enable downstream reads (which re-dispatches a non-empty read buffer from the
+// first filter, ConnectionImpl::readDisable dispatch_buffered_data_).
+func (c *Conn) UpstreamConnectedAddr(remote, local netip.AddrPort) {
+	c.event(func() {
+		if c.closed {
+			if !c.upstreamClosed {
+				c.upstreamClosed = true
+				c.enqueue(func(t Transport) { t.CloseUpstream() })
+			}
+			return
+		}
+		if c.upstreamConnected || !c.upstreamRequested {
+			return
+		}
+		c.upstreamConnected = true
+		c.upRemote, c.upLocal = remote, local
+		if len(c.earlyBuf) > 0 || c.earlyEnd {
+			data, end := c.earlyBuf, c.earlyEnd
+			c.earlyBuf = nil
+			c.writeUpstream(data, end)
+		}
+		switch {
+		case c.proxy.MaxEarlyDataBytes <= 0:
+			c.readDisable(false)
+		case c.earlyDisabled:
+			c.earlyDisabled = false
+			c.readDisable(false)
+		default:
+			// Early-data mode never disabled reads: bytes the chain left in the read buffer (e.g. the
+			// request the Wasm filter continued on, which made tcp_proxy connect) are dispatched again
+			// from the first filter now that tcp_proxy can forward them.
+			if len(c.readBuf) > 0 {
+				c.onRead()
+			}
+		}
+	})
+}
 
-// UpstreamConnectFailed reports that the upstream connection could not be established.
-func (c *Conn) UpstreamConnectFailed(reason string) {}
+// UpstreamConnectFailed reports that the upstream connection could not be established (unknown
+// cluster ⇒ Envoy NoClusterFound; refused ⇒ UpstreamConnectionFailure): tcp_proxy closes the client.
+func (c *Conn) UpstreamConnectFailed(reason string) {
+	c.event(func() {
+		if reason == "" {
+			reason = "upstream_connect_failed"
+		}
+		c.upstreamClosed = true
+		c.closeDownstreamLocal(reason)
+	})
+}
 
-// UpstreamData delivers bytes from the upstream toward the client.
-func (c *Conn) UpstreamData(b []byte, endStream bool) {}
+// UpstreamData delivers bytes from the upstream toward the client: the Wasm write filter
+// (proxy_on_upstream_data over the whole pending buffer; on end_stream also
+// proxy_on_upstream_connection_close(UNKNOWN), Envoy Context::onWrite), then WriteDownstream.
+func (c *Conn) UpstreamData(b []byte, endStream bool) {
+	c.event(func() {
+		if c.closed {
+			return
+		}
+		c.usBuf = append(c.usBuf, b...)
+		if c.hasWasm && c.wasmOnWrite(endStream) == filterStop {
+			return
+		}
+		if c.closed {
+			return
+		}
+		data := c.usBuf
+		c.usBuf = nil
+		if len(data) > 0 || endStream {
+			c.bytesDown += uint64(len(data))
+			c.enqueue(func(t Transport) { t.WriteDownstream(data, endStream) })
+		}
+	})
+}
 
-// DownstreamClosed reports that the client connection closed (remote=true) or was closed locally.
-func (c *Conn) DownstreamClosed(remote bool) {}
+// DownstreamClosed reports that the client connection closed (remote=true: the peer closed it;
+// false: closed locally by the owner). The Wasm filter gets proxy_on_downstream_connection_close
+// (2 REMOTE / 1 LOCAL) then proxy_on_done, proxy_on_log, proxy_on_delete; tcp_proxy closes the
+// upstream.
+func (c *Conn) DownstreamClosed(remote bool) {
+	c.event(func() {
+		if c.closed {
+			return
+		}
+		c.closed = true
+		if remote {
+			c.closeReason = "downstream_remote_close"
+		} else {
+			c.closeReason = "downstream_local_close"
+		}
+		peer := uint64(1)
+		if remote {
+			peer = 2
+		}
+		c.onDownstreamCloseEvent(peer)
+		c.closeUpstreamIfAny()
+	})
+}
 
-// UpstreamClosed reports that the upstream connection closed.
-func (c *Conn) UpstreamClosed() {}
+// UpstreamClosed reports that the upstream connection closed: tcp_proxy closes the client connection
+// with FlushWrite (Filter::onUpstreamEvent RemoteClose).
+func (c *Conn) UpstreamClosed() {
+	c.event(func() {
+		c.upstreamClosed = true
+		if c.closed {
+			return
+		}
+		if c.hasWasm && c.downstreamClose {
+			c.onCloseTCP()
+		}
+		c.closeDownstreamLocal("upstream_closed")
+	})
+}
 
 // State returns a snapshot of the connection.
-func (c *Conn) State() ConnState { return ConnState{} }
+func (c *Conn) State() ConnState {
+	c.w.mu.Lock()
+	defer c.w.mu.Unlock()
+	return ConnState{
+		ID:                     c.info.ID,
+		Cluster:                c.cluster,
+		TCPProxyInitialized:    c.initialized[filterTCP],
+		UpstreamConnected:      c.upstreamConnected,
+		DownstreamReadDisabled: c.readDisableCount > 0,
+		Buffered:               len(c.readBuf),
+		BytesToUpstream:        c.bytesUp,
+		BytesToDownstream:      c.bytesDown,
+		FilterInstalled:        c.hasWasm,
+		FilterFailed:           c.emptyCtx || (c.v != nil && c.v.failed),
+		Closed:                 c.closed,
+		CloseReason:            c.closeReason,
+		FilterState:            c.filterStateLocked(),
+	}
+}
 
-// FilterState returns a copy of the connection's filter state as strings.
-func (c *Conn) FilterState() map[string]string { return nil }
+// FilterState returns a copy of the connection's filter state: keys set by set_envoy_filter_state
+// (e.g. "envoy.tcp_proxy.cluster") and by set_property ("wasm.<path>", NUL separators shown as '.').
+func (c *Conn) FilterState() map[string]string {
+	c.w.mu.Lock()
+	defer c.w.mu.Unlock()
+	return c.filterStateLocked()
+}
+
+func (c *Conn) filterStateLocked() map[string]string {
+	out := make(map[string]string, len(c.filterState))
+	for k, v := range c.filterState {
+		out[filterStateKeyForDisplay(k)] = v
+	}
+	return out
+}
+
+// --- delivery ---------------------------------------------------------------------------------
+
+// enqueue queues a Transport call; called with w.mu held.
+func (c *Conn) enqueue(f func(Transport)) {
+	c.outbox = append(c.outbox, f)
+	if !c.inDirty {
+		c.inDirty = true
+		c.w.dirty = append(c.w.dirty, c)
+	}
+}
+
+// deliver runs queued Transport calls in order without holding w.mu. A re-entrant call (from inside
+// a Transport method) only queues; the outer loop delivers.
+func (c *Conn) deliver() {
+	c.w.mu.Lock()
+	c.inDirty = false
+	if c.delivering {
+		c.w.mu.Unlock()
+		return
+	}
+	c.delivering = true
+	for len(c.outbox) > 0 {
+		out := c.outbox
+		c.outbox = nil
+		c.w.mu.Unlock()
+		for _, f := range out {
+			f(c.t)
+		}
+		c.w.mu.Lock()
+	}
+	c.delivering = false
+	c.w.mu.Unlock()
+}
+
+// --- connection (ConnectionImpl) ---------------------------------------------------------------
+
+// readDisable is ConnectionImpl::readDisable: a counter; the transition to enabled re-dispatches a
+// non-empty read buffer (dispatch_buffered_data_).
+func (c *Conn) readDisable(disable bool) {
+	if c.closed {
+		return
+	}
+	if disable {
+		c.readDisableCount++
+		if c.readDisableCount == 1 {
+			c.enqueue(func(t Transport) { t.SetDownstreamReadDisabled(true) })
+		}
+		return
+	}
+	if c.readDisableCount == 0 {
+		return
+	}
+	c.readDisableCount--
+	if c.readDisableCount == 0 {
+		c.enqueue(func(t Transport) { t.SetDownstreamReadDisabled(false) })
+		if len(c.readBuf) > 0 {
+			c.onRead()
+		}
+	}
+}
+
+// onRead is ConnectionImpl::onRead: nothing while reads are disabled; end_stream is raised once.
+func (c *Conn) onRead() {
+	if c.closed || c.readDisableCount > 0 {
+		return
+	}
+	if len(c.readBuf) == 0 && !c.readEnd {
+		return
+	}
+	if c.readEnd {
+		if c.endRaised {
+			return
+		}
+		c.endRaised = true
+	}
+	c.continueReading(-1)
+}
+
+// closeDownstreamLocal is connection().close(FlushWrite, details): the owner is told to close the
+// client, the LocalClose event reaches the Wasm filter, and tcp_proxy closes its upstream.
+func (c *Conn) closeDownstreamLocal(reason string) {
+	if c.closed {
+		return
+	}
+	c.closed = true
+	c.closeReason = reason
+	c.enqueue(func(t Transport) { t.CloseDownstream(reason) })
+	c.onDownstreamCloseEvent(1)
+	c.closeUpstreamIfAny()
+}
+
+func (c *Conn) closeUpstreamIfAny() {
+	if c.upstreamRequested && !c.upstreamClosed {
+		c.upstreamClosed = true
+		c.enqueue(func(t Transport) { t.CloseUpstream() })
+	}
+}
+
+// --- filter manager (FilterManagerImpl) ---------------------------------------------------------
+
+// initializeReadFilters calls onNewConnection on each filter in order until one stops iteration or
+// the connection closes.
+func (c *Conn) initializeReadFilters() {
+	for i := filterWasm; i <= filterTCP; i++ {
+		if i == filterWasm && !c.hasWasm {
+			continue
+		}
+		if c.closed {
+			return
+		}
+		if c.initialized[i] {
+			continue
+		}
+		c.initialized[i] = true
+		if c.filterOnNewConnection(i) == filterStop || c.closed {
+			return
+		}
+	}
+}
+
+// continueReading is FilterManagerImpl::onContinueReading starting after filter `after` (-1 = from
+// the first filter, as onRead does): uninitialized filters get onNewConnection first, then onData
+// with the whole read buffer if it is non-empty or end_stream was read.
+func (c *Conn) continueReading(after int) {
+	for i := after + 1; i <= filterTCP; i++ {
+		if c.closed {
+			return
+		}
+		if i == filterWasm && !c.hasWasm {
+			continue
+		}
+		if !c.initialized[i] {
+			c.initialized[i] = true
+			if c.filterOnNewConnection(i) == filterStop || c.closed {
+				return
+			}
+		}
+		if len(c.readBuf) > 0 || c.readEnd {
+			if c.filterOnData(i) == filterStop || c.closed {
+				return
+			}
+		}
+	}
+}
+
+func (c *Conn) filterOnNewConnection(i int) filterStatus {
+	if i == filterWasm {
+		return c.wasmOnNewConnection()
+	}
+	return c.tcpOnNewConnection()
+}
+
+func (c *Conn) filterOnData(i int) filterStatus {
+	if i == filterWasm {
+		return c.wasmOnData()
+	}
+	return c.tcpOnData()
+}
+
+// --- tcp_proxy ---------------------------------------------------------------------------------
+
+// tcpOnNewConnection is tcp_proxy Filter::onNewConnection: pickRoute (filter state
+// envoy.tcp_proxy.cluster wins over the configured cluster, Config::getRegularRouteFromEntries) and
+// establishUpstreamConnection; always StopIteration.
+func (c *Conn) tcpOnNewConnection() filterStatus {
+	cluster := c.proxy.Cluster
+	if fs, ok := c.filterState["envoy.tcp_proxy.cluster"]; ok {
+		cluster = fs
+	}
+	c.cluster = cluster
+	if cluster == "" {
+		// No route: downstream_cx_no_route, connection closed.
+		c.closeDownstreamLocal("NoRouteFound")
+		return filterStop
+	}
+	c.upstreamRequested = true
+	c.enqueue(func(t Transport) { t.ConnectUpstream(cluster) })
+	return filterStop
+}
+
+// tcpOnData is tcp_proxy Filter::onData: with an upstream, move the whole buffer upstream; in
+// receive_before_connect mode, move it into the early-data buffer and disable reads once more than
+// max_early_data_bytes are buffered. Always StopIteration.
+func (c *Conn) tcpOnData() filterStatus {
+	switch {
+	case c.upstreamConnected:
+		data, end := c.readBuf, c.readEnd
+		c.readBuf = nil
+		c.writeUpstream(data, end)
+	case c.proxy.MaxEarlyDataBytes > 0:
+		c.earlyBuf = append(c.earlyBuf, c.readBuf...)
+		c.readBuf = nil
+		if c.readEnd {
+			c.earlyEnd = true
+		}
+		if len(c.earlyBuf) > c.proxy.MaxEarlyDataBytes && !c.earlyDisabled {
+			c.earlyDisabled = true
+			c.readDisable(true)
+		}
+	}
+	return filterStop
+}
+
+func (c *Conn) writeUpstream(data []byte, end bool) {
+	if end && c.upEndSent {
+		end = false
+	}
+	if len(data) == 0 && !end {
+		return
+	}
+	if end {
+		c.upEndSent = true
+	}
+	c.bytesUp += uint64(len(data))
+	c.enqueue(func(t Transport) { t.WriteUpstream(data, end) })
+}
+
+// --- Wasm filter (Envoy Context + cpp-host ContextBase) -----------------------------------------
+
+func (c *Conn) vmFailed() bool { return c.emptyCtx || c.v == nil || c.v.failed }
+
+// checkFailNet is cpp-host context.cc CHECK_FAIL_NET: on a failed VM, FAIL_OPEN ⇒ Continue; else
+// failStream(Downstream) + failStream(Upstream) (both close the client, once) and StopIteration.
+func (c *Conn) checkFailNet() (bool, filterStatus) {
+	if !c.vmFailed() {
+		return false, filterContinue
+	}
+	if c.p.cfg.FailurePolicy == FailOpen && !c.emptyCtx {
+		return true, filterContinue
+	}
+	if !c.streamFailed {
+		c.streamFailed = true
+		c.closeDownstreamLocal("wasm_fail_stream")
+	}
+	return true, filterStop
+}
+
+// callGuest makes a top-level call on this connection's stream context and then runs the deferred
+// actions (cpp-host DeferAfterCallActions).
+func (c *Conn) callGuest(fn api.Function, args ...uint64) (uint64, bool) {
+	v := c.v
+	if fn == nil {
+		return 0, true
+	}
+	r, ok := v.call(c.sc, fn, args...)
+	c.p.runDeferred(c.w, v.takeDeferred())
+	return r, ok
+}
+
+// wasmOnNewConnection is Envoy Context::onNewConnection: onCreate (proxy_on_context_create once)
+// then onNetworkNewConnection (proxy_on_new_connection; 0 ⇒ Continue, else StopIteration).
+func (c *Conn) wasmOnNewConnection() filterStatus {
+	if !c.vmFailed() && !c.wasmCreated {
+		c.wasmCreated = true
+		c.callGuest(c.v.fnContextCreate, uint64(c.sc.id), uint64(c.v.root.id))
+	}
+	c.wasmCreated = true
+	if failed, st := c.checkFailNet(); failed {
+		return st
+	}
+	if c.v.fnNewConnection == nil {
+		return filterContinue
+	}
+	r, _ := c.callGuestNoDefer(c.v.fnNewConnection, uint64(c.sc.id))
+	failed, st := c.checkFailNet()
+	c.p.runDeferred(c.w, c.v.takeDeferred())
+	if failed {
+		return st
+	}
+	if uint32(r) == 0 {
+		return filterContinue
+	}
+	return filterStop
+}
+
+// wasmOnData is Envoy Context::onData: the downstream buffer is available to the guest during the
+// call and stays available after a Pause; Continue releases it.
+func (c *Conn) wasmOnData() filterStatus {
+	if !c.wasmCreated {
+		return filterContinue
+	}
+	c.dsAvail = true
+	st := c.onDownstreamData()
+	if st == filterContinue {
+		c.dsAvail = false
+	}
+	return st
+}
+
+// onDownstreamData is cpp-host ContextBase::onDownstreamData.
+func (c *Conn) onDownstreamData() filterStatus {
+	if failed, st := c.checkFailNet(); failed {
+		return st
+	}
+	if c.v.fnDownstreamData == nil {
+		return filterContinue
+	}
+	end := uint64(0)
+	if c.readEnd {
+		end = 1
+	}
+	r, _ := c.callGuestNoDefer(c.v.fnDownstreamData, uint64(c.sc.id), uint64(len(c.readBuf)), end)
+	failed, st := c.checkFailNet()
+	c.p.runDeferred(c.w, c.v.takeDeferred())
+	if failed {
+		return st
+	}
+	if uint32(r) == 0 {
+		return filterContinue
+	}
+	return filterStop
+}
+
+// wasmOnWrite is Envoy Context::onWrite.
+func (c *Conn) wasmOnWrite(end bool) filterStatus {
+	if !c.wasmCreated {
+		return filterContinue
+	}
+	c.usAvail = true
+	st := filterContinue
+	if failed, fst := c.checkFailNet(); failed {
+		st = fst
+	} else if c.v.fnUpstreamData != nil {
+		e := uint64(0)
+		if end {
+			e = 1
+		}
+		r, _ := c.callGuestNoDefer(c.v.fnUpstreamData, uint64(c.sc.id), uint64(len(c.usBuf)), e)
+		failed, fst := c.checkFailNet()
+		c.p.runDeferred(c.w, c.v.takeDeferred())
+		switch {
+		case failed:
+			st = fst
+		case uint32(r) != 0:
+			st = filterStop
+		}
+	}
+	if st == filterContinue {
+		c.usAvail = false
+	}
+	if end && !c.closed {
+		c.onUpstreamConnectionClose(0)
+	}
+	return st
+}
+
+// callGuestNoDefer makes a top-level call without running deferred actions (the caller runs them
+// after CHECK_FAIL, in DeferAfterCallActions' destructor order).
+func (c *Conn) callGuestNoDefer(fn api.Function, args ...uint64) (uint64, bool) {
+	return c.v.call(c.sc, fn, args...)
+}
+
+// onUpstreamConnectionClose is Envoy Context::onUpstreamConnectionClose.
+func (c *Conn) onUpstreamConnectionClose(peer uint64) {
+	if !c.vmFailed() && c.v.fnUpstreamClose != nil {
+		c.callGuest(c.v.fnUpstreamClose, uint64(c.sc.id), peer)
+	}
+	if c.downstreamClose {
+		c.onCloseTCP()
+	}
+}
+
+// onDownstreamCloseEvent is Envoy Context::onEvent(Local/RemoteClose) → onDownstreamConnectionClose
+// → onCloseTCP.
+func (c *Conn) onDownstreamCloseEvent(peer uint64) {
+	c.dsAvail, c.usAvail = false, false
+	if !c.hasWasm || !c.wasmCreated {
+		return
+	}
+	if !c.vmFailed() && c.v.fnDownstreamClose != nil && !c.tcpClosedDone {
+		c.callGuest(c.v.fnDownstreamClose, uint64(c.sc.id), peer)
+	}
+	c.downstreamClose = true
+	c.onCloseTCP()
+}
+
+// onCloseTCP is Envoy Context::onCloseTCP: proxy_on_done → proxy_on_log → proxy_on_delete, once.
+func (c *Conn) onCloseTCP() {
+	if c.tcpClosedDone || !c.wasmCreated || c.sc == nil {
+		return
+	}
+	c.tcpClosedDone = true
+	if !c.vmFailed() {
+		c.callGuest(c.v.fnDone, uint64(c.sc.id))
+		c.callGuest(c.v.fnLog, uint64(c.sc.id))
+		c.callGuest(c.v.fnDelete, uint64(c.sc.id))
+	}
+	if c.v != nil {
+		delete(c.v.contexts, c.sc.id)
+	}
+}
+
+// applyDeferred runs one deferred continue/close action on this connection (called with w.mu held).
+func (c *Conn) applyDeferred(kind int) {
+	if c.closed {
+		return
+	}
+	switch kind {
+	case deferContinueDownstream:
+		// ActiveReadFilter::continueReading: resume after the Wasm filter.
+		c.continueReading(filterWasm)
+	case deferCloseDownstream:
+		c.closeDownstreamLocal("wasm_downstream_close")
+	case deferCloseUpstream:
+		c.closeDownstreamLocal("wasm_upstream_close")
+	}
+}

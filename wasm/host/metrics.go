@@ -1,17 +1,310 @@
 package host
 
-import "io"
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strings"
+	"sync"
 
-// Metrics is a registry of guest-defined (proxy_define_metric) and host metrics, shared by all VMs of
-// the plugins that use it.
-type Metrics struct{}
+	"github.com/tetratelabs/wazero/api"
+)
+
+// Metric types and id layout (cpp-host include/proxy-wasm/wasm.h: kMetricTypeMask = 0x3,
+// kMetricIdIncrement = 0x4; first ids 4, 5, 6).
+const (
+	metricCounter   = 0
+	metricGauge     = 1
+	metricHistogram = 2
+	metricTypeMask  = 0x3
+	metricIDStep    = 0x4
+)
+
+// envoyHistogramBuckets are Envoy's default histogram bucket bounds (source/common/stats/histogram_impl.cc).
+var envoyHistogramBuckets = []float64{0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000}
+
+type metric struct {
+	name  string // guest name (without the wasmcustom. namespace)
+	typ   int
+	value int64 // counter (as uint64 bits) or gauge
+	// histogram
+	buckets []uint64
+	count   uint64
+	sum     float64
+}
+
+// Metrics is a registry of guest-defined (proxy_define_metric) and host metrics, shared by all VMs
+// of the plugins that use it (Envoy: custom stats live in one scope common to all worker VMs).
+// It is safe for concurrent use.
+type Metrics struct {
+	mu      sync.Mutex
+	guest   map[string]*metric // key: type + "/" + name
+	host    map[string]map[string]uint64
+	ordered []*metric
+}
 
 // NewMetrics returns an empty registry.
-func NewMetrics() *Metrics { return &Metrics{} }
+func NewMetrics() *Metrics {
+	return &Metrics{guest: map[string]*metric{}, host: map[string]map[string]uint64{}}
+}
 
-// Get returns the value of the counter or gauge named name (the guest's name, or a host metric's
-// Prometheus name). Gauges are returned as uint64(int64 value).
-func (m *Metrics) Get(name string) (uint64, bool) { return 0, false }
+func (m *Metrics) define(typ int, name string) *metric {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	key := fmt.Sprintf("%d/%s", typ, name)
+	if x, ok := m.guest[key]; ok {
+		return x
+	}
+	x := &metric{name: name, typ: typ}
+	if typ == metricHistogram {
+		x.buckets = make([]uint64, len(envoyHistogramBuckets))
+	}
+	m.guest[key] = x
+	m.ordered = append(m.ordered, x)
+	return x
+}
 
-// WritePrometheus writes all metrics in the Prometheus text exposition format.
-func (m *Metrics) WritePrometheus(w io.Writer) error { return nil }
+func (m *Metrics) hostInc(name, plugin string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	byPlugin := m.host[name]
+	if byPlugin == nil {
+		byPlugin = map[string]uint64{}
+		m.host[name] = byPlugin
+	}
+	byPlugin[plugin]++
+}
+
+// Get returns the value of the counter or gauge the guest defined as name (e.g. "dicomgate.allowed"),
+// or of a host metric by its Prometheus name (e.g. "wasm_host_vm_failures_total", summed over plugins).
+// Gauges are returned as uint64(int64 value). Histograms return their sample count.
+func (m *Metrics) Get(name string) (uint64, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, typ := range []int{metricCounter, metricGauge, metricHistogram} {
+		if x, ok := m.guest[fmt.Sprintf("%d/%s", typ, name)]; ok {
+			if typ == metricHistogram {
+				return x.count, true
+			}
+			return uint64(x.value), true
+		}
+	}
+	if byPlugin, ok := m.host[name]; ok {
+		var sum uint64
+		for _, v := range byPlugin {
+			sum += v
+		}
+		return sum, true
+	}
+	return 0, false
+}
+
+// promName is Envoy's Prometheus name sanitizing (source/server/admin/prometheus_stats.cc): the
+// wasmcustom namespace is stripped, there is no envoy_ prefix for custom namespaces, and every
+// character outside [a-zA-Z0-9_] becomes '_' (a leading digit gets a '_' prefix).
+func promName(name string) string {
+	var b strings.Builder
+	for i, r := range name {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r == '_':
+			b.WriteRune(r)
+		case r >= '0' && r <= '9':
+			if i == 0 {
+				b.WriteByte('_')
+			}
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	return b.String()
+}
+
+func promLabelValue(s string) string {
+	s = strings.ReplaceAll(s, `\`, `\\`)
+	s = strings.ReplaceAll(s, "\n", `\n`)
+	return strings.ReplaceAll(s, `"`, `\"`)
+}
+
+// WritePrometheus writes all metrics in the Prometheus text exposition format: guest counters and
+// gauges as `name value`, histograms with Envoy's default buckets, host metrics with a plugin label.
+func (m *Metrics) WritePrometheus(w io.Writer) error {
+	m.mu.Lock()
+	guest := make([]metric, 0, len(m.ordered))
+	for _, x := range m.ordered {
+		c := *x
+		c.buckets = append([]uint64(nil), x.buckets...)
+		guest = append(guest, c)
+	}
+	hostNames := make([]string, 0, len(m.host))
+	host := map[string]map[string]uint64{}
+	for n, byPlugin := range m.host {
+		hostNames = append(hostNames, n)
+		cp := map[string]uint64{}
+		for p, v := range byPlugin {
+			cp[p] = v
+		}
+		host[n] = cp
+	}
+	m.mu.Unlock()
+
+	sort.Slice(guest, func(i, j int) bool {
+		if guest[i].name != guest[j].name {
+			return guest[i].name < guest[j].name
+		}
+		return guest[i].typ < guest[j].typ
+	})
+	sort.Strings(hostNames)
+	bw := bufio.NewWriter(w)
+	for _, x := range guest {
+		n := promName(x.name)
+		switch x.typ {
+		case metricCounter:
+			fmt.Fprintf(bw, "# TYPE %s counter\n%s %d\n", n, n, uint64(x.value))
+		case metricGauge:
+			fmt.Fprintf(bw, "# TYPE %s gauge\n%s %d\n", n, n, x.value)
+		case metricHistogram:
+			fmt.Fprintf(bw, "# TYPE %s histogram\n", n)
+			var cum uint64
+			for i, le := range envoyHistogramBuckets {
+				cum += x.buckets[i]
+				fmt.Fprintf(bw, "%s_bucket{le=\"%s\"} %d\n", n, formatFloat(le), cum)
+			}
+			fmt.Fprintf(bw, "%s_bucket{le=\"+Inf\"} %d\n%s_sum %s\n%s_count %d\n", n, x.count, n, formatFloat(x.sum), n, x.count)
+		}
+	}
+	for _, name := range hostNames {
+		n := promName(name)
+		fmt.Fprintf(bw, "# TYPE %s counter\n", n)
+		plugins := make([]string, 0, len(host[name]))
+		for p := range host[name] {
+			plugins = append(plugins, p)
+		}
+		sort.Strings(plugins)
+		for _, p := range plugins {
+			fmt.Fprintf(bw, "%s{plugin=\"%s\"} %d\n", n, promLabelValue(p), host[name][p])
+		}
+	}
+	return bw.Flush()
+}
+
+func formatFloat(f float64) string {
+	if f == math.Trunc(f) && math.Abs(f) < 1e15 {
+		return fmt.Sprintf("%d", int64(f))
+	}
+	return fmt.Sprintf("%g", f)
+}
+
+// envDefineMetric is Envoy Context::defineMetric + cpp-host exports.cc define_metric: type > 2 ⇒
+// BAD_ARGUMENT; every call returns a fresh id (type in the low 2 bits) for the same underlying stat.
+func envDefineMetric(v *vm, _ api.Module, s []uint64) {
+	typ, namePtr, nameLen, idPtr := u32(s, 0), u32(s, 1), u32(s, 2), u32(s, 3)
+	name, ok := v.readString(namePtr, nameLen)
+	if !ok {
+		ret(s, statusInvalidMemoryAccess)
+		return
+	}
+	var id uint32
+	switch typ {
+	case metricCounter:
+		v.nextCounter += metricIDStep
+		id = v.nextCounter
+	case metricGauge:
+		v.nextGauge += metricIDStep
+		id = v.nextGauge
+	case metricHistogram:
+		v.nextHisto += metricIDStep
+		id = v.nextHisto
+	default:
+		ret(s, statusBadArgument)
+		return
+	}
+	v.metricIDs[id] = v.p.metrics.define(int(typ), name)
+	if !v.mem.WriteUint32Le(idPtr, id) {
+		ret(s, statusInvalidMemoryAccess)
+		return
+	}
+	ret(s, statusOK)
+}
+
+// envIncrementMetric is Envoy Context::incrementMetric: counter delta ≤ 0 ⇒ BAD_ARGUMENT; gauge
+// adds/subtracts; histogram ⇒ BAD_ARGUMENT; unknown id ⇒ NOT_FOUND.
+func envIncrementMetric(v *vm, _ api.Module, s []uint64) {
+	x, ok := v.metricIDs[u32(s, 0)]
+	if !ok {
+		ret(s, statusNotFound)
+		return
+	}
+	delta := int64(s[1])
+	m := v.p.metrics
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch x.typ {
+	case metricCounter:
+		if delta <= 0 {
+			ret(s, statusBadArgument)
+			return
+		}
+		x.value = int64(uint64(x.value) + uint64(delta))
+	case metricGauge:
+		x.value += delta
+	default:
+		ret(s, statusBadArgument)
+		return
+	}
+	ret(s, statusOK)
+}
+
+// envRecordMetric is Envoy Context::recordMetric: counter add, gauge set, histogram record.
+func envRecordMetric(v *vm, _ api.Module, s []uint64) {
+	x, ok := v.metricIDs[u32(s, 0)]
+	if !ok {
+		ret(s, statusNotFound)
+		return
+	}
+	val := s[1]
+	m := v.p.metrics
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch x.typ {
+	case metricCounter:
+		x.value = int64(uint64(x.value) + val)
+	case metricGauge:
+		x.value = int64(val)
+	case metricHistogram:
+		f := float64(val)
+		for i, le := range envoyHistogramBuckets {
+			if f <= le {
+				x.buckets[i]++
+				break
+			}
+		}
+		x.count++
+		x.sum += f
+	}
+	ret(s, statusOK)
+}
+
+// envGetMetric is Envoy Context::getMetric: histogram ⇒ BAD_ARGUMENT; unknown ⇒ NOT_FOUND.
+func envGetMetric(v *vm, _ api.Module, s []uint64) {
+	x, ok := v.metricIDs[u32(s, 0)]
+	if !ok {
+		ret(s, statusNotFound)
+		return
+	}
+	m := v.p.metrics
+	m.mu.Lock()
+	typ, val := x.typ, x.value
+	m.mu.Unlock()
+	if typ == metricHistogram {
+		ret(s, statusBadArgument)
+		return
+	}
+	if !v.mem.WriteUint64Le(u32(s, 1), uint64(val)) {
+		ret(s, statusInvalidMemoryAccess)
+		return
+	}
+	ret(s, statusOK)
+}

@@ -2,40 +2,304 @@ package host
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/tetratelabs/wazero"
 )
+
+// worker is one Envoy worker thread: it owns one VM at a time and all connections pinned to it. Its
+// mutex serializes every guest call of its VM and every state change of its connections.
+type worker struct {
+	index      int
+	mu         sync.Mutex
+	vm         *vm
+	lastReload time.Time
+	dirty      []*Conn // connections with undelivered Transport actions
+}
 
 // Plugin is one loaded plugin: a compiled module and one VM per worker.
 type Plugin struct {
-	cfg     PluginConfig
-	metrics *Metrics
+	cfg      PluginConfig
+	runtime  wazero.Runtime
+	compiled wazero.CompiledModule
+	workers  []*worker
+	next     atomic.Uint64
+	metrics  *Metrics
+	clock    Clock
+	logger   Logger
+	logLevel LogLevel
+
+	hostCalls atomic.Uint64
+
+	cfgMu         sync.Mutex
+	configuration []byte
+
+	closed    atomic.Bool
+	stopOnce  sync.Once
+	stop      chan struct{}
+	startOnce sync.Once
+}
+
+type realClock struct{ start time.Time }
+
+func (c realClock) Now() time.Time           { return time.Now() }
+func (c realClock) Monotonic() time.Duration { return time.Since(c.start) }
+
+type stderrLogger struct{}
+
+func (stderrLogger) Log(level LogLevel, plugin, msg string) {
+	fmt.Fprintf(os.Stderr, "[%s] wasm log %s: %s\n", level, plugin, msg)
 }
 
 // NewPlugin compiles wasm, instantiates cfg.Workers VMs and runs, per VM, _initialize, the root context
-// create, proxy_on_vm_start and proxy_on_configure. A false on_configure yields an error wrapping
-// ErrConfigRejected whose message carries the guest's log lines.
+// create, proxy_on_vm_start and proxy_on_configure (cpp-host WasmBase::initialize/startVm/configure).
+// A false on_configure yields an error wrapping ErrConfigRejected whose message carries the guest's
+// log lines.
 func NewPlugin(ctx context.Context, wasm []byte, cfg PluginConfig) (*Plugin, error) {
-	return nil, ErrClosed // TODO
+	if cfg.Workers <= 0 {
+		cfg.Workers = runtime.GOMAXPROCS(0)
+	}
+	if cfg.ReloadBackoff <= 0 {
+		cfg.ReloadBackoff = time.Second
+	}
+	p := &Plugin{cfg: cfg, metrics: cfg.Metrics, clock: cfg.Clock, logger: cfg.Logger, logLevel: LogInfo,
+		configuration: cfg.Configuration, stop: make(chan struct{})}
+	if p.metrics == nil {
+		p.metrics = NewMetrics()
+	}
+	if p.clock == nil {
+		p.clock = realClock{start: time.Now()}
+	}
+	if p.logger == nil {
+		p.logger = stderrLogger{}
+	}
+	r, err := sharedRuntime(ctx, cfg.CacheDir)
+	if err != nil {
+		return nil, err
+	}
+	p.runtime = r
+	compiled, err := r.CompileModule(ctx, wasm)
+	if err != nil {
+		return nil, fmt.Errorf("wasm plugin %q: compile module: %w", cfg.Name, err)
+	}
+	p.compiled = compiled
+	if err := checkABI(compiled); err != nil {
+		_ = compiled.Close(ctx)
+		return nil, fmt.Errorf("wasm plugin %q: %w", cfg.Name, err)
+	}
+	for i := 0; i < cfg.Workers; i++ {
+		w := &worker{index: i}
+		v, err := newVM(ctx, p, w, cfg.Configuration)
+		if err != nil {
+			for _, ow := range p.workers {
+				ow.vm.close(ctx)
+			}
+			_ = compiled.Close(ctx)
+			return nil, err
+		}
+		w.vm = v
+		p.workers = append(p.workers, w)
+	}
+	return p, nil
 }
 
-// Reconfigure runs proxy_on_configure with a new configuration on every VM. If any VM returns false the
-// previous configuration stays current and an error wrapping ErrConfigRejected is returned.
-func (p *Plugin) Reconfigure(ctx context.Context, configuration []byte) error { return nil }
+// checkABI is cpp-host BytecodeUtil::getAbiVersion + WasmBase::load: a proxy_abi_version_* export
+// must exist.
+func checkABI(m wazero.CompiledModule) error {
+	exports := m.ExportedFunctions()
+	for _, name := range []string{"proxy_abi_version_0_2_1", "proxy_abi_version_0_2_0", "proxy_abi_version_0_1_0"} {
+		if _, ok := exports[name]; ok {
+			return nil
+		}
+	}
+	return errors.New("Missing or unknown Proxy-Wasm ABI version (export proxy_abi_version_0_2_0 or proxy_abi_version_0_2_1)")
+}
 
-// Tick runs proxy_on_tick on every VM whose tick period has elapsed at now.
-func (p *Plugin) Tick(now time.Time) {}
+func (p *Plugin) log(level LogLevel, msg string) { p.logger.Log(level, p.cfg.Name, msg) }
 
-// Start runs a goroutine that calls Tick periodically until ctx is done or the plugin is closed.
-func (p *Plugin) Start(ctx context.Context) {}
+// Reconfigure validates configuration in a fresh canary VM (Envoy WasmHandleBase::canary) and, if
+// its proxy_on_configure returns true, runs proxy_on_configure on every worker VM. If the canary
+// rejects it the previous configuration stays current and an error wrapping ErrConfigRejected is
+// returned.
+func (p *Plugin) Reconfigure(ctx context.Context, configuration []byte) error {
+	if p.closed.Load() {
+		return ErrClosed
+	}
+	canary, err := newVM(ctx, p, &worker{index: -1}, configuration)
+	if err != nil {
+		return err
+	}
+	canary.close(ctx)
+	p.cfgMu.Lock()
+	p.configuration = configuration
+	p.cfgMu.Unlock()
+	var errs []error
+	for _, w := range p.workers {
+		w.mu.Lock()
+		if w.vm != nil && !w.vm.failed {
+			ok, err := w.vm.configure(configuration)
+			switch {
+			case err != nil:
+				errs = append(errs, fmt.Errorf("worker %d: proxy_on_configure trapped: %w", w.index, err))
+			case !ok:
+				errs = append(errs, fmt.Errorf("worker %d: %w: proxy_on_configure returned false", w.index, ErrConfigRejected))
+			}
+			p.runDeferred(w, w.vm.takeDeferred())
+		}
+		w.mu.Unlock()
+		w.flush()
+	}
+	return errors.Join(errs...)
+}
+
+// Tick runs proxy_on_tick on the root context of every VM whose tick period has elapsed at now
+// (Envoy Wasm::tickHandler; one timer per root context per worker VM).
+func (p *Plugin) Tick(now time.Time) {
+	if p.closed.Load() {
+		return
+	}
+	for _, w := range p.workers {
+		w.mu.Lock()
+		v := w.vm
+		if v != nil && !v.failed && v.fnTick != nil && v.tickPeriod > 0 && !now.Before(v.nextTick) {
+			v.nextTick = now.Add(v.tickPeriod)
+			v.call(v.root, v.fnTick, uint64(v.root.id))
+			p.runDeferred(w, v.takeDeferred())
+		}
+		w.mu.Unlock()
+		w.flush()
+	}
+}
+
+// Start runs a goroutine that calls Tick when tick periods elapse (real time), until ctx is done or
+// the plugin is closed. Calling it more than once has no effect.
+func (p *Plugin) Start(ctx context.Context) {
+	p.startOnce.Do(func() {
+		go func() {
+			for {
+				wait := time.Second
+				now := p.clock.Now()
+				for _, w := range p.workers {
+					w.mu.Lock()
+					if v := w.vm; v != nil && !v.failed && v.tickPeriod > 0 {
+						if d := v.nextTick.Sub(now); d < wait {
+							wait = d
+						}
+					}
+					w.mu.Unlock()
+				}
+				if wait < time.Millisecond {
+					wait = time.Millisecond
+				}
+				t := time.NewTimer(wait)
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return
+				case <-p.stop:
+					t.Stop()
+					return
+				case <-t.C:
+				}
+				p.Tick(p.clock.Now())
+			}
+		}()
+	})
+}
+
+// queueReady delivers proxy_on_queue_ready to the registrant VM of a shared queue.
+func (p *Plugin) queueReady(v *vm, token uint32) {
+	if p.closed.Load() {
+		return
+	}
+	w := v.w
+	if w.index < 0 {
+		return
+	}
+	w.mu.Lock()
+	if w.vm == v && !v.failed && v.fnQueueReady != nil {
+		v.call(v.root, v.fnQueueReady, uint64(v.root.id), uint64(token))
+		p.runDeferred(w, v.takeDeferred())
+	}
+	w.mu.Unlock()
+	w.flush()
+}
+
+// runDeferred runs continue/close actions queued by a guest call (cpp-host DeferAfterCallActions).
+// Called with w.mu held; every target connection is on the same VM, hence the same worker.
+func (p *Plugin) runDeferred(w *worker, actions []deferredAction) {
+	for _, a := range actions {
+		if a.conn == nil || a.conn.w != w {
+			continue
+		}
+		a.conn.applyDeferred(a.kind)
+	}
+}
 
 // Metrics returns the plugin's metric registry.
 func (p *Plugin) Metrics() *Metrics { return p.metrics }
 
 // HostCalls returns the total number of env.* host calls made by all VMs of the plugin.
-func (p *Plugin) HostCalls() uint64 { return 0 }
+func (p *Plugin) HostCalls() uint64 { return p.hostCalls.Load() }
 
-// GuestMemoryBytes returns the sum of the linear memory sizes of all live VMs.
-func (p *Plugin) GuestMemoryBytes() uint64 { return 0 }
+// GuestMemoryBytes returns the sum of the linear memory sizes of the current VMs of all workers.
+func (p *Plugin) GuestMemoryBytes() uint64 {
+	var sum uint64
+	for _, w := range p.workers {
+		w.mu.Lock()
+		if w.vm != nil {
+			sum += w.vm.memoryBytes()
+		}
+		w.mu.Unlock()
+	}
+	return sum
+}
 
-// Close stops the ticker and closes every VM.
-func (p *Plugin) Close(ctx context.Context) error { return nil }
+// Workers returns the number of worker VMs.
+func (p *Plugin) Workers() int { return len(p.workers) }
+
+// Close stops the ticker, runs proxy_on_done (and proxy_on_delete when it returns true) on every
+// root context (cpp-host WasmBase::startShutdown) and closes every VM. Connections still open
+// behave as if their VM failed.
+func (p *Plugin) Close(ctx context.Context) error {
+	if !p.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	p.stopOnce.Do(func() { close(p.stop) })
+	for _, w := range p.workers {
+		w.mu.Lock()
+		if v := w.vm; v != nil {
+			if !v.failed && v.fnDone != nil {
+				r, ok := v.call(v.root, v.fnDone, uint64(v.root.id))
+				if ok && uint32(r) != 0 && v.fnDelete != nil {
+					v.call(v.root, v.fnDelete, uint64(v.root.id))
+				} else if ok {
+					v.pendingDone = true
+				}
+				v.takeDeferred()
+			}
+			v.failed = true
+			v.failMsg = "plugin closed"
+			v.close(ctx)
+		}
+		w.mu.Unlock()
+	}
+	return p.compiled.Close(ctx)
+}
+
+// flush delivers queued Transport actions of every connection touched while w.mu was held.
+func (w *worker) flush() {
+	w.mu.Lock()
+	dirty := w.dirty
+	w.dirty = nil
+	w.mu.Unlock()
+	for _, c := range dirty {
+		c.deliver()
+	}
+}

@@ -1,0 +1,163 @@
+package host
+
+import (
+	"errors"
+	"net/netip"
+	"strings"
+
+	"github.com/tetratelabs/wazero/api"
+)
+
+// Filter-state keys that have a registered StreamInfo::FilterState::ObjectFactory in Envoy
+// ("Well Known Filter State Objects"); set_envoy_filter_state accepts only these
+// (Envoy context.cc Context::setEnvoyFilterState). The function validates the factory input and
+// returns false where createFromBytes would return null.
+var filterStateFactories = map[string]func(value string) bool{
+	// tcp_proxy.cc PerConnectionClusterFactory: any bytes are the cluster name.
+	"envoy.tcp_proxy.cluster":                  func(string) bool { return true },
+	"envoy.udp_proxy.cluster":                  func(string) bool { return true },
+	"envoy.network.upstream_server_name":       func(string) bool { return true },
+	"envoy.network.application_protocols":      func(string) bool { return true },
+	"envoy.network.upstream_subject_alt_names": func(string) bool { return true },
+	"envoy.network.transport_socket.original_dst_address": func(s string) bool {
+		_, err := netip.ParseAddrPort(s)
+		return err == nil
+	},
+	"envoy.network.ip": func(s string) bool {
+		_, err := netip.ParseAddr(s)
+		return err == nil
+	},
+	"envoy.tcp_proxy.disable_tunneling": func(s string) bool { return s == "true" || s == "false" },
+	"envoy.string":                      func(string) bool { return true },
+}
+
+// setEnvoyFilterStateArgs is envoy.source.extensions.common.wasm.SetEnvoyFilterStateArguments
+// (fields 1 path, 2 value, 3 span).
+type setEnvoyFilterStateArgs struct {
+	path, value string
+	span        uint64
+}
+
+var errProto = errors.New("malformed SetEnvoyFilterStateArguments")
+
+func readVarint(b []byte) (uint64, int, error) {
+	var x uint64
+	for i := 0; i < len(b) && i < 10; i++ {
+		x |= uint64(b[i]&0x7f) << (7 * i)
+		if b[i] < 0x80 {
+			return x, i + 1, nil
+		}
+	}
+	return 0, 0, errProto
+}
+
+// parseSetEnvoyFilterStateArgs decodes the proto by hand; unknown fields are skipped like protobuf
+// does, wrong wire types and truncation are errors.
+func parseSetEnvoyFilterStateArgs(b []byte) (setEnvoyFilterStateArgs, error) {
+	var a setEnvoyFilterStateArgs
+	for len(b) > 0 {
+		tag, n, err := readVarint(b)
+		if err != nil {
+			return a, err
+		}
+		b = b[n:]
+		field, wire := tag>>3, tag&7
+		if field == 0 {
+			return a, errProto
+		}
+		switch wire {
+		case 0:
+			val, n, err := readVarint(b)
+			if err != nil {
+				return a, err
+			}
+			b = b[n:]
+			if field == 3 {
+				a.span = val
+			} else if field == 1 || field == 2 {
+				return a, errProto
+			}
+		case 2:
+			l, n, err := readVarint(b)
+			if err != nil || uint64(len(b)-n) < l {
+				return a, errProto
+			}
+			val := string(b[n : n+int(l)])
+			b = b[n+int(l):]
+			switch field {
+			case 1:
+				a.path = val
+			case 2:
+				a.value = val
+			case 3:
+				return a, errProto
+			}
+		case 1:
+			if len(b) < 8 || field <= 3 {
+				return a, errProto
+			}
+			b = b[8:]
+		case 5:
+			if len(b) < 4 || field <= 3 {
+				return a, errProto
+			}
+			b = b[4:]
+		default:
+			return a, errProto
+		}
+	}
+	return a, nil
+}
+
+// envCallForeignFunction is cpp-host exports.cc call_foreign_function. Only
+// "set_envoy_filter_state" is registered (Envoy foreign.cc); other names ⇒ NOT_FOUND.
+func envCallForeignFunction(v *vm, _ api.Module, s []uint64) {
+	name, ok1 := v.readString(u32(s, 0), u32(s, 1))
+	args, ok2 := v.read(u32(s, 2), u32(s, 3))
+	if !ok1 || !ok2 {
+		ret(s, statusInvalidMemoryAccess)
+		return
+	}
+	if name != "set_envoy_filter_state" {
+		ret(s, statusNotFound)
+		return
+	}
+	st := v.setEnvoyFilterState(args)
+	// The function never allocates a result: results ⇒ 0, results_size ⇒ 0.
+	if p := u32(s, 4); p != 0 && !v.mem.WriteUint32Le(p, 0) {
+		ret(s, statusInvalidMemoryAccess)
+		return
+	}
+	if p := u32(s, 5); p != 0 && !v.mem.WriteUint32Le(p, 0) {
+		ret(s, statusInvalidMemoryAccess)
+		return
+	}
+	ret(s, st)
+}
+
+// setEnvoyFilterState is Envoy foreign.cc registerSetEnvoyFilterStateForeignFunction +
+// Context::setEnvoyFilterState. It acts on cpp-host's *current* context (proxy_wasm::current_context_),
+// not the effective one: from a root-context callback (tick, configure) it finds no stream info.
+func (v *vm) setEnvoyFilterState(args []byte) uint32 {
+	a, err := parseSetEnvoyFilterStateArgs(args)
+	if err != nil {
+		return statusBadArgument
+	}
+	factory, ok := filterStateFactories[a.path]
+	if !ok {
+		return statusNotFound
+	}
+	if !factory(a.value) {
+		return statusBadArgument
+	}
+	c := v.current
+	if c == nil || c.conn == nil {
+		return statusNotFound
+	}
+	c.conn.filterState[a.path] = a.value
+	return statusOK
+}
+
+// filterStateKeyForDisplay renders a filter-state key for Conn.FilterState (NUL path separators of
+// set_property keys shown as '.').
+func filterStateKeyForDisplay(k string) string { return strings.ReplaceAll(k, "\x00", ".") }

@@ -1,0 +1,132 @@
+package host
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+)
+
+// vmKey is the context key under which every guest call carries its *vm, so that the shared host
+// modules (one set per wazero runtime) find the calling VM.
+type vmKey struct{}
+
+// runtimes holds one wazero runtime per compilation-cache directory, shared by all plugins of the
+// process (like Envoy's single Wasm engine); host modules are instantiated once per runtime.
+var (
+	runtimesMu sync.Mutex
+	runtimes   = map[string]wazero.Runtime{}
+)
+
+// sharedRuntime returns the wazero runtime for cacheDir ("" = os.UserCacheDir()/dicomgate/wazero,
+// "-" = no on-disk cache), creating it and its host modules on first use.
+func sharedRuntime(ctx context.Context, cacheDir string) (wazero.Runtime, error) {
+	if cacheDir == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			base = os.TempDir()
+		}
+		cacheDir = filepath.Join(base, "dicomgate", "wazero")
+	}
+	runtimesMu.Lock()
+	defer runtimesMu.Unlock()
+	if r, ok := runtimes[cacheDir]; ok {
+		return r, nil
+	}
+	rc := wazero.NewRuntimeConfig()
+	if cacheDir != "-" {
+		cache, err := wazero.NewCompilationCacheWithDir(cacheDir)
+		if err != nil {
+			return nil, fmt.Errorf("wazero compilation cache %q: %w (set PluginConfig.CacheDir to a writable directory, or \"-\" to disable)", cacheDir, err)
+		}
+		rc = rc.WithCompilationCache(cache)
+	}
+	r := wazero.NewRuntimeWithConfig(ctx, rc)
+	if err := instantiateHostModules(ctx, r); err != nil {
+		_ = r.Close(ctx)
+		return nil, err
+	}
+	runtimes[cacheDir] = r
+	return r, nil
+}
+
+// hostFunc is one import provided to guests.
+type hostFunc struct {
+	module, name string
+	params       []api.ValueType
+	results      []api.ValueType
+	fn           func(v *vm, m api.Module, stack []uint64)
+	// countable: env.proxy_* calls counted by Plugin.HostCalls.
+	countable bool
+	// allowInit / allowAlloc: permitted during _initialize (cpp-host src/wasm.cc WasmBase::startVm)
+	// and during the guest allocator (include/proxy-wasm/wasm.h WasmBase::allocMemory).
+	allowInit, allowAlloc bool
+}
+
+const (
+	i32 = api.ValueTypeI32
+	i64 = api.ValueTypeI64
+)
+
+func instantiateHostModules(ctx context.Context, r wazero.Runtime) error {
+	byModule := map[string][]*hostFunc{}
+	for _, hf := range envFuncs() {
+		byModule[hf.module] = append(byModule[hf.module], hf)
+	}
+	for _, hf := range wasiFuncs() {
+		// cpp-host registers every WASI function under both module names (WasmBase::registerCallbacks).
+		for _, mod := range []string{"wasi_snapshot_preview1", "wasi_unstable"} {
+			c := *hf
+			c.module = mod
+			byModule[mod] = append(byModule[mod], &c)
+		}
+	}
+	for mod, fns := range byModule {
+		b := r.NewHostModuleBuilder(mod)
+		for _, hf := range fns {
+			b.NewFunctionBuilder().
+				WithGoModuleFunction(wrapHostFunc(hf), hf.params, hf.results).
+				WithName(hf.name).
+				Export(hf.name)
+		}
+		if _, err := b.Instantiate(ctx); err != nil {
+			return fmt.Errorf("instantiate host module %q: %w", mod, err)
+		}
+	}
+	return nil
+}
+
+// trapError is panicked from a host function to trap the guest (wazero turns it into a call error).
+type trapError struct{ msg string }
+
+func (t trapError) Error() string { return t.msg }
+
+func wrapHostFunc(hf *hostFunc) api.GoModuleFunction {
+	qualified := hf.module + "." + hf.name
+	return api.GoModuleFunc(func(ctx context.Context, m api.Module, stack []uint64) {
+		v, _ := ctx.Value(vmKey{}).(*vm)
+		if v == nil {
+			panic(trapError{"host function " + qualified + " called outside a proxy-wasm VM"})
+		}
+		if hf.countable {
+			v.p.hostCalls.Add(1)
+		}
+		switch v.phase {
+		case phaseInit:
+			if !hf.allowInit {
+				v.logf(LogError, "restricted_callback: %s called during _initialize (only logging, WASI clock/random/environ/fd stat calls are allowed; move it to OnPluginStart)", qualified)
+				panic(trapError{"restricted_callback: " + qualified})
+			}
+		case phaseAlloc:
+			if !hf.allowAlloc {
+				v.logf(LogError, "restricted_callback: %s called during the guest allocator", qualified)
+				panic(trapError{"restricted_callback: " + qualified})
+			}
+		}
+		hf.fn(v, m, stack)
+	})
+}

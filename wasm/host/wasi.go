@@ -1,0 +1,352 @@
+package host
+
+import (
+	"crypto/rand"
+	"sort"
+
+	"github.com/tetratelabs/wazero/api"
+)
+
+// WASI errno values used by cpp-host src/exports.cc.
+const (
+	errnoSuccess     = 0
+	errnoBadf        = 8
+	errnoFault       = 21
+	errnoInval       = 28
+	errnoNotdir      = 20
+	errnoNoent       = 44
+	errnoNosys       = 52
+	errnoNotsup      = 58
+	maxRandomGetSize = 64 * 1024 // cpp-host include/proxy-wasm/limits.h PROXY_WASM_HOST_WASI_RANDOM_GET_MAX_SIZE_BYTES
+)
+
+func ret(stack []uint64, v uint32) { stack[0] = uint64(v) }
+
+// sig builds a parameter list from a compact string: 'i' = i32, 'I' = i64.
+func sig(s string) []api.ValueType {
+	out := make([]api.ValueType, len(s))
+	for i, c := range s {
+		if c == 'I' {
+			out[i] = i64
+		} else {
+			out[i] = i32
+		}
+	}
+	return out
+}
+
+var (
+	resI32  = []api.ValueType{i32}
+	resNone = []api.ValueType{}
+)
+
+// wasiFuncs is cpp-host include/proxy-wasm/exports.h FOR_ALL_WASI_FUNCTIONS with the behaviour of
+// src/exports.cc wasi_unstable_*; allowInit mirrors WasmBase::startVm's allow list, allowAlloc
+// WasmBase::allocMemory's.
+func wasiFuncs() []*hostFunc {
+	w := func(name, params string, res []api.ValueType, init, alloc bool, fn func(v *vm, m api.Module, s []uint64)) *hostFunc {
+		return &hostFunc{module: "wasi_snapshot_preview1", name: name, params: sig(params), results: res, fn: fn, allowInit: init, allowAlloc: alloc}
+	}
+	const (
+		deny  = false
+		allow = true
+	)
+	constErr := func(e uint32) func(v *vm, m api.Module, s []uint64) {
+		return func(_ *vm, _ api.Module, s []uint64) { ret(s, e) }
+	}
+	stdioOnly := func(okErr uint32) func(v *vm, m api.Module, s []uint64) {
+		return func(_ *vm, _ api.Module, s []uint64) {
+			fd := uint32(s[0])
+			if fd != 1 && fd != 2 {
+				ret(s, errnoBadf)
+				return
+			}
+			ret(s, okErr)
+		}
+	}
+	return []*hostFunc{
+		w("fd_write", "iiii", resI32, allow, allow, wasiFdWrite),
+		w("fd_read", "iiii", resI32, deny, deny, constErr(errnoNosys)),
+		w("fd_seek", "iIii", resI32, deny, deny, func(v *vm, _ api.Module, s []uint64) {
+			v.p.log(LogTrace, "wasi_unstable fd_seek")
+			ret(s, errnoSuccess)
+		}),
+		w("fd_close", "i", resI32, deny, deny, func(v *vm, _ api.Module, s []uint64) {
+			v.p.log(LogTrace, "wasi_unstable fd_close")
+			ret(s, errnoSuccess)
+		}),
+		w("fd_fdstat_get", "ii", resI32, allow, deny, func(v *vm, _ api.Module, s []uint64) {
+			fd, out := uint32(s[0]), uint32(s[1])
+			if fd != 1 && fd != 2 {
+				ret(s, errnoBadf)
+				return
+			}
+			var st [24]byte
+			st[8] = 64 // fs_rights_base = __WASI_RIGHTS_FD_WRITE
+			v.mem.Write(out, st[:])
+			ret(s, errnoSuccess)
+		}),
+		w("fd_fdstat_set_flags", "ii", resI32, allow, deny, constErr(errnoNosys)),
+		w("fd_fdstat_set_rights", "iII", resI32, allow, deny, stdioOnly(errnoSuccess)),
+		w("environ_get", "ii", resI32, allow, deny, wasiEnvironGet),
+		w("environ_sizes_get", "ii", resI32, allow, deny, wasiEnvironSizesGet),
+		w("args_get", "ii", resI32, allow, deny, constErr(errnoSuccess)),
+		w("args_sizes_get", "ii", resI32, allow, deny, func(v *vm, _ api.Module, s []uint64) {
+			if !v.mem.WriteUint32Le(uint32(s[0]), 0) || !v.mem.WriteUint32Le(uint32(s[1]), 0) {
+				ret(s, errnoFault)
+				return
+			}
+			ret(s, errnoSuccess)
+		}),
+		w("clock_time_get", "iIi", resI32, allow, allow, func(v *vm, _ api.Module, s []uint64) {
+			var t uint64
+			switch uint32(s[0]) {
+			case 0:
+				t = uint64(v.p.clock.Now().UnixNano())
+			case 1:
+				t = uint64(v.p.clock.Monotonic().Nanoseconds())
+			default:
+				ret(s, errnoNotsup)
+				return
+			}
+			if !v.mem.WriteUint64Le(uint32(s[2]), t) {
+				ret(s, errnoFault)
+				return
+			}
+			ret(s, errnoSuccess)
+		}),
+		w("clock_res_get", "ii", resI32, allow, deny, func(v *vm, _ api.Module, s []uint64) {
+			if id := uint32(s[0]); id != 0 && id != 1 {
+				ret(s, errnoNotsup)
+				return
+			}
+			if !v.mem.WriteUint64Le(uint32(s[1]), 1) {
+				ret(s, errnoFault)
+				return
+			}
+			ret(s, errnoSuccess)
+		}),
+		w("fd_advise", "iIIi", resI32, allow, deny, constErr(errnoSuccess)),
+		w("fd_allocate", "iII", resI32, allow, deny, stdioOnly(errnoSuccess)),
+		w("fd_datasync", "i", resI32, allow, deny, stdioOnly(errnoSuccess)),
+		w("fd_filestat_set_size", "iI", resI32, allow, deny, stdioOnly(errnoSuccess)),
+		w("fd_filestat_set_times", "iIIi", resI32, allow, deny, stdioOnly(errnoSuccess)),
+		w("fd_pread", "iiiIi", resI32, allow, deny, constErr(errnoNosys)),
+		w("fd_pwrite", "iiiIi", resI32, allow, deny, func(v *vm, m api.Module, s []uint64) {
+			fd := uint32(s[0])
+			if fd != 1 && fd != 2 {
+				ret(s, errnoBadf)
+				return
+			}
+			n, e := v.writev(fd, uint32(s[1]), uint32(s[2]))
+			if e != errnoSuccess {
+				ret(s, e)
+				return
+			}
+			if !v.mem.WriteUint32Le(uint32(s[4]), n) {
+				ret(s, errnoFault)
+				return
+			}
+			ret(s, errnoSuccess)
+		}),
+		w("fd_readdir", "iiiIi", resI32, allow, deny, func(v *vm, _ api.Module, s []uint64) {
+			if !v.mem.WriteUint32Le(uint32(s[4]), 0) {
+				ret(s, errnoFault)
+				return
+			}
+			ret(s, errnoNotdir)
+		}),
+		w("fd_renumber", "ii", resI32, allow, deny, func(_ *vm, _ api.Module, s []uint64) {
+			fd, to := uint32(s[0]), uint32(s[1])
+			if (fd != 1 && fd != 2) || (to != 1 && to != 2) {
+				ret(s, errnoBadf)
+				return
+			}
+			ret(s, errnoNotsup)
+		}),
+		w("fd_sync", "i", resI32, allow, deny, stdioOnly(errnoSuccess)),
+		w("fd_tell", "ii", resI32, allow, deny, func(v *vm, _ api.Module, s []uint64) {
+			if fd := uint32(s[0]); fd != 1 && fd != 2 {
+				ret(s, errnoBadf)
+				return
+			}
+			if !v.mem.WriteUint64Le(uint32(s[1]), 0) {
+				ret(s, errnoFault)
+				return
+			}
+			ret(s, errnoSuccess)
+		}),
+		w("path_create_directory", "iii", resI32, allow, deny, constErr(errnoNotsup)),
+		w("path_filestat_set_times", "iiiiIIi", resI32, allow, deny, constErr(errnoNotsup)),
+		// WASI signature (7 params); cpp-host declares 6, which V8 would reject at link time.
+		w("path_link", "iiiiiii", resI32, allow, deny, constErr(errnoNotsup)),
+		w("path_readlink", "iiiiii", resI32, allow, deny, func(v *vm, _ api.Module, s []uint64) {
+			if !v.mem.WriteUint32Le(uint32(s[5]), 0) {
+				ret(s, errnoFault)
+				return
+			}
+			ret(s, errnoNotsup)
+		}),
+		w("path_remove_directory", "iii", resI32, allow, deny, constErr(errnoNotsup)),
+		w("path_rename", "iiiiii", resI32, allow, deny, constErr(errnoNotsup)),
+		// WASI signature (5 params); cpp-host declares 4.
+		w("path_symlink", "iiiii", resI32, allow, deny, constErr(errnoNotsup)),
+		w("path_unlink_file", "iii", resI32, allow, deny, constErr(errnoNotsup)),
+		w("sock_accept", "iii", resI32, allow, deny, func(v *vm, _ api.Module, s []uint64) {
+			// cpp-host writes a 64-bit zero (setDatatype(retptr0, 0UL)).
+			if !v.mem.WriteUint64Le(uint32(s[2]), 0) {
+				ret(s, errnoFault)
+				return
+			}
+			ret(s, errnoNotsup)
+		}),
+		w("sock_recv", "iiiiii", resI32, allow, deny, func(v *vm, _ api.Module, s []uint64) {
+			if !v.mem.WriteUint32Le(uint32(s[4]), 0) || !v.mem.WriteUint16Le(uint32(s[5]), 0) {
+				ret(s, errnoFault)
+				return
+			}
+			ret(s, errnoNotsup)
+		}),
+		w("sock_send", "iiiii", resI32, allow, deny, func(v *vm, _ api.Module, s []uint64) {
+			if !v.mem.WriteUint32Le(uint32(s[4]), 0) {
+				ret(s, errnoFault)
+				return
+			}
+			ret(s, errnoNotsup)
+		}),
+		w("sock_shutdown", "ii", resI32, allow, deny, constErr(errnoNotsup)),
+		w("random_get", "ii", resI32, allow, deny, func(v *vm, _ api.Module, s []uint64) {
+			ptr, n := uint32(s[0]), uint32(s[1])
+			if n > maxRandomGetSize {
+				ret(s, errnoInval)
+				return
+			}
+			if n == 0 {
+				ret(s, errnoSuccess)
+				return
+			}
+			buf := make([]byte, n)
+			_, _ = rand.Read(buf)
+			if !v.mem.Write(ptr, buf) {
+				ret(s, errnoFault)
+				return
+			}
+			ret(s, errnoSuccess)
+		}),
+		w("sched_yield", "", resI32, deny, deny, constErr(errnoSuccess)),
+		w("poll_oneoff", "iiii", resI32, allow, allow, func(v *vm, _ api.Module, s []uint64) {
+			// No polling: nevents = 0, success at once (Go requires success; cpp-host issue #497).
+			if !v.mem.WriteUint32Le(uint32(s[3]), 0) {
+				ret(s, errnoFault)
+				return
+			}
+			ret(s, errnoSuccess)
+		}),
+		w("proc_exit", "i", resNone, deny, deny, func(v *vm, _ api.Module, _ []uint64) {
+			// cpp-host logs and returns; it does not trap.
+			v.p.log(LogTrace, "wasi_unstable proc_exit")
+		}),
+		w("path_open", "iiiiiIIii", resI32, deny, deny, constErr(errnoNoent)),
+		w("fd_prestat_get", "ii", resI32, allow, deny, constErr(errnoBadf)),
+		w("fd_prestat_dir_name", "iii", resI32, allow, deny, constErr(errnoNosys)),
+		w("path_filestat_get", "iiiii", resI32, allow, deny, constErr(errnoNotsup)),
+		w("fd_filestat_get", "ii", resI32, allow, deny, constErr(errnoBadf)),
+	}
+}
+
+// writev is cpp-host exports.cc writevImpl: fd 1 ⇒ info, fd 2 ⇒ error, one log line per call with
+// one trailing newline stripped.
+func (v *vm) writev(fd, iovs, iovsLen uint32) (uint32, uint32) {
+	level := LogInfo
+	if fd == 2 {
+		level = LogError
+	}
+	var sb []byte
+	for i := uint32(0); i < iovsLen; i++ {
+		iov, ok := v.mem.Read(iovs+i*8, 8)
+		if !ok {
+			return 0, errnoFault
+		}
+		buf := uint32(iov[0]) | uint32(iov[1])<<8 | uint32(iov[2])<<16 | uint32(iov[3])<<24
+		n := uint32(iov[4]) | uint32(iov[5])<<8 | uint32(iov[6])<<16 | uint32(iov[7])<<24
+		if n == 0 {
+			continue
+		}
+		b, ok := v.mem.Read(buf, n)
+		if !ok {
+			return 0, errnoFault
+		}
+		sb = append(sb, b...)
+	}
+	written := uint32(len(sb))
+	if written > 0 {
+		if sb[len(sb)-1] == '\n' {
+			sb = sb[:len(sb)-1]
+		}
+		v.guestLog(level, string(sb))
+	}
+	return written, errnoSuccess
+}
+
+func wasiFdWrite(v *vm, _ api.Module, s []uint64) {
+	fd := uint32(s[0])
+	if fd != 1 && fd != 2 {
+		ret(s, errnoBadf)
+		return
+	}
+	n, e := v.writev(fd, uint32(s[1]), uint32(s[2]))
+	if e != errnoSuccess {
+		ret(s, e)
+		return
+	}
+	if !v.mem.WriteUint32Le(uint32(s[3]), n) {
+		ret(s, errnoFault)
+		return
+	}
+	ret(s, errnoSuccess)
+}
+
+// envList returns the environment as sorted KEY=VALUE strings (deterministic order).
+func (p *Plugin) envList() []string {
+	keys := make([]string, 0, len(p.cfg.Env))
+	for k := range p.cfg.Env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = k + "=" + p.cfg.Env[k]
+	}
+	return out
+}
+
+func wasiEnvironSizesGet(v *vm, _ api.Module, s []uint64) {
+	env := v.p.envList()
+	size := 0
+	for _, e := range env {
+		size += len(e) + 1
+	}
+	if !v.mem.WriteUint32Le(uint32(s[0]), uint32(len(env))) || !v.mem.WriteUint32Le(uint32(s[1]), uint32(size)) {
+		ret(s, errnoFault)
+		return
+	}
+	ret(s, errnoSuccess)
+}
+
+func wasiEnvironGet(v *vm, _ api.Module, s []uint64) {
+	arr, buf := uint32(s[0]), uint32(s[1])
+	for _, e := range v.p.envList() {
+		if !v.mem.WriteUint32Le(arr, buf) {
+			ret(s, errnoFault)
+			return
+		}
+		data := append([]byte(e), 0)
+		if !v.mem.Write(buf, data) {
+			ret(s, errnoFault)
+			return
+		}
+		buf += uint32(len(data))
+		arr += 4
+	}
+	ret(s, errnoSuccess)
+}
