@@ -23,7 +23,7 @@ type decoded struct {
 // decodeEncode decodes one PDU by its type and re-encodes it.
 func (v *decoded) decodeEncode(d *Decoder, pdu []byte) ([]byte, error) {
 	if len(pdu) == 0 {
-		return nil, errors.New("empty PDU")
+		return nil, d.DecodeAssociateRQ(pdu, &v.rq)
 	}
 	switch Type(pdu[0]) {
 	case TypeAssociateRQ:
