@@ -1,0 +1,431 @@
+package main
+
+import (
+	"encoding/binary"
+	"errors"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/dicomgate/dicomgate/sdk/pdu"
+	"github.com/dicomgate/dicomgate/sdk/policy"
+	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
+	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
+)
+
+// inlineFetch: while the PDU header is unknown, a buffer up to this size is
+// fetched whole in one host call (a typical RQ arrives in one read, so one
+// call suffices); a larger buffer is fetched in two steps: the 6-byte header,
+// then exactly the PDU.
+const inlineFetch = 16 << 10
+
+// connection states.
+const (
+	stateInspect uint8 = iota // waiting for the A-ASSOCIATE-RQ
+	statePassed               // decided and let through: Continue at once from now on
+	stateClosed               // closed by the filter (or gone)
+)
+
+// conn is the per-connection context. Its state machine:
+//
+//	inspect --RQ allowed/routed--> passed
+//	inspect --deny/bad bytes/eof/timeout/internal error--> closed
+//
+// In passed and closed every callback returns at once without host calls,
+// which makes the filter idempotent when Envoy re-delivers bytes it has
+// already seen (context.cc Context::onData after tcp_proxy connects).
+type conn struct {
+	types.DefaultTcpContext
+	p  *plugin
+	id uint32
+
+	state uint8
+	// start is when the connection arrived (inspect deadline origin);
+	// firstData when its first byte arrived (decision latency origin).
+	start, firstData time.Time
+	// total is the size of the first PDU once its header was read (0 before).
+	total int
+	// seen is the largest buffer size delivered so far.
+	seen int
+}
+
+// OnNewConnection counts the association attempt and starts the inspect
+// deadline. In mode after-decision it returns Pause so that tcp_proxy has
+// not picked its cluster yet (tcp_proxy.cc Filter::onNewConnection runs only
+// when this filter continues); in mode immediate it returns Continue and
+// tcp_proxy connects the default upstream at once.
+func (c *conn) OnNewConnection() (act types.Action) {
+	p := c.p
+	p.yield()
+	defer func() {
+		if r := recover(); r != nil {
+			c.fail("panic in OnNewConnection: " + panicString(r))
+			act = types.ActionPause
+		}
+	}()
+	c.start = now()
+	if p.pol == nil {
+		c.fail("the plugin has no valid configuration")
+		return types.ActionPause
+	}
+	inc(p.m.associations)
+	p.pending[c.id] = c
+	if p.mode == policy.ConnectImmediate {
+		return types.ActionContinue
+	}
+	return types.ActionPause
+}
+
+// OnDownstreamData inspects the whole unconsumed buffer (Envoy re-delivers
+// it on every read) until a complete A-ASSOCIATE-RQ is there.
+func (c *conn) OnDownstreamData(size int, eos bool) (act types.Action) {
+	switch c.state {
+	case statePassed:
+		c.p.yield()
+		return types.ActionContinue
+	case stateClosed:
+		c.p.yield()
+		return types.ActionPause
+	}
+	c.p.yield()
+	defer func() {
+		if r := recover(); r != nil {
+			c.fail("panic in OnDownstreamData: " + panicString(r))
+			act = types.ActionPause
+		}
+	}()
+	return c.inspect(size, eos)
+}
+
+// OnUpstreamData passes the upstream's bytes to the client untouched.
+func (c *conn) OnUpstreamData(int, bool) types.Action {
+	c.p.yield()
+	return types.ActionContinue
+}
+
+// OnDownstreamClose: a client that leaves before its RQ was decided is
+// counted as eof.
+func (c *conn) OnDownstreamClose(types.PeerType) {
+	c.p.yield()
+	defer func() { _ = recover() }()
+	if c.state == stateInspect {
+		c.state = stateClosed
+		delete(c.p.pending, c.id)
+		c.p.m.deny(reasonEOF)
+		c.p.logAudit(c, auditEntry{decision: "deny", reason: reasonEOF, at: now()})
+	}
+}
+
+// OnStreamDone forgets the connection.
+func (c *conn) OnStreamDone() {
+	c.p.yield()
+	delete(c.p.pending, c.id)
+	if c.state == stateInspect {
+		c.state = stateClosed
+	}
+}
+
+// inspect runs the framer over the buffered bytes with as few host calls as
+// possible: none while the known PDU is still incomplete, one to read a
+// small buffer (or the 6-byte header of a large one), one to read exactly
+// the complete PDU.
+func (c *conn) inspect(size int, eos bool) types.Action {
+	p := c.p
+	if size > 0 && c.firstData.IsZero() {
+		c.firstData = now()
+	}
+	if size > c.seen {
+		c.seen = size
+	}
+	if size == 0 {
+		if eos {
+			return c.reject(reasonEOF, "the client closed before sending anything")
+		}
+		return types.ActionPause
+	}
+	if c.total == 0 {
+		n := size
+		if n > inlineFetch {
+			n = pdu.HeaderLen
+		}
+		buf, err := proxywasm.GetDownstreamData(0, n)
+		if err != nil || len(buf) == 0 {
+			return c.fail("reading " + strconv.Itoa(n) + " of " + strconv.Itoa(size) + " buffered bytes: " + errString(err))
+		}
+		h, need, err := p.framer.Peek(buf)
+		if err != nil {
+			return c.rejectFraming(err)
+		}
+		if buf[0] != byte(pdu.TypeAssociateRQ) {
+			return c.reject(reasonNotDICOM, "the first PDU is "+pdu.Type(buf[0]).String()+", not an A-ASSOCIATE-RQ")
+		}
+		if len(buf) < pdu.HeaderLen {
+			return c.waitMore(eos, need)
+		}
+		c.total = h.Total()
+		if size < c.total {
+			return c.waitMore(eos, c.total-size)
+		}
+		if len(buf) >= c.total {
+			return c.decide(buf[:c.total])
+		}
+	} else if size < c.total {
+		return c.waitMore(eos, c.total-size)
+	}
+	buf, err := proxywasm.GetDownstreamData(0, c.total)
+	if err != nil || len(buf) < c.total {
+		return c.fail("reading the " + strconv.Itoa(c.total) + "-byte A-ASSOCIATE-RQ: " + errString(err))
+	}
+	return c.decide(buf[:c.total])
+}
+
+// waitMore pauses for more bytes, or closes on end of stream.
+func (c *conn) waitMore(eos bool, need int) types.Action {
+	if eos {
+		return c.reject(reasonEOF, "the client half-closed "+strconv.Itoa(need)+" byte(s) before the end of its A-ASSOCIATE-RQ")
+	}
+	return types.ActionPause
+}
+
+// rejectFraming maps a framing error of the first bytes to a reason.
+func (c *conn) rejectFraming(err error) types.Action {
+	switch {
+	case errors.Is(err, pdu.ErrTLS):
+		return c.reject(reasonTLSOnPlainPort, "the client sent a TLS record to a plain-text DICOM port (terminate TLS in front of the filter or let the client connect without TLS): "+err.Error())
+	case errors.Is(err, pdu.ErrNotDICOM), errors.Is(err, pdu.ErrUnknownType):
+		return c.reject(reasonNotDICOM, err.Error())
+	case errors.Is(err, pdu.ErrTooLarge):
+		return c.reject(reasonTooLarge, "the A-ASSOCIATE-RQ is larger than maxAssociateRQBytes "+
+			strconv.FormatUint(uint64(c.p.pol.MaxAssociateRQBytes()), 10)+": "+err.Error())
+	}
+	return c.reject(reasonMalformed, err.Error())
+}
+
+// decide decodes the complete RQ, evaluates the policy and acts.
+func (c *conn) decide(rqBytes []byte) types.Action {
+	p := c.p
+	rq := &p.rq
+	if err := p.dec.DecodeAssociateRQ(rqBytes, rq); err != nil {
+		return c.reject(reasonMalformed, "malformed A-ASSOCIATE-RQ: "+err.Error())
+	}
+	id := readIdentity()
+	d := p.pol.Evaluate(rq, &id.conn)
+	t := now()
+	e := auditEntry{
+		at: t, identity: &id, decision: d.Action.String(), rule: d.Rule, ruleIndex: d.RuleIndex,
+		rejectReason: d.RejectReason, dryRun: d.DryRun || p.dryRun,
+		calledAE: string(rq.CalledAETitle()), callingAE: string(rq.CallingAETitle()),
+		contexts: len(rq.PresentationContexts), sopClasses: distinctAbstractSyntaxes(rq),
+	}
+	if d.Action == policy.ActionRoute {
+		e.cluster = d.Cluster
+	}
+	if !e.dryRun {
+		e.rewriteCalled, e.rewriteCalling = d.RewriteCalledAETitle, d.RewriteCallingAETitle
+	}
+	c.setProperties(&e)
+
+	if e.dryRun {
+		if d.Action == policy.ActionDeny {
+			inc(p.m.dryRunDenies)
+		}
+		p.m.decision(d.RuleIndex, policy.ActionAllow)
+		return c.pass(&e)
+	}
+	switch d.Action {
+	case policy.ActionDeny:
+		p.m.decision(d.RuleIndex, policy.ActionDeny)
+		e.reason = reasonPolicy
+		return c.closeWith(&e)
+	case policy.ActionRoute:
+		p.fs = appendFilterStateArgs(p.fs[:0], filterStateCluster, d.Cluster, lifeSpanDownstreamConnection)
+		if _, err := proxywasm.CallForeignFunction(foreignSetFilterState, p.fs); err != nil {
+			return c.fail("set_envoy_filter_state(" + filterStateCluster + "=" + d.Cluster + ") failed: " + err.Error() +
+				" (Envoy ≥ 1.28 is needed, and the call must happen in a connection callback)")
+		}
+	}
+	if e.rewriteCalled != "" || e.rewriteCalling != "" {
+		if err := c.rewrite(rqBytes, e.rewriteCalled, e.rewriteCalling); err != nil {
+			return c.fail("rewriting the AE titles: " + err.Error())
+		}
+	}
+	p.m.decision(d.RuleIndex, d.Action)
+	return c.pass(&e)
+}
+
+// rewrite replaces the called (offset 10) and/or calling (offset 26) AE
+// title fields. Envoy can only replace a buffer prefix, so the first 26 or
+// 42 bytes are written back with the modified copy.
+func (c *conn) rewrite(rqBytes []byte, called, calling string) error {
+	n := pdu.OffsetCallingAETitle // 26: up to the end of the called AE title
+	if calling != "" {
+		n = pdu.OffsetCallingAETitle + pdu.AETitleLen // 42
+	}
+	if len(rqBytes) < n {
+		return errors.New("the A-ASSOCIATE-RQ is shorter than " + strconv.Itoa(n) + " bytes")
+	}
+	var prefix [pdu.OffsetCallingAETitle + pdu.AETitleLen]byte
+	copy(prefix[:], rqBytes[:n])
+	if called != "" {
+		pdu.PadAETitle(prefix[pdu.OffsetCalledAETitle:pdu.OffsetCalledAETitle+pdu.AETitleLen], called)
+	}
+	if calling != "" {
+		pdu.PadAETitle(prefix[pdu.OffsetCallingAETitle:pdu.OffsetCallingAETitle+pdu.AETitleLen], calling)
+	}
+	return hostReplaceDownstreamPrefix(c.id, n, prefix[:n])
+}
+
+// pass marks the connection decided-and-through and continues the chain.
+func (c *conn) pass(e *auditEntry) types.Action {
+	c.state = statePassed
+	delete(c.p.pending, c.id)
+	c.p.logAudit(c, *e)
+	return types.ActionContinue
+}
+
+// closeWith closes the client connection for e.reason and stops the chain.
+func (c *conn) closeWith(e *auditEntry) types.Action {
+	c.state = stateClosed
+	delete(c.p.pending, c.id)
+	c.p.m.deny(e.reason)
+	if err := hostCloseDownstream(c.id); err != nil {
+		proxywasm.LogError("dicomgate: connection " + strconv.FormatUint(uint64(c.id), 10) + ": close failed: " + err.Error())
+	}
+	c.p.logAudit(c, *e)
+	return types.ActionPause
+}
+
+// reject closes the connection for a protocol-level reason (not a policy
+// decision), logging detail at warn level.
+func (c *conn) reject(r reason, detail string) types.Action {
+	proxywasm.LogWarn("dicomgate: connection " + strconv.FormatUint(uint64(c.id), 10) + ": closing (" + reasonNames[r] + "): " + detail)
+	return c.closeWith(&auditEntry{at: now(), decision: "deny", reason: r, ruleIndex: -1})
+}
+
+// fail closes the connection after an internal error (fail closed).
+func (c *conn) fail(detail string) types.Action {
+	proxywasm.LogError("dicomgate: connection " + strconv.FormatUint(uint64(c.id), 10) + ": internal error, closing: " + detail)
+	if c.state == stateClosed {
+		return types.ActionPause
+	}
+	return c.closeWith(&auditEntry{at: now(), decision: "deny", reason: reasonInternal, ruleIndex: -1})
+}
+
+// onTimeout closes a connection whose RQ did not complete in time; the
+// caller has made its context effective.
+func (c *conn) onTimeout(t time.Time) {
+	p := c.p
+	msg := "dicomgate: connection " + strconv.FormatUint(uint64(c.id), 10) + ": no complete A-ASSOCIATE-RQ within inspectTimeoutMs " +
+		strconv.FormatInt(p.timeout.Milliseconds(), 10) + " (" + strconv.Itoa(c.seen) + " byte(s) received); closing"
+	if p.mode == policy.ConnectAfterDecision && c.seen == 0 {
+		msg += `. No data arrived at all: with "upstreamConnect": "after-decision" the filter pauses the connection before tcp_proxy runs, ` +
+			"and tcp_proxy only lets data through early when it has max_early_data_bytes set (Envoy >= 1.37; in Istio an EnvoyFilter MERGE on the DICOM port's tcp_proxy). " +
+			`Set it, or use "upstreamConnect": "immediate" (no route rules)`
+	}
+	proxywasm.LogError(msg)
+	c.closeWith(&auditEntry{at: t, decision: "deny", reason: reasonTimeout, ruleIndex: -1})
+}
+
+// setProperties stores the association's AE titles and decision as
+// properties (Envoy filter state wasm.dicom.*), readable by access logs and
+// later filters.
+func (c *conn) setProperties(e *auditEntry) {
+	setProp("dicom.calling_ae", e.callingAE)
+	setProp("dicom.called_ae", e.calledAE)
+	setProp("dicom.decision", e.decision)
+	setProp("dicom.rule", e.rule)
+}
+
+func setProp(name, value string) {
+	if value == "" {
+		return
+	}
+	_ = proxywasm.SetProperty([]string{name}, []byte(value))
+}
+
+// identity is what the connection's properties say about the peer, read
+// once per connection.
+type identity struct {
+	conn   policy.Conn
+	source string
+	connID uint64
+	hasID  bool
+	sha256 string
+}
+
+// Property paths (Envoy source/extensions/filters/common/expr/context.h).
+var (
+	propSource  = []string{"source", "address"}
+	propConnID  = []string{"connection", "id"}
+	propMTLS    = []string{"connection", "mtls"}
+	propURISAN  = []string{"connection", "uri_san_peer_certificate"}
+	propDNSSAN  = []string{"connection", "dns_san_peer_certificate"}
+	propSubject = []string{"connection", "subject_peer_certificate"}
+	propDigest  = []string{"connection", "sha256_peer_certificate_digest"}
+)
+
+// readIdentity reads the connection properties the policy and the audit
+// line need. An absent or failing property means "unknown"; the peer
+// certificate properties are only read (and trusted) when connection.mtls
+// is true.
+func readIdentity() identity {
+	var id identity
+	if b, err := proxywasm.GetProperty(propSource); err == nil {
+		id.source = string(b)
+		if ap, err := netip.ParseAddrPort(id.source); err == nil {
+			id.conn.Source = ap.Addr().Unmap()
+		} else if a, err := netip.ParseAddr(id.source); err == nil {
+			id.conn.Source = a.Unmap()
+		}
+	}
+	if b, err := proxywasm.GetProperty(propConnID); err == nil && len(b) == 8 {
+		id.connID, id.hasID = binary.LittleEndian.Uint64(b), true
+	}
+	if b, err := proxywasm.GetProperty(propMTLS); err == nil && len(b) == 1 && b[0] != 0 {
+		id.conn.MTLS = true
+		id.conn.PeerURISAN = propString(propURISAN)
+		id.conn.PeerDNSSAN = propString(propDNSSAN)
+		id.conn.PeerSubject = propString(propSubject)
+		id.sha256 = propString(propDigest)
+	}
+	return id
+}
+
+func propString(path []string) string {
+	b, err := proxywasm.GetProperty(path)
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+
+// distinctAbstractSyntaxes counts the distinct SOP classes proposed (at
+// most 128 presentation contexts, so the quadratic scan is cheap and does
+// not allocate).
+func distinctAbstractSyntaxes(rq *pdu.AssociateRQ) int {
+	pcs := rq.PresentationContexts
+	n := 0
+outer:
+	for i := range pcs {
+		for j := 0; j < i; j++ {
+			if string(pcs[j].AbstractSyntax) == string(pcs[i].AbstractSyntax) {
+				continue outer
+			}
+		}
+		n++
+	}
+	return n
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "short read"
+	}
+	return err.Error()
+}
+
+func (m *metrics) deny(r reason) {
+	if m != nil && r < numReasons {
+		inc(m.denied[r])
+	}
+}

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"runtime"
+	"strconv"
+	"time"
+
+	"github.com/dicomgate/dicomgate/sdk/pdu"
+	"github.com/dicomgate/dicomgate/sdk/policy"
+	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
+	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
+)
+
+// yieldEvery is how many callbacks pass between runtime.Gosched calls. In a
+// c-shared reactor Go's background GC only runs when the guest yields; the
+// design note measured flat memory with a yield every 64 callbacks.
+const yieldEvery = 64
+
+// Tick period bounds: the deadline check runs every min(timeout/4, 500ms),
+// but not more often than every 50 ms.
+const (
+	maxTickPeriod = 500 * time.Millisecond
+	minTickPeriod = 50 * time.Millisecond
+)
+
+// plugin is the root (plugin) context: one per configuration per VM.
+type plugin struct {
+	types.DefaultPluginContext
+	id uint32
+
+	pol     *policy.Policy
+	framer  pdu.Framer
+	mode    policy.ConnectMode
+	timeout time.Duration
+	dryRun  bool
+	m       *metrics
+
+	// pending are the connections still waiting for their A-ASSOCIATE-RQ,
+	// checked against the inspect deadline on every tick.
+	pending map[uint32]*conn
+	// callbacks counts guest callbacks for the periodic yield.
+	callbacks uint32
+	// stallHinted is set once the max_early_data_bytes hint was logged.
+	stallHinted bool
+
+	// dec and rq are reused for every decision (a VM is single-threaded).
+	dec pdu.Decoder
+	rq  pdu.AssociateRQ
+	// scratch buffers reused across connections.
+	audit []byte
+	fs    []byte
+}
+
+func newPlugin(id uint32) types.PluginContext {
+	return &plugin{id: id, pending: map[uint32]*conn{}}
+}
+
+// yield runs the Go scheduler every yieldEvery callbacks.
+func (p *plugin) yield() {
+	p.callbacks++
+	if p.callbacks%yieldEvery == 0 {
+		runtime.Gosched()
+	}
+}
+
+// OnPluginStart loads and validates the policy. An invalid policy logs every
+// diagnostic at error level and returns false, which makes Envoy reject the
+// configuration (wasm.cc: a false proxy_on_configure fails the filter
+// config).
+func (p *plugin) OnPluginStart(int) (st types.OnPluginStartStatus) {
+	defer func() {
+		if r := recover(); r != nil {
+			proxywasm.LogCritical("dicomgate: internal error while configuring: " + panicString(r))
+			st = types.OnPluginStartStatusFailed
+		}
+	}()
+	p.yield()
+	cfg, err := proxywasm.GetPluginConfiguration()
+	if err != nil || len(cfg) == 0 {
+		// Istio sends no configuration when pluginConfig is unset: that is
+		// the policy with every default (deny everything).
+		cfg = []byte("{}")
+	}
+	pol, diags, err := policy.Load(cfg)
+	for _, d := range diags {
+		msg := "dicomgate: configuration " + d.Severity.String() + ": " + d.String()
+		if d.Severity == policy.SeverityError {
+			proxywasm.LogError(msg)
+		} else {
+			proxywasm.LogWarn(msg)
+		}
+	}
+	if err != nil {
+		proxywasm.LogError("dicomgate: configuration rejected (" + strconv.Itoa(countErrors(diags)) +
+			" error(s)); fix the WasmPlugin pluginConfig, e.g. check it with `dicomgate check`")
+		return types.OnPluginStartStatusFailed
+	}
+	p.pol = pol
+	p.mode = pol.UpstreamConnect()
+	p.timeout = pol.InspectTimeout()
+	p.dryRun = pol.DryRun()
+	p.framer = pdu.Framer{MaxPDULength: pol.MaxAssociateRQBytes() - pdu.HeaderLen}
+	p.dec = pdu.Decoder{MaxPDULength: p.framer.MaxPDULength}
+	p.m = defineMetrics(pol.RuleNames())
+
+	period := p.timeout / 4
+	if period > maxTickPeriod {
+		period = maxTickPeriod
+	}
+	if period < minTickPeriod {
+		period = minTickPeriod
+	}
+	if err := proxywasm.SetTickPeriodMilliSeconds(uint32(period / time.Millisecond)); err != nil {
+		proxywasm.LogError("dicomgate: cannot set the tick period, the inspect deadline (inspectTimeoutMs) will not be enforced: " + err.Error())
+	}
+	proxywasm.LogInfo("dicomgate: configured: " + strconv.Itoa(len(pol.RuleNames())) + " rule(s), mode " + pol.Mode() +
+		", upstreamConnect " + p.mode.String() + ", inspectTimeoutMs " + strconv.FormatInt(p.timeout.Milliseconds(), 10) +
+		", maxAssociateRQBytes " + strconv.FormatUint(uint64(pol.MaxAssociateRQBytes()), 10))
+	return types.OnPluginStartStatusOK
+}
+
+func countErrors(diags []policy.Diagnostic) int {
+	n := 0
+	for _, d := range diags {
+		if d.Severity == policy.SeverityError {
+			n++
+		}
+	}
+	return n
+}
+
+// NewTcpContext creates the per-connection state.
+func (p *plugin) NewTcpContext(id uint32) types.TcpContext {
+	return &conn{p: p, id: id}
+}
+
+// OnTick closes connections that are still undecided after
+// inspectTimeoutMs. It runs on the root context, so it first makes the
+// connection's context effective (Envoy wasm.cc Wasm::tickHandler;
+// proxy_set_effective_context). A tick can only close: filter state set here
+// would be lost (foreign.cc acts on the current, not the effective, context).
+func (p *plugin) OnTick() {
+	defer func() {
+		if r := recover(); r != nil {
+			proxywasm.LogCritical("dicomgate: internal error in tick: " + panicString(r))
+		}
+	}()
+	p.yield()
+	if p.pol == nil || len(p.pending) == 0 {
+		return
+	}
+	t := now()
+	for id, c := range p.pending {
+		if t.Sub(c.start) < p.timeout {
+			continue
+		}
+		delete(p.pending, id)
+		if err := proxywasm.SetEffectiveContext(id); err != nil {
+			// The host no longer knows the context: the connection is gone.
+			c.state = stateClosed
+			continue
+		}
+		c.onTimeout(t)
+	}
+}
+
+func panicString(r any) string {
+	switch v := r.(type) {
+	case string:
+		return v
+	case error:
+		return v.Error()
+	}
+	return "panic"
+}

@@ -1,0 +1,195 @@
+package filtertable
+
+import (
+	"bytes"
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// Run drives every case of the table through r, one subtest per case.
+func Run(t *testing.T, r Runner) {
+	t.Helper()
+	caps, err := LoadCaptures()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range Cases(caps) {
+		t.Run(c.Name, func(t *testing.T) { runCase(t, r, c) })
+	}
+}
+
+func runCase(t *testing.T, r Runner, c Case) {
+	if c.Source != "" {
+		t.Logf("source: %s", c.Source)
+	}
+	err := r.Configure([]byte(c.Config))
+	if c.ConfigRejected {
+		if err == nil {
+			t.Fatalf("Configure(%s) succeeded; want the plugin to reject the configuration", c.Config)
+		}
+	} else if err != nil {
+		t.Fatalf("Configure(%s): %v", c.Config, err)
+	}
+	for i, cs := range c.Conns {
+		before := len(AuditLines(r.Logs(LevelInfo)))
+		conn, err := r.NewConn(cs.Props)
+		if err != nil {
+			t.Fatalf("conn %d: NewConn: %v", i, err)
+		}
+		for j, s := range cs.Steps {
+			if s.Advance > 0 {
+				r.Advance(s.Advance)
+			} else {
+				conn.Data(s.Data, s.EOS)
+			}
+			if s.Check != nil {
+				checkObserved(t, "conn "+itoa(i)+" after step "+itoa(j), conn.Observe(), *s.Check)
+			}
+		}
+		checkObserved(t, "conn "+itoa(i), conn.Observe(), cs.Want)
+		lines := AuditLines(r.Logs(LevelInfo))[before:]
+		if cs.Want.Audit == nil {
+			if len(lines) != 0 {
+				t.Errorf("conn %d: audit lines %q; want none", i, lines)
+			}
+			continue
+		}
+		if len(lines) != 1 {
+			t.Errorf("conn %d: %d audit lines %q; want exactly 1", i, len(lines), lines)
+			continue
+		}
+		checkAudit(t, i, lines[0], cs.Want)
+	}
+	for series, want := range c.Metrics {
+		got, ok := r.Metric(series)
+		if !ok {
+			t.Errorf("metric %s is not defined; want %d", series, want)
+		} else if got != want {
+			t.Errorf("metric %s = %d; want %d", series, got, want)
+		}
+	}
+	errs := r.Logs(LevelError)
+	for _, sub := range c.ErrorLogs {
+		found := false
+		for _, l := range errs {
+			if strings.Contains(l, sub) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			t.Errorf("no error log line contains %q; error lines: %q", sub, errs)
+		}
+	}
+}
+
+func checkObserved(t *testing.T, what string, got Observed, want Want) {
+	t.Helper()
+	if got.Closed != want.Closed {
+		t.Errorf("%s: closed = %v; want %v", what, got.Closed, want.Closed)
+	}
+	if got.UpstreamConnect != want.UpstreamConnect {
+		t.Errorf("%s: tcp_proxy connected upstream = %v; want %v", what, got.UpstreamConnect, want.UpstreamConnect)
+	} else if want.UpstreamConnect && got.Cluster != want.Cluster {
+		t.Errorf("%s: cluster = %q; want %q", what, got.Cluster, want.Cluster)
+	}
+	if !bytes.Equal(got.Forwarded, want.Forwarded) {
+		t.Errorf("%s: forwarded upstream %d bytes; want %d bytes%s", what, len(got.Forwarded), len(want.Forwarded), firstDiff(got.Forwarded, want.Forwarded))
+	}
+	for k, v := range want.Properties {
+		if g, ok := got.Properties[k]; !ok {
+			t.Errorf("%s: property %s not set; want %q", what, k, v)
+		} else if g != v {
+			t.Errorf("%s: property %s = %q; want %q", what, k, g, v)
+		}
+	}
+}
+
+func firstDiff(a, b []byte) string {
+	n := min(len(a), len(b))
+	for i := 0; i < n; i++ {
+		if a[i] != b[i] {
+			return " (first difference at offset " + itoa(i) + ")"
+		}
+	}
+	return ""
+}
+
+func checkAudit(t *testing.T, i int, line string, want Want) {
+	t.Helper()
+	var got map[string]any
+	if err := json.Unmarshal([]byte(line), &got); err != nil {
+		t.Errorf("conn %d: audit line is not JSON: %v: %s", i, err, line)
+		return
+	}
+	for k, v := range want.Audit {
+		g, ok := got[k]
+		if !ok {
+			t.Errorf("conn %d: audit field %q missing in %s", i, k, line)
+			continue
+		}
+		if !reflect.DeepEqual(g, roundTrip(v)) {
+			t.Errorf("conn %d: audit field %q = %#v; want %#v (line %s)", i, k, g, v, line)
+		}
+	}
+	for _, k := range want.AuditHas {
+		if _, ok := got[k]; !ok {
+			t.Errorf("conn %d: audit field %q missing in %s", i, k, line)
+		}
+	}
+}
+
+func roundTrip(v any) any {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return v
+	}
+	var out any
+	if json.Unmarshal(b, &out) != nil {
+		return v
+	}
+	return out
+}
+
+// AuditLines returns the lines of logs that are audit records: JSON objects
+// with a "decision" field.
+func AuditLines(logs []string) []string {
+	var out []string
+	for _, l := range logs {
+		if !strings.HasPrefix(l, "{") {
+			continue
+		}
+		var m map[string]json.RawMessage
+		if json.Unmarshal([]byte(l), &m) != nil {
+			continue
+		}
+		if _, ok := m["decision"]; ok {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func itoa(i int) string {
+	var b [20]byte
+	n := len(b)
+	if i == 0 {
+		return "0"
+	}
+	neg := i < 0
+	if neg {
+		i = -i
+	}
+	for i > 0 {
+		n--
+		b[n] = byte('0' + i%10)
+		i /= 10
+	}
+	if neg {
+		n--
+		b[n] = '-'
+	}
+	return string(b[n:])
+}

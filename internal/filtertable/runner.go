@@ -1,0 +1,108 @@
+// Package filtertable is the behaviour table of the dicomgate network filter:
+// a list of cases expressed only in what Envoy can observe (was the client
+// connection closed, which cluster tcp_proxy picked, which bytes went
+// upstream and with what content, metrics, log lines, properties), plus the
+// [Runner] interface that an implementation of the filter's host must provide
+// and [Run], which drives every case through a Runner.
+//
+// Two runners use the same table: the native one in filters/dicomgate (the
+// filter compiled for the test binary, driven through the SDK's proxytest
+// emulator) and one in wasm/host driving build/dicomgate.wasm through the
+// Envoy-faithful host. Expectations follow docs envoy-l4 §0.1; each case
+// names the Envoy source its behaviour comes from.
+package filtertable
+
+import "time"
+
+// DefaultCluster is the cluster configured in the tcp_proxy that follows the
+// filter in every case (tcp_proxy "cluster"); routed associations must pick
+// another one through the envoy.tcp_proxy.cluster filter state.
+const DefaultCluster = "dicom-default"
+
+// Level is a proxy-wasm log level name as Envoy prints it.
+type Level string
+
+// Log levels used by the table.
+const (
+	LevelDebug Level = "debug"
+	LevelInfo  Level = "info"
+	LevelWarn  Level = "warning"
+	LevelError Level = "error"
+)
+
+// Runner is one way of running the filter under an Envoy-like host.
+//
+// A Runner models a listener whose filter chain is the dicomgate filter
+// followed by tcp_proxy with cluster [DefaultCluster] and max_early_data_bytes
+// set (receive_before_connect, Envoy ≥ 1.37), so that a filter which pauses
+// in proxy_on_new_connection still receives data (source/common/tcp_proxy/
+// tcp_proxy.cc Filter::initializeReadFilterCallbacks).
+type Runner interface {
+	// Configure starts a fresh plugin (new VM, zero metrics, no logs) with
+	// the plugin configuration config (the JSON Istio passes as
+	// pluginConfig). It returns a non-nil error when the plugin rejected the
+	// configuration (proxy_on_configure returned false).
+	Configure(config []byte) error
+	// NewConn accepts a downstream connection with the given properties and
+	// runs the filter chain's onNewConnection (Envoy
+	// filter_manager_impl.cc initializeReadFilters).
+	NewConn(props ConnProps) (Conn, error)
+	// Advance moves the host clock (WASI clock_time_get) forward by d and
+	// then runs proxy_on_tick on the plugin's root context once, provided
+	// the plugin set a tick period (Envoy wasm.cc Wasm::tickHandler).
+	Advance(d time.Duration)
+	// Metric returns the current value of a Prometheus series as Envoy
+	// exports it (see package metricname), e.g.
+	// `dicomgate_denied_total{reason="eof"}`, and whether the plugin
+	// defined that metric at all.
+	Metric(series string) (value uint64, defined bool)
+	// Logs returns every line the plugin logged at level so far, in order.
+	Logs(level Level) []string
+}
+
+// Conn is one downstream connection of a Runner.
+type Conn interface {
+	// Data appends chunk to the connection's read buffer and runs the filter
+	// chain over the whole unconsumed buffer (Envoy re-delivers it on every
+	// read: filter_manager_impl.cc onContinueReading); eos is the client's
+	// half-close. Data on a closed connection is ignored.
+	Data(chunk []byte, eos bool)
+	// Observe returns what Envoy shows for the connection now.
+	Observe() Observed
+}
+
+// ConnProps are the downstream connection properties the host answers to
+// proxy_get_property (Envoy expr context.cc ConnectionLookup); empty strings
+// are absent properties.
+type ConnProps struct {
+	// Source is source.address, "ip:port".
+	Source string
+	// MTLS is connection.mtls (TLS terminated and a client certificate was
+	// presented and verified).
+	MTLS bool
+	// URISAN, DNSSAN, Subject and SHA256 are the peer certificate
+	// properties connection.uri_san_peer_certificate,
+	// connection.dns_san_peer_certificate, connection.subject_peer_certificate
+	// and connection.sha256_peer_certificate_digest.
+	URISAN, DNSSAN, Subject, SHA256 string
+}
+
+// Observed is the Envoy-visible state of a connection.
+type Observed struct {
+	// Closed reports that the filter closed the client connection
+	// (proxy_close_stream; Envoy context.cc Context::closeStream).
+	Closed bool
+	// UpstreamConnect reports that tcp_proxy ran its onNewConnection, i.e.
+	// picked a route and started connecting upstream.
+	UpstreamConnect bool
+	// Cluster is the cluster tcp_proxy picked: the envoy.tcp_proxy.cluster
+	// filter state if the filter set it, else DefaultCluster ("" while
+	// UpstreamConnect is false).
+	Cluster string
+	// Forwarded is every byte tcp_proxy moved upstream, in order.
+	Forwarded []byte
+	// Properties are the values the filter stored with proxy_set_property,
+	// keyed by property name (e.g. "dicom.rule"); Envoy keeps them as filter
+	// state "wasm.<name>" (context.cc Context::setProperty).
+	Properties map[string]string
+}
