@@ -20,16 +20,17 @@ var (
 	repoRoot string
 	// certs is the per-run PKI.
 	certs *pki
-	// gatewayBin and filterWasm are the gateway binary and compiled filter under test; artifactErr says why they
-	// are unusable (every gateway test then fails with it).
+	// gatewayBin and filterWasm are the gateway binary and compiled filter under test, resolved (or built) on
+	// first use by artifacts(); artifactErr says why they are unusable (every gateway test then fails with it).
 	gatewayBin, filterWasm string
 	artifactErr            error
+	artifactsOnce          sync.Once
 )
 
 // TestMain checks the prerequisites, prepares the per-run work directory and PKI, and stops every peer at the end.
 // Missing dcmtk/Orthanc fail the whole suite with the command that installs them. The gateway binary and the filter
 // come from DICOMGATE_BIN / DICOMGATE_WASM (set by `make e2e`); when unset they are built here so `go test ./e2e/`
-// works standalone.
+// works standalone (built on first use, so tests that need no gateway do not wait for the build).
 func TestMain(m *testing.M) {
 	os.Exit(runMain(m))
 }
@@ -67,8 +68,6 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e: generating test certificates:", err)
 		return 1
 	}
-	gatewayBin, filterWasm, artifactErr = resolveArtifacts()
-
 	code := m.Run()
 	stopAllProcs()
 	if code != 0 || os.Getenv("E2E_KEEP") != "" {
@@ -120,10 +119,16 @@ func resolveArtifacts() (bin, wasm string, err error) {
 	return bin, wasm, nil
 }
 
+// artifacts resolves (building if needed) the gateway binary and the filter once per run.
+func artifacts() error {
+	artifactsOnce.Do(func() { gatewayBin, filterWasm, artifactErr = resolveArtifacts() })
+	return artifactErr
+}
+
 // requireArtifacts fails the test (never skips) when the gateway binary or the filter is unusable.
 func requireArtifacts(t testing.TB) {
 	t.Helper()
-	if artifactErr != nil {
+	if artifacts() != nil {
 		t.Fatalf("gateway artifacts unavailable: %v", artifactErr)
 	}
 }

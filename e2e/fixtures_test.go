@@ -1,0 +1,213 @@
+package e2e
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+var (
+	sinkSh    shared[*sink]
+	gwTLSSh   shared[*gateway]
+	gwPlainSh shared[*gateway]
+	gwDrySh   shared[*gateway]
+)
+
+// theSink is the counting backend every gateway uses as its default cluster. Every scenario routes explicitly, so
+// a connection reaching it means the gateway connected upstream before (or without) a decision.
+func theSink(t testing.TB) *sink {
+	t.Helper()
+	return sinkSh.get(t, startSink)
+}
+
+func clusters(t testing.TB) map[string]string {
+	t.Helper()
+	o, s, k := theOrthanc(t), theStoreSCP(t), theSink(t)
+	return map[string]string{
+		clusterOrthanc:  fmt.Sprintf("127.0.0.1:%d", o.dicomPort),
+		clusterStoreSCP: fmt.Sprintf("127.0.0.1:%d", s.port),
+		clusterSink:     k.addr(),
+	}
+}
+
+// mtlsGateway is the production-shaped gateway: TLS with a required client certificate from the test CA (like an
+// Istio Gateway server with tls.mode MUTUAL; `--client-ca` means RequireAndVerifyClientCert), policy enforced,
+// default cluster the sink.
+func mtlsGateway(t testing.TB) *gateway {
+	t.Helper()
+	requireArtifacts(t)
+	c := clusters(t)
+	return gwTLSSh.get(t, func() (*gateway, error) {
+		return startGateway("gateway-mtls", gatewayOpts{tls: true, clientCA: true, policy: e2ePolicy("enforce"), clusters: c, defaultCluster: clusterSink})
+	})
+}
+
+// plainGateway serves plain DICOM (no TLS) with the same policy; it proves the TLS-on-plain-port detection and
+// that an association without any client certificate cannot satisfy a peerURISANs rule.
+func plainGateway(t testing.TB) *gateway {
+	t.Helper()
+	requireArtifacts(t)
+	c := clusters(t)
+	return gwPlainSh.get(t, func() (*gateway, error) {
+		return startGateway("gateway-plain", gatewayOpts{policy: e2ePolicy("enforce"), clusters: c, defaultCluster: clusterSink})
+	})
+}
+
+// dryRunGateway runs the same policy in dry-run mode; its default cluster is Orthanc, so an association the policy
+// would deny still reaches Orthanc when it calls ORTHANC.
+func dryRunGateway(t testing.TB) *gateway {
+	t.Helper()
+	requireArtifacts(t)
+	c := clusters(t)
+	return gwDrySh.get(t, func() (*gateway, error) {
+		return startGateway("gateway-dryrun", gatewayOpts{tls: true, clientCA: true, policy: e2ePolicy("dry-run"), clusters: c, defaultCluster: clusterOrthanc})
+	})
+}
+
+// tlsArgs are dcmtk's TLS options for a client presenting kp (nil: anonymous TLS, no client certificate).
+func tlsArgs(kp *keyPair) []string {
+	if kp == nil {
+		return []string{"+tla", "+cf", certs.CAFile}
+	}
+	return []string{"+tls", kp.Key, kp.Cert, "+cf", certs.CAFile}
+}
+
+// clientTLSArgs are the TLS options for a dcmtk client of g (none for a plain gateway).
+func clientTLSArgs(g *gateway, kp *keyPair) []string {
+	if !g.tls {
+		return nil
+	}
+	return tlsArgs(kp)
+}
+
+// echoVia runs echoscu through g.
+func echoVia(g *gateway, kp *keyPair, calling, called string) toolResult {
+	args := append([]string{"-v", "-aet", calling, "-aec", called}, clientTLSArgs(g, kp)...)
+	args = append(args, "127.0.0.1", strconv.Itoa(g.port))
+	return runTool(30*time.Second, "echoscu", args...)
+}
+
+// storeVia runs storescu through g with the files.
+func storeVia(g *gateway, kp *keyPair, calling, called string, files []sentFile) toolResult {
+	return runTool(90*time.Second, "storescu", storeArgs(clientTLSArgs(g, kp), calling, called, g.port, files)...)
+}
+
+// probe captures a gateway's metrics, output position and the sink count before a step, so the step's effects can
+// be asserted exactly (scenarios sharing a gateway run sequentially).
+type probe struct {
+	g          *gateway
+	before     metricSet
+	mark       int
+	sinkBefore int64
+}
+
+func newProbe(t testing.TB, g *gateway) *probe {
+	t.Helper()
+	return &probe{g: g, before: g.metrics(t), mark: g.mark(), sinkBefore: theSink(t).count.Load()}
+}
+
+// eventually polls cond (every 25 ms, up to 3 s): the gateway updates counters and prints audit lines as the
+// connection is decided or closed, which may be a moment after the client process has exited.
+func eventually(cond func() bool) bool {
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// wantDelta asserts that metric name (with labels) grew by exactly want since the probe.
+func (p *probe) wantDelta(t testing.TB, want float64, name string, labels ...string) {
+	t.Helper()
+	var last metricSet
+	var got float64
+	ok := eventually(func() bool {
+		m, err := scrape(p.g.metricsURL)
+		if err != nil {
+			return false
+		}
+		last = m
+		got = m.get(name, labels...) - p.before.get(name, labels...)
+		return got == want
+	})
+	if !ok {
+		t.Errorf("%s: %s%v grew by %g, want %g\nmetrics changed since the step began:\n%s\nmetric names: %s",
+			p.g.label, name, labels, got, want, last.diff(p.before), last.names())
+	}
+}
+
+// wantNoUpstreamAttempt asserts that the sink (every gateway's default cluster) was not contacted since the probe.
+func (p *probe) wantNoUpstreamAttempt(t testing.TB) {
+	t.Helper()
+	time.Sleep(50 * time.Millisecond) // let a (wrong) upstream connect land before counting
+	if n := theSink(t).count.Load() - p.sinkBefore; n != 0 {
+		t.Errorf("%s: the default-cluster sink accepted %d connection(s): the gateway connected upstream without a routing decision", p.g.label, n)
+	}
+}
+
+// wantAudit waits for exactly one audit record from callingAE since the probe and returns it.
+func (p *probe) wantAudit(t testing.TB, callingAE string) auditRecord {
+	t.Helper()
+	var recs []auditRecord
+	eventually(func() bool {
+		recs = auditFor(p.g.auditSince(p.mark), callingAE)
+		return len(recs) >= 1
+	})
+	if len(recs) != 1 {
+		t.Errorf("%s: want exactly one audit line for calling AE %q, got %d; gateway output since the step:\n%s",
+			p.g.label, callingAE, len(recs), tail(p.g.proc.out.String()[p.mark:], 30))
+		if len(recs) == 0 {
+			return auditRecord{}
+		}
+	}
+	return recs[0]
+}
+
+// wantAuditFields checks decision, rule, cluster and reason of an audit record ("" = must be empty or absent).
+func wantAuditFields(t testing.TB, r auditRecord, decision, rule, cluster, reason string) {
+	t.Helper()
+	norm := func(s string) string {
+		if s == auditFieldNotPresent {
+			return ""
+		}
+		return s
+	}
+	got := []string{norm(r.decision()), norm(r.rule()), norm(r.cluster()), norm(r.reason())}
+	want := []string{decision, rule, cluster, reason}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("audit decision|rule|cluster|reason = %q, want %q\nrecord: %s", strings.Join(got, "|"), strings.Join(want, "|"), r)
+	}
+}
+
+// wantOK asserts a dcmtk client succeeded, printing its output, and the gateway's and backends' output on failure.
+func wantOK(t testing.TB, r toolResult, what string, dump ...*proc) {
+	t.Helper()
+	if r.exitCode != 0 || r.err != nil {
+		for _, p := range dump {
+			p.dump(t)
+		}
+		t.Fatalf("%s: expected success:\n%s", what, r)
+	}
+}
+
+// wantFailed asserts a dcmtk client failed (non-zero exit, not a timeout kill).
+func wantFailed(t testing.TB, r toolResult, what string, dump ...*proc) {
+	t.Helper()
+	if r.exitCode == 0 {
+		for _, p := range dump {
+			p.dump(t)
+		}
+		t.Errorf("%s: expected the association to fail, but the client succeeded:\n%s", what, r)
+		return
+	}
+	if r.exitCode < 0 {
+		t.Errorf("%s: client hung (killed at its deadline) instead of failing promptly:\n%s", what, r)
+	}
+}

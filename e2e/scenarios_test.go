@@ -1,0 +1,258 @@
+package e2e
+
+import (
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/suyashkumar/dicom/pkg/tag"
+)
+
+// The scenarios share one Orthanc, one storescp and one gateway per mode, and run sequentially (no t.Parallel) so
+// each step can assert exact metric deltas and audit lines.
+
+// TestEchoAllowedAndUnknownCaller — scenario 1: an allowed calling AE echoes through the mTLS gateway to Orthanc;
+// an unknown calling AE is cut off by the gateway before any upstream connection (Orthanc never sees it), counted
+// as a policy denial.
+func TestEchoAllowedAndUnknownCaller(t *testing.T) {
+	g, o := mtlsGateway(t), theOrthanc(t)
+
+	p := newProbe(t, g)
+	r := echoVia(g, &certs.NoSAN, allowedModalityAE, routeToOrthancAE)
+	wantOK(t, r, "echoscu +tls as MODALITY1 -> PACS_A", g.proc, o.proc)
+	if !o.sawCallingAE(allowedModalityAE) {
+		t.Errorf("Orthanc's log shows no association from %s", allowedModalityAE)
+	}
+	wantAuditFields(t, p.wantAudit(t, allowedModalityAE), "route", "modality-a", clusterOrthanc, "")
+	p.wantDelta(t, 1, "dicomgate_associations_total")
+	p.wantDelta(t, 1, "dicomgate_decisions_total", "action", "route", "rule", "modality-a")
+	p.wantDelta(t, 0, "dicomgate_denied_total")
+	p.wantNoUpstreamAttempt(t)
+
+	p = newProbe(t, g)
+	r = echoVia(g, &certs.NoSAN, intruderAE, routeToOrthancAE)
+	wantFailed(t, r, "echoscu +tls as INTRUDER -> PACS_A", g.proc)
+	if o.sawCallingAE(intruderAE) {
+		t.Errorf("Orthanc saw an association from %s, which the gateway must have denied", intruderAE)
+	}
+	wantAuditFields(t, p.wantAudit(t, intruderAE), "deny", "", "", "policy")
+	p.wantDelta(t, 1, "dicomgate_associations_total")
+	p.wantDelta(t, 1, "dicomgate_denied_total", "reason", "policy")
+	p.wantDelta(t, 1, "dicomgate_decisions_total", "action", "deny", "rule", "default")
+	p.wantNoUpstreamAttempt(t)
+}
+
+// TestStoreRoutedByCalledAE — scenarios 2 and 3: the same calling AE reaches Orthanc when it calls PACS_A (called
+// AE rewritten to ORTHANC) and storescp when it calls PACS_B; every Part 10 file lands only where it was routed,
+// and the stored datasets (pixel data included) equal the files sent.
+func TestStoreRoutedByCalledAE(t *testing.T) {
+	g, o, s, files := mtlsGateway(t), theOrthanc(t), theStoreSCP(t), storableFiles(t)
+	clear := func() {
+		for _, f := range files {
+			if err := o.deleteSOPUID(f.SOPInstanceUID); err != nil {
+				t.Fatal(err)
+			}
+			s.removeReceived(f.SOPInstanceUID)
+		}
+	}
+
+	clear()
+	p := newProbe(t, g)
+	r := storeVia(g, &certs.NoSAN, allowedModalityAE, routeToStoreSCPAE, files)
+	wantOK(t, r, "storescu +tls as MODALITY1 -> PACS_B", g.proc, s.proc)
+	assertStoredInStoreSCP(t, s, files)
+	for _, f := range files {
+		if id, _ := o.instanceBySOPUID(f.SOPInstanceUID); id != "" {
+			t.Errorf("%s routed to PACS_B (storescp) also landed in Orthanc", filepath.Base(f.Path))
+		}
+	}
+	if len(grepLines(s.proc.out.String(), "Called Application Name:", routeToStoreSCPAE)) == 0 {
+		t.Errorf("storescp's log shows no association called %s (modality-b does not rewrite the called AE)", routeToStoreSCPAE)
+	}
+	wantAuditFields(t, p.wantAudit(t, allowedModalityAE), "route", "modality-b", clusterStoreSCP, "")
+	p.wantDelta(t, 1, "dicomgate_decisions_total", "action", "route", "rule", "modality-b")
+	p.wantNoUpstreamAttempt(t)
+
+	clear()
+	p = newProbe(t, g)
+	r = storeVia(g, &certs.NoSAN, allowedModalityAE, routeToOrthancAE, files)
+	wantOK(t, r, "storescu +tls as MODALITY1 -> PACS_A", g.proc, o.proc)
+	assertStoredInOrthanc(t, o, files)
+	for _, f := range files {
+		if s.receivedFile(f.SOPInstanceUID) != "" {
+			t.Errorf("%s routed to PACS_A (Orthanc) also landed in storescp", filepath.Base(f.Path))
+		}
+	}
+	wantAuditFields(t, p.wantAudit(t, allowedModalityAE), "route", "modality-a", clusterOrthanc, "")
+	p.wantDelta(t, 1, "dicomgate_decisions_total", "action", "route", "rule", "modality-a")
+	p.wantNoUpstreamAttempt(t)
+}
+
+// TestCalledAERewrite — scenario 4: Orthanc (AE ORTHANC, DicomCheckCalledAet true) refuses PUBLIC_PACS when called
+// directly (TestHarnessPeersDirect), but accepts the association through the gateway, which rewrites the called AE.
+func TestCalledAERewrite(t *testing.T) {
+	g, o, files := mtlsGateway(t), theOrthanc(t), storableFiles(t)
+	direct := runTool(30*time.Second, "echoscu", "-aet", allowedModalityAE, "-aec", publicCalledAE, "127.0.0.1", strconv.Itoa(o.dicomPort))
+	wantFailed(t, direct, "echoscu straight to Orthanc calling PUBLIC_PACS (control)")
+
+	f := files[0]
+	if err := o.deleteSOPUID(f.SOPInstanceUID); err != nil {
+		t.Fatal(err)
+	}
+	p := newProbe(t, g)
+	r := storeVia(g, &certs.NoSAN, allowedModalityAE, publicCalledAE, files[:1])
+	wantOK(t, r, "storescu +tls as MODALITY1 -> PUBLIC_PACS", g.proc, o.proc)
+	assertStoredInOrthanc(t, o, files[:1])
+	rec := p.wantAudit(t, allowedModalityAE)
+	wantAuditFields(t, rec, "route", "public-pacs", clusterOrthanc, "")
+	if got := rec.called(); got != publicCalledAE {
+		t.Errorf("audit called AE = %q, want the AE the client called, %q", got, publicCalledAE)
+	}
+	if got := rec.field("rewrite_called_ae", "rewriteCalledAE"); got != orthancAE {
+		t.Errorf("audit rewrite_called_ae = %q, want %q; record %s", got, orthancAE, rec)
+	}
+	p.wantDelta(t, 1, "dicomgate_decisions_total", "action", "route", "rule", "public-pacs")
+}
+
+// TestMutualTLSAEBinding — scenario 5. Design: the production-shaped gateway requires a client certificate
+// (--client-ca, RequireAndVerifyClientCert, Istio MUTUAL); the policy binds calling AE CT1 to the certificate with
+// URI SAN spiffe://hospital/modality/ct1 and MR1 to .../mr1. Proven here:
+//   - CT1's certificate succeeds as CT1 and is denied (policy) as MR1; MR1's certificate succeeds as MR1 and is
+//     denied as CT1; a CA-signed certificate without SAN is denied as CT1;
+//   - no client certificate at all is refused by the mTLS listener's handshake (no filter decision, counted as a
+//     gateway TLS handshake failure);
+//   - on the plain listener (no TLS, hence no peer certificate) CT1 is denied by the policy: the binding cannot be
+//     met without a verified certificate.
+func TestMutualTLSAEBinding(t *testing.T) {
+	g, o := mtlsGateway(t), theOrthanc(t)
+
+	// Denials first, so "Orthanc never saw MR1/CT1" is meaningful.
+	denied := []struct {
+		what    string
+		kp      *keyPair
+		calling string
+	}{
+		{"CT1's certificate as MR1", &certs.CT1, mr1AE},
+		{"MR1's certificate as CT1", &certs.MR1, ct1AE},
+		{"certificate without SAN as CT1", &certs.NoSAN, ct1AE},
+	}
+	for _, d := range denied {
+		p := newProbe(t, g)
+		r := echoVia(g, d.kp, d.calling, routeToOrthancAE)
+		wantFailed(t, r, d.what, g.proc)
+		rec := p.wantAudit(t, d.calling)
+		wantAuditFields(t, rec, "deny", "", "", "policy")
+		p.wantDelta(t, 1, "dicomgate_denied_total", "reason", "policy")
+		p.wantNoUpstreamAttempt(t)
+	}
+	for _, ae := range []string{ct1AE, mr1AE} {
+		if o.sawCallingAE(ae) {
+			t.Fatalf("Orthanc saw an association from %s while every %s attempt so far should have been denied", ae, ae)
+		}
+	}
+
+	p := newProbe(t, g)
+	r := echoVia(g, nil, ct1AE, routeToOrthancAE)
+	wantFailed(t, r, "no client certificate (+tla) as CT1 against the mTLS listener", g.proc)
+	p.wantDelta(t, 1, "dicomgate_gateway_tls_handshake_failures_total")
+	p.wantDelta(t, 0, "dicomgate_associations_total")
+	p.wantNoUpstreamAttempt(t)
+
+	pg := plainGateway(t)
+	pp := newProbe(t, pg)
+	r = echoVia(pg, nil, ct1AE, routeToOrthancAE)
+	wantFailed(t, r, "CT1 over the plain listener (no certificate)", pg.proc)
+	wantAuditFields(t, pp.wantAudit(t, ct1AE), "deny", "", "", "policy")
+	pp.wantDelta(t, 1, "dicomgate_denied_total", "reason", "policy")
+	pp.wantNoUpstreamAttempt(t)
+	if o.sawCallingAE(ct1AE) {
+		t.Fatalf("Orthanc saw CT1 although every CT1 attempt so far should have been denied")
+	}
+
+	for _, ok := range []struct {
+		kp      *keyPair
+		calling string
+		rule    string
+		san     string
+	}{{&certs.CT1, ct1AE, "ct1-bound", ct1SPIFFE}, {&certs.MR1, mr1AE, "mr1-bound", mr1SPIFFE}} {
+		p := newProbe(t, g)
+		r := echoVia(g, ok.kp, ok.calling, routeToOrthancAE)
+		wantOK(t, r, ok.calling+" with its own certificate", g.proc, o.proc)
+		rec := p.wantAudit(t, ok.calling)
+		wantAuditFields(t, rec, "route", ok.rule, clusterOrthanc, "")
+		if got := rec.field("peer_uri_san", "peerURISAN"); got != ok.san {
+			t.Errorf("audit peer_uri_san = %q, want %q", got, ok.san)
+		}
+		p.wantDelta(t, 1, "dicomgate_decisions_total", "action", "route", "rule", ok.rule)
+		if !o.sawCallingAE(ok.calling) {
+			t.Errorf("Orthanc's log shows no association from %s", ok.calling)
+		}
+	}
+}
+
+// TestDryRun — scenario 7: in dry-run mode a caller the policy denies still gets through (to the default cluster,
+// Orthanc), and the would-deny counter grows.
+func TestDryRun(t *testing.T) {
+	g, o := dryRunGateway(t), theOrthanc(t)
+	p := newProbe(t, g)
+	r := echoVia(g, &certs.NoSAN, dryRunIntruderAE, orthancAE)
+	wantOK(t, r, "echoscu as a denied caller through the dry-run gateway", g.proc, o.proc)
+	if !o.sawCallingAE(dryRunIntruderAE) {
+		t.Errorf("Orthanc's log shows no association from %s", dryRunIntruderAE)
+	}
+	rec := p.wantAudit(t, dryRunIntruderAE)
+	if rec.decision() != "deny" || rec.field("dry_run", "dryRun") != "true" {
+		t.Errorf("audit record = %s, want decision deny with dry_run true", rec)
+	}
+	p.wantDelta(t, 1, "dicomgate_dry_run_denies_total")
+	p.wantDelta(t, 0, "dicomgate_denied_total")
+}
+
+// TestFindQueryOnlyRule — scenario 8: the query-only rule (onlyAbstractSyntaxes: C-FIND and Verification) lets
+// QUERY1 run findscu against Orthanc, but not store; MODALITY1, whose rule lists storage and Verification SOP
+// classes (abstractSyntaxes), cannot query.
+func TestFindQueryOnlyRule(t *testing.T) {
+	g, o, files := mtlsGateway(t), theOrthanc(t), storableFiles(t)
+	f := files[0]
+	studyUID := stringValue(f.Dataset, tag.StudyInstanceUID)
+	if studyUID == "" {
+		t.Fatalf("%s has no Study Instance UID", f.Path)
+	}
+	// Make sure Orthanc holds the study (stored directly, not under test here).
+	wantOK(t, runTool(60*time.Second, "storescu", storeArgs(nil, "SEED_SCU", orthancAE, o.dicomPort, files[:1])...), "seed Orthanc", o.proc)
+
+	p := newProbe(t, g)
+	r := storeVia(g, &certs.NoSAN, queryOnlyAE, routeToOrthancAE, files[:1])
+	wantFailed(t, r, "storescu as QUERY1 (query-only)", g.proc)
+	wantAuditFields(t, p.wantAudit(t, queryOnlyAE), "deny", "", "", "policy")
+	p.wantDelta(t, 1, "dicomgate_denied_total", "reason", "policy")
+	if o.sawCallingAE(queryOnlyAE) {
+		t.Errorf("Orthanc saw QUERY1's store association, which the gateway must have denied")
+	}
+
+	p = newProbe(t, g)
+	r = findVia(g, &certs.NoSAN, allowedModalityAE, studyUID)
+	wantFailed(t, r, "findscu as MODALITY1 (storage rule only)", g.proc)
+	wantAuditFields(t, p.wantAudit(t, allowedModalityAE), "deny", "", "", "policy")
+	p.wantDelta(t, 1, "dicomgate_denied_total", "reason", "policy")
+
+	p = newProbe(t, g)
+	r = findVia(g, &certs.NoSAN, queryOnlyAE, studyUID)
+	wantOK(t, r, "findscu as QUERY1", g.proc, o.proc)
+	if !strings.Contains(r.out, studyUID) {
+		t.Errorf("findscu through the gateway did not return study %s:\n%s", studyUID, r)
+	}
+	wantAuditFields(t, p.wantAudit(t, queryOnlyAE), "route", "query-only", clusterOrthanc, "")
+	p.wantDelta(t, 1, "dicomgate_decisions_total", "action", "route", "rule", "query-only")
+	p.wantNoUpstreamAttempt(t)
+}
+
+// findVia runs a study-root C-FIND for one study through g (findscu -v prints each response dataset).
+func findVia(g *gateway, kp *keyPair, calling, studyUID string) toolResult {
+	args := append([]string{"-v", "-S", "-aet", calling, "-aec", routeToOrthancAE}, clientTLSArgs(g, kp)...)
+	args = append(args, "-k", "QueryRetrieveLevel=STUDY", "-k", "StudyInstanceUID="+studyUID, "-k", "PatientName",
+		"127.0.0.1", strconv.Itoa(g.port))
+	return runTool(30*time.Second, "findscu", args...)
+}
