@@ -62,6 +62,9 @@ func compileAEPattern(s string, fold bool) (pat string, glob bool, msg string) {
 			chars++
 		}
 	}
+	if chars > aeMaxLen && !glob {
+		return "", false, fmt.Sprintf("%q has %d characters; AE titles have at most 16, so it can never match", s, chars)
+	}
 	if chars > aeMaxLen {
 		return "", false, fmt.Sprintf("%q needs at least %d characters but AE titles have at most 16, so it can never match", s, chars)
 	}
@@ -154,20 +157,6 @@ func trimSpaces(s string) string {
 		j--
 	}
 	return s[i:j]
-}
-
-// trimAE trims a wire AE title: leading spaces, and trailing spaces and NUL
-// padding (dcmtk copies the field with strncpy, so NUL padding occurs).
-func trimAE(b []byte) []byte {
-	j := len(b)
-	for j > 0 && (b[j-1] == ' ' || b[j-1] == 0) {
-		j--
-	}
-	i := 0
-	for i < j && b[i] == ' ' {
-		i++
-	}
-	return b[i:j]
 }
 
 // foldInto upper-cases b into buf and returns the folded slice, or nil when

@@ -70,8 +70,14 @@ func (l *loader) object(n *jnode, path, what string, allowed []string, misplaced
 		return nil
 	}
 	out := make(map[string]*jnode, len(n.keys))
+	seen := make(map[string]bool, len(n.keys))
 	for i, k := range n.keys {
 		p := child(path, k)
+		if seen[k] {
+			l.errf(p, "duplicate key %q; each key may appear once", k)
+			continue
+		}
+		seen[k] = true
 		if !contains(allowed, k) {
 			if hint, ok := misplaced[k]; ok {
 				l.errf(p, "unknown key %q here; %s", k, hint)
@@ -80,10 +86,6 @@ func (l *loader) object(n *jnode, path, what string, allowed []string, misplaced
 			} else {
 				l.errf(p, "unknown key %q (allowed: %s)", k, strings.Join(allowed, ", "))
 			}
-			continue
-		}
-		if _, dup := out[k]; dup {
-			l.errf(p, "duplicate key %q; each key may appear once", k)
 			continue
 		}
 		out[k] = n.vals[i]
@@ -117,19 +119,24 @@ func (l *loader) enum(n *jnode, path string, allowed []string) (string, bool) {
 	return "", false
 }
 
-// integer returns a whole number within [lo, hi] or reports an error.
+// integer returns a whole number within [lo, hi] or reports an error; unit
+// ("milliseconds", "bytes" or "") is named in messages.
 func (l *loader) integer(n *jnode, path string, lo, hi int64, unit string) (int64, bool) {
+	u := ""
+	if unit != "" {
+		u = " " + unit
+	}
 	if n.kind != jNumber {
-		l.errf(path, "must be a whole number of %s between %d and %d, got %s", unit, lo, hi, n.describe())
+		l.errf(path, "must be a whole number from %d to %d%s, got %s", lo, hi, u, n.describe())
 		return 0, false
 	}
 	f, err := strconv.ParseFloat(n.str, 64)
 	if err != nil || f != math.Trunc(f) || math.IsInf(f, 0) {
-		l.errf(path, "must be a whole number of %s between %d and %d, got %s", unit, lo, hi, n.str)
+		l.errf(path, "must be a whole number from %d to %d%s, got %s", lo, hi, u, n.str)
 		return 0, false
 	}
 	if f < float64(lo) || f > float64(hi) {
-		l.errf(path, "%s is out of range; allowed: %d to %d %s", n.str, lo, hi, unit)
+		l.errf(path, "%s is out of range; allowed: %d to %d%s", n.str, lo, hi, u)
 		return 0, false
 	}
 	return int64(f), true
@@ -444,7 +451,7 @@ func (l *loader) service(n *jnode, path string) string {
 	if pn := m["port"]; pn == nil {
 		l.errf(path, `missing "port" (the service port, 1 to 65535)`)
 		ok = false
-	} else if v, good := l.integer(pn, child(path, "port"), 1, 65535, "port"); good {
+	} else if v, good := l.integer(pn, child(path, "port"), 1, 65535, ""); good {
 		port = v
 	} else {
 		ok = false

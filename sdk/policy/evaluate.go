@@ -149,8 +149,8 @@ func prepare(rq *pdu.AssociateRQ, conn *Conn) input {
 	return input{
 		rq:      rq,
 		conn:    conn,
-		called:  trimAE(rq.CalledAETitleRaw),
-		calling: trimAE(rq.CallingAETitleRaw),
+		called:  rq.CalledAETitle(),
+		calling: rq.CallingAETitle(),
 		src:     conn.Source.Unmap().WithZone(""),
 	}
 }

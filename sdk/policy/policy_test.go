@@ -197,15 +197,15 @@ func TestGlobAndTrim(t *testing.T) {
 		{"a*", false, "ABC", false},
 		{"a*", true, "ABC", true},
 		{"PACS", true, "pacs", true},
-		{"  PACS  ", false, "PACS", true},           // pattern spaces trimmed
-		{"PACS", false, "  PACS      ", true},       // title spaces trimmed both ends
-		{"LEAD SP", false, "LEAD SP", true},         // embedded space kept
-		{"LEAD SP", false, "LEADSP", false},         // embedded space significant
-		{`\*STAR`, false, "*STAR", true},            // escaped literal star
-		{`\*STAR`, false, "XSTAR", false},           // escaped star is not a wildcard
-		{`Q\?`, false, "Q?", true},                  // escaped question mark
-		{`Q\?`, false, "QX", false},                 // escaped question mark is literal
-		{"**", false, "X", true},                    // repeated stars collapse
+		{"  PACS  ", false, "PACS", true},     // pattern spaces trimmed
+		{"PACS", false, "  PACS      ", true}, // title spaces trimmed both ends
+		{"LEAD SP", false, "LEAD SP", true},   // embedded space kept
+		{"LEAD SP", false, "LEADSP", false},   // embedded space significant
+		{`\*STAR`, false, "*STAR", true},      // escaped literal star
+		{`\*STAR`, false, "XSTAR", false},     // escaped star is not a wildcard
+		{`Q\?`, false, "Q?", true},            // escaped question mark
+		{`Q\?`, false, "QX", false},           // escaped question mark is literal
+		{"**", false, "X", true},              // repeated stars collapse
 		{"ABCDEFGHIJKLMNOP", false, "ABCDEFGHIJKLMNOP", true},
 	}
 	for _, tc := range tests {
@@ -223,7 +223,7 @@ func TestGlobAndTrim(t *testing.T) {
 			set.exact = []string{pat}
 		}
 		var buf [foldBufLen]byte
-		v := trimAE([]byte(tc.title))
+		v := pdu.TrimAETitle([]byte(tc.title))
 		if got := set.match(v, foldInto(&buf, v)); got != tc.want {
 			t.Errorf("pattern %q (fold %v) vs %q = %v, want %v", tc.pattern, tc.fold, tc.title, got, tc.want)
 		}

@@ -1,0 +1,84 @@
+package policy
+
+import (
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/dicomgate/dicomgate/sdk/pdu"
+)
+
+// captureRQ decodes the first PDU of a real capture (an A-ASSOCIATE-RQ
+// written by dcmtk or Orthanc) from sdk/pdu/testdata.
+func captureRQ(t testing.TB, name string) *pdu.AssociateRQ {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "pdu", "testdata", name+".c2s.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f pdu.Framer
+	first, _, err := f.Next(b)
+	if err != nil {
+		t.Fatalf("%s: framing the first PDU: %v", name, err)
+	}
+	var d pdu.Decoder
+	var rq pdu.AssociateRQ
+	if err := d.DecodeAssociateRQ(first, &rq); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return &rq
+}
+
+func TestCaptureDecisions(t *testing.T) {
+	example := mustLoad(t, string(readFile(t, "testdata/example.json")))
+	byCalled := mustLoad(t, `{"rules":[
+	  {"name":"qr","match":{"calledAETitles":["QRSCP"],"callingAETitles":["FINDSCU","MOVESCU"]},"action":"route","service":{"host":"qr.dicom.svc.cluster.local","port":11112}},
+	  {"name":"orthanc","match":{"calledAETitles":["orthanc"]},"aeTitleCaseInsensitive":true,"action":"route","cluster":"outbound|4242||orthanc.dicom.svc.cluster.local"},
+	  {"name":"scp","match":{"calledAETitles":["ANY-SCP","STORE SCP"],"sourceCIDRs":["127.0.0.0/8","::1"]},"action":"allow","rewriteCalledAETitle":"STORESCP"}]}`)
+	loop := &Conn{Source: netip.MustParseAddr("127.0.0.1")}
+	loop6 := &Conn{Source: netip.MustParseAddr("::1")}
+	outside := &Conn{Source: netip.MustParseAddr("10.0.0.1")}
+	tests := []struct {
+		capture string
+		policy  *Policy
+		conn    *Conn
+		action  Action
+		rule    string
+		cluster string
+		reason  string
+	}{
+		// "STORE SCP" (embedded space) / "CALLING_AE_16CHR" (16 characters).
+		{"echo_custom_ae", example, nil, ActionAllow, "custom-ae-echo", "", ""},
+		// Username "alice" (type 1) and (type 2, with passcode), CT storage only.
+		{"uid_username", example, nil, ActionAllow, "alice-ct-store", "", ""},
+		{"uid_username_password", example, nil, ActionAllow, "alice-ct-store", "", ""},
+		// A JWT (type 5) is not a username.
+		{"uid_jwt", example, nil, ActionDeny, "", "", ReasonCallingAENotRecognized},
+		{"rj_calling_ae", example, nil, ActionDeny, "block-intruder", "", ReasonCallingAENotRecognized},
+		{"echo_default", example, nil, ActionDeny, "", "", ReasonCallingAENotRecognized},
+		{"find_study", byCalled, nil, ActionRoute, "qr", "outbound|11112||qr.dicom.svc.cluster.local", ""},
+		{"move_study", byCalled, nil, ActionRoute, "qr", "outbound|11112||qr.dicom.svc.cluster.local", ""},
+		{"rj_limit", byCalled, nil, ActionDeny, "", "", ReasonCallingAENotRecognized}, // QRSCP from ECHOSCU
+		{"orthanc_echo", byCalled, nil, ActionRoute, "orthanc", "outbound|4242||orthanc.dicom.svc.cluster.local", ""},
+		{"echo_default", byCalled, loop, ActionAllow, "scp", "", ""},
+		{"echo_custom_ae", byCalled, loop6, ActionAllow, "scp", "", ""},
+		{"echo_default", byCalled, outside, ActionDeny, "", "", ReasonCallingAENotRecognized},
+		{"rj_called_ae", byCalled, loop, ActionDeny, "", "", ReasonCalledAENotRecognized}, // NOSUCHAE
+		{"orthanc_rj_called_ae", byCalled, loop, ActionDeny, "", "", ReasonCalledAENotRecognized},
+	}
+	for _, tc := range tests {
+		rq := captureRQ(t, tc.capture)
+		d := tc.policy.Evaluate(rq, tc.conn)
+		if d.Action != tc.action || d.Rule != tc.rule || d.Cluster != tc.cluster || d.RejectReason != tc.reason {
+			t.Errorf("%s: got %+v, want %s rule %q cluster %q reason %q\n%s", tc.capture, d, tc.action, tc.rule, tc.cluster, tc.reason,
+				tc.policy.Explain(rq, tc.conn, d))
+		}
+		if n := testing.AllocsPerRun(20, func() { tc.policy.Evaluate(rq, tc.conn) }); n != 0 {
+			t.Errorf("%s: Evaluate allocates %v times", tc.capture, n)
+		}
+	}
+	if d := byCalled.Evaluate(captureRQ(t, "echo_default"), loop); d.RewriteCalledAETitle != "STORESCP" {
+		t.Errorf("rewrite not reported: %+v", d)
+	}
+}
