@@ -86,6 +86,8 @@ type Captures map[string][]byte
 var captureNames = []string{
 	"echo_default", "echo_custom_ae", "echo_ppc128_pts38", "find_study", "store_default",
 	"uid_username", "rj_called_ae", "rj_calling_ae", "tls_client_plain_server",
+	"echo_ppc3_pts4", "store_multi", "uid_jwt", "uid_username_password", "move_study", "store_abort_during",
+	"orthanc_echo", "orthanc_store", "orthanc_scu_store", "plain_client_tls_server",
 }
 
 // LoadCaptures reads the captures from the module's sdk/pdu/testdata,
@@ -212,6 +214,7 @@ func Cases(c Captures) []Case {
 	uidRQ := FirstPDU(uid)
 	big := c["echo_ppc128_pts38"]
 	bigRQ := FirstPDU(big)
+	customRQ := FirstPDU(c["echo_custom_ae"])
 	rjCalled := FirstPDU(c["rj_called_ae"])
 	rjCalling := FirstPDU(c["rj_calling_ae"])
 	tlsHello := c["tls_client_plain_server"]
@@ -243,7 +246,23 @@ func Cases(c Captures) []Case {
 	cidrPolicy := `{"defaultAction": "deny", "rules": [
 	  {"name": "lan", "match": {"sourceCIDRs": ["10.1.0.0/16"]}, "action": "allow"}]}`
 
+	var every []ConnScript
+	for _, n := range captureNames {
+		if n == "tls_client_plain_server" {
+			continue
+		}
+		every = append(every, ConnScript{Props: src, Steps: Chunks(c[n], 1000),
+			Want: Want{UpstreamConnect: true, Cluster: DefaultCluster, Forwarded: c[n], Audit: map[string]any{"decision": "allow", "rule": "all"}}})
+	}
+
 	return []Case{
+		{
+			Name:    "allow/every_capture_passes_unchanged",
+			Source:  "real dcmtk/Orthanc traffic: the RQ and everything after it reach the upstream byte for byte",
+			Config:  `{"defaultAction": "deny", "rules": [{"name": "all", "action": "allow"}]}`,
+			Conns:   every,
+			Metrics: map[string]uint64{MetricAssociations: uint64(len(every)), decisions("allow", "all"): uint64(len(every))},
+		},
 		{
 			Name:   "allow/echo_default",
 			Source: "tcp_proxy.cc Filter::onNewConnection picks the configured cluster; filter_manager_impl.cc onContinueReading",
@@ -333,6 +352,21 @@ func Cases(c Captures) []Case {
 			Conns: []ConnScript{{Props: src, Steps: []Step{{Data: uid}},
 				Want: Want{UpstreamConnect: true, Cluster: ClusterPACS, Forwarded: cat(WithAETitles(uidRQ, "PACS_MAIN", "GATEWAY01"), uid[len(uidRQ):]),
 					Audit: map[string]any{"decision": "route", "rule": "uid-both", "rewrite_called_ae": "PACS_MAIN", "rewrite_calling_ae": "GATEWAY01", "calling_ae": "STORESCU"}}}},
+		},
+		{
+			Name:   "rewrite/full_width_titles",
+			Source: "the 16th byte of each AE field (offsets 25 and 41) is part of the replaced prefix",
+			Config: `{"defaultAction": "deny", "rules": [
+			  {"name": "custom", "match": {"callingAETitles": ["CALLING_AE_16CHR"]}, "action": "allow", "rewriteCallingAETitle": "GW"},
+			  {"name": "wide", "match": {"calledAETitles": ["ANY-SCP"]}, "action": "allow", "rewriteCalledAETitle": "ABCDEFGHIJKLMNOP"}]}`,
+			Conns: []ConnScript{
+				{Props: src, Steps: []Step{{Data: customRQ}},
+					Want: Want{UpstreamConnect: true, Cluster: DefaultCluster, Forwarded: WithAETitles(customRQ, "", "GW"),
+						Audit: map[string]any{"rule": "custom", "calling_ae": "CALLING_AE_16CHR", "called_ae": "STORE SCP", "rewrite_calling_ae": "GW"}}},
+				{Props: src, Steps: []Step{{Data: echoRQ}},
+					Want: Want{UpstreamConnect: true, Cluster: DefaultCluster, Forwarded: WithAETitles(echoRQ, "ABCDEFGHIJKLMNOP", ""),
+						Audit: map[string]any{"rule": "wide", "rewrite_called_ae": "ABCDEFGHIJKLMNOP"}}},
+			},
 		},
 		{
 			Name:   "dry_run/would_deny_is_allowed",
