@@ -245,23 +245,31 @@ type item struct {
 // readItem reads the 4-byte item header at b[off:] and checks that the item
 // fits before end. parent names the container for the error (0 = PDU).
 func readItem(b []byte, off, end int, parent uint8) (item, error) {
+	if off >= 0 && end <= len(b) && end-off >= 4 {
+		next := off + 4 + (int(b[off+2])<<8 | int(b[off+3]))
+		if next <= end {
+			return item{typ: b[off], reserved: b[off+1], content: b[off+4 : next : next], next: next}, nil
+		}
+	}
+	return item{}, itemError(b, off, end, parent)
+}
+
+// itemError builds readItem's error (kept out of line so readItem stays
+// small enough to inline).
+//
+//go:noinline
+func itemError(b []byte, off, end int, parent uint8) error {
 	if end-off < 4 {
 		field := "variable item"
 		if parent != 0 {
 			field = itemName(parent)
 		}
-		return item{}, newErr(off, field, ErrTruncated,
+		return newErr(off, field, ErrTruncated,
 			itoa(end-off)+" trailing bytes cannot hold a 4-byte item header (the lengths do not add up)")
 	}
-	it := item{typ: b[off], reserved: b[off+1]}
 	n := int(binary.BigEndian.Uint16(b[off+2 : off+4]))
-	if n > end-off-4 {
-		return item{}, newErr(off, itemName(it.typ), ErrTruncated,
-			"length "+itoa(n)+" exceeds remaining "+itoa(end-off-4)+" bytes")
-	}
-	it.next = off + 4 + n
-	it.content = b[off+4 : it.next : it.next]
-	return it, nil
+	return newErr(off, itemName(b[off]), ErrTruncated,
+		"length "+itoa(n)+" exceeds remaining "+itoa(end-off-4)+" bytes")
 }
 
 // itemName names an item type for error messages.
@@ -309,32 +317,41 @@ func (d *Decoder) decodePCRQ(pdu []byte, off int, it item, pc *PresentationConte
 	*pc = PresentationContextRQ{ID: it.content[0], TransferSyntaxes: pc.TransferSyntaxes[:0],
 		res: [4]byte{it.reserved, it.content[1], it.content[2], it.content[3]}}
 	sub, end := off+8, it.next
+	if end > len(pdu) {
+		return itemError(pdu, off, len(pdu), it.typ)
+	}
+	// This loop is the hot path of large RQs (128 contexts × many transfer
+	// syntaxes), so the sub-item header is read inline.
 	for sub < end {
-		s, err := readItem(pdu, sub, end, it.typ)
-		if err != nil {
-			return err
+		if end-sub < 4 {
+			return itemError(pdu, sub, end, it.typ)
 		}
-		switch s.typ {
+		next := sub + 4 + (int(pdu[sub+2])<<8 | int(pdu[sub+3]))
+		if next > end {
+			return itemError(pdu, sub, end, it.typ)
+		}
+		content := pdu[sub+4 : next : next]
+		switch pdu[sub] {
+		case ItemTransferSyntax:
+			ts, nul := trimUID(content)
+			if nul && len(pc.TransferSyntaxes) < 63 {
+				pc.nul |= 1 << (len(pc.TransferSyntaxes) + 1)
+			}
+			pc.TransferSyntaxes = append(pc.TransferSyntaxes, ts)
 		case ItemAbstractSyntax:
 			if pc.AbstractSyntax != nil {
 				return newErr(sub, name, ErrInvalid, "second abstract syntax sub-item 0x30 (exactly one is allowed)")
 			}
 			var nul bool
-			pc.AbstractSyntax, nul = trimUID(s.content)
+			pc.AbstractSyntax, nul = trimUID(content)
 			if nul {
 				pc.nul |= 1
 			}
 			pc.asPos = len(pc.TransferSyntaxes)
-		case ItemTransferSyntax:
-			ts, nul := trimUID(s.content)
-			if nul && len(pc.TransferSyntaxes) < 63 {
-				pc.nul |= 1 << (len(pc.TransferSyntaxes) + 1)
-			}
-			pc.TransferSyntaxes = append(pc.TransferSyntaxes, ts)
 		default:
-			return newErr(sub, name, ErrInvalid, "unknown sub-item type "+hex8(s.typ)+" (only 0x30 abstract syntax and 0x40 transfer syntax are defined)")
+			return newErr(sub, name, ErrInvalid, "unknown sub-item type "+hex8(pdu[sub])+" (only 0x30 abstract syntax and 0x40 transfer syntax are defined)")
 		}
-		sub = s.next
+		sub = next
 	}
 	if d.strict() {
 		switch {
