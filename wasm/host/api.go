@@ -82,7 +82,8 @@ func (l LogLevel) String() string {
 type Clock interface {
 	// Now is the wall-clock time (WASI realtime clock, Envoy systemTime).
 	Now() time.Time
-	// Monotonic is a monotonic duration since an arbitrary origin (WASI monotonic clock).
+	// Monotonic is a monotonic duration since an arbitrary origin (WASI monotonic clock). It must be
+	// greater than zero: the Go wasip1 runtime aborts with "nanotime returning zero" otherwise.
 	Monotonic() time.Duration
 }
 
@@ -178,6 +179,13 @@ type Transport interface {
 	CloseUpstream()
 	// SetDownstreamReadDisabled stops (true) or resumes (false) reading from the client socket.
 	SetDownstreamReadDisabled(disabled bool)
+}
+
+// ConnBinder may be implemented by a Transport: NewConn calls Bind with the new Conn before any
+// other Transport method, so a Transport that answers ConnectUpstream (even synchronously) already
+// knows its Conn.
+type ConnBinder interface {
+	Bind(c *Conn)
 }
 
 // ConnState is a snapshot of a Conn for tests and diagnostics.

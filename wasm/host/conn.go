@@ -95,6 +95,9 @@ type Conn struct {
 func (p *Plugin) NewConn(info ConnInfo, proxy TCPProxyConfig, t Transport) *Conn {
 	w := p.workers[int(p.next.Add(1)-1)%len(p.workers)]
 	c := &Conn{p: p, w: w, info: info, proxy: proxy, t: t, hasWasm: true, filterState: map[string]string{}}
+	if b, ok := t.(ConnBinder); ok {
+		b.Bind(c)
+	}
 	w.mu.Lock()
 	p.metrics.hostInc("wasm_host_connections_total", p.cfg.Name)
 	v := w.vm

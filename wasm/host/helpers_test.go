@@ -1,0 +1,270 @@
+package host
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// --- test filter build (once per build-tag set per test run) ---------------------------------------
+
+var (
+	buildMu    sync.Mutex
+	builds     = map[string][]byte{}
+	buildErrs  = map[string]error{}
+	buildDirMu sync.Once
+	buildDir   string
+)
+
+// testFilter builds wasm/testdata/testfilter with the given build tags (stock Go, wasip1 c-shared).
+func testFilter(t testing.TB, tags string) []byte {
+	t.Helper()
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if b, ok := builds[tags]; ok {
+		return b
+	}
+	if err, ok := buildErrs[tags]; ok {
+		t.Fatal(err)
+	}
+	buildDirMu.Do(func() {
+		d, err := os.MkdirTemp("", "wasmhost-testfilter-")
+		if err != nil {
+			panic(err)
+		}
+		buildDir = d
+	})
+	out := filepath.Join(buildDir, "testfilter"+strings.ReplaceAll(tags, ",", "_")+".wasm")
+	args := []string{"build", "-buildmode=c-shared", "-trimpath", "-o", out}
+	if tags != "" {
+		args = append(args, "-tags", tags)
+	}
+	args = append(args, "../testdata/testfilter")
+	cmd := exec.Command("go", args...)
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	if o, err := cmd.CombinedOutput(); err != nil {
+		buildErrs[tags] = fmt.Errorf("build testfilter (tags %q): %v\n%s", tags, err, o)
+		t.Fatal(buildErrs[tags])
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	builds[tags] = b
+	return b
+}
+
+// --- logger ----------------------------------------------------------------------------------------
+
+type logLine struct {
+	level LogLevel
+	msg   string
+}
+
+type captureLogger struct {
+	mu    sync.Mutex
+	lines []logLine
+}
+
+func (l *captureLogger) Log(level LogLevel, _ string, msg string) {
+	l.mu.Lock()
+	l.lines = append(l.lines, logLine{level, msg})
+	l.mu.Unlock()
+}
+
+// matching returns the messages that start with prefix.
+func (l *captureLogger) matching(prefix string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, x := range l.lines {
+		if strings.HasPrefix(x.msg, prefix) {
+			out = append(out, x.msg)
+		}
+	}
+	return out
+}
+
+// probe returns the single "PROBE <name> ..." line's remainder, failing if absent.
+func (l *captureLogger) probe(t *testing.T, name string) string {
+	t.Helper()
+	lines := l.matching("PROBE " + name + " ")
+	if len(lines) == 0 {
+		t.Fatalf("no PROBE %s line; log:\n%s", name, l.dump())
+	}
+	return strings.TrimPrefix(lines[len(lines)-1], "PROBE "+name+" ")
+}
+
+func (l *captureLogger) events() []string {
+	var out []string
+	for _, m := range l.matching("EVT ") {
+		out = append(out, strings.TrimPrefix(m, "EVT "))
+	}
+	return out
+}
+
+func (l *captureLogger) reset() {
+	l.mu.Lock()
+	l.lines = nil
+	l.mu.Unlock()
+}
+
+func (l *captureLogger) dump() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var b strings.Builder
+	for _, x := range l.lines {
+		fmt.Fprintf(&b, "  [%s] %s\n", x.level, x.msg)
+	}
+	return b.String()
+}
+
+// --- clock ---------------------------------------------------------------------------------------
+
+type fakeClock struct {
+	mu   sync.Mutex
+	now  time.Time
+	mono time.Duration
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{now: time.Unix(1_700_000_000, 0), mono: time.Hour} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Monotonic() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mono
+}
+
+func (c *fakeClock) Advance(d time.Duration) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	c.mono += d
+	return c.now
+}
+
+// --- transport -----------------------------------------------------------------------------------
+
+// recTransport records every instruction. If autoConnect, ConnectUpstream answers synchronously
+// (re-entrantly) with UpstreamConnected for known clusters and UpstreamConnectFailed otherwise.
+type recTransport struct {
+	mu          sync.Mutex
+	ops         []string
+	up, down    []byte
+	conn        *Conn
+	autoConnect bool
+	clusters    map[string]bool
+}
+
+func (r *recTransport) add(op string) {
+	r.mu.Lock()
+	r.ops = append(r.ops, op)
+	r.mu.Unlock()
+}
+
+func (r *recTransport) ConnectUpstream(cluster string) {
+	r.add("connect " + cluster)
+	if r.autoConnect {
+		if r.clusters == nil || r.clusters[cluster] {
+			r.conn.UpstreamConnected()
+		} else {
+			r.conn.UpstreamConnectFailed("NoClusterFound: " + cluster)
+		}
+	}
+}
+
+func (r *recTransport) WriteUpstream(b []byte, end bool) {
+	r.mu.Lock()
+	r.up = append(r.up, b...)
+	r.mu.Unlock()
+	r.add(fmt.Sprintf("up %q end=%t", b, end))
+}
+
+func (r *recTransport) WriteDownstream(b []byte, end bool) {
+	r.mu.Lock()
+	r.down = append(r.down, b...)
+	r.mu.Unlock()
+	r.add(fmt.Sprintf("down %q end=%t", b, end))
+}
+
+func (r *recTransport) Bind(c *Conn) {
+	r.mu.Lock()
+	r.conn = c
+	r.mu.Unlock()
+}
+
+func (r *recTransport) CloseDownstream(reason string) { r.add("close_downstream " + reason) }
+func (r *recTransport) CloseUpstream()                { r.add("close_upstream") }
+func (r *recTransport) SetDownstreamReadDisabled(d bool) {
+	r.add(fmt.Sprintf("read_disabled=%t", d))
+}
+
+func (r *recTransport) opsList() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.ops...)
+}
+
+func (r *recTransport) upstream() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return string(r.up)
+}
+
+// --- plugin ----------------------------------------------------------------------------------------
+
+type env struct {
+	p   *Plugin
+	log *captureLogger
+	clk *fakeClock
+}
+
+func cacheDir(t testing.TB) string {
+	d := filepath.Join(os.TempDir(), "dicomgate-wasmhost-test-cache")
+	return d
+}
+
+// newTestPlugin loads the test filter with the given JSON configuration.
+func newTestPlugin(t *testing.T, conf string, mod func(*PluginConfig)) *env {
+	t.Helper()
+	e := &env{log: &captureLogger{}, clk: newFakeClock()}
+	cfg := PluginConfig{
+		Name: "ns.testfilter", RootID: "testfilter", Configuration: []byte(conf), Workers: 1,
+		Clock: e.clk, Logger: e.log, CacheDir: cacheDir(t),
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	tags := ""
+	if cfg.Env["TF_TAGS"] != "" {
+		tags = cfg.Env["TF_TAGS"]
+	}
+	p, err := NewPlugin(context.Background(), testFilter(t, tags), cfg)
+	if err != nil {
+		t.Fatalf("NewPlugin: %v\nlog:\n%s", err, e.log.dump())
+	}
+	e.p = p
+	t.Cleanup(func() { _ = p.Close(context.Background()) })
+	return e
+}
+
+func (e *env) conn(t *testing.T, proxy TCPProxyConfig, tr *recTransport) *Conn {
+	t.Helper()
+	info := ConnInfo{ID: 42}
+	return e.p.NewConn(info, proxy, tr)
+}
+
+var _ = runtime.GOMAXPROCS

@@ -1,0 +1,129 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+)
+
+// cpp-host src/context.cc ContextBase::onStart/onConfigure, WasmBase::allocContextId: root context id
+// 1, on_vm_start and on_configure on the root context with the configuration sizes.
+func TestWasmBase_Start_RootContextAndConfigure(t *testing.T) {
+	conf := `{"new_conn":"continue"}`
+	e := newTestPlugin(t, conf, func(c *PluginConfig) { c.VMConfig = []byte("vmconf") })
+	ev := e.log.events()
+	want := []string{
+		// The SDK creates its plugin context in proxy_on_context_create(1, 0), before on_vm_start.
+		`plugin_context id=1`,
+		`vm_start size=6 data="vmconf" err=<nil>`,
+		`configure root=1 size=23`,
+	}
+	if len(ev) < len(want) {
+		t.Fatalf("events %q, want prefix %q", ev, want)
+	}
+	for i := range want {
+		if ev[i] != want[i] {
+			t.Errorf("event %d = %q, want %q", i, ev[i], want[i])
+		}
+	}
+}
+
+// Envoy: a false proxy_on_configure rejects the config; the error carries the guest's log lines.
+func TestNewPlugin_ConfigRejected(t *testing.T) {
+	log := &captureLogger{}
+	_, err := NewPlugin(context.Background(), testFilter(t, ""), PluginConfig{
+		Name: "rej", Configuration: []byte(`{"reject":true}`), Workers: 1, Logger: log, CacheDir: cacheDir(t),
+	})
+	if !errors.Is(err, ErrConfigRejected) && (err == nil || !strings.Contains(err.Error(), ErrConfigRejected.Error())) {
+		t.Fatalf("err = %v, want ErrConfigRejected", err)
+	}
+	if !strings.Contains(err.Error(), "reject=true") {
+		t.Errorf("error %q does not carry the guest log line", err)
+	}
+}
+
+// Reconfigure validates in a canary: a rejecting config keeps the previous one.
+func TestPlugin_Reconfigure_RejectKeepsPrevious(t *testing.T) {
+	e := newTestPlugin(t, `{"on_data":"pause"}`, nil)
+	if err := e.p.Reconfigure(context.Background(), []byte(`{"reject":true}`)); err == nil || !strings.Contains(err.Error(), "reject") {
+		t.Fatalf("Reconfigure(reject) = %v, want rejection", err)
+	}
+	tr := &recTransport{}
+	c := e.conn(t, TCPProxyConfig{Cluster: "default", MaxEarlyDataBytes: 1024}, tr)
+	c.DownstreamData([]byte("abc"), false)
+	// Old config (pause) still in force: nothing reached tcp_proxy.
+	if s := c.State(); s.Buffered != 3 || s.TCPProxyInitialized != true {
+		// tcp_proxy was initialised at new connection (Continue); the data is paused in the buffer.
+		t.Fatalf("state after pause = %+v", s)
+	}
+	if err := e.p.Reconfigure(context.Background(), []byte(`{"on_data":"continue"}`)); err != nil {
+		t.Fatalf("Reconfigure: %v", err)
+	}
+	c2 := e.conn(t, TCPProxyConfig{Cluster: "default", MaxEarlyDataBytes: 1024}, &recTransport{})
+	c2.DownstreamData([]byte("xyz"), false)
+	if s := c2.State(); s.Buffered != 0 {
+		t.Fatalf("new config not applied: %+v", s)
+	}
+}
+
+// Context ids per VM: root=1, streams 2,3,…; close ⇒ downstream_close(peer), done, log, delete
+// (Envoy context.cc Context::onEvent/onCloseTCP).
+func TestContext_Lifecycle_IDsAndCloseSequence(t *testing.T) {
+	e := newTestPlugin(t, `{}`, nil)
+	tr1, tr2 := &recTransport{}, &recTransport{}
+	c1 := e.conn(t, TCPProxyConfig{Cluster: "a"}, tr1)
+	c2 := e.conn(t, TCPProxyConfig{Cluster: "a"}, tr2)
+	c1.DownstreamClosed(true)
+	c2.DownstreamClosed(false)
+	got := strings.Join(e.log.events()[3:], "\n")
+	want := strings.Join([]string{
+		"new_connection id=2",
+		"new_connection id=3",
+		"downstream_close id=2 peer=2",
+		"stream_done id=2",
+		"downstream_close id=3 peer=1",
+		"stream_done id=3",
+	}, "\n")
+	if got != want {
+		t.Fatalf("events:\n%s\nwant:\n%s", got, want)
+	}
+	if ops := tr1.opsList(); strings.Join(ops, "|") != "read_disabled=true|connect a|close_upstream" {
+		t.Errorf("transport ops = %q", ops)
+	}
+}
+
+// cpp-host src/wasm.cc WasmBase::startVm: non-logging host calls during _initialize trap.
+func TestWasmBase_StartVm_RestrictedCallTraps(t *testing.T) {
+	log := &captureLogger{}
+	_, err := NewPlugin(context.Background(), testFilter(t, ""), PluginConfig{
+		Name: "init", Workers: 1, Logger: log, CacheDir: cacheDir(t),
+		Env: map[string]string{"TF_INIT_HOSTCALL": "1"},
+	})
+	if err == nil || !strings.Contains(err.Error(), "restricted_callback") || !strings.Contains(err.Error(), "proxy_set_tick_period_milliseconds") {
+		t.Fatalf("err = %v, want restricted_callback trap during _initialize", err)
+	}
+}
+
+// include/proxy-wasm/wasm.h WasmBase::allocMemory: only logging/clock/poll_oneoff during the
+// allocator; `malloc` is preferred over proxy_on_memory_allocate (WasmBase::getFunctions).
+func TestWasmBase_AllocMemory_RestrictedCallTraps(t *testing.T) {
+	log := &captureLogger{}
+	_, err := NewPlugin(context.Background(), testFilter(t, "tfmalloc"), PluginConfig{
+		Name: "alloc", Workers: 1, Logger: log, CacheDir: cacheDir(t), Configuration: []byte(`{}`),
+		Env: map[string]string{"TF_MALLOC_HOSTCALL": "1"},
+	})
+	// The first allocation (returning PLUGIN_CONFIGURATION in on_configure) runs the guest's
+	// malloc, which calls a restricted host function.
+	if err == nil || !strings.Contains(err.Error(), "guest allocator trapped: restricted_callback: env.proxy_set_effective_context") {
+		t.Fatalf("err = %v, want restricted_callback trap inside malloc", err)
+	}
+	// Without the restricted call, the same module (malloc export) works.
+	p, err := NewPlugin(context.Background(), testFilter(t, "tfmalloc"), PluginConfig{
+		Name: "alloc-ok", Workers: 1, Logger: log, CacheDir: cacheDir(t), Configuration: []byte(`{}`),
+	})
+	if err != nil {
+		t.Fatalf("malloc-exporting module: %v", err)
+	}
+	_ = p.Close(context.Background())
+}
