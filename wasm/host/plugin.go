@@ -48,7 +48,8 @@ type Plugin struct {
 
 type realClock struct{ start time.Time }
 
-func (c realClock) Now() time.Time           { return time.Now() }
+func (c realClock) Now() time.Time { return time.Now() }
+
 // Monotonic never returns 0: the Go wasip1 runtime aborts with "nanotime returning zero".
 func (c realClock) Monotonic() time.Duration { return time.Since(c.start) + time.Second }
 
