@@ -186,24 +186,32 @@ func wantAuditFields(t testing.TB, r auditRecord, decision, rule, cluster, reaso
 	}
 }
 
-// wantOK asserts a dcmtk client succeeded, printing its output, and the gateway's and backends' output on failure.
-func wantOK(t testing.TB, r toolResult, what string, dump ...*proc) {
+// dumpOnFailure prints the tail of each peer's own output when the test has failed (registered at the start of
+// every scenario).
+func dumpOnFailure(t testing.TB, ps ...*proc) {
+	t.Helper()
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, p := range ps {
+				p.dump(t)
+			}
+		}
+	})
+}
+
+// wantOK asserts a dcmtk client succeeded, printing its command line and output otherwise (the peers' output is
+// printed by dumpOnFailure).
+func wantOK(t testing.TB, r toolResult, what string) {
 	t.Helper()
 	if r.exitCode != 0 || r.err != nil {
-		for _, p := range dump {
-			p.dump(t)
-		}
 		t.Fatalf("%s: expected success:\n%s", what, r)
 	}
 }
 
 // wantFailed asserts a dcmtk client failed (non-zero exit, not a timeout kill).
-func wantFailed(t testing.TB, r toolResult, what string, dump ...*proc) {
+func wantFailed(t testing.TB, r toolResult, what string) {
 	t.Helper()
 	if r.exitCode == 0 {
-		for _, p := range dump {
-			p.dump(t)
-		}
 		t.Errorf("%s: expected the association to fail, but the client succeeded:\n%s", what, r)
 		return
 	}

@@ -31,11 +31,12 @@ func (p *probe) wantAuditReason(t testing.TB, reason string) {
 // sink, and upstreamConnect is after-decision with early data enabled).
 func TestHostileClients(t *testing.T) {
 	g, pg := mtlsGateway(t), plainGateway(t)
+	dumpOnFailure(t, g.proc, pg.proc)
 
 	t.Run("plain DICOM client on the TLS port", func(t *testing.T) {
 		p := newProbe(t, g)
 		r := runTool(30*time.Second, "echoscu", "-v", "-aet", allowedModalityAE, "-aec", routeToOrthancAE, "127.0.0.1", strconv.Itoa(g.port))
-		wantFailed(t, r, "echoscu without TLS against the TLS listener", g.proc)
+		wantFailed(t, r, "echoscu without TLS against the TLS listener")
 		// The handshake fails before any filter exists (wasm/gateway: the filter is created after the handshake).
 		p.wantDelta(t, 1, "dicomgate_gateway_tls_handshake_failures_total")
 		p.wantDelta(t, 0, "dicomgate_associations_total")
@@ -46,7 +47,7 @@ func TestHostileClients(t *testing.T) {
 		p := newProbe(t, pg)
 		r := runTool(30*time.Second, "echoscu", append(append([]string{"-v", "-aet", allowedModalityAE, "-aec", routeToOrthancAE},
 			tlsArgs(&certs.NoSAN)...), "127.0.0.1", strconv.Itoa(pg.port))...)
-		wantFailed(t, r, "echoscu +tls against the plain listener", pg.proc)
+		wantFailed(t, r, "echoscu +tls against the plain listener")
 		p.wantDelta(t, 1, "dicomgate_denied_total", "reason", "tls_on_plain_port")
 		p.wantAuditReason(t, "tls_on_plain_port")
 		p.wantNoUpstreamAttempt(t)

@@ -18,10 +18,11 @@ import (
 // as a policy denial.
 func TestEchoAllowedAndUnknownCaller(t *testing.T) {
 	g, o := mtlsGateway(t), theOrthanc(t)
+	dumpOnFailure(t, g.proc, o.proc)
 
 	p := newProbe(t, g)
 	r := echoVia(g, &certs.NoSAN, allowedModalityAE, routeToOrthancAE)
-	wantOK(t, r, "echoscu +tls as MODALITY1 -> PACS_A", g.proc, o.proc)
+	wantOK(t, r, "echoscu +tls as MODALITY1 -> PACS_A")
 	if !o.sawCallingAE(allowedModalityAE) {
 		t.Errorf("Orthanc's log shows no association from %s", allowedModalityAE)
 	}
@@ -33,7 +34,7 @@ func TestEchoAllowedAndUnknownCaller(t *testing.T) {
 
 	p = newProbe(t, g)
 	r = echoVia(g, &certs.NoSAN, intruderAE, routeToOrthancAE)
-	wantFailed(t, r, "echoscu +tls as INTRUDER -> PACS_A", g.proc)
+	wantFailed(t, r, "echoscu +tls as INTRUDER -> PACS_A")
 	if o.sawCallingAE(intruderAE) {
 		t.Errorf("Orthanc saw an association from %s, which the gateway must have denied", intruderAE)
 	}
@@ -49,6 +50,7 @@ func TestEchoAllowedAndUnknownCaller(t *testing.T) {
 // and the stored datasets (pixel data included) equal the files sent.
 func TestStoreRoutedByCalledAE(t *testing.T) {
 	g, o, s, files := mtlsGateway(t), theOrthanc(t), theStoreSCP(t), storableFiles(t)
+	dumpOnFailure(t, g.proc, o.proc, s.proc)
 	clear := func() {
 		for _, f := range files {
 			if err := o.deleteSOPUID(f.SOPInstanceUID); err != nil {
@@ -61,7 +63,7 @@ func TestStoreRoutedByCalledAE(t *testing.T) {
 	clear()
 	p := newProbe(t, g)
 	r := storeVia(g, &certs.NoSAN, allowedModalityAE, routeToStoreSCPAE, files)
-	wantOK(t, r, "storescu +tls as MODALITY1 -> PACS_B", g.proc, s.proc)
+	wantOK(t, r, "storescu +tls as MODALITY1 -> PACS_B")
 	assertStoredInStoreSCP(t, s, files)
 	for _, f := range files {
 		if id, _ := o.instanceBySOPUID(f.SOPInstanceUID); id != "" {
@@ -78,7 +80,7 @@ func TestStoreRoutedByCalledAE(t *testing.T) {
 	clear()
 	p = newProbe(t, g)
 	r = storeVia(g, &certs.NoSAN, allowedModalityAE, routeToOrthancAE, files)
-	wantOK(t, r, "storescu +tls as MODALITY1 -> PACS_A", g.proc, o.proc)
+	wantOK(t, r, "storescu +tls as MODALITY1 -> PACS_A")
 	assertStoredInOrthanc(t, o, files)
 	for _, f := range files {
 		if s.receivedFile(f.SOPInstanceUID) != "" {
@@ -94,6 +96,7 @@ func TestStoreRoutedByCalledAE(t *testing.T) {
 // directly (TestHarnessPeersDirect), but accepts the association through the gateway, which rewrites the called AE.
 func TestCalledAERewrite(t *testing.T) {
 	g, o, files := mtlsGateway(t), theOrthanc(t), storableFiles(t)
+	dumpOnFailure(t, g.proc, o.proc)
 	direct := runTool(30*time.Second, "echoscu", "-aet", allowedModalityAE, "-aec", publicCalledAE, "127.0.0.1", strconv.Itoa(o.dicomPort))
 	wantFailed(t, direct, "echoscu straight to Orthanc calling PUBLIC_PACS (control)")
 
@@ -103,7 +106,7 @@ func TestCalledAERewrite(t *testing.T) {
 	}
 	p := newProbe(t, g)
 	r := storeVia(g, &certs.NoSAN, allowedModalityAE, publicCalledAE, files[:1])
-	wantOK(t, r, "storescu +tls as MODALITY1 -> PUBLIC_PACS", g.proc, o.proc)
+	wantOK(t, r, "storescu +tls as MODALITY1 -> PUBLIC_PACS")
 	assertStoredInOrthanc(t, o, files[:1])
 	rec := p.wantAudit(t, allowedModalityAE)
 	wantAuditFields(t, rec, "route", "public-pacs", clusterOrthanc, "")
@@ -127,6 +130,7 @@ func TestCalledAERewrite(t *testing.T) {
 //     met without a verified certificate.
 func TestMutualTLSAEBinding(t *testing.T) {
 	g, o := mtlsGateway(t), theOrthanc(t)
+	dumpOnFailure(t, g.proc, o.proc)
 
 	// Denials first, so "Orthanc never saw MR1/CT1" is meaningful.
 	denied := []struct {
@@ -141,7 +145,7 @@ func TestMutualTLSAEBinding(t *testing.T) {
 	for _, d := range denied {
 		p := newProbe(t, g)
 		r := echoVia(g, d.kp, d.calling, routeToOrthancAE)
-		wantFailed(t, r, d.what, g.proc)
+		wantFailed(t, r, d.what)
 		rec := p.wantAudit(t, d.calling)
 		wantAuditFields(t, rec, "deny", "", "", "policy")
 		p.wantDelta(t, 1, "dicomgate_denied_total", "reason", "policy")
@@ -155,15 +159,16 @@ func TestMutualTLSAEBinding(t *testing.T) {
 
 	p := newProbe(t, g)
 	r := echoVia(g, nil, ct1AE, routeToOrthancAE)
-	wantFailed(t, r, "no client certificate (+tla) as CT1 against the mTLS listener", g.proc)
+	wantFailed(t, r, "no client certificate (+tla) as CT1 against the mTLS listener")
 	p.wantDelta(t, 1, "dicomgate_gateway_tls_handshake_failures_total")
 	p.wantDelta(t, 0, "dicomgate_associations_total")
 	p.wantNoUpstreamAttempt(t)
 
 	pg := plainGateway(t)
+	dumpOnFailure(t, pg.proc)
 	pp := newProbe(t, pg)
 	r = echoVia(pg, nil, ct1AE, routeToOrthancAE)
-	wantFailed(t, r, "CT1 over the plain listener (no certificate)", pg.proc)
+	wantFailed(t, r, "CT1 over the plain listener (no certificate)")
 	wantAuditFields(t, pp.wantAudit(t, ct1AE), "deny", "", "", "policy")
 	pp.wantDelta(t, 1, "dicomgate_denied_total", "reason", "policy")
 	pp.wantNoUpstreamAttempt(t)
@@ -179,7 +184,7 @@ func TestMutualTLSAEBinding(t *testing.T) {
 	}{{&certs.CT1, ct1AE, "ct1-bound", ct1SPIFFE}, {&certs.MR1, mr1AE, "mr1-bound", mr1SPIFFE}} {
 		p := newProbe(t, g)
 		r := echoVia(g, ok.kp, ok.calling, routeToOrthancAE)
-		wantOK(t, r, ok.calling+" with its own certificate", g.proc, o.proc)
+		wantOK(t, r, ok.calling+" with its own certificate")
 		rec := p.wantAudit(t, ok.calling)
 		wantAuditFields(t, rec, "route", ok.rule, clusterOrthanc, "")
 		if got := rec.field("peer_uri_san", "peerURISAN"); got != ok.san {
@@ -196,9 +201,10 @@ func TestMutualTLSAEBinding(t *testing.T) {
 // Orthanc), and the would-deny counter grows.
 func TestDryRun(t *testing.T) {
 	g, o := dryRunGateway(t), theOrthanc(t)
+	dumpOnFailure(t, g.proc, o.proc)
 	p := newProbe(t, g)
 	r := echoVia(g, &certs.NoSAN, dryRunIntruderAE, orthancAE)
-	wantOK(t, r, "echoscu as a denied caller through the dry-run gateway", g.proc, o.proc)
+	wantOK(t, r, "echoscu as a denied caller through the dry-run gateway")
 	if !o.sawCallingAE(dryRunIntruderAE) {
 		t.Errorf("Orthanc's log shows no association from %s", dryRunIntruderAE)
 	}
@@ -215,17 +221,18 @@ func TestDryRun(t *testing.T) {
 // classes (abstractSyntaxes), cannot query.
 func TestFindQueryOnlyRule(t *testing.T) {
 	g, o, files := mtlsGateway(t), theOrthanc(t), storableFiles(t)
+	dumpOnFailure(t, g.proc, o.proc)
 	f := files[0]
 	studyUID := stringValue(f.Dataset, tag.StudyInstanceUID)
 	if studyUID == "" {
 		t.Fatalf("%s has no Study Instance UID", f.Path)
 	}
 	// Make sure Orthanc holds the study (stored directly, not under test here).
-	wantOK(t, runTool(60*time.Second, "storescu", storeArgs(nil, "SEED_SCU", orthancAE, o.dicomPort, files[:1])...), "seed Orthanc", o.proc)
+	wantOK(t, runTool(60*time.Second, "storescu", storeArgs(nil, "SEED_SCU", orthancAE, o.dicomPort, files[:1])...), "seed Orthanc")
 
 	p := newProbe(t, g)
 	r := storeVia(g, &certs.NoSAN, queryOnlyAE, routeToOrthancAE, files[:1])
-	wantFailed(t, r, "storescu as QUERY1 (query-only)", g.proc)
+	wantFailed(t, r, "storescu as QUERY1 (query-only)")
 	wantAuditFields(t, p.wantAudit(t, queryOnlyAE), "deny", "", "", "policy")
 	p.wantDelta(t, 1, "dicomgate_denied_total", "reason", "policy")
 	if o.sawCallingAE(queryOnlyAE) {
@@ -234,13 +241,13 @@ func TestFindQueryOnlyRule(t *testing.T) {
 
 	p = newProbe(t, g)
 	r = findVia(g, &certs.NoSAN, allowedModalityAE, studyUID)
-	wantFailed(t, r, "findscu as MODALITY1 (storage rule only)", g.proc)
+	wantFailed(t, r, "findscu as MODALITY1 (storage rule only)")
 	wantAuditFields(t, p.wantAudit(t, allowedModalityAE), "deny", "", "", "policy")
 	p.wantDelta(t, 1, "dicomgate_denied_total", "reason", "policy")
 
 	p = newProbe(t, g)
 	r = findVia(g, &certs.NoSAN, queryOnlyAE, studyUID)
-	wantOK(t, r, "findscu as QUERY1", g.proc, o.proc)
+	wantOK(t, r, "findscu as QUERY1")
 	if !strings.Contains(r.out, studyUID) {
 		t.Errorf("findscu through the gateway did not return study %s:\n%s", studyUID, r)
 	}
