@@ -102,6 +102,17 @@ func literalPrefix(pat string) string {
 	return pat
 }
 
+// literalSuffix returns the part of a compiled glob after its last
+// wildcard.
+func literalSuffix(pat string) string {
+	for i := len(pat) - 1; i >= 0; i-- {
+		if pat[i] == wStar || pat[i] == wOne {
+			return pat[i+1:]
+		}
+	}
+	return pat
+}
+
 // globMatch reports whether the compiled glob pat matches all of s. It runs
 // in O(len(pat)*len(s)) worst case without allocating (single-star
 // backtracking: a later '*' supersedes an earlier one).

@@ -268,6 +268,8 @@ func (l *loader) config(root *jnode) *config {
 	if n := m["rules"]; n != nil {
 		if n.kind != jArray {
 			l.errf("rules", "must be an array of rule objects, got %s", n.describe())
+		} else if len(n.elems) > MaxRules {
+			l.errf("rules", "has %d rules; at most %d are allowed", len(n.elems), MaxRules)
 		} else {
 			l.rules(n, cfg)
 		}

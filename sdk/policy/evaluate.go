@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"math/bits"
 	"net/netip"
 	"strings"
 	"time"
@@ -47,10 +48,15 @@ type Policy struct {
 	maxRQBytes     uint32
 	connect        ConnectMode
 
-	calledIdx, callingIdx aeIndex
-	cidrIdx               cidrIndex
-	generic               []int32
-	dims                  []int
+	// The candidate filter (see index.go). words is the bitset length.
+	words                    int
+	calledIdx, callingIdx    aeIndex
+	cidrIdx                  cidrIndex
+	calledAny, callingAny    []uint64 // rules the AE dimensions cannot exclude
+	cidrAny                  []uint64 // rules without sourceCIDRs
+	allRules                 []uint64 // every rule
+	nCalled, nCalling, nCIDR int      // rules filtered per dimension (Summary)
+	nUnfiltered              int      // rules no dimension can exclude
 
 	// calledAlwaysKnown is true when the default action is allow or some
 	// allow/route rule does not constrain the called AE title: then every
@@ -59,6 +65,17 @@ type Policy struct {
 	recog             aeIndex // allow/route rules by called AE
 	recogRest         []int32 // allow/route rules with unindexable called AEs
 }
+
+// MaxRules bounds the number of rules in a policy (the candidate filter
+// works on fixed-size stack bitsets so that Evaluate never allocates).
+const MaxRules = 10000
+
+// maxWords is the bitset length for MaxRules rules; smallWords serves
+// policies of up to 1,024 rules with a smaller stack frame.
+const (
+	maxWords   = (MaxRules + 63) / 64
+	smallWords = 16
+)
 
 // compile builds the Policy and its indexes from a validated configuration.
 func compile(cfg *config) *Policy {
@@ -71,29 +88,48 @@ func compile(cfg *config) *Policy {
 		maxRQBytes:     cfg.maxRQ,
 		connect:        cfg.connect,
 	}
-	p.dims = chooseDims(p.rules)
+	p.words = (len(p.rules) + 63) / 64
+	p.calledAny = make([]uint64, p.words)
+	p.callingAny = make([]uint64, p.words)
+	p.cidrAny = make([]uint64, p.words)
+	p.allRules = make([]uint64, p.words)
 	cidrMap := map[netip.Prefix][]int32{}
 	for i, r := range p.rules {
 		id := int32(i)
-		switch p.dims[i] {
-		case dimCalled:
-			fileAE(&p.calledIdx, r.called, id)
-		case dimCalling:
-			fileAE(&p.callingIdx, r.calling, id)
-		case dimCIDR:
+		setBit(p.allRules, id)
+		filtered := false
+		if fileAE(&p.calledIdx, r.called, id) {
+			p.nCalled++
+			filtered = true
+		} else {
+			setBit(p.calledAny, id)
+		}
+		if fileAE(&p.callingIdx, r.calling, id) {
+			p.nCalling++
+			filtered = true
+		} else {
+			setBit(p.callingAny, id)
+		}
+		if r.hasCIDRs {
+			p.nCIDR++
+			filtered = true
 			for _, pr := range r.cidrs {
 				l := cidrMap[pr]
 				if len(l) == 0 || l[len(l)-1] != id {
 					cidrMap[pr] = append(l, id)
 				}
 			}
-		default:
-			p.generic = append(p.generic, id)
+		} else {
+			setBit(p.cidrAny, id)
+		}
+		if !filtered {
+			p.nUnfiltered++
 		}
 		if r.action != ActionDeny {
-			if _, _, ok := aeKeys(r.called); ok {
-				fileAE(&p.recog, r.called, id)
-			} else if r.called == nil || r.called.any {
+			if fileAE(&p.recog, r.called, id) {
+				continue
+			}
+			if r.called == nil || r.called.any {
 				p.calledAlwaysKnown = true
 			} else {
 				p.recogRest = append(p.recogRest, id)
@@ -108,17 +144,6 @@ func compile(cfg *config) *Policy {
 	p.recog.finish()
 	p.cidrIdx.build(cidrMap)
 	return p
-}
-
-// fileAE files rule id under every key of an indexable AE condition.
-func fileAE(x *aeIndex, s *aeSet, id int32) {
-	exact, prefixes, _ := aeKeys(s)
-	for _, e := range exact {
-		x.addExact(e, id)
-	}
-	for _, pr := range prefixes {
-		x.addPrefix(pr, id)
-	}
 }
 
 // input is one association prepared for matching.
@@ -273,9 +298,6 @@ func usernameMatch(names []string, rq *pdu.AssociateRQ) bool {
 	return false
 }
 
-// maxLists is the number of candidate lists Evaluate merges.
-const maxLists = 6
-
 // Evaluate decides one association: the first rule (in configuration
 // order) whose conditions all hold, else the default action. It does not
 // allocate. rq and conn may be nil (treated as empty).
@@ -284,50 +306,59 @@ func (p *Policy) Evaluate(rq *pdu.AssociateRQ, conn *Conn) Decision {
 	in := prepare(rq, conn)
 	in.calledUp = foldInto(&b1, in.called)
 	in.callingUp = foldInto(&b2, in.calling)
-
-	var lists [maxLists][]int32
-	n := 0
-	push := func(l []int32) {
-		if len(l) > 0 {
-			lists[n] = l
-			n++
-		}
+	if p.words <= smallWords {
+		var cand, hit [smallWords]uint64
+		return p.evaluate(&in, cand[:p.words], hit[:p.words])
 	}
-	e, pr := p.calledIdx.lookup(in.calledUp)
-	push(e)
-	push(pr)
-	e, pr = p.callingIdx.lookup(in.callingUp)
-	push(e)
-	push(pr)
+	var cand, hit [maxWords]uint64
+	return p.evaluate(&in, cand[:p.words], hit[:p.words])
+}
+
+// evaluate filters the candidates with the per-dimension indexes (cand and
+// hit are scratch bitsets of p.words words) and checks the survivors in
+// order.
+func (p *Policy) evaluate(in *input, cand, hit []uint64) Decision {
+	copy(cand, p.allRules)
+	// Called AE title.
+	copy(hit, p.calledAny)
+	e, pr, sf := p.calledIdx.lookup(in.calledUp)
+	setBits(hit, e)
+	setBits(hit, pr)
+	setBits(hit, sf)
+	for i := range cand {
+		cand[i] &= hit[i]
+	}
+	// Calling AE title.
+	copy(hit, p.callingAny)
+	e, pr, sf = p.callingIdx.lookup(in.callingUp)
+	setBits(hit, e)
+	setBits(hit, pr)
+	setBits(hit, sf)
+	for i := range cand {
+		cand[i] &= hit[i]
+	}
+	// Source address.
+	copy(hit, p.cidrAny)
 	if in.src.IsValid() {
-		push(p.cidrIdx.lookup(in.src))
+		setBits(hit, p.cidrIdx.lookup(in.src))
 	}
-	push(p.generic)
-
-	const none = int32(^uint32(0) >> 1)
-	for {
-		next := none
-		for i := 0; i < n; i++ {
-			if l := lists[i]; len(l) > 0 && l[0] < next {
-				next = l[0]
+	for i := range cand {
+		cand[i] &= hit[i]
+	}
+	for w, word := range cand {
+		for word != 0 {
+			id := w<<6 | bits.TrailingZeros64(word)
+			word &= word - 1
+			r := p.rules[id]
+			if matchRule(r, in) != matched {
+				continue
 			}
-		}
-		if next == none {
-			break
-		}
-		for i := 0; i < n; i++ {
-			if l := lists[i]; len(l) > 0 && l[0] == next {
-				lists[i] = l[1:]
-			}
-		}
-		r := p.rules[next]
-		if matchRule(r, &in) == matched {
-			d := Decision{Action: r.action, Rule: r.name, RuleIndex: int(next), DryRun: p.dryRun}
+			d := Decision{Action: r.action, Rule: r.name, RuleIndex: id, DryRun: p.dryRun}
 			switch r.action {
 			case ActionDeny:
 				d.RejectReason = r.rejectReason
 				if d.RejectReason == "" {
-					d.RejectReason = p.denyReason(&in)
+					d.RejectReason = p.denyReason(in)
 				}
 			case ActionRoute:
 				d.Cluster = r.cluster
@@ -343,7 +374,7 @@ func (p *Policy) Evaluate(rq *pdu.AssociateRQ, conn *Conn) Decision {
 	if d.Action == ActionDeny {
 		d.RejectReason = p.defaultReason
 		if d.RejectReason == "" {
-			d.RejectReason = p.denyReason(&in)
+			d.RejectReason = p.denyReason(in)
 		}
 	}
 	return d
@@ -366,8 +397,8 @@ func (p *Policy) calledKnown(in *input) bool {
 	if p.calledAlwaysKnown {
 		return true
 	}
-	e, pr := p.recog.lookup(in.calledUp)
-	for _, l := range [...][]int32{e, pr, p.recogRest} {
+	e, pr, sf := p.recog.lookup(in.calledUp)
+	for _, l := range [...][]int32{e, pr, sf, p.recogRest} {
 		for _, id := range l {
 			if p.rules[id].called.match(in.called, in.calledUp) {
 				return true

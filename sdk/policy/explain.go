@@ -258,19 +258,8 @@ func (p *Policy) Summary() string {
 	} else {
 		b.WriteString("deny (called-ae-not-recognized when no allow/route rule accepts the called AE title, else calling-ae-not-recognized)\n")
 	}
-	var nCalled, nCalling, nCIDR int
-	for _, d := range p.dims {
-		switch d {
-		case dimCalled:
-			nCalled++
-		case dimCalling:
-			nCalling++
-		case dimCIDR:
-			nCIDR++
-		}
-	}
-	fmt.Fprintf(&b, "index: %d rules by called AE, %d by calling AE, %d by source CIDR, %d checked for every association\n",
-		nCalled, nCalling, nCIDR, len(p.generic))
+	fmt.Fprintf(&b, "index: %d rules filtered by called AE, %d by calling AE, %d by source CIDR; %d checked for every association\n",
+		p.nCalled, p.nCalling, p.nCIDR, p.nUnfiltered)
 	return b.String()
 }
 

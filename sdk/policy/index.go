@@ -1,24 +1,27 @@
 package policy
 
 import (
+	"math/bits"
 	"net/netip"
 	"sort"
 	"strings"
 )
 
-// The candidate index: each rule is filed under ONE dimension (called AE,
-// calling AE, source CIDR) or, when it has no indexable condition, in the
-// generic list that every evaluation scans. Evaluate merges the ascending
-// candidate lists the request hits and checks the rules fully in
-// configuration order, so first-match-wins is preserved; the index only
-// skips rules that cannot match.
+// The candidate filter: every rule is filed in each dimension (called AE,
+// calling AE, source CIDR) whose condition can be indexed, and is marked
+// "unconstrained" in the others. Evaluate computes, per dimension, the
+// bitset of rules that dimension cannot exclude (unconstrained, or filed
+// under a key the request hits), intersects the three, and checks the
+// surviving rules fully in configuration order, so first-match-wins is
+// preserved; the filter only skips rules that cannot match.
 
 // aeIndex files rules by AE title: exact titles in a map, glob literal
 // prefixes in a byte trie. Keys are upper-cased for every rule (a superset
 // for case-sensitive rules, which the full check then filters).
 type aeIndex struct {
 	exact map[string][]int32
-	trie  []trieNode // nil when no rule is filed by a glob prefix
+	trie  []trieNode // glob literal prefixes; nil when there are none
+	sfx   []trieNode // glob literal suffixes, reversed; nil when there are none
 }
 
 // trieNode is one node of the prefix trie; node 0 is the root (empty
@@ -43,74 +46,107 @@ func (x *aeIndex) addExact(key string, id int32) {
 
 // addPrefix files rule id under a non-empty (upper-cased) glob prefix.
 func (x *aeIndex) addPrefix(prefix string, id int32) {
-	if x.trie == nil {
-		x.trie = []trieNode{{}}
+	x.trie = trieAdd(x.trie, prefix, false, id)
+}
+
+// addSuffix files rule id under a non-empty (upper-cased) glob suffix.
+func (x *aeIndex) addSuffix(suffix string, id int32) {
+	x.sfx = trieAdd(x.sfx, suffix, true, id)
+}
+
+// trieAdd inserts key (walked backwards when rev) and records id there.
+func trieAdd(t []trieNode, key string, rev bool, id int32) []trieNode {
+	if t == nil {
+		t = []trieNode{{}}
 	}
 	n := int32(0)
-	for i := 0; i < len(prefix); i++ {
-		c := prefix[i]
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		if rev {
+			c = key[len(key)-1-i]
+		}
 		nx := int32(-1)
-		for k, kc := range x.trie[n].keys {
+		for k, kc := range t[n].keys {
 			if kc == c {
-				nx = x.trie[n].next[k]
+				nx = t[n].next[k]
 				break
 			}
 		}
 		if nx < 0 {
-			x.trie = append(x.trie, trieNode{})
-			nx = int32(len(x.trie) - 1)
-			x.trie[n].keys = append(x.trie[n].keys, c)
-			x.trie[n].next = append(x.trie[n].next, nx)
+			t = append(t, trieNode{})
+			nx = int32(len(t) - 1)
+			t[n].keys = append(t[n].keys, c)
+			t[n].next = append(t[n].next, nx)
 		}
 		n = nx
 	}
-	own := x.trie[n].own
+	own := t[n].own
 	if len(own) == 0 || own[len(own)-1] != id {
-		x.trie[n].own = append(own, id)
+		t[n].own = append(own, id)
 	}
+	return t
 }
 
-// finish computes the cumulative lists of the trie.
+// finish computes the cumulative lists of the tries.
 func (x *aeIndex) finish() {
-	if x.trie == nil {
+	trieFinish(x.trie)
+	trieFinish(x.sfx)
+}
+
+func trieFinish(t []trieNode) {
+	if t == nil {
 		return
 	}
 	var walk func(n int32, inherited []int32)
 	walk = func(n int32, inherited []int32) {
-		cum := mergeSorted(inherited, x.trie[n].own)
-		x.trie[n].cum = cum
-		for _, c := range x.trie[n].next {
+		cum := mergeSorted(inherited, t[n].own)
+		t[n].cum = cum
+		for _, c := range t[n].next {
 			walk(c, cum)
 		}
 	}
 	walk(0, nil)
 }
 
-// lookup returns the rules filed under the exact title up and under every
-// glob prefix of up (up is the upper-cased trimmed title; nil yields none).
-func (x *aeIndex) lookup(up []byte) (exact, prefix []int32) {
+// trieWalk returns the cumulative list of the deepest node key reaches
+// (walked backwards when rev).
+func trieWalk(t []trieNode, key []byte, rev bool) []int32 {
+	n := int32(0)
+walk:
+	for i := range key {
+		c := key[i]
+		if rev {
+			c = key[len(key)-1-i]
+		}
+		node := &t[n]
+		for k, kc := range node.keys {
+			if kc == c {
+				n = node.next[k]
+				continue walk
+			}
+		}
+		break
+	}
+	return t[n].cum
+}
+
+// lookup returns the rules filed under the exact title up, under every
+// glob prefix of up, and under every glob suffix of up (up is the
+// upper-cased trimmed title; nil yields none).
+func (x *aeIndex) lookup(up []byte) (exact, prefix, suffix []int32) {
 	if up == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if x.exact != nil {
 		exact = x.exact[string(up)]
 	}
 	if x.trie != nil {
-		n := int32(0)
-	walk:
-		for _, c := range up {
-			node := &x.trie[n]
-			for k, kc := range node.keys {
-				if kc == c {
-					n = node.next[k]
-					continue walk
-				}
-			}
-			break
-		}
-		prefix = x.trie[n].cum
+		prefix = trieWalk(x.trie, up, false)
 	}
-	return exact, prefix
+	if x.sfx != nil {
+		suffix = trieWalk(x.sfx, up, true)
+	}
+	return exact, prefix, suffix
 }
 
 // cidrIndex files rules by source prefix: the address space is cut into
@@ -232,110 +268,63 @@ func mergeSorted(a, b []int32) []int32 {
 	return out
 }
 
-// Dimensions a rule can be filed under.
-const (
-	dimGeneric = iota
-	dimCalled
-	dimCalling
-	dimCIDR
-)
-
-// aeKeys returns the index keys of an AE condition: upper-cased exact titles
-// and glob prefixes. ok is false when some pattern has no literal prefix
-// (e.g. "*X" or "*"), which makes the condition unindexable.
-func aeKeys(s *aeSet) (exact, prefixes []string, ok bool) {
+// aeKeys returns the index keys of an AE condition, all upper-cased: exact
+// titles, glob literal prefixes, and (for globs starting with a wildcard)
+// glob literal suffixes. ok is false when some pattern has neither (such as
+// "*" or "*X*"), which makes the condition unindexable.
+func aeKeys(s *aeSet) (exact, prefixes, suffixes []string, ok bool) {
 	if s == nil || s.any {
-		return nil, nil, false
+		return nil, nil, nil, false
 	}
 	for _, e := range s.exact {
 		exact = append(exact, strings.ToUpper(e))
 	}
 	for _, g := range s.globs {
-		p := literalPrefix(g)
-		if p == "" {
-			return nil, nil, false
+		if p := literalPrefix(g); p != "" {
+			prefixes = append(prefixes, strings.ToUpper(p))
+		} else if sf := literalSuffix(g); sf != "" {
+			suffixes = append(suffixes, strings.ToUpper(sf))
+		} else {
+			return nil, nil, nil, false
 		}
-		prefixes = append(prefixes, strings.ToUpper(p))
 	}
-	return exact, prefixes, true
+	return exact, prefixes, suffixes, true
 }
 
-// chooseDims picks for every rule the dimension whose fullest bucket (among
-// the rule's keys) is smallest, so that a request hits few candidates.
-// Prefix and short-CIDR keys are penalised: they catch many requests.
-func chooseDims(rules []*rule) []int {
-	calledCount, callingCount := map[string]int{}, map[string]int{}
-	cidrCount := map[netip.Prefix]int{}
-	type keys struct {
-		calledE, calledP, callingE, callingP []string
-		calledOK, callingOK                  bool
+// fileAE files rule id under every key of an indexable AE condition and
+// reports whether it could.
+func fileAE(x *aeIndex, s *aeSet, id int32) bool {
+	exact, prefixes, suffixes, ok := aeKeys(s)
+	if !ok {
+		return false
 	}
-	ks := make([]keys, len(rules))
-	for i, r := range rules {
-		k := &ks[i]
-		k.calledE, k.calledP, k.calledOK = aeKeys(r.called)
-		k.callingE, k.callingP, k.callingOK = aeKeys(r.calling)
-		if k.calledOK {
-			for _, e := range k.calledE {
-				calledCount["="+e]++
-			}
-			for _, p := range k.calledP {
-				calledCount["^"+p]++
-			}
-		}
-		if k.callingOK {
-			for _, e := range k.callingE {
-				callingCount["="+e]++
-			}
-			for _, p := range k.callingP {
-				callingCount["^"+p]++
-			}
-		}
-		for _, p := range r.cidrs {
-			cidrCount[p]++
-		}
+	for _, e := range exact {
+		x.addExact(e, id)
 	}
-	broad := len(rules)/4 + 1
-	aeCost := func(e, p []string, count map[string]int) int {
-		c := 0
-		for _, k := range e {
-			c = max(c, count["="+k])
-		}
-		for _, k := range p {
-			v := count["^"+k] + 1
-			if len(k) < 2 {
-				v += broad
-			}
-			c = max(c, v)
-		}
-		return c
+	for _, p := range prefixes {
+		x.addPrefix(p, id)
 	}
-	dims := make([]int, len(rules))
-	for i, r := range rules {
-		k := &ks[i]
-		best, bestCost := dimGeneric, int(^uint(0)>>1)
-		if k.calledOK {
-			best, bestCost = dimCalled, aeCost(k.calledE, k.calledP, calledCount)
-		}
-		if k.callingOK {
-			if c := aeCost(k.callingE, k.callingP, callingCount); c < bestCost {
-				best, bestCost = dimCalling, c
-			}
-		}
-		if r.hasCIDRs && len(r.cidrs) > 0 {
-			c := 0
-			for _, p := range r.cidrs {
-				v := cidrCount[p]
-				if (p.Addr().Is4() && p.Bits() < 8) || (!p.Addr().Is4() && p.Bits() < 16) {
-					v += broad
-				}
-				c = max(c, v)
-			}
-			if c < bestCost {
-				best = dimCIDR
-			}
-		}
-		dims[i] = best
+	for _, sf := range suffixes {
+		x.addSuffix(sf, id)
 	}
-	return dims
+	return true
+}
+
+// bitset helpers over []uint64 (bit i = rule i).
+
+func setBit(b []uint64, i int32) { b[i>>6] |= 1 << (uint(i) & 63) }
+
+func setBits(b []uint64, ids []int32) {
+	for _, i := range ids {
+		b[i>>6] |= 1 << (uint(i) & 63)
+	}
+}
+
+// countBits returns the number of set bits.
+func countBits(b []uint64) int {
+	n := 0
+	for _, w := range b {
+		n += bits.OnesCount64(w)
+	}
+	return n
 }

@@ -214,19 +214,54 @@ func TestAEIndexTrie(t *testing.T) {
 	x.addPrefix("CT_", 1)
 	x.addPrefix("M", 2)
 	x.addExact("CT_1", 3)
+	x.addSuffix("_1", 4)
+	x.addSuffix("1", 5)
+	x.addSuffix("_CT", 6)
 	x.finish()
-	tests := []struct{ in, exact, prefix string }{
-		{"CT_1", "[3]", "[0 1]"},
-		{"CTX", "[]", "[0]"},
-		{"C", "[]", "[]"},
-		{"MR", "[]", "[2]"},
-		{"", "[]", "[]"},
+	tests := []struct{ in, exact, prefix, suffix string }{
+		{"CT_1", "[3]", "[0 1]", "[4 5]"},
+		{"CTX", "[]", "[0]", "[]"},
+		{"C", "[]", "[]", "[]"},
+		{"MR", "[]", "[2]", "[]"},
+		{"ROOM_CT", "[]", "[]", "[6]"},
+		{"X1", "[]", "[]", "[5]"},
+		{"", "[]", "[]", "[]"},
 	}
 	for _, tc := range tests {
-		e, p := x.lookup([]byte(tc.in))
-		if fmt.Sprint(e) != tc.exact || fmt.Sprint(p) != tc.prefix {
-			t.Errorf("%q: exact %v prefix %v, want %s %s", tc.in, e, p, tc.exact, tc.prefix)
+		e, p, s := x.lookup([]byte(tc.in))
+		if fmt.Sprint(e) != tc.exact || fmt.Sprint(p) != tc.prefix || fmt.Sprint(s) != tc.suffix {
+			t.Errorf("%q: exact %v prefix %v suffix %v, want %s %s %s", tc.in, e, p, s, tc.exact, tc.prefix, tc.suffix)
 		}
+	}
+}
+
+// TestLargePolicy exercises the large-bitset path (more than 1,024 rules)
+// and the MaxRules limit.
+func TestLargePolicy(t *testing.T) {
+	p, _, err := Load(benchPolicy(3000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	for k := 0; k < 200; k++ {
+		rq, conn := randomRQ(r)
+		if k%2 == 0 {
+			rq = mkRQ(fmt.Sprintf("PACS_%d", r.IntN(20)), fmt.Sprintf("MOD_%d", r.IntN(3000)))
+		}
+		if got, want := p.Evaluate(rq, conn), naiveEvaluate(p, rq, conn); got != want {
+			t.Fatalf("indexed %+v, linear %+v", got, want)
+		}
+	}
+	rq := mkRQ("PACS_1", "MOD_2981")
+	if d := p.Evaluate(rq, nil); d.Rule != "modality-2981" {
+		t.Fatalf("rule beyond 1,024 not found: %+v", d)
+	}
+	if n := testing.AllocsPerRun(20, func() { p.Evaluate(rq, nil) }); n != 0 {
+		t.Errorf("large policy: Evaluate allocates %v times", n)
+	}
+	_, diags, err := Load([]byte(`{"rules":[` + strings.Repeat(`{"name":"x","action":"allow"},`, MaxRules) + `{"name":"y","action":"allow"}]}`))
+	if err == nil || len(diags) != 1 || diags[0].Path != "rules" || diags[0].Message != "has 10001 rules; at most 10000 are allowed" {
+		t.Fatalf("MaxRules: %v", diags)
 	}
 }
 
