@@ -282,23 +282,21 @@ func envGetBufferBytes(v *vm, _ api.Module, s []uint64) {
 		ret(s, statusNotFound)
 		return
 	}
-	if uint64(start)+uint64(length) > 0xffffffff {
-		ret(s, statusBadArgument)
-		return
-	}
+	// cpp-host checks start+length for overflow in 64-bit Words, which 32-bit arguments never reach.
 	var data []byte
 	if avail {
 		data = *buf
 	}
-	size := uint32(len(data))
-	if start > size {
-		length = 0
-	} else if start+length > size {
-		length = size - start
+	size := uint64(len(data))
+	st, ln := uint64(start), uint64(length)
+	if st > size {
+		ln = 0
+	} else if st+ln > size {
+		ln = size - st
 	}
 	var out []byte
-	if length > 0 {
-		out = data[start : start+length]
+	if ln > 0 {
+		out = data[st : st+ln]
 	}
 	if !v.copyOut(out, ptrPtr, sizePtr) {
 		ret(s, statusInvalidMemoryAccess)

@@ -1,0 +1,315 @@
+package host
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/hex"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Envoy context.cc Buffer::copyFrom and cpp-host exports.cc get_buffer_bytes: start 0 drains `size`
+// then prepends; start ≥ length appends; 0 < start < length ⇒ BAD_ARGUMENT; reads past the end ⇒ OK
+// (0,0); start+max is clamped (cpp-host's overflow check is on 64-bit Words); UPSTREAM_DATA outside its callback is an empty buffer
+// (get OK/(0,0), set BAD_ARGUMENT); PLUGIN_CONFIGURATION only in on_configure; VM_CONFIGURATION always.
+func TestContext_CopyFrom_MidBufferBadArgument(t *testing.T) {
+	e := newTestPlugin(t, `{"probe":"buffer","on_data":"pause"}`, func(c *PluginConfig) { c.VMConfig = []byte("VMC") })
+	tr := &recTransport{autoConnect: true}
+	c := e.conn(t, TCPProxyConfig{Cluster: "default"}, tr)
+	c.DownstreamData([]byte("abcd"), false)
+	want := map[string]string{
+		"buf_get":                   "status=0 len=4",
+		"buf_get_past_end":          "status=0",
+		"buf_get_overflow":          "status=0",
+		"buf_set_mid":               "status=2",
+		"buf_prepend":               "status=0",
+		"buf_append":                "status=0",
+		"buf_replace_first":         "status=0",
+		"buf_after":                 `data="[abcd>"`,
+		"buf_upstream_outside":      "status=0",
+		"buf_set_upstream_outside":  "status=2",
+		"buf_plugin_config_outside": "status=1",
+		"buf_vm_config":             `status=0 data="VMC"`,
+		"buf_http_body":             "status=1",
+		"buf_bad_type":              "status=2",
+	}
+	for k, v := range want {
+		if got := e.log.probe(t, k); got != v {
+			t.Errorf("%s = %q, want %q", k, got, v)
+		}
+	}
+	// The modification persists in the connection buffer (paused ⇒ still buffered).
+	if s := c.State(); s.Buffered != 6 {
+		t.Fatalf("buffered = %d, want 6 ([abcd>)", s.Buffered)
+	}
+}
+
+// Envoy context.cc Context::onData: after Pause the buffer pointer is kept, so a tick with the
+// effective context can read the paused bytes.
+func TestContext_PausedBufferReadableFromTick(t *testing.T) {
+	e := newTestPlugin(t, `{"on_data":"pause","tick_ms":10,"tick_action":"read"}`, nil)
+	tr := &recTransport{autoConnect: true}
+	c := e.conn(t, TCPProxyConfig{Cluster: "default"}, tr)
+	c.DownstreamData([]byte("paused"), false)
+	e.p.Tick(e.clk.Advance(20 * time.Millisecond))
+	if got := e.log.probe(t, "tick_read"); got != `id=2 status=0 data="paused"` {
+		t.Fatalf("tick_read = %q", got)
+	}
+}
+
+// Envoy foreign.cc set_envoy_filter_state + Context::setEnvoyFilterState: known factory ⇒ OK;
+// unknown key ⇒ NOT_FOUND; unparsable proto ⇒ BAD_ARGUMENT; factory rejects value ⇒ BAD_ARGUMENT;
+// unknown function (cpp-host exports.cc call_foreign_function) ⇒ NOT_FOUND.
+func TestForeign_SetEnvoyFilterState_Statuses(t *testing.T) {
+	e := newTestPlugin(t, `{"probe":"foreign","on_data":"pause"}`, nil)
+	c := e.conn(t, TCPProxyConfig{Cluster: "default", MaxEarlyDataBytes: 100}, &recTransport{})
+	c.DownstreamData([]byte("x"), false)
+	for k, v := range map[string]string{
+		"foreign_known":       "status=0",
+		"foreign_unknown_key": "status=1",
+		"foreign_bad_proto":   "status=2",
+		"foreign_bad_value":   "status=2",
+		"foreign_unknown_fn":  "status=1",
+	} {
+		if got := e.log.probe(t, k); got != v {
+			t.Errorf("%s = %q, want %q", k, got, v)
+		}
+	}
+	if fs := c.FilterState(); fs["envoy.tcp_proxy.cluster"] != "c1" || len(fs) != 1 {
+		t.Fatalf("filter state = %v", fs)
+	}
+}
+
+// Envoy foreign.cc uses cpp-host's current context: from proxy_on_tick (root context), even after
+// set_effective_context to a stream, set_envoy_filter_state finds no stream info ⇒ NOT_FOUND.
+func TestForeign_SetEnvoyFilterState_NotFoundOnTick(t *testing.T) {
+	e := newTestPlugin(t, `{"new_conn":"pause","tick_ms":10,"tick_action":"foreign"}`, nil)
+	c := e.conn(t, TCPProxyConfig{Cluster: "default"}, &recTransport{})
+	e.p.Tick(e.clk.Advance(10 * time.Millisecond))
+	if got := e.log.probe(t, "tick_foreign"); got != "id=2 status=1" {
+		t.Fatalf("tick_foreign = %q, want NOT_FOUND", got)
+	}
+	if fs := c.FilterState(); len(fs) != 0 {
+		t.Fatalf("filter state = %v", fs)
+	}
+}
+
+func TestParseSetEnvoyFilterStateArgs(t *testing.T) {
+	a, err := parseSetEnvoyFilterStateArgs([]byte("\x0a\x03abc\x12\x02xy\x18\x02"))
+	if err != nil || a.path != "abc" || a.value != "xy" || a.span != 2 {
+		t.Fatalf("got %+v, %v", a, err)
+	}
+	for _, bad := range [][]byte{{0x0a, 0x05, 'a'}, {0x0a}, {0x08, 0x01}, {0x12, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, {0x07}} {
+		if _, err := parseSetEnvoyFilterStateArgs(bad); err == nil {
+			t.Errorf("parse(%x) succeeded", bad)
+		}
+	}
+	// Unknown fields are skipped.
+	if a, err := parseSetEnvoyFilterStateArgs([]byte("\x22\x01z\x0a\x01p")); err != nil || a.path != "p" {
+		t.Fatalf("unknown field: %+v %v", a, err)
+	}
+}
+
+func decodeProp(t *testing.T, e *env, path string) (status string, val []byte) {
+	t.Helper()
+	got := e.log.probe(t, "prop "+path)
+	parts := strings.SplitN(got, " ", 2)
+	if len(parts) != 2 {
+		t.Fatalf("prop line %q", got)
+	}
+	b, err := hex.DecodeString(strings.TrimPrefix(parts[1], "hex="))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return parts[0], b
+}
+
+// Envoy expr context.cc ConnectionLookup/UpstreamLookup + context.cc serializeValue: strings raw,
+// ports int64 LE, ids uint64 LE, mtls bool; SAN lists give the first entry, an empty list ⇒
+// SERIALIZATION_FAILURE; TLS fields on plaintext ⇒ NOT_FOUND; upstream.* only after connect.
+func TestContext_GetProperty_FromConnInfoAndTLS(t *testing.T) {
+	e := newTestPlugin(t, `{"probe":"props"}`, func(c *PluginConfig) {
+		c.Properties = map[string][]byte{"xds.node.id": []byte("router~1")}
+		c.VMID = "vm1"
+	})
+	info := ConnInfo{
+		ID:                  77,
+		Source:              netip.MustParseAddrPort("10.0.0.1:40000"),
+		Destination:         netip.MustParseAddrPort("10.0.0.2:11112"),
+		RequestedServerName: "pacs.example",
+		TLS: &TLSInfo{
+			Version: "TLSv1.3", PeerCertPresented: true, SubjectPeer: "CN=modality",
+			URISANsPeer:      []string{"spiffe://a/b", "spiffe://c"},
+			SHA256PeerDigest: "abcd",
+		},
+	}
+	c := e.p.NewConn(info, TCPProxyConfig{Cluster: "default", MaxEarlyDataBytes: 10}, &recTransport{})
+	c.DownstreamData([]byte("x"), false)
+	le64 := func(v uint64) []byte { b := make([]byte, 8); binary.LittleEndian.PutUint64(b, v); return b }
+	checks := []struct {
+		path, status string
+		val          []byte
+	}{
+		{"source.address", "status=0", []byte("10.0.0.1:40000")},
+		{"source.port", "status=0", le64(40000)},
+		{"destination.address", "status=0", []byte("10.0.0.2:11112")},
+		{"destination.port", "status=0", le64(11112)},
+		{"connection.id", "status=0", le64(77)},
+		{"connection_id", "status=0", le64(77)},
+		{"connection.mtls", "status=0", []byte{1}},
+		{"connection.tls_version", "status=0", []byte("TLSv1.3")},
+		{"connection.subject_peer_certificate", "status=0", []byte("CN=modality")},
+		{"connection.uri_san_peer_certificate", "status=0", []byte("spiffe://a/b")},
+		{"connection.dns_san_peer_certificate", "status=3", nil},
+		{"connection.sha256_peer_certificate_digest", "status=0", []byte("abcd")},
+		{"connection.requested_server_name", "status=0", []byte("pacs.example")},
+		{"plugin_name", "status=0", []byte("ns.testfilter")},
+		{"plugin_root_id", "status=0", []byte("testfilter")},
+		{"plugin_vm_id", "status=0", []byte("vm1")},
+		{"upstream.address", "status=1", nil},
+		{"xds.node.id", "status=0", []byte("router~1")},
+		{"no.such", "status=1", nil},
+	}
+	for _, ck := range checks {
+		st, val := decodeProp(t, e, ck.path)
+		if st != ck.status || !bytes.Equal(val, ck.val) {
+			t.Errorf("%s = %s %q, want %s %q", ck.path, st, val, ck.status, ck.val)
+		}
+	}
+
+	// Plaintext: mtls false, TLS fields NOT_FOUND; upstream.address after connect.
+	e.log.reset()
+	c2 := e.p.NewConn(ConnInfo{ID: 78, Source: netip.MustParseAddrPort("[::1]:5")}, TCPProxyConfig{Cluster: "default", MaxEarlyDataBytes: 10}, &recTransport{})
+	c2.UpstreamConnectedAddr(netip.MustParseAddrPort("10.1.1.1:104"), netip.MustParseAddrPort("10.1.1.2:5555"))
+	c2.DownstreamData([]byte("x"), false)
+	for _, ck := range []struct {
+		path, status string
+		val          []byte
+	}{
+		{"connection.mtls", "status=0", []byte{0}},
+		{"connection.tls_version", "status=1", nil},
+		{"source.address", "status=0", []byte("[::1]:5")},
+		{"upstream.address", "status=0", []byte("10.1.1.1:104")},
+	} {
+		st, val := decodeProp(t, e, ck.path)
+		if st != ck.status || !bytes.Equal(val, ck.val) {
+			t.Errorf("plaintext %s = %s %q, want %s %q", ck.path, st, val, ck.status, ck.val)
+		}
+	}
+}
+
+// Envoy context.cc Context::setProperty: the value is stored as filter state "wasm.<path>" and reads
+// back with get_property of the same path.
+func TestContext_SetProperty_StoredAsWasmFilterState(t *testing.T) {
+	e := newTestPlugin(t, `{"set_prop_on_data":"dicom.decision"}`, nil)
+	c := e.conn(t, TCPProxyConfig{Cluster: "default", MaxEarlyDataBytes: 10}, &recTransport{})
+	c.DownstreamData([]byte("x"), false)
+	if got := e.log.probe(t, "set_property"); got != `err=<nil> get="decided" gerr=<nil>` {
+		t.Fatalf("set_property = %q", got)
+	}
+	if got := c.FilterState()["wasm.dicom.decision"]; got != "decided" {
+		t.Fatalf("FilterState = %v", c.FilterState())
+	}
+}
+
+// cpp-host wasm.h metric ids (type in low 2 bits, step 4, fresh id per define) and Envoy
+// context.cc increment/record/getMetric statuses; the Prometheus output strips the wasmcustom
+// namespace and has no envoy_ prefix (dots ⇒ underscores).
+func TestMetrics_DefineIncrementRecordGetAndExposition(t *testing.T) {
+	m := NewMetrics()
+	e := newTestPlugin(t, `{"probe":"metrics","count_metric":"tf.conns"}`, func(c *PluginConfig) { c.Metrics = m; c.Workers = 2 })
+	for i := 0; i < 2; i++ { // one connection per worker VM: stats are shared
+		c := e.conn(t, TCPProxyConfig{Cluster: "default", MaxEarlyDataBytes: 10}, &recTransport{})
+		c.DownstreamData([]byte("x"), false)
+	}
+	ids := e.log.matching("PROBE metric_ids ")
+	if len(ids) != 2 {
+		t.Fatalf("metric_ids lines: %q", ids)
+	}
+	// tf.conns was defined first on each VM (counter id 4), then the probe's defines.
+	if want := "PROBE metric_ids counter=8 counter2=12 gauge=5 histogram=6 bad_type=2"; ids[0] != want || ids[1] != want {
+		t.Fatalf("ids = %q, want %q on both VMs", ids, want)
+	}
+	for k, v := range map[string]string{
+		"metric_inc": "status=0", "metric_inc2": "status=0", "metric_inc_zero": "status=2",
+		"metric_inc_neg": "status=2", "metric_gauge_dec": "status=0", "metric_hist_record": "status=0",
+		"metric_hist_inc": "status=2", "metric_get": "status=0 value=10", "metric_get_hist": "status=2",
+		"metric_get_unknown": "status=1",
+	} {
+		if got := e.log.probe(t, k); got != v {
+			t.Errorf("%s = %q, want %q", k, got, v)
+		}
+	}
+	if v, ok := m.Get("tf.requests"); !ok || v != 10 {
+		t.Errorf("Get(tf.requests) = %d, %v; want 10 (2+3 per VM, shared)", v, ok)
+	}
+	if v, ok := m.Get("tf.active"); !ok || int64(v) != -8 {
+		t.Errorf("Get(tf.active) = %d", int64(v))
+	}
+	if v, ok := m.Get("tf.conns"); !ok || v != 2 {
+		t.Errorf("Get(tf.conns) = %d, %v", v, ok)
+	}
+	var buf bytes.Buffer
+	if err := m.WritePrometheus(&buf); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	for _, want := range []string{
+		"# TYPE tf_requests counter\ntf_requests 10\n",
+		"# TYPE tf_active gauge\ntf_active -8\n",
+		"# TYPE tf_size histogram\n",
+		"tf_size_bucket{le=\"5\"} 0\ntf_size_bucket{le=\"10\"} 2\n",
+		"tf_size_count 2\n",
+		"tf_size_sum 14\n",
+		"wasm_host_connections_total{plugin=\"ns.testfilter\"} 2\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("exposition lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "envoy_") || strings.Contains(out, "wasmcustom") {
+		t.Errorf("exposition has a prefix it should not:\n%s", out)
+	}
+}
+
+// cpp-host exports.cc: log level > critical ⇒ BAD_ARGUMENT; continue_stream(UPSTREAM) ⇒
+// UNIMPLEMENTED, > UPSTREAM ⇒ BAD_ARGUMENT; fd_write 1/2 ⇒ info/error lines without the trailing
+// newline; WASI environ from Env; shared data CAS; header maps absent on a network filter.
+func TestExports_MiscStatuses(t *testing.T) {
+	e := newTestPlugin(t, `{"probe":"misc"}`, func(c *PluginConfig) { c.Env = map[string]string{"TF_NAME": "dicom"} })
+	c := e.conn(t, TCPProxyConfig{Cluster: "default", MaxEarlyDataBytes: 10}, &recTransport{})
+	c.DownstreamData([]byte("x"), false)
+	for k, v := range map[string]string{
+		"log_level_6":         "status=2",
+		"continue_upstream":   "status=12",
+		"continue_bad":        "status=2",
+		"env":                 "TF_NAME=dicom",
+		"shared_get_missing":  "err=error status returned by host: not found len=0",
+		"shared_set":          `err=<nil> get="v1" err2=<nil>`,
+		"shared_cas_mismatch": "err=error status returned by host: cas mismatch",
+		"header_get":          "status=2",
+	} {
+		if got := e.log.probe(t, k); got != v {
+			t.Errorf("%s = %q, want %q", k, got, v)
+		}
+	}
+	var sawOut, sawErr bool
+	e.log.mu.Lock()
+	for _, l := range e.log.lines {
+		if l.msg == "stdout line" && l.level == LogInfo {
+			sawOut = true
+		}
+		if l.msg == "stderr line" && l.level == LogError {
+			sawErr = true
+		}
+	}
+	e.log.mu.Unlock()
+	if !sawOut || !sawErr {
+		t.Errorf("fd_write lines: stdout=%v stderr=%v\n%s", sawOut, sawErr, e.log.dump())
+	}
+	if e.p.HostCalls() == 0 || e.p.GuestMemoryBytes() == 0 {
+		t.Errorf("HostCalls=%d GuestMemoryBytes=%d", e.p.HostCalls(), e.p.GuestMemoryBytes())
+	}
+}
