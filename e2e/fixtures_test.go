@@ -66,6 +66,37 @@ func dryRunGateway(t testing.TB) *gateway {
 	})
 }
 
+// lane is one way of running the gateway under test. The same scenarios run on every lane: the local
+// `dicomgate serve` (always) and a real Envoy (when ENVOY_BIN is set, see envoy_test.go).
+type lane struct {
+	name string
+	// mtls, plain and dryRun return the lane's gateways (started on first use): mutual TLS + enforce, plain +
+	// enforce, mutual TLS + dry-run; see mtlsGateway, plainGateway and dryRunGateway.
+	mtls, plain, dryRun func(t testing.TB) *gateway
+	// tlsHandshakeFailures is the host's metric counting failed TLS handshakes on the listener.
+	tlsHandshakeFailures string
+}
+
+// localLane runs the scenarios through `dicomgate serve`.
+var localLane = &lane{
+	name: "dicomgate serve", mtls: mtlsGateway, plain: plainGateway, dryRun: dryRunGateway,
+	tlsHandshakeFailures: "dicomgate_gateway_tls_handshake_failures_total",
+}
+
+// scenarios are every gateway scenario, by name, for running them on another lane.
+var scenarios = []struct {
+	name string
+	run  func(t *testing.T, l *lane)
+}{
+	{"EchoAllowedAndUnknownCaller", scenarioEchoAllowedAndUnknownCaller},
+	{"StoreRoutedByCalledAE", scenarioStoreRoutedByCalledAE},
+	{"CalledAERewrite", scenarioCalledAERewrite},
+	{"MutualTLSAEBinding", scenarioMutualTLSAEBinding},
+	{"HostileClients", scenarioHostileClients},
+	{"DryRun", scenarioDryRun},
+	{"FindQueryOnlyRule", scenarioFindQueryOnlyRule},
+}
+
 // tlsArgs are dcmtk's TLS options for a client presenting kp (nil: anonymous TLS, no client certificate).
 func tlsArgs(kp *keyPair) []string {
 	if kp == nil {
@@ -105,7 +136,7 @@ type probe struct {
 
 func newProbe(t testing.TB, g *gateway) *probe {
 	t.Helper()
-	return &probe{g: g, before: g.metrics(t), mark: g.mark(), sinkBefore: theSink(t).count.Load()}
+	return &probe{g: g, before: g.metrics(t), mark: g.proc.mark(), sinkBefore: theSink(t).count.Load()}
 }
 
 // eventually polls cond (every 25 ms, up to 3 s): the gateway updates counters and prints audit lines as the
@@ -162,7 +193,7 @@ func (p *probe) wantAudit(t testing.TB, callingAE string) auditRecord {
 	})
 	if len(recs) != 1 {
 		t.Errorf("%s: want exactly one audit line for calling AE %q, got %d; gateway output since the step:\n%s",
-			p.g.label, callingAE, len(recs), tail(p.g.proc.out.String()[p.mark:], 30))
+			p.g.label, callingAE, len(recs), tail(p.g.proc.outputSince(p.mark), 30))
 		if len(recs) == 0 {
 			return auditRecord{}
 		}

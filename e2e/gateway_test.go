@@ -201,16 +201,9 @@ func (g *gateway) metrics(t testing.TB) metricSet {
 	return m
 }
 
-// mark returns the current end of the gateway output, for auditSince.
-func (g *gateway) mark() int { return len(g.proc.out.String()) }
-
 // auditSince returns the filter's audit records (JSON object lines) the gateway printed after mark.
 func (g *gateway) auditSince(mark int) []auditRecord {
-	s := g.proc.out.String()
-	if mark > len(s) {
-		mark = len(s)
-	}
-	return parseAudit(s[mark:])
+	return parseAudit(g.proc.outputSince(mark))
 }
 
 // auditRecord is one association's audit line, flattened (nested objects joined with '.').

@@ -142,13 +142,14 @@ func TestHarnessPeersDirect(t *testing.T) {
 		}
 		s.removeReceived(f.SOPInstanceUID)
 	}
+	om, sm := o.proc.mark(), s.proc.mark()
 	r := runTool(60*time.Second, "storescu", storeArgs(nil, "HARNESS_SCU", "ORTHANC", o.dicomPort, files)...)
 	if r.exitCode != 0 {
 		o.proc.dump(t)
 		t.Fatalf("storescu straight to Orthanc failed:\n%s", r)
 	}
 	assertStoredInOrthanc(t, o, files)
-	if !o.sawCallingAE("HARNESS_SCU") {
+	if !o.sawCallingAE("HARNESS_SCU", om) {
 		o.proc.dump(t)
 		t.Errorf("Orthanc's log shows no association from HARNESS_SCU; the log probe used by the gateway tests is broken")
 	}
@@ -158,7 +159,7 @@ func TestHarnessPeersDirect(t *testing.T) {
 		t.Fatalf("storescu straight to storescp failed:\n%s", r)
 	}
 	assertStoredInStoreSCP(t, s, files)
-	if !s.sawCallingAE("HARNESS_SCU") {
+	if !s.sawCallingAE("HARNESS_SCU", sm) {
 		s.proc.dump(t)
 		t.Errorf("storescp's log shows no association from HARNESS_SCU; the log probe used by the gateway tests is broken")
 	}

@@ -22,15 +22,15 @@ func (p *probe) wantAuditReason(t testing.TB, reason string) {
 	})
 	if n != 1 {
 		t.Errorf("%s: want exactly one audit line with decision deny, reason %q; got %d; gateway output since the step:\n%s",
-			p.g.label, reason, n, tail(p.g.proc.out.String()[p.mark:], 30))
+			p.g.label, reason, n, tail(p.g.proc.outputSince(p.mark), 30))
 	}
 }
 
-// TestHostileClients — scenario 6: clients that do not speak DICOM-over-TLS properly are closed by the gateway,
+// scenarioHostileClients — scenario 6: clients that do not speak DICOM-over-TLS properly are closed by the gateway,
 // counted by reason, and never cause an upstream connection (every gateway's default cluster is the counting
 // sink, and upstreamConnect is after-decision with early data enabled).
-func TestHostileClients(t *testing.T) {
-	g, pg := mtlsGateway(t), plainGateway(t)
+func scenarioHostileClients(t *testing.T, l *lane) {
+	g, pg := l.mtls(t), l.plain(t)
 	dumpOnFailure(t, g.proc, pg.proc)
 
 	t.Run("plain DICOM client on the TLS port", func(t *testing.T) {
@@ -38,7 +38,7 @@ func TestHostileClients(t *testing.T) {
 		r := runTool(30*time.Second, "echoscu", "-v", "-aet", allowedModalityAE, "-aec", routeToOrthancAE, "127.0.0.1", strconv.Itoa(g.port))
 		wantFailed(t, r, "echoscu without TLS against the TLS listener")
 		// The handshake fails before any filter exists (wasm/gateway: the filter is created after the handshake).
-		p.wantDelta(t, 1, "dicomgate_gateway_tls_handshake_failures_total")
+		p.wantDelta(t, 1, l.tlsHandshakeFailures)
 		p.wantDelta(t, 0, "dicomgate_associations_total")
 		p.wantNoUpstreamAttempt(t)
 	})

@@ -146,10 +146,11 @@ func (o *orthanc) instanceFile(uid string) ([]byte, error) {
 	return o.get("/instances/" + id + "/file")
 }
 
-// sawCallingAE reports whether Orthanc's log shows an association from the calling AE title.
-// Orthanc --verbose logs "Association Received from AET <calling> on IP ..." for every A-ASSOCIATE-RQ it parses.
-func (o *orthanc) sawCallingAE(aet string) bool {
-	return len(grepLines(o.proc.out.String(), "Association Received from AET "+aet+" ")) > 0
+// sawCallingAE reports whether Orthanc's log shows an association from the calling AE title after the output
+// position since (see proc.mark). Orthanc --verbose logs "Association Received from AET <calling> on IP ..." for
+// every A-ASSOCIATE-RQ it parses.
+func (o *orthanc) sawCallingAE(aet string, since int) bool {
+	return len(grepLines(o.proc.outputSince(since), "Association Received from AET "+aet+" ")) > 0
 }
 
 // storeSCP is a running dcmtk storescp writing what it receives into dir.
@@ -192,9 +193,10 @@ func startStoreSCP(label, aet string) (*storeSCP, error) {
 	return s, nil
 }
 
-// sawCallingAE reports whether storescp logged an association from the calling AE title.
-func (s *storeSCP) sawCallingAE(aet string) bool {
-	for _, l := range grepLines(s.proc.out.String(), "Calling Application Name:") {
+// sawCallingAE reports whether storescp logged an association from the calling AE title after the output
+// position since (see proc.mark).
+func (s *storeSCP) sawCallingAE(aet string, since int) bool {
+	for _, l := range grepLines(s.proc.outputSince(since), "Calling Application Name:") {
 		if strings.TrimSpace(strings.SplitN(l, "Calling Application Name:", 2)[1]) == aet {
 			return true
 		}

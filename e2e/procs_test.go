@@ -167,6 +167,18 @@ func (p *proc) waitOutput(substr string, timeout time.Duration) (string, error) 
 	}
 }
 
+// mark returns the current end of the process output (for outputSince).
+func (p *proc) mark() int { return len(p.out.String()) }
+
+// outputSince returns the output written after mark.
+func (p *proc) outputSince(mark int) string {
+	s := p.out.String()
+	if mark > len(s) || mark < 0 {
+		mark = len(s)
+	}
+	return s[mark:]
+}
+
 // dump prints the tail of the process output to the test log (used on failure).
 func (p *proc) dump(t testing.TB) {
 	t.Helper()

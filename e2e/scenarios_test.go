@@ -10,20 +10,42 @@ import (
 	"github.com/suyashkumar/dicom/pkg/tag"
 )
 
+// TestEchoAllowedAndUnknownCaller runs scenarioEchoAllowedAndUnknownCaller through `dicomgate serve`.
+func TestEchoAllowedAndUnknownCaller(t *testing.T) { scenarioEchoAllowedAndUnknownCaller(t, localLane) }
+
+// TestStoreRoutedByCalledAE runs scenarioStoreRoutedByCalledAE through `dicomgate serve`.
+func TestStoreRoutedByCalledAE(t *testing.T) { scenarioStoreRoutedByCalledAE(t, localLane) }
+
+// TestCalledAERewrite runs scenarioCalledAERewrite through `dicomgate serve`.
+func TestCalledAERewrite(t *testing.T) { scenarioCalledAERewrite(t, localLane) }
+
+// TestMutualTLSAEBinding runs scenarioMutualTLSAEBinding through `dicomgate serve`.
+func TestMutualTLSAEBinding(t *testing.T) { scenarioMutualTLSAEBinding(t, localLane) }
+
+// TestDryRun runs scenarioDryRun through `dicomgate serve`.
+func TestDryRun(t *testing.T) { scenarioDryRun(t, localLane) }
+
+// TestFindQueryOnlyRule runs scenarioFindQueryOnlyRule through `dicomgate serve`.
+func TestFindQueryOnlyRule(t *testing.T) { scenarioFindQueryOnlyRule(t, localLane) }
+
+// TestHostileClients runs scenarioHostileClients through `dicomgate serve`.
+func TestHostileClients(t *testing.T) { scenarioHostileClients(t, localLane) }
+
 // The scenarios share one Orthanc, one storescp and one gateway per mode, and run sequentially (no t.Parallel) so
 // each step can assert exact metric deltas and audit lines.
 
-// TestEchoAllowedAndUnknownCaller — scenario 1: an allowed calling AE echoes through the mTLS gateway to Orthanc;
+// scenarioEchoAllowedAndUnknownCaller — scenario 1: an allowed calling AE echoes through the mTLS gateway to Orthanc;
 // an unknown calling AE is cut off by the gateway before any upstream connection (Orthanc never sees it), counted
 // as a policy denial.
-func TestEchoAllowedAndUnknownCaller(t *testing.T) {
-	g, o := mtlsGateway(t), theOrthanc(t)
+func scenarioEchoAllowedAndUnknownCaller(t *testing.T, l *lane) {
+	g, o := l.mtls(t), theOrthanc(t)
 	dumpOnFailure(t, g.proc, o.proc)
+	om := o.proc.mark() // Orthanc log position: only associations from this scenario count
 
 	p := newProbe(t, g)
 	r := echoVia(g, &certs.NoSAN, allowedModalityAE, routeToOrthancAE)
 	wantOK(t, r, "echoscu +tls as MODALITY1 -> PACS_A")
-	if !o.sawCallingAE(allowedModalityAE) {
+	if !o.sawCallingAE(allowedModalityAE, om) {
 		t.Errorf("Orthanc's log shows no association from %s", allowedModalityAE)
 	}
 	wantAuditFields(t, p.wantAudit(t, allowedModalityAE), "route", "modality-a", clusterOrthanc, "")
@@ -35,7 +57,7 @@ func TestEchoAllowedAndUnknownCaller(t *testing.T) {
 	p = newProbe(t, g)
 	r = echoVia(g, &certs.NoSAN, intruderAE, routeToOrthancAE)
 	wantFailed(t, r, "echoscu +tls as INTRUDER -> PACS_A")
-	if o.sawCallingAE(intruderAE) {
+	if o.sawCallingAE(intruderAE, om) {
 		t.Errorf("Orthanc saw an association from %s, which the gateway must have denied", intruderAE)
 	}
 	wantAuditFields(t, p.wantAudit(t, intruderAE), "deny", "", "", "policy")
@@ -45,11 +67,11 @@ func TestEchoAllowedAndUnknownCaller(t *testing.T) {
 	p.wantNoUpstreamAttempt(t)
 }
 
-// TestStoreRoutedByCalledAE — scenarios 2 and 3: the same calling AE reaches Orthanc when it calls PACS_A (called
+// scenarioStoreRoutedByCalledAE — scenarios 2 and 3: the same calling AE reaches Orthanc when it calls PACS_A (called
 // AE rewritten to ORTHANC) and storescp when it calls PACS_B; every Part 10 file lands only where it was routed,
 // and the stored datasets (pixel data included) equal the files sent.
-func TestStoreRoutedByCalledAE(t *testing.T) {
-	g, o, s, files := mtlsGateway(t), theOrthanc(t), theStoreSCP(t), storableFiles(t)
+func scenarioStoreRoutedByCalledAE(t *testing.T, l *lane) {
+	g, o, s, files := l.mtls(t), theOrthanc(t), theStoreSCP(t), storableFiles(t)
 	dumpOnFailure(t, g.proc, o.proc, s.proc)
 	clear := func() {
 		for _, f := range files {
@@ -92,10 +114,10 @@ func TestStoreRoutedByCalledAE(t *testing.T) {
 	p.wantNoUpstreamAttempt(t)
 }
 
-// TestCalledAERewrite — scenario 4: Orthanc (AE ORTHANC, DicomCheckCalledAet true) refuses PUBLIC_PACS when called
+// scenarioCalledAERewrite — scenario 4: Orthanc (AE ORTHANC, DicomCheckCalledAet true) refuses PUBLIC_PACS when called
 // directly (TestHarnessPeersDirect), but accepts the association through the gateway, which rewrites the called AE.
-func TestCalledAERewrite(t *testing.T) {
-	g, o, files := mtlsGateway(t), theOrthanc(t), storableFiles(t)
+func scenarioCalledAERewrite(t *testing.T, l *lane) {
+	g, o, files := l.mtls(t), theOrthanc(t), storableFiles(t)
 	dumpOnFailure(t, g.proc, o.proc)
 	direct := runTool(30*time.Second, "echoscu", "-aet", allowedModalityAE, "-aec", publicCalledAE, "127.0.0.1", strconv.Itoa(o.dicomPort))
 	wantFailed(t, direct, "echoscu straight to Orthanc calling PUBLIC_PACS (control)")
@@ -119,7 +141,7 @@ func TestCalledAERewrite(t *testing.T) {
 	p.wantDelta(t, 1, "dicomgate_decisions_total", "action", "route", "rule", "public-pacs")
 }
 
-// TestMutualTLSAEBinding — scenario 5. Design: the production-shaped gateway requires a client certificate
+// scenarioMutualTLSAEBinding — scenario 5. Design: the production-shaped gateway requires a client certificate
 // (--client-ca, RequireAndVerifyClientCert, Istio MUTUAL); the policy binds calling AE CT1 to the certificate with
 // URI SAN spiffe://hospital/modality/ct1 and MR1 to .../mr1. Proven here:
 //   - CT1's certificate succeeds as CT1 and is denied (policy) as MR1; MR1's certificate succeeds as MR1 and is
@@ -128,9 +150,10 @@ func TestCalledAERewrite(t *testing.T) {
 //     gateway TLS handshake failure);
 //   - on the plain listener (no TLS, hence no peer certificate) CT1 is denied by the policy: the binding cannot be
 //     met without a verified certificate.
-func TestMutualTLSAEBinding(t *testing.T) {
-	g, o := mtlsGateway(t), theOrthanc(t)
+func scenarioMutualTLSAEBinding(t *testing.T, l *lane) {
+	g, o := l.mtls(t), theOrthanc(t)
 	dumpOnFailure(t, g.proc, o.proc)
+	om := o.proc.mark() // Orthanc log position: only associations from this scenario count
 
 	// Denials first, so "Orthanc never saw MR1/CT1" is meaningful.
 	denied := []struct {
@@ -152,7 +175,7 @@ func TestMutualTLSAEBinding(t *testing.T) {
 		p.wantNoUpstreamAttempt(t)
 	}
 	for _, ae := range []string{ct1AE, mr1AE} {
-		if o.sawCallingAE(ae) {
+		if o.sawCallingAE(ae, om) {
 			t.Fatalf("Orthanc saw an association from %s while every %s attempt so far should have been denied", ae, ae)
 		}
 	}
@@ -160,11 +183,11 @@ func TestMutualTLSAEBinding(t *testing.T) {
 	p := newProbe(t, g)
 	r := echoVia(g, nil, ct1AE, routeToOrthancAE)
 	wantFailed(t, r, "no client certificate (+tla) as CT1 against the mTLS listener")
-	p.wantDelta(t, 1, "dicomgate_gateway_tls_handshake_failures_total")
+	p.wantDelta(t, 1, l.tlsHandshakeFailures)
 	p.wantDelta(t, 0, "dicomgate_associations_total")
 	p.wantNoUpstreamAttempt(t)
 
-	pg := plainGateway(t)
+	pg := l.plain(t)
 	dumpOnFailure(t, pg.proc)
 	pp := newProbe(t, pg)
 	r = echoVia(pg, nil, ct1AE, routeToOrthancAE)
@@ -172,7 +195,7 @@ func TestMutualTLSAEBinding(t *testing.T) {
 	wantAuditFields(t, pp.wantAudit(t, ct1AE), "deny", "", "", "policy")
 	pp.wantDelta(t, 1, "dicomgate_denied_total", "reason", "policy")
 	pp.wantNoUpstreamAttempt(t)
-	if o.sawCallingAE(ct1AE) {
+	if o.sawCallingAE(ct1AE, om) {
 		t.Fatalf("Orthanc saw CT1 although every CT1 attempt so far should have been denied")
 	}
 
@@ -191,21 +214,22 @@ func TestMutualTLSAEBinding(t *testing.T) {
 			t.Errorf("audit peer_uri_san = %q, want %q", got, ok.san)
 		}
 		p.wantDelta(t, 1, "dicomgate_decisions_total", "action", "route", "rule", ok.rule)
-		if !o.sawCallingAE(ok.calling) {
+		if !o.sawCallingAE(ok.calling, om) {
 			t.Errorf("Orthanc's log shows no association from %s", ok.calling)
 		}
 	}
 }
 
-// TestDryRun — scenario 7: in dry-run mode a caller the policy denies still gets through (to the default cluster,
+// scenarioDryRun — scenario 7: in dry-run mode a caller the policy denies still gets through (to the default cluster,
 // Orthanc), and the would-deny counter grows.
-func TestDryRun(t *testing.T) {
-	g, o := dryRunGateway(t), theOrthanc(t)
+func scenarioDryRun(t *testing.T, l *lane) {
+	g, o := l.dryRun(t), theOrthanc(t)
 	dumpOnFailure(t, g.proc, o.proc)
+	om := o.proc.mark() // Orthanc log position: only associations from this scenario count
 	p := newProbe(t, g)
 	r := echoVia(g, &certs.NoSAN, dryRunIntruderAE, orthancAE)
 	wantOK(t, r, "echoscu as a denied caller through the dry-run gateway")
-	if !o.sawCallingAE(dryRunIntruderAE) {
+	if !o.sawCallingAE(dryRunIntruderAE, om) {
 		t.Errorf("Orthanc's log shows no association from %s", dryRunIntruderAE)
 	}
 	rec := p.wantAudit(t, dryRunIntruderAE)
@@ -216,12 +240,13 @@ func TestDryRun(t *testing.T) {
 	p.wantDelta(t, 0, "dicomgate_denied_total")
 }
 
-// TestFindQueryOnlyRule — scenario 8: the query-only rule (onlyAbstractSyntaxes: C-FIND and Verification) lets
+// scenarioFindQueryOnlyRule — scenario 8: the query-only rule (onlyAbstractSyntaxes: C-FIND and Verification) lets
 // QUERY1 run findscu against Orthanc, but not store; MODALITY1, whose rule lists storage and Verification SOP
 // classes (abstractSyntaxes), cannot query.
-func TestFindQueryOnlyRule(t *testing.T) {
-	g, o, files := mtlsGateway(t), theOrthanc(t), storableFiles(t)
+func scenarioFindQueryOnlyRule(t *testing.T, l *lane) {
+	g, o, files := l.mtls(t), theOrthanc(t), storableFiles(t)
 	dumpOnFailure(t, g.proc, o.proc)
+	om := o.proc.mark() // Orthanc log position: only associations from this scenario count
 	f := files[0]
 	studyUID := stringValue(f.Dataset, tag.StudyInstanceUID)
 	if studyUID == "" {
@@ -235,7 +260,7 @@ func TestFindQueryOnlyRule(t *testing.T) {
 	wantFailed(t, r, "storescu as QUERY1 (query-only)")
 	wantAuditFields(t, p.wantAudit(t, queryOnlyAE), "deny", "", "", "policy")
 	p.wantDelta(t, 1, "dicomgate_denied_total", "reason", "policy")
-	if o.sawCallingAE(queryOnlyAE) {
+	if o.sawCallingAE(queryOnlyAE, om) {
 		t.Errorf("Orthanc saw QUERY1's store association, which the gateway must have denied")
 	}
 
