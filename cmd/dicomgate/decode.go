@@ -18,6 +18,7 @@ import (
 type decodeFlags struct {
 	json   bool
 	strict bool
+	maxPDU uint32
 }
 
 func init() {
@@ -43,6 +44,7 @@ naming the byte offset, and the exit status is 1.`,
 	}
 	cmd.Flags().BoolVar(&f.json, "json", false, "print one JSON object per PDU and line")
 	cmd.Flags().BoolVar(&f.strict, "strict", false, "also reject what DICOM PS3.8 forbids but real stacks tolerate (bad AE titles, missing items, even context IDs, ...)")
+	cmd.Flags().Uint32Var(&f.maxPDU, "max-pdu-length", pdu.DefaultMaxPDULength, "largest PDU length field accepted (bytes after the 6-byte header)")
 	rootCmd.AddCommand(cmd)
 }
 
@@ -63,8 +65,8 @@ func runDecode(stdin io.Reader, stdout io.Writer, name string, f decodeFlags) er
 	defer w.Flush()
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
-	v := pduViewer{dec: pdu.Decoder{Strict: f.strict}}
-	fr := pdu.Framer{}
+	v := pduViewer{dec: pdu.Decoder{Strict: f.strict, MaxPDULength: f.maxPDU}}
+	fr := pdu.Framer{MaxPDULength: f.maxPDU}
 	for off := 0; off < len(data); {
 		rest := data[off:]
 		h, need, err := fr.Peek(rest)

@@ -18,7 +18,8 @@ const captures = "../../sdk/pdu/testdata"
 func runDecodeCmd(t *testing.T, stdin []byte, args ...string) (string, error) {
 	t.Helper()
 	var out bytes.Buffer
-	rootCmd.SetArgs(append([]string{"decode"}, args...))
+	// Flag values persist between in-process runs: reset the sticky ones.
+	rootCmd.SetArgs(append([]string{"decode", "--max-pdu-length=1048576", "--strict=false"}, args...))
 	rootCmd.SetIn(bytes.NewReader(stdin))
 	rootCmd.SetOut(&out)
 	rootCmd.SetErr(&out)
@@ -189,6 +190,10 @@ func TestDecodeErrors(t *testing.T) {
 	_, err = runDecodeCmd(t, []byte("GET / HTTP/1.1\r\n\r\n"), "--json=false", "-")
 	if exitCode(err) != 1 || !strings.Contains(err.Error(), "looks like HTTP") {
 		t.Fatalf("HTTP: %v", err)
+	}
+	_, err = runDecodeCmd(t, nil, "--json=false", "--max-pdu-length=1000", filepath.Join(captures, "echo_ppc128_pts38.c2s.bin"))
+	if exitCode(err) != 1 || !strings.Contains(err.Error(), "length 129691 exceeds the maximum of 1000 bytes") {
+		t.Fatalf("--max-pdu-length: %v", err)
 	}
 	_, err = runDecodeCmd(t, nil, "--json=false", filepath.Join(t.TempDir(), "missing.bin"))
 	if exitCode(err) != 1 || !strings.Contains(err.Error(), "missing.bin") {

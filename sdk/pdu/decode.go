@@ -511,6 +511,11 @@ func (d *Decoder) decodeUserInfo(pdu []byte, off int, it item, u *UserInformatio
 				u.RoleSelections, rs = grow(u.RoleSelections)
 				*rs = RoleSelection{SCURole: rest[0], SCPRole: rest[1]}
 				rs.SOPClassUID, rs.nul = trimUID(uid)
+				if strict {
+					if msg := uidProblem(rs.SOPClassUID); msg != "" {
+						return newErr(sub, name, ErrInvalid, msg+" (strict)")
+					}
+				}
 			case ItemSOPClassExtendedNeg:
 				uid, rest, err := lenPrefixed(pdu, sub+4, c, name, "SOP class UID")
 				if err != nil {
@@ -712,12 +717,12 @@ func quote(b []byte) string {
 
 // checkAE applies the strict AE title rules to a raw 16-byte field.
 func checkAE(raw []byte, off int, field string) error {
-	if err := ValidAETitle(TrimAETitle(raw)); err != nil {
-		e := err.(*Error)
+	err := ValidAETitle(TrimAETitle(raw))
+	if e, ok := err.(*Error); ok {
 		e.Offset, e.Field, e.Msg = off, field, e.Msg+" (strict)"
 		return e
 	}
-	return nil
+	return err
 }
 
 // DecodeAssociateRJ decodes one whole A-ASSOCIATE-RJ PDU (10 bytes).

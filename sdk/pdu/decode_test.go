@@ -393,3 +393,34 @@ func TestFixedPDUs(t *testing.T) {
 		t.Fatalf("A-RELEASE-RP of length 5: %v", err)
 	}
 }
+
+func TestContextLookup(t *testing.T) {
+	// get_series-like reordering does not occur in these captures, but
+	// orthanc_scu_echo has five contexts with mixed results.
+	rqs, _ := splitStream(readCapture(t, "orthanc_scu_echo.c2s.bin"))
+	acs, _ := splitStream(readCapture(t, "orthanc_scu_echo.s2c.bin"))
+	var rq AssociateRQ
+	var ac AssociateAC
+	if err := (&Decoder{}).DecodeAssociateRQ(rqs[0], &rq); err != nil {
+		t.Fatal(err)
+	}
+	if err := (&Decoder{}).DecodeAssociateAC(acs[0], &ac); err != nil {
+		t.Fatal(err)
+	}
+	accepted := 0
+	for _, pc := range ac.PresentationContexts {
+		p := rq.Context(pc.ID)
+		if p == nil || ac.Context(pc.ID) == nil || ac.Context(pc.ID).Result != pc.Result {
+			t.Fatalf("context %d not found", pc.ID)
+		}
+		if pc.Result == 0 {
+			accepted++
+			if string(p.AbstractSyntax) != "1.2.840.10008.1.1" {
+				t.Errorf("accepted context %d is %s, want Verification", pc.ID, p.AbstractSyntax)
+			}
+		}
+	}
+	if accepted != 1 || len(ac.PresentationContexts) != 5 || rq.Context(2) != nil || ac.Context(200) != nil {
+		t.Fatalf("accepted %d of %d", accepted, len(ac.PresentationContexts))
+	}
+}

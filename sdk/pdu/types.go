@@ -8,6 +8,46 @@
 // reused across calls without allocating in steady state. Decoded byte slices
 // (AE titles, UIDs, user identity fields) alias the input buffer: they are
 // valid only while that buffer is neither modified nor reused.
+//
+// # Framing
+//
+// Append received bytes to a buffer that starts at a PDU boundary and call
+// Peek: need > 0 asks for more bytes; need == 0 means buf[:h.Total()] is one
+// PDU. The header is known after 6 bytes, so a proxy can decide (for example
+// reject a 1 GiB length, or a TLS ClientHello on a plain port) before the
+// body arrives. The type byte alone is checked from the first byte on.
+//
+// # Decoding
+//
+// A [Decoder] decodes exactly one whole PDU (header included) per call:
+// DecodeAssociateRQ, DecodeAssociateAC, DecodeAssociateRJ, DecodePDataTF,
+// DecodeReleaseRQ, DecodeReleaseRP and DecodeAbort. By default it is as
+// lenient as dcmtk (unknown items are kept, item order is free, reserved
+// fields are not tested, one trailing NUL of a UID is stripped) but it always
+// rejects lengths that do not fit their container; Decoder.Strict adds the
+// rules of the standard that real stacks do not enforce (see dicom-ul.md §10).
+// AE titles are compared after [TrimAETitle] (CalledAETitle, CallingAETitle);
+// [ValidAETitle] checks the PS3.5 character rules.
+//
+// # Encoding
+//
+// Every PDU type has AppendEncode(dst) []byte. A decoded value re-encodes
+// byte for byte (reserved fields, item order, unknown items and NUL padding
+// are remembered), so a proxy can decode, edit and forward. For the common
+// rewrite of an AE title, [PadAETitle] edits the PDU bytes in place instead.
+//
+// # DIMSE
+//
+// [ReadCommandSet] reads the group 0000 command set carried in command PDVs
+// (implicit VR little endian) into a [CommandSet]; [CommandFieldName] names
+// its CommandField.
+//
+// # Errors
+//
+// Every error is an [*Error] naming the byte offset (from the start of the
+// PDU) and the field, and wrapping one sentinel for errors.Is: [ErrTruncated],
+// [ErrInvalid], [ErrTooLarge], [ErrUnknownType], [ErrTLS] or [ErrHTTP] (both
+// also match [ErrNotDICOM]). Nothing in this package panics on any input.
 package pdu
 
 // Type is the PDU type byte at offset 0 of every PDU.
