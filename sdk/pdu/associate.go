@@ -178,7 +178,9 @@ type ExtendedNegotiation struct {
 // CommonExtendedNegotiation is sub-item 0x57.
 // Its UIDs are kept exactly as sent (no NUL stripping).
 type CommonExtendedNegotiation struct {
-	SOPClassUID     []byte
+	// SOPClassUID is the SOP class being negotiated.
+	SOPClassUID []byte
+	// ServiceClassUID is the service class of that SOP class.
 	ServiceClassUID []byte
 	// RelatedGeneralSOPUID lists the related general SOP class UIDs.
 	RelatedGeneralSOPUID [][]byte
@@ -201,6 +203,7 @@ type UserIdentity struct {
 
 // RawItem is an item or sub-item kept as bytes because its type is unknown.
 type RawItem struct {
+	// Type is the item type byte.
 	Type uint8
 	// Reserved is the reserved byte after the type, as received.
 	Reserved uint8

@@ -40,6 +40,8 @@ type CommandSet struct {
 	// MoveOriginatorMessageID is (0000,1031).
 	MoveOriginatorMessageID uint16
 
+	// HasCommandGroupLength and the other Has* flags report whether the
+	// numeric element of the same name was present.
 	HasCommandGroupLength        bool
 	HasCommandField              bool
 	HasMessageID                 bool

@@ -37,6 +37,7 @@ var (
 // notDICOM is a sentinel that also matches ErrNotDICOM.
 type notDICOM string
 
+// Error returns the description, e.g. "looks like a TLS record".
 func (e notDICOM) Error() string { return string(e) }
 
 // Is makes errors.Is(ErrTLS, ErrNotDICOM) true.

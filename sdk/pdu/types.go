@@ -84,6 +84,7 @@ const (
 
 // Header is the 6-byte header that starts every PDU.
 type Header struct {
+	// Type is the PDU type byte.
 	Type Type
 	// Length is the PDU length field: the number of bytes after the header.
 	Length uint32
