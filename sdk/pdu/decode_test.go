@@ -424,3 +424,65 @@ func TestContextLookup(t *testing.T) {
 		t.Fatalf("accepted %d of %d", accepted, len(ac.PresentationContexts))
 	}
 }
+
+func TestBuildOtherPDUs(t *testing.T) {
+	ac := AssociateAC{
+		CalledAETitleRaw:   []byte("ANY-SCP         "),
+		CallingAETitleRaw:  []byte("ECHOSCU         "),
+		ApplicationContext: []byte("1.2.840.10008.3.1.1.1"),
+		PresentationContexts: []PresentationContextAC{
+			{ID: 1, Result: 0, TransferSyntax: []byte("1.2.840.10008.1.2")},
+			{ID: 3, Result: 3},
+		},
+		UserInformation: UserInformation{
+			MaxLength: 0, HasMaxLength: true, ImplementationClassUID: []byte("1.2.3"),
+			ImplementationVersionName: []byte("V1"),
+			AsyncOps:                  AsyncOperationsWindow{MaxInvoked: 2, MaxPerformed: 3}, HasAsyncOps: true,
+			RoleSelections:       []RoleSelection{{SOPClassUID: []byte("1.2.840.10008.5.1.4.1.1.2"), SCURole: 0, SCPRole: 1}},
+			UserIdentityResponse: []byte("ticket"), HasUserIdentityResponse: true,
+		},
+	}
+	enc := ac.AppendEncode(nil)
+	var back AssociateAC
+	if err := (&Decoder{Strict: true}).DecodeAssociateAC(enc, &back); err != nil {
+		t.Fatalf("hand-built AC: %v", err)
+	}
+	u := back.UserInformation
+	if len(back.PresentationContexts) != 2 || back.PresentationContexts[1].TransferSyntax != nil || back.Context(1).Result != 0 ||
+		!u.HasAsyncOps || u.AsyncOps.MaxPerformed != 3 || len(u.RoleSelections) != 1 || u.RoleSelections[0].SCPRole != 1 ||
+		string(u.UserIdentityResponse) != "ticket" || string(u.ImplementationVersionName) != "V1" {
+		t.Fatalf("decoded hand-built AC: %+v", back)
+	}
+	// Sub-items come out in the standard order 0x51, 0x52, 0x53, 0x54, 0x55, 0x59.
+	var order []byte
+	for _, r := range u.order {
+		order = append(order, r.typ)
+	}
+	if !bytes.Equal(order, []byte{0x51, 0x52, 0x53, 0x54, 0x55, 0x59}) {
+		t.Fatalf("sub-item order %x", order)
+	}
+	// Zero values encode to well-formed PDUs that decode leniently.
+	var d Decoder
+	var rq AssociateRQ
+	if err := d.DecodeAssociateRQ((&AssociateRQ{}).AppendEncode(nil), &rq); err != nil || rq.ProtocolVersion != 1 {
+		t.Fatalf("zero RQ: %v", err)
+	}
+	if err := d.DecodeAssociateAC((&AssociateAC{}).AppendEncode(nil), &back); err != nil {
+		t.Fatalf("zero AC: %v", err)
+	}
+	var p PDataTF
+	if err := d.DecodePDataTF((&PDataTF{PDVs: []PDV{{ContextID: 1, MessageControlHeader: MCHCommand | MCHLast, Data: []byte{1, 2}}}}).AppendEncode(nil), &p); err != nil ||
+		len(p.PDVs) != 1 || !p.PDVs[0].IsCommand() || !p.PDVs[0].IsLast() {
+		t.Fatalf("P-DATA-TF: %+v, %v", p, err)
+	}
+	rj := AssociateRJ{Result: 1, Source: 1, Reason: 7}
+	if got := rj.AppendEncode(nil); !bytes.Equal(got, []byte{3, 0, 0, 0, 0, 4, 0, 1, 1, 7}) {
+		t.Fatalf("RJ = %x", got)
+	}
+	if got := (&ReleaseRP{}).AppendEncode(nil); !bytes.Equal(got, []byte{6, 0, 0, 0, 0, 4, 0, 0, 0, 0}) {
+		t.Fatalf("A-RELEASE-RP = %x", got)
+	}
+	if got := (&Abort{Source: 2, Reason: 1}).AppendEncode(nil); !bytes.Equal(got, []byte{7, 0, 0, 0, 0, 4, 0, 0, 2, 1}) {
+		t.Fatalf("A-ABORT = %x", got)
+	}
+}
