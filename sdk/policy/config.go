@@ -50,12 +50,35 @@ func (l *loader) warnf(path, format string, args ...any) {
 	l.diags = append(l.diags, Diagnostic{Path: path, Message: fmt.Sprintf(format, args...), Severity: SeverityWarning})
 }
 
-// child joins an object path and a key.
+// child joins an object path and a key. Keys that are not plain
+// identifiers (empty, with dots, spaces or quotes) use bracket notation:
+// rules[0].match["bad key"].
 func child(path, key string) string {
+	if !plainKey(key) {
+		if path == "$" {
+			path = ""
+		}
+		return path + "[" + strconv.Quote(key) + "]"
+	}
 	if path == "$" {
 		return key
 	}
 	return path + "." + key
+}
+
+// plainKey reports whether key is a non-empty run of letters, digits, '_'
+// and '-'.
+func plainKey(key string) bool {
+	if key == "" {
+		return false
+	}
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // elem joins an array path and an index.
@@ -104,10 +127,11 @@ func (l *loader) str(n *jnode, path, want string) (string, bool) {
 
 // enum returns one of the allowed string values or reports an error.
 func (l *loader) enum(n *jnode, path string, allowed []string) (string, bool) {
-	s, ok := l.str(n, path, "one of the strings "+quoteList(allowed))
-	if !ok {
+	if n.kind != jString {
+		l.errf(path, "must be one of the strings %s, got %s", quoteList(allowed), n.describe())
 		return "", false
 	}
+	s := n.str
 	if contains(allowed, s) {
 		return s, true
 	}

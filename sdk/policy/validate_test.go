@@ -50,6 +50,10 @@ func TestValidationErrors(t *testing.T) {
 			{"rules[0].match.calledAETitle", `unknown key "calledAETitle"; did you mean "calledAETitles"? (allowed: calledAETitles, callingAETitles, sourceCIDRs, peerURISANs, peerDNSSANs, peerSubjects, abstractSyntaxes, onlyAbstractSyntaxes, userIdentityUsernames)`, false}}},
 		{"unknown key case", `{"DefaultAction":"deny"}`, []diag{
 			{"DefaultAction", `unknown key "DefaultAction"; did you mean "defaultAction"? (allowed: defaultAction, defaultRejectReason, rules, mode, inspectTimeoutMs, maxAssociateRQBytes, upstreamConnect)`, false}}},
+		{"empty key", `{"":1}`, []diag{
+			{`[""]`, `unknown key "" (allowed: defaultAction, defaultRejectReason, rules, mode, inspectTimeoutMs, maxAssociateRQBytes, upstreamConnect)`, false}}},
+		{"odd key in match", oneRule(`{"called AE":["X"]}`), []diag{
+			{`rules[0].match["called AE"]`, `unknown key "called AE" (allowed: calledAETitles, callingAETitles, sourceCIDRs, peerURISANs, peerDNSSANs, peerSubjects, abstractSyntaxes, onlyAbstractSyntaxes, userIdentityUsernames)`, false}}},
 		{"unknown key far", `{"zzz":1}`, []diag{
 			{"zzz", `unknown key "zzz" (allowed: defaultAction, defaultRejectReason, rules, mode, inspectTimeoutMs, maxAssociateRQBytes, upstreamConnect)`, false}}},
 		{"misplaced case flag", oneRule(`{"aeTitleCaseInsensitive":true}`), []diag{
