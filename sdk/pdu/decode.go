@@ -147,9 +147,9 @@ func (d *Decoder) decodeAssoc(pdu []byte, a *assoc) error {
 	var nApp, nUI, nPC, itemIdx int
 	off, end := OffsetVariableItems, len(pdu)
 	for off < end {
-		it, err := readItem(pdu, off, end, 0)
-		if err != nil {
-			return err
+		it, ok := readItem(pdu, off, end)
+		if !ok {
+			return itemError(pdu, off, end, 0)
 		}
 		kept := true
 		switch {
@@ -242,20 +242,21 @@ type item struct {
 	next          int    // offset of the following item
 }
 
-// readItem reads the 4-byte item header at b[off:] and checks that the item
-// fits before end. parent names the container for the error (0 = PDU).
-func readItem(b []byte, off, end int, parent uint8) (item, error) {
-	if off >= 0 && end <= len(b) && end-off >= 4 {
-		next := off + 4 + (int(b[off+2])<<8 | int(b[off+3]))
-		if next <= end {
-			return item{typ: b[off], reserved: b[off+1], content: b[off+4 : next : next], next: next}, nil
-		}
+// readItem reads the 4-byte item header at b[off:] and reports whether the
+// item fits before end; on false the caller returns itemError.
+func readItem(b []byte, off, end int) (item, bool) {
+	if off < 0 || end > len(b) || end-off < 4 {
+		return item{}, false
 	}
-	return item{}, itemError(b, off, end, parent)
+	next := off + 4 + (int(b[off+2])<<8 | int(b[off+3]))
+	if next > end {
+		return item{}, false
+	}
+	return item{typ: b[off], reserved: b[off+1], content: b[off+4 : next : next], next: next}, true
 }
 
-// itemError builds readItem's error (kept out of line so readItem stays
-// small enough to inline).
+// itemError builds the error for an item header at b[off:] that does not fit
+// before end (kept out of line so the hot loops stay small).
 //
 //go:noinline
 func itemError(b []byte, off, end int, parent uint8) error {
@@ -383,9 +384,9 @@ func (d *Decoder) decodePCAC(pdu []byte, off int, it item, pc *PresentationConte
 		res: [3]byte{it.reserved, it.content[1], it.content[3]}}
 	sub, end := off+8, it.next
 	for sub < end {
-		s, err := readItem(pdu, sub, end, it.typ)
-		if err != nil {
-			return err
+		s, ok := readItem(pdu, sub, end)
+		if !ok {
+			return itemError(pdu, sub, end, it.typ)
 		}
 		if s.typ != ItemTransferSyntax {
 			return newErr(sub, name, ErrInvalid, "unknown sub-item type "+hex8(s.typ)+" (an AC context holds one 0x40 transfer syntax)")
@@ -447,9 +448,9 @@ func (d *Decoder) decodeUserInfo(pdu []byte, off int, it item, u *UserInformatio
 	var seen uint16 // bit (type-0x51) set once a singleton sub-item was decoded
 	sub, end := off+4, it.next
 	for sub < end {
-		s, err := readItem(pdu, sub, end, it.typ)
-		if err != nil {
-			return err
+		s, ok := readItem(pdu, sub, end)
+		if !ok {
+			return itemError(pdu, sub, end, it.typ)
 		}
 		name := itemName(s.typ)
 		c := s.content
