@@ -16,6 +16,10 @@ import "encoding/binary"
 // shorter than 68 bytes, protocol version without bit 0, PDV items shorter
 // than 2 bytes or with reserved message-control bits, and unknown sub-items
 // inside a presentation context.
+//
+// When a Decode method returns an error, the value it was decoding into is
+// partially filled and must not be used (it can still be reused for the next
+// call).
 type Decoder struct {
 	// MaxPDULength is the largest PDU length field accepted; 0 means
 	// DefaultMaxPDULength.
