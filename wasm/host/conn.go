@@ -31,7 +31,10 @@ const (
 // Conn methods are safe to call from one goroutine per connection, concurrently with Plugin.Tick and
 // with other connections; the connection's state is guarded by its worker's mutex (Envoy: one worker
 // thread owns both the VM and the connection). Transport methods are called without that mutex held,
-// in order, never concurrently for one Conn, and may call back into the Conn.
+// in order, never concurrently for one Conn, and may call back into the Conn (the call is processed
+// after the current Transport method returns). They normally run on the goroutine of the Conn method
+// that caused them; actions caused by Plugin.Tick or by another connection's guest call (a close or
+// continue through proxy_set_effective_context) run on that goroutine.
 type Conn struct {
 	p     *Plugin
 	w     *worker
@@ -130,8 +133,7 @@ func (p *Plugin) NewConn(info ConnInfo, proxy TCPProxyConfig, t Transport) *Conn
 		c.readDisable(true)
 	}
 	c.initializeReadFilters()
-	w.mu.Unlock()
-	w.flush()
+	w.unlockAndDeliver()
 	return c
 }
 
@@ -164,8 +166,7 @@ func (p *Plugin) maybeReload(w *worker) *vm {
 func (c *Conn) event(f func()) {
 	c.w.mu.Lock()
 	f()
-	c.w.mu.Unlock()
-	c.w.flush()
+	c.w.unlockAndDeliver()
 }
 
 // DownstreamData appends bytes read from the client to the connection read buffer and, if reads are
@@ -355,7 +356,6 @@ func (c *Conn) enqueue(f func(Transport)) {
 // a Transport method) only queues; the outer loop delivers.
 func (c *Conn) deliver() {
 	c.w.mu.Lock()
-	c.inDirty = false
 	if c.delivering {
 		c.w.mu.Unlock()
 		return

@@ -154,8 +154,7 @@ func (p *Plugin) Reconfigure(ctx context.Context, configuration []byte) error {
 			}
 			p.runDeferred(w, w.vm.takeDeferred())
 		}
-		w.mu.Unlock()
-		w.flush()
+		w.unlockAndDeliver()
 	}
 	return errors.Join(errs...)
 }
@@ -174,8 +173,7 @@ func (p *Plugin) Tick(now time.Time) {
 			v.call(v.root, v.fnTick, uint64(v.root.id))
 			p.runDeferred(w, v.takeDeferred())
 		}
-		w.mu.Unlock()
-		w.flush()
+		w.unlockAndDeliver()
 	}
 }
 
@@ -229,8 +227,7 @@ func (p *Plugin) queueReady(v *vm, token uint32) {
 		v.call(v.root, v.fnQueueReady, uint64(v.root.id), uint64(token))
 		p.runDeferred(w, v.takeDeferred())
 	}
-	w.mu.Unlock()
-	w.flush()
+	w.unlockAndDeliver()
 }
 
 // runDeferred runs continue/close actions queued by a guest call (cpp-host DeferAfterCallActions).
@@ -295,11 +292,15 @@ func (p *Plugin) Close(ctx context.Context) error {
 	return p.compiled.Close(ctx)
 }
 
-// flush delivers queued Transport actions of every connection touched while w.mu was held.
-func (w *worker) flush() {
-	w.mu.Lock()
+// unlockAndDeliver releases w.mu and then delivers the queued Transport actions of every connection
+// touched while it was held (by this goroutine's step only, so a connection's own event delivers its
+// own actions on its own goroutine).
+func (w *worker) unlockAndDeliver() {
 	dirty := w.dirty
 	w.dirty = nil
+	for _, c := range dirty {
+		c.inDirty = false
+	}
 	w.mu.Unlock()
 	for _, c := range dirty {
 		c.deliver()

@@ -171,6 +171,7 @@ func newVM(ctx context.Context, p *Plugin, w *worker, configuration []byte) (*vm
 	if !ok {
 		return fail("wasm plugin %q: %v: proxy_on_configure returned false", p.cfg.Name, ErrConfigRejected)
 	}
+	v.takeDeferred() // start-up runs on the root context only: no stream to continue or close
 	return v, nil
 }
 

@@ -128,6 +128,12 @@ func (p *pluginContext) OnTick() {
 	}
 }
 
+func (p *pluginContext) OnQueueReady(id uint32) {
+	data, err := proxywasm.DequeueSharedQueue(id)
+	_, err2 := proxywasm.DequeueSharedQueue(id)
+	proxywasm.LogInfof("EVT queue_ready root=%d data=%q err=%v next=%v", p.id, data, err, err2)
+}
+
 func (p *pluginContext) NewTcpContext(id uint32) types.TcpContext {
 	p.conns[id] = true
 	return &tcpContext{id: id, plugin: p}
@@ -175,6 +181,8 @@ func (t *tcpContext) OnDownstreamData(size int, end bool) types.Action {
 		probeMetrics()
 	case "misc":
 		probeMisc()
+	case "queue":
+		probeQueue()
 	}
 	if t.decided {
 		return types.ActionContinue
@@ -329,6 +337,14 @@ func probeMisc() {
 	err = proxywasm.SetSharedData("tf.k", []byte("v2"), cas+1000)
 	proxywasm.LogInfof("PROBE shared_cas_mismatch err=%v", err)
 	proxywasm.LogInfof("PROBE header_get status=%d", rawGetHeader())
+}
+
+func probeQueue() {
+	id, err := proxywasm.RegisterSharedQueue("tfq")
+	rid, rerr := proxywasm.ResolveSharedQueue("", "tfq")
+	_, nerr := proxywasm.ResolveSharedQueue("", "nope")
+	proxywasm.LogInfof("PROBE queue_register same=%t err=%v rerr=%v missing=%v", id == rid, err, rerr, nerr)
+	proxywasm.LogInfof("PROBE queue_enqueue err=%v", proxywasm.EnqueueSharedQueue(id, []byte("hello")))
 }
 
 // filterStateArgs encodes SetEnvoyFilterStateArguments{path, value}.

@@ -1,0 +1,99 @@
+package host
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// cpp-host src/shared_queue.cc: enqueue posts proxy_on_queue_ready(root, token) to the registrant's
+// worker; dequeue on an empty queue ⇒ EMPTY; resolve of an unknown queue ⇒ NOT_FOUND.
+func TestSharedQueue_EnqueueDeliversQueueReady(t *testing.T) {
+	e := newTestPlugin(t, `{"probe":"queue"}`, func(c *PluginConfig) { c.VMID = "queue-test" })
+	c := e.conn(t, TCPProxyConfig{Cluster: "default", MaxEarlyDataBytes: 10}, &recTransport{})
+	c.DownstreamData([]byte("x"), false)
+	if got := e.log.probe(t, "queue_register"); got != "same=true err=<nil> rerr=<nil> missing=error status returned by host: not found" {
+		t.Fatalf("queue_register = %q", got)
+	}
+	if got := e.log.probe(t, "queue_enqueue"); got != "err=<nil>" {
+		t.Fatalf("queue_enqueue = %q", got)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if ev := eventsAfter(e, "queue_ready"); len(ev) == 1 {
+			if ev[0] != `queue_ready root=1 data="hello" err=<nil> next=error status returned by host: empty` {
+				t.Fatalf("queue_ready = %q", ev[0])
+			}
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("no queue_ready event\n%s", e.log.dump())
+}
+
+// Plugin.Start drives proxy_on_tick from real time.
+func TestPlugin_Start_TicksWithRealClock(t *testing.T) {
+	e := newTestPlugin(t, `{"tick_ms":5}`, func(c *PluginConfig) { c.Clock = nil })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	e.p.Start(ctx)
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if len(eventsAfter(e, "tick")) >= 2 {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatal("fewer than 2 ticks in 5 s")
+}
+
+// One goroutine per connection across several worker VMs, concurrently with Tick: every connection
+// must see its own bytes exactly once upstream (run with -race).
+func TestConn_ConcurrentConnectionsAcrossWorkers(t *testing.T) {
+	e := newTestPlugin(t, `{"pause_until":4,"tick_ms":1,"count_metric":"tf.data"}`, func(c *PluginConfig) { c.Workers = 3 })
+	const n = 24
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				e.p.Tick(e.clk.Advance(time.Millisecond))
+			}
+		}
+	}()
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			tr := &recTransport{autoConnect: true}
+			c := e.p.NewConn(ConnInfo{ID: uint64(i)}, TCPProxyConfig{Cluster: "default"}, tr)
+			msg := fmt.Sprintf("m%03d", i)
+			c.DownstreamData([]byte(msg[:2]), false)
+			c.DownstreamData([]byte(msg[2:]), false)
+			c.UpstreamData([]byte("r"), false)
+			c.DownstreamClosed(true)
+			if tr.upstream() != msg {
+				errs <- fmt.Errorf("conn %d: upstream %q want %q (ops %q)", i, tr.upstream(), msg, strings.Join(tr.opsList(), "|"))
+			}
+		}(i)
+	}
+	wg.Wait()
+	close(stop)
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if v, _ := e.p.Metrics().Get("wasm_host_connections_total"); v != n {
+		t.Errorf("connections_total = %d", v)
+	}
+	if got := len(eventsAfter(e, "stream_done")); got != n {
+		t.Errorf("stream_done events = %d, want %d", got, n)
+	}
+}
