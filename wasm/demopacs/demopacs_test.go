@@ -291,3 +291,24 @@ func TestInstanceFileName(t *testing.T) {
 	require.Equal(t, n, filepath.Base(n))
 	require.True(t, strings.HasPrefix(instanceFileName(""), "instance-"))
 }
+
+// The sample instance `dicomgate serve` offers to storescu is a valid Part 10
+// file, and storing it through the acceptor reproduces it.
+func TestWriteSample(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sample.dcm")
+	inst, err := WriteSample(path)
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(inst, "2.25."))
+	ds, err := dicom.ParseFile(path, nil)
+	require.NoError(t, err)
+	el, err := ds.FindElementByTag(tag.SOPInstanceUID)
+	require.NoError(t, err)
+	require.Equal(t, inst, strings.TrimRight(dicom.MustGetStrings(el.Value)[0], "\x00"))
+	el, err = ds.FindElementByTag(tag.PatientName)
+	require.NoError(t, err)
+	require.Equal(t, "DEMO^PATIENT", dicom.MustGetStrings(el.Value)[0])
+	el, err = ds.FindElementByTag(tag.Rows)
+	require.NoError(t, err)
+	require.Equal(t, []int{8}, el.Value.GetValue())
+}

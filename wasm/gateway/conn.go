@@ -500,7 +500,9 @@ func (c *conn) CloseDownstream(reason string) {
 	already := c.down.closed || c.down.closeQueued
 	c.mu.Unlock()
 	if !already {
-		c.logf("closing client: %s", reason)
+		if reason != "upstream_closed" { // the normal end of an association is not news
+			c.logf("closing client: %s", reason)
+		}
 		c.countClose(reason)
 	}
 	c.closeAfterFlush(&c.down)

@@ -1,0 +1,28 @@
+// Package defaults holds what `dicomgate serve` runs on when started without
+// --policy and --cluster: the demo policy and its companion settings.
+package defaults
+
+import _ "embed"
+
+// Policy is the demo policy (sdk/policy JSON). Known callers (ECHOSCU,
+// STORESCU, DEMO-SCU) calling PACS_A or PACS_B are routed to the clusters
+// pacs-a and pacs-b; a C-ECHO-only association to DICOMGATE is allowed to the
+// default cluster (pacs-a); everything else is denied.
+//
+//go:embed policy.json
+var Policy []byte
+
+// Demo cluster names and the AE titles of the demo acceptors behind them.
+const (
+	ClusterA       = "pacs-a"
+	ClusterB       = "pacs-b"
+	AETitleA       = "PACS_A"
+	AETitleB       = "PACS_B"
+	AllowAETitle   = "DICOMGATE"
+	DefaultCluster = ClusterA
+)
+
+// EarlyDataBytes is the tcp_proxy max_early_data_bytes the demo uses so the
+// filter can route on the A-ASSOCIATE-RQ (Envoy's and Istio's default, 0,
+// only allows allow/deny).
+const EarlyDataBytes = 1 << 20
