@@ -73,14 +73,14 @@ type lane struct {
 	// mtls, plain and dryRun return the lane's gateways (started on first use): mutual TLS + enforce, plain +
 	// enforce, mutual TLS + dry-run; see mtlsGateway, plainGateway and dryRunGateway.
 	mtls, plain, dryRun func(t testing.TB) *gateway
-	// tlsHandshakeFailures is the host's metric counting failed TLS handshakes on the listener.
-	tlsHandshakeFailures string
+	// tlsHandshakeFailures are the host's metrics that, summed, count failed TLS handshakes on the listener.
+	tlsHandshakeFailures []string
 }
 
 // localLane runs the scenarios through `dicomgate serve`.
 var localLane = &lane{
 	name: "dicomgate serve", mtls: mtlsGateway, plain: plainGateway, dryRun: dryRunGateway,
-	tlsHandshakeFailures: "dicomgate_gateway_tls_handshake_failures_total",
+	tlsHandshakeFailures: []string{"dicomgate_gateway_tls_handshake_failures_total"},
 }
 
 // scenarios are every gateway scenario, by name, for running them on another lane.
@@ -171,6 +171,33 @@ func (p *probe) wantDelta(t testing.TB, want float64, name string, labels ...str
 	if !ok {
 		t.Errorf("%s: %s%v grew by %g, want %g\nmetrics changed since the step began:\n%s\nmetric names: %s",
 			p.g.label, name, labels, got, want, last.diff(p.before), last.names())
+	}
+}
+
+// wantTLSFailures asserts that the lane's TLS handshake failure metrics (summed) grew by exactly want.
+func (p *probe) wantTLSFailures(t testing.TB, l *lane, want float64) {
+	t.Helper()
+	var last metricSet
+	var got float64
+	sum := func(m metricSet) float64 {
+		var s float64
+		for _, n := range l.tlsHandshakeFailures {
+			s += m.get(n)
+		}
+		return s
+	}
+	ok := eventually(func() bool {
+		m, err := scrape(p.g.metricsURL)
+		if err != nil {
+			return false
+		}
+		last = m
+		got = sum(m) - sum(p.before)
+		return got == want
+	})
+	if !ok {
+		t.Errorf("%s: TLS handshake failures (%s) grew by %g, want %g\nmetrics changed since the step began:\n%s",
+			p.g.label, strings.Join(l.tlsHandshakeFailures, " + "), got, want, last.diff(p.before))
 	}
 }
 

@@ -183,7 +183,7 @@ func scenarioMutualTLSAEBinding(t *testing.T, l *lane) {
 	p := newProbe(t, g)
 	r := echoVia(g, nil, ct1AE, routeToOrthancAE)
 	wantFailed(t, r, "no client certificate (+tla) as CT1 against the mTLS listener")
-	p.wantDelta(t, 1, l.tlsHandshakeFailures)
+	p.wantTLSFailures(t, l, 1)
 	p.wantDelta(t, 0, "dicomgate_associations_total")
 	p.wantNoUpstreamAttempt(t)
 
