@@ -7,8 +7,21 @@
 //
 // Concurrency: all guest calls for one VM are serialized by one mutex per VM (= per worker, like Envoy's
 // worker thread). A Conn is pinned to one worker. Conn methods are safe to call from one goroutine per
-// connection (and also concurrently with Plugin.Tick); events are queued and processed in order, so a
-// Transport implementation may call back into its Conn synchronously.
+// connection (and also concurrently with Plugin.Tick); a Transport implementation may call back into
+// its Conn synchronously (the call is processed after the current Transport method returns).
+//
+// Known deviations from Envoy (deliberate, documented here so tests can rely on them):
+//   - No upstream clusters are known: proxy_http_call and gRPC calls fail (BAD_ARGUMENT / NOT_FOUND).
+//   - Only the foreign function set_envoy_filter_state exists; others return NOT_FOUND.
+//   - proxy_get_log_level always reports info.
+//   - NewPlugin validates the configuration on worker 0's VM instead of a separate canary VM;
+//     Reconfigure uses a canary.
+//   - In early-data mode (MaxEarlyDataBytes > 0) bytes still in the read buffer when the upstream
+//     connects are re-dispatched from the first filter (Envoy's exact behaviour there is unverified).
+//   - Under FailOpen, connections already open on a VM that traps become pass-through.
+//   - path_link / path_symlink use the WASI signatures (cpp-host declares one parameter fewer).
+//   - Properties cover the L4 set of the design note §4.2 plus static PluginConfig.Properties;
+//     xds.*, metadata and request.* are only available through PluginConfig.Properties.
 package host
 
 import (
@@ -175,7 +188,8 @@ type Transport interface {
 	// CloseDownstream closes the client connection after flushing pending writes (FlushWrite); tcp_proxy
 	// then closes its upstream, signalled separately with CloseUpstream.
 	CloseDownstream(reason string)
-	// CloseUpstream closes the upstream connection (if any).
+	// CloseUpstream closes the upstream connection (if any). It may come while the connect requested
+	// by ConnectUpstream is still in progress: abandon it (a later UpstreamConnected is ignored).
 	CloseUpstream()
 	// SetDownstreamReadDisabled stops (true) or resumes (false) reading from the client socket.
 	SetDownstreamReadDisabled(disabled bool)
