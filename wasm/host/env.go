@@ -193,8 +193,8 @@ func envSetTickPeriod(v *vm, _ api.Module, s []uint64) {
 }
 
 // envContinueStream is Envoy Context::continueStream for a network filter: DOWNSTREAM ⇒ deferred
-// read_callbacks->continueReading(); UPSTREAM ⇒ UNIMPLEMENTED; > UPSTREAM ⇒ BAD_ARGUMENT; HTTP
-// stream types on a network filter ⇒ BAD_ARGUMENT (no decoder/encoder callbacks).
+// read_callbacks->continueReading(); UPSTREAM ⇒ UNIMPLEMENTED; > UPSTREAM ⇒ BAD_ARGUMENT (cpp-host
+// exports.cc); HTTP REQUEST/RESPONSE ⇒ OK and nothing (no decoder/encoder callbacks).
 func envContinueStream(v *vm, _ api.Module, s []uint64) {
 	t := u32(s, 0)
 	if t > streamMax {
@@ -211,12 +211,13 @@ func envContinueStream(v *vm, _ api.Module, s []uint64) {
 	case streamUpstream:
 		ret(s, statusUnimplemented)
 	default:
-		ret(s, statusBadArgument)
+		ret(s, statusOK)
 	}
 }
 
 // envCloseStream is Envoy Context::closeStream: DOWNSTREAM and UPSTREAM both close the downstream
-// connection with FlushWrite, deferred (the read and write filter callbacks share one connection).
+// connection with FlushWrite, deferred (the read and write filter callbacks share one connection);
+// HTTP REQUEST/RESPONSE ⇒ OK and nothing on a network filter; > UPSTREAM ⇒ BAD_ARGUMENT.
 func envCloseStream(v *vm, _ api.Module, s []uint64) {
 	t := u32(s, 0)
 	if t > streamMax {
@@ -235,7 +236,7 @@ func envCloseStream(v *vm, _ api.Module, s []uint64) {
 		}
 		ret(s, statusOK)
 	default:
-		ret(s, statusBadArgument)
+		ret(s, statusOK)
 	}
 }
 

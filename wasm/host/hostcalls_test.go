@@ -275,7 +275,8 @@ func TestMetrics_DefineIncrementRecordGetAndExposition(t *testing.T) {
 }
 
 // cpp-host exports.cc: log level > critical ⇒ BAD_ARGUMENT; continue_stream(UPSTREAM) ⇒
-// UNIMPLEMENTED, > UPSTREAM ⇒ BAD_ARGUMENT; fd_write 1/2 ⇒ info/error lines without the trailing
+// UNIMPLEMENTED, > UPSTREAM ⇒ BAD_ARGUMENT, HTTP stream types ⇒ OK no-op (Envoy Context::continueStream,
+// closeStream); fd_write 1/2 ⇒ info/error lines without the trailing
 // newline; WASI environ from Env; shared data CAS; header maps absent on a network filter.
 func TestExports_MiscStatuses(t *testing.T) {
 	e := newTestPlugin(t, `{"probe":"misc"}`, func(c *PluginConfig) { c.Env = map[string]string{"TF_NAME": "dicom"} })
@@ -294,6 +295,9 @@ func TestExports_MiscStatuses(t *testing.T) {
 		if got := e.log.probe(t, k); got != v {
 			t.Errorf("%s = %q, want %q", k, got, v)
 		}
+	}
+	if s := c.State(); s.Closed {
+		t.Errorf("close_stream(HTTP_RESPONSE) closed the connection: %+v", s)
 	}
 	var sawOut, sawErr bool
 	e.log.mu.Lock()
