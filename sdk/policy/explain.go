@@ -248,7 +248,11 @@ func (p *Policy) Summary() string {
 	fmt.Fprintf(&b, "rules: %d\n", len(p.rules))
 	for i, r := range p.rules {
 		fmt.Fprintf(&b, "  [%d] %s: %s\n", i, r.name, ruleActionText(r))
-		fmt.Fprintf(&b, "      when %s\n", conditionsText(r))
+		if c := conditionsText(r); c != "" {
+			fmt.Fprintf(&b, "      when %s\n", c)
+		} else {
+			b.WriteString("      always (matches every association)\n")
+		}
 	}
 	b.WriteString("default: ")
 	if p.defaultAction == ActionAllow {
@@ -314,9 +318,6 @@ func conditionsText(r *rule) string {
 	}
 	if r.onlyAbstract != nil {
 		parts = append(parts, "every proposed abstract syntax in "+listText(r.onlyAbstract.list))
-	}
-	if len(parts) == 0 {
-		return "always (matches every association)"
 	}
 	return strings.Join(parts, " and ")
 }

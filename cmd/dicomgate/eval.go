@@ -1,0 +1,237 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dicomgate/dicomgate/sdk/pdu"
+	"github.com/dicomgate/dicomgate/sdk/policy"
+)
+
+// evalFlags are the options of `dicomgate eval`.
+type evalFlags struct {
+	config      string
+	stream      string
+	source      string
+	peerURISAN  string
+	peerDNSSAN  string
+	peerSubject string
+	json        bool
+}
+
+func init() {
+	var f evalFlags
+	cmd := &cobra.Command{
+		Use:   "eval --config CONFIG --stream FILE [--source IP[:PORT]] [--peer-uri-san S] [--peer-dns-san S] [--peer-subject S] [--json]",
+		Short: "Decide what a policy does with a recorded A-ASSOCIATE-RQ",
+		Long: `Decode the first PDU of FILE (the bytes a DICOM requester sent, e.g. a
+capture's NAME.c2s.bin; "-" reads standard input), which must be an
+A-ASSOCIATE-RQ, evaluate it against the policy in CONFIG (a policy or a
+WasmPlugin manifest, JSON or YAML, as for "dicomgate check") and print the
+decision and why.
+
+The connection is described by flags: --source is the requester's address
+(without it, sourceCIDRs never match); any --peer-* flag means the requester
+presented a verified client certificate with that identity (without them,
+peer* conditions never match, as for a connection without mTLS).
+
+With --json exactly one JSON object is printed, with the keys action
+("allow", "deny" or "route"), rule (the matching rule's name, "" for the
+default action), cluster, rewriteCalledAETitle, rejectReason and
+explanation; the key dryRun (true) is added only when the policy is in mode
+"dry-run" (the filter would then let the association through whatever
+action says).
+
+Exit status: 0 when a decision was printed (whatever it is), 1 when the
+policy or the stream is invalid, 2 on bad flags.`,
+		Example: `  dicomgate eval --config sdk/policy/testdata/example.json \
+    --stream sdk/pdu/testdata/uid_username.c2s.bin --source 10.1.2.3:40000 --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runEval(cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr(), f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.config, "config", "", "policy file or WasmPlugin manifest (JSON or YAML)")
+	fl.StringVar(&f.stream, "stream", "", "file whose first PDU is the A-ASSOCIATE-RQ (\"-\" = standard input)")
+	fl.StringVar(&f.source, "source", "", "requester address, IP or IP:PORT (e.g. 10.1.2.3:40000 or [fd00::7]:40000)")
+	fl.StringVar(&f.peerURISAN, "peer-uri-san", "", "URI SAN of the requester's client certificate (implies mTLS)")
+	fl.StringVar(&f.peerDNSSAN, "peer-dns-san", "", "DNS SAN of the requester's client certificate (implies mTLS)")
+	fl.StringVar(&f.peerSubject, "peer-subject", "", "subject of the requester's client certificate, e.g. CN=CT1,O=Hospital (implies mTLS)")
+	fl.BoolVar(&f.json, "json", false, "print one JSON object")
+	rootCmd.AddCommand(cmd)
+}
+
+// evalResult is the --json output. Field order and names are part of the
+// CLI's contract (see the command help).
+type evalResult struct {
+	Action               string `json:"action"`
+	Rule                 string `json:"rule"`
+	Cluster              string `json:"cluster"`
+	RewriteCalledAETitle string `json:"rewriteCalledAETitle"`
+	RejectReason         string `json:"rejectReason"`
+	Explanation          string `json:"explanation"`
+	DryRun               bool   `json:"dryRun,omitempty"`
+}
+
+// runEval implements `dicomgate eval`.
+func runEval(stdin io.Reader, stdout, stderr io.Writer, f evalFlags) error {
+	if f.config == "" {
+		return &exitError{2, errors.New("--config is required: the policy file or WasmPlugin manifest")}
+	}
+	if f.stream == "" {
+		return &exitError{2, errors.New("--stream is required: a file whose first PDU is an A-ASSOCIATE-RQ")}
+	}
+	if f.config == "-" && f.stream == "-" {
+		return &exitError{2, errors.New("--config and --stream cannot both read standard input")}
+	}
+	conn := &policy.Conn{}
+	if f.source != "" {
+		a, err := parseSource(f.source)
+		if err != nil {
+			return &exitError{2, fmt.Errorf("--source %q: %w", f.source, err)}
+		}
+		conn.Source = a
+	}
+	if f.peerURISAN != "" || f.peerDNSSAN != "" || f.peerSubject != "" {
+		conn.MTLS = true
+		conn.PeerURISAN, conn.PeerDNSSAN, conn.PeerSubject = f.peerURISAN, f.peerDNSSAN, f.peerSubject
+	}
+
+	p, err := loadEvalPolicy(stdin, stderr, f.config)
+	if err != nil {
+		return err
+	}
+	data, display, err := readConfigFile(stdin, f.stream)
+	if err != nil {
+		return &exitError{1, fmt.Errorf("--stream: %w", err)}
+	}
+	var rq pdu.AssociateRQ
+	if err := firstAssociateRQ(data, p.MaxAssociateRQBytes(), &rq); err != nil {
+		return &exitError{1, fmt.Errorf("%s: %w", display, err)}
+	}
+
+	d := p.Evaluate(&rq, conn)
+	expl := p.Explain(&rq, conn, d)
+	if f.json {
+		enc := json.NewEncoder(stdout)
+		enc.SetEscapeHTML(false)
+		return enc.Encode(evalResult{
+			Action:               d.Action.String(),
+			Rule:                 d.Rule,
+			Cluster:              d.Cluster,
+			RewriteCalledAETitle: d.RewriteCalledAETitle,
+			RejectReason:         d.RejectReason,
+			Explanation:          expl,
+			DryRun:               d.DryRun,
+		})
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "action: %s\n", d.Action)
+	if d.RuleIndex >= 0 {
+		fmt.Fprintf(&b, "rule: %s (rules[%d])\n", d.Rule, d.RuleIndex)
+	} else {
+		b.WriteString("rule: (none: default action)\n")
+	}
+	if d.Cluster != "" {
+		fmt.Fprintf(&b, "cluster: %s\n", d.Cluster)
+	}
+	if d.RewriteCalledAETitle != "" {
+		fmt.Fprintf(&b, "rewriteCalledAETitle: %s\n", d.RewriteCalledAETitle)
+	}
+	if d.RewriteCallingAETitle != "" {
+		fmt.Fprintf(&b, "rewriteCallingAETitle: %s\n", d.RewriteCallingAETitle)
+	}
+	if d.RejectReason != "" {
+		res, src, code, _ := policy.RejectCode(d.RejectReason)
+		fmt.Fprintf(&b, "rejectReason: %s (A-ASSOCIATE-RJ result %d, source %d, reason %d)\n", d.RejectReason, res, src, code)
+	}
+	if d.DryRun {
+		b.WriteString("dryRun: true (the filter lets the association through unchanged)\n")
+	}
+	b.WriteString("explanation:\n")
+	for _, line := range strings.Split(expl, "\n") {
+		b.WriteString("  " + line + "\n")
+	}
+	_, err = io.WriteString(stdout, b.String())
+	return err
+}
+
+// loadEvalPolicy reads and compiles the policy for eval, printing its
+// diagnostics on stderr when it is invalid (warnings are not repeated: eval
+// is about the decision; `dicomgate check` shows them).
+func loadEvalPolicy(stdin io.Reader, stderr io.Writer, name string) (*policy.Policy, error) {
+	data, display, err := readConfigFile(stdin, name)
+	if err != nil {
+		return nil, &exitError{1, fmt.Errorf("--config: %w", err)}
+	}
+	docs, err := policyDocs(data)
+	if err != nil {
+		return nil, &exitError{1, fmt.Errorf("%s: %w", display, err)}
+	}
+	if len(docs) > 1 {
+		return nil, &exitError{1, fmt.Errorf("%s: holds %d WasmPlugin manifests; eval needs exactly one policy", display, len(docs))}
+	}
+	doc := docs[0]
+	p, diags, err := policy.Load(doc.json)
+	if err != nil {
+		n := 0
+		for _, d := range diags {
+			if d.Severity == policy.SeverityError {
+				fmt.Fprintf(stderr, "%s: error: %s\n", display, doc.diagnostic(d))
+				n++
+			}
+		}
+		return nil, &exitError{1, fmt.Errorf("%s: policy is invalid: %d error(s), listed above (see dicomgate check)", display, n)}
+	}
+	return p, nil
+}
+
+// parseSource parses IP or IP:PORT (IPv6 with a port in brackets).
+func parseSource(s string) (netip.Addr, error) {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr(), nil
+	}
+	a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]"))
+	if err != nil {
+		return netip.Addr{}, errors.New("not an IP address or IP:PORT (e.g. 10.1.2.3:40000, [fd00::7]:40000 or fd00::7)")
+	}
+	return a, nil
+}
+
+// firstAssociateRQ frames and decodes the first PDU of a stream, which must
+// be an A-ASSOCIATE-RQ no larger than maxBytes (the policy's
+// maxAssociateRQBytes, header included), into rq.
+func firstAssociateRQ(data []byte, maxBytes uint32, rq *pdu.AssociateRQ) error {
+	if len(data) == 0 {
+		return errors.New("the stream is empty; expected an A-ASSOCIATE-RQ PDU first")
+	}
+	fr := pdu.Framer{MaxPDULength: pdu.DefaultMaxPDULength * 16}
+	h, need, err := fr.Peek(data)
+	if err != nil {
+		return fmt.Errorf("first PDU: %w", err)
+	}
+	if need > 0 {
+		if len(data) < pdu.HeaderLen {
+			return fmt.Errorf("the stream ends inside the first PDU header (%d of 6 bytes)", len(data))
+		}
+		return fmt.Errorf("the stream ends inside the first PDU (%s): have %d of %d bytes (truncated capture?)", h.Type, len(data), h.Total())
+	}
+	if h.Type != pdu.TypeAssociateRQ {
+		return fmt.Errorf("the first PDU is %s (type 0x%02x), not an A-ASSOCIATE-RQ (0x01); is this the requester's direction (NAME.c2s.bin)?", h.Type, uint8(h.Type))
+	}
+	if uint64(h.Total()) > uint64(maxBytes) {
+		return fmt.Errorf("the A-ASSOCIATE-RQ is %d bytes, more than the policy's maxAssociateRQBytes (%d); the filter does not evaluate an A-ASSOCIATE-RQ that large", h.Total(), maxBytes)
+	}
+	dec := pdu.Decoder{MaxPDULength: h.Length}
+	if err := dec.DecodeAssociateRQ(data[:h.Total()], rq); err != nil {
+		return fmt.Errorf("A-ASSOCIATE-RQ: %w", err)
+	}
+	return nil
+}
