@@ -267,7 +267,13 @@ func (v *vm) bufferOf(c *wctx, t uint32) (buf *[]byte, avail, ok bool) {
 			return nil, false, true
 		}
 		return &c.conn.usBuf, true, true
+	case bufHTTPRequestBody, bufHTTPResponseBody, bufGRPCReceive, bufCallData:
+		// buffer_.set(nullptr) on a network filter: an empty buffer (get OK with (0,0), set
+		// BAD_ARGUMENT). CALL_DATA is Envoy's shared buffer_, only meaningful inside a call that set
+		// it; modelled as empty.
+		return nil, false, true
 	}
+	// HTTP_CALL_RESPONSE_BODY without a response, and unknown types ⇒ nullptr ⇒ NOT_FOUND.
 	return nil, false, false
 }
 

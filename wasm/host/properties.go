@@ -52,7 +52,11 @@ func addrString(a netip.AddrPort) string {
 // property resolves a NUL-separated property path for context c (Envoy Context::getProperty /
 // findValue, filters/common/expr/context.cc ConnectionLookup, UpstreamLookup, PeerWrapper).
 func (v *vm) property(c *wctx, path string) propResult {
-	segs := strings.Split(path, "\x00")
+	segs := splitPropertyPath(path)
+	if len(segs) == 0 {
+		// No identifier: Envoy serializes a default (null) CelValue.
+		return serializationFailure()
+	}
 	// Static properties (e.g. xds.node.id) by dot-joined path.
 	if b, ok := v.p.cfg.Properties[strings.Join(segs, ".")]; ok {
 		return found(append([]byte(nil), b...))
@@ -138,6 +142,23 @@ func (v *vm) property(c *wctx, path string) propResult {
 		}
 	}
 	return notFound()
+}
+
+// splitPropertyPath splits like Envoy Context::getProperty: segments end at NUL; a trailing NUL adds
+// no empty segment.
+func splitPropertyPath(path string) []string {
+	var segs []string
+	for start := 0; start < len(path); {
+		end := strings.IndexByte(path[start:], 0)
+		if end < 0 {
+			end = len(path)
+		} else {
+			end += start
+		}
+		segs = append(segs, path[start:end])
+		start = end + 1
+	}
+	return segs
 }
 
 // leaf fails a lookup that tries to index into a scalar.
