@@ -139,10 +139,11 @@ func newProbe(t testing.TB, g *gateway) *probe {
 	return &probe{g: g, before: g.metrics(t), mark: g.proc.mark(), sinkBefore: theSink(t).count.Load()}
 }
 
-// eventually polls cond (every 25 ms, up to 3 s): the gateway updates counters and prints audit lines as the
-// connection is decided or closed, which may be a moment after the client process has exited.
+// eventually polls cond (every 25 ms, up to 10 s, generous for a loaded CI machine): the gateway updates counters
+// and prints audit lines as the connection is decided or closed, which may be a moment after the client process
+// has exited.
 func eventually(cond func() bool) bool {
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if cond() {
 			return true

@@ -142,7 +142,9 @@ func startGateway(label string, o gatewayOpts) (*gateway, error) {
 		return nil, err
 	}
 	args := []string{"serve", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--policy", policyPath, "--wasm", filterWasm,
-		"--early-data-bytes", strconv.Itoa(earlyDataBytes), "--metrics", fmt.Sprintf("127.0.0.1:%d", mport)}
+		"--early-data-bytes", strconv.Itoa(earlyDataBytes), "--metrics", fmt.Sprintf("127.0.0.1:%d", mport),
+		// Stop promptly at the end of the run even if a client left a connection open.
+		"--drain-timeout", "2s"}
 	if o.tls {
 		args = append(args, "--tls-cert", certs.Server.Cert, "--tls-key", certs.Server.Key)
 		if o.clientCA {

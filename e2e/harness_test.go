@@ -1,11 +1,13 @@
 package e2e
 
 import (
+	"encoding/json"
 	"os"
 
 	"github.com/suyashkumar/dicom"
 	"github.com/suyashkumar/dicom/pkg/tag"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -67,7 +69,16 @@ func filePaths(files []sentFile) []string {
 // assertStoredInOrthanc checks that Orthanc holds every file and that each stored dataset equals the one sent.
 func assertStoredInOrthanc(t *testing.T, o *orthanc, files []sentFile) {
 	t.Helper()
+	var ids []string
+	if b, err := o.get("/instances"); err != nil {
+		t.Errorf("orthanc GET /instances: %v", err)
+	} else if err := json.Unmarshal(b, &ids); err != nil {
+		t.Errorf("orthanc GET /instances: %v (%s)", err, b)
+	}
 	for _, f := range files {
+		if id, err := o.instanceBySOPUID(f.SOPInstanceUID); err == nil && id != "" && !slices.Contains(ids, id) {
+			t.Errorf("%s: instance %s missing from GET /instances", filepath.Base(f.Path), id)
+		}
 		b, err := o.instanceFile(f.SOPInstanceUID)
 		if err != nil {
 			t.Errorf("%s: %v", filepath.Base(f.Path), err)

@@ -99,6 +99,31 @@ func scenarioStoreRoutedByCalledAE(t *testing.T, l *lane) {
 	p.wantDelta(t, 1, "dicomgate_decisions_total", "action", "route", "rule", "modality-b")
 	p.wantNoUpstreamAttempt(t)
 
+	// Without -R storescu proposes every storage SOP class it knows (well over 100 presentation contexts): an
+	// A-ASSOCIATE-RQ of tens of KiB, spread over several TLS records and reads, which the filter must reassemble.
+	clear()
+	p = newProbe(t, g)
+	args := append([]string{"-v", "-aet", allowedModalityAE, "-aec", routeToStoreSCPAE}, clientTLSArgs(g, &certs.NoSAN)...)
+	var plain []sentFile // an uncompressed file: without -xs storescu proposes uncompressed transfer syntaxes only
+	for _, f := range files {
+		if f.TransferSyntax == "1.2.840.10008.1.2.1" {
+			plain = append(plain, f)
+			break
+		}
+	}
+	if len(plain) == 0 {
+		t.Fatal("no explicit VR little endian file in testdata/dcm")
+	}
+	args = append(append(args, "127.0.0.1", strconv.Itoa(g.port)), plain[0].Path)
+	r = runTool(60*time.Second, "storescu", args...)
+	wantOK(t, r, "storescu +tls proposing all storage SOP classes as MODALITY1 -> PACS_B")
+	assertStoredInStoreSCP(t, s, plain)
+	rec := p.wantAudit(t, allowedModalityAE)
+	wantAuditFields(t, rec, "route", "modality-b", clusterStoreSCP, "")
+	if n, _ := strconv.Atoi(rec.field("presentation_contexts", "presentationContexts")); n < 100 {
+		t.Errorf("audit presentation_contexts = %q, want > 100 (storescu without -R); record %s", rec.field("presentation_contexts"), rec)
+	}
+
 	clear()
 	p = newProbe(t, g)
 	r = storeVia(g, &certs.NoSAN, allowedModalityAE, routeToOrthancAE, files)
