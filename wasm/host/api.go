@@ -16,8 +16,8 @@
 //   - proxy_get_log_level always reports info.
 //   - NewPlugin validates the configuration on worker 0's VM instead of a separate canary VM;
 //     Reconfigure uses a canary.
-//   - In early-data mode (MaxEarlyDataBytes > 0) bytes still in the read buffer when the upstream
-//     connects are re-dispatched from the first filter (Envoy's exact behaviour there is unverified).
+//   - tcp_proxy is modelled in its IMMEDIATE upstream_connect_mode only (ON_DOWNSTREAM_DATA and
+//     ON_DOWNSTREAM_TLS_HANDSHAKE are not modelled).
 //   - Under FailOpen, connections already open on a VM that traps become pass-through.
 //   - path_link / path_symlink use the WASI signatures (cpp-host declares one parameter fewer).
 //   - Properties cover the L4 set of the design note §4.2 plus static PluginConfig.Properties;
@@ -145,9 +145,11 @@ type PluginConfig struct {
 type TCPProxyConfig struct {
 	// Cluster is tcp_proxy's configured cluster (overridden by filter state envoy.tcp_proxy.cluster).
 	Cluster string
-	// MaxEarlyDataBytes > 0 enables receive_before_connect: downstream reads stay enabled before the
-	// upstream connects and up to this many bytes are buffered. 0 (Envoy default) disables downstream
-	// reads at chain construction until the upstream is connected.
+	// MaxEarlyDataBytes > 0 enables receive_before_connect (tcp_proxy.cc Filter::initialize): downstream
+	// reads stay enabled before the upstream connects, tcp_proxy's onNewConnection returns Continue and
+	// its onData buffers the bytes, disabling reads once this many are buffered; they are flushed when
+	// the upstream connects. 0 (Envoy default) disables downstream reads at chain construction until
+	// the upstream is connected.
 	MaxEarlyDataBytes int
 }
 

@@ -190,9 +190,10 @@ func (c *Conn) DownstreamData(b []byte, endStream bool) {
 func (c *Conn) UpstreamConnected() { c.UpstreamConnectedAddr(netip.AddrPort{}, netip.AddrPort{}) }
 
 // UpstreamConnectedAddr is UpstreamConnected with the upstream's remote and local addresses (properties
-// upstream.address, upstream.port, upstream.local_address). tcp_proxy onUpstreamConnection: flush the
-// early-data buffer, re-enable downstream reads (which re-dispatches a non-empty read buffer from the
-// first filter, ConnectionImpl::readDisable dispatch_buffered_data_).
+// upstream.address, upstream.port, upstream.local_address). tcp_proxy Filter::onUpstreamConnection:
+// flush the early-data buffer (with the client's end_stream if seen), re-enable downstream reads if
+// tcp_proxy disabled them; enabling reads re-dispatches a non-empty read buffer from the first
+// filter (ConnectionImpl::readDisable dispatch_buffered_data_).
 func (c *Conn) UpstreamConnectedAddr(remote, local netip.AddrPort) {
 	c.event(func() {
 		if c.closed {
@@ -212,20 +213,16 @@ func (c *Conn) UpstreamConnectedAddr(remote, local netip.AddrPort) {
 			c.earlyBuf = nil
 			c.writeUpstream(data, end)
 		}
+		// Re-enable reads disabled at construction (no early data) or by the early-data limit.
 		switch {
-		case c.proxy.MaxEarlyDataBytes <= 0:
-			c.readDisable(false)
 		case c.earlyDisabled:
 			c.earlyDisabled = false
 			c.readDisable(false)
-		default:
-			// Early-data mode never disabled reads: bytes the chain left in the read buffer (e.g. the
-			// request the Wasm filter continued on, which made tcp_proxy connect) are dispatched again
-			// from the first filter now that tcp_proxy can forward them.
-			if len(c.readBuf) > 0 {
-				c.onRead()
-			}
+		case c.proxy.MaxEarlyDataBytes <= 0:
+			c.readDisable(false)
 		}
+		// onGenericPoolReady then calls read_callbacks_->continueReading() from tcp_proxy, the last
+		// filter: nothing follows it.
 	})
 }
 
@@ -501,9 +498,10 @@ func (c *Conn) filterOnData(i int) filterStatus {
 
 // --- tcp_proxy ---------------------------------------------------------------------------------
 
-// tcpOnNewConnection is tcp_proxy Filter::onNewConnection: pickRoute (filter state
-// envoy.tcp_proxy.cluster wins over the configured cluster, Config::getRegularRouteFromEntries) and
-// establishUpstreamConnection; always StopIteration.
+// tcpOnNewConnection is tcp_proxy Filter::onNewConnection (IMMEDIATE connect mode): pickRoute
+// (filter state envoy.tcp_proxy.cluster wins over the configured cluster,
+// Config::getRegularRouteFromEntries) and establishUpstreamConnection, which returns Continue in
+// receive_before_connect mode (so onData buffers the bytes at once) and StopIteration otherwise.
 func (c *Conn) tcpOnNewConnection() filterStatus {
 	cluster := c.proxy.Cluster
 	if fs, ok := c.filterState["envoy.tcp_proxy.cluster"]; ok {
@@ -517,12 +515,15 @@ func (c *Conn) tcpOnNewConnection() filterStatus {
 	}
 	c.upstreamRequested = true
 	c.enqueue(func(t Transport) { t.ConnectUpstream(cluster) })
+	if c.proxy.MaxEarlyDataBytes > 0 {
+		return filterContinue
+	}
 	return filterStop
 }
 
 // tcpOnData is tcp_proxy Filter::onData: with an upstream, move the whole buffer upstream; in
-// receive_before_connect mode, move it into the early-data buffer and disable reads once more than
-// max_early_data_bytes are buffered. Always StopIteration.
+// receive_before_connect mode, move it into the early-data buffer and disable reads once
+// max_early_data_bytes or more are buffered (read_disabled_due_to_buffer_). Always StopIteration.
 func (c *Conn) tcpOnData() filterStatus {
 	switch {
 	case c.upstreamConnected:
@@ -535,7 +536,7 @@ func (c *Conn) tcpOnData() filterStatus {
 		if c.readEnd {
 			c.earlyEnd = true
 		}
-		if len(c.earlyBuf) > c.proxy.MaxEarlyDataBytes && !c.earlyDisabled {
+		if len(c.earlyBuf) >= c.proxy.MaxEarlyDataBytes && !c.earlyDisabled {
 			c.earlyDisabled = true
 			c.readDisable(true)
 		}

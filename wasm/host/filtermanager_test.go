@@ -118,8 +118,9 @@ func TestFilterManagerImpl_OnContinueReading_RedeliversWholeBuffer(t *testing.T)
 
 // tcp_proxy.cc Config::getRegularRouteFromEntries: filter state envoy.tcp_proxy.cluster wins over the
 // configured cluster. With early data the filter pauses on new connection, decides on the first
-// bytes, and tcp_proxy initialises lazily when reached; the bytes are re-delivered to the filter
-// after the upstream connects.
+// bytes, and tcp_proxy initialises lazily when reached (filter_manager_impl.cc onContinueReading);
+// its onNewConnection returns Continue in receive_before_connect mode, so its onData takes the same
+// bytes in the same pass (early-data buffer) and they are flushed when the upstream connects.
 func TestTcpProxy_PickRouteFromFilterState(t *testing.T) {
 	e := newTestPlugin(t, `{"new_conn":"pause","cluster_on_data":"routed"}`, nil)
 	tr := &recTransport{autoConnect: true}
@@ -127,7 +128,12 @@ func TestTcpProxy_PickRouteFromFilterState(t *testing.T) {
 	if got := opsString(tr); got != "" {
 		t.Fatalf("ops after paused new connection = %q (early data: no read disable, no connect)", got)
 	}
+	tr.autoConnect = false
 	c.DownstreamData([]byte("RQ"), false)
+	if s := c.State(); s.Buffered != 0 || s.UpstreamConnected {
+		t.Fatalf("before connect: %+v (the bytes belong in tcp_proxy's early-data buffer)", s)
+	}
+	c.UpstreamConnected()
 	if got := e.log.probe(t, "cluster_on_data"); got != "status=0" {
 		t.Fatalf("set_envoy_filter_state status = %q", got)
 	}
@@ -138,9 +144,12 @@ func TestTcpProxy_PickRouteFromFilterState(t *testing.T) {
 	if got := opsString(tr); got != `connect routed|up "RQ" end=false` {
 		t.Fatalf("ops = %q", got)
 	}
-	ev := eventsAfter(e, "downstream_data")
-	if len(ev) != 2 || ev[0] != ev[1] {
-		t.Fatalf("want the same bytes delivered twice (decide, then re-dispatch after connect): %q", ev)
+	if ev := eventsAfter(e, "downstream_data"); len(ev) != 1 {
+		t.Fatalf("downstream_data events %q, want exactly one", ev)
+	}
+	c.DownstreamData([]byte("more"), false)
+	if tr.upstream() != "RQmore" {
+		t.Fatalf("upstream = %q", tr.upstream())
 	}
 }
 
