@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -292,6 +293,7 @@ func TestExports_MiscStatuses(t *testing.T) {
 		"shared_set":          `err=<nil> get="v1" err2=<nil>`,
 		"shared_cas_mismatch": "err=error status returned by host: cas mismatch",
 		"header_get":          "status=2",
+		"now":                 fmt.Sprintf("unix=%d", e.clk.Now().Unix()), // WASI clock_time_get(realtime) from Clock
 	} {
 		if got := e.log.probe(t, k); got != v {
 			t.Errorf("%s = %q, want %q", k, got, v)

@@ -261,6 +261,9 @@ func (v *vm) writev(fd, iovs, iovsLen uint32) (uint32, uint32) {
 	if fd == 2 {
 		level = LogError
 	}
+	if uint64(iovsLen)*8 > uint64(v.mem.Size()) {
+		return 0, errnoFault
+	}
 	var sb []byte
 	for i := uint32(0); i < iovsLen; i++ {
 		iov, ok := v.mem.Read(iovs+i*8, 8)

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
@@ -340,6 +341,7 @@ func probeMisc() {
 	err = proxywasm.SetSharedData("tf.k", []byte("v2"), cas+1000)
 	proxywasm.LogInfof("PROBE shared_cas_mismatch err=%v", err)
 	proxywasm.LogInfof("PROBE header_get status=%d", rawGetHeader())
+	proxywasm.LogInfof("PROBE now unix=%d", time.Now().Unix())
 }
 
 func probeQueue() {
