@@ -48,6 +48,7 @@ type serveFlags struct {
 	connectTimeout   time.Duration
 	handshakeTimeout time.Duration
 	drainTimeout     time.Duration
+	idleTimeout      time.Duration
 	demoDir          string
 }
 
@@ -107,6 +108,7 @@ and prints echoscu/storescu command lines that show allow, route and deny.`,
 	fl.StringVar(&f.logLevel, "log-level", "info", "lowest filter log level printed: trace, debug, info, warn, error, critical")
 	fl.DurationVar(&f.connectTimeout, "connect-timeout", 5*time.Second, "upstream connect timeout (Envoy cluster connect_timeout)")
 	fl.DurationVar(&f.handshakeTimeout, "handshake-timeout", 15*time.Second, "TLS handshake timeout")
+	fl.DurationVar(&f.idleTimeout, "idle-timeout", time.Hour, "close connections without traffic for this long (tcp_proxy idle_timeout; 0 disables)")
 	fl.DurationVar(&f.drainTimeout, "drain-timeout", 30*time.Second, "on SIGINT/SIGTERM, how long open associations may take to finish")
 	fl.StringVar(&f.demoDir, "demo-dir", "", "demo only: directory for the generated certificates and stored instances (kept); default a temporary directory removed at exit")
 	rootCmd.AddCommand(cmd)
@@ -149,6 +151,15 @@ func serveLogLevel(s string) (host.LogLevel, error) {
 		}
 	}
 	return 0, fmt.Errorf("--log-level %q: want trace, debug, info, warn, error or critical", s)
+}
+
+// serveIdle maps --idle-timeout (0 disables) to gateway.Config.IdleTimeout
+// (0 means the default, negative disables).
+func serveIdle(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }
 
 func serveFailPolicy(s string) (host.FailurePolicy, error) {
@@ -274,6 +285,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, stderr io.Writer, f serve
 		NewFilter:         gateway.PluginFilters(plugin),
 		ConnectTimeout:    f.connectTimeout,
 		HandshakeTimeout:  f.handshakeTimeout,
+		IdleTimeout:       serveIdle(f.idleTimeout),
 		Logf:              func(format string, args ...any) { log.printf("gateway: "+format, args...) },
 	}
 	gcfg.TLS = tlsCfg

@@ -40,7 +40,7 @@ func (l *lockedBuf) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l
 
 func serveDefaults() serveFlags {
 	return serveFlags{listen: "127.0.0.1:0", wasm: defaultWasmPath, failPolicy: "close", logLevel: "info",
-		connectTimeout: 5 * time.Second, handshakeTimeout: 5 * time.Second, drainTimeout: 5 * time.Second}
+		connectTimeout: 5 * time.Second, handshakeTimeout: 5 * time.Second, drainTimeout: 5 * time.Second, idleTimeout: time.Hour}
 }
 
 func TestServeFlagErrors(t *testing.T) {

@@ -62,6 +62,8 @@ type conn struct {
 	cluster    string
 	dialCancel context.CancelFunc
 	done       bool
+
+	lastActive atomic.Int64 // unix nanoseconds of the last byte read on either side
 }
 
 var _ host.Transport = (*conn)(nil)
@@ -71,6 +73,7 @@ func newConn(g *Gateway, id uint64, nc net.Conn) *conn {
 	c.cond = sync.NewCond(&c.mu)
 	c.down = side{name: "downstream", rx: &g.metrics.DownstreamRxBytes, tx: &g.metrics.DownstreamTxBytes}
 	c.up = side{name: "upstream", rx: &g.metrics.UpstreamRxBytes, tx: &g.metrics.UpstreamTxBytes}
+	c.lastActive.Store(time.Now().UnixNano())
 	return c
 }
 
@@ -168,6 +171,7 @@ func (c *conn) readLoop(s *side) {
 		n, err := s.nc.Read(buf)
 		if n > 0 {
 			s.rx.Add(uint64(n))
+			c.lastActive.Store(time.Now().UnixNano())
 			if !c.waitReadable(s) {
 				return
 			}

@@ -118,6 +118,10 @@ type Config struct {
 	// HandshakeTimeout bounds the TLS handshake; 0 means 15 s (Istio's
 	// gateway transport_socket_connect_timeout).
 	HandshakeTimeout time.Duration
+	// IdleTimeout closes a connection on which neither side has sent a byte
+	// for this long (tcp_proxy idle_timeout); 0 means 1 h (Envoy's default),
+	// negative disables it.
+	IdleTimeout time.Duration
 	// FlushTimeout bounds how long a closing side may take to flush queued
 	// bytes before it is closed anyway; 0 means 5 s.
 	FlushTimeout time.Duration
@@ -151,6 +155,8 @@ type Gateway struct {
 	closing   bool
 	nextID    uint64
 	idle      chan struct{} // closed and replaced whenever conns becomes empty
+	sweeping  bool          // the idle sweeper goroutine runs
+	stop      chan struct{} // closed by Shutdown/Close: stops the sweeper
 }
 
 // New validates cfg and returns a Gateway ready to Serve.
@@ -165,6 +171,7 @@ func New(cfg Config) (*Gateway, error) {
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[*conn]struct{}{},
 		idle:      make(chan struct{}),
+		stop:      make(chan struct{}),
 	}
 	if g.metrics == nil {
 		g.metrics = &Metrics{}
@@ -192,6 +199,9 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	if g.cfg.HandshakeTimeout <= 0 {
 		g.cfg.HandshakeTimeout = 15 * time.Second
+	}
+	if g.cfg.IdleTimeout == 0 {
+		g.cfg.IdleTimeout = time.Hour
 	}
 	if g.cfg.FlushTimeout <= 0 {
 		g.cfg.FlushTimeout = 5 * time.Second
@@ -238,6 +248,10 @@ func (g *Gateway) Serve(ln net.Listener) error {
 		return ErrServerClosed
 	}
 	g.listeners[ln] = struct{}{}
+	if !g.sweeping && g.cfg.IdleTimeout > 0 {
+		g.sweeping = true
+		go g.sweepIdle()
+	}
 	g.mu.Unlock()
 	defer func() {
 		g.mu.Lock()
@@ -308,24 +322,21 @@ func (g *Gateway) connDone(c *conn) {
 // open connection has finished on its own (drain) or ctx is done, in which case
 // the remaining connections are closed and ctx's error is returned.
 func (g *Gateway) Shutdown(ctx context.Context) error {
-	g.mu.Lock()
-	g.closing = true
-	for ln := range g.listeners {
-		ln.Close()
-	}
-	g.mu.Unlock()
+	g.stopAccepting()
 	for {
 		g.mu.Lock()
 		n := len(g.conns)
 		idle := g.idle
 		g.mu.Unlock()
 		if n == 0 {
+			g.stopSweeper()
 			return nil
 		}
 		select {
 		case <-idle:
 		case <-ctx.Done():
 			g.closeAll()
+			g.stopSweeper()
 			return ctx.Err()
 		}
 	}
@@ -333,14 +344,58 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 
 // Close stops accepting and closes every connection at once.
 func (g *Gateway) Close() error {
+	g.stopAccepting()
+	g.closeAll()
+	g.stopSweeper()
+	return nil
+}
+
+// stopAccepting marks the gateway closing and closes its listeners.
+func (g *Gateway) stopAccepting() {
 	g.mu.Lock()
 	g.closing = true
 	for ln := range g.listeners {
 		ln.Close()
 	}
 	g.mu.Unlock()
-	g.closeAll()
-	return nil
+}
+
+func (g *Gateway) stopSweeper() {
+	g.mu.Lock()
+	select {
+	case <-g.stop:
+	default:
+		close(g.stop)
+	}
+	g.mu.Unlock()
+}
+
+// sweepIdle closes connections idle for longer than Config.IdleTimeout
+// (tcp_proxy.cc Filter::onIdleTimeout), checking every IdleTimeout/4, at
+// least once a minute.
+func (g *Gateway) sweepIdle() {
+	every := min(max(g.cfg.IdleTimeout/4, 10*time.Millisecond), time.Minute)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-g.stop:
+			return
+		case now := <-t.C:
+			g.mu.Lock()
+			var idle []*conn
+			for c := range g.conns {
+				if now.Sub(time.Unix(0, c.lastActive.Load())) > g.cfg.IdleTimeout {
+					idle = append(idle, c)
+				}
+			}
+			g.mu.Unlock()
+			for _, c := range idle {
+				g.metrics.IdleTimeouts.Add(1)
+				c.abort("idle_timeout")
+			}
+		}
+	}
 }
 
 func (g *Gateway) closeAll() {

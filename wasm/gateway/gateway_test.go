@@ -591,3 +591,27 @@ func TestNewValidates(t *testing.T) {
 	_, err = New(Config{NewFilter: f, Clusters: []*Cluster{{Name: "a", Endpoints: []string{"h:1"}}, {Name: "a", Endpoints: []string{"h:2"}}}})
 	require.ErrorContains(t, err, "defined twice")
 }
+
+// A connection without traffic is closed after IdleTimeout (tcp_proxy
+// idle_timeout); one with traffic stays open.
+func TestIdleTimeout(t *testing.T) {
+	e := startGateway(t, Config{IdleTimeout: 150 * time.Millisecond}, false, false, func(*recorder) NewFilterFunc {
+		return func(host.ConnInfo, host.TCPProxyConfig, host.Transport) Filter { return filterFuncs{} }
+	})
+	busy := e.dial(t, false)
+	defer busy.Close()
+	quiet := e.dial(t, false)
+	defer quiet.Close()
+	stop := time.Now().Add(600 * time.Millisecond)
+	for time.Now().Before(stop) {
+		_, err := busy.Write([]byte("x"))
+		require.NoError(t, err, "a connection with traffic must stay open")
+		time.Sleep(30 * time.Millisecond)
+	}
+	quiet.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err := quiet.Read(make([]byte, 1))
+	require.Error(t, err)
+	require.False(t, errors.Is(err, os.ErrDeadlineExceeded), "the idle connection must be closed by the gateway")
+	require.EqualValues(t, 1, e.g.Metrics().IdleTimeouts.Load())
+	require.Equal(t, 1, e.g.ActiveConnections())
+}

@@ -19,7 +19,7 @@ import (
 // filterModule returns the compiled dicomgate filter: $DICOMGATE_WASM, the
 // repository's build/dicomgate.wasm, or a fresh build of ../../filters/dicomgate
 // (the gateway loads .wasm bytes; it never imports the filter package).
-func filterModule(t *testing.T) []byte {
+func filterModule(t testing.TB) []byte {
 	t.Helper()
 	path := os.Getenv("DICOMGATE_WASM")
 	if path == "" {

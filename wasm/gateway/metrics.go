@@ -19,6 +19,7 @@ type Metrics struct {
 	ConnectionsActive        atomic.Int64  // client connections not yet fully closed
 	TLSHandshakeFailures     atomic.Uint64 // TLS handshakes that failed or timed out
 	NoCluster                atomic.Uint64 // connect requests naming no or an unknown cluster
+	IdleTimeouts             atomic.Uint64 // connections closed by Config.IdleTimeout
 	DownstreamRxBytes        atomic.Uint64 // bytes read from clients
 	DownstreamTxBytes        atomic.Uint64 // bytes written to clients
 	UpstreamRxBytes          atomic.Uint64 // bytes read from upstreams
@@ -64,6 +65,7 @@ func (m *Metrics) WritePrometheus(w io.Writer) error {
 	one("connections_active", "gauge", "Client connections open.", m.ConnectionsActive.Load())
 	one("tls_handshake_failures_total", "counter", "TLS handshakes that failed or timed out.", m.TLSHandshakeFailures.Load())
 	one("no_cluster_total", "counter", "Connections closed because the chosen cluster is empty or unknown.", m.NoCluster.Load())
+	one("idle_timeouts_total", "counter", "Connections closed after IdleTimeout without traffic.", m.IdleTimeouts.Load())
 	one("downstream_rx_bytes_total", "counter", "Bytes received from clients.", m.DownstreamRxBytes.Load())
 	one("downstream_tx_bytes_total", "counter", "Bytes sent to clients.", m.DownstreamTxBytes.Load())
 	one("upstream_rx_bytes_total", "counter", "Bytes received from upstreams.", m.UpstreamRxBytes.Load())
