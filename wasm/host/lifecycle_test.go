@@ -127,3 +127,24 @@ func TestWasmBase_AllocMemory_RestrictedCallTraps(t *testing.T) {
 	}
 	_ = p.Close(context.Background())
 }
+
+// cpp-host WasmBase::load: undecodable bytes and modules without a proxy_abi_version_* export are
+// rejected with an error (never a panic).
+func TestNewPlugin_RejectsBadModules(t *testing.T) {
+	for name, tc := range map[string]struct {
+		wasm []byte
+		want string
+	}{
+		"garbage":   {[]byte("not wasm"), "compile module"},
+		"empty":     {nil, "compile module"},
+		"no-abi":    {[]byte("\x00asm\x01\x00\x00\x00"), "Missing or unknown Proxy-Wasm ABI version"},
+		"truncated": {[]byte("\x00asm\x01\x00\x00\x00\x01\x05"), "compile module"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := NewPlugin(context.Background(), tc.wasm, PluginConfig{Name: "bad", Workers: 1, CacheDir: cacheDir(t), Logger: &captureLogger{}})
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), `"bad"`) {
+				t.Fatalf("err = %v, want it to mention %q and the plugin name", err, tc.want)
+			}
+		})
+	}
+}
