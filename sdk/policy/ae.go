@@ -13,9 +13,11 @@ const (
 // aeMaxLen is the longest AE title (PS3.5 AE value representation).
 const aeMaxLen = 16
 
-// foldBufLen bounds the AE title length that can be case-folded for lookups;
-// titles on the wire are at most 16 bytes.
-const foldBufLen = 64
+// foldBufLen bounds the AE title length that is case-folded for the index
+// and case-insensitive rules: titles on the wire are at most 16 bytes. A
+// longer (hand-built) title skips the index and matches no
+// case-insensitive rule.
+const foldBufLen = aeMaxLen
 
 // compileAEPattern validates one AE title pattern from the configuration and
 // returns its compiled form: leading and trailing spaces trimmed, wildcards

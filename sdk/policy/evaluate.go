@@ -54,9 +54,12 @@ type Policy struct {
 	cidrIdx                  cidrIndex
 	calledAny, callingAny    []uint64 // rules the AE dimensions cannot exclude
 	cidrAny                  []uint64 // rules without sourceCIDRs
+	userIdx                  map[string][]int32
+	userAny                  []uint64 // rules without userIdentityUsernames
 	allRules                 []uint64 // every rule
 	nCalled, nCalling, nCIDR int      // rules filtered per dimension (Summary)
-	nUnfiltered              int      // rules no dimension can exclude
+	nUser                    int
+	nUnfiltered              int // rules no dimension can exclude
 
 	// calledAlwaysKnown is true when the default action is allow or some
 	// allow/route rule does not constrain the called AE title: then every
@@ -70,17 +73,18 @@ type Policy struct {
 // works on fixed-size stack bitsets so that Evaluate never allocates).
 const MaxRules = 10000
 
-// maxWords is the bitset length for MaxRules rules; smallWords serves
-// policies of up to 1,024 rules with a smaller stack frame.
+// maxWords is the bitset length for MaxRules rules; tinyWords and
+// smallWords serve policies of up to 128 and 1,024 rules with smaller stack
+// frames.
 const (
 	maxWords   = (MaxRules + 63) / 64
 	smallWords = 16
+	tinyWords  = 2
 )
 
 // compile builds the Policy and its indexes from a validated configuration.
 func compile(cfg *config) *Policy {
 	p := &Policy{
-		rules:          cfg.rules,
 		defaultAction:  cfg.defaultAction,
 		defaultReason:  cfg.defaultReason,
 		dryRun:         cfg.dryRun,
@@ -88,10 +92,19 @@ func compile(cfg *config) *Policy {
 		maxRQBytes:     cfg.maxRQ,
 		connect:        cfg.connect,
 	}
+	// Keep the rules contiguous in memory: Evaluate touches only the
+	// surviving candidates, but those should share cache lines.
+	flat := make([]rule, len(cfg.rules))
+	p.rules = make([]*rule, len(cfg.rules))
+	for i, r := range cfg.rules {
+		flat[i] = *r
+		p.rules[i] = &flat[i]
+	}
 	p.words = (len(p.rules) + 63) / 64
 	p.calledAny = make([]uint64, p.words)
 	p.callingAny = make([]uint64, p.words)
 	p.cidrAny = make([]uint64, p.words)
+	p.userAny = make([]uint64, p.words)
 	p.allRules = make([]uint64, p.words)
 	cidrMap := map[netip.Prefix][]int32{}
 	for i, r := range p.rules {
@@ -121,6 +134,21 @@ func compile(cfg *config) *Policy {
 			}
 		} else {
 			setBit(p.cidrAny, id)
+		}
+		if r.hasUsername {
+			p.nUser++
+			filtered = true
+			if p.userIdx == nil {
+				p.userIdx = map[string][]int32{}
+			}
+			for _, u := range r.usernames {
+				l := p.userIdx[u]
+				if len(l) == 0 || l[len(l)-1] != id {
+					p.userIdx[u] = append(l, id)
+				}
+			}
+		} else {
+			setBit(p.userAny, id)
 		}
 		if !filtered {
 			p.nUnfiltered++
@@ -306,7 +334,11 @@ func (p *Policy) Evaluate(rq *pdu.AssociateRQ, conn *Conn) Decision {
 	in := prepare(rq, conn)
 	in.calledUp = foldInto(&b1, in.called)
 	in.callingUp = foldInto(&b2, in.calling)
-	if p.words <= smallWords {
+	switch {
+	case p.words <= tinyWords:
+		var cand, hit [tinyWords]uint64
+		return p.evaluate(&in, cand[:p.words], hit[:p.words])
+	case p.words <= smallWords:
 		var cand, hit [smallWords]uint64
 		return p.evaluate(&in, cand[:p.words], hit[:p.words])
 	}
@@ -318,32 +350,42 @@ func (p *Policy) Evaluate(rq *pdu.AssociateRQ, conn *Conn) Decision {
 // hit are scratch bitsets of p.words words) and checks the survivors in
 // order.
 func (p *Policy) evaluate(in *input, cand, hit []uint64) Decision {
-	copy(cand, p.allRules)
-	// Called AE title.
-	copy(hit, p.calledAny)
-	e, pr, sf := p.calledIdx.lookup(in.calledUp)
-	setBits(hit, e)
-	setBits(hit, pr)
-	setBits(hit, sf)
-	for i := range cand {
-		cand[i] &= hit[i]
+	// Called AE title; it initialises cand. A title too long to fold
+	// (impossible on the wire, where the field is 16 bytes) is not filtered.
+	if in.calledUp != nil {
+		copy(cand, p.calledAny)
+		e, pr, sf := p.calledIdx.lookup(in.calledUp)
+		setBits(cand, e)
+		setBits(cand, pr)
+		setBits(cand, sf)
+	} else {
+		copy(cand, p.allRules)
 	}
 	// Calling AE title.
-	copy(hit, p.callingAny)
-	e, pr, sf = p.callingIdx.lookup(in.callingUp)
-	setBits(hit, e)
-	setBits(hit, pr)
-	setBits(hit, sf)
-	for i := range cand {
-		cand[i] &= hit[i]
+	if in.callingUp != nil {
+		copy(hit, p.callingAny)
+		e, pr, sf := p.callingIdx.lookup(in.callingUp)
+		setBits(hit, e)
+		setBits(hit, pr)
+		setBits(hit, sf)
+		and(cand, hit)
 	}
 	// Source address.
-	copy(hit, p.cidrAny)
-	if in.src.IsValid() {
-		setBits(hit, p.cidrIdx.lookup(in.src))
+	if p.nCIDR > 0 {
+		copy(hit, p.cidrAny)
+		if in.src.IsValid() {
+			setBits(hit, p.cidrIdx.lookup(in.src))
+		}
+		and(cand, hit)
 	}
-	for i := range cand {
-		cand[i] &= hit[i]
+	// User identity username.
+	if p.nUser > 0 {
+		copy(hit, p.userAny)
+		if ui := &in.rq.UserInformation; ui.HasUserIdentity &&
+			(ui.UserIdentity.Type == pdu.UserIdentityUsername || ui.UserIdentity.Type == pdu.UserIdentityUsernamePasscode) {
+			setBits(hit, p.userIdx[string(ui.UserIdentity.Primary)])
+		}
+		and(cand, hit)
 	}
 	for w, word := range cand {
 		for word != 0 {
@@ -378,6 +420,14 @@ func (p *Policy) evaluate(in *input, cand, hit []uint64) Decision {
 		}
 	}
 	return d
+}
+
+// and intersects cand with hit.
+func and(cand, hit []uint64) {
+	hit = hit[:len(cand)]
+	for i := range cand {
+		cand[i] &= hit[i]
+	}
 }
 
 // denyReason is the reject reason of a deny that names none: the called AE

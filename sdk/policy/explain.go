@@ -262,8 +262,8 @@ func (p *Policy) Summary() string {
 	} else {
 		b.WriteString("deny (called-ae-not-recognized when no allow/route rule accepts the called AE title, else calling-ae-not-recognized)\n")
 	}
-	fmt.Fprintf(&b, "index: %d rules filtered by called AE, %d by calling AE, %d by source CIDR; %d checked for every association\n",
-		p.nCalled, p.nCalling, p.nCIDR, p.nUnfiltered)
+	fmt.Fprintf(&b, "index: %d rules filtered by called AE, %d by calling AE, %d by source CIDR, %d by username; %d checked for every association\n",
+		p.nCalled, p.nCalling, p.nCIDR, p.nUser, p.nUnfiltered)
 	return b.String()
 }
 

@@ -248,6 +248,21 @@ func TestWireTitleTrimming(t *testing.T) {
 	}
 }
 
+// TestOverlongTitle: a hand-built RQ may carry a title longer than the
+// 16-byte wire field; case-sensitive globs still match it, the index must
+// not hide them, and case-insensitive rules do not match it.
+func TestOverlongTitle(t *testing.T) {
+	p := mustLoad(t, `{"rules":[
+	  {"name":"fold","match":{"calledAETitles":["abc*"]},"aeTitleCaseInsensitive":true,"action":"deny"},
+	  {"name":"glob","match":{"calledAETitles":["ABC*"],"callingAETitles":["*Z"]},"action":"allow"}]}`)
+	long := "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	rq := mkRQ("", "", withRawAE([]byte(long), []byte(long)))
+	d := p.Evaluate(rq, nil)
+	if d.Rule != "glob" || d != naiveEvaluate(p, rq, nil) {
+		t.Fatalf("got %+v, linear %+v", d, naiveEvaluate(p, rq, nil))
+	}
+}
+
 func TestNilArguments(t *testing.T) {
 	p := mustLoad(t, `{"defaultAction":"deny","rules":[{"name":"r","match":{"calledAETitles":["A"],"sourceCIDRs":["10.0.0.0/8"],"peerURISANs":["x"],"userIdentityUsernames":["u"],"abstractSyntaxes":["1.2"]},"action":"allow"}]}`)
 	d := p.Evaluate(nil, nil)
