@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"encoding/json"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -80,5 +81,68 @@ func TestCaptureDecisions(t *testing.T) {
 	}
 	if d := byCalled.Evaluate(captureRQ(t, "echo_default"), loop); d.RewriteCalledAETitle != "STORESCP" {
 		t.Errorf("rewrite not reported: %+v", d)
+	}
+}
+
+// TestEveryCaptureByIndex drives a policy from the expected decode in
+// sdk/pdu/testdata/index.json (written from the receiving tool's own log,
+// independently of this code): for every capture whose first PDU is an
+// A-ASSOCIATE-RQ, a rule naming exactly its called and calling AE titles
+// and its proposed abstract syntaxes must allow it, and the same rule with
+// another called AE title must not.
+func TestEveryCaptureByIndex(t *testing.T) {
+	var index struct {
+		Captures []struct {
+			Name     string `json:"name"`
+			Expected struct {
+				First *struct {
+					Type    int    `json:"pdu_type"`
+					Called  string `json:"called_ae"`
+					Calling string `json:"calling_ae"`
+					PCs     []struct {
+						Abstract string `json:"abstract_syntax"`
+					} `json:"presentation_contexts"`
+				} `json:"c2s_first_pdu"`
+			} `json:"expected"`
+		} `json:"captures"`
+	}
+	if err := json.Unmarshal(readFile(t, filepath.Join("..", "pdu", "testdata", "index.json")), &index); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, c := range index.Captures {
+		e := c.Expected.First
+		if e == nil || e.Type != 1 {
+			continue
+		}
+		raw := readFile(t, filepath.Join("..", "pdu", "testdata", c.Name+".c2s.bin"))
+		if len(raw) == 0 || raw[0] != 0x01 {
+			continue // TLS-wrapped (tls_echo): the RQ is inside encrypted records
+		}
+		n++
+		var uids []string
+		for _, pc := range e.PCs {
+			uids = append(uids, pc.Abstract)
+		}
+		match := map[string]any{
+			"calledAETitles":       []string{e.Called},
+			"callingAETitles":      []string{e.Calling},
+			"onlyAbstractSyntaxes": uids,
+		}
+		cfg, _ := json.Marshal(map[string]any{"rules": []any{map[string]any{"name": "exact", "match": match, "action": "allow"}}})
+		p := mustLoad(t, string(cfg))
+		rq := captureRQ(t, c.Name)
+		if d := p.Evaluate(rq, nil); d.Action != ActionAllow || d.Rule != "exact" {
+			t.Errorf("%s: %+v\n%s", c.Name, d, p.Explain(rq, nil, d))
+		}
+		match["calledAETitles"] = []string{e.Called + "X"}
+		cfg, _ = json.Marshal(map[string]any{"rules": []any{map[string]any{"name": "other", "match": match, "action": "allow"}}})
+		p = mustLoad(t, string(cfg))
+		if d := p.Evaluate(rq, nil); d.Action != ActionDeny || d.RejectReason != ReasonCalledAENotRecognized {
+			t.Errorf("%s with another called AE: %+v", c.Name, d)
+		}
+	}
+	if n < 20 {
+		t.Fatalf("only %d captures start with an A-ASSOCIATE-RQ; index.json changed?", n)
 	}
 }
