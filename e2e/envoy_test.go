@@ -137,7 +137,11 @@ func startEnvoy(label string, o gatewayOpts) (*gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &gateway{label: label, proc: p, port: port, metricsURL: fmt.Sprintf("http://127.0.0.1:%d/stats/prometheus", adminPort), tls: o.tls}
+	g := &gateway{label: label, proc: p, port: port, metricsURL: fmt.Sprintf("http://127.0.0.1:%d/stats/prometheus", adminPort), tls: o.tls,
+		// cluster.<name>.upstream_cx_total counts connection attempts (Envoy cluster statistics).
+		upstreamAttempts: func(c string) []metricRef {
+			return []metricRef{{"cluster_upstream_cx_total", []string{"envoy_cluster_name", c}}}
+		}}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		resp, err := httpClient.Get(fmt.Sprintf("http://127.0.0.1:%d/ready", adminPort))

@@ -202,12 +202,57 @@ func (p *probe) wantTLSFailures(t testing.TB, l *lane, want float64) {
 	}
 }
 
-// wantNoUpstreamAttempt asserts that the sink (every gateway's default cluster) was not contacted since the probe.
+// upstreamAttempts sums the gateway's upstream connection attempts to cluster in m.
+func (p *probe) upstreamAttempts(m metricSet, cluster string) float64 {
+	var n float64
+	for _, r := range p.g.upstreamAttempts(cluster) {
+		n += m.get(r.name, r.labels...)
+	}
+	return n
+}
+
+// wantUpstream asserts that the gateway made exactly want upstream connection attempts to cluster since the probe,
+// and none to the other clusters.
+func (p *probe) wantUpstream(t testing.TB, cluster string, want float64) {
+	t.Helper()
+	var last metricSet
+	got := map[string]float64{}
+	ok := eventually(func() bool {
+		m, err := scrape(p.g.metricsURL)
+		if err != nil {
+			return false
+		}
+		last = m
+		all := true
+		for _, c := range []string{clusterOrthanc, clusterStoreSCP, clusterSink} {
+			w := 0.0
+			if c == cluster {
+				w = want
+			}
+			got[c] = p.upstreamAttempts(m, c) - p.upstreamAttempts(p.before, c)
+			all = all && got[c] == w
+		}
+		return all
+	})
+	if !ok {
+		t.Errorf("%s: upstream connection attempts since the step began: %v; want %g to %q and none elsewhere\nmetrics changed:\n%s",
+			p.g.label, got, want, cluster, last.diff(p.before))
+	}
+}
+
+// wantNoUpstreamAttempt asserts that the gateway attempted no upstream connection since the probe: its per-cluster
+// metrics did not move and the sink (every gateway's default cluster) accepted nothing.
 func (p *probe) wantNoUpstreamAttempt(t testing.TB) {
 	t.Helper()
 	time.Sleep(50 * time.Millisecond) // let a (wrong) upstream connect land before counting
 	if n := theSink(t).count.Load() - p.sinkBefore; n != 0 {
 		t.Errorf("%s: the default-cluster sink accepted %d connection(s): the gateway connected upstream without a routing decision", p.g.label, n)
+	}
+	m := p.g.metrics(t)
+	for _, c := range []string{clusterOrthanc, clusterStoreSCP, clusterSink} {
+		if n := p.upstreamAttempts(m, c) - p.upstreamAttempts(p.before, c); n != 0 {
+			t.Errorf("%s: %g upstream connection attempt(s) to cluster %q, want none\nmetrics changed:\n%s", p.g.label, n, c, m.diff(p.before))
+		}
 	}
 }
 

@@ -105,6 +105,22 @@ type gateway struct {
 	port       int
 	metricsURL string
 	tls        bool
+	// upstreamAttempts names the host's metrics that, summed, count upstream connection attempts to a cluster.
+	upstreamAttempts func(cluster string) []metricRef
+}
+
+// metricRef names one metric series: a name and label key/value pairs.
+type metricRef struct {
+	name   string
+	labels []string
+}
+
+// localUpstreamAttempts are `dicomgate serve`'s per-cluster connects plus connect failures (wasm/gateway metrics).
+func localUpstreamAttempts(cluster string) []metricRef {
+	return []metricRef{
+		{"dicomgate_gateway_upstream_connections_total", []string{"cluster", cluster}},
+		{"dicomgate_gateway_upstream_connect_failures_total", []string{"cluster", cluster}},
+	}
 }
 
 // gatewayOpts configures startGateway.
@@ -166,7 +182,8 @@ func startGateway(label string, o gatewayOpts) (*gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &gateway{label: label, proc: p, port: port, metricsURL: fmt.Sprintf("http://127.0.0.1:%d/metrics", mport), tls: o.tls}
+	g := &gateway{label: label, proc: p, port: port, metricsURL: fmt.Sprintf("http://127.0.0.1:%d/metrics", mport), tls: o.tls,
+		upstreamAttempts: localUpstreamAttempts}
 	if _, err := p.waitOutput("dicomgate: listening on", 60*time.Second); err != nil {
 		_ = p.stop()
 		return nil, fmt.Errorf("gateway %s (%s): %w", label, commandLine(gatewayBin, args), err)

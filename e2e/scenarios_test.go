@@ -52,7 +52,7 @@ func scenarioEchoAllowedAndUnknownCaller(t *testing.T, l *lane) {
 	p.wantDelta(t, 1, "dicomgate_associations_total")
 	p.wantDelta(t, 1, "dicomgate_decisions_total", "action", "route", "rule", "modality-a")
 	p.wantDelta(t, 0, "dicomgate_denied_total")
-	p.wantNoUpstreamAttempt(t)
+	p.wantUpstream(t, clusterOrthanc, 1)
 
 	p = newProbe(t, g)
 	r = echoVia(g, &certs.NoSAN, intruderAE, routeToOrthancAE)
@@ -97,7 +97,7 @@ func scenarioStoreRoutedByCalledAE(t *testing.T, l *lane) {
 	}
 	wantAuditFields(t, p.wantAudit(t, allowedModalityAE), "route", "modality-b", clusterStoreSCP, "")
 	p.wantDelta(t, 1, "dicomgate_decisions_total", "action", "route", "rule", "modality-b")
-	p.wantNoUpstreamAttempt(t)
+	p.wantUpstream(t, clusterStoreSCP, 1)
 
 	// Without -R storescu proposes every storage SOP class it knows (well over 100 presentation contexts): an
 	// A-ASSOCIATE-RQ of tens of KiB, spread over several TLS records and reads, which the filter must reassemble.
@@ -123,6 +123,7 @@ func scenarioStoreRoutedByCalledAE(t *testing.T, l *lane) {
 	if n, _ := strconv.Atoi(rec.field("presentation_contexts", "presentationContexts")); n < 100 {
 		t.Errorf("audit presentation_contexts = %q, want > 100 (storescu without -R); record %s", rec.field("presentation_contexts"), rec)
 	}
+	p.wantUpstream(t, clusterStoreSCP, 1)
 
 	clear()
 	p = newProbe(t, g)
@@ -136,7 +137,7 @@ func scenarioStoreRoutedByCalledAE(t *testing.T, l *lane) {
 	}
 	wantAuditFields(t, p.wantAudit(t, allowedModalityAE), "route", "modality-a", clusterOrthanc, "")
 	p.wantDelta(t, 1, "dicomgate_decisions_total", "action", "route", "rule", "modality-a")
-	p.wantNoUpstreamAttempt(t)
+	p.wantUpstream(t, clusterOrthanc, 1)
 }
 
 // scenarioCalledAERewrite — scenario 4: Orthanc (AE ORTHANC, DicomCheckCalledAet true) refuses PUBLIC_PACS when called
@@ -164,6 +165,7 @@ func scenarioCalledAERewrite(t *testing.T, l *lane) {
 		t.Errorf("audit rewrite_called_ae = %q, want %q; record %s", got, orthancAE, rec)
 	}
 	p.wantDelta(t, 1, "dicomgate_decisions_total", "action", "route", "rule", "public-pacs")
+	p.wantUpstream(t, clusterOrthanc, 1)
 }
 
 // scenarioMutualTLSAEBinding — scenario 5. Design: the production-shaped gateway requires a client certificate
@@ -239,6 +241,7 @@ func scenarioMutualTLSAEBinding(t *testing.T, l *lane) {
 			t.Errorf("audit peer_uri_san = %q, want %q", got, ok.san)
 		}
 		p.wantDelta(t, 1, "dicomgate_decisions_total", "action", "route", "rule", ok.rule)
+		p.wantUpstream(t, clusterOrthanc, 1)
 		if !o.sawCallingAE(ok.calling, om) {
 			t.Errorf("Orthanc's log shows no association from %s", ok.calling)
 		}
@@ -263,6 +266,7 @@ func scenarioDryRun(t *testing.T, l *lane) {
 	}
 	p.wantDelta(t, 1, "dicomgate_dry_run_denies_total")
 	p.wantDelta(t, 0, "dicomgate_denied_total")
+	p.wantUpstream(t, clusterOrthanc, 1) // the dry-run gateway's default cluster
 }
 
 // scenarioFindQueryOnlyRule — scenario 8: the query-only rule (onlyAbstractSyntaxes: C-FIND and Verification) lets
@@ -303,7 +307,7 @@ func scenarioFindQueryOnlyRule(t *testing.T, l *lane) {
 	}
 	wantAuditFields(t, p.wantAudit(t, queryOnlyAE), "route", "query-only", clusterOrthanc, "")
 	p.wantDelta(t, 1, "dicomgate_decisions_total", "action", "route", "rule", "query-only")
-	p.wantNoUpstreamAttempt(t)
+	p.wantUpstream(t, clusterOrthanc, 1)
 }
 
 // findVia runs a study-root C-FIND for one study through g (findscu -v prints each response dataset).
