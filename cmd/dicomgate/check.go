@@ -71,8 +71,7 @@ func runCheck(stdin io.Reader, stdout io.Writer, name string) error {
 		if p == nil {
 			continue
 		}
-		nw := len(diags)
-		fmt.Fprintf(stdout, "%s: policy is valid (%d rules, %d warnings)\n", where, len(p.RuleNames()), nw)
+		fmt.Fprintf(stdout, "%s: policy is valid (%s, %s)\n", where, countNoun(len(p.RuleNames()), "rule"), countNoun(len(diags), "warning"))
 		io.WriteString(stdout, p.Summary())
 	}
 	if nerr > 0 {
@@ -132,7 +131,7 @@ func (c configDoc) diagnostic(d policy.Diagnostic) string {
 }
 
 // yamlDocSep splits a YAML stream into documents.
-var yamlDocSep = regexp.MustCompile(`(?m)^---[ \t]*(?:#.*)?$`)
+var yamlDocSep = regexp.MustCompile(`(?m)^---[ \t\r]*(?:#[^\n]*)?$`)
 
 // policyDocs finds the policies in a configuration file: a bare policy
 // (JSON or YAML) or the spec.pluginConfig of each WasmPlugin manifest.
@@ -196,7 +195,7 @@ func policyDocs(data []byte) ([]configDoc, error) {
 	case len(bare) == 1:
 		return []configDoc{{json: bare[0], fromYAML: true}}, nil
 	case skipped > 0:
-		return nil, fmt.Errorf("holds %d Kubernetes resources but no WasmPlugin (kind: WasmPlugin) whose spec.pluginConfig is the policy", skipped)
+		return nil, fmt.Errorf("holds %s but no WasmPlugin (kind: WasmPlugin) whose spec.pluginConfig is the policy", countNoun(skipped, "Kubernetes resource"))
 	}
 	return nil, errors.New("is empty; expected a policy or a WasmPlugin manifest")
 }
@@ -230,6 +229,14 @@ func manifestPolicy(obj map[string]json.RawMessage, fromYAML bool) (doc *configD
 		return nil, true, fmt.Errorf("%s: spec.pluginConfig is missing; the WasmPlugin carries no dicomgate policy", label)
 	}
 	return &configDoc{label: label, prefix: "spec.pluginConfig", json: cfg, fromYAML: fromYAML}, true, nil
+}
+
+// countNoun renders "1 rule" or "3 rules".
+func countNoun(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // mustMarshal re-encodes a decoded object (cannot fail for RawMessage values

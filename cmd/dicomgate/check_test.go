@@ -88,7 +88,7 @@ func TestCheckManifest(t *testing.T) {
 	}
 	for _, want := range []string{
 		`(WasmPlugin dicomgate): warning: spec.pluginConfig.mode: "dry-run": decisions are only reported`,
-		"(WasmPlugin dicomgate): policy is valid (2 rules, 1 warnings)",
+		"(WasmPlugin dicomgate): policy is valid (2 rules, 1 warning)",
 		"mode: dry-run",
 	} {
 		if !strings.Contains(out, want) {
