@@ -514,3 +514,46 @@ func TestEvaluateDoesNotAllocate(t *testing.T) {
 		}
 	}
 }
+
+func TestExplainFailures(t *testing.T) {
+	p := mustLoad(t, `{"rules":[
+	  {"name":"called","match":{"calledAETitles":["pacs"]},"aeTitleCaseInsensitive":true,"action":"allow"},
+	  {"name":"uri","match":{"peerURISANs":["spiffe://h/ct1"]},"action":"allow"},
+	  {"name":"dns","match":{"peerDNSSANs":["ct1.example"]},"action":"allow"},
+	  {"name":"subject","match":{"peerSubjects":["CN=CT1"]},"action":"allow"},
+	  {"name":"user","match":{"userIdentityUsernames":["alice"]},"action":"allow"},
+	  {"name":"any-syntax","match":{"abstractSyntaxes":["` + uidCTStorage + `"]},"action":"allow"},
+	  {"name":"only-syntax","match":{"onlyAbstractSyntaxes":["` + uidVerification + `"]},"action":"allow"},
+	  {"name":"src","match":{"sourceCIDRs":["10.0.0.0/8"]},"action":"allow"}]}`)
+	conn := &Conn{MTLS: true, PeerURISAN: "spiffe://h/mr1"}
+	rq := mkRQ("OTHER", "C", withSyntaxes(uidVerification, uidMRStorage), withUser(pdu.UserIdentityJWT, "token"))
+	d := p.Evaluate(rq, conn)
+	s := p.Explain(rq, conn, d)
+	for _, want := range []string{
+		`association: called AE "OTHER", calling AE "C", source unknown, client certificate URI SAN "spiffe://h/mr1"`,
+		`rules[0] "called" did not match: called AE "OTHER" is not in ["pacs"] (case-insensitive)`,
+		`rules[1] "uri" did not match: peer URI SAN "spiffe://h/mr1" is not in ["spiffe://h/ct1"]`,
+		`rules[2] "dns" did not match: the client certificate has no DNS SAN; needs one of ["ct1.example"]`,
+		`rules[3] "subject" did not match: the client certificate has no subject; needs one of ["CN=CT1"]`,
+		`rules[4] "user" did not match: user identity type 5 is not a username (types 1 and 2); needs username ["alice"]`,
+		`rules[5] "any-syntax" did not match: no proposed abstract syntax is in ["` + uidCTStorage + `"]`,
+		`rules[6] "only-syntax" did not match: proposed abstract syntax "` + uidMRStorage + `" (context 3) is not in ["` + uidVerification + `"]`,
+		`rules[7] "src" did not match: source unknown is not in [10.0.0.0/8]`,
+		"decision: deny with A-ASSOCIATE-RJ calling-ae-not-recognized (result 1, source 1, reason 3); reason chosen because the called AE title is accepted by the policy",
+		"(default action)",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("Explain lacks %q:\n%s", want, s)
+		}
+	}
+	// Without mTLS, and the long-policy cut-off.
+	s = p.Explain(rq, nil, p.Evaluate(rq, nil))
+	if !strings.Contains(s, `rules[1] "uri" did not match: needs a client certificate (mTLS) with URI SAN in ["spiffe://h/ct1"]`) {
+		t.Errorf("no-mTLS explanation:\n%s", s)
+	}
+	big := mustLoad(t, string(benchPolicy(40)))
+	s = big.Explain(mkRQ("NONE", "NONE"), nil, big.Evaluate(mkRQ("NONE", "NONE"), nil))
+	if !strings.Contains(s, "... 30 more rules did not match") || strings.Count(s, "did not match:") != 10 {
+		t.Errorf("long policy explanation not cut at 10 rules:\n%s", s)
+	}
+}
