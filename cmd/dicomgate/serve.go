@@ -276,7 +276,10 @@ func runServe(ctx context.Context, cmd *cobra.Command, stderr io.Writer, f serve
 		return &exitError{1, fmt.Errorf("loading the filter %s: %w", f.wasm, err)}
 	}
 	defer plugin.Close(context.Background())
-	plugin.Start(ctx)
+	// Ticks (the filter's inspect deadline) keep running while draining.
+	tickCtx, stopTicks := context.WithCancel(context.Background())
+	defer stopTicks()
+	plugin.Start(tickCtx)
 
 	gcfg := gateway.Config{
 		Clusters:          setup.clusters,
@@ -555,6 +558,12 @@ func serveLoadWasm(ctx context.Context, path string, explicit bool, log *serveLo
 	}
 	if explicit || path != defaultWasmPath {
 		return nil, fmt.Errorf("--wasm %s: no such file; build it with `make wasm` (or give the path of dicomgate.wasm)", path)
+	}
+	// `make build` puts the CLI and the module side by side in build/.
+	if exe, err := os.Executable(); err == nil {
+		if b, err := os.ReadFile(filepath.Join(filepath.Dir(exe), filepath.Base(defaultWasmPath))); err == nil {
+			return b, nil
+		}
 	}
 	goBin, lookErr := exec.LookPath("go")
 	_, srcErr := os.Stat(filepath.Join("filters", "dicomgate"))
