@@ -148,9 +148,13 @@ func newVM(ctx context.Context, p *Plugin, w *worker, configuration []byte) (*vm
 	}
 
 	// Root context: ids start at 1 (0 is the VM context) — cpp-host WasmBase::allocContextId.
+	// cpp-host ContextBase::onStart: PLUGIN_CONFIGURATION (temp_plugin_) is available during the
+	// root context's proxy_on_context_create, not during proxy_on_vm_start.
 	v.root = v.newContext(nil)
 	if v.fnContextCreate != nil {
+		v.configuring, v.pluginConfig = true, configuration
 		v.call(v.root, v.fnContextCreate, uint64(v.root.id), 0)
+		v.configuring, v.pluginConfig = false, nil
 	}
 	if v.failed {
 		return fail("wasm plugin %q: proxy_on_context_create(root) trapped: %s", p.cfg.Name, v.failMsg)
