@@ -31,13 +31,12 @@ type keyPair struct {
 
 // pki is the per-run test certificate authority and the certificates it issued, written as PEM files.
 type pki struct {
-	CAFile   string
-	caPool   *x509.CertPool
-	Server   keyPair // CN dicomgate.test, SAN IP 127.0.0.1 and DNS localhost
-	CT1      keyPair // client, URI SAN spiffe://hospital/modality/ct1
-	MR1      keyPair // client, URI SAN spiffe://hospital/modality/mr1
-	NoSAN    keyPair // client, no SAN at all
-	Upstream keyPair // client certificate a gateway could present upstream (unused by the peers here)
+	CAFile string
+	caPool *x509.CertPool
+	Server keyPair // CN dicomgate.test, SAN IP 127.0.0.1 and DNS localhost
+	CT1    keyPair // client, URI SAN spiffe://hospital/modality/ct1
+	MR1    keyPair // client, URI SAN spiffe://hospital/modality/mr1
+	NoSAN  keyPair // client, no SAN at all
 }
 
 // newPKI generates a CA and the server/client certificates into dir.
@@ -128,9 +127,6 @@ func newPKI(dir string) (*pki, error) {
 		return nil, err
 	}
 	if p.NoSAN, err = issue("nosan", "modality-without-san", false, nil); err != nil {
-		return nil, err
-	}
-	if p.Upstream, err = issue("upstream", "dicomgate-upstream", false, nil); err != nil {
 		return nil, err
 	}
 	return p, nil

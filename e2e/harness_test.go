@@ -192,8 +192,8 @@ func TestHarnessTLSDirect(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.stop()
-	for !portListening(port) {
-		time.Sleep(50 * time.Millisecond)
+	if err := waitListening(p, port, 20*time.Second); err != nil {
+		t.Fatal(err)
 	}
 	for _, kp := range []keyPair{certs.CT1, certs.MR1, certs.NoSAN} {
 		r := runTool(30*time.Second, "echoscu", "-v", "+tls", kp.Key, kp.Cert, "+cf", certs.CAFile, "-aet", "TLS_HARNESS",

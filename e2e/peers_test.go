@@ -179,16 +179,9 @@ func startStoreSCP(label, aet string) (*storeSCP, error) {
 	s := &storeSCP{proc: p, port: port, dir: dir}
 	// The log line "DcmDataDictionary: Loading file" precedes listen(); poll the port without connecting to it (a
 	// probe connection would appear in storescp's log as an association attempt).
-	deadline := time.Now().Add(20 * time.Second)
-	for !portListening(port) {
-		if done, werr := p.exited(); done {
-			return nil, fmt.Errorf("storescp exited during start-up (%v); output:\n%s", werr, tail(p.out.String(), 40))
-		}
-		if time.Now().After(deadline) {
-			_ = p.stop()
-			return nil, fmt.Errorf("storescp not listening on %d after 20 s; output:\n%s", port, tail(p.out.String(), 40))
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := waitListening(p, port, 20*time.Second); err != nil {
+		_ = p.stop()
+		return nil, err
 	}
 	return s, nil
 }

@@ -220,6 +220,7 @@ func runTool(timeout time.Duration, name string, args ...string) toolResult {
 	cmd.Env = append(os.Environ(), "TCP_NODELAY=1")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second // do not wait forever for output pipes a killed client's children may hold
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = &out
@@ -313,18 +314,17 @@ func mustFreePort(t testing.TB) int {
 	return p
 }
 
-// waitTCP waits until addr accepts TCP connections.
-func waitTCP(addr string, timeout time.Duration) error {
+// waitListening waits until something listens on 127.0.0.1:port (without connecting to it) or p exits.
+func waitListening(p *proc, port int, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			_ = c.Close()
-			return nil
+	for !portListening(port) {
+		if done, werr := p.exited(); done {
+			return fmt.Errorf("%s exited during start-up (%v); output:\n%s", p.name, werr, tail(p.out.String(), 40))
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not accepting connections after %v: %w", addr, timeout, err)
+			return fmt.Errorf("%s not listening on %d after %v; output:\n%s", p.name, port, timeout, tail(p.out.String(), 40))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	return nil
 }
