@@ -41,7 +41,8 @@ const (
 	// FailOpen: in-flight connections become pass-through, new connections get no filter at all.
 	FailOpen
 	// FailReload: in-flight connections are closed like FailClosed; a new connection recreates the VM
-	// (after a backoff of at least PluginConfig.ReloadBackoff) and then proceeds normally.
+	// when at least PluginConfig.ReloadBackoff (jittered up to 1.5×) has passed since the VM was
+	// loaded or last reloaded, and then proceeds normally; before that it is closed.
 	FailReload
 )
 
@@ -136,8 +137,8 @@ type PluginConfig struct {
 	// CacheDir is the wazero compilation cache directory; "" means os.UserCacheDir()/dicomgate/wazero.
 	// Set to "-" to disable the on-disk cache.
 	CacheDir string
-	// ReloadBackoff is the minimum time between VM recreations under FailReload; 0 means 1 s (Envoy's
-	// default base interval in wasm.cc maybeReloadHandleIfNeeded).
+	// ReloadBackoff is the base interval between VM (re)loads under FailReload; the actual interval is
+	// jittered in [base, 1.5·base). 0 means 1 s (Envoy ReloadConfig.backoff.base_interval default).
 	ReloadBackoff time.Duration
 }
 

@@ -2,7 +2,9 @@ package host
 
 import (
 	"context"
+	"math/rand/v2"
 	"net/netip"
+	"time"
 
 	"github.com/tetratelabs/wazero/api"
 )
@@ -137,10 +139,15 @@ func (p *Plugin) NewConn(info ConnInfo, proxy TCPProxyConfig, t Transport) *Conn
 	return c
 }
 
-// maybeReload recreates a failed VM under FAIL_RELOAD if the backoff allows. Called with w.mu held.
+// maybeReload recreates a failed VM under FAIL_RELOAD if the backoff allows (Envoy wasm.cc
+// PluginConfig::maybeReloadHandleIfNeeded: the interval is measured from the handle's last load —
+// its creation, then every attempt — and drawn from JitteredLowerBoundBackOffStrategy, i.e. in
+// [base, 1.5·base)). Called with w.mu held.
 func (p *Plugin) maybeReload(w *worker) *vm {
 	now := p.clock.Now()
-	if !w.lastReload.IsZero() && now.Sub(w.lastReload) < p.cfg.ReloadBackoff {
+	base := p.cfg.ReloadBackoff
+	interval := base + time.Duration(rand.Int64N(int64(base/2)+1))
+	if now.Sub(w.lastReload) < interval {
 		return nil
 	}
 	w.lastReload = now

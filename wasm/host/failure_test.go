@@ -80,8 +80,8 @@ func TestFailurePolicy_FailOpen(t *testing.T) {
 }
 
 // FAIL_RELOAD (Envoy wasm.cc maybeReloadHandleIfNeeded): in-flight connections close like
-// FAIL_CLOSED; a new connection recreates the VM once the backoff (≥ 1 s) has elapsed; before that
-// new connections are closed.
+// FAIL_CLOSED; a new connection recreates the VM once the jittered backoff ([1 s, 1.5 s)) since the
+// last load has elapsed; before that new connections are closed.
 func TestFailurePolicy_FailReload(t *testing.T) {
 	e := newTestPlugin(t, `{"pause_until":3,"panic_on_data":false}`, func(c *PluginConfig) { c.FailurePolicy = FailReload })
 	// Make the VM trap by reconfiguring into panic mode on data.
@@ -94,7 +94,11 @@ func TestFailurePolicy_FailReload(t *testing.T) {
 	if sa := a.State(); !sa.Closed || sa.CloseReason != "wasm_fail_stream" {
 		t.Fatalf("state = %+v", sa)
 	}
-	// First new connection after the failure: no reload yet attempted ⇒ reload now.
+	// Within the backoff measured from the initial load: closed, no reload.
+	if c0 := e.conn(t, TCPProxyConfig{Cluster: "default"}, &recTransport{autoConnect: true}); !c0.State().Closed {
+		t.Fatalf("within the backoff after load: %+v", c0.State())
+	}
+	e.clk.Advance(1500 * time.Millisecond)
 	trB := &recTransport{autoConnect: true}
 	b := e.conn(t, TCPProxyConfig{Cluster: "default"}, trB)
 	if sb := b.State(); sb.Closed || sb.FilterFailed {
@@ -117,7 +121,7 @@ func TestFailurePolicy_FailReload(t *testing.T) {
 	if sc := c.State(); !sc.Closed {
 		t.Fatalf("within backoff: %+v", sc)
 	}
-	e.clk.Advance(600 * time.Millisecond)
+	e.clk.Advance(1000 * time.Millisecond)
 	d := e.conn(t, TCPProxyConfig{Cluster: "default"}, &recTransport{autoConnect: true})
 	if sd := d.State(); sd.Closed {
 		t.Fatalf("after backoff: %+v", sd)

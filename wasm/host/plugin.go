@@ -106,6 +106,7 @@ func NewPlugin(ctx context.Context, wasm []byte, cfg PluginConfig) (*Plugin, err
 			return nil, err
 		}
 		w.vm = v
+		w.lastReload = p.clock.Now() // the handle's last_load: its creation
 		p.workers = append(p.workers, w)
 	}
 	return p, nil
