@@ -302,8 +302,11 @@ func scenarioFindQueryOnlyRule(t *testing.T, l *lane) {
 	p = newProbe(t, g)
 	r = findVia(g, &certs.NoSAN, queryOnlyAE, studyUID)
 	wantOK(t, r, "findscu as QUERY1")
-	if !strings.Contains(r.out, studyUID) {
-		t.Errorf("findscu through the gateway did not return study %s:\n%s", studyUID, r)
+	// findscu echoes the request identifiers too; only the text after the first pending response is the answer.
+	_, resp, found := strings.Cut(r.out, "Find Response: 1 (Pending)")
+	wantName := stringValue(f.Dataset, tag.PatientName)
+	if !found || !strings.Contains(resp, studyUID) || !strings.Contains(resp, "["+wantName+"]") || !strings.Contains(resp, "["+orthancAE) {
+		t.Errorf("findscu through the gateway did not get study %s (patient %s) from Orthanc in a pending response:\n%s", studyUID, wantName, r)
 	}
 	wantAuditFields(t, p.wantAudit(t, queryOnlyAE), "route", "query-only", clusterOrthanc, "")
 	p.wantDelta(t, 1, "dicomgate_decisions_total", "action", "route", "rule", "query-only")
