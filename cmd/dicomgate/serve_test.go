@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -23,6 +24,8 @@ import (
 	"github.com/suyashkumar/dicom/pkg/tag"
 
 	"github.com/dicomgate/dicomgate/sdk/pdu"
+	"github.com/dicomgate/dicomgate/wasm/demopacs"
+	"github.com/dicomgate/dicomgate/wasm/gateway"
 )
 
 // lockedBuf is a goroutine-safe bytes.Buffer.
@@ -257,4 +260,125 @@ func TestServeDemo(t *testing.T) {
 	_, err = os.Stat(demoDir)
 	require.NoError(t, err, "--demo-dir is kept")
 	require.False(t, strings.Contains(stderr.String(), "panic"))
+}
+
+// startServe runs runServe in the background and returns the listen address
+// once the ready line is printed.
+func startServe(t *testing.T, f serveFlags) (addr string, stderr *lockedBuf, stop func() error) {
+	t.Helper()
+	stderr = &lockedBuf{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runServe(ctx, nil, stderr, f) }()
+	ready := regexp.MustCompile(`(?m)^dicomgate: listening on (\S+)$`)
+	deadline := time.Now().Add(25 * time.Second)
+	for {
+		if m := ready.FindStringSubmatch(stderr.String()); m != nil {
+			addr = m[1]
+			break
+		}
+		select {
+		case err := <-done:
+			cancel()
+			t.Fatalf("serve exited early: %v\n%s", err, stderr.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("no ready line:\n%s", stderr.String())
+		}
+	}
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case err = <-done:
+			case <-time.After(10 * time.Second):
+				err = errors.New("serve did not stop")
+			}
+		})
+		return err
+	}
+	t.Cleanup(func() { stop() })
+	return addr, stderr, stop
+}
+
+// Explicit configuration: a YAML policy, TLS with a client CA, two clusters
+// (one with two endpoints used round robin) and a default cluster.
+func TestServeExplicitConfig(t *testing.T) {
+	wasm := filterWasm(t)
+	dir := t.TempDir()
+	pki, err := gateway.WriteDemoPKI(filepath.Join(dir, "pki"), gateway.PKIOptions{ClientCN: "CT1", ClientOrg: "Hospital"})
+	require.NoError(t, err)
+	var peers []*demopacs.Server
+	var peerLog lockedBuf
+	logf := func(format string, args ...any) { fmt.Fprintf(&peerLog, format+"\n", args...) }
+	for i := 0; i < 3; i++ {
+		s, err := demopacs.Start("127.0.0.1:0", demopacs.Config{Name: fmt.Sprintf("P%d", i), Logf: logf})
+		require.NoError(t, err)
+		t.Cleanup(func() { s.Close() })
+		peers = append(peers, s)
+	}
+	policyFile := filepath.Join(dir, "policy.yaml")
+	require.NoError(t, os.WriteFile(policyFile, []byte(`# routes CT1 by certificate subject
+defaultAction: deny
+rules:
+  - name: ct1
+    match:
+      calledAETitles: [PACS]
+      peerSubjects: ["CN=CT1,O=Hospital"]
+    action: route
+    cluster: pacs
+  - name: echo
+    match: {calledAETitles: [ECHO]}
+    action: allow
+`), 0o644))
+	f := serveDefaults()
+	f.wasm, f.policyFile, f.workers = wasm, policyFile, 1
+	f.tlsCert, f.tlsKey, f.clientCA = pki.ServerCert, pki.ServerKey, pki.CACert
+	f.clusters = []string{"pacs=" + peers[0].Addr().String() + "," + peers[1].Addr().String(), "echo=" + peers[2].Addr().String()}
+	f.defaultCluster = "echo"
+	f.earlyDataBytes = 65536
+	addr, stderr, stop := startServe(t, f)
+
+	pool := x509.NewCertPool()
+	caPEM, err := os.ReadFile(pki.CACert)
+	require.NoError(t, err)
+	pool.AppendCertsFromPEM(caPEM)
+	cert, err := tls.LoadX509KeyPair(pki.ClientCert, pki.ClientKey)
+	require.NoError(t, err)
+	cfg := &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, ServerName: "localhost"}
+	echo := readCapture(t, "echo_default.c2s.bin")
+	assocAE := func(called string) string {
+		c, err := tls.Dial("tcp", addr, cfg)
+		require.NoError(t, err)
+		defer c.Close()
+		require.NoError(t, c.SetDeadline(time.Now().Add(10*time.Second)))
+		_, err = c.Write(withAEs(echo, called, "CT1"))
+		require.NoError(t, err)
+		require.NoError(t, c.CloseWrite())
+		got, _ := io.ReadAll(c)
+		if len(got) == 0 {
+			return ""
+		}
+		first, _, err := (&pdu.Framer{}).Next(got)
+		require.NoError(t, err)
+		var ac pdu.AssociateAC
+		require.NoError(t, (&pdu.Decoder{}).DecodeAssociateAC(first, &ac))
+		return string(ac.CalledAETitle())
+	}
+	require.Equal(t, "PACS", assocAE("PACS"))
+	require.Equal(t, "PACS", assocAE("PACS"))
+	require.Equal(t, "ECHO", assocAE("ECHO"))
+	require.Equal(t, "", assocAE("OTHER"))
+	require.NoError(t, stop())
+	require.Contains(t, stderr.String(), "dicomgate: stopped")
+	out := peerLog.String()
+	// Round robin over the two endpoints of cluster pacs, the allowed echo on the default cluster.
+	require.Contains(t, out, "P0: association CT1 -> PACS")
+	require.Contains(t, out, "P1: association CT1 -> PACS")
+	require.Contains(t, out, "P2: association CT1 -> ECHO")
+	require.NotContains(t, out, "OTHER")
 }
