@@ -28,8 +28,9 @@ const (
 	// VerificationSOPClass is the C-ECHO SOP class.
 	VerificationSOPClass = "1.2.840.10008.1.1"
 	// ImplementationClassUID identifies this acceptor in A-ASSOCIATE-AC and
-	// in the file meta information of stored files.
-	ImplementationClassUID = "1.2.826.0.1.3680043.10.1467.1"
+	// in the file meta information of stored files (a 2.25 UUID-derived UID,
+	// PS3.5 §B.2, so it needs no registered root).
+	ImplementationClassUID = "2.25.66907759712330457091512750664823410751"
 	// ImplementationVersionName accompanies ImplementationClassUID.
 	ImplementationVersionName = "DICOMGATE_DEMO"
 )
