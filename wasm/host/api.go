@@ -18,7 +18,6 @@
 //     Reconfigure uses a canary.
 //   - tcp_proxy is modelled in its IMMEDIATE upstream_connect_mode only (ON_DOWNSTREAM_DATA and
 //     ON_DOWNSTREAM_TLS_HANDSHAKE are not modelled).
-//   - Under FailOpen, connections already open on a VM that traps become pass-through.
 //   - path_link / path_symlink use the WASI signatures (cpp-host declares one parameter fewer).
 //   - Properties cover the L4 set of the design note §4.2 plus static PluginConfig.Properties;
 //     xds.*, metadata and request.* are only available through PluginConfig.Properties.
@@ -38,7 +37,11 @@ const (
 	// FailClosed (default): in-flight connections of the failed VM are closed, new ones are closed at
 	// new connection (Envoy wasm.cc PluginConfig::createContext with an empty Context).
 	FailClosed FailurePolicy = iota
-	// FailOpen: in-flight connections become pass-through, new connections get no filter at all.
+	// FailOpen: new connections get no filter at all (plain tcp_proxy). Connections already open on
+	// the failed VM are closed like FailClosed, because Envoy's per-stream check (cpp-host context.cc
+	// CHECK_FAIL) reads PluginBase::fail_open_, which Envoy fills from the legacy fail_open bool
+	// (source/extensions/common/wasm/plugin.h), not from failure_policy — which is what Istio ≥ 1.25
+	// sends. Set PluginConfig.LegacyFailOpen to model fail_open: true (in-flight pass-through).
 	FailOpen
 	// FailReload: in-flight connections are closed like FailClosed; a new connection recreates the VM
 	// when at least PluginConfig.ReloadBackoff (jittered up to 1.5×) has passed since the VM was
@@ -137,6 +140,10 @@ type PluginConfig struct {
 	// CacheDir is the wazero compilation cache directory; "" means os.UserCacheDir()/dicomgate/wazero.
 	// Set to "-" to disable the on-disk cache.
 	CacheDir string
+	// LegacyFailOpen models Envoy's legacy PluginConfig.fail_open = true (FailurePolicy must be
+	// FailOpen): connections already open on a VM that traps continue as pass-through (CHECK_FAIL
+	// returns Continue) instead of being closed.
+	LegacyFailOpen bool
 	// ReloadBackoff is the base interval between VM (re)loads under FailReload; the actual interval is
 	// jittered in [base, 1.5·base). 0 means 1 s (Envoy ReloadConfig.backoff.base_interval default).
 	ReloadBackoff time.Duration

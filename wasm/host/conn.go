@@ -569,13 +569,14 @@ func (c *Conn) writeUpstream(data []byte, end bool) {
 
 func (c *Conn) vmFailed() bool { return c.emptyCtx || c.v == nil || c.v.failed }
 
-// checkFailNet is cpp-host context.cc CHECK_FAIL_NET: on a failed VM, FAIL_OPEN ⇒ Continue; else
-// failStream(Downstream) + failStream(Upstream) (both close the client, once) and StopIteration.
+// checkFailNet is cpp-host context.cc CHECK_FAIL_NET: on a failed VM, plugin_->fail_open_ (the
+// legacy fail_open bool) ⇒ Continue; else failStream(Downstream) + failStream(Upstream) (both close
+// the client, once) and StopIteration.
 func (c *Conn) checkFailNet() (bool, filterStatus) {
 	if !c.vmFailed() {
 		return false, filterContinue
 	}
-	if c.p.cfg.FailurePolicy == FailOpen && !c.emptyCtx {
+	if c.p.cfg.LegacyFailOpen {
 		return true, filterContinue
 	}
 	if !c.streamFailed {

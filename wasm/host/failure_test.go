@@ -50,10 +50,32 @@ func TestFailurePolicy_FailClosed(t *testing.T) {
 	e.p.Tick(e.clk.Advance(time.Hour)) // no tick on a failed VM (would panic the guest again)
 }
 
-// FAIL_OPEN: in-flight connections become pass-through; new connections get no filter at all
-// (plain tcp_proxy).
+// FAIL_OPEN as Istio ≥ 1.25 sends it (failure_policy): new connections get no filter at all (Envoy
+// wasm.cc PluginConfig::createContext returns nullptr), but a connection open on the VM that trapped
+// is closed, because CHECK_FAIL reads the legacy fail_open bool (Envoy plugin.h PluginBase).
 func TestFailurePolicy_FailOpen(t *testing.T) {
 	e := newTestPlugin(t, `{"panic_on_data":true}`, func(c *PluginConfig) { c.FailurePolicy = FailOpen })
+	trA := &recTransport{autoConnect: true}
+	a := e.conn(t, TCPProxyConfig{Cluster: "default"}, trA)
+	a.DownstreamData([]byte("boom"), false)
+	if sa := a.State(); !sa.Closed || sa.CloseReason != "wasm_fail_stream" || trA.upstream() != "" {
+		t.Fatalf("in-flight conn state = %+v upstream %q", sa, trA.upstream())
+	}
+	trB := &recTransport{autoConnect: true}
+	b := e.conn(t, TCPProxyConfig{Cluster: "default"}, trB)
+	b.DownstreamData([]byte("plain"), false)
+	if sb := b.State(); sb.FilterInstalled || sb.Closed || trB.upstream() != "plain" {
+		t.Fatalf("new conn state = %+v upstream %q", sb, trB.upstream())
+	}
+	if v, _ := e.p.Metrics().Get("wasm_host_connections_fail_open_total"); v != 1 {
+		t.Fatalf("fail_open counter = %d", v)
+	}
+}
+
+// Legacy fail_open = true: CHECK_FAIL returns Continue, so in-flight connections become
+// pass-through; new connections get no filter.
+func TestFailurePolicy_LegacyFailOpen(t *testing.T) {
+	e := newTestPlugin(t, `{"panic_on_data":true}`, func(c *PluginConfig) { c.FailurePolicy = FailOpen; c.LegacyFailOpen = true })
 	trA := &recTransport{autoConnect: true}
 	a := e.conn(t, TCPProxyConfig{Cluster: "default"}, trA)
 	a.DownstreamData([]byte("boom"), false)
@@ -141,5 +163,12 @@ func TestFailurePolicy_TrapInNewConnection(t *testing.T) {
 	}
 	if got := opsString(tr); got != "read_disabled=true|close_downstream wasm_fail_stream" {
 		t.Fatalf("ops = %q", got)
+	}
+}
+
+func TestNewPlugin_LegacyFailOpenNeedsFailOpen(t *testing.T) {
+	_, err := NewPlugin(t.Context(), testFilter(t, ""), PluginConfig{Name: "x", LegacyFailOpen: true, CacheDir: cacheDir(t)})
+	if err == nil || !strings.Contains(err.Error(), "LegacyFailOpen") {
+		t.Fatalf("err = %v", err)
 	}
 }

@@ -67,6 +67,9 @@ func NewPlugin(ctx context.Context, wasm []byte, cfg PluginConfig) (*Plugin, err
 	if cfg.Workers <= 0 {
 		cfg.Workers = runtime.GOMAXPROCS(0)
 	}
+	if cfg.LegacyFailOpen && cfg.FailurePolicy != FailOpen {
+		return nil, fmt.Errorf("wasm plugin %q: LegacyFailOpen needs FailurePolicy FailOpen (Envoy: only one of fail_open or failure_policy can be set)", cfg.Name)
+	}
 	if cfg.ReloadBackoff <= 0 {
 		cfg.ReloadBackoff = time.Second
 	}
