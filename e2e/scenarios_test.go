@@ -88,8 +88,8 @@ func scenarioStoreRoutedByCalledAE(t *testing.T, l *lane) {
 	wantOK(t, r, "storescu +tls as MODALITY1 -> PACS_B")
 	assertStoredInStoreSCP(t, s, files)
 	for _, f := range files {
-		if id, _ := o.instanceBySOPUID(f.SOPInstanceUID); id != "" {
-			t.Errorf("%s routed to PACS_B (storescp) also landed in Orthanc", filepath.Base(f.Path))
+		if id, err := o.instanceBySOPUID(f.SOPInstanceUID); err != nil || id != "" {
+			t.Errorf("%s routed to PACS_B (storescp) also landed in Orthanc (instance %q, err %v)", filepath.Base(f.Path), id, err)
 		}
 	}
 	if len(grepLines(s.proc.out.String(), "Called Application Name:", routeToStoreSCPAE)) == 0 {
