@@ -250,7 +250,8 @@ func (c *Conn) UpstreamConnectFailed(reason string) {
 // proxy_on_upstream_connection_close(UNKNOWN), Envoy Context::onWrite), then WriteDownstream.
 func (c *Conn) UpstreamData(b []byte, endStream bool) {
 	c.event(func() {
-		if c.closed {
+		// ConnectionImpl::write: nothing to write and no end_stream ⇒ no write filter runs.
+		if c.closed || (len(b) == 0 && !endStream) {
 			return
 		}
 		c.usBuf = append(c.usBuf, b...)
