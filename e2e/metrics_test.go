@@ -120,11 +120,12 @@ func normMetric(s string) string {
 //   - flat: label values (optionally with their keys) joined to the name with any separator, before or after it,
 //     e.g. dicomgate_denied_total_reason_policy or envoy_reason___policy____dicomgate_denied_total.
 //
-// With no labels asked for, flat samples carrying label values are not counted (they are breakdowns and would
-// double count).
+// With no labels asked for, flat samples carrying label values (breakdowns) are summed only when the metric has
+// no sample under its exact name, so a total exported next to its breakdowns is not counted twice.
 func (m metricSet) get(name string, labels ...string) float64 {
 	want := normMetric(name)
-	var sum float64
+	var exactSum, flatSum float64
+	anyExact := false
 	for _, s := range m {
 		sname, slabels := decodeIstioName(s.name, s.labels)
 		pre, rest, ok := splitAroundName(normMetric(sname), want)
@@ -133,12 +134,10 @@ func (m metricSet) get(name string, labels ...string) float64 {
 		}
 		extra := strings.Trim(stripHostPrefix(pre)+"_"+rest, "_")
 		if extra == "" {
+			anyExact = true
 			if labelsMatch(slabels, labels) {
-				sum += s.value
+				exactSum += s.value
 			}
-			continue
-		}
-		if len(labels) == 0 {
 			continue
 		}
 		tokens := "_" + extra + "_"
@@ -150,10 +149,13 @@ func (m metricSet) get(name string, labels ...string) float64 {
 			}
 		}
 		if all {
-			sum += s.value
+			flatSum += s.value
 		}
 	}
-	return sum
+	if len(labels) == 0 && anyExact {
+		return exactSum
+	}
+	return exactSum + flatSum
 }
 
 // decodeIstioName strips leading "KEY=.=VALUE;.;" segments from name and adds them to a copy of labels.
@@ -294,6 +296,8 @@ reason=.=too_large;.;dicomgate_denied_total 8
 action=.=route;.;rule=.=modality-b;.;dicomgate_decisions_total 11
 envoy_reason___malformed____dicomgate_denied_total 12
 envoy_wasmcustom_dicomgate_associations_total 100
+reason___a___dicomgate_flat_only_total 2
+dicomgate_flat_only_total_reason_b 3
 `
 	m, err := parseMetrics(page)
 	if err != nil {
@@ -317,6 +321,8 @@ envoy_wasmcustom_dicomgate_associations_total 100
 		{"dicomgate_decisions_total", []string{"action", "deny", "rule", `a,b "q"`}, 5},
 		{"dicomgate_decisions_total", []string{"action", "route"}, 13},
 		{"dicomgate_associations_total", nil, 107},
+		{"dicomgate_flat_only_total", nil, 5}, // only breakdowns exported: their sum
+		{"dicomgate_flat_only_total", []string{"reason", "b"}, 3},
 		{"dicomgate_dry_run_denies_total", nil, 4},
 		{"dicomgate_gateway_downstream_closes_total", []string{"reason", "policy"}, 9},
 	}
