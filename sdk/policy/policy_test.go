@@ -522,8 +522,8 @@ func TestExplainFailures(t *testing.T) {
 	  {"name":"dns","match":{"peerDNSSANs":["ct1.example"]},"action":"allow"},
 	  {"name":"subject","match":{"peerSubjects":["CN=CT1"]},"action":"allow"},
 	  {"name":"user","match":{"userIdentityUsernames":["alice"]},"action":"allow"},
-	  {"name":"any-syntax","match":{"abstractSyntaxes":["` + uidCTStorage + `"]},"action":"allow"},
-	  {"name":"only-syntax","match":{"onlyAbstractSyntaxes":["` + uidVerification + `"]},"action":"allow"},
+	  {"name":"any-syntax","match":{"abstractSyntaxes":["`+uidCTStorage+`"]},"action":"allow"},
+	  {"name":"only-syntax","match":{"onlyAbstractSyntaxes":["`+uidVerification+`"]},"action":"allow"},
 	  {"name":"src","match":{"sourceCIDRs":["10.0.0.0/8"]},"action":"allow"}]}`)
 	conn := &Conn{MTLS: true, PeerURISAN: "spiffe://h/mr1"}
 	rq := mkRQ("OTHER", "C", withSyntaxes(uidVerification, uidMRStorage), withUser(pdu.UserIdentityJWT, "token"))
