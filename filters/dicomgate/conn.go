@@ -112,7 +112,7 @@ func (c *conn) OnDownstreamClose(types.PeerType) {
 		c.state = stateClosed
 		delete(c.p.pending, c.id)
 		c.p.m.deny(reasonEOF)
-		c.p.logAudit(c, auditEntry{decision: "deny", reason: reasonEOF, at: now()})
+		c.p.logAudit(c, &auditEntry{decision: "deny", reason: reasonEOF, at: now(), ruleIndex: -1})
 	}
 }
 
@@ -279,7 +279,7 @@ func (c *conn) rewrite(rqBytes []byte, called, calling string) error {
 func (c *conn) pass(e *auditEntry) types.Action {
 	c.state = statePassed
 	delete(c.p.pending, c.id)
-	c.p.logAudit(c, *e)
+	c.p.logAudit(c, e)
 	return types.ActionContinue
 }
 
@@ -291,7 +291,7 @@ func (c *conn) closeWith(e *auditEntry) types.Action {
 	if err := hostCloseDownstream(c.id); err != nil {
 		proxywasm.LogError("dicomgate: connection " + strconv.FormatUint(uint64(c.id), 10) + ": close failed: " + err.Error())
 	}
-	c.p.logAudit(c, *e)
+	c.p.logAudit(c, e)
 	return types.ActionPause
 }
 
