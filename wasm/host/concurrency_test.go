@@ -96,4 +96,12 @@ func TestConn_ConcurrentConnectionsAcrossWorkers(t *testing.T) {
 	if got := len(eventsAfter(e, "stream_done")); got != n {
 		t.Errorf("stream_done events = %d, want %d", got, n)
 	}
+	// Host-side state is released: only the root context remains per VM.
+	for _, w := range e.p.workers {
+		w.mu.Lock()
+		if got := len(w.vm.contexts); got != 1 {
+			t.Errorf("worker %d: %d live contexts after every connection closed", w.index, got)
+		}
+		w.mu.Unlock()
+	}
 }
