@@ -275,6 +275,7 @@ func (p *Plugin) Close(ctx context.Context) error {
 		return nil
 	}
 	p.stopOnce.Do(func() { close(p.stop) })
+	releaseSharedQueues(p)
 	for _, w := range p.workers {
 		w.mu.Lock()
 		if v := w.vm; v != nil {

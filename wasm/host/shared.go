@@ -193,3 +193,15 @@ func envEnqueueSharedQueue(v *vm, _ api.Module, s []uint64) {
 	}
 	ret(s, statusOK)
 }
+
+// releaseSharedQueues forgets p's VMs as queue registrants (queues and their items stay, like
+// cpp-host's process-wide SharedQueue).
+func releaseSharedQueues(p *Plugin) {
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	for _, q := range shared.queues {
+		if q.owner != nil && q.owner.p == p {
+			q.owner = nil
+		}
+	}
+}
