@@ -98,6 +98,9 @@ type Conn struct {
 // the VM when ReloadBackoff has elapsed since the last attempt (else behaves like FAIL_CLOSED)
 // (Envoy wasm.cc PluginConfig::createContext / maybeReloadHandleIfNeeded).
 func (p *Plugin) NewConn(info ConnInfo, proxy TCPProxyConfig, t Transport) *Conn {
+	if t == nil {
+		t = discardTransport{}
+	}
 	w := p.workers[int(p.next.Add(1)-1)%len(p.workers)]
 	c := &Conn{p: p, w: w, info: info, proxy: proxy, t: t, hasWasm: true, filterState: map[string]string{}}
 	if b, ok := t.(ConnBinder); ok {
@@ -757,3 +760,13 @@ func (c *Conn) applyDeferred(kind int) {
 		c.closeDownstreamLocal("wasm_upstream_close")
 	}
 }
+
+// discardTransport stands in for a nil Transport.
+type discardTransport struct{}
+
+func (discardTransport) ConnectUpstream(string)         {}
+func (discardTransport) WriteUpstream([]byte, bool)     {}
+func (discardTransport) WriteDownstream([]byte, bool)   {}
+func (discardTransport) CloseDownstream(string)         {}
+func (discardTransport) CloseUpstream()                 {}
+func (discardTransport) SetDownstreamReadDisabled(bool) {}
