@@ -305,3 +305,31 @@ func TestConnectionImpl_OnRead_EndStreamRaisedOnce(t *testing.T) {
 		t.Fatalf("ops = %q", got)
 	}
 }
+
+// A tick may close a paused connection through set_effective_context + close_stream (the deferred
+// close runs after proxy_on_tick returns; Envoy Context::closeStream).
+func TestContext_CloseStreamFromTick(t *testing.T) {
+	e := newTestPlugin(t, `{"new_conn":"pause","tick_ms":100,"tick_action":"close"}`, nil)
+	tr := &recTransport{}
+	c := e.conn(t, TCPProxyConfig{Cluster: "default"}, tr)
+	e.p.Tick(e.clk.Advance(100 * time.Millisecond))
+	if got := e.log.probe(t, "tick_close"); got != "id=2 status=0" {
+		t.Fatalf("tick_close = %q", got)
+	}
+	if s := c.State(); !s.Closed || s.CloseReason != "wasm_downstream_close" || s.TCPProxyInitialized {
+		t.Fatalf("state = %+v", s)
+	}
+	// No upstream was requested, so only the client is closed.
+	if got := opsString(tr); got != "read_disabled=true|close_downstream wasm_downstream_close" {
+		t.Fatalf("ops = %q", got)
+	}
+	ev := e.log.events()
+	if ev[len(ev)-2] != "downstream_close id=2 peer=1" || ev[len(ev)-1] != "stream_done id=2" {
+		t.Fatalf("events = %q", ev)
+	}
+	// The next tick no longer sees the connection.
+	e.p.Tick(e.clk.Advance(100 * time.Millisecond))
+	if ev := eventsAfter(e, "tick"); ev[len(ev)-1] != "tick root=1 conns=0" {
+		t.Fatalf("ticks = %q", ev)
+	}
+}
