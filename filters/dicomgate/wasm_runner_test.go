@@ -1,0 +1,233 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dicomgate/dicomgate/internal/filtertable"
+	"github.com/dicomgate/dicomgate/wasm/host"
+)
+
+// wasmModule builds the filter with the same command as `make wasm` (or
+// reads $DICOMGATE_WASM) once per test binary.
+var wasmModule = sync.OnceValues(func() ([]byte, error) {
+	if p := os.Getenv("DICOMGATE_WASM"); p != "" {
+		return os.ReadFile(p)
+	}
+	dir, err := os.MkdirTemp("", "dicomgate-wasm-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	out := filepath.Join(dir, "dicomgate.wasm")
+	cmd := exec.Command(goBin, "build", "-buildmode=c-shared", "-trimpath", "-o", out, ".")
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		return nil, errors.New("building the wasm module: " + err.Error() + "\n" + string(msg))
+	}
+	return os.ReadFile(out)
+})
+
+// wasmRunner drives build/dicomgate.wasm through wasm/host, the
+// Envoy-faithful proxy-wasm host (filter manager + tcp_proxy with
+// max_early_data_bytes), with a fake clock.
+type wasmRunner struct {
+	tb     testing.TB
+	wasm   []byte
+	plugin *host.Plugin
+	clock  *fakeClock
+	logs   *levelLogger
+	nextID uint64
+}
+
+var _ filtertable.Runner = (*wasmRunner)(nil)
+
+type fakeClock struct {
+	mu   sync.Mutex
+	now  time.Time
+	mono time.Duration
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Monotonic() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mono
+}
+
+func (c *fakeClock) advance(d time.Duration) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	c.mono += d
+	return c.now
+}
+
+type levelLogger struct {
+	mu    sync.Mutex
+	lines map[filtertable.Level][]string
+}
+
+func (l *levelLogger) Log(level host.LogLevel, _ string, msg string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lv := filtertable.Level(level.String())
+	if level == host.LogCritical {
+		lv = filtertable.LevelError
+	}
+	l.lines[lv] = append(l.lines[lv], msg)
+}
+
+func newWasmRunner(tb testing.TB) *wasmRunner {
+	if testing.Short() {
+		tb.Skip("builds the wasm module; skipped in -short mode")
+	}
+	wasm, err := wasmModule()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	r := &wasmRunner{tb: tb, wasm: wasm}
+	tb.Cleanup(r.close)
+	return r
+}
+
+func (r *wasmRunner) close() {
+	if r.plugin != nil {
+		_ = r.plugin.Close(context.Background())
+		r.plugin = nil
+	}
+}
+
+func (r *wasmRunner) Configure(config []byte) error {
+	r.close()
+	r.clock = &fakeClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), mono: time.Second}
+	r.logs = &levelLogger{lines: map[filtertable.Level][]string{}}
+	p, err := host.NewPlugin(context.Background(), r.wasm, host.PluginConfig{
+		Name: "istio-ingress.dicomgate", RootID: "dicomgate", Configuration: config,
+		Workers: 1, Clock: r.clock, Logger: r.logs,
+	})
+	if err != nil {
+		return err
+	}
+	r.plugin = p
+	return nil
+}
+
+func (r *wasmRunner) NewConn(props filtertable.ConnProps) (filtertable.Conn, error) {
+	r.nextID++
+	info := host.ConnInfo{ID: r.nextID, Destination: netip.MustParseAddrPort("10.0.0.1:11112")}
+	if props.Source != "" {
+		ap, err := netip.ParseAddrPort(props.Source)
+		if err != nil {
+			return nil, err
+		}
+		info.Source = ap
+	}
+	if props.MTLS || props.URISAN != "" || props.DNSSAN != "" || props.Subject != "" || props.SHA256 != "" {
+		tls := &host.TLSInfo{Version: "TLSv1.3", PeerCertPresented: props.MTLS, SubjectPeer: props.Subject, SHA256PeerDigest: props.SHA256}
+		if props.URISAN != "" {
+			tls.URISANsPeer = []string{props.URISAN}
+		}
+		if props.DNSSAN != "" {
+			tls.DNSSANsPeer = []string{props.DNSSAN}
+		}
+		info.TLS = tls
+	}
+	t := &wasmTransport{}
+	t.conn = r.plugin.NewConn(info, host.TCPProxyConfig{Cluster: filtertable.DefaultCluster, MaxEarlyDataBytes: 2 << 20}, t)
+	return t, nil
+}
+
+func (r *wasmRunner) Advance(d time.Duration) { r.plugin.Tick(r.clock.advance(d)) }
+
+func (r *wasmRunner) Metric(series string) (uint64, bool) {
+	return r.plugin.Metrics().Get(encodeSeries(series))
+}
+
+func (r *wasmRunner) Logs(level filtertable.Level) []string {
+	r.logs.mu.Lock()
+	defer r.logs.mu.Unlock()
+	return append([]string(nil), r.logs.lines[level]...)
+}
+
+// wasmTransport plays the sockets: the upstream connects at once.
+type wasmTransport struct {
+	conn      *host.Conn
+	mu        sync.Mutex
+	connected bool
+	cluster   string
+	closed    bool
+	forwarded []byte
+}
+
+func (t *wasmTransport) Bind(c *host.Conn) { t.conn = c }
+
+func (t *wasmTransport) ConnectUpstream(cluster string) {
+	t.mu.Lock()
+	t.connected, t.cluster = true, cluster
+	t.mu.Unlock()
+	t.conn.UpstreamConnected()
+}
+
+func (t *wasmTransport) WriteUpstream(b []byte, _ bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.forwarded = append(t.forwarded, b...)
+}
+
+func (t *wasmTransport) WriteDownstream([]byte, bool) {}
+
+func (t *wasmTransport) CloseDownstream(string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.closed = true
+}
+
+func (t *wasmTransport) CloseUpstream()                 {}
+func (t *wasmTransport) SetDownstreamReadDisabled(bool) {}
+
+func (t *wasmTransport) Data(chunk []byte, eos bool) {
+	t.mu.Lock()
+	closed := t.closed
+	t.mu.Unlock()
+	if !closed {
+		t.conn.DownstreamData(chunk, eos)
+	}
+}
+
+func (t *wasmTransport) Observe() filtertable.Observed {
+	fs := t.conn.FilterState()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	o := filtertable.Observed{Closed: t.closed, UpstreamConnect: t.connected, Forwarded: append([]byte(nil), t.forwarded...),
+		Properties: map[string]string{}}
+	if t.connected {
+		o.Cluster = t.cluster
+	}
+	for _, k := range []string{"dicom.calling_ae", "dicom.called_ae", "dicom.decision", "dicom.rule"} {
+		if v, ok := fs["wasm."+k]; ok {
+			o.Properties[k] = v
+		}
+	}
+	return o
+}
+
+// TestFilterTableWasm runs the shared behaviour table against the compiled
+// module in the Envoy-faithful host.
+func TestFilterTableWasm(t *testing.T) {
+	filtertable.Run(t, newWasmRunner(t))
+}
