@@ -58,7 +58,7 @@ func (d Diagnostic) String() string {
 
 // ValidationError is the error [Load] returns when the configuration has at
 // least one error-severity [Diagnostic]. Diagnostics holds every error found
-// (and the warnings), in document order.
+// (and the warnings), in the order [Load] returns them.
 type ValidationError struct {
 	Diagnostics []Diagnostic
 }

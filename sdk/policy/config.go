@@ -204,7 +204,9 @@ func (l *loader) strList(n *jnode, path string) (vals, paths []string) {
 }
 
 // Load parses a policy configuration (JSON), validates it and compiles it.
-// It returns every diagnostic found, errors and warnings, in document order.
+// It returns every diagnostic found, errors and warnings, in a stable order:
+// the top-level settings, then each rule in turn (within an object, unknown
+// and duplicate keys first).
 // When there is at least one error the Policy is nil and err is a
 // *ValidationError holding the same diagnostics.
 func Load(data []byte) (*Policy, []Diagnostic, error) {

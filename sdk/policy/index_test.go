@@ -341,3 +341,33 @@ func BenchmarkPolicyEvaluateLinear(b *testing.B) {
 		naiveEvaluate(p, rq, conn)
 	}
 }
+
+// TestConcurrentEvaluate shares one Policy between goroutines (run with
+// -race): Evaluate must not write to shared state.
+func TestConcurrentEvaluate(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	cfg, _ := json.Marshal(randomPolicy(r, 60))
+	p, _, err := Load(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan string, 4)
+	for g := 0; g < 4; g++ {
+		go func(seed uint64) {
+			r := rand.New(rand.NewPCG(seed, 7))
+			for k := 0; k < 300; k++ {
+				rq, conn := randomRQ(r)
+				if got, want := p.Evaluate(rq, conn), naiveEvaluate(p, rq, conn); got != want {
+					done <- fmt.Sprintf("indexed %+v, linear %+v", got, want)
+					return
+				}
+			}
+			done <- ""
+		}(uint64(g))
+	}
+	for g := 0; g < 4; g++ {
+		if msg := <-done; msg != "" {
+			t.Fatal(msg)
+		}
+	}
+}
