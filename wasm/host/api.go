@@ -159,6 +159,10 @@ type TCPProxyConfig struct {
 	// the upstream connects. 0 (Envoy default) disables downstream reads at chain construction until
 	// the upstream is connected.
 	MaxEarlyDataBytes int
+	// ReadBufferLimit is the listener's per_connection_buffer_limit_bytes (0 = Envoy's default 1 MiB):
+	// when the downstream read buffer holds more (e.g. the filter keeps pausing), reads are disabled
+	// until it drains below half (ConnectionImpl read-buffer watermarks).
+	ReadBufferLimit int
 }
 
 // ConnInfo describes the downstream connection (Envoy StreamInfo / connection info provider).

@@ -57,6 +57,7 @@ type Conn struct {
 	readEnd          bool   // read_end_stream_
 	endRaised        bool   // read_end_stream_raised_
 	readDisableCount int
+	highWatermark    bool // read buffer above the listener's per-connection buffer limit
 
 	earlyBuf      []byte // tcp_proxy early_data_buffer_
 	earlyEnd      bool
@@ -176,7 +177,34 @@ func (p *Plugin) maybeReload(w *worker) *vm {
 func (c *Conn) event(f func()) {
 	c.w.mu.Lock()
 	f()
+	c.checkReadWatermark()
 	c.w.unlockAndDeliver()
+}
+
+// readBufferLimit is the listener's per_connection_buffer_limit_bytes (Envoy default 1 MiB).
+func (c *Conn) readBufferLimit() int {
+	if c.proxy.ReadBufferLimit > 0 {
+		return c.proxy.ReadBufferLimit
+	}
+	return 1 << 20
+}
+
+// checkReadWatermark is the read buffer's watermark callbacks (connection_impl.cc
+// onReadBufferHighWatermark / onReadBufferLowWatermark): above the limit reads are disabled, below
+// half of it they are enabled again. Called with w.mu held after every event.
+func (c *Conn) checkReadWatermark() {
+	if c.closed {
+		return
+	}
+	limit := c.readBufferLimit()
+	switch {
+	case !c.highWatermark && len(c.readBuf) > limit:
+		c.highWatermark = true
+		c.readDisable(true)
+	case c.highWatermark && len(c.readBuf) < limit/2:
+		c.highWatermark = false
+		c.readDisable(false)
+	}
 }
 
 // DownstreamData appends bytes read from the client to the connection read buffer and, if reads are
@@ -409,9 +437,13 @@ func (c *Conn) readDisable(disable bool) {
 	}
 }
 
-// onRead is ConnectionImpl::onRead: nothing while reads are disabled; end_stream is raised once.
+// onRead is ConnectionImpl::onRead: nothing while reads are disabled — unless the only reason is
+// the read buffer's high watermark (filterChainWantsData) —; end_stream is raised once.
 func (c *Conn) onRead() {
-	if c.closed || c.readDisableCount > 0 {
+	if c.closed {
+		return
+	}
+	if c.readDisableCount > 0 && !(c.readDisableCount == 1 && c.highWatermark) {
 		return
 	}
 	if len(c.readBuf) == 0 && !c.readEnd {
@@ -759,6 +791,7 @@ func (c *Conn) applyDeferred(kind int) {
 	case deferCloseUpstream:
 		c.closeDownstreamLocal("wasm_upstream_close")
 	}
+	c.checkReadWatermark()
 }
 
 // discardTransport stands in for a nil Transport.

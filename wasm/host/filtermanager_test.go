@@ -333,3 +333,26 @@ func TestContext_CloseStreamFromTick(t *testing.T) {
 		t.Fatalf("ticks = %q", ev)
 	}
 }
+
+// connection_impl.cc read-buffer watermarks: a filter that keeps pausing past the per-connection
+// buffer limit gets downstream reads disabled (the chain still runs on what was read), and they
+// are enabled again once the buffer drains below half the limit.
+func TestConnectionImpl_ReadBufferHighWatermark(t *testing.T) {
+	e := newTestPlugin(t, `{"pause_until":12}`, nil)
+	tr := &recTransport{}
+	c := e.conn(t, TCPProxyConfig{Cluster: "default", MaxEarlyDataBytes: 1024, ReadBufferLimit: 8}, tr)
+	c.UpstreamConnected()
+	c.DownstreamData([]byte("12345"), false)
+	c.DownstreamData([]byte("6789"), false) // 9 > 8: high watermark
+	if s := c.State(); !s.DownstreamReadDisabled || s.Buffered != 9 {
+		t.Fatalf("state = %+v", s)
+	}
+	// A read that was already in flight is still dispatched (only the watermark disables reads).
+	c.DownstreamData([]byte("abc"), false)
+	if s := c.State(); s.DownstreamReadDisabled || s.Buffered != 0 || tr.upstream() != "123456789abc" {
+		t.Fatalf("state = %+v upstream %q", s, tr.upstream())
+	}
+	if got := opsString(tr); got != `connect default|read_disabled=true|up "123456789abc" end=false|read_disabled=false` {
+		t.Fatalf("ops = %q", got)
+	}
+}
