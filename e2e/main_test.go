@@ -70,6 +70,10 @@ func runMain(m *testing.M) int {
 	}
 	code := m.Run()
 	stopAllProcs()
+	if os.Getenv("ENVOY_BIN") == "" {
+		// Said here too because go test hides t.Skip messages without -v.
+		fmt.Fprintln(os.Stderr, "e2e: note: the real-Envoy lane was NOT run (set ENVOY_BIN=/path/to/envoy to run it)")
+	}
 	if code != 0 || os.Getenv("E2E_KEEP") != "" {
 		fmt.Fprintf(os.Stderr, "e2e: peer logs, configs and received files kept in %s\n", workDir)
 	} else {
