@@ -95,6 +95,7 @@ var scenarios = []struct {
 	{"HostileClients", scenarioHostileClients},
 	{"DryRun", scenarioDryRun},
 	{"FindQueryOnlyRule", scenarioFindQueryOnlyRule},
+	{"OrthancAsSCU", scenarioOrthancAsSCU},
 }
 
 // tlsArgs are dcmtk's TLS options for a client presenting kp (nil: anonymous TLS, no client certificate).

@@ -74,6 +74,7 @@ type policyDoc struct {
 //	modality-a    MODALITY1 -> PACS_A proposing Verification or CT/MR/SC storage                  -> orthanc as ORTHANC
 //	modality-b    MODALITY1 -> PACS_B                                                             -> storescp
 //	public-pacs   MODALITY1 -> PUBLIC_PACS                                                        -> orthanc as ORTHANC
+//	orthanc-forward  ORTHANC (as an SCU) -> PACS_B                                                -> storescp
 //	(default)     deny
 func e2ePolicy(mode string) policyDoc {
 	toOrthanc := func(name string, m policyMatch) policyRule {
@@ -94,6 +95,8 @@ func e2ePolicy(mode string) policyDoc {
 			{Name: "modality-b", Match: policyMatch{CallingAETitles: []string{allowedModalityAE}, CalledAETitles: []string{routeToStoreSCPAE}},
 				Action: "route", Cluster: clusterStoreSCP},
 			toOrthanc("public-pacs", policyMatch{CallingAETitles: []string{allowedModalityAE}, CalledAETitles: []string{publicCalledAE}}),
+			{Name: "orthanc-forward", Match: policyMatch{CallingAETitles: []string{orthancAE}, CalledAETitles: []string{routeToStoreSCPAE}},
+				Action: "route", Cluster: clusterStoreSCP},
 		},
 	}
 }

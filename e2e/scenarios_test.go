@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"encoding/json"
+	"net/http"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -27,6 +29,9 @@ func TestDryRun(t *testing.T) { scenarioDryRun(t, localLane) }
 
 // TestFindQueryOnlyRule runs scenarioFindQueryOnlyRule through `dicomgate serve`.
 func TestFindQueryOnlyRule(t *testing.T) { scenarioFindQueryOnlyRule(t, localLane) }
+
+// TestOrthancAsSCU runs scenarioOrthancAsSCU through `dicomgate serve`.
+func TestOrthancAsSCU(t *testing.T) { scenarioOrthancAsSCU(t, localLane) }
 
 // TestHostileClients runs scenarioHostileClients through `dicomgate serve`.
 func TestHostileClients(t *testing.T) { scenarioHostileClients(t, localLane) }
@@ -319,4 +324,47 @@ func findVia(g *gateway, kp *keyPair, calling, studyUID string) toolResult {
 	args = append(args, "-k", "QueryRetrieveLevel=STUDY", "-k", "StudyInstanceUID="+studyUID, "-k", "PatientName",
 		"127.0.0.1", strconv.Itoa(g.port))
 	return runTool(30*time.Second, "findscu", args...)
+}
+
+// scenarioOrthancAsSCU — another requester implementation: Orthanc itself, as C-STORE SCU (REST
+// /modalities/ID/store), sends every test instance through the plain gateway to PACS_B; storescp receives datasets
+// equal to the files. Orthanc proposes ~126 presentation contexts and may open a second association for a
+// compressed instance; each association is decided and routed.
+func scenarioOrthancAsSCU(t *testing.T, l *lane) {
+	g, o, s, files := l.plain(t), theOrthanc(t), theStoreSCP(t), storableFiles(t)
+	dumpOnFailure(t, g.proc, o.proc, s.proc)
+	wantOK(t, runTool(60*time.Second, "storescu", storeArgs(nil, "SEED_SCU", orthancAE, o.dicomPort, files)...), "seed Orthanc")
+	var ids []string
+	for _, f := range files {
+		id, err := o.instanceBySOPUID(f.SOPInstanceUID)
+		if err != nil || id == "" {
+			t.Fatalf("%s not in Orthanc after seeding (id %q, err %v)", filepath.Base(f.Path), id, err)
+		}
+		ids = append(ids, id)
+		s.removeReceived(f.SOPInstanceUID)
+	}
+	modality := "gw-" + strings.ReplaceAll(g.label, "_", "-")
+	body, _ := json.Marshal(map[string]any{"AET": routeToStoreSCPAE, "Host": "127.0.0.1", "Port": g.port})
+	if _, err := o.do(http.MethodPut, "/modalities/"+modality, body); err != nil {
+		t.Fatal(err)
+	}
+
+	p := newProbe(t, g)
+	req, _ := json.Marshal(map[string]any{"Resources": ids, "Synchronous": true})
+	if out, err := o.do(http.MethodPost, "/modalities/"+modality+"/store", req); err != nil {
+		t.Fatalf("Orthanc C-STORE SCU through the gateway: %v (%s)", err, out)
+	}
+	assertStoredInStoreSCP(t, s, files)
+	var recs []auditRecord
+	eventually(func() bool { recs = auditFor(g.auditSince(p.mark), orthancAE); return len(recs) >= 1 })
+	if len(recs) == 0 {
+		t.Fatalf("no audit line for calling AE %s", orthancAE)
+	}
+	for _, r := range recs {
+		wantAuditFields(t, r, "route", "orthanc-forward", clusterStoreSCP, "")
+	}
+	n := float64(len(recs))
+	t.Logf("Orthanc used %d association(s); presentation contexts: %s", len(recs), recs[0].field("presentation_contexts"))
+	p.wantDelta(t, n, "dicomgate_decisions_total", "action", "route", "rule", "orthanc-forward")
+	p.wantUpstream(t, clusterStoreSCP, n)
 }
