@@ -58,7 +58,7 @@ type vm struct {
 	current   *wctx
 	effective uint32
 	deferred  []deferredAction
-	inCall    int
+	stack     [8]uint64
 
 	failed  bool
 	failMsg string
@@ -213,16 +213,24 @@ func (v *vm) call(c *wctx, fn api.Function, args ...uint64) (uint64, bool) {
 	}
 	prevCur, prevEff := v.current, v.effective
 	v.current, v.effective = c, 0
-	v.inCall++
-	res, err := fn.Call(v.ctx, args...)
-	v.inCall--
+	// Top-level calls never nest (deferred actions run after the call; the allocator has its own
+	// path), so one per-VM stack avoids an allocation per call.
+	n := max(len(args), len(fn.Definition().ResultTypes()))
+	var stack []uint64
+	if n <= len(v.stack) {
+		stack = v.stack[:n]
+	} else {
+		stack = make([]uint64, n)
+	}
+	copy(stack, args)
+	err := fn.CallWithStack(v.ctx, stack)
 	v.current, v.effective = prevCur, prevEff
 	if err != nil {
 		v.fail(fmt.Sprintf("Function: %s failed: %v", fn.Definition().Name(), err))
 		return 0, false
 	}
-	if len(res) > 0 {
-		return res[0], true
+	if len(fn.Definition().ResultTypes()) > 0 {
+		return stack[0], true
 	}
 	return 0, true
 }
