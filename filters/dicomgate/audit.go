@@ -37,13 +37,17 @@ func (p *plugin) logAudit(c *conn, e *auditEntry) {
 	b = append(b, `{"time":"`...)
 	b = appendTimeUTC(b, e.at)
 	b = append(b, '"')
-	connID := uint64(c.id)
 	var id identity
 	if e.identity != nil {
 		id = *e.identity
-		if id.hasID {
-			connID = id.connID
-		}
+	} else {
+		// Closed before an RQ was decoded: still say who it was (a rare
+		// path, so the two extra host calls do not matter).
+		id = readSource()
+	}
+	connID := uint64(c.id)
+	if id.hasID {
+		connID = id.connID
 	}
 	b = append(b, `,"conn":`...)
 	b = strconv.AppendUint(b, connID, 10)

@@ -369,6 +369,19 @@ var (
 // certificate properties are only read (and trusted) when connection.mtls
 // is true.
 func readIdentity() identity {
+	id := readSource()
+	if b, err := proxywasm.GetProperty(propMTLS); err == nil && len(b) == 1 && b[0] != 0 {
+		id.conn.MTLS = true
+		id.conn.PeerURISAN = propString(propURISAN)
+		id.conn.PeerDNSSAN = propString(propDNSSAN)
+		id.conn.PeerSubject = propString(propSubject)
+		id.sha256 = propString(propDigest)
+	}
+	return id
+}
+
+// readSource reads source.address and connection.id.
+func readSource() identity {
 	var id identity
 	if b, err := proxywasm.GetProperty(propSource); err == nil {
 		id.source = string(b)
@@ -380,13 +393,6 @@ func readIdentity() identity {
 	}
 	if b, err := proxywasm.GetProperty(propConnID); err == nil && len(b) == 8 {
 		id.connID, id.hasID = binary.LittleEndian.Uint64(b), true
-	}
-	if b, err := proxywasm.GetProperty(propMTLS); err == nil && len(b) == 1 && b[0] != 0 {
-		id.conn.MTLS = true
-		id.conn.PeerURISAN = propString(propURISAN)
-		id.conn.PeerDNSSAN = propString(propDNSSAN)
-		id.conn.PeerSubject = propString(propSubject)
-		id.sha256 = propString(propDigest)
 	}
 	return id
 }

@@ -244,6 +244,24 @@ type nativeConn struct {
 	cluster     string
 	filterState map[string]string
 	forwarded   []byte
+	gone        bool // the client closed the connection
+}
+
+// ClientClose: Envoy RemoteClose -> proxy_on_downstream_connection_close,
+// then proxy_on_done / proxy_on_log / proxy_on_delete.
+func (c *nativeConn) ClientClose() {
+	if c.gone {
+		return
+	}
+	c.gone = true
+	r := c.r
+	if err := c.setProps(); err != nil {
+		r.tb.Fatal(err)
+	}
+	r.cur = c
+	defer func() { r.cur = nil }()
+	r.host.CloseDownstreamConnection(c.id)
+	r.host.CompleteConnection(c.id)
 }
 
 func (c *nativeConn) setProps() error {
@@ -281,7 +299,7 @@ func (c *nativeConn) setProps() error {
 }
 
 func (c *nativeConn) Data(chunk []byte, eos bool) {
-	if c.closed {
+	if c.closed || c.gone {
 		return
 	}
 	r := c.r

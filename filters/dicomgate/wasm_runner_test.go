@@ -171,7 +171,19 @@ type wasmTransport struct {
 	connected bool
 	cluster   string
 	closed    bool
+	gone      bool
 	forwarded []byte
+}
+
+// ClientClose: the client closed the connection (Envoy RemoteClose).
+func (t *wasmTransport) ClientClose() {
+	t.mu.Lock()
+	gone := t.gone
+	t.gone = true
+	t.mu.Unlock()
+	if !gone {
+		t.conn.DownstreamClosed(true)
+	}
 }
 
 func (t *wasmTransport) Bind(c *host.Conn) { t.conn = c }
@@ -202,7 +214,7 @@ func (t *wasmTransport) SetDownstreamReadDisabled(bool) {}
 
 func (t *wasmTransport) Data(chunk []byte, eos bool) {
 	t.mu.Lock()
-	closed := t.closed
+	closed := t.closed || t.gone
 	t.mu.Unlock()
 	if !closed {
 		t.conn.DownstreamData(chunk, eos)

@@ -39,9 +39,12 @@ func runCase(t *testing.T, r Runner, c Case) {
 			t.Fatalf("conn %d: NewConn: %v", i, err)
 		}
 		for j, s := range cs.Steps {
-			if s.Advance > 0 {
+			switch {
+			case s.Advance > 0:
 				r.Advance(s.Advance)
-			} else {
+			case s.ClientClose:
+				conn.ClientClose()
+			default:
 				conn.Data(s.Data, s.EOS)
 			}
 			if s.Check != nil {

@@ -67,6 +67,12 @@ type Conn interface {
 	// read: filter_manager_impl.cc onContinueReading); eos is the client's
 	// half-close. Data on a closed connection is ignored.
 	Data(chunk []byte, eos bool)
+	// ClientClose reports that the client closed the connection without a
+	// half-close first (Envoy Network::ConnectionEvent::RemoteClose:
+	// proxy_on_downstream_connection_close(REMOTE), then proxy_on_done,
+	// proxy_on_log, proxy_on_delete; context.cc Context::onEvent). Later
+	// Data calls are ignored.
+	ClientClose()
 	// Observe returns what Envoy shows for the connection now.
 	Observe() Observed
 }

@@ -50,6 +50,9 @@ type Step struct {
 	// Advance, when non-zero, moves the clock and runs the tick instead of
 	// delivering data.
 	Advance time.Duration
+	// ClientClose, when set, closes the connection from the client side
+	// instead of delivering data.
+	ClientClose bool
 	// Check, when set, is compared with the connection after this step
 	// (Audit is ignored there).
 	Check *Want
@@ -392,7 +395,7 @@ func Cases(c Captures) []Case {
 			Source: "first byte 0x16 (TLS handshake record) is rejected without waiting for more",
 			Config: policy(""),
 			Conns: []ConnScript{{Props: src, Steps: []Step{{Data: tlsHello[:1]}},
-				Want: Want{Closed: true, Audit: map[string]any{"decision": "deny", "reason": "tls_on_plain_port"}}}},
+				Want: Want{Closed: true, Audit: map[string]any{"decision": "deny", "reason": "tls_on_plain_port", "source": "10.1.2.3:40000", "called_ae": ""}}}},
 			Metrics: map[string]uint64{denied("tls_on_plain_port"): 1, denied("not_dicom"): 0},
 		},
 		{
@@ -461,6 +464,21 @@ func Cases(c Captures) []Case {
 				{Props: src, Steps: []Step{{Data: echoRQ[:3], EOS: true}}, Want: Want{Closed: true, Audit: map[string]any{"reason": "eof"}}},
 			},
 			Metrics: map[string]uint64{denied("eof"): 2},
+		},
+		{
+			Name:   "eof/client_closes_before_rq",
+			Source: "context.cc Context::onEvent(RemoteClose) -> proxy_on_downstream_connection_close before a decision",
+			Config: policy(""),
+			Conns: []ConnScript{{Props: src, Steps: []Step{{Data: echoRQ[:30]}, {ClientClose: true}},
+				Want: Want{Audit: map[string]any{"decision": "deny", "reason": "eof", "source": "10.1.2.3:40000"}}}},
+			Metrics: map[string]uint64{denied("eof"): 1, denied("policy"): 0},
+		},
+		{
+			Name:   "eof/client_closes_after_decision_is_not_counted",
+			Config: policy(""),
+			Conns: []ConnScript{{Props: src, Steps: []Step{{Data: echoRQ}, {ClientClose: true}},
+				Want: Want{UpstreamConnect: true, Cluster: DefaultCluster, Forwarded: echoRQ, Audit: allowEcho}}},
+			Metrics: map[string]uint64{denied("eof"): 0, decisions("allow", "echo-allow"): 1},
 		},
 		{
 			Name:   "timeout/after_decision_stall",
