@@ -218,19 +218,19 @@ type ConnBinder interface {
 
 // ConnState is a snapshot of a Conn for tests and diagnostics.
 type ConnState struct {
-	ID                     uint64
-	Cluster                string // cluster tcp_proxy picked ("" until tcp_proxy ran onNewConnection)
-	TCPProxyInitialized    bool   // tcp_proxy.onNewConnection has run
-	UpstreamConnected      bool
-	DownstreamReadDisabled bool
-	Buffered               int    // bytes in the downstream read buffer not yet consumed
-	BytesToUpstream        uint64 // bytes handed to Transport.WriteUpstream
-	BytesToDownstream      uint64 // bytes handed to Transport.WriteDownstream
-	FilterInstalled        bool   // false when FAIL_OPEN skipped the filter for this connection
-	FilterFailed           bool   // the VM serving this connection trapped
-	Closed                 bool
-	CloseReason            string // e.g. "wasm_downstream_close", "wasm_upstream_close", "wasm_fail_closed", "NoClusterFound: …"
-	FilterState            map[string]string
+	ID                     uint64            // ConnInfo.ID
+	Cluster                string            // cluster tcp_proxy picked ("" until tcp_proxy ran onNewConnection)
+	TCPProxyInitialized    bool              // tcp_proxy.onNewConnection has run
+	UpstreamConnected      bool              // UpstreamConnected was reported for the requested upstream
+	DownstreamReadDisabled bool              // reads are disabled (tcp_proxy, early-data limit or read watermark)
+	Buffered               int               // bytes in the downstream read buffer not yet consumed
+	BytesToUpstream        uint64            // bytes handed to Transport.WriteUpstream
+	BytesToDownstream      uint64            // bytes handed to Transport.WriteDownstream
+	FilterInstalled        bool              // false when FAIL_OPEN skipped the filter for this connection
+	FilterFailed           bool              // the VM serving this connection trapped
+	Closed                 bool              // the downstream connection is closed (or being closed)
+	CloseReason            string            // e.g. "wasm_downstream_close", "wasm_upstream_close", "wasm_fail_stream", "upstream_closed", "downstream_remote_close", or the UpstreamConnectFailed reason
+	FilterState            map[string]string // see Conn.FilterState
 }
 
 // Errors returned by the package.
