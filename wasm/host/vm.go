@@ -122,12 +122,12 @@ func newVM(ctx context.Context, p *Plugin, w *worker, configuration []byte) (*vm
 	v.capture = &lines
 	defer func() { v.capture = nil }()
 	fail := func(format string, args ...any) (*vm, error) {
-		msg := fmt.Sprintf(format, args...)
+		err := fmt.Errorf(format, args...) // %w keeps ErrConfigRejected matchable with errors.Is
 		if len(lines) > 0 {
-			msg += "; guest log: " + strings.Join(lines, " | ")
+			err = fmt.Errorf("%w; guest log: %s", err, strings.Join(lines, " | "))
 		}
 		_ = mod.Close(ctx)
-		return nil, errors.New(msg)
+		return nil, err
 	}
 
 	// _initialize (WASI reactor) under restriction; Go plugins run their init() here.
@@ -165,7 +165,7 @@ func newVM(ctx context.Context, p *Plugin, w *worker, configuration []byte) (*vm
 			return fail("wasm plugin %q: proxy_on_vm_start trapped: %s", p.cfg.Name, v.failMsg)
 		}
 		if uint32(r) == 0 {
-			return fail("wasm plugin %q: %v: proxy_on_vm_start returned false", p.cfg.Name, ErrConfigRejected)
+			return fail("wasm plugin %q: %w: proxy_on_vm_start returned false", p.cfg.Name, ErrConfigRejected)
 		}
 	}
 	ok, err := v.configure(configuration)
@@ -173,7 +173,7 @@ func newVM(ctx context.Context, p *Plugin, w *worker, configuration []byte) (*vm
 		return fail("wasm plugin %q: proxy_on_configure trapped: %v", p.cfg.Name, err)
 	}
 	if !ok {
-		return fail("wasm plugin %q: %v: proxy_on_configure returned false", p.cfg.Name, ErrConfigRejected)
+		return fail("wasm plugin %q: %w: proxy_on_configure returned false", p.cfg.Name, ErrConfigRejected)
 	}
 	v.takeDeferred() // start-up runs on the root context only: no stream to continue or close
 	return v, nil
