@@ -33,10 +33,6 @@ type auditEntry struct {
 // rule, cluster, reason, reject_reason, rewrite_called_ae,
 // rewrite_calling_ae, latency_us, dry_run.
 func (p *plugin) logAudit(c *conn, e *auditEntry) {
-	b := p.audit[:0]
-	b = append(b, `{"time":"`...)
-	b = appendTimeUTC(b, e.at)
-	b = append(b, '"')
 	var id identity
 	if e.identity != nil {
 		id = *e.identity
@@ -49,39 +45,6 @@ func (p *plugin) logAudit(c *conn, e *auditEntry) {
 	if id.hasID {
 		connID = id.connID
 	}
-	b = append(b, `,"conn":`...)
-	b = strconv.AppendUint(b, connID, 10)
-	b = appendField(b, "source", id.source)
-	b = appendField(b, "calling_ae", e.callingAE)
-	b = appendField(b, "called_ae", e.calledAE)
-	b = appendField(b, "peer_uri_san", id.conn.PeerURISAN)
-	b = appendField(b, "peer_subject", id.conn.PeerSubject)
-	if id.sha256 != "" {
-		b = appendField(b, "peer_sha256", id.sha256)
-	}
-	if e.identity != nil {
-		b = append(b, `,"presentation_contexts":`...)
-		b = strconv.AppendInt(b, int64(e.contexts), 10)
-		b = append(b, `,"sop_classes":`...)
-		b = strconv.AppendInt(b, int64(e.sopClasses), 10)
-	}
-	b = appendField(b, "decision", e.decision)
-	b = appendField(b, "rule", e.rule)
-	b = appendField(b, "cluster", e.cluster)
-	reasonName := ""
-	if e.decision == "deny" && !e.dryRun {
-		reasonName = reasonNames[e.reason]
-	}
-	b = appendField(b, "reason", reasonName)
-	if e.rejectReason != "" {
-		b = appendField(b, "reject_reason", e.rejectReason)
-	}
-	if e.rewriteCalled != "" {
-		b = appendField(b, "rewrite_called_ae", e.rewriteCalled)
-	}
-	if e.rewriteCalling != "" {
-		b = appendField(b, "rewrite_calling_ae", e.rewriteCalling)
-	}
 	origin := c.firstData
 	if origin.IsZero() {
 		origin = c.start
@@ -90,40 +53,122 @@ func (p *plugin) logAudit(c *conn, e *auditEntry) {
 	if lat < 0 || origin.IsZero() {
 		lat = 0
 	}
-	b = append(b, `,"latency_us":`...)
-	b = strconv.AppendInt(b, lat, 10)
-	b = append(b, `,"dry_run":`...)
-	b = strconv.AppendBool(b, e.dryRun)
-	b = append(b, '}')
-	p.audit = b
-	proxywasm.LogInfo(string(b))
+	reasonName := ""
+	if e.decision == "deny" && !e.dryRun {
+		reasonName = reasonNames[e.reason]
+	}
+
+	w := jsonLine{b: append(p.audit[:0], `{"time":"`...)}
+	w.b = appendTimeUTC(w.b, e.at)
+	w.b = append(w.b, '"')
+	w.num("conn", int64(connID))
+	w.str("source", id.source)
+	w.str("calling_ae", e.callingAE)
+	w.str("called_ae", e.calledAE)
+	w.str("peer_uri_san", id.conn.PeerURISAN)
+	w.str("peer_subject", id.conn.PeerSubject)
+	w.opt("peer_sha256", id.sha256)
+	if e.identity != nil {
+		w.num("presentation_contexts", int64(e.contexts))
+		w.num("sop_classes", int64(e.sopClasses))
+	}
+	w.str("decision", e.decision)
+	w.str("rule", e.rule)
+	w.str("cluster", e.cluster)
+	w.str("reason", reasonName)
+	w.opt("reject_reason", e.rejectReason)
+	w.opt("rewrite_called_ae", e.rewriteCalled)
+	w.opt("rewrite_calling_ae", e.rewriteCalling)
+	w.num("latency_us", lat)
+	w.key("dry_run")
+	w.b = strconv.AppendBool(w.b, e.dryRun)
+	w.b = append(w.b, '}')
+	p.audit = w.b
+	proxywasm.LogInfo(string(w.b))
 }
 
-// appendTimeUTC appends t in UTC as RFC 3339 with microseconds,
-// e.g. 2026-01-02T03:04:05.123456Z (hand-made: time.Format's layout engine
-// costs ~40 KB of Wasm).
+// jsonLine appends ,"key":value members. Its methods are not inlined on
+// purpose: the audit line is built once per association, and inlined
+// appends cost kilobytes of Wasm each.
+type jsonLine struct{ b []byte }
+
+//go:noinline
+func (w *jsonLine) key(k string) {
+	w.b = append(w.b, ',', '"')
+	w.b = append(w.b, k...)
+	w.b = append(w.b, '"', ':')
+}
+
+//go:noinline
+func (w *jsonLine) str(k, v string) {
+	w.key(k)
+	w.b = appendJSONString(w.b, v)
+}
+
+// opt writes the member only when v is not empty.
+//
+//go:noinline
+func (w *jsonLine) opt(k, v string) {
+	if v != "" {
+		w.str(k, v)
+	}
+}
+
+//go:noinline
+func (w *jsonLine) num(k string, v int64) {
+	w.key(k)
+	w.b = strconv.AppendInt(w.b, v, 10)
+}
+
+// appendTimeUTC appends t in UTC as RFC 3339 with microseconds, e.g.
+// 2026-01-02T03:04:05.123456Z. Hand-made (civil date from the Unix day
+// number): time.Format's layout engine costs tens of KB of Wasm.
 func appendTimeUTC(b []byte, t time.Time) []byte {
-	t = t.UTC()
-	y, mo, d := t.Date()
-	h, mi, s := t.Clock()
-	b = appendDigits(b, y, 4)
-	b = append(b, '-')
-	b = appendDigits(b, int(mo), 2)
-	b = append(b, '-')
-	b = appendDigits(b, d, 2)
-	b = append(b, 'T')
-	b = appendDigits(b, h, 2)
-	b = append(b, ':')
-	b = appendDigits(b, mi, 2)
-	b = append(b, ':')
-	b = appendDigits(b, s, 2)
-	b = append(b, '.')
-	b = appendDigits(b, t.Nanosecond()/1000, 6)
-	return append(b, 'Z')
+	sec := t.Unix()
+	days := sec / 86400
+	rem := sec % 86400
+	if rem < 0 {
+		rem += 86400
+		days--
+	}
+	y, m, d := civil(days)
+	b = appendDigits(b, int(y), 4, '-')
+	b = appendDigits(b, int(m), 2, '-')
+	b = appendDigits(b, int(d), 2, 'T')
+	b = appendDigits(b, int(rem/3600), 2, ':')
+	b = appendDigits(b, int(rem/60%60), 2, ':')
+	b = appendDigits(b, int(rem%60), 2, '.')
+	return appendDigits(b, t.Nanosecond()/1000, 6, 'Z')
 }
 
-// appendDigits appends v (non-negative) zero-padded to width digits.
-func appendDigits(b []byte, v, width int) []byte {
+// civil converts days since 1970-01-01 to a proleptic Gregorian date
+// (Howard Hinnant's days_from_civil inverse).
+func civil(days int64) (y, m, d int64) {
+	z := days + 719468
+	era := z / 146097
+	if z < 0 && z%146097 != 0 {
+		era--
+	}
+	doe := z - era*146097
+	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365
+	doy := doe - (365*yoe + yoe/4 - yoe/100)
+	mp := (5*doy + 2) / 153
+	d = doy - (153*mp+2)/5 + 1
+	m = mp + 3
+	if m > 12 {
+		m -= 12
+	}
+	y = yoe + era*400
+	if m <= 2 {
+		y++
+	}
+	return y, m, d
+}
+
+// appendDigits appends v (non-negative) zero-padded to width digits, then sep.
+//
+//go:noinline
+func appendDigits(b []byte, v, width int, sep byte) []byte {
 	var tmp [20]byte
 	i := len(tmp)
 	for v > 0 || i > len(tmp)-width {
@@ -131,14 +176,8 @@ func appendDigits(b []byte, v, width int) []byte {
 		tmp[i] = byte('0' + v%10)
 		v /= 10
 	}
-	return append(b, tmp[i:]...)
-}
-
-func appendField(b []byte, key, value string) []byte {
-	b = append(b, ',', '"')
-	b = append(b, key...)
-	b = append(b, '"', ':')
-	return appendJSONString(b, value)
+	b = append(b, tmp[i:]...)
+	return append(b, sep)
 }
 
 // appendJSONString appends s as a JSON string: quotes, backslashes and

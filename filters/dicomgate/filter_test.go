@@ -227,3 +227,19 @@ func BenchmarkFilterAssociation(b *testing.B) {
 		delete(r.tcps, nc.id)
 	}
 }
+
+// appendTimeUTC agrees with time.Format over four centuries of dates.
+func TestAppendTimeUTC(t *testing.T) {
+	base := time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC)
+	for d := 0; d < 200*366; d += 17 {
+		tm := base.Add(time.Duration(d)*24*time.Hour + time.Duration(d%86400)*time.Second + time.Duration(d)*1001*time.Nanosecond)
+		want := tm.Format("2006-01-02T15:04:05.000000Z")
+		if got := string(appendTimeUTC(nil, tm)); got != want {
+			t.Fatalf("appendTimeUTC(%v) = %s; want %s", tm, got, want)
+		}
+	}
+	tm := time.Date(2024, 2, 29, 23, 59, 59, 999999999, time.FixedZone("X", 3600))
+	if got, want := string(appendTimeUTC(nil, tm)), "2024-02-29T22:59:59.999999Z"; got != want {
+		t.Fatalf("got %s; want %s", got, want)
+	}
+}

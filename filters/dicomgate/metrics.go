@@ -3,7 +3,6 @@ package main
 import (
 	"github.com/dicomgate/dicomgate/internal/filtertable/metricname"
 	"github.com/dicomgate/dicomgate/sdk/policy"
-	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
 )
 
 // Metric base names (labels are encoded in the proxy-wasm metric name, see
@@ -43,43 +42,45 @@ const numActions = 3
 // configuration: rule names, fixed actions and reasons), so cardinality is
 // bounded by (rules+1)*3 + 8 + 2.
 type metrics struct {
-	associations proxywasm.MetricCounter
-	dryRunDenies proxywasm.MetricCounter
-	denied       [numReasons]proxywasm.MetricCounter
+	associations counter
+	dryRunDenies counter
+	denied       [numReasons]counter
 	// decisions[ruleIndex+1][action]; index 0 is the default action.
-	decisions [][numActions]proxywasm.MetricCounter
+	decisions [][numActions]counter
 }
 
-// defineMetrics defines every counter for the rules of p. It panics (inside
-// the SDK) if the host refuses a definition; OnPluginStart recovers.
-func defineMetrics(rules []string) *metrics {
-	m := &metrics{
-		associations: proxywasm.DefineCounterMetric(metricAssociations),
-		dryRunDenies: proxywasm.DefineCounterMetric(metricDryRunDenies),
+// defineMetrics defines every counter for the given rule names. The first
+// definition the host refuses is returned as an error.
+func defineMetrics(rules []string) (*metrics, error) {
+	m := &metrics{}
+	var err error
+	def := func(name string) counter {
+		c, e := defineCounter(name)
+		if e != nil && err == nil {
+			err = e
+		}
+		return c
 	}
+	m.associations = def(metricAssociations)
+	m.dryRunDenies = def(metricDryRunDenies)
 	for i, r := range reasonNames {
-		m.denied[i] = proxywasm.DefineCounterMetric(metricname.Encode(metricDenied, "reason", r))
+		m.denied[i] = def(metricname.Encode(metricDenied, "reason", r))
 	}
-	m.decisions = make([][numActions]proxywasm.MetricCounter, len(rules)+1)
+	m.decisions = make([][numActions]counter, len(rules)+1)
 	for i := 0; i <= len(rules); i++ {
 		rule := ruleDefault
 		if i > 0 {
 			rule = rules[i-1]
 		}
 		for a := 0; a < numActions; a++ {
-			m.decisions[i][a] = proxywasm.DefineCounterMetric(
-				metricname.Encode(metricDecisions, "action", policy.Action(a).String(), "rule", rule))
+			m.decisions[i][a] = def(metricname.Encode(metricDecisions, "action", policy.Action(a).String(), "rule", rule))
 		}
 	}
-	return m
+	return m, err
 }
 
-// inc increments a counter, never panicking (a metric must not fail a
-// connection).
-func inc(c proxywasm.MetricCounter) {
-	defer func() { _ = recover() }()
-	c.Increment(1)
-}
+// inc increments a counter; it never fails a connection.
+func inc(c counter) { c.inc() }
 
 func (m *metrics) decision(ruleIndex int, a policy.Action) {
 	if m == nil {

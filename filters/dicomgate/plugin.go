@@ -101,7 +101,12 @@ func (p *plugin) OnPluginStart(int) (st types.OnPluginStartStatus) {
 	p.dryRun = pol.DryRun()
 	p.framer = pdu.Framer{MaxPDULength: pol.MaxAssociateRQBytes() - pdu.HeaderLen}
 	p.dec = pdu.Decoder{MaxPDULength: p.framer.MaxPDULength}
-	p.m = defineMetrics(pol.RuleNames())
+	m, err := defineMetrics(pol.RuleNames())
+	if err != nil {
+		proxywasm.LogError("dicomgate: defining metrics failed, configuration rejected: " + err.Error())
+		return types.OnPluginStartStatusFailed
+	}
+	p.m = m
 
 	period := p.timeout / 4
 	if period > maxTickPeriod {
