@@ -74,7 +74,7 @@ func TestTickPeriodFollowsInspectTimeout(t *testing.T) {
 		{`{"inspectTimeoutMs": 1000}`, 250},
 		{`{"inspectTimeoutMs": 100}`, 50},
 	} {
-		if err := r.Configure([]byte(c.cfg)); err != nil {
+		if err := r.Configure([]byte(c.cfg), filtertable.Listener{}); err != nil {
 			t.Fatal(err)
 		}
 		if got := r.host.GetTickPeriod(); got != c.want {
@@ -90,7 +90,7 @@ func TestPanicInCallbackFailsClosed(t *testing.T) {
 	caps := captures(t)
 	rq := filtertable.FirstPDU(caps["store_default"])
 	r := newNativeRunner(t)
-	if err := r.Configure([]byte(`{"rules": [{"name": "rw", "action": "allow", "rewriteCalledAETitle": "PACS"}]}`)); err != nil {
+	if err := r.Configure([]byte(`{"rules": [{"name": "rw", "action": "allow", "rewriteCalledAETitle": "PACS"}]}`), filtertable.Listener{}); err != nil {
 		t.Fatal(err)
 	}
 	hostReplaceDownstreamPrefix = func(uint32, int, []byte) error { panic("boom") }
@@ -120,7 +120,7 @@ func TestPanicInCallbackFailsClosed(t *testing.T) {
 func TestRewriteHostErrorFailsClosed(t *testing.T) {
 	rq := filtertable.FirstPDU(captures(t)["store_default"])
 	r := newNativeRunner(t)
-	if err := r.Configure([]byte(`{"rules": [{"name": "rw", "action": "allow", "rewriteCalledAETitle": "PACS"}]}`)); err != nil {
+	if err := r.Configure([]byte(`{"rules": [{"name": "rw", "action": "allow", "rewriteCalledAETitle": "PACS"}]}`), filtertable.Listener{}); err != nil {
 		t.Fatal(err)
 	}
 	hostReplaceDownstreamPrefix = func(uint32, int, []byte) error { return statusError("proxy_set_buffer_bytes", 2) }
@@ -138,7 +138,7 @@ func TestRewriteHostErrorFailsClosed(t *testing.T) {
 func TestAuditLineFields(t *testing.T) {
 	rq := filtertable.FirstPDU(captures(t)["echo_default"])
 	r := newNativeRunner(t)
-	if err := r.Configure([]byte(`{"defaultAction": "allow"}`)); err != nil {
+	if err := r.Configure([]byte(`{"defaultAction": "allow"}`), filtertable.Listener{}); err != nil {
 		t.Fatal(err)
 	}
 	c, _ := r.NewConn(filtertable.ConnProps{Source: "[2001:db8::1]:4242", MTLS: true, URISAN: "spiffe://x/ns/a/sa/b", Subject: "CN=b", SHA256: "00ff"})
@@ -174,7 +174,7 @@ func TestAuditLineFields(t *testing.T) {
 // The configuration's diagnostics are logged one per line at error level.
 func TestBadConfigLogsEveryDiagnostic(t *testing.T) {
 	r := newNativeRunner(t)
-	err := r.Configure([]byte(`{"defaultAction": "maybe", "rules": [{"name": "x", "action": "route"}], "inspectTimeoutMs": -1}`))
+	err := r.Configure([]byte(`{"defaultAction": "maybe", "rules": [{"name": "x", "action": "route"}], "inspectTimeoutMs": -1}`), filtertable.Listener{})
 	if err == nil {
 		t.Fatal("configuration accepted")
 	}
@@ -204,7 +204,7 @@ func BenchmarkFilterAssociation(b *testing.B) {
 	rq := filtertable.FirstPDU(echo)
 	rest := echo[len(rq):]
 	r := newNativeRunner(b)
-	if err := r.Configure([]byte(`{"defaultAction": "deny", "rules": [{"name": "echo", "match": {"callingAETitles": ["ECHOSCU"]}, "action": "allow"}]}`)); err != nil {
+	if err := r.Configure([]byte(`{"defaultAction": "deny", "rules": [{"name": "echo", "match": {"callingAETitles": ["ECHOSCU"]}, "action": "allow"}]}`), filtertable.Listener{}); err != nil {
 		b.Fatal(err)
 	}
 	props := filtertable.ConnProps{Source: "10.1.2.3:40000"}

@@ -33,6 +33,7 @@ type nativeRunner struct {
 	// propKeys are the property paths set on the emulator so far (its
 	// properties are global, not per connection).
 	propKeys map[string]bool
+	listener filtertable.Listener
 }
 
 var _ filtertable.Runner = (*nativeRunner)(nil)
@@ -66,10 +67,11 @@ func (p recordingPlugin) NewTcpContext(id uint32) types.TcpContext {
 	return tc
 }
 
-func (r *nativeRunner) Configure(config []byte) error {
+func (r *nativeRunner) Configure(config []byte, l filtertable.Listener) error {
 	if r.reset != nil {
 		r.reset()
 	}
+	r.listener = l
 	r.conns = map[uint32]*nativeConn{}
 	r.tcps = map[uint32]types.TcpContext{}
 	r.propKeys = map[string]bool{}
@@ -307,6 +309,12 @@ func (c *nativeConn) Data(chunk []byte, eos bool) {
 		r.tb.Fatal(err)
 	}
 	c.buf = append(c.buf, chunk...)
+	if r.listener.NoEarlyData && !c.connected {
+		// tcp_proxy disabled downstream reads at chain construction and
+		// re-enables them only once its upstream connected
+		// (tcp_proxy.cc Filter::initialize): the bytes wait in the socket.
+		return
+	}
 	r.cur = c
 	defer func() { r.cur = nil }()
 	act := types.ActionPause

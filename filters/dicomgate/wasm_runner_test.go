@@ -41,12 +41,13 @@ var wasmModule = sync.OnceValues(func() ([]byte, error) {
 // Envoy-faithful proxy-wasm host (filter manager + tcp_proxy with
 // max_early_data_bytes), with a fake clock.
 type wasmRunner struct {
-	tb     testing.TB
-	wasm   []byte
-	plugin *host.Plugin
-	clock  *fakeClock
-	logs   *levelLogger
-	nextID uint64
+	tb       testing.TB
+	wasm     []byte
+	plugin   *host.Plugin
+	clock    *fakeClock
+	logs     *levelLogger
+	nextID   uint64
+	listener filtertable.Listener
 }
 
 var _ filtertable.Runner = (*wasmRunner)(nil)
@@ -112,7 +113,8 @@ func (r *wasmRunner) close() {
 	}
 }
 
-func (r *wasmRunner) Configure(config []byte) error {
+func (r *wasmRunner) Configure(config []byte, l filtertable.Listener) error {
+	r.listener = l
 	r.close()
 	r.clock = &fakeClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), mono: time.Second}
 	r.logs = &levelLogger{lines: map[filtertable.Level][]string{}}
@@ -147,8 +149,12 @@ func (r *wasmRunner) NewConn(props filtertable.ConnProps) (filtertable.Conn, err
 		}
 		info.TLS = tls
 	}
+	proxy := host.TCPProxyConfig{Cluster: filtertable.DefaultCluster, MaxEarlyDataBytes: 2 << 20}
+	if r.listener.NoEarlyData {
+		proxy.MaxEarlyDataBytes = 0
+	}
 	t := &wasmTransport{}
-	t.conn = r.plugin.NewConn(info, host.TCPProxyConfig{Cluster: filtertable.DefaultCluster, MaxEarlyDataBytes: 2 << 20}, t)
+	t.conn = r.plugin.NewConn(info, proxy, t)
 	return t, nil
 }
 

@@ -35,7 +35,7 @@ func BenchmarkFilterAssociationWasm(b *testing.B) {
 	echo := captures(b)["echo_default"]
 	rq := filtertable.FirstPDU(echo)
 	r := newWasmRunner(b)
-	if err := r.Configure([]byte(echoPolicy)); err != nil {
+	if err := r.Configure([]byte(echoPolicy), filtertable.Listener{}); err != nil {
 		b.Fatal(err)
 	}
 	calls0 := r.plugin.HostCalls()
@@ -53,7 +53,7 @@ func TestWasmGuestMemoryFlat(t *testing.T) {
 	echo := captures(t)["echo_default"]
 	rq := filtertable.FirstPDU(echo)
 	r := newWasmRunner(t)
-	if err := r.Configure([]byte(echoPolicy)); err != nil {
+	if err := r.Configure([]byte(echoPolicy), filtertable.Listener{}); err != nil {
 		t.Fatal(err)
 	}
 	n := 20000
@@ -81,7 +81,7 @@ func TestWasmHostCalls(t *testing.T) {
 	echo := captures(t)["echo_default"]
 	rq := filtertable.FirstPDU(echo)
 	r := newWasmRunner(t)
-	if err := r.Configure([]byte(echoPolicy)); err != nil {
+	if err := r.Configure([]byte(echoPolicy), filtertable.Listener{}); err != nil {
 		t.Fatal(err)
 	}
 	c, err := r.NewConn(filtertable.ConnProps{Source: "10.1.2.3:40000"})

@@ -24,7 +24,7 @@ func runCase(t *testing.T, r Runner, c Case) {
 	if c.Source != "" {
 		t.Logf("source: %s", c.Source)
 	}
-	err := r.Configure([]byte(c.Config))
+	err := r.Configure([]byte(c.Config), c.Listener)
 	if c.ConfigRejected {
 		if err == nil {
 			t.Fatalf("Configure(%s) succeeded; want the plugin to reject the configuration", c.Config)

@@ -30,19 +30,27 @@ const (
 	LevelError Level = "error"
 )
 
+// Listener describes the filter chain a Runner builds: the dicomgate filter
+// followed by tcp_proxy with cluster [DefaultCluster].
+type Listener struct {
+	// NoEarlyData leaves tcp_proxy's max_early_data_bytes unset (Envoy's and
+	// Istio's default): tcp_proxy disables downstream reads when the chain
+	// is built and re-enables them once the upstream connected
+	// (tcp_proxy.cc Filter::initialize / onUpstreamConnection), so a filter
+	// that pauses in proxy_on_new_connection never receives data. When
+	// false, max_early_data_bytes is set (receive_before_connect, Envoy ≥
+	// 1.37) and data flows before the upstream connects.
+	NoEarlyData bool
+}
+
 // Runner is one way of running the filter under an Envoy-like host.
-//
-// A Runner models a listener whose filter chain is the dicomgate filter
-// followed by tcp_proxy with cluster [DefaultCluster] and max_early_data_bytes
-// set (receive_before_connect, Envoy ≥ 1.37), so that a filter which pauses
-// in proxy_on_new_connection still receives data (source/common/tcp_proxy/
-// tcp_proxy.cc Filter::initializeReadFilterCallbacks).
 type Runner interface {
 	// Configure starts a fresh plugin (new VM, zero metrics, no logs) with
 	// the plugin configuration config (the JSON Istio passes as
-	// pluginConfig). It returns a non-nil error when the plugin rejected the
-	// configuration (proxy_on_configure returned false).
-	Configure(config []byte) error
+	// pluginConfig) on a listener l. It returns a non-nil error when the
+	// plugin rejected the configuration (proxy_on_configure returned
+	// false). The upstream connects as soon as tcp_proxy asks for it.
+	Configure(config []byte, l Listener) error
 	// NewConn accepts a downstream connection with the given properties and
 	// runs the filter chain's onNewConnection (Envoy
 	// filter_manager_impl.cc initializeReadFilters).

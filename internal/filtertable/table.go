@@ -19,6 +19,8 @@ type Case struct {
 	Source string
 	// Config is the plugin configuration (policy JSON).
 	Config string
+	// Listener is the filter chain (zero value: tcp_proxy with early data).
+	Listener Listener
 	// ConfigRejected expects Configure to fail (proxy_on_configure false).
 	ConfigRejected bool
 	// Conns are driven one after the other.
@@ -531,6 +533,36 @@ func Cases(c Captures) []Case {
 				Want: Want{Closed: true, UpstreamConnect: true, Cluster: DefaultCluster, Audit: map[string]any{"reason": "timeout"}}}},
 			Metrics:   map[string]uint64{denied("timeout"): 1},
 			ErrorLogs: []string{"inspectTimeoutMs"},
+		},
+		{
+			Name:     "istio_default/after_decision_stalls_until_the_deadline",
+			Source:   "§2.4: Pause in onNewConnection while tcp_proxy disabled reads (no max_early_data_bytes) delivers no data",
+			Listener: Listener{NoEarlyData: true},
+			Config:   policy(`, "inspectTimeoutMs": 3000`),
+			Conns: []ConnScript{{Props: src, Steps: []Step{
+				{Data: echoRQ, Check: &Want{}},
+				{Advance: 2 * time.Second, Check: &Want{}},
+				{Advance: 1500 * time.Millisecond},
+			}, Want: Want{Closed: true, Audit: map[string]any{"decision": "deny", "reason": "timeout", "called_ae": ""}}}},
+			Metrics:   map[string]uint64{denied("timeout"): 1, decisions("allow", "echo-allow"): 0},
+			ErrorLogs: []string{"max_early_data_bytes"},
+		},
+		{
+			Name:     "istio_default/immediate_allows",
+			Source:   "§0.1: without early data only allow/deny work, with upstreamConnect immediate",
+			Listener: Listener{NoEarlyData: true},
+			Config:   `{"upstreamConnect": "immediate", "defaultAction": "deny", "rules": [{"name": "echo", "match": {"callingAETitles": ["ECHOSCU"]}, "action": "allow", "rewriteCalledAETitle": "PACS"}]}`,
+			Conns: []ConnScript{{Props: src, Steps: []Step{{Data: echoRQ[:100]}, {Data: echoRQ[100:]}, {Data: echoRest}},
+				Want: Want{UpstreamConnect: true, Cluster: DefaultCluster, Forwarded: cat(WithAETitles(echoRQ, "PACS", ""), echoRest),
+					Audit: map[string]any{"decision": "allow", "rule": "echo", "rewrite_called_ae": "PACS"}}}},
+		},
+		{
+			Name:     "istio_default/immediate_denies",
+			Listener: Listener{NoEarlyData: true},
+			Config:   `{"upstreamConnect": "immediate", "defaultAction": "deny", "rules": [{"name": "echo", "match": {"callingAETitles": ["ECHOSCU"]}, "action": "allow"}]}`,
+			Conns: []ConnScript{{Props: src, Steps: []Step{{Data: rjCalling}},
+				Want: Want{Closed: true, UpstreamConnect: true, Cluster: DefaultCluster, Audit: map[string]any{"decision": "deny", "reason": "policy"}}}},
+			Metrics: map[string]uint64{denied("policy"): 1},
 		},
 		{
 			Name:   "idempotent/later_bytes_pass_untouched",
