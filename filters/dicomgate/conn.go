@@ -229,12 +229,12 @@ func (c *conn) decide(rqBytes []byte) types.Action {
 		if d.Action == policy.ActionDeny {
 			inc(p.m.dryRunDenies)
 		}
-		p.m.decision(d.RuleIndex, policy.ActionAllow)
+		p.m.decision(d.RuleIndex)
 		return c.pass(&e)
 	}
 	switch d.Action {
 	case policy.ActionDeny:
-		p.m.decision(d.RuleIndex, policy.ActionDeny)
+		p.m.decision(d.RuleIndex)
 		e.reason = reasonPolicy
 		return c.closeWith(&e)
 	case policy.ActionRoute:
@@ -249,7 +249,7 @@ func (c *conn) decide(rqBytes []byte) types.Action {
 			return c.fail("rewriting the AE titles: " + err.Error())
 		}
 	}
-	p.m.decision(d.RuleIndex, d.Action)
+	p.m.decision(d.RuleIndex)
 	return c.pass(&e)
 }
 

@@ -34,47 +34,47 @@ const (
 
 var reasonNames = [numReasons]string{"policy", "malformed", "not_dicom", "tls_on_plain_port", "too_large", "timeout", "eof", "internal"}
 
-// numActions is the number of policy actions (allow, deny, route).
-const numActions = 3
-
-// metrics holds every counter of one plugin configuration. All label
-// combinations are defined at configure time (values come only from the
-// configuration: rule names, fixed actions and reasons), so cardinality is
-// bounded by (rules+1)*3 + 8 + 2.
+// metrics holds every counter of one plugin configuration. Every series is
+// defined at configure time (label values come only from the configuration:
+// rule names, their actions, fixed reasons), so cardinality is bounded by
+// rules + 1 + 10.
 type metrics struct {
 	associations counter
 	dryRunDenies counter
 	denied       [numReasons]counter
-	// decisions[ruleIndex+1][action]; index 0 is the default action.
-	decisions [][numActions]counter
+	// decisions[ruleIndex+1] counts the action the rule enforces (index 0:
+	// the default action); in dry-run every enforced action is allow.
+	decisions []counter
 }
 
-// defineMetrics defines every counter for the given rule names. The first
-// definition the host refuses is returned as an error.
-func defineMetrics(rules []string) (*metrics, error) {
+// defineMetrics defines every counter for the rules (names and actions,
+// parallel) and the default action. The first definition the host refuses
+// is returned as an error.
+func defineMetrics(names []string, actions []policy.Action, def policy.Action, dryRun bool) (*metrics, error) {
 	m := &metrics{}
 	var err error
-	def := func(name string) counter {
+	define := func(name string) counter {
 		c, e := defineCounter(name)
 		if e != nil && err == nil {
 			err = e
 		}
 		return c
 	}
-	m.associations = def(metricAssociations)
-	m.dryRunDenies = def(metricDryRunDenies)
+	m.associations = define(metricAssociations)
+	m.dryRunDenies = define(metricDryRunDenies)
 	for i, r := range reasonNames {
-		m.denied[i] = def(metricname.Encode(metricDenied, "reason", r))
+		m.denied[i] = define(metricname.Encode(metricDenied, "reason", r))
 	}
-	m.decisions = make([][numActions]counter, len(rules)+1)
-	for i := 0; i <= len(rules); i++ {
-		rule := ruleDefault
-		if i > 0 {
-			rule = rules[i-1]
+	m.decisions = make([]counter, len(names)+1)
+	for i := 0; i <= len(names); i++ {
+		rule, action := ruleDefault, def
+		if i > 0 && i-1 < len(actions) {
+			rule, action = names[i-1], actions[i-1]
 		}
-		for a := 0; a < numActions; a++ {
-			m.decisions[i][a] = def(metricname.Encode(metricDecisions, "action", policy.Action(a).String(), "rule", rule))
+		if dryRun {
+			action = policy.ActionAllow
 		}
+		m.decisions[i] = define(metricname.Encode(metricDecisions, "action", action.String(), "rule", rule))
 	}
 	return m, err
 }
@@ -82,13 +82,12 @@ func defineMetrics(rules []string) (*metrics, error) {
 // inc increments a counter; it never fails a connection.
 func inc(c counter) { c.inc() }
 
-func (m *metrics) decision(ruleIndex int, a policy.Action) {
+// decision counts the enforced decision of rule ruleIndex (-1: default).
+func (m *metrics) decision(ruleIndex int) {
 	if m == nil {
 		return
 	}
-	i := ruleIndex + 1
-	if i < 0 || i >= len(m.decisions) || int(a) >= numActions {
-		return
+	if i := ruleIndex + 1; i >= 0 && i < len(m.decisions) {
+		inc(m.decisions[i])
 	}
-	inc(m.decisions[i][a])
 }

@@ -101,7 +101,8 @@ func (p *plugin) OnPluginStart(int) (st types.OnPluginStartStatus) {
 	p.dryRun = pol.DryRun()
 	p.framer = pdu.Framer{MaxPDULength: pol.MaxAssociateRQBytes() - pdu.HeaderLen}
 	p.dec = pdu.Decoder{MaxPDULength: p.framer.MaxPDULength}
-	m, err := defineMetrics(pol.RuleNames())
+	actions, def := pol.Actions()
+	m, err := defineMetrics(pol.RuleNames(), actions, def, p.dryRun)
 	if err != nil {
 		proxywasm.LogError("dicomgate: defining metrics failed, configuration rejected: " + err.Error())
 		return types.OnPluginStartStatusFailed

@@ -73,6 +73,11 @@ func runCase(t *testing.T, r Runner, c Case) {
 			t.Errorf("metric %s = %d; want %d", series, got, want)
 		}
 	}
+	for _, series := range c.Undefined {
+		if v, ok := r.Metric(series); ok {
+			t.Errorf("metric %s is defined (value %d); want it undefined", series, v)
+		}
+	}
 	errs := r.Logs(LevelError)
 	for _, sub := range c.ErrorLogs {
 		found := false

@@ -28,6 +28,9 @@ type Case struct {
 	// Metrics maps Prometheus series to their value after all connections;
 	// a listed series must be defined even when its value is 0.
 	Metrics map[string]uint64
+	// Undefined are series the plugin must not define (bounded cardinality:
+	// one decision series per rule, for the action it enforces).
+	Undefined []string
 	// ErrorLogs are substrings each of which must occur in some error-level
 	// log line of the case.
 	ErrorLogs []string
@@ -280,6 +283,7 @@ func Cases(c Captures) []Case {
 				MetricAssociations: 1, decisions("allow", "echo-allow"): 1, decisions("route", "qr-route"): 0,
 				decisions("deny", DefaultRule): 0, decisions("deny", "block-intruder"): 0, MetricDryRunDenies: 0,
 			}),
+			Undefined: []string{decisions("allow", DefaultRule), decisions("deny", "echo-allow"), decisions("allow", "qr-route"), decisions("route", "echo-allow")},
 		},
 		{
 			Name:   "allow/whole_stream_in_one_read",
@@ -380,7 +384,8 @@ func Cases(c Captures) []Case {
 			Conns: []ConnScript{{Props: src, Steps: []Step{{Data: rjCalled}},
 				Want: Want{UpstreamConnect: true, Cluster: DefaultCluster, Forwarded: rjCalled,
 					Audit: map[string]any{"decision": "deny", "dry_run": true, "reject_reason": "called-ae-not-recognized"}}}},
-			Metrics: map[string]uint64{MetricDryRunDenies: 1, denied("policy"): 0, decisions("allow", DefaultRule): 1, decisions("deny", DefaultRule): 0},
+			Metrics:   map[string]uint64{MetricDryRunDenies: 1, denied("policy"): 0, decisions("allow", DefaultRule): 1, decisions("allow", "echo-allow"): 0},
+			Undefined: []string{decisions("deny", DefaultRule), decisions("route", "qr-route")},
 		},
 		{
 			Name:   "dry_run/route_and_rewrite_not_applied",
@@ -390,7 +395,8 @@ func Cases(c Captures) []Case {
 			Conns: []ConnScript{{Props: src, Steps: []Step{{Data: uidRQ}},
 				Want: Want{UpstreamConnect: true, Cluster: DefaultCluster, Forwarded: uidRQ,
 					Audit: map[string]any{"decision": "route", "dry_run": true, "cluster": ClusterPACS}}}},
-			Metrics: map[string]uint64{MetricDryRunDenies: 0, decisions("allow", "uid-both"): 1, decisions("route", "uid-both"): 0},
+			Metrics:   map[string]uint64{MetricDryRunDenies: 0, decisions("allow", "uid-both"): 1},
+			Undefined: []string{decisions("route", "uid-both")},
 		},
 		{
 			Name:   "early/tls_record_on_plain_port",
