@@ -1,0 +1,195 @@
+package validate
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	tcpproxy "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	"google.golang.org/protobuf/proto"
+	networking "istio.io/api/networking/v1alpha3"
+	"istio.io/istio/pilot/pkg/config/kube/extensions"
+	"istio.io/istio/pilot/pkg/model"
+	"istio.io/istio/pilot/pkg/networking/core"
+	"istio.io/istio/pkg/config"
+	"istio.io/istio/pkg/config/host"
+	"istio.io/istio/pkg/config/protocol"
+	istiolog "istio.io/istio/pkg/log"
+)
+
+// gatewayListeners runs istiod's own listener and cluster generation
+// (pilot/pkg/networking/core ConfigGeneratorImpl, the code that answers the
+// gateway's LDS/CDS) over the rendered manifests for an ingress gateway pod
+// labelled istio=ingressgateway in namespace istio-ingress.
+func gatewayListeners(t *testing.T, objs []*Object) ([]*listener.Listener, map[string]bool) {
+	t.Helper()
+	var cfgs []config.Config
+	var svcs []*model.Service
+	for _, o := range objs {
+		if o.Istio != nil {
+			cfgs = append(cfgs, *o.Istio)
+			continue
+		}
+		s := o.Service
+		ms := &model.Service{
+			Hostname:       host.Name(s.Name + "." + s.Namespace + ".svc." + DomainSuffix),
+			DefaultAddress: "10.96.0." + string(rune('1'+len(svcs))),
+			Resolution:     model.ClientSideLB,
+			Attributes:     model.ServiceAttributes{Name: s.Name, Namespace: s.Namespace},
+		}
+		for _, p := range s.Spec.Ports {
+			ms.Ports = append(ms.Ports, &model.Port{Name: p.Name, Port: int(p.Port), Protocol: protocol.Parse(strings.SplitN(p.Name, "-", 2)[0])})
+		}
+		svcs = append(svcs, ms)
+	}
+	cg := core.NewConfigGenTest(t, core.TestOptions{
+		Configs:  cfgs,
+		Services: svcs,
+		// As istiod's bootstrap (configcontroller.go): WasmPlugins reach the
+		// listener builder as TrafficExtensions through this controller.
+		CreateConfigStore: func(c model.ConfigStoreController) model.ConfigStoreController {
+			return extensions.NewController(c, nil, nil)
+		},
+	})
+	labels := map[string]string{"istio": "ingressgateway"}
+	proxy := cg.SetupProxy(&model.Proxy{
+		Type:            model.Router,
+		ConfigNamespace: "istio-ingress",
+		Labels:          labels,
+		Metadata:        &model.NodeMetadata{Namespace: "istio-ingress", Labels: labels, IstioVersion: "1.28.0"},
+	})
+	clusters := map[string]bool{}
+	for _, c := range cg.Clusters(proxy) {
+		clusters[c.GetName()] = true
+	}
+	return cg.Listeners(proxy), clusters
+}
+
+func findListener(ls []*listener.Listener, port uint32) *listener.Listener {
+	for _, l := range ls {
+		if l.GetAddress().GetSocketAddress().GetPortValue() == port {
+			return l
+		}
+	}
+	return nil
+}
+
+// TestIstiodGeneratesTheIntendedGatewayConfig checks, in the Envoy config
+// istiod would push to the gateway: the dicomgate Wasm filter sits on the
+// 11112 chain before tcp_proxy (and not on 443), tcp_proxy names one cluster
+// (no weighted_clusters), the EnvoyFilter MERGE put max_early_data_bytes into
+// it (absent in the immediate overlay), and every cluster a rule routes to is
+// pushed to the gateway.
+func TestIstiodGeneratesTheIntendedGatewayConfig(t *testing.T) {
+	for _, dir := range []string{"base", "overlays/immediate", "overlays/mutual-tls"} {
+		t.Run(dir, func(t *testing.T) {
+			objs := build(t, dir)
+			d, errs := CrossCheck(objs)
+			if len(errs) > 0 {
+				t.Fatal(errs)
+			}
+			ls, clusters := gatewayListeners(t, objs)
+			l := findListener(ls, 11112)
+			if l == nil {
+				t.Fatalf("no listener on 11112 among %d listeners", len(ls))
+			}
+			if len(l.GetFilterChains()) != 1 {
+				t.Fatalf("listener 11112 has %d filter chains, want 1", len(l.GetFilterChains()))
+			}
+			fc := l.GetFilterChains()[0]
+			wasmAt, tcpAt := -1, -1
+			var names []string
+			for i, f := range fc.GetFilters() {
+				names = append(names, f.GetName())
+				switch {
+				// Released Istio names it extensions.istio.io/wasmplugin/NS.NAME; this
+				// istiod translates WasmPlugins into TrafficExtensions first
+				// (extensions.istio.io/trafficextension/NS.NAME~istio-translated-wasmplugin).
+				case strings.HasPrefix(f.GetName(), "extensions.istio.io/") && strings.Contains(f.GetName(), "/istio-ingress.dicomgate"):
+					wasmAt = i
+					if f.GetConfigDiscovery() == nil {
+						t.Error("the Wasm filter is not delivered through ECDS config discovery")
+					}
+				case f.GetName() == "envoy.filters.network.tcp_proxy":
+					tcpAt = i
+				}
+			}
+			if wasmAt < 0 || tcpAt < 0 || wasmAt > tcpAt {
+				t.Fatalf("filters on 11112 = %v: want the dicomgate Wasm filter before tcp_proxy", names)
+			}
+			var tp tcpproxy.TcpProxy
+			if err := fc.GetFilters()[tcpAt].GetTypedConfig().UnmarshalTo(&tp); err != nil {
+				t.Fatal(err)
+			}
+			if tp.GetWeightedClusters() != nil || tp.GetCluster() != "outbound|4242||orthanc.orthweb.svc.cluster.local" {
+				t.Errorf("tcp_proxy route = %v, want the single cluster outbound|4242||orthanc.orthweb.svc.cluster.local", tp.GetClusterSpecifier())
+			}
+			want := d.EarlyDataBytes
+			if got := tp.GetMaxEarlyDataBytes(); (got == nil && want != 0) || (got != nil && got.GetValue() != want) {
+				t.Errorf("tcp_proxy max_early_data_bytes = %v, want %d", got, want)
+			}
+			if https := findListener(ls, 443); https == nil {
+				t.Error("no HTTPS listener on 443")
+			} else {
+				for _, fc := range https.GetFilterChains() {
+					for _, f := range fc.GetFilters() {
+						if strings.Contains(f.GetName(), "wasmplugin") {
+							t.Errorf("the dicomgate plugin leaked onto the 443 chain (%s)", f.GetName())
+						}
+					}
+				}
+			}
+			for _, c := range d.Clusters {
+				if !clusters[c] {
+					t.Errorf("rule cluster %s is not pushed to the gateway (would be NoClusterFound)", c)
+				}
+			}
+		})
+	}
+}
+
+// The trap the VirtualService comment warns about, shown in istiod's own
+// output: two weighted destinations turn tcp_proxy's `cluster` into
+// `weighted_clusters`, which Envoy's tcp_proxy prefers over the filter-state
+// cluster dicomgate sets (tcp_proxy.cc Config::getRegularRouteFromEntries).
+func TestWeightedDestinationsBecomeWeightedClusters(t *testing.T) {
+	objs := build(t, "base")
+	for _, o := range objs {
+		if o.Kind == "VirtualService" && o.Meta.Name == "dicom" {
+			vs := o.Istio.Spec.(*networking.VirtualService)
+			r := vs.Tcp[0]
+			second := proto.Clone(r.Route[0].Destination).(*networking.Destination)
+			second.Host = "pacs-a.orthweb.svc.cluster.local"
+			r.Route[0].Weight = 50
+			r.Route = append(r.Route, &networking.RouteDestination{Destination: second, Weight: 50})
+		}
+	}
+	ls, _ := gatewayListeners(t, objs)
+	l := findListener(ls, 11112)
+	if l == nil || len(l.GetFilterChains()) != 1 {
+		t.Fatal("no single-chain listener on 11112")
+	}
+	for _, f := range l.GetFilterChains()[0].GetFilters() {
+		if f.GetName() != "envoy.filters.network.tcp_proxy" {
+			continue
+		}
+		var tp tcpproxy.TcpProxy
+		if err := f.GetTypedConfig().UnmarshalTo(&tp); err != nil {
+			t.Fatal(err)
+		}
+		if tp.GetWeightedClusters() == nil {
+			t.Fatalf("tcp_proxy route = %v; expected weighted_clusters", tp.GetClusterSpecifier())
+		}
+		return
+	}
+	t.Fatal("no tcp_proxy on 11112")
+}
+
+// TestMain silences istiod's informational logging (krt sync chatter).
+func TestMain(m *testing.M) {
+	for _, s := range istiolog.Scopes() {
+		s.SetOutputLevel(istiolog.NoneLevel)
+	}
+	os.Exit(m.Run())
+}
