@@ -115,3 +115,24 @@ func TestManifestJSONPolicyAndOutputFile(t *testing.T) {
 		t.Error("with --output nothing goes to stdout")
 	}
 }
+
+// The cobra wiring: flags reach runManifest (non-default name, namespace and
+// port show up in the output).
+func TestManifestCommandFlags(t *testing.T) {
+	dir := t.TempDir()
+	wasm := writeFile(t, dir, "m.wasm", testModule(5))
+	var out, errb bytes.Buffer
+	rootCmd.SetArgs([]string{"manifest", "--config", basePolicyPath, "--image", "oci://registry.example/dg:1",
+		"--wasm", wasm, "--name", "dg-test", "--namespace", "istio-system", "--port", "2762", "--envoyfilter"})
+	rootCmd.SetOut(&out)
+	rootCmd.SetErr(&errb)
+	defer func() { rootCmd.SetOut(nil); rootCmd.SetErr(nil); rootCmd.SetArgs(nil) }()
+	if err := rootCmd.Execute(); err != nil {
+		t.Fatal(err, errb.String())
+	}
+	for _, want := range []string{"name: dg-test", "name: dg-test-early-data", "namespace: istio-system", "number: 2762", "portNumber: 2762"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
