@@ -1,0 +1,64 @@
+//go:build !wasip1
+
+package main
+
+import (
+	"testing"
+
+	"github.com/dicomgate/dicomgate/internal/filtertable"
+)
+
+// FuzzFilterStream feeds arbitrary bytes, in arbitrary chunk sizes and then
+// a half-close, to one connection under an allow-all policy. Whatever the
+// bytes, the filter must end the connection decided (let through) or closed
+// with a protocol reason, log exactly one audit line, and never hit an
+// internal error (a recovered panic in the filter, sdk/pdu or sdk/policy).
+func FuzzFilterStream(f *testing.F) {
+	caps, err := filtertable.LoadCaptures()
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, n := range []string{"echo_default", "uid_jwt", "store_multi", "tls_client_plain_server"} {
+		b := caps[n]
+		if len(b) > 4096 {
+			b = b[:4096]
+		}
+		f.Add(b, uint8(7))
+		f.Add(filtertable.FirstPDU(b), uint8(0))
+	}
+	f.Add([]byte("GET / HTTP/1.1\r\n\r\n"), uint8(1))
+	f.Add([]byte{0x01, 0, 0, 0, 0, 0x44}, uint8(2))
+
+	props := filtertable.ConnProps{Source: "10.0.0.9:1000"}
+	f.Fuzz(func(t *testing.T, data []byte, chunk uint8) {
+		// A runner per input: proxytest holds a process-wide lock for the
+		// life of an emulator, released by the runner's cleanup.
+		r := newNativeRunner(t)
+		if err := r.Configure([]byte(`{"defaultAction": "deny", "rules": [{"name": "all", "action": "allow", "rewriteCallingAETitle": "GW"}]}`), filtertable.Listener{}); err != nil {
+			t.Fatal(err)
+		}
+		before := len(filtertable.AuditLines(r.Logs(filtertable.LevelInfo)))
+		internal0, _ := r.Metric(`dicomgate_denied_total{reason="internal"}`)
+		c, err := r.NewConn(props)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := int(chunk%64) + 1
+		for len(data) > 0 {
+			k := min(n, len(data))
+			c.Data(data[:k], false)
+			data = data[k:]
+		}
+		c.Data(nil, true)
+		o := c.Observe()
+		if !o.Closed && !o.UpstreamConnect {
+			t.Fatalf("after end of stream the connection is neither decided nor closed")
+		}
+		if got := len(filtertable.AuditLines(r.Logs(filtertable.LevelInfo))) - before; got != 1 {
+			t.Fatalf("%d audit lines; want 1", got)
+		}
+		if v, _ := r.Metric(`dicomgate_denied_total{reason="internal"}`); v != internal0 {
+			t.Fatalf("internal error: %q", r.Logs(filtertable.LevelError))
+		}
+	})
+}
