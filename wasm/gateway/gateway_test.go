@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -126,7 +127,10 @@ func (r *recorder) factory(routes map[string]string, noFollow bool) NewFilterFun
 		r.mu.Lock()
 		r.filters = append(r.filters, f)
 		r.mu.Unlock()
-		r.created <- f
+		select {
+		case r.created <- f:
+		default: // tests that create many connections do not read the channel
+		}
 		return f
 	}
 }
@@ -614,4 +618,48 @@ func TestIdleTimeout(t *testing.T) {
 	require.False(t, errors.Is(err, os.ErrDeadlineExceeded), "the idle connection must be closed by the gateway")
 	require.EqualValues(t, 1, e.g.Metrics().IdleTimeouts.Load())
 	require.Equal(t, 1, e.g.ActiveConnections())
+}
+
+// A client that connects but never completes the TLS handshake is closed
+// after HandshakeTimeout and counted; no filter is created for it.
+func TestHandshakeTimeout(t *testing.T) {
+	e := startGateway(t, Config{HandshakeTimeout: 100 * time.Millisecond}, true, true, func(rec *recorder) NewFilterFunc {
+		return rec.factory(nil, false)
+	})
+	c, err := net.Dial("tcp", e.addr)
+	require.NoError(t, err)
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
+	_, err = c.Read(make([]byte, 1))
+	require.Error(t, err)
+	require.False(t, errors.Is(err, os.ErrDeadlineExceeded), "the gateway must close a stalled handshake")
+	require.Less(t, time.Since(start), 3*time.Second)
+	waitFor(t, "count", func() bool { return e.g.Metrics().TLSHandshakeFailures.Load() == 1 })
+	waitFor(t, "cleanup", func() bool { return e.g.ActiveConnections() == 0 })
+	require.Empty(t, e.rec.created)
+}
+
+// Every goroutine a connection starts (reader, writers, dialer) ends with it,
+// whatever way the connection ends.
+func TestNoGoroutineLeak(t *testing.T) {
+	a := newBackend(t, []byte("ok"))
+	e := startGateway(t, Config{
+		Clusters:          []*Cluster{{Name: "a", Endpoints: []string{a.addr()}}, {Name: "down", Endpoints: []string{closedPort(t)}}},
+		MaxEarlyDataBytes: 1 << 20,
+	}, true, true, func(rec *recorder) NewFilterFunc {
+		return rec.factory(map[string]string{"ANY-SCP": "a", "ORTHANC": "down", "STORE SCP": "nope"}, false)
+	})
+	// One warm-up connection so lazily started runtime goroutines exist before the baseline.
+	_, _ = exchange(t, e.dial(t, true), capture(t, "echo_default.c2s.bin"))
+	waitFor(t, "drain", func() bool { return e.g.ActiveConnections() == 0 })
+	time.Sleep(50 * time.Millisecond)
+	base := runtime.NumGoroutine()
+	for i := 0; i < 5; i++ {
+		for _, name := range []string{"echo_default.c2s.bin", "orthanc_echo.c2s.bin", "echo_custom_ae.c2s.bin", "rj_called_ae.c2s.bin"} {
+			_, _ = exchange(t, e.dial(t, true), capture(t, name))
+		}
+	}
+	waitFor(t, "drain", func() bool { return e.g.ActiveConnections() == 0 })
+	waitFor(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= base })
 }
