@@ -46,11 +46,11 @@ func (p *plugin) logAudit(c *conn, e *auditEntry) {
 		connID = id.connID
 	}
 	origin := c.firstData
-	if origin.IsZero() {
+	if origin == 0 {
 		origin = c.start
 	}
-	lat := e.at.Sub(origin).Microseconds()
-	if lat < 0 || origin.IsZero() {
+	lat := (e.at.UnixNano() - origin) / 1000
+	if lat < 0 || origin == 0 {
 		lat = 0
 	}
 	reasonName := ""

@@ -41,8 +41,11 @@ type conn struct {
 
 	state uint8
 	// start is when the connection arrived (inspect deadline origin);
-	// firstData when its first byte arrived (decision latency origin).
-	start, firstData time.Time
+	// firstData when its first byte arrived (decision latency origin). Both
+	// are Unix nanoseconds (0: not yet): a time.Time field would keep
+	// time.Time.String and its formatter in the module, because conn is
+	// stored in an interface.
+	start, firstData int64
 	// total is the size of the first PDU once its header was read (0 before).
 	total int
 	// seen is the largest buffer size delivered so far.
@@ -63,7 +66,7 @@ func (c *conn) OnNewConnection() (act types.Action) {
 			act = types.ActionPause
 		}
 	}()
-	c.start = now()
+	c.start = now().UnixNano()
 	if p.pol == nil {
 		c.fail("the plugin has no valid configuration")
 		return types.ActionPause
@@ -131,8 +134,8 @@ func (c *conn) OnStreamDone() {
 // the complete PDU.
 func (c *conn) inspect(size int, eos bool) types.Action {
 	p := c.p
-	if size > 0 && c.firstData.IsZero() {
-		c.firstData = now()
+	if size > 0 && c.firstData == 0 {
+		c.firstData = now().UnixNano()
 	}
 	if size > c.seen {
 		c.seen = size
@@ -316,7 +319,7 @@ func (c *conn) fail(detail string) types.Action {
 func (c *conn) onTimeout(t time.Time) {
 	p := c.p
 	msg := "dicomgate: connection " + strconv.FormatUint(uint64(c.id), 10) + ": no complete A-ASSOCIATE-RQ within inspectTimeoutMs " +
-		strconv.FormatInt(p.timeout.Milliseconds(), 10) + " (" + strconv.Itoa(c.seen) + " byte(s) received); closing"
+		strconv.FormatInt(p.timeoutNs/1e6, 10) + " (" + strconv.Itoa(c.seen) + " byte(s) received); closing"
 	if p.mode == policy.ConnectAfterDecision && c.seen == 0 {
 		msg += `. No data arrived at all: with "upstreamConnect": "after-decision" the filter pauses the connection before tcp_proxy runs, ` +
 			"and tcp_proxy only lets data through early when it has max_early_data_bytes set (Envoy >= 1.37; in Istio an EnvoyFilter MERGE on the DICOM port's tcp_proxy). " +

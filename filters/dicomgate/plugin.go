@@ -28,12 +28,14 @@ type plugin struct {
 	types.DefaultPluginContext
 	id uint32
 
-	pol     *policy.Policy
-	framer  pdu.Framer
-	mode    policy.ConnectMode
-	timeout time.Duration
-	dryRun  bool
-	m       *metrics
+	pol    *policy.Policy
+	framer pdu.Framer
+	mode   policy.ConnectMode
+	// timeoutNs is inspectTimeoutMs in nanoseconds (an int64 rather than a
+	// time.Duration keeps Duration.String out of the module).
+	timeoutNs int64
+	dryRun    bool
+	m         *metrics
 
 	// pending are the connections still waiting for their A-ASSOCIATE-RQ,
 	// checked against the inspect deadline on every tick.
@@ -97,7 +99,7 @@ func (p *plugin) OnPluginStart(int) (st types.OnPluginStartStatus) {
 	}
 	p.pol = pol
 	p.mode = pol.UpstreamConnect()
-	p.timeout = pol.InspectTimeout()
+	p.timeoutNs = int64(pol.InspectTimeout())
 	p.dryRun = pol.DryRun()
 	p.framer = pdu.Framer{MaxPDULength: pol.MaxAssociateRQBytes() - pdu.HeaderLen}
 	p.dec = pdu.Decoder{MaxPDULength: p.framer.MaxPDULength}
@@ -109,7 +111,7 @@ func (p *plugin) OnPluginStart(int) (st types.OnPluginStartStatus) {
 	}
 	p.m = m
 
-	period := p.timeout / 4
+	period := time.Duration(p.timeoutNs / 4)
 	if period > maxTickPeriod {
 		period = maxTickPeriod
 	}
@@ -120,7 +122,7 @@ func (p *plugin) OnPluginStart(int) (st types.OnPluginStartStatus) {
 		proxywasm.LogError("dicomgate: cannot set the tick period, the inspect deadline (inspectTimeoutMs) will not be enforced: " + err.Error())
 	}
 	proxywasm.LogInfo("dicomgate: configured: " + strconv.Itoa(len(pol.RuleNames())) + " rule(s), mode " + pol.Mode() +
-		", upstreamConnect " + p.mode.String() + ", inspectTimeoutMs " + strconv.FormatInt(p.timeout.Milliseconds(), 10) +
+		", upstreamConnect " + p.mode.String() + ", inspectTimeoutMs " + strconv.FormatInt(p.timeoutNs/1e6, 10) +
 		", maxAssociateRQBytes " + strconv.FormatUint(uint64(pol.MaxAssociateRQBytes()), 10))
 	return types.OnPluginStartStatusOK
 }
@@ -156,8 +158,9 @@ func (p *plugin) OnTick() {
 		return
 	}
 	t := now()
+	tn := t.UnixNano()
 	for id, c := range p.pending {
-		if t.Sub(c.start) < p.timeout {
+		if tn-c.start < p.timeoutNs {
 			continue
 		}
 		delete(p.pending, id)
