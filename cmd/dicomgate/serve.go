@@ -446,6 +446,8 @@ func serveDemoSetup(f serveFlags, log *serveLog, changed func(string) bool) (_ *
 			return nil, &exitError{1, fmt.Errorf("demo directory: %w", err)}
 		}
 		d.removeDir = true
+	} else if d.dir, err = filepath.Abs(d.dir); err != nil {
+		return nil, &exitError{2, fmt.Errorf("--demo-dir: %w", err)}
 	}
 	lhost, _, _ := net.SplitHostPort(f.listen)
 	d.listenHost = lhost
@@ -513,6 +515,7 @@ func serveDemoBanner(log *serveLog, s *serveSetup, listenAddr string) {
               PACS_B on %s (cluster pacs-b, stores into %s)
   policy    : embedded (known callers ECHOSCU, STORESCU, DEMO-SCU): PACS_A -> pacs-a, PACS_B -> pacs-b,
               C-ECHO to DICOMGATE -> default cluster pacs-a; everything else denied (connection closed)
+  tcp_proxy : max_early_data_bytes %d%s
   try (dcmtk):
     allow: echoscu -v %s-aet ECHOSCU -aec DICOMGATE %s
     route: echoscu -v %s-aet ECHOSCU -aec PACS_A %s
@@ -521,6 +524,7 @@ func serveDemoBanner(log *serveLog, s *serveSetup, listenAddr string) {
 		d.dir, map[bool]string{true: " (removed at exit; keep it with --demo-dir DIR)", false: ""}[d.removeDir],
 		pkiPath(d, "ca"), pkiPath(d, "server"), pkiPath(d, "client"),
 		d.pacsA.Addr(), d.storeA, d.pacsB.Addr(), d.storeB,
+		s.earlyData, map[bool]string{true: " (0: routing cannot work, every association times out)", false: " (the filter reads the A-ASSOCIATE-RQ before the upstream is chosen)"}[s.earlyData == 0],
 		tlsArgs, target, tlsArgs, target, tlsArgs, target, shellQuote(d.sample), tlsArgs, target)
 }
 
