@@ -106,17 +106,24 @@ func (c *conn) OnUpstreamData(int, bool) types.Action {
 	return types.ActionContinue
 }
 
-// OnDownstreamClose: a client that leaves before its RQ was decided is
-// counted as eof.
-func (c *conn) OnDownstreamClose(types.PeerType) {
+// OnDownstreamClose: a client that leaves before its RQ was decided
+// (RemoteClose) is counted as eof. A local close the filter did not ask for
+// (Envoy closed the connection itself, e.g. tcp_proxy after a failed
+// upstream connect in mode immediate) is only logged: decision "none".
+func (c *conn) OnDownstreamClose(peer types.PeerType) {
 	c.p.yield()
 	defer func() { _ = recover() }()
-	if c.state == stateInspect {
-		c.state = stateClosed
-		delete(c.p.pending, c.id)
-		c.p.m.deny(reasonEOF)
-		c.p.logAudit(c, &auditEntry{decision: "deny", reason: reasonEOF, at: now(), ruleIndex: -1})
+	if c.state != stateInspect {
+		return
 	}
+	c.state = stateClosed
+	delete(c.p.pending, c.id)
+	if peer == types.PeerTypeLocal {
+		c.p.logAudit(c, &auditEntry{decision: "none", at: now(), ruleIndex: -1})
+		return
+	}
+	c.p.m.deny(reasonEOF)
+	c.p.logAudit(c, &auditEntry{decision: "deny", reason: reasonEOF, at: now(), ruleIndex: -1})
 }
 
 // OnStreamDone forgets the connection.

@@ -245,3 +245,24 @@ func TestAppendTimeUTC(t *testing.T) {
 		t.Fatalf("got %s; want %s", got, want)
 	}
 }
+
+// Envoy closing the connection itself before a decision (LOCAL close the
+// filter did not request) is logged, not counted as a client eof.
+func TestLocalCloseBeforeDecisionIsNotEOF(t *testing.T) {
+	r := newNativeRunner(t)
+	if err := r.Configure([]byte(`{"upstreamConnect": "immediate"}`), filtertable.Listener{}); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := r.NewConn(filtertable.ConnProps{Source: "10.0.0.1:1"})
+	nc := c.(*nativeConn)
+	nc.Data([]byte{1, 0, 0}, false)
+	r.host.CloseDownstreamConnection(nc.id) // proxytest: PeerTypeLocal
+	r.host.CompleteConnection(nc.id)
+	if v, _ := r.Metric(`dicomgate_denied_total{reason="eof"}`); v != 0 {
+		t.Errorf("eof = %d; want 0", v)
+	}
+	lines := filtertable.AuditLines(r.Logs(filtertable.LevelInfo))
+	if len(lines) != 1 || !strings.Contains(lines[0], `"decision":"none"`) {
+		t.Errorf("audit lines %q; want one with decision none", lines)
+	}
+}

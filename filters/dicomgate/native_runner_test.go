@@ -264,7 +264,12 @@ func (c *nativeConn) ClientClose() {
 	}
 	r.cur = c
 	defer func() { r.cur = nil }()
-	r.host.CloseDownstreamConnection(c.id)
+	// proxytest's CloseDownstreamConnection reports a LOCAL close; Envoy
+	// reports the client's close as REMOTE (context.cc Context::onEvent).
+	if err := proxywasm.SetEffectiveContext(c.id); err != nil {
+		r.tb.Fatal(err)
+	}
+	r.tcps[c.id].OnDownstreamClose(types.PeerTypeRemote)
 	r.host.CompleteConnection(c.id)
 }
 
