@@ -65,7 +65,9 @@ round robin). The filter's audit lines and the gateway's diagnostics go to
 standard error; Prometheus metrics, /healthz and /readyz are served on
 --metrics. When listening it prints exactly "dicomgate: listening on ADDR".
 SIGINT or SIGTERM stops accepting, drains open associations (up to
---drain-timeout; a second signal closes them at once) and exits 0.
+--drain-timeout; a second signal closes them at once) and exits 0. SIGHUP
+re-reads --policy and applies it to new associations if it is valid (like an
+Envoy configuration update: a rejected policy leaves the old one in force).
 
 Routing on the A-ASSOCIATE-RQ (policy action "route", or upstreamConnect
 "after-decision") needs tcp_proxy early data: give --early-data-bytes N
@@ -320,13 +322,25 @@ func runServe(ctx context.Context, cmd *cobra.Command, stderr io.Writer, f serve
 	if setup.demo != nil {
 		serveDemoBanner(log, setup, ln.Addr().String())
 	}
+	hup := make(chan os.Signal, 1)
+	if f.policyFile != "" {
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+	}
 	log.raw("dicomgate: listening on %s", ln.Addr())
 
-	select {
-	case <-ctx.Done():
-	case err := <-served:
-		if err != nil && !errors.Is(err, gateway.ErrServerClosed) {
-			return &exitError{1, fmt.Errorf("accepting on %s: %w", ln.Addr(), err)}
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			break wait
+		case <-hup:
+			serveReload(ctx, plugin, f.policyFile, log)
+		case err := <-served:
+			if err != nil && !errors.Is(err, gateway.ErrServerClosed) {
+				return &exitError{1, fmt.Errorf("accepting on %s: %w", ln.Addr(), err)}
+			}
+			break wait
 		}
 	}
 	ready.Store(false)
@@ -381,6 +395,30 @@ func serveConfigSetup(f serveFlags, log *serveLog) (*serveSetup, error) {
 	}
 	serveWarnMismatch(pol, s, log)
 	return s, nil
+}
+
+// serveReload re-reads the policy file, checks it and reconfigures the
+// plugin (a canary VM validates it first, Envoy WasmHandleBase::canary). It
+// reports whether the new policy is in force.
+func serveReload(ctx context.Context, p *host.Plugin, file string, log *serveLog) bool {
+	raw, err := os.ReadFile(file)
+	if err == nil {
+		raw, err = policyJSON(raw)
+	}
+	if err != nil {
+		log.printf("dicomgate: SIGHUP: keeping the current policy: %s: %v", file, err)
+		return false
+	}
+	if _, err := serveCheckPolicy(raw, file, log); err != nil {
+		log.printf("dicomgate: SIGHUP: keeping the current policy: %v", err)
+		return false
+	}
+	if err := p.Reconfigure(ctx, raw); err != nil {
+		log.printf("dicomgate: SIGHUP: the filter rejected %s, keeping the current policy: %v", file, err)
+		return false
+	}
+	log.printf("dicomgate: SIGHUP: policy %s reloaded; it applies to new associations", file)
+	return true
 }
 
 // serveParseClusters parses the --cluster values.

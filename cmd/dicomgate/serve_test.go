@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -381,4 +382,50 @@ rules:
 	require.Contains(t, out, "P1: association CT1 -> PACS")
 	require.Contains(t, out, "P2: association CT1 -> ECHO")
 	require.NotContains(t, out, "OTHER")
+}
+
+// SIGHUP re-reads --policy: a valid policy applies to new associations, an
+// invalid one is reported and the previous policy stays in force.
+func TestServeReloadOnSIGHUP(t *testing.T) {
+	wasm := filterWasm(t)
+	dir := t.TempDir()
+	peer, err := demopacs.Start("127.0.0.1:0", demopacs.Config{})
+	require.NoError(t, err)
+	t.Cleanup(func() { peer.Close() })
+	policyFile := filepath.Join(dir, "policy.json")
+	write := func(s string) { require.NoError(t, os.WriteFile(policyFile, []byte(s), 0o644)) }
+	write(`{"defaultAction":"deny","rules":[{"name":"a","match":{"calledAETitles":["A"]},"action":"allow"}]}`)
+	f := serveDefaults()
+	f.wasm, f.policyFile, f.workers, f.earlyDataBytes = wasm, policyFile, 1, 65536
+	f.clusters, f.defaultCluster = []string{"pacs=" + peer.Addr().String()}, "pacs"
+	addr, stderr, _ := startServe(t, f)
+
+	echo := readCapture(t, "echo_default.c2s.bin")
+	accepted := func(called string) bool {
+		c, err := net.Dial("tcp", addr)
+		require.NoError(t, err)
+		defer c.Close()
+		require.NoError(t, c.SetDeadline(time.Now().Add(10*time.Second)))
+		_, err = c.Write(withAEs(echo, called, "ECHOSCU"))
+		require.NoError(t, err)
+		c.(*net.TCPConn).CloseWrite()
+		got, _ := io.ReadAll(c)
+		return len(got) > 0 && pdu.Type(got[0]) == pdu.TypeAssociateAC
+	}
+	hup := func(want string) {
+		n := strings.Count(stderr.String(), want)
+		require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGHUP))
+		require.Eventually(t, func() bool { return strings.Count(stderr.String(), want) > n }, 20*time.Second, 10*time.Millisecond, "after SIGHUP:\n%s", stderr.String())
+	}
+	require.True(t, accepted("A"))
+	require.False(t, accepted("B"))
+
+	write(`{"defaultAction":"deny","rules":[{"name":"b","match":{"calledAETitles":["B"]},"action":"allow"}]}`)
+	hup("reloaded")
+	require.True(t, accepted("B"))
+	require.False(t, accepted("A"))
+
+	write(`{"defaultAction":"perhaps"}`)
+	hup("keeping the current policy")
+	require.True(t, accepted("B"), "an invalid policy must leave the previous one in force")
 }
