@@ -78,7 +78,7 @@ bench: $(WASM)
 
 ## run: the local TLS gateway on its embedded default.
 run: build
-	$(BIN) decode $(or $(CAPTURE),sdk/pdu/testdata/echo_custom_ae.c2s.bin)
+	$(BIN) serve $(SERVE_FLAGS)
 
 clean:
 	rm -rf $(BUILD)

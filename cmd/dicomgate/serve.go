@@ -264,7 +264,9 @@ func runServe(ctx context.Context, cmd *cobra.Command, stderr io.Writer, f serve
 		}
 	}
 
-	metrics := host.NewMetrics()
+	// The tags the filter encodes into its metric names, extracted the way Istio does for
+	// meshConfig.defaultConfig.extraStatTags [action, rule, reason] (see manifests/README.md).
+	metrics := host.NewMetrics(host.IstioExtraStatTag("action"), host.IstioExtraStatTag("rule"), host.IstioExtraStatTag("reason"))
 	plugin, err := host.NewPlugin(ctx, wasmBytes, host.PluginConfig{
 		Name:          "dicomgate",
 		RootID:        "dicomgate",

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -43,11 +44,45 @@ type Metrics struct {
 	guest   map[string]*metric // key: type + "/" + name
 	host    map[string]map[string]uint64
 	ordered []*metric
+	tags    []TagSpecifier
 }
 
-// NewMetrics returns an empty registry.
-func NewMetrics() *Metrics {
-	return &Metrics{guest: map[string]*metric{}, host: map[string]map[string]uint64{}}
+// TagSpecifier is one of Envoy's stats tag extractors
+// (envoy.config.metrics.v3.TagSpecifier with a regex; source/common/stats/tag_extractor_impl.cc
+// TagExtractorStdRegexImpl::extractTag): the regex is searched in the stat name, its first capture
+// group is removed from the name and its second capture group becomes the value of tag Name.
+type TagSpecifier struct {
+	Name  string
+	Regex *regexp.Regexp
+}
+
+// IstioExtraStatTag returns the extractor Istio generates for a meshConfig
+// defaultConfig.extraStatTags entry (pkg/bootstrap/config.go): regex
+// "(NAME=\.=(.*?);\.;)", matching the "NAME=.=VALUE;.;" segments a proxy-wasm
+// filter writes into its metric names.
+func IstioExtraStatTag(name string) TagSpecifier {
+	return TagSpecifier{Name: name, Regex: regexp.MustCompile("(" + regexp.QuoteMeta(name) + `=\.=(.*?);\.;)`)}
+}
+
+// NewMetrics returns an empty registry. The tag extractors shape the Prometheus exposition only:
+// names given to Get are always the guest's full metric names.
+func NewMetrics(tags ...TagSpecifier) *Metrics {
+	return &Metrics{guest: map[string]*metric{}, host: map[string]map[string]uint64{}, tags: tags}
+}
+
+// extractTags applies the tag extractors in order, as Envoy's TagProducerImpl::produceTags does,
+// returning the name without the extracted segments and the tags found.
+func (m *Metrics) extractTags(name string) (string, [][2]string) {
+	var tags [][2]string
+	for _, t := range m.tags {
+		loc := t.Regex.FindStringSubmatchIndex(name)
+		if len(loc) < 6 || loc[2] < 0 || loc[4] < 0 {
+			continue
+		}
+		tags = append(tags, [2]string{t.Name, name[loc[4]:loc[5]]})
+		name = name[:loc[2]] + name[loc[3]:]
+	}
+	return name, tags
 }
 
 func (m *Metrics) define(typ int, name string) *metric {
@@ -150,29 +185,62 @@ func (m *Metrics) WritePrometheus(w io.Writer) error {
 	}
 	m.mu.Unlock()
 
-	sort.Slice(guest, func(i, j int) bool {
-		if guest[i].name != guest[j].name {
-			return guest[i].name < guest[j].name
+	// Envoy's Prometheus exporter (source/server/admin/prometheus_stats.cc) groups every series of
+	// one tag-extracted name under a single "# TYPE" line.
+	type series struct {
+		labels string
+		m      metric
+	}
+	type family struct {
+		name   string
+		typ    int
+		series []series
+	}
+	families := map[string]*family{}
+	var names []string
+	for _, x := range guest {
+		base, tags := m.extractTags(x.name)
+		n := promName(base)
+		key := fmt.Sprintf("%d/%s", x.typ, n)
+		f := families[key]
+		if f == nil {
+			f = &family{name: n, typ: x.typ}
+			families[key] = f
+			names = append(names, key)
 		}
-		return guest[i].typ < guest[j].typ
-	})
+		f.series = append(f.series, series{labels: promLabels(tags), m: x})
+	}
+	sort.Strings(names)
 	sort.Strings(hostNames)
 	bw := bufio.NewWriter(w)
-	for _, x := range guest {
-		n := promName(x.name)
-		switch x.typ {
+	for _, key := range names {
+		f := families[key]
+		sort.Slice(f.series, func(i, j int) bool { return f.series[i].labels < f.series[j].labels })
+		n := f.name
+		switch f.typ {
 		case metricCounter:
-			fmt.Fprintf(bw, "# TYPE %s counter\n%s %d\n", n, n, uint64(x.value))
+			fmt.Fprintf(bw, "# TYPE %s counter\n", n)
 		case metricGauge:
-			fmt.Fprintf(bw, "# TYPE %s gauge\n%s %d\n", n, n, x.value)
+			fmt.Fprintf(bw, "# TYPE %s gauge\n", n)
 		case metricHistogram:
 			fmt.Fprintf(bw, "# TYPE %s histogram\n", n)
-			var cum uint64
-			for i, le := range envoyHistogramBuckets {
-				cum += x.buckets[i]
-				fmt.Fprintf(bw, "%s_bucket{le=\"%s\"} %d\n", n, formatFloat(le), cum)
+		}
+		for _, s := range f.series {
+			x := s.m
+			switch x.typ {
+			case metricCounter:
+				fmt.Fprintf(bw, "%s%s %d\n", n, wrapLabels(s.labels), uint64(x.value))
+			case metricGauge:
+				fmt.Fprintf(bw, "%s%s %d\n", n, wrapLabels(s.labels), x.value)
+			case metricHistogram:
+				var cum uint64
+				for i, le := range envoyHistogramBuckets {
+					cum += x.buckets[i]
+					fmt.Fprintf(bw, "%s_bucket%s %d\n", n, wrapLabels(joinLabels(s.labels, `le="`+formatFloat(le)+`"`)), cum)
+				}
+				fmt.Fprintf(bw, "%s_bucket%s %d\n%s_sum%s %s\n%s_count%s %d\n", n, wrapLabels(joinLabels(s.labels, `le="+Inf"`)), x.count,
+					n, wrapLabels(s.labels), formatFloat(x.sum), n, wrapLabels(s.labels), x.count)
 			}
-			fmt.Fprintf(bw, "%s_bucket{le=\"+Inf\"} %d\n%s_sum %s\n%s_count %d\n", n, x.count, n, formatFloat(x.sum), n, x.count)
 		}
 	}
 	for _, name := range hostNames {
@@ -188,6 +256,36 @@ func (m *Metrics) WritePrometheus(w io.Writer) error {
 		}
 	}
 	return bw.Flush()
+}
+
+// promLabels renders extracted tags as Prometheus label pairs (without braces); tag names are
+// sanitized like metric names.
+func promLabels(tags [][2]string) string {
+	var b strings.Builder
+	for i, t := range tags {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(promName(t[0]))
+		b.WriteString(`="`)
+		b.WriteString(promLabelValue(t[1]))
+		b.WriteByte('"')
+	}
+	return b.String()
+}
+
+func joinLabels(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "," + b
+}
+
+func wrapLabels(l string) string {
+	if l == "" {
+		return ""
+	}
+	return "{" + l + "}"
 }
 
 func formatFloat(f float64) string {

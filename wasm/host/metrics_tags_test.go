@@ -1,0 +1,46 @@
+package host
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+// Envoy source/common/stats/tag_extractor_impl.cc TagExtractorStdRegexImpl::extractTag with the
+// regexes Istio generates for extraStatTags (pkg/bootstrap/config.go), exported by
+// source/server/admin/prometheus_stats.cc with one TYPE line per tag-extracted name.
+func TestTagExtractor_IstioExtraStatTags_PrometheusLabels(t *testing.T) {
+	m := NewMetrics(IstioExtraStatTag("action"), IstioExtraStatTag("rule"), IstioExtraStatTag("reason"))
+	m.define(metricCounter, "action=.=route;.;rule=.=ct-to-pacs-a;.;dicomgate_decisions_total").value = 3
+	m.define(metricCounter, "action=.=deny;.;rule=.=default;.;dicomgate_decisions_total").value = 1
+	m.define(metricCounter, "reason=.=policy;.;dicomgate_denied_total").value = 1
+	m.define(metricCounter, "dicomgate_associations_total").value = 4
+	m.define(metricCounter, "other=.=x;.;untagged_total").value = 2
+
+	var buf bytes.Buffer
+	if err := m.WritePrometheus(&buf); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	for _, want := range []string{
+		"# TYPE dicomgate_decisions_total counter\n" +
+			`dicomgate_decisions_total{action="deny",rule="default"} 1` + "\n" +
+			`dicomgate_decisions_total{action="route",rule="ct-to-pacs-a"} 3` + "\n",
+		"# TYPE dicomgate_denied_total counter\n" + `dicomgate_denied_total{reason="policy"} 1` + "\n",
+		"# TYPE dicomgate_associations_total counter\ndicomgate_associations_total 4\n",
+		// A segment without a configured extractor stays in the name, sanitized (Envoy does not
+		// know the tag): exactly what a real gateway without extraStatTags would export.
+		"other___x___untagged_total 2\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("exposition lacks %q:\n%s", want, out)
+		}
+	}
+	if n := strings.Count(out, "# TYPE dicomgate_decisions_total "); n != 1 {
+		t.Errorf("%d TYPE lines for dicomgate_decisions_total, want 1:\n%s", n, out)
+	}
+	// Get keeps addressing the guest's own names.
+	if v, ok := m.Get("reason=.=policy;.;dicomgate_denied_total"); !ok || v != 1 {
+		t.Errorf("Get = %d, %v", v, ok)
+	}
+}
