@@ -186,7 +186,6 @@ func errString(err error) string {
 	return err.Error()
 }
 
-
 // jsonSeeds are inputs for the differential test and fuzz target.
 var jsonSeeds = []string{
 	``, ` `, "\t\r\n", `{}`, `[]`, `null`, `true`, `false`, `0`, `-0`, `12`, `-1.5e+10`, `1E-2`, `1.0e3`,
