@@ -1,6 +1,6 @@
 package policy
 
-import "fmt"
+import "strconv"
 
 // Wildcards inside a compiled glob. Both are control characters, which can
 // never occur in an AE title, so a literal '*' or '?' (written \* or \? in
@@ -29,7 +29,7 @@ func compileAEPattern(s string, fold bool) (pat string, glob bool, msg string) {
 		if s == "" {
 			return "", false, `is empty; an AE title pattern is 1 to 16 characters, "*" matches any title`
 		}
-		return "", false, fmt.Sprintf("%q is only spaces; an AE title pattern is 1 to 16 characters, \"*\" matches any title", s)
+		return "", false, strconv.Quote(s) + " is only spaces; an AE title pattern is 1 to 16 characters, \"*\" matches any title"
 	}
 	out := make([]byte, 0, len(t))
 	chars := 0
@@ -43,7 +43,7 @@ func compileAEPattern(s string, fold bool) (pat string, glob bool, msg string) {
 				chars++
 				continue
 			}
-			return "", false, fmt.Sprintf(`%q: a backslash is only allowed before * or ? (to match them literally); AE titles cannot contain a backslash`, s)
+			return "", false, strconv.Quote(s) + `: a backslash is only allowed before * or ? (to match them literally); AE titles cannot contain a backslash`
 		case c == '*':
 			glob = true
 			if len(out) > 0 && out[len(out)-1] == wStar {
@@ -55,7 +55,7 @@ func compileAEPattern(s string, fold bool) (pat string, glob bool, msg string) {
 			out = append(out, wOne)
 			chars++
 		case c < 0x20 || c > 0x7e:
-			return "", false, fmt.Sprintf("%q contains the byte 0x%02x; AE titles allow printable ASCII (0x20-0x7E) except backslash", s, c)
+			return "", false, strconv.Quote(s) + " contains the byte 0x" + hex2(c) + "; AE titles allow printable ASCII (0x20-0x7E) except backslash"
 		default:
 			if fold {
 				c = upper(c)
@@ -65,10 +65,10 @@ func compileAEPattern(s string, fold bool) (pat string, glob bool, msg string) {
 		}
 	}
 	if chars > aeMaxLen && !glob {
-		return "", false, fmt.Sprintf("%q has %d characters; AE titles have at most 16, so it can never match", s, chars)
+		return "", false, strconv.Quote(s) + " has " + strconv.Itoa(chars) + " characters; AE titles have at most 16, so it can never match"
 	}
 	if chars > aeMaxLen {
-		return "", false, fmt.Sprintf("%q needs at least %d characters but AE titles have at most 16, so it can never match", s, chars)
+		return "", false, strconv.Quote(s) + " needs at least " + strconv.Itoa(chars) + " characters but AE titles have at most 16, so it can never match"
 	}
 	return string(out), glob, ""
 }
@@ -79,15 +79,15 @@ func validateAETitle(s string) string {
 	case s == "":
 		return "is empty; an AE title is 1 to 16 characters"
 	case len(s) > aeMaxLen:
-		return fmt.Sprintf("%q has %d characters; AE titles have at most 16", s, len(s))
+		return strconv.Quote(s) + " has " + strconv.Itoa(len(s)) + " characters; AE titles have at most 16"
 	case trimSpaces(s) == "":
-		return fmt.Sprintf("%q is only spaces; an AE title needs at least one non-space character", s)
+		return strconv.Quote(s) + " is only spaces; an AE title needs at least one non-space character"
 	case s[0] == ' ' || s[len(s)-1] == ' ':
-		return fmt.Sprintf("%q has leading or trailing spaces, which peers strip or treat inconsistently; remove them", s)
+		return strconv.Quote(s) + " has leading or trailing spaces, which peers strip or treat inconsistently; remove them"
 	}
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c > 0x7e || c == '\\' {
-			return fmt.Sprintf("%q contains the byte 0x%02x; AE titles allow printable ASCII (0x20-0x7E) except backslash", s, c)
+			return strconv.Quote(s) + " contains the byte 0x" + hex2(c) + "; AE titles allow printable ASCII (0x20-0x7E) except backslash"
 		}
 	}
 	return ""
@@ -251,4 +251,10 @@ func (s *aeSet) whichMatch(v, vUp []byte) string {
 		}
 	}
 	return ""
+}
+
+// hex2 renders a byte as two lower-case hex digits.
+func hex2(c byte) string {
+	const digits = "0123456789abcdef"
+	return string([]byte{digits[c>>4], digits[c&15]})
 }

@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"fmt"
 	"math"
 	"net/netip"
 	"sort"
@@ -41,13 +40,15 @@ type loader struct {
 	nerr  int
 }
 
-func (l *loader) errf(path, format string, args ...any) {
-	l.diags = append(l.diags, Diagnostic{Path: path, Message: fmt.Sprintf(format, args...), Severity: SeverityError})
+// errf records an error diagnostic at path.
+func (l *loader) errf(path, msg string) {
+	l.diags = append(l.diags, Diagnostic{Path: path, Message: msg, Severity: SeverityError})
 	l.nerr++
 }
 
-func (l *loader) warnf(path, format string, args ...any) {
-	l.diags = append(l.diags, Diagnostic{Path: path, Message: fmt.Sprintf(format, args...), Severity: SeverityWarning})
+// warnf records a warning diagnostic at path.
+func (l *loader) warnf(path, msg string) {
+	l.diags = append(l.diags, Diagnostic{Path: path, Message: msg, Severity: SeverityWarning})
 }
 
 // child joins an object path and a key. Keys that are not plain
@@ -89,7 +90,7 @@ func elem(path string, i int) string { return path + "[" + strconv.Itoa(i) + "]"
 // another object to a hint.
 func (l *loader) object(n *jnode, path, what string, allowed []string, misplaced map[string]string) map[string]*jnode {
 	if n.kind != jObject {
-		l.errf(path, "must be a JSON object (%s), got %s", what, n.describe())
+		l.errf(path, "must be a JSON object ("+what+"), got "+n.describe())
 		return nil
 	}
 	out := make(map[string]*jnode, len(n.keys))
@@ -97,17 +98,17 @@ func (l *loader) object(n *jnode, path, what string, allowed []string, misplaced
 	for i, k := range n.keys {
 		p := child(path, k)
 		if seen[k] {
-			l.errf(p, "duplicate key %q; each key may appear once", k)
+			l.errf(p, "duplicate key "+strconv.Quote(k)+"; each key may appear once")
 			continue
 		}
 		seen[k] = true
 		if !contains(allowed, k) {
 			if hint, ok := misplaced[k]; ok {
-				l.errf(p, "unknown key %q here; %s", k, hint)
+				l.errf(p, "unknown key "+strconv.Quote(k)+" here; "+hint)
 			} else if s := suggest(k, allowed); s != "" {
-				l.errf(p, "unknown key %q; did you mean %q? (allowed: %s)", k, s, strings.Join(allowed, ", "))
+				l.errf(p, "unknown key "+strconv.Quote(k)+"; did you mean "+strconv.Quote(s)+"? (allowed: "+strings.Join(allowed, ", ")+")")
 			} else {
-				l.errf(p, "unknown key %q (allowed: %s)", k, strings.Join(allowed, ", "))
+				l.errf(p, "unknown key "+strconv.Quote(k)+" (allowed: "+strings.Join(allowed, ", ")+")")
 			}
 			continue
 		}
@@ -119,7 +120,7 @@ func (l *loader) object(n *jnode, path, what string, allowed []string, misplaced
 // str returns a string value or reports a type error.
 func (l *loader) str(n *jnode, path, want string) (string, bool) {
 	if n.kind != jString {
-		l.errf(path, "must be %s, got %s", want, n.describe())
+		l.errf(path, "must be "+want+", got "+n.describe())
 		return "", false
 	}
 	return n.str, true
@@ -128,7 +129,7 @@ func (l *loader) str(n *jnode, path, want string) (string, bool) {
 // enum returns one of the allowed string values or reports an error.
 func (l *loader) enum(n *jnode, path string, allowed []string) (string, bool) {
 	if n.kind != jString {
-		l.errf(path, "must be one of the strings %s, got %s", quoteList(allowed), n.describe())
+		l.errf(path, "must be one of the strings "+quoteList(allowed)+", got "+n.describe())
 		return "", false
 	}
 	s := n.str
@@ -136,9 +137,9 @@ func (l *loader) enum(n *jnode, path string, allowed []string) (string, bool) {
 		return s, true
 	}
 	if g := suggest(s, allowed); g != "" {
-		l.errf(path, "%q is not allowed; did you mean %q? (allowed: %s)", s, g, quoteList(allowed))
+		l.errf(path, strconv.Quote(s)+" is not allowed; did you mean "+strconv.Quote(g)+"? (allowed: "+quoteList(allowed)+")")
 	} else {
-		l.errf(path, "%q is not allowed (allowed: %s)", s, quoteList(allowed))
+		l.errf(path, strconv.Quote(s)+" is not allowed (allowed: "+quoteList(allowed)+")")
 	}
 	return "", false
 }
@@ -151,16 +152,16 @@ func (l *loader) integer(n *jnode, path string, lo, hi int64, unit string) (int6
 		u = " " + unit
 	}
 	if n.kind != jNumber {
-		l.errf(path, "must be a whole number from %d to %d%s, got %s", lo, hi, u, n.describe())
+		l.errf(path, "must be a whole number from "+strconv.FormatInt(lo, 10)+" to "+strconv.FormatInt(hi, 10)+u+", got "+n.describe())
 		return 0, false
 	}
 	f, err := strconv.ParseFloat(n.str, 64)
 	if err != nil || f != math.Trunc(f) || math.IsInf(f, 0) {
-		l.errf(path, "must be a whole number from %d to %d%s, got %s", lo, hi, u, n.str)
+		l.errf(path, "must be a whole number from "+strconv.FormatInt(lo, 10)+" to "+strconv.FormatInt(hi, 10)+u+", got "+n.str)
 		return 0, false
 	}
 	if f < float64(lo) || f > float64(hi) {
-		l.errf(path, "%s is out of range; allowed: %d to %d%s", n.str, lo, hi, u)
+		l.errf(path, n.str+" is out of range; allowed: "+strconv.FormatInt(lo, 10)+" to "+strconv.FormatInt(hi, 10)+u)
 		return 0, false
 	}
 	return int64(f), true
@@ -169,7 +170,7 @@ func (l *loader) integer(n *jnode, path string, lo, hi int64, unit string) (int6
 // boolean returns a boolean or reports a type error.
 func (l *loader) boolean(n *jnode, path string) (bool, bool) {
 	if n.kind != jBool {
-		l.errf(path, "must be true or false, got %s", n.describe())
+		l.errf(path, "must be true or false, got "+n.describe())
 		return false, false
 	}
 	return n.b, true
@@ -181,9 +182,9 @@ func (l *loader) boolean(n *jnode, path string) (bool, bool) {
 func (l *loader) strList(n *jnode, path string) (vals, paths []string) {
 	if n.kind != jArray {
 		if n.kind == jString {
-			l.errf(path, "must be an array of strings, got %s; write [%q]", n.describe(), n.str)
+			l.errf(path, "must be an array of strings, got "+n.describe()+"; write ["+strconv.Quote(n.str)+"]")
 		} else {
-			l.errf(path, "must be an array of strings, got %s", n.describe())
+			l.errf(path, "must be an array of strings, got "+n.describe())
 		}
 		return nil, nil
 	}
@@ -194,7 +195,7 @@ func (l *loader) strList(n *jnode, path string) (vals, paths []string) {
 	for i, e := range n.elems {
 		p := elem(path, i)
 		if e.kind != jString {
-			l.errf(p, "must be a string, got %s", e.describe())
+			l.errf(p, "must be a string, got "+e.describe())
 			continue
 		}
 		vals = append(vals, e.str)
@@ -213,7 +214,7 @@ func Load(data []byte) (*Policy, []Diagnostic, error) {
 	root, se := parseJSON(data)
 	if se != nil {
 		line, col := lineCol(data, se.offset)
-		d := Diagnostic{Message: fmt.Sprintf("invalid JSON at byte offset %d (line %d, column %d): %s", se.offset, line, col, se.msg)}
+		d := Diagnostic{Message: "invalid JSON at byte offset " + strconv.FormatInt(se.offset, 10) + " (line " + strconv.Itoa(line) + ", column " + strconv.Itoa(col) + "): " + se.msg}
 		diags := []Diagnostic{d}
 		return nil, diags, &ValidationError{Diagnostics: diags}
 	}
@@ -293,9 +294,9 @@ func (l *loader) config(root *jnode) *config {
 	}
 	if n := m["rules"]; n != nil {
 		if n.kind != jArray {
-			l.errf("rules", "must be an array of rule objects, got %s", n.describe())
+			l.errf("rules", "must be an array of rule objects, got "+n.describe())
 		} else if len(n.elems) > MaxRules {
-			l.errf("rules", "has %d rules; at most %d are allowed", len(n.elems), MaxRules)
+			l.errf("rules", "has "+strconv.Itoa(len(n.elems))+" rules; at most "+strconv.Itoa(MaxRules)+" are allowed")
 		} else {
 			l.rules(n, cfg)
 		}
@@ -315,13 +316,13 @@ func (l *loader) rules(n *jnode, cfg *config) {
 		}
 		if r.name != "" {
 			if j, dup := names[r.name]; dup {
-				l.errf(child(path, "name"), "duplicate rule name %q (also rules[%d].name); rule names must be unique", r.name, j)
+				l.errf(child(path, "name"), "duplicate rule name "+strconv.Quote(r.name)+" (also rules["+strconv.Itoa(j)+"].name); rule names must be unique")
 			} else {
 				names[r.name] = i
 			}
 		}
 		if catchAll >= 0 {
-			l.warnf(path, "unreachable: rules[%d] (%q) matches every association, so this rule is never evaluated", catchAll, cfg.rules[catchAll].name)
+			l.warnf(path, "unreachable: rules["+strconv.Itoa(catchAll)+"] ("+strconv.Quote(cfg.rules[catchAll].name)+") matches every association, so this rule is never evaluated")
 		} else if r.catchAll {
 			catchAll = i
 		}
@@ -355,9 +356,9 @@ func (l *loader) rule(rn *jnode, path string, cfg *config) *rule {
 		case trimSpaces(s) == "":
 			l.errf(child(path, "name"), "is empty; every rule needs a unique, non-empty name")
 		case len(s) > maxRuleNameLen:
-			l.errf(child(path, "name"), "is %d characters long; rule names are at most %d", len(s), maxRuleNameLen)
+			l.errf(child(path, "name"), "is "+strconv.Itoa(len(s))+" characters long; rule names are at most "+strconv.Itoa(maxRuleNameLen))
 		case hasControl(s):
-			l.errf(child(path, "name"), "%q contains control characters; use printable characters only", s)
+			l.errf(child(path, "name"), strconv.Quote(s)+" contains control characters; use printable characters only")
 		default:
 			r.name = s
 		}
@@ -400,11 +401,11 @@ func (l *loader) rule(rn *jnode, path string, cfg *config) *rule {
 			}
 		default:
 			if cluster != nil {
-				l.errf(child(path, "cluster"), `only allowed with action "route" (this rule's action is %q)`, r.action)
+				l.errf(child(path, "cluster"), `only allowed with action "route" (this rule's action is `+strconv.Quote(r.action.String())+`)`)
 				cluster = nil
 			}
 			if service != nil {
-				l.errf(child(path, "service"), `only allowed with action "route" (this rule's action is %q)`, r.action)
+				l.errf(child(path, "service"), `only allowed with action "route" (this rule's action is `+strconv.Quote(r.action.String())+`)`)
 				service = nil
 			}
 		}
@@ -413,7 +414,7 @@ func (l *loader) rule(rn *jnode, path string, cfg *config) *rule {
 		p := child(path, "cluster")
 		if s, ok := l.str(cluster, p, "an Envoy cluster name such as \"outbound|11112||pacs.dicom.svc.cluster.local\""); ok {
 			if s == "" || hasControl(s) || strings.ContainsAny(s, " \t") {
-				l.errf(p, "%q is not a cluster name; expected e.g. \"outbound|11112||pacs.dicom.svc.cluster.local\" (no spaces)", s)
+				l.errf(p, strconv.Quote(s)+" is not a cluster name; expected e.g. \"outbound|11112||pacs.dicom.svc.cluster.local\" (no spaces)")
 			} else {
 				r.cluster = s
 			}
@@ -426,7 +427,7 @@ func (l *loader) rule(rn *jnode, path string, cfg *config) *rule {
 	if n := m["rejectReason"]; n != nil {
 		p := child(path, "rejectReason")
 		if actionOK && r.action != ActionDeny {
-			l.errf(p, `only allowed with action "deny" (this rule's action is %q)`, r.action)
+			l.errf(p, `only allowed with action "deny" (this rule's action is `+strconv.Quote(r.action.String())+`)`)
 		} else if s, ok := l.enum(n, p, rejectReasonNames()); ok {
 			r.rejectReason = s
 		}
@@ -446,7 +447,7 @@ func (l *loader) rule(rn *jnode, path string, cfg *config) *rule {
 		}
 		if s, ok := l.str(n, p, "an AE title (1 to 16 characters)"); ok {
 			if msg := validateAETitle(s); msg != "" {
-				l.errf(p, "%s", msg)
+				l.errf(p, msg)
 			} else {
 				*rw.dst = s
 			}
@@ -469,7 +470,7 @@ func (l *loader) service(n *jnode, path string) string {
 		ok = false
 	} else if s, good := l.str(hn, child(path, "host"), "a host name"); good {
 		if msg := checkHost(s); msg != "" {
-			l.errf(child(path, "host"), "%s", msg)
+			l.errf(child(path, "host"), msg)
 			ok = false
 		}
 		host = s
@@ -487,7 +488,7 @@ func (l *loader) service(n *jnode, path string) string {
 	if sn := m["subset"]; sn != nil {
 		if s, good := l.str(sn, child(path, "subset"), "a DestinationRule subset name"); good {
 			if strings.ContainsAny(s, "| \t") || hasControl(s) {
-				l.errf(child(path, "subset"), "%q is not a subset name (no '|', spaces or control characters)", s)
+				l.errf(child(path, "subset"), strconv.Quote(s)+" is not a subset name (no '|', spaces or control characters)")
 				ok = false
 			}
 			subset = s
@@ -507,16 +508,16 @@ func checkHost(s string) string {
 		return "is empty; give the service host, e.g. \"pacs.dicom.svc.cluster.local\""
 	}
 	if len(s) > 253 {
-		return fmt.Sprintf("is %d characters long; host names are at most 253", len(s))
+		return "is " + strconv.Itoa(len(s)) + " characters long; host names are at most 253"
 	}
 	for _, label := range strings.Split(s, ".") {
 		if label == "" || len(label) > 63 {
-			return fmt.Sprintf("%q is not a host name (empty or over-long label)", s)
+			return strconv.Quote(s) + " is not a host name (empty or over-long label)"
 		}
 		for i := 0; i < len(label); i++ {
 			c := label[i]
 			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '*' && len(label) == 1) {
-				return fmt.Sprintf("%q is not a host name (letters, digits, '-' and '.' only)", s)
+				return strconv.Quote(s) + " is not a host name (letters, digits, '-' and '.' only)"
 			}
 		}
 	}
@@ -579,7 +580,7 @@ func (l *loader) aeList(n *jnode, path string, fold bool) *aeSet {
 	for i, v := range vals {
 		pat, glob, msg := compileAEPattern(v, fold)
 		if msg != "" {
-			l.errf(paths[i], "%s", msg)
+			l.errf(paths[i], msg)
 			continue
 		}
 		set.source = append(set.source, v)
@@ -619,22 +620,22 @@ func (l *loader) cidrList(n *jnode, path string) []netip.Prefix {
 			a, err = netip.ParseAddr(v)
 			if err == nil {
 				if a.Zone() != "" {
-					l.errf(paths[i], "%q has an IPv6 zone; zones are not allowed in sourceCIDRs", v)
+					l.errf(paths[i], strconv.Quote(v)+" has an IPv6 zone; zones are not allowed in sourceCIDRs")
 					continue
 				}
 				p = netip.PrefixFrom(a, a.BitLen())
 			}
 		}
 		if err != nil {
-			l.errf(paths[i], "%q is not a CIDR (expected an IPv4 or IPv6 prefix such as \"10.0.0.0/8\" or \"fd00::/8\", or a bare address)", v)
+			l.errf(paths[i], strconv.Quote(v)+" is not a CIDR (expected an IPv4 or IPv6 prefix such as \"10.0.0.0/8\" or \"fd00::/8\", or a bare address)")
 			continue
 		}
 		if p.Addr().Is4In6() {
-			l.errf(paths[i], "%q is an IPv4-mapped IPv6 prefix; write it in IPv4 form (IPv4-mapped sources are matched as IPv4)", v)
+			l.errf(paths[i], strconv.Quote(v)+" is an IPv4-mapped IPv6 prefix; write it in IPv4 form (IPv4-mapped sources are matched as IPv4)")
 			continue
 		}
 		if m := p.Masked(); m != p {
-			l.warnf(paths[i], "%q has host bits set; it is treated as %q", v, m.String())
+			l.warnf(paths[i], strconv.Quote(v)+" has host bits set; it is treated as "+strconv.Quote(m.String()))
 			p = m
 		}
 		out = append(out, p)
@@ -648,7 +649,7 @@ func (l *loader) plainList(n *jnode, path, what string) []string {
 	var out []string
 	for i, v := range vals {
 		if v == "" {
-			l.errf(paths[i], "is empty; expected %s", what)
+			l.errf(paths[i], "is empty; expected "+what)
 			continue
 		}
 		out = append(out, v)
@@ -664,7 +665,7 @@ func (l *loader) dnsList(n *jnode, path string) []string {
 	for i, v := range vals {
 		rest := strings.TrimPrefix(v, "*.")
 		if v == "" || strings.Contains(rest, "*") || checkHost(rest) != "" {
-			l.errf(paths[i], "%q is not a DNS name pattern (expected e.g. \"ct1.modalities.example\" or \"*.modalities.example\")", v)
+			l.errf(paths[i], strconv.Quote(v)+" is not a DNS name pattern (expected e.g. \"ct1.modalities.example\" or \"*.modalities.example\")")
 			continue
 		}
 		out = append(out, strings.ToLower(v))
@@ -678,7 +679,7 @@ func (l *loader) uidList(n *jnode, path string) *uidSet {
 	set := &uidSet{}
 	for i, v := range vals {
 		if msg := checkUID(v); msg != "" {
-			l.errf(paths[i], "%q is not a DICOM UID: %s", v, msg)
+			l.errf(paths[i], strconv.Quote(v)+" is not a DICOM UID: "+msg)
 			continue
 		}
 		set.add(v)
@@ -692,7 +693,7 @@ func checkUID(s string) string {
 		return "it is empty"
 	}
 	if len(s) > 64 {
-		return fmt.Sprintf("it is %d characters long; UIDs are at most 64", len(s))
+		return "it is " + strconv.Itoa(len(s)) + " characters long; UIDs are at most 64"
 	}
 	for _, comp := range strings.Split(s, ".") {
 		if comp == "" {
@@ -704,7 +705,7 @@ func checkUID(s string) string {
 			}
 		}
 		if len(comp) > 1 && comp[0] == '0' {
-			return fmt.Sprintf("component %q has a leading zero", comp)
+			return "component " + strconv.Quote(comp) + " has a leading zero"
 		}
 	}
 	return ""

@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
 
@@ -21,8 +20,7 @@ func (p *Policy) Explain(rq *pdu.AssociateRQ, conn *Conn, d Decision) string {
 	in.calledUp = foldInto(&b1, in.called)
 	in.callingUp = foldInto(&b2, in.calling)
 	var lines []string
-	lines = append(lines, fmt.Sprintf("association: called AE %q, calling AE %q, source %s%s",
-		in.called, in.calling, addrString(&in), peerString(in.conn)))
+	lines = append(lines, "association: called AE "+strconv.Quote(string(in.called))+", calling AE "+strconv.Quote(string(in.calling))+", source "+addrString(&in)+peerString(in.conn))
 
 	last := len(p.rules)
 	if d.RuleIndex >= 0 && d.RuleIndex < len(p.rules) {
@@ -34,21 +32,21 @@ func (p *Policy) Explain(rq *pdu.AssociateRQ, conn *Conn, d Decision) string {
 		f := matchRule(r, &in)
 		if f == matched {
 			// Only happens when d does not come from Evaluate for these arguments.
-			lines = append(lines, fmt.Sprintf("note: rules[%d] %q also matches; the decision given does not correspond to this association", i, r.name))
+			lines = append(lines, "note: rules["+strconv.Itoa(i)+"] "+strconv.Quote(r.name)+" also matches; the decision given does not correspond to this association")
 			continue
 		}
 		if shown == explainLimit {
-			lines = append(lines, fmt.Sprintf("... %d more rules did not match", last-i))
+			lines = append(lines, "... "+strconv.Itoa(last-i)+" more rules did not match")
 			break
 		}
 		shown++
-		lines = append(lines, fmt.Sprintf("rules[%d] %q did not match: %s", i, r.name, p.failText(r, f, &in)))
+		lines = append(lines, "rules["+strconv.Itoa(i)+"] "+strconv.Quote(r.name)+" did not match: "+p.failText(r, f, &in))
 	}
 	if d.RuleIndex >= 0 && d.RuleIndex < len(p.rules) {
 		r := p.rules[d.RuleIndex]
-		lines = append(lines, fmt.Sprintf("rules[%d] %q matched: %s", d.RuleIndex, r.name, matchText(r, &in)))
+		lines = append(lines, "rules["+strconv.Itoa(d.RuleIndex)+"] "+strconv.Quote(r.name)+" matched: "+matchText(r, &in))
 	} else {
-		lines = append(lines, fmt.Sprintf("no rule matched (%d rules); the default action applies", len(p.rules)))
+		lines = append(lines, "no rule matched ("+strconv.Itoa(len(p.rules))+" rules); the default action applies")
 	}
 	lines = append(lines, "decision: "+p.actionText(d, &in))
 	if d.DryRun {
@@ -63,7 +61,7 @@ func (p *Policy) actionText(d Decision, in *input) string {
 	switch d.Action {
 	case ActionDeny:
 		res, src, code, _ := RejectCode(d.RejectReason)
-		s = fmt.Sprintf("deny with A-ASSOCIATE-RJ %s (result %d, source %d, reason %d)", d.RejectReason, res, src, code)
+		s = "deny with A-ASSOCIATE-RJ " + d.RejectReason + " (result " + strconv.Itoa(int(res)) + ", source " + strconv.Itoa(int(src)) + ", reason " + strconv.Itoa(int(code)) + ")"
 		explicit := d.RuleIndex >= 0 && d.RuleIndex < len(p.rules) && p.rules[d.RuleIndex].rejectReason != ""
 		if d.RuleIndex < 0 && p.defaultReason != "" {
 			explicit = true
@@ -72,19 +70,19 @@ func (p *Policy) actionText(d Decision, in *input) string {
 			if p.calledKnown(in) {
 				s += "; reason chosen because the called AE title is accepted by the policy but the association did not meet the conditions"
 			} else {
-				s += fmt.Sprintf("; reason chosen because no allow or route rule accepts called AE %q", in.called)
+				s += "; reason chosen because no allow or route rule accepts called AE " + strconv.Quote(string(in.called))
 			}
 		}
 	case ActionRoute:
-		s = fmt.Sprintf("route to cluster %q", d.Cluster)
+		s = "route to cluster " + strconv.Quote(d.Cluster)
 	default:
 		s = "allow"
 	}
 	if d.RewriteCalledAETitle != "" {
-		s += fmt.Sprintf("; rewrite called AE title to %q", d.RewriteCalledAETitle)
+		s += "; rewrite called AE title to " + strconv.Quote(d.RewriteCalledAETitle)
 	}
 	if d.RewriteCallingAETitle != "" {
-		s += fmt.Sprintf("; rewrite calling AE title to %q", d.RewriteCallingAETitle)
+		s += "; rewrite calling AE title to " + strconv.Quote(d.RewriteCallingAETitle)
 	}
 	if d.RuleIndex < 0 {
 		s += " (default action)"
@@ -123,11 +121,11 @@ func peerString(c *Conn) string {
 func (p *Policy) failText(r *rule, f int, in *input) string {
 	switch f {
 	case failCalled:
-		return fmt.Sprintf("called AE %q is not in %s%s", in.called, listText(r.called.source), caseNote(r))
+		return "called AE " + strconv.Quote(string(in.called)) + " is not in " + listText(r.called.source) + caseNote(r)
 	case failCalling:
-		return fmt.Sprintf("calling AE %q is not in %s%s", in.calling, listText(r.calling.source), caseNote(r))
+		return "calling AE " + strconv.Quote(string(in.calling)) + " is not in " + listText(r.calling.source) + caseNote(r)
 	case failSource:
-		return fmt.Sprintf("source %s is not in %s", addrString(in), prefixList(r))
+		return "source " + addrString(in) + " is not in " + prefixList(r)
 	case failURISAN:
 		return peerFail(in.conn, in.conn.PeerURISAN, "URI SAN", r.uriSANs)
 	case failDNSSAN:
@@ -140,18 +138,18 @@ func (p *Policy) failText(r *rule, f int, in *input) string {
 		case !ui.HasUserIdentity:
 			return "no user identity was sent; needs username " + listText(r.usernames)
 		case ui.UserIdentity.Type != pdu.UserIdentityUsername && ui.UserIdentity.Type != pdu.UserIdentityUsernamePasscode:
-			return fmt.Sprintf("user identity type %d is not a username (types 1 and 2); needs username %s", ui.UserIdentity.Type, listText(r.usernames))
+			return "user identity type " + strconv.Itoa(int(ui.UserIdentity.Type)) + " is not a username (types 1 and 2); needs username " + listText(r.usernames)
 		}
-		return fmt.Sprintf("username %q is not in %s", ui.UserIdentity.Primary, listText(r.usernames))
+		return "username " + strconv.Quote(string(ui.UserIdentity.Primary)) + " is not in " + listText(r.usernames)
 	case failAbstract:
-		return fmt.Sprintf("no proposed abstract syntax is in %s", listText(r.anyAbstract.list))
+		return "no proposed abstract syntax is in " + listText(r.anyAbstract.list)
 	case failOnlyAbstract:
 		if len(in.rq.PresentationContexts) == 0 {
 			return "no presentation context was proposed"
 		}
 		for _, pc := range in.rq.PresentationContexts {
 			if !r.onlyAbstract.has(pc.AbstractSyntax) {
-				return fmt.Sprintf("proposed abstract syntax %q (context %d) is not in %s", trimNUL(pc.AbstractSyntax), pc.ID, listText(r.onlyAbstract.list))
+				return "proposed abstract syntax " + strconv.Quote(string(trimNUL(pc.AbstractSyntax))) + " (context " + strconv.Itoa(int(pc.ID)) + ") is not in " + listText(r.onlyAbstract.list)
 			}
 		}
 	}
@@ -160,12 +158,12 @@ func (p *Policy) failText(r *rule, f int, in *input) string {
 
 func peerFail(c *Conn, v, what string, list []string) string {
 	if !c.MTLS {
-		return fmt.Sprintf("needs a client certificate (mTLS) with %s in %s", what, listText(list))
+		return "needs a client certificate (mTLS) with " + what + " in " + listText(list)
 	}
 	if v == "" {
-		return fmt.Sprintf("the client certificate has no %s; needs one of %s", what, listText(list))
+		return "the client certificate has no " + what + "; needs one of " + listText(list)
 	}
-	return fmt.Sprintf("peer %s %q is not in %s", what, v, listText(list))
+	return "peer " + what + " " + strconv.Quote(v) + " is not in " + listText(list)
 }
 
 func caseNote(r *rule) string {
@@ -194,41 +192,41 @@ func trimNUL(b []byte) []byte {
 func matchText(r *rule, in *input) string {
 	var parts []string
 	if r.called != nil {
-		parts = append(parts, fmt.Sprintf("called AE %q matches %q%s", in.called, r.called.whichMatch(in.called, in.calledUp), caseNote(r)))
+		parts = append(parts, "called AE "+strconv.Quote(string(in.called))+" matches "+strconv.Quote(r.called.whichMatch(in.called, in.calledUp))+caseNote(r))
 	}
 	if r.calling != nil {
-		parts = append(parts, fmt.Sprintf("calling AE %q matches %q%s", in.calling, r.calling.whichMatch(in.calling, in.callingUp), caseNote(r)))
+		parts = append(parts, "calling AE "+strconv.Quote(string(in.calling))+" matches "+strconv.Quote(r.calling.whichMatch(in.calling, in.callingUp))+caseNote(r))
 	}
 	if r.hasCIDRs {
 		for _, p := range r.cidrs {
 			if p.Contains(in.src) {
-				parts = append(parts, fmt.Sprintf("source %s is in %s", in.src, p))
+				parts = append(parts, "source "+in.src.String()+" is in "+p.String())
 				break
 			}
 		}
 	}
 	if r.hasURI {
-		parts = append(parts, fmt.Sprintf("peer URI SAN %q is listed", in.conn.PeerURISAN))
+		parts = append(parts, "peer URI SAN "+strconv.Quote(in.conn.PeerURISAN)+" is listed")
 	}
 	if r.hasDNS {
-		parts = append(parts, fmt.Sprintf("peer DNS SAN %q is listed", in.conn.PeerDNSSAN))
+		parts = append(parts, "peer DNS SAN "+strconv.Quote(in.conn.PeerDNSSAN)+" is listed")
 	}
 	if r.hasSubject {
-		parts = append(parts, fmt.Sprintf("peer subject %q is listed", in.conn.PeerSubject))
+		parts = append(parts, "peer subject "+strconv.Quote(in.conn.PeerSubject)+" is listed")
 	}
 	if r.hasUsername {
-		parts = append(parts, fmt.Sprintf("username %q is listed", in.rq.UserInformation.UserIdentity.Primary))
+		parts = append(parts, "username "+strconv.Quote(string(in.rq.UserInformation.UserIdentity.Primary))+" is listed")
 	}
 	if r.anyAbstract != nil {
 		for _, pc := range in.rq.PresentationContexts {
 			if r.anyAbstract.has(pc.AbstractSyntax) {
-				parts = append(parts, fmt.Sprintf("proposed abstract syntax %s is listed", trimNUL(pc.AbstractSyntax)))
+				parts = append(parts, "proposed abstract syntax "+string(trimNUL(pc.AbstractSyntax))+" is listed")
 				break
 			}
 		}
 	}
 	if r.onlyAbstract != nil {
-		parts = append(parts, fmt.Sprintf("all %d proposed abstract syntaxes are listed", len(in.rq.PresentationContexts)))
+		parts = append(parts, "all "+strconv.Itoa(len(in.rq.PresentationContexts))+" proposed abstract syntaxes are listed")
 	}
 	if len(parts) == 0 {
 		return "it matches every association"
@@ -241,15 +239,15 @@ func matchText(r *rule, in *input) string {
 // are indexed.
 func (p *Policy) Summary() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "mode: %s\n", p.Mode())
-	fmt.Fprintf(&b, "upstreamConnect: %s\n", p.connect)
-	fmt.Fprintf(&b, "inspectTimeout: %s\n", p.inspectTimeout)
-	fmt.Fprintf(&b, "maxAssociateRQBytes: %d\n", p.maxRQBytes)
-	fmt.Fprintf(&b, "rules: %d\n", len(p.rules))
+	b.WriteString("mode: " + p.Mode() + "\n")
+	b.WriteString("upstreamConnect: " + p.connect.String() + "\n")
+	b.WriteString("inspectTimeout: " + p.inspectTimeout.String() + "\n")
+	b.WriteString("maxAssociateRQBytes: " + strconv.Itoa(int(p.maxRQBytes)) + "\n")
+	b.WriteString("rules: " + strconv.Itoa(len(p.rules)) + "\n")
 	for i, r := range p.rules {
-		fmt.Fprintf(&b, "  [%d] %s: %s\n", i, r.name, ruleActionText(r))
+		b.WriteString("  [" + strconv.Itoa(i) + "] " + r.name + ": " + ruleActionText(r) + "\n")
 		if c := conditionsText(r); c != "" {
-			fmt.Fprintf(&b, "      when %s\n", c)
+			b.WriteString("      when " + c + "\n")
 		} else {
 			b.WriteString("      always (matches every association)\n")
 		}
@@ -258,12 +256,11 @@ func (p *Policy) Summary() string {
 	if p.defaultAction == ActionAllow {
 		b.WriteString("allow\n")
 	} else if p.defaultReason != "" {
-		fmt.Fprintf(&b, "deny (%s)\n", p.defaultReason)
+		b.WriteString("deny (" + p.defaultReason + ")\n")
 	} else {
 		b.WriteString("deny (called-ae-not-recognized when no allow/route rule accepts the called AE title, else calling-ae-not-recognized)\n")
 	}
-	fmt.Fprintf(&b, "index: %d rules filtered by called AE, %d by calling AE, %d by source CIDR, %d by username; %d checked for every association\n",
-		p.nCalled, p.nCalling, p.nCIDR, p.nUser, p.nUnfiltered)
+	b.WriteString("index: " + strconv.Itoa(p.nCalled) + " rules filtered by called AE, " + strconv.Itoa(p.nCalling) + " by calling AE, " + strconv.Itoa(p.nCIDR) + " by source CIDR, " + strconv.Itoa(p.nUser) + " by username; " + strconv.Itoa(p.nUnfiltered) + " checked for every association\n")
 	return b.String()
 }
 
