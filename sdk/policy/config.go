@@ -3,7 +3,6 @@ package policy
 import (
 	"math"
 	"net/netip"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -155,16 +154,77 @@ func (l *loader) integer(n *jnode, path string, lo, hi int64, unit string) (int6
 		l.errf(path, "must be a whole number from "+strconv.FormatInt(lo, 10)+" to "+strconv.FormatInt(hi, 10)+u+", got "+n.describe())
 		return 0, false
 	}
-	f, err := strconv.ParseFloat(n.str, 64)
-	if err != nil || f != math.Trunc(f) || math.IsInf(f, 0) {
+	v, whole, huge := wholeNumber(n.str)
+	if !whole {
 		l.errf(path, "must be a whole number from "+strconv.FormatInt(lo, 10)+" to "+strconv.FormatInt(hi, 10)+u+", got "+n.str)
 		return 0, false
 	}
-	if f < float64(lo) || f > float64(hi) {
+	if huge || v < lo || v > hi {
 		l.errf(path, n.str+" is out of range; allowed: "+strconv.FormatInt(lo, 10)+" to "+strconv.FormatInt(hi, 10)+u)
 		return 0, false
 	}
-	return int64(f), true
+	return v, true
+}
+
+// wholeNumber evaluates a JSON number literal exactly (no float rounding):
+// whole reports whether it is an integer ("1e3", "1.50e1" and "-0" are),
+// and huge that its magnitude is 10^18 or more, in which case v is 0.
+func wholeNumber(lit string) (v int64, whole, huge bool) {
+	neg := strings.HasPrefix(lit, "-")
+	if neg {
+		lit = lit[1:]
+	}
+	mant, exp := lit, 0
+	m, e, hasExp := cutByte(lit, 'e')
+	if !hasExp {
+		m, e, hasExp = cutByte(lit, 'E')
+	}
+	if hasExp {
+		mant = m
+		eneg := strings.HasPrefix(e, "-")
+		if e != "" && (e[0] == '+' || e[0] == '-') {
+			e = e[1:]
+		}
+		for j := 0; j < len(e); j++ {
+			if exp < 1e9 { // saturate: 10^(1e9) is far out of every range
+				exp = exp*10 + int(e[j]-'0')
+			}
+		}
+		if eneg {
+			exp = -exp
+		}
+	}
+	digits := mant
+	if i := strings.IndexByte(mant, '.'); i >= 0 {
+		digits = mant[:i] + mant[i+1:]
+		exp -= len(mant) - i - 1
+	}
+	for digits != "" && digits[0] == '0' {
+		digits = digits[1:]
+	}
+	for len(digits) > 0 && digits[len(digits)-1] == '0' {
+		digits = digits[:len(digits)-1]
+		exp++
+	}
+	if digits == "" {
+		return 0, true, false
+	}
+	if exp < 0 {
+		return 0, false, false
+	}
+	if len(digits)+exp > 18 {
+		return 0, true, true
+	}
+	for i := 0; i < len(digits); i++ {
+		v = v*10 + int64(digits[i]-'0')
+	}
+	for ; exp > 0; exp-- {
+		v *= 10
+	}
+	if neg {
+		v = -v
+	}
+	return v, true, false
 }
 
 // boolean returns a boolean or reports a type error.
@@ -413,7 +473,7 @@ func (l *loader) rule(rn *jnode, path string, cfg *config) *rule {
 	if cluster != nil {
 		p := child(path, "cluster")
 		if s, ok := l.str(cluster, p, "an Envoy cluster name such as \"outbound|11112||pacs.dicom.svc.cluster.local\""); ok {
-			if s == "" || hasControl(s) || strings.ContainsAny(s, " \t") {
+			if s == "" || hasControl(s) || containsByte(s, " \t") {
 				l.errf(p, strconv.Quote(s)+" is not a cluster name; expected e.g. \"outbound|11112||pacs.dicom.svc.cluster.local\" (no spaces)")
 			} else {
 				r.cluster = s
@@ -487,7 +547,7 @@ func (l *loader) service(n *jnode, path string) string {
 	}
 	if sn := m["subset"]; sn != nil {
 		if s, good := l.str(sn, child(path, "subset"), "a DestinationRule subset name"); good {
-			if strings.ContainsAny(s, "| \t") || hasControl(s) {
+			if containsByte(s, "| \t") || hasControl(s) {
 				l.errf(child(path, "subset"), strconv.Quote(s)+" is not a subset name (no '|', spaces or control characters)")
 				ok = false
 			}
@@ -510,7 +570,9 @@ func checkHost(s string) string {
 	if len(s) > 253 {
 		return "is " + strconv.Itoa(len(s)) + " characters long; host names are at most 253"
 	}
-	for _, label := range strings.Split(s, ".") {
+	for rest, more := s, true; more; {
+		var label string
+		label, rest, more = cutByte(rest, '.')
 		if label == "" || len(label) > 63 {
 			return strconv.Quote(s) + " is not a host name (empty or over-long label)"
 		}
@@ -668,7 +730,7 @@ func (l *loader) dnsList(n *jnode, path string) []string {
 			l.errf(paths[i], strconv.Quote(v)+" is not a DNS name pattern (expected e.g. \"ct1.modalities.example\" or \"*.modalities.example\")")
 			continue
 		}
-		out = append(out, strings.ToLower(v))
+		out = append(out, asciiLower(v))
 	}
 	return out
 }
@@ -695,7 +757,9 @@ func checkUID(s string) string {
 	if len(s) > 64 {
 		return "it is " + strconv.Itoa(len(s)) + " characters long; UIDs are at most 64"
 	}
-	for _, comp := range strings.Split(s, ".") {
+	for rest, more := s, true; more; {
+		var comp string
+		comp, rest, more = cutByte(rest, '.')
 		if comp == "" {
 			return "empty component (UIDs are dot-separated numbers such as 1.2.840.10008.5.1.4.1.1.2)"
 		}
@@ -742,9 +806,9 @@ func quoteList(list []string) string {
 // insensitive), or "" when nothing is close enough to be a likely typo.
 func suggest(s string, allowed []string) string {
 	best, bestD := "", math.MaxInt
-	ls := strings.ToLower(s)
+	ls := asciiLower(s)
 	for _, a := range allowed {
-		d := editDistance(ls, strings.ToLower(a))
+		d := editDistance(ls, asciiLower(a))
 		if d < bestD {
 			best, bestD = a, d
 		}
@@ -797,8 +861,19 @@ func (s *uidSet) add(v string) {
 		return
 	}
 	s.m[v] = struct{}{}
-	s.list = append(s.list, v)
-	sort.Strings(s.list)
+	// Insert in order (a hand-written binary search: the generic slices
+	// helpers would add code to the Wasm module for one call site).
+	lo, hi := 0, len(s.list)
+	for lo < hi {
+		if m := int(uint(lo+hi) >> 1); s.list[m] < v {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	s.list = append(s.list, "")
+	copy(s.list[lo+1:], s.list[lo:])
+	s.list[lo] = v
 }
 
 // has reports whether uid (trailing NUL padding removed) is in the set.

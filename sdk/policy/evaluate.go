@@ -296,12 +296,12 @@ func containsStr(list []string, s string) bool {
 func dnsMatch(patterns []string, san string) bool {
 	for _, p := range patterns {
 		if strings.HasPrefix(p, "*.") {
-			if i := strings.IndexByte(san, '.'); i > 0 && strings.EqualFold(san[i+1:], p[2:]) {
+			if i := strings.IndexByte(san, '.'); i > 0 && asciiEqualFold(san[i+1:], p[2:]) {
 				return true
 			}
 			continue
 		}
-		if strings.EqualFold(p, san) {
+		if asciiEqualFold(p, san) {
 			return true
 		}
 	}

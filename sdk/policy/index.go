@@ -3,8 +3,6 @@ package policy
 import (
 	"math/bits"
 	"net/netip"
-	"sort"
-	"strings"
 )
 
 // The candidate filter: every rule is filed in each dimension (called AE,
@@ -190,7 +188,7 @@ func buildTable(m map[netip.Prefix][]int32, v4 bool) cidrTable {
 	if !any {
 		return t
 	}
-	sort.Slice(bounds, func(i, j int) bool { return bounds[i].Less(bounds[j]) })
+	sortAddrs(bounds)
 	uniq := bounds[:1]
 	for _, b := range bounds[1:] {
 		if b != uniq[len(uniq)-1] {
@@ -277,13 +275,13 @@ func aeKeys(s *aeSet) (exact, prefixes, suffixes []string, ok bool) {
 		return nil, nil, nil, false
 	}
 	for _, e := range s.exact {
-		exact = append(exact, strings.ToUpper(e))
+		exact = append(exact, asciiUpper(e))
 	}
 	for _, g := range s.globs {
 		if p := literalPrefix(g); p != "" {
-			prefixes = append(prefixes, strings.ToUpper(p))
+			prefixes = append(prefixes, asciiUpper(p))
 		} else if sf := literalSuffix(g); sf != "" {
-			suffixes = append(suffixes, strings.ToUpper(sf))
+			suffixes = append(suffixes, asciiUpper(sf))
 		} else {
 			return nil, nil, nil, false
 		}
@@ -327,4 +325,36 @@ func countBits(b []uint64) int {
 		n += bits.OnesCount64(w)
 	}
 	return n
+}
+
+// sortAddrs sorts a in ascending order. It is a heap sort: O(n log n) with
+// a few hundred bytes of code, where sort.Slice (reflection) or a generic
+// slices.SortFunc instantiation would add tens of KB to the Wasm module.
+func sortAddrs(a []netip.Addr) {
+	n := len(a)
+	for i := n/2 - 1; i >= 0; i-- {
+		siftAddrs(a, i, n)
+	}
+	for end := n - 1; end > 0; end-- {
+		a[0], a[end] = a[end], a[0]
+		siftAddrs(a, 0, end)
+	}
+}
+
+// siftAddrs moves a[root] down the max-heap a[:n].
+func siftAddrs(a []netip.Addr, root, n int) {
+	for {
+		c := 2*root + 1
+		if c >= n {
+			return
+		}
+		if c+1 < n && a[c].Less(a[c+1]) {
+			c++
+		}
+		if !a[root].Less(a[c]) {
+			return
+		}
+		a[root], a[c] = a[c], a[root]
+		root = c
+	}
 }

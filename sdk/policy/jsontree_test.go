@@ -271,3 +271,27 @@ func FuzzParseJSON(f *testing.F) {
 		}
 	})
 }
+
+// TestWholeNumber pins the exact evaluation of number literals used for
+// integer settings: no float rounding, exponents allowed.
+func TestWholeNumber(t *testing.T) {
+	tests := []struct {
+		lit         string
+		v           int64
+		whole, huge bool
+	}{
+		{"0", 0, true, false}, {"-0", 0, true, false}, {"0.000", 0, true, false}, {"0e-5", 0, true, false},
+		{"65535", 65535, true, false}, {"-5", -5, true, false}, {"1e3", 1000, true, false}, {"1E+2", 100, true, false},
+		{"1.5e1", 15, true, false}, {"0.1e1", 1, true, false}, {"100e-2", 1, true, false}, {"30000.0", 30000, true, false},
+		{"1.5", 0, false, false}, {"1e-1", 0, false, false}, {"1.00000000000000001", 0, false, false},
+		{"1e-99999999999999999999", 0, false, false},
+		{"999999999999999999", 999999999999999999, true, false}, {"1000000000000000000", 0, true, true},
+		{"1e400", 0, true, true}, {"-1e99999999999999999999", 0, true, true}, {"123456789012345678901", 0, true, true},
+	}
+	for _, tc := range tests {
+		v, whole, huge := wholeNumber(tc.lit)
+		if v != tc.v || whole != tc.whole || huge != tc.huge {
+			t.Errorf("wholeNumber(%s) = %d, %v, %v; want %d, %v, %v", tc.lit, v, whole, huge, tc.v, tc.whole, tc.huge)
+		}
+	}
+}
