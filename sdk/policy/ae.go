@@ -1,7 +1,5 @@
 package policy
 
-import "strconv"
-
 // Wildcards inside a compiled glob. Both are control characters, which can
 // never occur in an AE title, so a literal '*' or '?' (written \* or \? in
 // the configuration) stays itself.
@@ -29,7 +27,7 @@ func compileAEPattern(s string, fold bool) (pat string, glob bool, msg string) {
 		if s == "" {
 			return "", false, `is empty; an AE title pattern is 1 to 16 characters, "*" matches any title`
 		}
-		return "", false, strconv.Quote(s) + " is only spaces; an AE title pattern is 1 to 16 characters, \"*\" matches any title"
+		return "", false, quote(s) + " is only spaces; an AE title pattern is 1 to 16 characters, \"*\" matches any title"
 	}
 	out := make([]byte, 0, len(t))
 	chars := 0
@@ -43,7 +41,7 @@ func compileAEPattern(s string, fold bool) (pat string, glob bool, msg string) {
 				chars++
 				continue
 			}
-			return "", false, strconv.Quote(s) + `: a backslash is only allowed before * or ? (to match them literally); AE titles cannot contain a backslash`
+			return "", false, quote(s) + `: a backslash is only allowed before * or ? (to match them literally); AE titles cannot contain a backslash`
 		case c == '*':
 			glob = true
 			if len(out) > 0 && out[len(out)-1] == wStar {
@@ -55,7 +53,7 @@ func compileAEPattern(s string, fold bool) (pat string, glob bool, msg string) {
 			out = append(out, wOne)
 			chars++
 		case c < 0x20 || c > 0x7e:
-			return "", false, strconv.Quote(s) + " contains the byte 0x" + hex2(c) + "; AE titles allow printable ASCII (0x20-0x7E) except backslash"
+			return "", false, quote(s) + " contains the byte 0x" + hex2(c) + "; AE titles allow printable ASCII (0x20-0x7E) except backslash"
 		default:
 			if fold {
 				c = upper(c)
@@ -65,10 +63,10 @@ func compileAEPattern(s string, fold bool) (pat string, glob bool, msg string) {
 		}
 	}
 	if chars > aeMaxLen && !glob {
-		return "", false, strconv.Quote(s) + " has " + strconv.Itoa(chars) + " characters; AE titles have at most 16, so it can never match"
+		return "", false, quote(s) + " has " + itoa(chars) + " characters; AE titles have at most 16, so it can never match"
 	}
 	if chars > aeMaxLen {
-		return "", false, strconv.Quote(s) + " needs at least " + strconv.Itoa(chars) + " characters but AE titles have at most 16, so it can never match"
+		return "", false, quote(s) + " needs at least " + itoa(chars) + " characters but AE titles have at most 16, so it can never match"
 	}
 	return string(out), glob, ""
 }
@@ -79,15 +77,15 @@ func validateAETitle(s string) string {
 	case s == "":
 		return "is empty; an AE title is 1 to 16 characters"
 	case len(s) > aeMaxLen:
-		return strconv.Quote(s) + " has " + strconv.Itoa(len(s)) + " characters; AE titles have at most 16"
+		return quote(s) + " has " + itoa(len(s)) + " characters; AE titles have at most 16"
 	case trimSpaces(s) == "":
-		return strconv.Quote(s) + " is only spaces; an AE title needs at least one non-space character"
+		return quote(s) + " is only spaces; an AE title needs at least one non-space character"
 	case s[0] == ' ' || s[len(s)-1] == ' ':
-		return strconv.Quote(s) + " has leading or trailing spaces, which peers strip or treat inconsistently; remove them"
+		return quote(s) + " has leading or trailing spaces, which peers strip or treat inconsistently; remove them"
 	}
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c > 0x7e || c == '\\' {
-			return strconv.Quote(s) + " contains the byte 0x" + hex2(c) + "; AE titles allow printable ASCII (0x20-0x7E) except backslash"
+			return quote(s) + " contains the byte 0x" + hex2(c) + "; AE titles allow printable ASCII (0x20-0x7E) except backslash"
 		}
 	}
 	return ""

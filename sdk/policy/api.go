@@ -206,5 +206,15 @@ func (p *Policy) RuleNames() []string {
 	return out
 }
 
-// itoa formats an int.
+// itoa formats an int. Like quote it is kept out of line: the many
+// message call sites would otherwise each carry an inlined copy, which
+// costs kilobytes in the Wasm module.
+//
+//go:noinline
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// quote is strconv.Quote (the same output as %q for strings), kept out of
+// line.
+//
+//go:noinline
+func quote(s string) string { return strconv.Quote(s) }

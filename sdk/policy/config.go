@@ -39,13 +39,18 @@ type loader struct {
 	nerr  int
 }
 
-// errf records an error diagnostic at path.
+// errf records an error diagnostic at path. It is not inlined into its
+// dozens of call sites (module size).
+//
+//go:noinline
 func (l *loader) errf(path, msg string) {
 	l.diags = append(l.diags, Diagnostic{Path: path, Message: msg, Severity: SeverityError})
 	l.nerr++
 }
 
 // warnf records a warning diagnostic at path.
+//
+//go:noinline
 func (l *loader) warnf(path, msg string) {
 	l.diags = append(l.diags, Diagnostic{Path: path, Message: msg, Severity: SeverityWarning})
 }
@@ -58,7 +63,7 @@ func child(path, key string) string {
 		if path == "$" {
 			path = ""
 		}
-		return path + "[" + strconv.Quote(key) + "]"
+		return path + "[" + quote(key) + "]"
 	}
 	if path == "$" {
 		return key
@@ -82,7 +87,7 @@ func plainKey(key string) bool {
 }
 
 // elem joins an array path and an index.
-func elem(path string, i int) string { return path + "[" + strconv.Itoa(i) + "]" }
+func elem(path string, i int) string { return path + "[" + itoa(i) + "]" }
 
 // object checks that n is an object whose keys are all in allowed and
 // unique, and returns the values by key. misplaced maps keys that belong to
@@ -97,17 +102,17 @@ func (l *loader) object(n *jnode, path, what string, allowed []string, misplaced
 	for i, k := range n.keys {
 		p := child(path, k)
 		if seen[k] {
-			l.errf(p, "duplicate key "+strconv.Quote(k)+"; each key may appear once")
+			l.errf(p, "duplicate key "+quote(k)+"; each key may appear once")
 			continue
 		}
 		seen[k] = true
 		if !contains(allowed, k) {
 			if hint, ok := misplaced[k]; ok {
-				l.errf(p, "unknown key "+strconv.Quote(k)+" here; "+hint)
+				l.errf(p, "unknown key "+quote(k)+" here; "+hint)
 			} else if s := suggest(k, allowed); s != "" {
-				l.errf(p, "unknown key "+strconv.Quote(k)+"; did you mean "+strconv.Quote(s)+"? (allowed: "+strings.Join(allowed, ", ")+")")
+				l.errf(p, "unknown key "+quote(k)+"; did you mean "+quote(s)+"? (allowed: "+strings.Join(allowed, ", ")+")")
 			} else {
-				l.errf(p, "unknown key "+strconv.Quote(k)+" (allowed: "+strings.Join(allowed, ", ")+")")
+				l.errf(p, "unknown key "+quote(k)+" (allowed: "+strings.Join(allowed, ", ")+")")
 			}
 			continue
 		}
@@ -136,9 +141,9 @@ func (l *loader) enum(n *jnode, path string, allowed []string) (string, bool) {
 		return s, true
 	}
 	if g := suggest(s, allowed); g != "" {
-		l.errf(path, strconv.Quote(s)+" is not allowed; did you mean "+strconv.Quote(g)+"? (allowed: "+quoteList(allowed)+")")
+		l.errf(path, quote(s)+" is not allowed; did you mean "+quote(g)+"? (allowed: "+quoteList(allowed)+")")
 	} else {
-		l.errf(path, strconv.Quote(s)+" is not allowed (allowed: "+quoteList(allowed)+")")
+		l.errf(path, quote(s)+" is not allowed (allowed: "+quoteList(allowed)+")")
 	}
 	return "", false
 }
@@ -242,7 +247,7 @@ func (l *loader) boolean(n *jnode, path string) (bool, bool) {
 func (l *loader) strList(n *jnode, path string) (vals, paths []string) {
 	if n.kind != jArray {
 		if n.kind == jString {
-			l.errf(path, "must be an array of strings, got "+n.describe()+"; write ["+strconv.Quote(n.str)+"]")
+			l.errf(path, "must be an array of strings, got "+n.describe()+"; write ["+quote(n.str)+"]")
 		} else {
 			l.errf(path, "must be an array of strings, got "+n.describe())
 		}
@@ -274,7 +279,7 @@ func Load(data []byte) (*Policy, []Diagnostic, error) {
 	root, se := parseJSON(data)
 	if se != nil {
 		line, col := lineCol(data, se.offset)
-		d := Diagnostic{Message: "invalid JSON at byte offset " + strconv.FormatInt(se.offset, 10) + " (line " + strconv.Itoa(line) + ", column " + strconv.Itoa(col) + "): " + se.msg}
+		d := Diagnostic{Message: "invalid JSON at byte offset " + strconv.FormatInt(se.offset, 10) + " (line " + itoa(line) + ", column " + itoa(col) + "): " + se.msg}
 		diags := []Diagnostic{d}
 		return nil, diags, &ValidationError{Diagnostics: diags}
 	}
@@ -356,7 +361,7 @@ func (l *loader) config(root *jnode) *config {
 		if n.kind != jArray {
 			l.errf("rules", "must be an array of rule objects, got "+n.describe())
 		} else if len(n.elems) > MaxRules {
-			l.errf("rules", "has "+strconv.Itoa(len(n.elems))+" rules; at most "+strconv.Itoa(MaxRules)+" are allowed")
+			l.errf("rules", "has "+itoa(len(n.elems))+" rules; at most "+itoa(MaxRules)+" are allowed")
 		} else {
 			l.rules(n, cfg)
 		}
@@ -376,13 +381,13 @@ func (l *loader) rules(n *jnode, cfg *config) {
 		}
 		if r.name != "" {
 			if j, dup := names[r.name]; dup {
-				l.errf(child(path, "name"), "duplicate rule name "+strconv.Quote(r.name)+" (also rules["+strconv.Itoa(j)+"].name); rule names must be unique")
+				l.errf(child(path, "name"), "duplicate rule name "+quote(r.name)+" (also rules["+itoa(j)+"].name); rule names must be unique")
 			} else {
 				names[r.name] = i
 			}
 		}
 		if catchAll >= 0 {
-			l.warnf(path, "unreachable: rules["+strconv.Itoa(catchAll)+"] ("+strconv.Quote(cfg.rules[catchAll].name)+") matches every association, so this rule is never evaluated")
+			l.warnf(path, "unreachable: rules["+itoa(catchAll)+"] ("+quote(cfg.rules[catchAll].name)+") matches every association, so this rule is never evaluated")
 		} else if r.catchAll {
 			catchAll = i
 		}
@@ -416,9 +421,9 @@ func (l *loader) rule(rn *jnode, path string, cfg *config) *rule {
 		case trimSpaces(s) == "":
 			l.errf(child(path, "name"), "is empty; every rule needs a unique, non-empty name")
 		case len(s) > maxRuleNameLen:
-			l.errf(child(path, "name"), "is "+strconv.Itoa(len(s))+" characters long; rule names are at most "+strconv.Itoa(maxRuleNameLen))
+			l.errf(child(path, "name"), "is "+itoa(len(s))+" characters long; rule names are at most "+itoa(maxRuleNameLen))
 		case hasControl(s):
-			l.errf(child(path, "name"), strconv.Quote(s)+" contains control characters; use printable characters only")
+			l.errf(child(path, "name"), quote(s)+" contains control characters; use printable characters only")
 		default:
 			r.name = s
 		}
@@ -461,11 +466,11 @@ func (l *loader) rule(rn *jnode, path string, cfg *config) *rule {
 			}
 		default:
 			if cluster != nil {
-				l.errf(child(path, "cluster"), `only allowed with action "route" (this rule's action is `+strconv.Quote(r.action.String())+`)`)
+				l.errf(child(path, "cluster"), `only allowed with action "route" (this rule's action is `+quote(r.action.String())+`)`)
 				cluster = nil
 			}
 			if service != nil {
-				l.errf(child(path, "service"), `only allowed with action "route" (this rule's action is `+strconv.Quote(r.action.String())+`)`)
+				l.errf(child(path, "service"), `only allowed with action "route" (this rule's action is `+quote(r.action.String())+`)`)
 				service = nil
 			}
 		}
@@ -474,7 +479,7 @@ func (l *loader) rule(rn *jnode, path string, cfg *config) *rule {
 		p := child(path, "cluster")
 		if s, ok := l.str(cluster, p, "an Envoy cluster name such as \"outbound|11112||pacs.dicom.svc.cluster.local\""); ok {
 			if s == "" || hasControl(s) || containsByte(s, " \t") {
-				l.errf(p, strconv.Quote(s)+" is not a cluster name; expected e.g. \"outbound|11112||pacs.dicom.svc.cluster.local\" (no spaces)")
+				l.errf(p, quote(s)+" is not a cluster name; expected e.g. \"outbound|11112||pacs.dicom.svc.cluster.local\" (no spaces)")
 			} else {
 				r.cluster = s
 			}
@@ -487,7 +492,7 @@ func (l *loader) rule(rn *jnode, path string, cfg *config) *rule {
 	if n := m["rejectReason"]; n != nil {
 		p := child(path, "rejectReason")
 		if actionOK && r.action != ActionDeny {
-			l.errf(p, `only allowed with action "deny" (this rule's action is `+strconv.Quote(r.action.String())+`)`)
+			l.errf(p, `only allowed with action "deny" (this rule's action is `+quote(r.action.String())+`)`)
 		} else if s, ok := l.enum(n, p, rejectReasonNames()); ok {
 			r.rejectReason = s
 		}
@@ -548,7 +553,7 @@ func (l *loader) service(n *jnode, path string) string {
 	if sn := m["subset"]; sn != nil {
 		if s, good := l.str(sn, child(path, "subset"), "a DestinationRule subset name"); good {
 			if containsByte(s, "| \t") || hasControl(s) {
-				l.errf(child(path, "subset"), strconv.Quote(s)+" is not a subset name (no '|', spaces or control characters)")
+				l.errf(child(path, "subset"), quote(s)+" is not a subset name (no '|', spaces or control characters)")
 				ok = false
 			}
 			subset = s
@@ -568,18 +573,18 @@ func checkHost(s string) string {
 		return "is empty; give the service host, e.g. \"pacs.dicom.svc.cluster.local\""
 	}
 	if len(s) > 253 {
-		return "is " + strconv.Itoa(len(s)) + " characters long; host names are at most 253"
+		return "is " + itoa(len(s)) + " characters long; host names are at most 253"
 	}
 	for rest, more := s, true; more; {
 		var label string
 		label, rest, more = cutByte(rest, '.')
 		if label == "" || len(label) > 63 {
-			return strconv.Quote(s) + " is not a host name (empty or over-long label)"
+			return quote(s) + " is not a host name (empty or over-long label)"
 		}
 		for i := 0; i < len(label); i++ {
 			c := label[i]
 			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '*' && len(label) == 1) {
-				return strconv.Quote(s) + " is not a host name (letters, digits, '-' and '.' only)"
+				return quote(s) + " is not a host name (letters, digits, '-' and '.' only)"
 			}
 		}
 	}
@@ -682,22 +687,22 @@ func (l *loader) cidrList(n *jnode, path string) []netip.Prefix {
 			a, err = netip.ParseAddr(v)
 			if err == nil {
 				if a.Zone() != "" {
-					l.errf(paths[i], strconv.Quote(v)+" has an IPv6 zone; zones are not allowed in sourceCIDRs")
+					l.errf(paths[i], quote(v)+" has an IPv6 zone; zones are not allowed in sourceCIDRs")
 					continue
 				}
 				p = netip.PrefixFrom(a, a.BitLen())
 			}
 		}
 		if err != nil {
-			l.errf(paths[i], strconv.Quote(v)+" is not a CIDR (expected an IPv4 or IPv6 prefix such as \"10.0.0.0/8\" or \"fd00::/8\", or a bare address)")
+			l.errf(paths[i], quote(v)+" is not a CIDR (expected an IPv4 or IPv6 prefix such as \"10.0.0.0/8\" or \"fd00::/8\", or a bare address)")
 			continue
 		}
 		if p.Addr().Is4In6() {
-			l.errf(paths[i], strconv.Quote(v)+" is an IPv4-mapped IPv6 prefix; write it in IPv4 form (IPv4-mapped sources are matched as IPv4)")
+			l.errf(paths[i], quote(v)+" is an IPv4-mapped IPv6 prefix; write it in IPv4 form (IPv4-mapped sources are matched as IPv4)")
 			continue
 		}
 		if m := p.Masked(); m != p {
-			l.warnf(paths[i], strconv.Quote(v)+" has host bits set; it is treated as "+strconv.Quote(m.String()))
+			l.warnf(paths[i], quote(v)+" has host bits set; it is treated as "+quote(m.String()))
 			p = m
 		}
 		out = append(out, p)
@@ -727,7 +732,7 @@ func (l *loader) dnsList(n *jnode, path string) []string {
 	for i, v := range vals {
 		rest := strings.TrimPrefix(v, "*.")
 		if v == "" || strings.Contains(rest, "*") || checkHost(rest) != "" {
-			l.errf(paths[i], strconv.Quote(v)+" is not a DNS name pattern (expected e.g. \"ct1.modalities.example\" or \"*.modalities.example\")")
+			l.errf(paths[i], quote(v)+" is not a DNS name pattern (expected e.g. \"ct1.modalities.example\" or \"*.modalities.example\")")
 			continue
 		}
 		out = append(out, asciiLower(v))
@@ -741,7 +746,7 @@ func (l *loader) uidList(n *jnode, path string) *uidSet {
 	set := &uidSet{}
 	for i, v := range vals {
 		if msg := checkUID(v); msg != "" {
-			l.errf(paths[i], strconv.Quote(v)+" is not a DICOM UID: "+msg)
+			l.errf(paths[i], quote(v)+" is not a DICOM UID: "+msg)
 			continue
 		}
 		set.add(v)
@@ -755,7 +760,7 @@ func checkUID(s string) string {
 		return "it is empty"
 	}
 	if len(s) > 64 {
-		return "it is " + strconv.Itoa(len(s)) + " characters long; UIDs are at most 64"
+		return "it is " + itoa(len(s)) + " characters long; UIDs are at most 64"
 	}
 	for rest, more := s, true; more; {
 		var comp string
@@ -769,7 +774,7 @@ func checkUID(s string) string {
 			}
 		}
 		if len(comp) > 1 && comp[0] == '0' {
-			return "component " + strconv.Quote(comp) + " has a leading zero"
+			return "component " + quote(comp) + " has a leading zero"
 		}
 	}
 	return ""
@@ -797,7 +802,7 @@ func contains(list []string, s string) bool {
 func quoteList(list []string) string {
 	q := make([]string, len(list))
 	for i, v := range list {
-		q[i] = strconv.Quote(v)
+		q[i] = quote(v)
 	}
 	return strings.Join(q, ", ")
 }

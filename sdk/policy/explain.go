@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"strconv"
 	"strings"
 
 	"github.com/dicomgate/dicomgate/sdk/pdu"
@@ -20,7 +19,7 @@ func (p *Policy) Explain(rq *pdu.AssociateRQ, conn *Conn, d Decision) string {
 	in.calledUp = foldInto(&b1, in.called)
 	in.callingUp = foldInto(&b2, in.calling)
 	var lines []string
-	lines = append(lines, "association: called AE "+strconv.Quote(string(in.called))+", calling AE "+strconv.Quote(string(in.calling))+", source "+addrString(&in)+peerString(in.conn))
+	lines = append(lines, "association: called AE "+quote(string(in.called))+", calling AE "+quote(string(in.calling))+", source "+addrString(&in)+peerString(in.conn))
 
 	last := len(p.rules)
 	if d.RuleIndex >= 0 && d.RuleIndex < len(p.rules) {
@@ -32,21 +31,21 @@ func (p *Policy) Explain(rq *pdu.AssociateRQ, conn *Conn, d Decision) string {
 		f := matchRule(r, &in)
 		if f == matched {
 			// Only happens when d does not come from Evaluate for these arguments.
-			lines = append(lines, "note: rules["+strconv.Itoa(i)+"] "+strconv.Quote(r.name)+" also matches; the decision given does not correspond to this association")
+			lines = append(lines, "note: rules["+itoa(i)+"] "+quote(r.name)+" also matches; the decision given does not correspond to this association")
 			continue
 		}
 		if shown == explainLimit {
-			lines = append(lines, "... "+strconv.Itoa(last-i)+" more rules did not match")
+			lines = append(lines, "... "+itoa(last-i)+" more rules did not match")
 			break
 		}
 		shown++
-		lines = append(lines, "rules["+strconv.Itoa(i)+"] "+strconv.Quote(r.name)+" did not match: "+p.failText(r, f, &in))
+		lines = append(lines, "rules["+itoa(i)+"] "+quote(r.name)+" did not match: "+p.failText(r, f, &in))
 	}
 	if d.RuleIndex >= 0 && d.RuleIndex < len(p.rules) {
 		r := p.rules[d.RuleIndex]
-		lines = append(lines, "rules["+strconv.Itoa(d.RuleIndex)+"] "+strconv.Quote(r.name)+" matched: "+matchText(r, &in))
+		lines = append(lines, "rules["+itoa(d.RuleIndex)+"] "+quote(r.name)+" matched: "+matchText(r, &in))
 	} else {
-		lines = append(lines, "no rule matched ("+strconv.Itoa(len(p.rules))+" rules); the default action applies")
+		lines = append(lines, "no rule matched ("+itoa(len(p.rules))+" rules); the default action applies")
 	}
 	lines = append(lines, "decision: "+p.actionText(d, &in))
 	if d.DryRun {
@@ -61,7 +60,7 @@ func (p *Policy) actionText(d Decision, in *input) string {
 	switch d.Action {
 	case ActionDeny:
 		res, src, code, _ := RejectCode(d.RejectReason)
-		s = "deny with A-ASSOCIATE-RJ " + d.RejectReason + " (result " + strconv.Itoa(int(res)) + ", source " + strconv.Itoa(int(src)) + ", reason " + strconv.Itoa(int(code)) + ")"
+		s = "deny with A-ASSOCIATE-RJ " + d.RejectReason + " (result " + itoa(int(res)) + ", source " + itoa(int(src)) + ", reason " + itoa(int(code)) + ")"
 		explicit := d.RuleIndex >= 0 && d.RuleIndex < len(p.rules) && p.rules[d.RuleIndex].rejectReason != ""
 		if d.RuleIndex < 0 && p.defaultReason != "" {
 			explicit = true
@@ -70,19 +69,19 @@ func (p *Policy) actionText(d Decision, in *input) string {
 			if p.calledKnown(in) {
 				s += "; reason chosen because the called AE title is accepted by the policy but the association did not meet the conditions"
 			} else {
-				s += "; reason chosen because no allow or route rule accepts called AE " + strconv.Quote(string(in.called))
+				s += "; reason chosen because no allow or route rule accepts called AE " + quote(string(in.called))
 			}
 		}
 	case ActionRoute:
-		s = "route to cluster " + strconv.Quote(d.Cluster)
+		s = "route to cluster " + quote(d.Cluster)
 	default:
 		s = "allow"
 	}
 	if d.RewriteCalledAETitle != "" {
-		s += "; rewrite called AE title to " + strconv.Quote(d.RewriteCalledAETitle)
+		s += "; rewrite called AE title to " + quote(d.RewriteCalledAETitle)
 	}
 	if d.RewriteCallingAETitle != "" {
-		s += "; rewrite calling AE title to " + strconv.Quote(d.RewriteCallingAETitle)
+		s += "; rewrite calling AE title to " + quote(d.RewriteCallingAETitle)
 	}
 	if d.RuleIndex < 0 {
 		s += " (default action)"
@@ -103,13 +102,13 @@ func peerString(c *Conn) string {
 	}
 	var parts []string
 	if c.PeerURISAN != "" {
-		parts = append(parts, "URI SAN "+strconv.Quote(c.PeerURISAN))
+		parts = append(parts, "URI SAN "+quote(c.PeerURISAN))
 	}
 	if c.PeerDNSSAN != "" {
-		parts = append(parts, "DNS SAN "+strconv.Quote(c.PeerDNSSAN))
+		parts = append(parts, "DNS SAN "+quote(c.PeerDNSSAN))
 	}
 	if c.PeerSubject != "" {
-		parts = append(parts, "subject "+strconv.Quote(c.PeerSubject))
+		parts = append(parts, "subject "+quote(c.PeerSubject))
 	}
 	if len(parts) == 0 {
 		return ", client certificate without identity"
@@ -121,9 +120,9 @@ func peerString(c *Conn) string {
 func (p *Policy) failText(r *rule, f int, in *input) string {
 	switch f {
 	case failCalled:
-		return "called AE " + strconv.Quote(string(in.called)) + " is not in " + listText(r.called.source) + caseNote(r)
+		return "called AE " + quote(string(in.called)) + " is not in " + listText(r.called.source) + caseNote(r)
 	case failCalling:
-		return "calling AE " + strconv.Quote(string(in.calling)) + " is not in " + listText(r.calling.source) + caseNote(r)
+		return "calling AE " + quote(string(in.calling)) + " is not in " + listText(r.calling.source) + caseNote(r)
 	case failSource:
 		return "source " + addrString(in) + " is not in " + prefixList(r)
 	case failURISAN:
@@ -138,9 +137,9 @@ func (p *Policy) failText(r *rule, f int, in *input) string {
 		case !ui.HasUserIdentity:
 			return "no user identity was sent; needs username " + listText(r.usernames)
 		case ui.UserIdentity.Type != pdu.UserIdentityUsername && ui.UserIdentity.Type != pdu.UserIdentityUsernamePasscode:
-			return "user identity type " + strconv.Itoa(int(ui.UserIdentity.Type)) + " is not a username (types 1 and 2); needs username " + listText(r.usernames)
+			return "user identity type " + itoa(int(ui.UserIdentity.Type)) + " is not a username (types 1 and 2); needs username " + listText(r.usernames)
 		}
-		return "username " + strconv.Quote(string(ui.UserIdentity.Primary)) + " is not in " + listText(r.usernames)
+		return "username " + quote(string(ui.UserIdentity.Primary)) + " is not in " + listText(r.usernames)
 	case failAbstract:
 		return "no proposed abstract syntax is in " + listText(r.anyAbstract.list)
 	case failOnlyAbstract:
@@ -149,7 +148,7 @@ func (p *Policy) failText(r *rule, f int, in *input) string {
 		}
 		for _, pc := range in.rq.PresentationContexts {
 			if !r.onlyAbstract.has(pc.AbstractSyntax) {
-				return "proposed abstract syntax " + strconv.Quote(string(trimNUL(pc.AbstractSyntax))) + " (context " + strconv.Itoa(int(pc.ID)) + ") is not in " + listText(r.onlyAbstract.list)
+				return "proposed abstract syntax " + quote(string(trimNUL(pc.AbstractSyntax))) + " (context " + itoa(int(pc.ID)) + ") is not in " + listText(r.onlyAbstract.list)
 			}
 		}
 	}
@@ -163,7 +162,7 @@ func peerFail(c *Conn, v, what string, list []string) string {
 	if v == "" {
 		return "the client certificate has no " + what + "; needs one of " + listText(list)
 	}
-	return "peer " + what + " " + strconv.Quote(v) + " is not in " + listText(list)
+	return "peer " + what + " " + quote(v) + " is not in " + listText(list)
 }
 
 func caseNote(r *rule) string {
@@ -192,10 +191,10 @@ func trimNUL(b []byte) []byte {
 func matchText(r *rule, in *input) string {
 	var parts []string
 	if r.called != nil {
-		parts = append(parts, "called AE "+strconv.Quote(string(in.called))+" matches "+strconv.Quote(r.called.whichMatch(in.called, in.calledUp))+caseNote(r))
+		parts = append(parts, "called AE "+quote(string(in.called))+" matches "+quote(r.called.whichMatch(in.called, in.calledUp))+caseNote(r))
 	}
 	if r.calling != nil {
-		parts = append(parts, "calling AE "+strconv.Quote(string(in.calling))+" matches "+strconv.Quote(r.calling.whichMatch(in.calling, in.callingUp))+caseNote(r))
+		parts = append(parts, "calling AE "+quote(string(in.calling))+" matches "+quote(r.calling.whichMatch(in.calling, in.callingUp))+caseNote(r))
 	}
 	if r.hasCIDRs {
 		for _, p := range r.cidrs {
@@ -206,16 +205,16 @@ func matchText(r *rule, in *input) string {
 		}
 	}
 	if r.hasURI {
-		parts = append(parts, "peer URI SAN "+strconv.Quote(in.conn.PeerURISAN)+" is listed")
+		parts = append(parts, "peer URI SAN "+quote(in.conn.PeerURISAN)+" is listed")
 	}
 	if r.hasDNS {
-		parts = append(parts, "peer DNS SAN "+strconv.Quote(in.conn.PeerDNSSAN)+" is listed")
+		parts = append(parts, "peer DNS SAN "+quote(in.conn.PeerDNSSAN)+" is listed")
 	}
 	if r.hasSubject {
-		parts = append(parts, "peer subject "+strconv.Quote(in.conn.PeerSubject)+" is listed")
+		parts = append(parts, "peer subject "+quote(in.conn.PeerSubject)+" is listed")
 	}
 	if r.hasUsername {
-		parts = append(parts, "username "+strconv.Quote(string(in.rq.UserInformation.UserIdentity.Primary))+" is listed")
+		parts = append(parts, "username "+quote(string(in.rq.UserInformation.UserIdentity.Primary))+" is listed")
 	}
 	if r.anyAbstract != nil {
 		for _, pc := range in.rq.PresentationContexts {
@@ -226,7 +225,7 @@ func matchText(r *rule, in *input) string {
 		}
 	}
 	if r.onlyAbstract != nil {
-		parts = append(parts, "all "+strconv.Itoa(len(in.rq.PresentationContexts))+" proposed abstract syntaxes are listed")
+		parts = append(parts, "all "+itoa(len(in.rq.PresentationContexts))+" proposed abstract syntaxes are listed")
 	}
 	if len(parts) == 0 {
 		return "it matches every association"
@@ -242,10 +241,10 @@ func (p *Policy) Summary() string {
 	b.WriteString("mode: " + p.Mode() + "\n")
 	b.WriteString("upstreamConnect: " + p.connect.String() + "\n")
 	b.WriteString("inspectTimeout: " + p.inspectTimeout.String() + "\n")
-	b.WriteString("maxAssociateRQBytes: " + strconv.Itoa(int(p.maxRQBytes)) + "\n")
-	b.WriteString("rules: " + strconv.Itoa(len(p.rules)) + "\n")
+	b.WriteString("maxAssociateRQBytes: " + itoa(int(p.maxRQBytes)) + "\n")
+	b.WriteString("rules: " + itoa(len(p.rules)) + "\n")
 	for i, r := range p.rules {
-		b.WriteString("  [" + strconv.Itoa(i) + "] " + r.name + ": " + ruleActionText(r) + "\n")
+		b.WriteString("  [" + itoa(i) + "] " + r.name + ": " + ruleActionText(r) + "\n")
 		if c := conditionsText(r); c != "" {
 			b.WriteString("      when " + c + "\n")
 		} else {
@@ -260,7 +259,7 @@ func (p *Policy) Summary() string {
 	} else {
 		b.WriteString("deny (called-ae-not-recognized when no allow/route rule accepts the called AE title, else calling-ae-not-recognized)\n")
 	}
-	b.WriteString("index: " + strconv.Itoa(p.nCalled) + " rules filtered by called AE, " + strconv.Itoa(p.nCalling) + " by calling AE, " + strconv.Itoa(p.nCIDR) + " by source CIDR, " + strconv.Itoa(p.nUser) + " by username; " + strconv.Itoa(p.nUnfiltered) + " checked for every association\n")
+	b.WriteString("index: " + itoa(p.nCalled) + " rules filtered by called AE, " + itoa(p.nCalling) + " by calling AE, " + itoa(p.nCIDR) + " by source CIDR, " + itoa(p.nUser) + " by username; " + itoa(p.nUnfiltered) + " checked for every association\n")
 	return b.String()
 }
 
@@ -274,15 +273,15 @@ func ruleActionText(r *rule) string {
 			s = "deny (reason chosen like the default: called or calling AE not recognized)"
 		}
 	case ActionRoute:
-		s = "route to " + strconv.Quote(r.cluster)
+		s = "route to " + quote(r.cluster)
 	default:
 		s = "allow"
 	}
 	if r.rewriteCalled != "" {
-		s += ", rewrite called AE to " + strconv.Quote(r.rewriteCalled)
+		s += ", rewrite called AE to " + quote(r.rewriteCalled)
 	}
 	if r.rewriteCalling != "" {
-		s += ", rewrite calling AE to " + strconv.Quote(r.rewriteCalling)
+		s += ", rewrite calling AE to " + quote(r.rewriteCalling)
 	}
 	return s
 }

@@ -1,9 +1,6 @@
 package policy
 
-import (
-	"strconv"
-	"unicode/utf8"
-)
+import "unicode/utf8"
 
 // jkind is the JSON type of a jnode.
 type jkind uint8
@@ -143,7 +140,7 @@ func quoteChar(c byte) string {
 	case '"':
 		return `'"'`
 	}
-	s := strconv.Quote(string(rune(c)))
+	s := quote(string(rune(c)))
 	return "'" + s[1:len(s)-1] + "'"
 }
 
@@ -178,7 +175,7 @@ func (p *jparser) value(depth int) *jnode {
 
 // tooDeep reports a container that would exceed maxDepth.
 func (p *jparser) tooDeep() *jnode {
-	p.err = &syntaxError{offset: int64(p.pos), msg: "nesting deeper than " + strconv.Itoa(maxDepth) + " levels"}
+	p.err = &syntaxError{offset: int64(p.pos), msg: "nesting deeper than " + itoa(maxDepth) + " levels"}
 	return nil
 }
 
@@ -503,7 +500,7 @@ func (n *jnode) describe() string {
 		if len(s) > 40 {
 			s = s[:40] + "..."
 		}
-		return "string " + strconv.Quote(s)
+		return "string " + quote(s)
 	case jNumber:
 		return "number " + n.str
 	case jBool:
