@@ -85,18 +85,26 @@ func (e *Error) Error() string {
 // Unwrap returns the sentinel class so errors.Is works.
 func (e *Error) Unwrap() error { return e.Err }
 
+// newErr, itoa and the hex helpers are not inlined: errors are built at
+// over a hundred call sites, and inlined copies cost kilobytes of Wasm.
+//
+//go:noinline
 func newErr(off int, field string, class error, msg string) *Error {
 	return &Error{Offset: off, Field: field, Err: class, Msg: msg}
 }
 
 // itoa and hex helpers keep error construction free of fmt (smaller Wasm).
+//
+//go:noinline
 func itoa(v int) string { return strconv.Itoa(v) }
 
+//go:noinline
 func hex8(v uint8) string {
 	const digits = "0123456789abcdef"
 	return string([]byte{'0', 'x', digits[v>>4], digits[v&15]})
 }
 
+//go:noinline
 func hex16(v uint16) string {
 	const digits = "0123456789abcdef"
 	return string([]byte{'0', 'x', digits[v>>12], digits[v>>8&15], digits[v>>4&15], digits[v&15]})
