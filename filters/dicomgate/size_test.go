@@ -1,0 +1,41 @@
+//go:build !wasip1
+
+package main
+
+import (
+	"os"
+	"strconv"
+	"testing"
+)
+
+// moduleSizeBudget is the product requirement for the compiled filter
+// (build/dicomgate.wasm as `make wasm` builds it): 3 MiB. Istio fetches the
+// module into every gateway, and Envoy keeps a compiled copy per worker.
+const moduleSizeBudget = 3 << 20
+
+// TestModuleSizeBudget builds the module with the `make wasm` command (or
+// takes $DICOMGATE_WASM) and fails when it exceeds the budget, so that a
+// new import (fmt, encoding/json, reflect, sort, time formatting in an
+// interface...) cannot grow it past 3 MiB unnoticed. README.md ("module
+// size budget") lists what the module is made of and how to look.
+func TestModuleSizeBudget(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the Wasm module; skipped with -short")
+	}
+	wasm, err := wasmModule()
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := len(wasm)
+	src := "built with GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -trimpath"
+	if p := os.Getenv("DICOMGATE_WASM"); p != "" {
+		src = "read from $DICOMGATE_WASM=" + p
+	}
+	if size > moduleSizeBudget {
+		t.Fatalf("the filter module is %s bytes, over the %s-byte (3 MiB) budget by %s (%s); "+
+			"find what grew with `go build -ldflags=-dumpdep` (why a package is linked) and drop the import or move the code out of the filter's reach",
+			strconv.Itoa(size), strconv.Itoa(moduleSizeBudget), strconv.Itoa(size-moduleSizeBudget), src)
+	}
+	t.Logf("module %s bytes, %s bytes (%.1f%%) under the 3 MiB budget (%s)",
+		strconv.Itoa(size), strconv.Itoa(moduleSizeBudget-size), 100*float64(moduleSizeBudget-size)/moduleSizeBudget, src)
+}
