@@ -191,6 +191,10 @@ type TLSInfo struct {
 // Transport is how a Conn tells its owner (the socket gateway or a test) what to do. Methods are called
 // from inside Conn methods (or Plugin.Tick), never concurrently for one Conn. They may call back into
 // the Conn; such calls are queued and processed after the current event.
+//
+// Bytes passed to WriteUpstream and WriteDownstream are only valid during the call (they may be the
+// very slice given to Conn.DownstreamData or Conn.UpstreamData): an implementation that keeps them
+// must copy them.
 type Transport interface {
 	// ConnectUpstream: tcp_proxy picked a route; start connecting, then call Conn.UpstreamConnected or
 	// Conn.UpstreamConnectFailed (unknown cluster => UpstreamConnectFailed, Envoy NoClusterFound).

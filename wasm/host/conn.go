@@ -5,8 +5,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"time"
-
-	"github.com/tetratelabs/wazero/api"
+	"unsafe"
 )
 
 // filterStatus is Network::FilterStatus.
@@ -79,11 +78,14 @@ type Conn struct {
 	downstreamClose bool // Context::downstream_closed_
 	tcpClosedDone   bool // Context::tcp_connection_closed_
 
-	filterState map[string]string
+	filterState map[string]string // nil until the first set (see setFilterState)
 	bytesUp     uint64
 	bytesDown   uint64
 
-	outbox     []func(Transport)
+	outbox     []action // queued Transport calls
+	outSpare   []action // the other outbox buffer (reused while one is delivered)
+	outArr     [4]action
+	scStore    wctx // backing store of sc
 	delivering bool
 	inDirty    bool
 }
@@ -103,7 +105,8 @@ func (p *Plugin) NewConn(info ConnInfo, proxy TCPProxyConfig, t Transport) *Conn
 		t = discardTransport{}
 	}
 	w := p.workers[int(p.next.Add(1)-1)%len(p.workers)]
-	c := &Conn{p: p, w: w, info: info, proxy: proxy, t: t, hasWasm: true, filterState: map[string]string{}}
+	c := &Conn{p: p, w: w, info: info, proxy: proxy, t: t, hasWasm: true}
+	c.outbox, c.outSpare = c.outArr[0:0:2], c.outArr[2:2:4]
 	if b, ok := t.(ConnBinder); ok {
 		b.Bind(c)
 	}
@@ -128,7 +131,8 @@ func (p *Plugin) NewConn(info ConnInfo, proxy TCPProxyConfig, t Transport) *Conn
 	}
 	if c.hasWasm && !c.emptyCtx {
 		c.v = v
-		c.sc = v.newContext(c)
+		c.scStore = wctx{conn: c}
+		c.sc = v.addContext(&c.scStore)
 	}
 	if c.emptyCtx {
 		p.metrics.hostInc("wasm_host_connections_fail_closed_total", p.cfg.Name)
@@ -181,6 +185,80 @@ func (c *Conn) event(f func()) {
 	c.w.unlockAndDeliver()
 }
 
+// dataEvent is event for DownstreamData/UpstreamData, whose bytes b the connection borrows instead
+// of copying: the read buffer and queued writes may alias b while the event runs. Before returning,
+// every reference to b that could outlive the call is replaced by a copy (a buffer the filter keeps
+// paused, writes that another goroutine is delivering), and this connection's queued Transport calls
+// are delivered on this goroutine before the method returns, so b is never used after it.
+func (c *Conn) dataEvent(b []byte, f func()) {
+	w := c.w
+	w.mu.Lock()
+	f()
+	c.checkReadWatermark()
+	if c.delivering {
+		// Delivered by another goroutine, or by the Transport method that called us: after we
+		// return, so nothing may keep b.
+		c.unborrow(b)
+		w.unlockAndDeliver()
+		return
+	}
+	// Claim this connection's delivery while still holding the lock: its Transport calls (and
+	// those queued by callbacks into the Conn meanwhile) run on this goroutine before we return.
+	c.delivering = true
+	w.removeDirty(c)
+	w.unlockAndDeliver()
+	w.mu.Lock()
+	for len(c.outbox) > 0 {
+		out := c.outbox
+		c.outbox = c.outSpare[:0]
+		c.outSpare = nil
+		w.mu.Unlock()
+		for i := range out {
+			out[i].run(c.t)
+			out[i] = action{}
+		}
+		w.mu.Lock()
+		if c.outSpare == nil {
+			c.outSpare = out[:0]
+		}
+	}
+	c.unborrow(b)
+	c.delivering = false
+	w.unlockAndDeliver()
+}
+
+// unborrow replaces every reference to b that the connection still holds by a copy. Called with
+// w.mu held.
+func (c *Conn) unborrow(b []byte) {
+	if overlaps(c.readBuf, b) {
+		c.readBuf = append(make([]byte, 0, max(len(c.readBuf), 512)), c.readBuf...)
+	}
+	if overlaps(c.usBuf, b) {
+		c.usBuf = append(make([]byte, 0, max(len(c.usBuf), 512)), c.usBuf...)
+	}
+	if overlaps(c.earlyBuf, b) {
+		c.earlyBuf = append([]byte(nil), c.earlyBuf...)
+	}
+	for i := range c.outbox {
+		if d := c.outbox[i].data; overlaps(d, b) {
+			c.outbox[i].data = append([]byte(nil), d...)
+		}
+	}
+}
+
+// overlaps reports whether x's backing array intersects b's (capacities included).
+func overlaps(x, b []byte) bool {
+	if cap(x) == 0 || cap(b) == 0 {
+		return false
+	}
+	xs, bs := uintptr(unsafe.Pointer(unsafe.SliceData(x))), uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	return xs < bs+uintptr(cap(b)) && bs < xs+uintptr(cap(x))
+}
+
+// borrow returns b capped to its length: appending to it always copies, never writing into the
+// caller's array beyond len(b).
+func borrow(b []byte) []byte { return b[:len(b):len(b)] }
+
 // readBufferLimit is the listener's per_connection_buffer_limit_bytes (Envoy default 1 MiB).
 func (c *Conn) readBufferLimit() int {
 	if c.proxy.ReadBufferLimit > 0 {
@@ -211,12 +289,18 @@ func (c *Conn) checkReadWatermark() {
 // enabled, re-runs the chain from the first filter over the whole unconsumed buffer
 // (ConnectionImpl::onRead → FilterManagerImpl::onRead). Bytes delivered while reads are disabled are
 // buffered and dispatched when reads are re-enabled. endStream is the client's FIN (half-close).
+// The Conn does not keep b after the call returns (it copies what it must hold), so the caller may
+// reuse it; when the filter lets the bytes through at once they are not copied at all.
 func (c *Conn) DownstreamData(b []byte, endStream bool) {
-	c.event(func() {
+	c.dataEvent(b, func() {
 		if c.closed {
 			return
 		}
-		c.readBuf = append(c.readBuf, b...)
+		if len(c.readBuf) == 0 {
+			c.readBuf = borrow(b)
+		} else {
+			c.readBuf = append(c.readBuf, b...)
+		}
 		if endStream {
 			c.readEnd = true
 		}
@@ -237,7 +321,7 @@ func (c *Conn) UpstreamConnectedAddr(remote, local netip.AddrPort) {
 		if c.closed {
 			if !c.upstreamClosed {
 				c.upstreamClosed = true
-				c.enqueue(func(t Transport) { t.CloseUpstream() })
+				c.enqueue(action{kind: actCloseUpstream})
 			}
 			return
 		}
@@ -279,13 +363,19 @@ func (c *Conn) UpstreamConnectFailed(reason string) {
 // UpstreamData delivers bytes from the upstream toward the client: the Wasm write filter
 // (proxy_on_upstream_data over the whole pending buffer; on end_stream also
 // proxy_on_upstream_connection_close(UNKNOWN), Envoy Context::onWrite), then WriteDownstream.
+//
+// Like DownstreamData, the Conn does not keep b after the call returns.
 func (c *Conn) UpstreamData(b []byte, endStream bool) {
-	c.event(func() {
+	c.dataEvent(b, func() {
 		// ConnectionImpl::write: nothing to write and no end_stream ⇒ no write filter runs.
 		if c.closed || (len(b) == 0 && !endStream) {
 			return
 		}
-		c.usBuf = append(c.usBuf, b...)
+		if len(c.usBuf) == 0 {
+			c.usBuf = borrow(b)
+		} else {
+			c.usBuf = append(c.usBuf, b...)
+		}
 		if c.hasWasm && c.wasmOnWrite(endStream) == filterStop {
 			return
 		}
@@ -296,7 +386,7 @@ func (c *Conn) UpstreamData(b []byte, endStream bool) {
 		c.usBuf = nil
 		if len(data) > 0 || endStream {
 			c.bytesDown += uint64(len(data))
-			c.enqueue(func(t Transport) { t.WriteDownstream(data, endStream) })
+			c.enqueue(action{kind: actWriteDownstream, data: data, flag: endStream})
 		}
 	})
 }
@@ -379,9 +469,46 @@ func (c *Conn) filterStateLocked() map[string]string {
 
 // --- delivery ---------------------------------------------------------------------------------
 
+// actionKind names a queued Transport call.
+type actionKind uint8
+
+const (
+	actConnectUpstream actionKind = iota
+	actWriteUpstream
+	actWriteDownstream
+	actCloseDownstream
+	actCloseUpstream
+	actReadDisabled
+)
+
+// action is one queued Transport call (a value rather than a closure: no allocation per call).
+type action struct {
+	kind actionKind
+	flag bool   // endStream, or disabled for actReadDisabled
+	data []byte // bytes to write
+	s    string // cluster or close reason
+}
+
+func (a *action) run(t Transport) {
+	switch a.kind {
+	case actConnectUpstream:
+		t.ConnectUpstream(a.s)
+	case actWriteUpstream:
+		t.WriteUpstream(a.data, a.flag)
+	case actWriteDownstream:
+		t.WriteDownstream(a.data, a.flag)
+	case actCloseDownstream:
+		t.CloseDownstream(a.s)
+	case actCloseUpstream:
+		t.CloseUpstream()
+	case actReadDisabled:
+		t.SetDownstreamReadDisabled(a.flag)
+	}
+}
+
 // enqueue queues a Transport call; called with w.mu held.
-func (c *Conn) enqueue(f func(Transport)) {
-	c.outbox = append(c.outbox, f)
+func (c *Conn) enqueue(a action) {
+	c.outbox = append(c.outbox, a)
 	if !c.inDirty {
 		c.inDirty = true
 		c.w.dirty = append(c.w.dirty, c)
@@ -397,14 +524,25 @@ func (c *Conn) deliver() {
 		return
 	}
 	c.delivering = true
+	c.deliverLocked()
+}
+
+// deliverLocked is deliver after the caller set c.delivering with w.mu held; it returns with w.mu
+// released. The two outbox buffers alternate: calls queued while one batch runs go to the other.
+func (c *Conn) deliverLocked() {
 	for len(c.outbox) > 0 {
 		out := c.outbox
-		c.outbox = nil
+		c.outbox = c.outSpare[:0]
+		c.outSpare = nil
 		c.w.mu.Unlock()
-		for _, f := range out {
-			f(c.t)
+		for i := range out {
+			out[i].run(c.t)
+			out[i] = action{} // drop references to delivered bytes
 		}
 		c.w.mu.Lock()
+		if c.outSpare == nil {
+			c.outSpare = out[:0]
+		}
 	}
 	c.delivering = false
 	c.w.mu.Unlock()
@@ -421,7 +559,7 @@ func (c *Conn) readDisable(disable bool) {
 	if disable {
 		c.readDisableCount++
 		if c.readDisableCount == 1 {
-			c.enqueue(func(t Transport) { t.SetDownstreamReadDisabled(true) })
+			c.enqueue(action{kind: actReadDisabled, flag: true})
 		}
 		return
 	}
@@ -430,7 +568,7 @@ func (c *Conn) readDisable(disable bool) {
 	}
 	c.readDisableCount--
 	if c.readDisableCount == 0 {
-		c.enqueue(func(t Transport) { t.SetDownstreamReadDisabled(false) })
+		c.enqueue(action{kind: actReadDisabled, flag: false})
 		if len(c.readBuf) > 0 {
 			c.onRead()
 		}
@@ -466,7 +604,7 @@ func (c *Conn) closeDownstreamLocal(reason string) {
 	}
 	c.closed = true
 	c.closeReason = reason
-	c.enqueue(func(t Transport) { t.CloseDownstream(reason) })
+	c.enqueue(action{kind: actCloseDownstream, s: reason})
 	c.onDownstreamCloseEvent(1)
 	c.closeUpstreamIfAny()
 }
@@ -474,7 +612,7 @@ func (c *Conn) closeDownstreamLocal(reason string) {
 func (c *Conn) closeUpstreamIfAny() {
 	if c.upstreamRequested && !c.upstreamClosed {
 		c.upstreamClosed = true
-		c.enqueue(func(t Transport) { t.CloseUpstream() })
+		c.enqueue(action{kind: actCloseUpstream})
 	}
 }
 
@@ -557,7 +695,7 @@ func (c *Conn) tcpOnNewConnection() filterStatus {
 		return filterStop
 	}
 	c.upstreamRequested = true
-	c.enqueue(func(t Transport) { t.ConnectUpstream(cluster) })
+	c.enqueue(action{kind: actConnectUpstream, s: cluster})
 	if c.proxy.MaxEarlyDataBytes > 0 {
 		return filterContinue
 	}
@@ -574,7 +712,11 @@ func (c *Conn) tcpOnData() filterStatus {
 		c.readBuf = nil
 		c.writeUpstream(data, end)
 	case c.proxy.MaxEarlyDataBytes > 0:
-		c.earlyBuf = append(c.earlyBuf, c.readBuf...)
+		if len(c.earlyBuf) == 0 {
+			c.earlyBuf = c.readBuf // may borrow the caller's bytes: see dataEvent
+		} else {
+			c.earlyBuf = append(c.earlyBuf, c.readBuf...)
+		}
 		c.readBuf = nil
 		if c.readEnd {
 			c.earlyEnd = true
@@ -598,7 +740,7 @@ func (c *Conn) writeUpstream(data []byte, end bool) {
 		c.upEndSent = true
 	}
 	c.bytesUp += uint64(len(data))
-	c.enqueue(func(t Transport) { t.WriteUpstream(data, end) })
+	c.enqueue(action{kind: actWriteUpstream, data: data, flag: end})
 }
 
 // --- Wasm filter (Envoy Context + cpp-host ContextBase) -----------------------------------------
@@ -624,7 +766,7 @@ func (c *Conn) checkFailNet() (bool, filterStatus) {
 
 // callGuest makes a top-level call on this connection's stream context and then runs the deferred
 // actions (cpp-host DeferAfterCallActions).
-func (c *Conn) callGuest(fn api.Function, args ...uint64) (uint64, bool) {
+func (c *Conn) callGuest(fn *guestFunc, args ...uint64) (uint64, bool) {
 	v := c.v
 	if fn == nil {
 		return 0, true
@@ -733,7 +875,7 @@ func (c *Conn) wasmOnWrite(end bool) filterStatus {
 
 // callGuestNoDefer makes a top-level call without running deferred actions (the caller runs them
 // after CHECK_FAIL, in DeferAfterCallActions' destructor order).
-func (c *Conn) callGuestNoDefer(fn api.Function, args ...uint64) (uint64, bool) {
+func (c *Conn) callGuestNoDefer(fn *guestFunc, args ...uint64) (uint64, bool) {
 	return c.v.call(c.sc, fn, args...)
 }
 

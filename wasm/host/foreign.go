@@ -33,8 +33,9 @@ var filterStateFactories = map[string]func(value string) bool{
 
 // setEnvoyFilterStateArgs is envoy.source.extensions.common.wasm.SetEnvoyFilterStateArguments
 // (fields 1 path, 2 value, 3 span).
+// path and value alias the encoded message.
 type setEnvoyFilterStateArgs struct {
-	path, value string
+	path, value []byte
 	span        uint64
 }
 
@@ -82,7 +83,7 @@ func parseSetEnvoyFilterStateArgs(b []byte) (setEnvoyFilterStateArgs, error) {
 			if err != nil || uint64(len(b)-n) < l {
 				return a, errProto
 			}
-			val := string(b[n : n+int(l)])
+			val := b[n : n+int(l)]
 			b = b[n+int(l):]
 			switch field {
 			case 1:
@@ -112,13 +113,14 @@ func parseSetEnvoyFilterStateArgs(b []byte) (setEnvoyFilterStateArgs, error) {
 // envCallForeignFunction is cpp-host exports.cc call_foreign_function. Only
 // "set_envoy_filter_state" is registered (Envoy foreign.cc); other names ⇒ NOT_FOUND.
 func envCallForeignFunction(v *vm, _ api.Module, s []uint64) {
-	name, ok1 := v.readString(u32(s, 0), u32(s, 1))
-	args, ok2 := v.read(u32(s, 2), u32(s, 3))
+	// Views of guest memory: only read before anything runs the guest again.
+	name, ok1 := v.view(u32(s, 0), u32(s, 1))
+	args, ok2 := v.view(u32(s, 2), u32(s, 3))
 	if !ok1 || !ok2 {
 		ret(s, statusInvalidMemoryAccess)
 		return
 	}
-	if name != "set_envoy_filter_state" {
+	if string(name) != "set_envoy_filter_state" {
 		ret(s, statusNotFound)
 		return
 	}
@@ -143,18 +145,19 @@ func (v *vm) setEnvoyFilterState(args []byte) uint32 {
 	if err != nil {
 		return statusBadArgument
 	}
-	factory, ok := filterStateFactories[a.path]
+	factory, ok := filterStateFactories[string(a.path)]
 	if !ok {
 		return statusNotFound
 	}
-	if !factory(a.value) {
+	value := v.intern(a.value)
+	if !factory(value) {
 		return statusBadArgument
 	}
 	c := v.current
 	if c == nil || c.conn == nil {
 		return statusNotFound
 	}
-	c.conn.filterState[a.path] = a.value
+	c.conn.setFilterState(v.intern(a.path), value)
 	return statusOK
 }
 

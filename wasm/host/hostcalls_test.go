@@ -100,7 +100,7 @@ func TestForeign_SetEnvoyFilterState_NotFoundOnTick(t *testing.T) {
 
 func TestParseSetEnvoyFilterStateArgs(t *testing.T) {
 	a, err := parseSetEnvoyFilterStateArgs([]byte("\x0a\x03abc\x12\x02xy\x18\x02"))
-	if err != nil || a.path != "abc" || a.value != "xy" || a.span != 2 {
+	if err != nil || string(a.path) != "abc" || string(a.value) != "xy" || a.span != 2 {
 		t.Fatalf("got %+v, %v", a, err)
 	}
 	for _, bad := range [][]byte{{0x0a, 0x05, 'a'}, {0x0a}, {0x08, 0x01}, {0x12, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, {0x07}} {
@@ -109,7 +109,7 @@ func TestParseSetEnvoyFilterStateArgs(t *testing.T) {
 		}
 	}
 	// Unknown fields are skipped.
-	if a, err := parseSetEnvoyFilterStateArgs([]byte("\x22\x01z\x0a\x01p")); err != nil || a.path != "p" {
+	if a, err := parseSetEnvoyFilterStateArgs([]byte("\x22\x01z\x0a\x01p")); err != nil || string(a.path) != "p" {
 		t.Fatalf("unknown field: %+v %v", a, err)
 	}
 }

@@ -301,13 +301,39 @@ func (p *Plugin) Close(ctx context.Context) error {
 // touched while it was held (by this goroutine's step only, so a connection's own event delivers its
 // own actions on its own goroutine).
 func (w *worker) unlockAndDeliver() {
-	dirty := w.dirty
-	w.dirty = nil
+	if len(w.dirty) == 0 {
+		w.mu.Unlock()
+		return
+	}
+	var small [4]*Conn
+	var dirty []*Conn
+	if len(w.dirty) <= len(small) {
+		dirty = small[:copy(small[:], w.dirty)]
+	} else {
+		dirty = append([]*Conn(nil), w.dirty...)
+	}
+	clear(w.dirty)
+	w.dirty = w.dirty[:0]
 	for _, c := range dirty {
 		c.inDirty = false
 	}
 	w.mu.Unlock()
 	for _, c := range dirty {
 		c.deliver()
+	}
+}
+
+// removeDirty takes c off the dirty list (its caller delivers it itself). Called with w.mu held.
+func (w *worker) removeDirty(c *Conn) {
+	if !c.inDirty {
+		return
+	}
+	c.inDirty = false
+	for i, x := range w.dirty {
+		if x == c {
+			w.dirty = append(w.dirty[:i], w.dirty[i+1:]...)
+			w.dirty[len(w.dirty):cap(w.dirty)][0] = nil
+			return
+		}
 	}
 }

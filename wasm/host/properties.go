@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"strings"
+	"unsafe"
 
 	"github.com/tetratelabs/wazero/api"
 )
@@ -11,55 +12,72 @@ import (
 // celStatePrefix is the filter-state prefix of set_property values (Envoy context.cc CelStateKeyPrefix).
 const celStatePrefix = "wasm."
 
-// errSerialization marks a value that exists but cannot be serialized (CEL null, e.g. an empty SAN
-// list) ⇒ SERIALIZATION_FAILURE (Envoy context.cc serializeValue default case).
+// propResult is a property value (or a status): a string, an 8-byte little-endian integer, a
+// 1-byte bool or an address formatted as "ip:port". Values are not materialised as []byte so that
+// a lookup does not allocate; envGetProperty writes them into the guest.
+// A value that exists but cannot be serialized (CEL null, e.g. an empty SAN list) is
+// SERIALIZATION_FAILURE (Envoy context.cc serializeValue default case).
 type propResult struct {
-	val    []byte
 	status uint32
+	kind   uint8
+	str    string
+	num    uint64
+	addr   netip.AddrPort
 }
 
-func found(b []byte) propResult        { return propResult{val: b, status: statusOK} }
-func foundStr(s string) propResult     { return found([]byte(s)) }
+const (
+	propString = iota
+	propInt64
+	propBool
+	propAddr
+)
+
+func foundStr(s string) propResult   { return propResult{str: s} }
+func foundBytes(b []byte) propResult { return propResult{str: string(b)} }
+func foundInt(v uint64) propResult   { return propResult{kind: propInt64, num: v} }
+func foundAddr(a netip.AddrPort) propResult {
+	if !a.IsValid() {
+		return foundStr("")
+	}
+	return propResult{kind: propAddr, addr: a}
+}
+func foundBool(v bool) propResult {
+	r := propResult{kind: propBool}
+	if v {
+		r.num = 1
+	}
+	return r
+}
 func notFound() propResult             { return propResult{status: statusNotFound} }
 func serializationFailure() propResult { return propResult{status: statusSerializationFailure} }
 
-func int64Bytes(v int64) []byte {
-	b := make([]byte, 8)
-	binary.LittleEndian.PutUint64(b, uint64(v))
-	return b
-}
-
-func uint64Bytes(v uint64) []byte {
-	b := make([]byte, 8)
-	binary.LittleEndian.PutUint64(b, v)
-	return b
-}
-
-func boolBytes(v bool) []byte {
-	if v {
-		return []byte{1}
+// appendValue appends the serialized value (Envoy context.cc serializeValue) to b.
+func (r *propResult) appendValue(b []byte) []byte {
+	switch r.kind {
+	case propInt64:
+		return binary.LittleEndian.AppendUint64(b, r.num)
+	case propBool:
+		return append(b, byte(r.num))
+	case propAddr:
+		return r.addr.AppendTo(b)
 	}
-	return []byte{0}
-}
-
-func addrString(a netip.AddrPort) string {
-	if !a.IsValid() {
-		return ""
-	}
-	return a.String()
+	return append(b, r.str...)
 }
 
 // property resolves a NUL-separated property path for context c (Envoy Context::getProperty /
 // findValue, filters/common/expr/context.cc ConnectionLookup, UpstreamLookup, PeerWrapper).
 func (v *vm) property(c *wctx, path string) propResult {
-	segs := splitPropertyPath(path)
+	var segArr [8]string
+	segs := splitPropertyPath(path, segArr[:0])
 	if len(segs) == 0 {
 		// No identifier: Envoy serializes a default (null) CelValue.
 		return serializationFailure()
 	}
 	// Static properties (e.g. xds.node.id) by dot-joined path.
-	if b, ok := v.p.cfg.Properties[strings.Join(segs, ".")]; ok {
-		return found(append([]byte(nil), b...))
+	if len(v.p.cfg.Properties) > 0 {
+		if b, ok := v.p.cfg.Properties[strings.Join(segs, ".")]; ok {
+			return foundBytes(b)
+		}
 	}
 	conn := c.conn
 	first := segs[0]
@@ -75,7 +93,7 @@ func (v *vm) property(c *wctx, path string) propResult {
 		if conn == nil {
 			return notFound()
 		}
-		return leaf(rest, found(uint64Bytes(conn.info.ID)))
+		return leaf(rest, foundInt(conn.info.ID))
 	case "source", "destination":
 		if conn == nil || len(rest) != 1 {
 			return notFound()
@@ -86,12 +104,12 @@ func (v *vm) property(c *wctx, path string) propResult {
 		}
 		switch rest[0] {
 		case "address":
-			return foundStr(addrString(a))
+			return foundAddr(a)
 		case "port":
 			if !a.IsValid() {
 				return notFound()
 			}
-			return found(int64Bytes(int64(a.Port())))
+			return foundInt(uint64(a.Port()))
 		}
 		return notFound()
 	case "connection":
@@ -108,17 +126,17 @@ func (v *vm) property(c *wctx, path string) propResult {
 			if !conn.upRemote.IsValid() {
 				return notFound()
 			}
-			return foundStr(conn.upRemote.String())
+			return foundAddr(conn.upRemote)
 		case "port":
 			if !conn.upRemote.IsValid() {
 				return notFound()
 			}
-			return found(int64Bytes(int64(conn.upRemote.Port())))
+			return foundInt(uint64(conn.upRemote.Port()))
 		case "local_address":
 			if !conn.upLocal.IsValid() {
 				return notFound()
 			}
-			return foundStr(conn.upLocal.String())
+			return foundAddr(conn.upLocal)
 		}
 		return notFound()
 	case "xds":
@@ -146,8 +164,7 @@ func (v *vm) property(c *wctx, path string) propResult {
 
 // splitPropertyPath splits like Envoy Context::getProperty: segments end at NUL; a trailing NUL adds
 // no empty segment.
-func splitPropertyPath(path string) []string {
-	var segs []string
+func splitPropertyPath(path string, segs []string) []string {
 	for start := 0; start < len(path); {
 		end := strings.IndexByte(path[start:], 0)
 		if end < 0 {
@@ -174,9 +191,9 @@ func (c *Conn) connectionProperty(name string) propResult {
 	tls := c.info.TLS
 	switch name {
 	case "id":
-		return found(uint64Bytes(c.info.ID))
+		return foundInt(c.info.ID)
 	case "mtls":
-		return found(boolBytes(tls != nil && tls.PeerCertPresented))
+		return foundBool(tls != nil && tls.PeerCertPresented)
 	case "requested_server_name":
 		return foundStr(c.info.RequestedServerName)
 	case "termination_details", "transport_failure_reason":
@@ -215,17 +232,25 @@ func (c *Conn) connectionProperty(name string) propResult {
 
 // envGetProperty is cpp-host exports.cc get_property (on the current-or-effective context).
 func envGetProperty(v *vm, _ api.Module, s []uint64) {
-	path, ok := v.readString(u32(s, 0), u32(s, 1))
+	// The path is only looked at, never kept, and is done with before copyOut runs the guest.
+	raw, ok := v.view(u32(s, 0), u32(s, 1))
 	if !ok {
 		ret(s, statusInvalidMemoryAccess)
 		return
 	}
-	r := v.property(v.contextOrEffective(), path)
+	r := v.property(v.contextOrEffective(), unsafe.String(unsafe.SliceData(raw), len(raw)))
 	if r.status != statusOK {
 		ret(s, r.status)
 		return
 	}
-	if !v.copyOut(r.val, u32(s, 2), u32(s, 3)) {
+	var okOut bool
+	if r.kind == propString {
+		okOut = v.copyOutString(r.str, u32(s, 2), u32(s, 3))
+	} else {
+		v.scratch = r.appendValue(v.scratch[:0])
+		okOut = v.copyOut(v.scratch, u32(s, 2), u32(s, 3))
+	}
+	if !okOut {
 		ret(s, statusInvalidMemoryAccess)
 		return
 	}
@@ -235,8 +260,8 @@ func envGetProperty(v *vm, _ api.Module, s []uint64) {
 // envSetProperty is Envoy Context::setProperty: stores a CelState under filter-state key
 // "wasm.<path>" on the connection's stream info; no stream info (root context) ⇒ NOT_FOUND.
 func envSetProperty(v *vm, _ api.Module, s []uint64) {
-	key, ok1 := v.readString(u32(s, 0), u32(s, 1))
-	val, ok2 := v.readString(u32(s, 2), u32(s, 3))
+	key, ok1 := v.view(u32(s, 0), u32(s, 1))
+	val, ok2 := v.view(u32(s, 2), u32(s, 3))
 	if !ok1 || !ok2 {
 		ret(s, statusInvalidMemoryAccess)
 		return
@@ -246,6 +271,15 @@ func envSetProperty(v *vm, _ api.Module, s []uint64) {
 		ret(s, statusNotFound)
 		return
 	}
-	c.conn.filterState[celStatePrefix+key] = val
+	v.scratch = append(append(v.scratch[:0], celStatePrefix...), key...)
+	c.conn.setFilterState(v.intern(v.scratch), v.intern(val))
 	ret(s, statusOK)
+}
+
+// setFilterState stores a filter-state value (the map is created on first use).
+func (c *Conn) setFilterState(key, val string) {
+	if c.filterState == nil {
+		c.filterState = map[string]string{}
+	}
+	c.filterState[key] = val
 }

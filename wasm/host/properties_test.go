@@ -15,7 +15,7 @@ func TestSplitPropertyPath(t *testing.T) {
 		"a\x00\x00b":     {"a", "", "b"},
 		"source\x00port": {"source", "port"},
 	} {
-		if got := splitPropertyPath(in); !reflect.DeepEqual(got, want) {
+		if got := splitPropertyPath(in, nil); !reflect.DeepEqual(got, want) {
 			t.Errorf("split(%q) = %q, want %q", in, got, want)
 		}
 	}

@@ -49,7 +49,8 @@ type vm struct {
 
 	fnAlloc, fnContextCreate, fnVMStart, fnConfigure, fnNewConnection, fnDownstreamData,
 	fnUpstreamData, fnDownstreamClose, fnUpstreamClose, fnLog, fnDone, fnDelete, fnTick,
-	fnQueueReady api.Function
+	fnQueueReady *guestFunc
+	allocStack [1]uint64
 
 	phase     int
 	nextID    uint32
@@ -71,6 +72,12 @@ type vm struct {
 
 	metricIDs                         map[uint32]*metric
 	nextCounter, nextGauge, nextHisto uint32
+
+	// interned holds filter-state keys and values set by the guest (bounded, see intern): most
+	// repeat across connections, and interning saves their allocations.
+	interned map[string]string
+	// scratch is reused to format property values.
+	scratch []byte
 
 	capture     *[]string
 	pendingDone bool
@@ -96,27 +103,27 @@ func newVM(ctx context.Context, p *Plugin, w *worker, configuration []byte) (*vm
 		return nil, fmt.Errorf("wasm plugin %q: module exports no memory", p.cfg.Name)
 	}
 	// cpp-host WasmBase::getFunctions: "malloc" first, then "proxy_on_memory_allocate".
-	v.fnAlloc = mod.ExportedFunction("malloc")
+	v.fnAlloc = exported(mod, "malloc")
 	if v.fnAlloc == nil {
-		v.fnAlloc = mod.ExportedFunction("proxy_on_memory_allocate")
+		v.fnAlloc = exported(mod, "proxy_on_memory_allocate")
 	}
 	if v.fnAlloc == nil {
 		_ = mod.Close(ctx)
 		return nil, fmt.Errorf("wasm plugin %q: Wasm module is missing malloc function (export malloc or proxy_on_memory_allocate)", p.cfg.Name)
 	}
-	v.fnContextCreate = mod.ExportedFunction("proxy_on_context_create")
-	v.fnVMStart = mod.ExportedFunction("proxy_on_vm_start")
-	v.fnConfigure = mod.ExportedFunction("proxy_on_configure")
-	v.fnNewConnection = mod.ExportedFunction("proxy_on_new_connection")
-	v.fnDownstreamData = mod.ExportedFunction("proxy_on_downstream_data")
-	v.fnUpstreamData = mod.ExportedFunction("proxy_on_upstream_data")
-	v.fnDownstreamClose = mod.ExportedFunction("proxy_on_downstream_connection_close")
-	v.fnUpstreamClose = mod.ExportedFunction("proxy_on_upstream_connection_close")
-	v.fnLog = mod.ExportedFunction("proxy_on_log")
-	v.fnDone = mod.ExportedFunction("proxy_on_done")
-	v.fnDelete = mod.ExportedFunction("proxy_on_delete")
-	v.fnTick = mod.ExportedFunction("proxy_on_tick")
-	v.fnQueueReady = mod.ExportedFunction("proxy_on_queue_ready")
+	v.fnContextCreate = exported(mod, "proxy_on_context_create")
+	v.fnVMStart = exported(mod, "proxy_on_vm_start")
+	v.fnConfigure = exported(mod, "proxy_on_configure")
+	v.fnNewConnection = exported(mod, "proxy_on_new_connection")
+	v.fnDownstreamData = exported(mod, "proxy_on_downstream_data")
+	v.fnUpstreamData = exported(mod, "proxy_on_upstream_data")
+	v.fnDownstreamClose = exported(mod, "proxy_on_downstream_connection_close")
+	v.fnUpstreamClose = exported(mod, "proxy_on_upstream_connection_close")
+	v.fnLog = exported(mod, "proxy_on_log")
+	v.fnDone = exported(mod, "proxy_on_done")
+	v.fnDelete = exported(mod, "proxy_on_delete")
+	v.fnTick = exported(mod, "proxy_on_tick")
+	v.fnQueueReady = exported(mod, "proxy_on_queue_ready")
 
 	var lines []string
 	v.capture = &lines
@@ -196,10 +203,33 @@ func (v *vm) configure(configuration []byte) (bool, error) {
 	return uint32(r) != 0, nil
 }
 
+// guestFunc is an exported guest function with its result count and name, read once: wazero's
+// FunctionDefinition.ResultTypes allocates on every call.
+type guestFunc struct {
+	api.Function
+	params, results int
+	name            string
+}
+
+// exported returns the guest function exported as name, or nil.
+func exported(mod api.Module, name string) *guestFunc {
+	f := mod.ExportedFunction(name)
+	if f == nil {
+		return nil
+	}
+	d := f.Definition()
+	return &guestFunc{Function: f, params: len(d.ParamTypes()), results: len(d.ResultTypes()), name: d.Name()}
+}
+
 // newContext allocates the next context id (cpp-host WasmBase::allocContextId).
 func (v *vm) newContext(c *Conn) *wctx {
+	return v.addContext(&wctx{conn: c})
+}
+
+// addContext gives x the next context id and registers it.
+func (v *vm) addContext(x *wctx) *wctx {
 	v.nextID++
-	x := &wctx{id: v.nextID, conn: c}
+	x.id = v.nextID
 	v.contexts[x.id] = x
 	return x
 }
@@ -207,7 +237,7 @@ func (v *vm) newContext(c *Conn) *wctx {
 // call makes one top-level host→VM call on context c. The current context is c and the effective
 // context is reset for the call and restored after it (cpp-host wasm_vm.h SaveRestoreContext). A
 // trap marks the VM failed (cpp-host v8.cc call wrappers → WasmBase::fail) and returns ok=false.
-func (v *vm) call(c *wctx, fn api.Function, args ...uint64) (uint64, bool) {
+func (v *vm) call(c *wctx, fn *guestFunc, args ...uint64) (uint64, bool) {
 	if v.failed || v.closed {
 		return 0, false
 	}
@@ -215,7 +245,7 @@ func (v *vm) call(c *wctx, fn api.Function, args ...uint64) (uint64, bool) {
 	v.current, v.effective = c, 0
 	// Top-level calls never nest (deferred actions run after the call; the allocator has its own
 	// path), so one per-VM stack avoids an allocation per call.
-	n := max(len(args), len(fn.Definition().ResultTypes()))
+	n := max(len(args), fn.results)
 	var stack []uint64
 	if n <= len(v.stack) {
 		stack = v.stack[:n]
@@ -226,10 +256,10 @@ func (v *vm) call(c *wctx, fn api.Function, args ...uint64) (uint64, bool) {
 	err := fn.CallWithStack(v.ctx, stack)
 	v.current, v.effective = prevCur, prevEff
 	if err != nil {
-		v.fail(fmt.Sprintf("Function: %s failed: %v", fn.Definition().Name(), err))
+		v.fail(fmt.Sprintf("Function: %s failed: %v", fn.name, err))
 		return 0, false
 	}
-	if len(fn.Definition().ResultTypes()) > 0 {
+	if fn.results > 0 {
 		return stack[0], true
 	}
 	return 0, true
@@ -292,6 +322,35 @@ func (v *vm) read(ptr, n uint32) ([]byte, bool) {
 	return out, true
 }
 
+// view returns guest memory [ptr, ptr+n) without copying. It is only valid until the guest runs or
+// its memory grows (e.g. copyOut calls the guest allocator): use it for lookups and comparisons,
+// never keep it.
+func (v *vm) view(ptr, n uint32) ([]byte, bool) {
+	if n == 0 {
+		return nil, true
+	}
+	return v.mem.Read(ptr, n)
+}
+
+// maxInterned bounds the intern table of a VM (a guest writing ever-new values must not grow it
+// without bound; past the limit values are simply allocated).
+const maxInterned = 4096
+
+// intern returns b as a string, reusing an earlier identical string when there is one.
+func (v *vm) intern(b []byte) string {
+	if s, ok := v.interned[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if len(v.interned) < maxInterned && len(b) <= 256 {
+		if v.interned == nil {
+			v.interned = map[string]string{}
+		}
+		v.interned[s] = s
+	}
+	return s
+}
+
 func (v *vm) readString(ptr, n uint32) (string, bool) {
 	if n == 0 {
 		return "", true
@@ -308,23 +367,50 @@ func (v *vm) readString(ptr, n uint32) (string, bool) {
 func (v *vm) allocate(size uint32) (uint32, bool) {
 	prev := v.phase
 	v.phase = phaseAlloc
-	res, err := v.fnAlloc.Call(v.ctx, uint64(size))
+	// CallWithStack on a per-VM array: Call would allocate its parameter and result slices. The
+	// allocator never nests (only logging is allowed inside it), so one array suffices.
+	stack := v.allocStack[:]
+	stack[0] = uint64(size)
+	var err error
+	if f := v.fnAlloc; f.params == 1 && f.results <= 1 {
+		err = f.CallWithStack(v.ctx, stack)
+	} else {
+		var res []uint64
+		res, err = f.Call(v.ctx, uint64(size)) // wrong signature: wazero reports it as an error
+		stack = append(stack[:0], res...)
+	}
 	v.phase = prev
 	if err != nil {
 		panic(trapError{"guest allocator trapped: " + err.Error()})
 	}
-	if len(res) == 0 || uint32(res[0]) == 0 {
+	if v.fnAlloc.results == 0 || len(stack) == 0 || uint32(stack[0]) == 0 {
 		return 0, false
 	}
-	addr := uint32(res[0])
+	addr := uint32(stack[0])
 	if _, ok := v.mem.Read(addr, size); !ok {
 		return 0, false
 	}
 	return addr, true
 }
 
-// copyOut is cpp-host WasmBase::copyToPointerSize: allocate len(data) bytes in the guest, copy, and
+// copyOutString is cpp-host WasmBase::copyToPointerSize: allocate len(data) bytes in the guest, copy, and
 // write the pointer and length (u32 LE); empty data writes (0, 0) without allocating.
+func (v *vm) copyOutString(data string, ptrPtr, sizePtr uint32) bool {
+	var addr uint32
+	if len(data) > 0 {
+		a, ok := v.allocate(uint32(len(data)))
+		if !ok {
+			return false
+		}
+		if !v.mem.WriteString(a, data) {
+			return false
+		}
+		addr = a
+	}
+	return v.mem.WriteUint32Le(ptrPtr, addr) && v.mem.WriteUint32Le(sizePtr, uint32(len(data)))
+}
+
+// copyOut is copyOutString for bytes.
 func (v *vm) copyOut(data []byte, ptrPtr, sizePtr uint32) bool {
 	var addr uint32
 	if len(data) > 0 {
