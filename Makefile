@@ -10,7 +10,7 @@ FUZZTIME ?= 10s
 E2E_PACKAGES := dcmtk orthanc
 E2E_COMMANDS := echoscu storescu findscu storescp Orthanc
 
-.PHONY: all build wasm test unit e2e run bench fuzz lint deps wasip1 image clean
+.PHONY: all build wasm test unit e2e run bench fuzz lint deps wasip1 image manifests-test clean
 
 all: build
 
@@ -61,12 +61,22 @@ e2e: deps $(WASM) $(BIN)
 test: lint wasip1 build
 	$(MAKE) deps
 	$(GO) test -count=1 -timeout 20m ./...
+	$(MAKE) manifests-test
 	$(MAKE) fuzz FUZZTIME=5s
 
-## fuzz: run every fuzz target for FUZZTIME.
+## manifests-test: the Istio validation of every manifest (a separate module: istio.io/istio is heavy).
+manifests-test:
+	cd manifests/validate && $(GO) vet ./... && $(GO) test -count=1 -timeout 15m ./...
+
+## image: the Istio-compatible OCI image of the filter (IMAGE=oci://REG/REPO:TAG pushes; default: an OCI layout in build/oci).
+image: $(WASM) $(BIN)
+	$(BIN) push $(WASM) $(or $(IMAGE),--layout $(BUILD)/oci) $(if $(INSECURE),--insecure)
+
+## fuzz: run every fuzz target (seeded with the real captures) for FUZZTIME.
 fuzz:
-	@set -e; for pkg in $$($(GO) list ./...); do \
-	  for t in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+	@set -e; for f in $$(grep -rl --include='*_test.go' '^func Fuzz' sdk filters wasm internal cmd 2>/dev/null | sort); do \
+	  pkg=./$$(dirname $$f); \
+	  for t in $$(grep -o '^func Fuzz[A-Za-z0-9_]*' $$f | sed 's/^func //'); do \
 	    echo "fuzz $$pkg $$t ($(FUZZTIME))"; \
 	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; \
