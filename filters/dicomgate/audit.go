@@ -4,8 +4,6 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
-
-	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
 )
 
 // auditEntry is one association's audit record.
@@ -84,7 +82,7 @@ func (p *plugin) logAudit(c *conn, e *auditEntry) {
 	w.b = strconv.AppendBool(w.b, e.dryRun)
 	w.b = append(w.b, '}')
 	p.audit = w.b
-	proxywasm.LogInfo(string(w.b))
+	logInfoBytes(w.b)
 }
 
 // jsonLine appends ,"key":value members. Its methods are not inlined on
@@ -187,6 +185,16 @@ func appendJSONString(b []byte, s string) []byte {
 	const hex = "0123456789abcdef"
 	b = append(b, '"')
 	for i := 0; i < len(s); {
+		// Copy the run of bytes that need no escaping in one append.
+		j := i
+		for j < len(s) && s[j] >= 0x20 && s[j] < 0x7f && s[j] != '"' && s[j] != '\\' {
+			j++
+		}
+		if j > i {
+			b = append(b, s[i:j]...)
+			i = j
+			continue
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			switch {

@@ -340,17 +340,10 @@ func (c *conn) onTimeout(t time.Time) {
 // properties (Envoy filter state wasm.dicom.*), readable by access logs and
 // later filters.
 func (c *conn) setProperties(e *auditEntry) {
-	setProp("dicom.calling_ae", e.callingAE)
-	setProp("dicom.called_ae", e.calledAE)
-	setProp("dicom.decision", e.decision)
-	setProp("dicom.rule", e.rule)
-}
-
-func setProp(name, value string) {
-	if value == "" {
-		return
-	}
-	_ = proxywasm.SetProperty([]string{name}, []byte(value))
+	setProperty("dicom.calling_ae", e.callingAE)
+	setProperty("dicom.called_ae", e.calledAE)
+	setProperty("dicom.decision", e.decision)
+	setProperty("dicom.rule", e.rule)
 }
 
 // identity is what the connection's properties say about the peer, read
@@ -363,15 +356,16 @@ type identity struct {
 	sha256 string
 }
 
-// Property paths (Envoy source/extensions/filters/common/expr/context.h).
-var (
-	propSource  = []string{"source", "address"}
-	propConnID  = []string{"connection", "id"}
-	propMTLS    = []string{"connection", "mtls"}
-	propURISAN  = []string{"connection", "uri_san_peer_certificate"}
-	propDNSSAN  = []string{"connection", "dns_san_peer_certificate"}
-	propSubject = []string{"connection", "subject_peer_certificate"}
-	propDigest  = []string{"connection", "sha256_peer_certificate_digest"}
+// Property paths (Envoy source/extensions/filters/common/expr/context.h),
+// serialized as the ABI expects: segments separated by NUL.
+const (
+	propSource  = "source\x00address"
+	propConnID  = "connection\x00id"
+	propMTLS    = "connection\x00mtls"
+	propURISAN  = "connection\x00uri_san_peer_certificate"
+	propDNSSAN  = "connection\x00dns_san_peer_certificate"
+	propSubject = "connection\x00subject_peer_certificate"
+	propDigest  = "connection\x00sha256_peer_certificate_digest"
 )
 
 // readIdentity reads the connection properties the policy and the audit
@@ -380,7 +374,7 @@ var (
 // is true.
 func readIdentity() identity {
 	id := readSource()
-	if b, err := proxywasm.GetProperty(propMTLS); err == nil && len(b) == 1 && b[0] != 0 {
+	if b, ok := getProperty(propMTLS); ok && len(b) == 1 && b[0] != 0 {
 		id.conn.MTLS = true
 		id.conn.PeerURISAN = propString(propURISAN)
 		id.conn.PeerDNSSAN = propString(propDNSSAN)
@@ -393,26 +387,67 @@ func readIdentity() identity {
 // readSource reads source.address and connection.id.
 func readSource() identity {
 	var id identity
-	if b, err := proxywasm.GetProperty(propSource); err == nil {
+	if b, ok := getProperty(propSource); ok {
 		id.source = string(b)
-		if ap, err := netip.ParseAddrPort(id.source); err == nil {
+		if a, ok := parseIPv4Port(id.source); ok {
+			id.conn.Source = a
+		} else if ap, err := netip.ParseAddrPort(id.source); err == nil {
 			id.conn.Source = ap.Addr().Unmap()
 		} else if a, err := netip.ParseAddr(id.source); err == nil {
 			id.conn.Source = a.Unmap()
 		}
 	}
-	if b, err := proxywasm.GetProperty(propConnID); err == nil && len(b) == 8 {
+	if b, ok := getProperty(propConnID); ok && len(b) == 8 {
 		id.connID, id.hasID = binary.LittleEndian.Uint64(b), true
 	}
 	return id
 }
 
-func propString(path []string) string {
-	b, err := proxywasm.GetProperty(path)
-	if err != nil {
+func propString(path string) string {
+	b, ok := getProperty(path)
+	if !ok {
 		return ""
 	}
 	return string(b)
+}
+
+// parseIPv4Port is the common case of source.address, "a.b.c.d:port",
+// without netip's general parser (several times slower in the guest). It
+// accepts only what netip.ParseAddrPort accepts with the same result;
+// anything else (IPv6, bare addresses, malformed) returns false and goes
+// through netip.
+func parseIPv4Port(s string) (netip.Addr, bool) {
+	var ip [4]byte
+	i := 0
+	for k := 0; k < 4; k++ {
+		n, start := 0, i
+		for i < len(s) && i-start < 4 && s[i] >= '0' && s[i] <= '9' {
+			n = n*10 + int(s[i]-'0')
+			i++
+		}
+		digits := i - start
+		if digits == 0 || digits > 3 || n > 255 || (digits > 1 && s[start] == '0') {
+			return netip.Addr{}, false
+		}
+		ip[k] = byte(n)
+		sep := byte('.')
+		if k == 3 {
+			sep = ':'
+		}
+		if i >= len(s) || s[i] != sep {
+			return netip.Addr{}, false
+		}
+		i++
+	}
+	port, start := 0, i
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' && port <= 65535 {
+		port = port*10 + int(s[i]-'0')
+		i++
+	}
+	if i == start || i != len(s) || port > 65535 {
+		return netip.Addr{}, false
+	}
+	return netip.AddrFrom4(ip), true
 }
 
 // distinctAbstractSyntaxes counts the distinct SOP classes proposed (at

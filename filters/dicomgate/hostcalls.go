@@ -1,10 +1,6 @@
 package main
 
-import (
-	"time"
-
-	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
-)
+import "github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
 
 // Host calls the filter makes that the SDK's proxytest emulator cannot
 // observe or does not implement (close_stream is a no-op there, and
@@ -20,6 +16,7 @@ var (
 	// 0, n, data), which Envoy implements as drain n bytes, then prepend
 	// (context.cc Buffer::copyFrom; only offset 0 is supported there).
 	hostReplaceDownstreamPrefix = setDownstreamPrefix
-	// now is the clock (WASI clock_time_get realtime in the wasm build).
-	now = time.Now
+	// now is the clock (one WASI clock_time_get realtime call in the wasm
+	// build, see wallClock).
+	now = wallClock
 )
