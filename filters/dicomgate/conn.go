@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strconv"
 	"time"
+	"unsafe"
 
 	"github.com/dicomgate/dicomgate/sdk/pdu"
 	"github.com/dicomgate/dicomgate/sdk/policy"
@@ -158,7 +159,7 @@ func (c *conn) inspect(size int, eos bool) types.Action {
 		if n > inlineFetch {
 			n = pdu.HeaderLen
 		}
-		buf, err := proxywasm.GetDownstreamData(0, n)
+		buf, err := getDownstreamData(0, n)
 		if err != nil || len(buf) == 0 {
 			return c.fail("reading " + strconv.Itoa(n) + " of " + strconv.Itoa(size) + " buffered bytes: " + errString(err))
 		}
@@ -182,7 +183,7 @@ func (c *conn) inspect(size int, eos bool) types.Action {
 	} else if size < c.total {
 		return c.waitMore(eos, c.total-size)
 	}
-	buf, err := proxywasm.GetDownstreamData(0, c.total)
+	buf, err := getDownstreamData(0, c.total)
 	if err != nil || len(buf) < c.total {
 		return c.fail("reading the " + strconv.Itoa(c.total) + "-byte A-ASSOCIATE-RQ: " + errString(err))
 	}
@@ -224,7 +225,7 @@ func (c *conn) decide(rqBytes []byte) types.Action {
 	e := auditEntry{
 		at: t, identity: &id, decision: d.Action.String(), rule: d.Rule, ruleIndex: d.RuleIndex,
 		rejectReason: d.RejectReason, dryRun: d.DryRun || p.dryRun,
-		calledAE: string(rq.CalledAETitle()), callingAE: string(rq.CallingAETitle()),
+		calledAE: view(rq.CalledAETitle()), callingAE: view(rq.CallingAETitle()),
 		contexts: len(rq.PresentationContexts), sopClasses: distinctAbstractSyntaxes(rq),
 	}
 	if d.Action == policy.ActionRoute {
@@ -249,7 +250,7 @@ func (c *conn) decide(rqBytes []byte) types.Action {
 		return c.closeWith(&e)
 	case policy.ActionRoute:
 		p.fs = appendFilterStateArgs(p.fs[:0], filterStateCluster, d.Cluster, lifeSpanDownstreamConnection)
-		if _, err := proxywasm.CallForeignFunction(foreignSetFilterState, p.fs); err != nil {
+		if err := callForeignFunction(foreignSetFilterState, p.fs); err != nil {
 			return c.fail("set_envoy_filter_state(" + filterStateCluster + "=" + d.Cluster + ") failed: " + err.Error() +
 				" (Envoy ≥ 1.28 is needed, and the call must happen in a connection callback)")
 		}
@@ -388,7 +389,7 @@ func readIdentity() identity {
 func readSource() identity {
 	var id identity
 	if b, ok := getProperty(propSource); ok {
-		id.source = string(b)
+		id.source = view(b)
 		if a, ok := parseIPv4Port(id.source); ok {
 			id.conn.Source = a
 		} else if ap, err := netip.ParseAddrPort(id.source); err == nil {
@@ -408,7 +409,18 @@ func propString(path string) string {
 	if !ok {
 		return ""
 	}
-	return string(b)
+	return view(b)
+}
+
+// view returns b as a string without copying. Only for bytes that are never
+// modified afterwards and strings that do not outlive the callback: the RQ
+// and property values (fresh blocks the host allocated for this call), used
+// for the decision, the properties and the audit line of this association.
+func view(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
 }
 
 // parseIPv4Port is the common case of source.address, "a.b.c.d:port",

@@ -26,6 +26,17 @@ func setProperty(path, value string) {
 	_ = proxywasm.SetProperty(strings.Split(path, "\x00"), []byte(value))
 }
 
+// getDownstreamData reads up to maxSize bytes of the downstream buffer.
+func getDownstreamData(start, maxSize int) ([]byte, error) {
+	return proxywasm.GetDownstreamData(start, maxSize)
+}
+
+// callForeignFunction calls the host's foreign function name with param.
+func callForeignFunction(name string, param []byte) error {
+	_, err := proxywasm.CallForeignFunction(name, param)
+	return err
+}
+
 // logInfoBytes logs msg at info level.
 func logInfoBytes(msg []byte) { proxywasm.LogInfo(string(msg)) }
 

@@ -22,25 +22,73 @@ func proxySetProperty(pathData *byte, pathSize int32, valueData *byte, valueSize
 //go:wasmimport env proxy_log
 func proxyLog(level int32, messageData *byte, messageSize int32) uint32
 
+//go:wasmimport env proxy_get_buffer_bytes
+func proxyGetBufferBytes(bufferType uint32, start, maxSize int32, returnBufferData unsafe.Pointer, returnBufferSize *int32) uint32
+
+//go:wasmimport env proxy_call_foreign_function
+func proxyCallForeignFunction(namePtr *byte, nameSize int32, paramPtr *byte, paramSize int32, returnData unsafe.Pointer, returnSize *int32) uint32
+
 //go:wasmimport wasi_snapshot_preview1 clock_time_get
 func clockTimeGet(clockID uint32, precision uint64, time *uint64) uint32
 
 // logLevelInfo is proxy-wasm LogLevel INFO.
 const logLevelInfo = 2
 
+// Out-parameters of the calls above. Passing the address of a local to a
+// wasmimport moves the local to the heap (two allocations per call); a VM
+// runs one callback at a time, so package-level slots can be reused. retData
+// is cleared after each call so it does not keep the block alive.
+var (
+	retData  *byte
+	retSize  int32
+	clockOut uint64
+)
+
+// takeReturned returns the block the host wrote to retData/retSize.
+func takeReturned() []byte {
+	p, n := retData, retSize
+	retData, retSize = nil, 0
+	if p == nil {
+		return nil
+	}
+	return unsafe.Slice(p, n)
+}
+
 // getProperty reads the property at path (segments separated by NUL, e.g.
 // "source\x00address"); ok is false when the host returned a status other
 // than OK. The value is guest memory the host allocated for it.
 func getProperty(path string) (value []byte, ok bool) {
-	var ret *byte
-	var size int32
-	if proxyGetProperty(unsafe.StringData(path), int32(len(path)), unsafe.Pointer(&ret), &size) != 0 {
-		return nil, false
+	st := proxyGetProperty(unsafe.StringData(path), int32(len(path)), unsafe.Pointer(&retData), &retSize)
+	b := takeReturned()
+	return b, st == 0
+}
+
+// getDownstreamData reads up to maxSize bytes of the downstream buffer from
+// start (the SDK's GetDownstreamData: OK without data is NOT_FOUND).
+func getDownstreamData(start, maxSize int) ([]byte, error) {
+	st := proxyGetBufferBytes(bufferTypeDownstreamData, int32(start), int32(maxSize), unsafe.Pointer(&retData), &retSize)
+	b := takeReturned()
+	if st != 0 {
+		return nil, statusError("proxy_get_buffer_bytes(DOWNSTREAM_DATA)", st)
 	}
-	if ret == nil {
-		return nil, true
+	if b == nil {
+		return nil, statusError("proxy_get_buffer_bytes(DOWNSTREAM_DATA)", 1)
 	}
-	return unsafe.Slice(ret, size), true
+	return b, nil
+}
+
+// callForeignFunction calls the host's foreign function name with param.
+func callForeignFunction(name string, param []byte) error {
+	var pp *byte
+	if len(param) > 0 {
+		pp = &param[0]
+	}
+	st := proxyCallForeignFunction(unsafe.StringData(name), int32(len(name)), pp, int32(len(param)), unsafe.Pointer(&retData), &retSize)
+	takeReturned()
+	if st != 0 {
+		return statusError("proxy_call_foreign_function("+name+")", st)
+	}
+	return nil
 }
 
 // setProperty sets the property path (one segment, or NUL-separated) to a
@@ -64,9 +112,8 @@ func logInfoBytes(msg []byte) {
 // wallClock is the WASI realtime clock in one host call (time.Now also reads
 // the monotonic clock, which the filter does not use).
 func wallClock() time.Time {
-	var ns uint64
-	if clockTimeGet(0, 1, &ns) != 0 {
+	if clockTimeGet(0, 1, &clockOut) != 0 {
 		return time.Now()
 	}
-	return time.Unix(0, int64(ns))
+	return time.Unix(0, int64(clockOut))
 }
