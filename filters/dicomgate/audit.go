@@ -56,66 +56,65 @@ func (p *plugin) logAudit(c *conn, e *auditEntry) {
 		reasonName = reasonNames[e.reason]
 	}
 
-	w := jsonLine{b: append(p.audit[:0], `{"time":"`...)}
-	w.b = appendTimeUTC(w.b, e.at)
-	w.b = append(w.b, '"')
-	w.num("conn", int64(connID))
-	w.str("source", id.source)
-	w.str("calling_ae", e.callingAE)
-	w.str("called_ae", e.calledAE)
-	w.str("peer_uri_san", id.conn.PeerURISAN)
-	w.str("peer_subject", id.conn.PeerSubject)
-	w.opt("peer_sha256", id.sha256)
+	// Straight-line appends of literal fragments (each joining one value's
+	// closing quote to the next key): in the guest every call and every
+	// append costs, and this line is built once per association.
+	b := append(p.audit[:0], `{"time":"`...)
+	b = appendTimeUTC(b, e.at)
+	b = append(b, `","conn":`...)
+	b = strconv.AppendInt(b, int64(connID), 10)
+	b = append(b, `,"source":"`...)
+	b = appendJSONText(b, id.source)
+	b = append(b, `","calling_ae":"`...)
+	b = appendJSONText(b, e.callingAE)
+	b = append(b, `","called_ae":"`...)
+	b = appendJSONText(b, e.calledAE)
+	b = append(b, `","peer_uri_san":"`...)
+	b = appendJSONText(b, id.conn.PeerURISAN)
+	b = append(b, `","peer_subject":"`...)
+	b = appendJSONText(b, id.conn.PeerSubject)
+	b = append(b, '"')
+	b = appendOptional(b, `,"peer_sha256":"`, id.sha256)
 	if e.identity != nil {
-		w.num("presentation_contexts", int64(e.contexts))
-		w.num("sop_classes", int64(e.sopClasses))
+		b = append(b, `,"presentation_contexts":`...)
+		b = strconv.AppendInt(b, int64(e.contexts), 10)
+		b = append(b, `,"sop_classes":`...)
+		b = strconv.AppendInt(b, int64(e.sopClasses), 10)
 	}
-	w.str("decision", e.decision)
-	w.str("rule", e.rule)
-	w.str("cluster", e.cluster)
-	w.str("reason", reasonName)
-	w.opt("reject_reason", e.rejectReason)
-	w.opt("rewrite_called_ae", e.rewriteCalled)
-	w.opt("rewrite_calling_ae", e.rewriteCalling)
-	w.num("latency_us", lat)
-	w.key("dry_run")
-	w.b = strconv.AppendBool(w.b, e.dryRun)
-	w.b = append(w.b, '}')
-	p.audit = w.b
-	logInfoBytes(w.b)
+	b = append(b, `,"decision":"`...)
+	b = appendJSONText(b, e.decision)
+	b = append(b, `","rule":"`...)
+	b = appendJSONText(b, e.rule)
+	b = append(b, `","cluster":"`...)
+	b = appendJSONText(b, e.cluster)
+	b = append(b, `","reason":"`...)
+	b = appendJSONText(b, reasonName)
+	b = append(b, '"')
+	b = appendOptional(b, `,"reject_reason":"`, e.rejectReason)
+	b = appendOptional(b, `,"rewrite_called_ae":"`, e.rewriteCalled)
+	b = appendOptional(b, `,"rewrite_calling_ae":"`, e.rewriteCalling)
+	b = append(b, `,"latency_us":`...)
+	b = strconv.AppendInt(b, lat, 10)
+	if e.dryRun {
+		b = append(b, `,"dry_run":true}`...)
+	} else {
+		b = append(b, `,"dry_run":false}`...)
+	}
+	p.audit = b
+	logInfoBytes(b)
 }
 
-// jsonLine appends ,"key":value members. Its methods are not inlined on
-// purpose: the audit line is built once per association, and inlined
-// appends cost kilobytes of Wasm each.
-type jsonLine struct{ b []byte }
-
-//go:noinline
-func (w *jsonLine) key(k string) {
-	w.b = append(w.b, ',', '"')
-	w.b = append(w.b, k...)
-	w.b = append(w.b, '"', ':')
-}
-
-//go:noinline
-func (w *jsonLine) str(k, v string) {
-	w.key(k)
-	w.b = appendJSONString(w.b, v)
-}
-
-// opt writes the member only when v is not empty.
+// appendOptional appends the member whose key fragment is keyQuote (e.g.
+// `,"peer_sha256":"`) only when v is not empty.
 //
 //go:noinline
-func (w *jsonLine) opt(k, v string) {
-	if v != "" {
-		w.str(k, v)
+func appendOptional(b []byte, keyQuote, v string) []byte {
+	if v == "" {
+		return b
 	}
-}
-
-//go:noinline
-func (w *jsonLine) num(k string, v int64) {
-	w.key(k)
-	w.b = strconv.AppendInt(w.b, v, 10)
+	b = append(b, keyQuote...)
+	b = appendJSONText(b, v)
+	return append(b, '"')
 }
 
 // appendTimeUTC appends t in UTC as RFC 3339 with microseconds, e.g.
@@ -130,13 +129,33 @@ func appendTimeUTC(b []byte, t time.Time) []byte {
 		days--
 	}
 	y, m, d := civil(days)
-	b = appendDigits(b, int(y), 4, '-')
-	b = appendDigits(b, int(m), 2, '-')
-	b = appendDigits(b, int(d), 2, 'T')
-	b = appendDigits(b, int(rem/3600), 2, ':')
-	b = appendDigits(b, int(rem/60%60), 2, ':')
-	b = appendDigits(b, int(rem%60), 2, '.')
-	return appendDigits(b, t.Nanosecond()/1000, 6, 'Z')
+	if y < 0 || y > 9999 {
+		b = appendDigits(b, int(y), 4, '-')
+		b = appendDigits(b, int(m), 2, '-')
+		b = appendDigits(b, int(d), 2, 'T')
+		b = appendDigits(b, int(rem/3600), 2, ':')
+		b = appendDigits(b, int(rem/60%60), 2, ':')
+		b = appendDigits(b, int(rem%60), 2, '.')
+		return appendDigits(b, t.Nanosecond()/1000, 6, 'Z')
+	}
+	// Fixed layout YYYY-MM-DDTHH:MM:SS.uuuuuuZ filled in place, one append.
+	buf := [27]byte{4: '-', 7: '-', 10: 'T', 13: ':', 16: ':', 19: '.', 26: 'Z'}
+	putDigits(buf[0:4], int(y))
+	putDigits(buf[5:7], int(m))
+	putDigits(buf[8:10], int(d))
+	putDigits(buf[11:13], int(rem/3600))
+	putDigits(buf[14:16], int(rem/60%60))
+	putDigits(buf[17:19], int(rem%60))
+	putDigits(buf[20:26], t.Nanosecond()/1000)
+	return append(b, buf[:]...)
+}
+
+// putDigits writes v (0 ≤ v < 10^len(dst)) zero-padded into dst.
+func putDigits(dst []byte, v int) {
+	for i := len(dst) - 1; i >= 0; i-- {
+		dst[i] = byte('0' + v%10)
+		v /= 10
+	}
 }
 
 // civil converts days since 1970-01-01 to a proleptic Gregorian date
@@ -182,8 +201,14 @@ func appendDigits(b []byte, v, width int, sep byte) []byte {
 // control characters are escaped, invalid UTF-8 becomes U+FFFD, so values
 // that come from the client (AE titles) cannot break the line.
 func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
 	b = append(b, '"')
+	b = appendJSONText(b, s)
+	return append(b, '"')
+}
+
+// appendJSONText is appendJSONString without the quotes.
+func appendJSONText(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
 	for i := 0; i < len(s); {
 		// Copy the run of bytes that need no escaping in one append.
 		j := i
@@ -222,5 +247,5 @@ func appendJSONString(b []byte, s string) []byte {
 		}
 		i += size
 	}
-	return append(b, '"')
+	return b
 }
