@@ -51,6 +51,8 @@ type conn struct {
 	total int
 	// seen is the largest buffer size delivered so far.
 	seen int
+	// pendingAt is the 1-based position in plugin.pending (0: not pending).
+	pendingAt int
 }
 
 // OnNewConnection counts the association attempt and starts the inspect
@@ -73,7 +75,7 @@ func (c *conn) OnNewConnection() (act types.Action) {
 		return types.ActionPause
 	}
 	inc(p.m.associations)
-	p.pending[c.id] = c
+	p.addPending(c)
 	if p.mode == policy.ConnectImmediate {
 		return types.ActionContinue
 	}
@@ -118,7 +120,7 @@ func (c *conn) OnDownstreamClose(peer types.PeerType) {
 		return
 	}
 	c.state = stateClosed
-	delete(c.p.pending, c.id)
+	c.p.removePending(c)
 	if peer == types.PeerTypeLocal {
 		c.p.logAudit(c, &auditEntry{decision: "none", at: now(), ruleIndex: -1})
 		return
@@ -130,7 +132,7 @@ func (c *conn) OnDownstreamClose(peer types.PeerType) {
 // OnStreamDone forgets the connection.
 func (c *conn) OnStreamDone() {
 	c.p.yield()
-	delete(c.p.pending, c.id)
+	c.p.removePending(c)
 	if c.state == stateInspect {
 		c.state = stateClosed
 	}
@@ -222,10 +224,14 @@ func (c *conn) decide(rqBytes []byte) types.Action {
 	id := readIdentity()
 	d := p.pol.Evaluate(rq, &id.conn)
 	t := now()
+	// The property values are passed from locals, not from e: escape analysis
+	// is field-insensitive, and e points to id.
+	decision, calledAE, callingAE := d.Action.String(), view(rq.CalledAETitle()), view(rq.CallingAETitle())
+	setProperties(callingAE, calledAE, decision, d.Rule)
 	e := auditEntry{
-		at: t, identity: &id, decision: d.Action.String(), rule: d.Rule, ruleIndex: d.RuleIndex,
+		at: t, identity: &id, decision: decision, rule: d.Rule, ruleIndex: d.RuleIndex,
 		rejectReason: d.RejectReason, dryRun: d.DryRun || p.dryRun,
-		calledAE: view(rq.CalledAETitle()), callingAE: view(rq.CallingAETitle()),
+		calledAE: calledAE, callingAE: callingAE,
 		contexts: len(rq.PresentationContexts), sopClasses: distinctAbstractSyntaxes(rq),
 	}
 	if d.Action == policy.ActionRoute {
@@ -234,7 +240,6 @@ func (c *conn) decide(rqBytes []byte) types.Action {
 	if !e.dryRun {
 		e.rewriteCalled, e.rewriteCalling = d.RewriteCalledAETitle, d.RewriteCallingAETitle
 	}
-	c.setProperties(&e)
 
 	if e.dryRun {
 		if d.Action == policy.ActionDeny {
@@ -289,7 +294,7 @@ func (c *conn) rewrite(rqBytes []byte, called, calling string) error {
 // pass marks the connection decided-and-through and continues the chain.
 func (c *conn) pass(e *auditEntry) types.Action {
 	c.state = statePassed
-	delete(c.p.pending, c.id)
+	c.p.removePending(c)
 	c.p.logAudit(c, e)
 	return types.ActionContinue
 }
@@ -297,7 +302,7 @@ func (c *conn) pass(e *auditEntry) types.Action {
 // closeWith closes the client connection for e.reason and stops the chain.
 func (c *conn) closeWith(e *auditEntry) types.Action {
 	c.state = stateClosed
-	delete(c.p.pending, c.id)
+	c.p.removePending(c)
 	c.p.m.deny(e.reason)
 	if err := hostCloseDownstream(c.id); err != nil {
 		proxywasm.LogError("dicomgate: connection " + strconv.FormatUint(uint64(c.id), 10) + ": close failed: " + err.Error())
@@ -340,11 +345,15 @@ func (c *conn) onTimeout(t time.Time) {
 // setProperties stores the association's AE titles and decision as
 // properties (Envoy filter state wasm.dicom.*), readable by access logs and
 // later filters.
-func (c *conn) setProperties(e *auditEntry) {
-	setProperty("dicom.calling_ae", e.callingAE)
-	setProperty("dicom.called_ae", e.calledAE)
-	setProperty("dicom.decision", e.decision)
-	setProperty("dicom.rule", e.rule)
+//
+// It takes the strings rather than the audit entry: passing string data to
+// a wasmimport makes whatever holds it escape, and the entry points to the
+// identity, which would then be allocated on every decision.
+func setProperties(callingAE, calledAE, decision, rule string) {
+	setProperty("dicom.calling_ae", callingAE)
+	setProperty("dicom.called_ae", calledAE)
+	setProperty("dicom.decision", decision)
+	setProperty("dicom.rule", rule)
 }
 
 // identity is what the connection's properties say about the peer, read

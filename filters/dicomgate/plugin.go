@@ -39,7 +39,9 @@ type plugin struct {
 
 	// pending are the connections still waiting for their A-ASSOCIATE-RQ,
 	// checked against the inspect deadline on every tick.
-	pending map[uint32]*conn
+	// A slice with each conn's position in it (conn.pendingAt) rather than a
+	// map: adding and removing are then a few stores, once per connection.
+	pending []*conn
 	// callbacks counts guest callbacks for the periodic yield.
 	callbacks uint32
 	// stallHinted is set once the max_early_data_bytes hint was logged.
@@ -54,7 +56,7 @@ type plugin struct {
 }
 
 func newPlugin(id uint32) types.PluginContext {
-	return &plugin{id: id, pending: map[uint32]*conn{}}
+	return &plugin{id: id}
 }
 
 // yield runs the Go scheduler every yieldEvery callbacks.
@@ -159,18 +161,45 @@ func (p *plugin) OnTick() {
 	}
 	t := now()
 	tn := t.UnixNano()
-	for id, c := range p.pending {
-		if tn-c.start < p.timeoutNs {
-			continue
+	var expired []*conn
+	for _, c := range p.pending {
+		if tn-c.start >= p.timeoutNs {
+			expired = append(expired, c)
 		}
-		delete(p.pending, id)
-		if err := proxywasm.SetEffectiveContext(id); err != nil {
+	}
+	for _, c := range expired {
+		p.removePending(c)
+		if err := proxywasm.SetEffectiveContext(c.id); err != nil {
 			// The host no longer knows the context: the connection is gone.
 			c.state = stateClosed
 			continue
 		}
 		c.onTimeout(t)
 	}
+}
+
+// addPending registers c as waiting for its A-ASSOCIATE-RQ.
+func (p *plugin) addPending(c *conn) {
+	if c.pendingAt != 0 {
+		return
+	}
+	p.pending = append(p.pending, c)
+	c.pendingAt = len(p.pending)
+}
+
+// removePending forgets c (if pending) by moving the last entry into its
+// place.
+func (p *plugin) removePending(c *conn) {
+	i := c.pendingAt - 1
+	if i < 0 || i >= len(p.pending) || p.pending[i] != c {
+		return
+	}
+	last := len(p.pending) - 1
+	p.pending[i] = p.pending[last]
+	p.pending[i].pendingAt = i + 1
+	p.pending[last] = nil
+	p.pending = p.pending[:last]
+	c.pendingAt = 0
 }
 
 func panicString(r any) string {
