@@ -356,3 +356,61 @@ func TestConnectionImpl_ReadBufferHighWatermark(t *testing.T) {
 		t.Fatalf("ops = %q", got)
 	}
 }
+
+// Conn.DownstreamData borrows the caller's bytes only for the call: what the connection still holds
+// afterwards — a buffer the filter keeps paused (Envoy context.cc Context::onData re-delivers it) or
+// tcp_proxy's early-data buffer (tcp_proxy.cc Filter::onData before the upstream connects) — is a
+// copy, and appending to a held buffer never writes into the caller's spare capacity.
+func TestConn_DownstreamData_KeepsNoCallerBytes(t *testing.T) {
+	t.Run("paused", func(t *testing.T) {
+		e := newTestPlugin(t, `{"pause_until":6}`, nil)
+		tr := &recTransport{}
+		c := e.conn(t, TCPProxyConfig{Cluster: "default", MaxEarlyDataBytes: 1024}, tr)
+		c.UpstreamConnected()
+		b := make([]byte, 3, 16)
+		copy(b, "abc")
+		c.DownstreamData(b, false)
+		copy(b[:cap(b)], "XYZXYZXYZXYZXYZX") // the caller reuses its buffer
+		c.DownstreamData([]byte("def"), false)
+		if got := tr.upstream(); got != "abcdef" {
+			t.Fatalf("upstream = %q, want %q", got, "abcdef")
+		}
+		b2 := make([]byte, 3, 16)
+		copy(b2, "ghi")
+		e2 := newTestPlugin(t, `{"pause_until":6}`, nil)
+		c2 := e2.conn(t, TCPProxyConfig{Cluster: "default", MaxEarlyDataBytes: 1024}, &recTransport{})
+		c2.DownstreamData(b2, false)
+		c2.DownstreamData([]byte("jk"), false)
+		if got := string(b2[:cap(b2)]); got != "ghi"+string(make([]byte, 13)) {
+			t.Fatalf("caller's array changed to %q", got)
+		}
+	})
+	t.Run("early data", func(t *testing.T) {
+		e := newTestPlugin(t, `{}`, nil)
+		tr := &recTransport{}
+		c := e.conn(t, TCPProxyConfig{Cluster: "default", MaxEarlyDataBytes: 1024}, tr)
+		b := []byte("hello")
+		c.DownstreamData(b, false)
+		copy(b, "XXXXX")
+		if s := c.State(); s.UpstreamConnected || s.BytesToUpstream != 0 {
+			t.Fatalf("state before connect = %+v", s)
+		}
+		c.UpstreamConnected()
+		if got := tr.upstream(); got != "hello" {
+			t.Fatalf("upstream = %q, want %q", got, "hello")
+		}
+	})
+	t.Run("passthrough", func(t *testing.T) {
+		e := newTestPlugin(t, `{}`, nil)
+		tr := &recTransport{}
+		c := e.conn(t, TCPProxyConfig{Cluster: "default", MaxEarlyDataBytes: 1024}, tr)
+		c.UpstreamConnected()
+		b := []byte("payload")
+		c.DownstreamData(b, false)
+		copy(b, "XXXXXXX")
+		c.DownstreamData(b, false)
+		if got := tr.upstream(); got != "payloadXXXXXXX" {
+			t.Fatalf("upstream = %q", got)
+		}
+	})
+}
