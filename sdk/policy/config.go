@@ -98,15 +98,21 @@ func (l *loader) object(n *jnode, path, what string, allowed []string, misplaced
 		return nil
 	}
 	out := make(map[string]*jnode, len(n.keys))
-	seen := make(map[string]bool, len(n.keys))
+	// Duplicates are found in out for allowed keys; unknown keys (an error
+	// anyway) get a set only when there are some, so that a valid object
+	// costs one map and no path strings (Load runs on every worker VM).
+	var seenUnknown map[string]bool
 	for i, k := range n.keys {
-		p := child(path, k)
-		if seen[k] {
-			l.errf(p, "duplicate key "+quote(k)+"; each key may appear once")
-			continue
-		}
-		seen[k] = true
 		if !contains(allowed, k) {
+			p := child(path, k)
+			if seenUnknown[k] {
+				l.errf(p, "duplicate key "+quote(k)+"; each key may appear once")
+				continue
+			}
+			if seenUnknown == nil {
+				seenUnknown = make(map[string]bool)
+			}
+			seenUnknown[k] = true
 			if hint, ok := misplaced[k]; ok {
 				l.errf(p, "unknown key "+quote(k)+" here; "+hint)
 			} else if s := suggest(k, allowed); s != "" {
@@ -114,6 +120,10 @@ func (l *loader) object(n *jnode, path, what string, allowed []string, misplaced
 			} else {
 				l.errf(p, "unknown key "+quote(k)+" (allowed: "+strings.Join(allowed, ", ")+")")
 			}
+			continue
+		}
+		if _, dup := out[k]; dup {
+			l.errf(child(path, k), "duplicate key "+quote(k)+"; each key may appear once")
 			continue
 		}
 		out[k] = n.vals[i]
@@ -395,20 +405,30 @@ func (l *loader) rules(n *jnode, cfg *config) {
 	}
 }
 
+// ruleMisplaced maps match keys written directly in a rule to a hint.
+var ruleMisplaced = map[string]string{
+	"calledAETitles":        `match conditions belong inside "match"`,
+	"callingAETitles":       `match conditions belong inside "match"`,
+	"sourceCIDRs":           `match conditions belong inside "match"`,
+	"peerURISANs":           `match conditions belong inside "match"`,
+	"peerDNSSANs":           `match conditions belong inside "match"`,
+	"peerSubjects":          `match conditions belong inside "match"`,
+	"abstractSyntaxes":      `match conditions belong inside "match"`,
+	"onlyAbstractSyntaxes":  `match conditions belong inside "match"`,
+	"userIdentityUsernames": `match conditions belong inside "match"`,
+}
+
+// matchMisplaced maps rule keys written inside "match" to a hint.
+var matchMisplaced = map[string]string{
+	"aeTitleCaseInsensitive": `"aeTitleCaseInsensitive" belongs to the rule, next to "match"`,
+	"name":                   `"name" belongs to the rule, next to "match"`,
+	"action":                 `"action" belongs to the rule, next to "match"`,
+}
+
 // rule validates one rule; it returns nil only when rn is not an object (so
 // that indices stay aligned with the configuration otherwise).
 func (l *loader) rule(rn *jnode, path string, cfg *config) *rule {
-	m := l.object(rn, path, `a rule, e.g. {"name": "...", "match": {...}, "action": "allow"}`, ruleKeys, map[string]string{
-		"calledAETitles":        `match conditions belong inside "match"`,
-		"callingAETitles":       `match conditions belong inside "match"`,
-		"sourceCIDRs":           `match conditions belong inside "match"`,
-		"peerURISANs":           `match conditions belong inside "match"`,
-		"peerDNSSANs":           `match conditions belong inside "match"`,
-		"peerSubjects":          `match conditions belong inside "match"`,
-		"abstractSyntaxes":      `match conditions belong inside "match"`,
-		"onlyAbstractSyntaxes":  `match conditions belong inside "match"`,
-		"userIdentityUsernames": `match conditions belong inside "match"`,
-	})
+	m := l.object(rn, path, `a rule, e.g. {"name": "...", "match": {...}, "action": "allow"}`, ruleKeys, ruleMisplaced)
 	r := &rule{}
 	if m == nil {
 		r.name = ""
@@ -593,11 +613,7 @@ func checkHost(s string) string {
 
 // match validates a match object into r.
 func (l *loader) match(n *jnode, path string, r *rule) {
-	m := l.object(n, path, `match conditions, e.g. {"calledAETitles": ["PACS_A"]}`, matchKeys, map[string]string{
-		"aeTitleCaseInsensitive": `"aeTitleCaseInsensitive" belongs to the rule, next to "match"`,
-		"name":                   `"name" belongs to the rule, next to "match"`,
-		"action":                 `"action" belongs to the rule, next to "match"`,
-	})
+	m := l.object(n, path, `match conditions, e.g. {"calledAETitles": ["PACS_A"]}`, matchKeys, matchMisplaced)
 	if m == nil {
 		return
 	}

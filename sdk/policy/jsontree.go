@@ -101,6 +101,29 @@ type jparser struct {
 	data []byte
 	pos  int
 	err  *syntaxError
+	// slab hands out nodes in blocks (one allocation per jnodeBlock nodes).
+	slab []jnode
+	// keyStack, valStack and elemStack hold the members of the objects and
+	// arrays being parsed (nested ones stacked on top); a finished container
+	// copies its members into exactly sized slices, so that growing them
+	// costs no garbage.
+	keyStack  []string
+	valStack  []*jnode
+	elemStack []*jnode
+}
+
+// jnodeBlock is the number of nodes allocated at once.
+const jnodeBlock = 64
+
+// node returns a new node of kind k.
+func (p *jparser) node(k jkind) *jnode {
+	if len(p.slab) == 0 {
+		p.slab = make([]jnode, jnodeBlock)
+	}
+	n := &p.slab[0]
+	p.slab = p.slab[1:]
+	n.kind = k
+	return n
 }
 
 // skipSpace advances past JSON white space (space, tab, CR, LF).
@@ -160,15 +183,19 @@ func (p *jparser) value(depth int) *jnode {
 		if !ok {
 			return nil
 		}
-		return &jnode{kind: jString, str: s}
+		n := p.node(jString)
+		n.str = s
+		return n
 	case c == '-' || c >= '0' && c <= '9':
 		return p.number()
 	case c == 't':
-		return p.literal("true", &jnode{kind: jBool, b: true})
+		n := p.node(jBool)
+		n.b = true
+		return p.literal("true", n)
 	case c == 'f':
-		return p.literal("false", &jnode{kind: jBool})
+		return p.literal("false", p.node(jBool))
 	case c == 'n':
-		return p.literal("null", &jnode{kind: jNull})
+		return p.literal("null", p.node(jNull))
 	}
 	return p.fail(p.pos, "looking for beginning of value")
 }
@@ -185,12 +212,18 @@ func (p *jparser) object(depth int) *jnode {
 		return p.tooDeep()
 	}
 	p.pos++
-	n := &jnode{kind: jObject}
+	n := p.node(jObject)
 	p.skipSpace()
 	if p.pos < len(p.data) && p.data[p.pos] == '}' {
 		p.pos++
 		return n
 	}
+	base := len(p.keyStack)
+	defer func() {
+		clear(p.keyStack[base:])
+		clear(p.valStack[base:])
+		p.keyStack, p.valStack = p.keyStack[:base], p.valStack[:base]
+	}()
 	for {
 		p.skipSpace()
 		if p.pos >= len(p.data) {
@@ -215,8 +248,8 @@ func (p *jparser) object(depth int) *jnode {
 		if v == nil {
 			return nil
 		}
-		n.keys = append(n.keys, k)
-		n.vals = append(n.vals, v)
+		p.keyStack = append(p.keyStack, k)
+		p.valStack = append(p.valStack, v)
 		p.skipSpace()
 		if p.pos >= len(p.data) {
 			return p.eof()
@@ -226,6 +259,8 @@ func (p *jparser) object(depth int) *jnode {
 			p.pos++
 		case '}':
 			p.pos++
+			n.keys = append([]string(nil), p.keyStack[base:]...)
+			n.vals = append([]*jnode(nil), p.valStack[base:]...)
 			return n
 		default:
 			return p.fail(p.pos, "after object key:value pair")
@@ -239,18 +274,23 @@ func (p *jparser) array(depth int) *jnode {
 		return p.tooDeep()
 	}
 	p.pos++
-	n := &jnode{kind: jArray}
+	n := p.node(jArray)
 	p.skipSpace()
 	if p.pos < len(p.data) && p.data[p.pos] == ']' {
 		p.pos++
 		return n
 	}
+	base := len(p.elemStack)
+	defer func() {
+		clear(p.elemStack[base:])
+		p.elemStack = p.elemStack[:base]
+	}()
 	for {
 		v := p.value(depth + 1)
 		if v == nil {
 			return nil
 		}
-		n.elems = append(n.elems, v)
+		p.elemStack = append(p.elemStack, v)
 		p.skipSpace()
 		if p.pos >= len(p.data) {
 			return p.eof()
@@ -260,6 +300,7 @@ func (p *jparser) array(depth int) *jnode {
 			p.pos++
 		case ']':
 			p.pos++
+			n.elems = append([]*jnode(nil), p.elemStack[base:]...)
 			return n
 		default:
 			return p.fail(p.pos, "after array element")
@@ -334,7 +375,9 @@ func (p *jparser) number() *jnode {
 		}
 	}
 	p.pos = i
-	return &jnode{kind: jNumber, str: string(d[start:i])}
+	n := p.node(jNumber)
+	n.str = string(d[start:i])
+	return n
 }
 
 // hexVal returns the value of a hex digit, or -1.

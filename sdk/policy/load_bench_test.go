@@ -1,0 +1,53 @@
+package policy
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// cidrRulesPolicy is the shape of the filter's memory-budget test
+// (wasm/host TestWasmVMMemory1000Rules): n-1 rules with a called AE, a
+// calling AE and a /16 source each (only 250 distinct /16s), then one rule
+// that routes ANY-SCP.
+func cidrRulesPolicy(n int) []byte {
+	var sb strings.Builder
+	sb.WriteString(`{"defaultAction": "deny", "rules": [`)
+	for i := 0; i < n-1; i++ {
+		sb.WriteString(`{"name": "r` + strconv.Itoa(i) + `", "match": {"calledAETitles": ["AE` + strconv.Itoa(i) +
+			`"], "callingAETitles": ["CALLER` + strconv.Itoa(i) + `"], "sourceCIDRs": ["10.` + strconv.Itoa(i%250) +
+			`.0.0/16"]}, "action": "allow"},`)
+	}
+	sb.WriteString(`{"name": "any-scp", "match": {"calledAETitles": ["ANY-SCP"]}, "action": "route", "cluster": "pacs-a"}]}`)
+	return []byte(sb.String())
+}
+
+// BenchmarkPolicyLoad measures Load (parse, validate, compile, index): Envoy
+// runs proxy_on_configure on a canary VM and on every worker VM, so its cost
+// delays every configuration push, and its allocations set the peak of a
+// filter VM's linear memory. Time and bytes per op must grow linearly with
+// the number of rules.
+func BenchmarkPolicyLoad(b *testing.B) {
+	for _, shape := range []struct {
+		name string
+		gen  func(int) []byte
+	}{{"mixed", benchPolicy}, {"cidr", cidrRulesPolicy}} {
+		for _, n := range []int{100, 1000} {
+			b.Run(fmt.Sprintf("%s/rules=%d", shape.name, n), func(b *testing.B) {
+				cfg := shape.gen(n)
+				if _, _, err := Load(cfg); err != nil {
+					b.Fatal(err)
+				}
+				b.SetBytes(int64(len(cfg)))
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					if _, _, err := Load(cfg); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
