@@ -10,7 +10,7 @@ FUZZTIME ?= 10s
 E2E_PACKAGES := dcmtk orthanc
 E2E_COMMANDS := echoscu storescu findscu storescp Orthanc
 
-.PHONY: all build wasm test unit e2e run bench fuzz lint deps wasip1 image manifests-test clean
+.PHONY: all build wasm test unit e2e run bench bench-wasip1 fuzz lint deps wasip1 image manifests-test clean
 
 all: build
 
@@ -85,6 +85,13 @@ fuzz:
 ## bench: the hot-path benchmarks (compare runs with benchstat).
 bench: $(WASM)
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./sdk/... ./filters/... ./wasm/... | tee $(BUILD)/bench.txt
+
+## bench-wasip1: the SDK benchmarks compiled for wasip1 and run under wazero (guest-code cost; BENCH=regexp).
+bench-wasip1:
+	@mkdir -p $(BUILD)
+	@set -eo pipefail; for pkg in ./sdk/pdu ./sdk/policy; do \
+	  $(GO) run ./wasm/internal/wasip1bench $$pkg -test.run='^$$' -test.bench='$(or $(BENCH),.)' -test.benchmem -test.count=$(or $(COUNT),1); \
+	done | tee $(BUILD)/bench-wasip1.txt
 
 ## run: the local TLS gateway on its embedded default.
 run: build
