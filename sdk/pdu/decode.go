@@ -315,9 +315,8 @@ func itemName(t uint8) string {
 }
 
 func (d *Decoder) decodePCRQ(pdu []byte, off int, it item, pc *PresentationContextRQ) error {
-	name := itemName(it.typ)
 	if len(it.content) < 4 {
-		return newErr(off, name, ErrTruncated, "length "+itoa(len(it.content))+" is shorter than the 4-byte context ID and reserved field")
+		return newErr(off, itemName(it.typ), ErrTruncated, "length "+itoa(len(it.content))+" is shorter than the 4-byte context ID and reserved field")
 	}
 	*pc = PresentationContextRQ{ID: it.content[0], TransferSyntaxes: pc.TransferSyntaxes[:0],
 		res: [4]byte{it.reserved, it.content[1], it.content[2], it.content[3]}}
@@ -345,7 +344,7 @@ func (d *Decoder) decodePCRQ(pdu []byte, off int, it item, pc *PresentationConte
 			pc.TransferSyntaxes = append(pc.TransferSyntaxes, ts)
 		case ItemAbstractSyntax:
 			if pc.AbstractSyntax != nil {
-				return newErr(sub, name, ErrInvalid, "second abstract syntax sub-item 0x30 (exactly one is allowed)")
+				return newErr(sub, itemName(it.typ), ErrInvalid, "second abstract syntax sub-item 0x30 (exactly one is allowed)")
 			}
 			var nul bool
 			pc.AbstractSyntax, nul = trimUID(content)
@@ -354,25 +353,25 @@ func (d *Decoder) decodePCRQ(pdu []byte, off int, it item, pc *PresentationConte
 			}
 			pc.asPos = len(pc.TransferSyntaxes)
 		default:
-			return newErr(sub, name, ErrInvalid, "unknown sub-item type "+hex8(pdu[sub])+" (only 0x30 abstract syntax and 0x40 transfer syntax are defined)")
+			return newErr(sub, itemName(it.typ), ErrInvalid, "unknown sub-item type "+hex8(pdu[sub])+" (only 0x30 abstract syntax and 0x40 transfer syntax are defined)")
 		}
 		sub = next
 	}
 	if d.strict() {
 		switch {
 		case pc.AbstractSyntax == nil:
-			return newErr(off, name, ErrInvalid, "context "+itoa(int(pc.ID))+" has no abstract syntax sub-item 0x30 (strict)")
+			return newErr(off, itemName(it.typ), ErrInvalid, "context "+itoa(int(pc.ID))+" has no abstract syntax sub-item 0x30 (strict)")
 		case pc.asPos != 0:
-			return newErr(off, name, ErrInvalid, "context "+itoa(int(pc.ID))+": abstract syntax sub-item 0x30 is not first (strict)")
+			return newErr(off, itemName(it.typ), ErrInvalid, "context "+itoa(int(pc.ID))+": abstract syntax sub-item 0x30 is not first (strict)")
 		case len(pc.TransferSyntaxes) == 0:
-			return newErr(off, name, ErrInvalid, "context "+itoa(int(pc.ID))+" has no transfer syntax sub-item 0x40 (strict)")
+			return newErr(off, itemName(it.typ), ErrInvalid, "context "+itoa(int(pc.ID))+" has no transfer syntax sub-item 0x40 (strict)")
 		}
 		if msg := uidProblem(pc.AbstractSyntax); msg != "" {
-			return newErr(off, name, ErrInvalid, "context "+itoa(int(pc.ID))+" abstract syntax: "+msg+" (strict)")
+			return newErr(off, itemName(it.typ), ErrInvalid, "context "+itoa(int(pc.ID))+" abstract syntax: "+msg+" (strict)")
 		}
 		for _, ts := range pc.TransferSyntaxes {
 			if msg := uidProblem(ts); msg != "" {
-				return newErr(off, name, ErrInvalid, "context "+itoa(int(pc.ID))+" transfer syntax: "+msg+" (strict)")
+				return newErr(off, itemName(it.typ), ErrInvalid, "context "+itoa(int(pc.ID))+" transfer syntax: "+msg+" (strict)")
 			}
 		}
 	}
@@ -456,7 +455,6 @@ func (d *Decoder) decodeUserInfo(pdu []byte, off int, it item, u *UserInformatio
 		if !ok {
 			return itemError(pdu, sub, end, it.typ)
 		}
-		name := itemName(s.typ)
 		c := s.content
 		bit := uint16(0)
 		if s.typ >= ItemMaxLength && s.typ <= ItemUserIdentityAC {
@@ -467,7 +465,7 @@ func (d *Decoder) decodeUserInfo(pdu []byte, off int, it item, u *UserInformatio
 		keepRaw := false
 		if single && seen&bit != 0 {
 			if strict {
-				return newErr(sub, name, ErrInvalid, "repeated sub-item (strict: at most one is allowed)")
+				return newErr(sub, itemName(s.typ), ErrInvalid, "repeated sub-item (strict: at most one is allowed)")
 			}
 			keepRaw = true
 		}
@@ -476,7 +474,7 @@ func (d *Decoder) decodeUserInfo(pdu []byte, off int, it item, u *UserInformatio
 			case ItemMaxLength:
 				if len(c) != 4 {
 					if strict {
-						return newErr(sub, name, ErrInvalid, "length "+itoa(len(c))+" must be 4 (strict)")
+						return newErr(sub, itemName(s.typ), ErrInvalid, "length "+itoa(len(c))+" must be 4 (strict)")
 					}
 					keepRaw = true
 					break
@@ -486,13 +484,13 @@ func (d *Decoder) decodeUserInfo(pdu []byte, off int, it item, u *UserInformatio
 				u.ImplementationClassUID, u.implNUL = trimUID(c)
 				if strict {
 					if msg := uidProblem(u.ImplementationClassUID); msg != "" {
-						return newErr(sub, name, ErrInvalid, msg+" (strict)")
+						return newErr(sub, itemName(s.typ), ErrInvalid, msg+" (strict)")
 					}
 				}
 			case ItemAsyncOperationsWindow:
 				if len(c) != 4 {
 					if strict {
-						return newErr(sub, name, ErrInvalid, "length "+itoa(len(c))+" must be 4 (strict)")
+						return newErr(sub, itemName(s.typ), ErrInvalid, "length "+itoa(len(c))+" must be 4 (strict)")
 					}
 					keepRaw = true
 					break
@@ -502,15 +500,15 @@ func (d *Decoder) decodeUserInfo(pdu []byte, off int, it item, u *UserInformatio
 			case ItemImplementationVersion:
 				u.ImplementationVersionName = c
 				if strict && (len(c) == 0 || len(c) > 16) {
-					return newErr(sub, name, ErrInvalid, "length "+itoa(len(c))+" is not 1-16 characters (strict)")
+					return newErr(sub, itemName(s.typ), ErrInvalid, "length "+itoa(len(c))+" is not 1-16 characters (strict)")
 				}
 			case ItemRoleSelection:
-				uid, rest, err := lenPrefixed(pdu, sub+4, c, name, "SOP class UID")
+				uid, rest, err := lenPrefixed(pdu, sub+4, c, itemName(s.typ), "SOP class UID")
 				if err != nil {
 					return err
 				}
 				if len(rest) != 2 {
-					return newErr(sub, name, ErrInvalid, "length "+itoa(len(c))+" does not equal 2 + UID length "+itoa(len(uid))+" + 2 role bytes")
+					return newErr(sub, itemName(s.typ), ErrInvalid, "length "+itoa(len(c))+" does not equal 2 + UID length "+itoa(len(uid))+" + 2 role bytes")
 				}
 				var rs *RoleSelection
 				u.RoleSelections, rs = grow(u.RoleSelections)
@@ -518,11 +516,11 @@ func (d *Decoder) decodeUserInfo(pdu []byte, off int, it item, u *UserInformatio
 				rs.SOPClassUID, rs.nul = trimUID(uid)
 				if strict {
 					if msg := uidProblem(rs.SOPClassUID); msg != "" {
-						return newErr(sub, name, ErrInvalid, msg+" (strict)")
+						return newErr(sub, itemName(s.typ), ErrInvalid, msg+" (strict)")
 					}
 				}
 			case ItemSOPClassExtendedNeg:
-				uid, rest, err := lenPrefixed(pdu, sub+4, c, name, "SOP class UID")
+				uid, rest, err := lenPrefixed(pdu, sub+4, c, itemName(s.typ), "SOP class UID")
 				if err != nil {
 					return err
 				}
@@ -536,32 +534,32 @@ func (d *Decoder) decodeUserInfo(pdu []byte, off int, it item, u *UserInformatio
 				}
 			case ItemUserIdentityRQ:
 				if len(c) < 2 {
-					return newErr(sub, name, ErrTruncated, "length "+itoa(len(c))+" is shorter than the type and positive-response bytes")
+					return newErr(sub, itemName(s.typ), ErrTruncated, "length "+itoa(len(c))+" is shorter than the type and positive-response bytes")
 				}
 				ui := UserIdentity{Type: c[0], PositiveResponseRaw: c[1], PositiveResponseRequested: c[1] != 0}
-				p, rest, err := lenPrefixed(pdu, sub+6, c[2:], name, "primary field")
+				p, rest, err := lenPrefixed(pdu, sub+6, c[2:], itemName(s.typ), "primary field")
 				if err != nil {
 					return err
 				}
-				s2, rest, err := lenPrefixed(pdu, sub+6+2+len(p), rest, name, "secondary field")
+				s2, rest, err := lenPrefixed(pdu, sub+6+2+len(p), rest, itemName(s.typ), "secondary field")
 				if err != nil {
 					return err
 				}
 				if len(rest) != 0 {
-					return newErr(sub, name, ErrInvalid, itoa(len(rest))+" bytes follow the secondary field (the lengths do not add up)")
+					return newErr(sub, itemName(s.typ), ErrInvalid, itoa(len(rest))+" bytes follow the secondary field (the lengths do not add up)")
 				}
 				ui.Primary, ui.Secondary = p, s2
 				if strict && (ui.Type < 1 || ui.Type > 5) {
-					return newErr(sub+4, name, ErrInvalid, "user identity type "+itoa(int(ui.Type))+" is not 1-5 (strict)")
+					return newErr(sub+4, itemName(s.typ), ErrInvalid, "user identity type "+itoa(int(ui.Type))+" is not 1-5 (strict)")
 				}
 				u.UserIdentity, u.HasUserIdentity = ui, true
 			case ItemUserIdentityAC:
-				r, rest, err := lenPrefixed(pdu, sub+4, c, name, "server response")
+				r, rest, err := lenPrefixed(pdu, sub+4, c, itemName(s.typ), "server response")
 				if err != nil {
 					return err
 				}
 				if len(rest) != 0 {
-					return newErr(sub, name, ErrInvalid, itoa(len(rest))+" bytes follow the server response (the lengths do not add up)")
+					return newErr(sub, itemName(s.typ), ErrInvalid, itoa(len(rest))+" bytes follow the server response (the lengths do not add up)")
 				}
 				u.UserIdentityResponse, u.HasUserIdentityResponse = r, true
 			default:

@@ -334,16 +334,29 @@ func (p *Policy) Evaluate(rq *pdu.AssociateRQ, conn *Conn) Decision {
 	in := prepare(rq, conn)
 	in.calledUp = foldInto(&b1, in.called)
 	in.callingUp = foldInto(&b2, in.calling)
+	if p.words == 1 {
+		return p.evaluate1(&in)
+	}
+	return p.evaluateWide(&in)
+}
+
+// evaluateWide is Evaluate for policies of more than 64 rules, with stack
+// bitsets sized for the policy. They live in this function's frame, not in
+// Evaluate's, so that the common small policies do not pay for a frame of
+// several KiB.
+//
+//go:noinline
+func (p *Policy) evaluateWide(in *input) Decision {
 	switch {
 	case p.words <= tinyWords:
 		var cand, hit [tinyWords]uint64
-		return p.evaluate(&in, cand[:p.words], hit[:p.words])
+		return p.evaluate(in, cand[:p.words], hit[:p.words])
 	case p.words <= smallWords:
 		var cand, hit [smallWords]uint64
-		return p.evaluate(&in, cand[:p.words], hit[:p.words])
+		return p.evaluate(in, cand[:p.words], hit[:p.words])
 	}
 	var cand, hit [maxWords]uint64
-	return p.evaluate(&in, cand[:p.words], hit[:p.words])
+	return p.evaluate(in, cand[:p.words], hit[:p.words])
 }
 
 // evaluate filters the candidates with the per-dimension indexes (cand and
@@ -395,23 +408,88 @@ func (p *Policy) evaluate(in *input, cand, hit []uint64) Decision {
 			if matchRule(r, in) != matched {
 				continue
 			}
-			d := Decision{Action: r.action, Rule: r.name, RuleIndex: id, DryRun: p.dryRun}
-			switch r.action {
-			case ActionDeny:
-				d.RejectReason = r.rejectReason
-				if d.RejectReason == "" {
-					d.RejectReason = p.denyReason(in)
-				}
-			case ActionRoute:
-				d.Cluster = r.cluster
-				fallthrough
-			default:
-				d.RewriteCalledAETitle = r.rewriteCalled
-				d.RewriteCallingAETitle = r.rewriteCalling
-			}
-			return d
+			return p.ruleDecision(r, id, in)
 		}
 	}
+	return p.defaultDecision(in)
+}
+
+// evaluate1 is evaluate for policies of at most 64 rules (p.words == 1, the
+// common case): the candidate set is one word in a local instead of slices
+// (no copies, loops or bounds checks over bitsets, which Go's wasm backend
+// makes costly).
+func (p *Policy) evaluate1(in *input) Decision {
+	var cand uint64
+	if in.calledUp != nil {
+		e, pr, sf := p.calledIdx.lookup(in.calledUp)
+		cand = p.calledAny[0] | mask1(e) | mask1(pr) | mask1(sf)
+	} else {
+		cand = p.allRules[0]
+	}
+	if in.callingUp != nil {
+		e, pr, sf := p.callingIdx.lookup(in.callingUp)
+		cand &= p.callingAny[0] | mask1(e) | mask1(pr) | mask1(sf)
+	}
+	if p.nCIDR > 0 {
+		hit := p.cidrAny[0]
+		if in.src.IsValid() {
+			hit |= mask1(p.cidrIdx.lookup(in.src))
+		}
+		cand &= hit
+	}
+	if p.nUser > 0 {
+		hit := p.userAny[0]
+		if ui := &in.rq.UserInformation; ui.HasUserIdentity &&
+			(ui.UserIdentity.Type == pdu.UserIdentityUsername || ui.UserIdentity.Type == pdu.UserIdentityUsernamePasscode) {
+			hit |= mask1(p.userIdx[string(ui.UserIdentity.Primary)])
+		}
+		cand &= hit
+	}
+	for cand != 0 {
+		id := bits.TrailingZeros64(cand)
+		cand &= cand - 1
+		if id >= len(p.rules) {
+			break
+		}
+		r := p.rules[id]
+		if matchRule(r, in) != matched {
+			continue
+		}
+		return p.ruleDecision(r, id, in)
+	}
+	return p.defaultDecision(in)
+}
+
+// mask1 returns the one-word bitset of ids (all below 64).
+func mask1(ids []int32) uint64 {
+	var m uint64
+	for _, i := range ids {
+		m |= 1 << (uint(i) & 63)
+	}
+	return m
+}
+
+// ruleDecision is the decision of rule r (index id), which matched in.
+func (p *Policy) ruleDecision(r *rule, id int, in *input) Decision {
+	d := Decision{Action: r.action, Rule: r.name, RuleIndex: id, DryRun: p.dryRun}
+	switch r.action {
+	case ActionDeny:
+		d.RejectReason = r.rejectReason
+		if d.RejectReason == "" {
+			d.RejectReason = p.denyReason(in)
+		}
+	case ActionRoute:
+		d.Cluster = r.cluster
+		fallthrough
+	default:
+		d.RewriteCalledAETitle = r.rewriteCalled
+		d.RewriteCallingAETitle = r.rewriteCalling
+	}
+	return d
+}
+
+// defaultDecision is the decision when no rule matches in.
+func (p *Policy) defaultDecision(in *input) Decision {
 	d := Decision{Action: p.defaultAction, RuleIndex: -1, DryRun: p.dryRun}
 	if d.Action == ActionDeny {
 		d.RejectReason = p.defaultReason

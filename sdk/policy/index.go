@@ -18,8 +18,12 @@ import (
 // for case-sensitive rules, which the full check then filters).
 type aeIndex struct {
 	exact map[string][]int32
-	trie  []trieNode // glob literal prefixes; nil when there are none
-	sfx   []trieNode // glob literal suffixes, reversed; nil when there are none
+	// few replaces exact after finish when there are at most fewExact
+	// keys: a short scan beats hashing the key, which Go's wasm build does
+	// without hardware help.
+	few  []exactKey
+	trie []trieNode // glob literal prefixes; nil when there are none
+	sfx  []trieNode // glob literal suffixes, reversed; nil when there are none
 }
 
 // trieNode is one node of the prefix trie; node 0 is the root (empty
@@ -85,8 +89,25 @@ func trieAdd(t []trieNode, key string, rev bool, id int32) []trieNode {
 	return t
 }
 
-// finish computes the cumulative lists of the tries.
+// exactKey is one exact title and its rules.
+type exactKey struct {
+	key string
+	ids []int32
+}
+
+// fewExact is the largest number of exact titles kept in aeIndex.few.
+const fewExact = 8
+
+// finish computes the cumulative lists of the tries and moves a small
+// exact-title map to a slice.
 func (x *aeIndex) finish() {
+	if len(x.exact) > 0 && len(x.exact) <= fewExact {
+		x.few = make([]exactKey, 0, len(x.exact))
+		for k, ids := range x.exact {
+			x.few = append(x.few, exactKey{k, ids})
+		}
+		x.exact = nil
+	}
 	trieFinish(x.trie)
 	trieFinish(x.sfx)
 }
@@ -137,6 +158,13 @@ func (x *aeIndex) lookup(up []byte) (exact, prefix, suffix []int32) {
 	}
 	if x.exact != nil {
 		exact = x.exact[string(up)]
+	} else {
+		for i := range x.few {
+			if k := &x.few[i]; len(k.key) == len(up) && k.key == string(up) {
+				exact = k.ids
+				break
+			}
+		}
 	}
 	if x.trie != nil {
 		prefix = trieWalk(x.trie, up, false)

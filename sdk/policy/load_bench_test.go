@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 	"testing"
@@ -49,5 +50,26 @@ func BenchmarkPolicyLoad(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// BenchmarkPolicyEvaluateRoute1 is the decision of the filter benchmark
+// (wasm/host BenchmarkWasmAssociation): a one-rule policy that routes the
+// called AE ANY-SCP, an echo RQ, a plain-TCP source address.
+func BenchmarkPolicyEvaluateRoute1(b *testing.B) {
+	p, _, err := Load([]byte(`{"defaultAction": "deny", "rules": [
+  {"name": "any-scp", "match": {"calledAETitles": ["ANY-SCP"]}, "action": "route", "cluster": "pacs-a"}]}`))
+	if err != nil {
+		b.Fatal(err)
+	}
+	rq := mkRQ("ANY-SCP", "ECHOSCU")
+	conn := &Conn{Source: netip.MustParseAddr("10.1.2.3")}
+	if d := p.Evaluate(rq, conn); d.Action != ActionRoute || d.Cluster != "pacs-a" {
+		b.Fatalf("got %+v; want route to pacs-a", d)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		p.Evaluate(rq, conn)
 	}
 }
