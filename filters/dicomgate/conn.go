@@ -94,7 +94,11 @@ func (c *conn) OnDownstreamData(size int, eos bool) (act types.Action) {
 		return types.ActionPause
 	}
 	c.p.yield()
+	// Values the host returns during the inspection (the RQ, the property
+	// values) go to the scratch area; see hostmem_wasip1.go.
+	scratchBegin()
 	defer func() {
+		scratchEnd()
 		if r := recover(); r != nil {
 			c.fail("panic in OnDownstreamData: " + panicString(r))
 			act = types.ActionPause
