@@ -140,6 +140,7 @@ func (c *conn) OnStreamDone() {
 	if c.state == stateInspect {
 		c.state = stateClosed
 	}
+	c.p.recycle(c)
 }
 
 // inspect runs the framer over the buffered bytes with as few host calls as

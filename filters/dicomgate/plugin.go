@@ -53,6 +53,8 @@ type plugin struct {
 	// scratch buffers reused across connections.
 	audit []byte
 	fs    []byte
+	// free are connection contexts whose stream is done (see recycle).
+	free []*conn
 }
 
 func newPlugin(id uint32) types.PluginContext {
@@ -141,7 +143,30 @@ func countErrors(diags []policy.Diagnostic) int {
 
 // NewTcpContext creates the per-connection state.
 func (p *plugin) NewTcpContext(id uint32) types.TcpContext {
+	if n := len(p.free); n > 0 {
+		c := p.free[n-1]
+		p.free[n-1] = nil
+		p.free = p.free[:n-1]
+		*c = conn{p: p, id: id}
+		return c
+	}
 	return &conn{p: p, id: id}
+}
+
+// maxFreeConns bounds the recycled connection contexts kept per VM.
+const maxFreeConns = 64
+
+// recycle keeps c for a later NewTcpContext. Only called from OnStreamDone,
+// which the SDK runs in proxy_on_log. Envoy runs done, log and delete once
+// per context and in a row (Context::onCloseTCP), and the SDK's
+// proxy_on_delete only drops the context from its map without calling it,
+// so nothing uses c under its old id any more. Reusing it saves one guest
+// heap allocation per connection (with the scratch allocator, see
+// hostmem_wasip1.go, the last one of a routed association).
+func (p *plugin) recycle(c *conn) {
+	if len(p.free) < maxFreeConns {
+		p.free = append(p.free, c)
+	}
 }
 
 // OnTick closes connections that are still undecided after

@@ -1,0 +1,31 @@
+package main
+
+import "testing"
+
+// TestConnRecycledAfterStreamDone: the context whose stream is done (proxy_on_log ⇒ OnStreamDone,
+// the last call Envoy makes into it before proxy_on_delete, Context::onCloseTCP) is handed out
+// again by NewTcpContext, fully reset and under the new id; a context that is still open is not;
+// and the free list is bounded.
+func TestConnRecycledAfterStreamDone(t *testing.T) {
+	p := &plugin{}
+	a := p.NewTcpContext(2).(*conn)
+	b := p.NewTcpContext(3).(*conn)
+	a.state, a.total, a.seen, a.start, a.firstData = statePassed, 301, 301, 5, 6
+	a.OnStreamDone()
+	c := p.NewTcpContext(4).(*conn)
+	if c != a {
+		t.Fatalf("the done context was not reused")
+	}
+	if *c != (conn{p: p, id: 4}) {
+		t.Fatalf("reused context not reset: %+v", *c)
+	}
+	if d := p.NewTcpContext(5).(*conn); d == a || d == b {
+		t.Fatalf("a context was handed out twice")
+	}
+	for i := 0; i < 2*maxFreeConns; i++ {
+		(&conn{p: p}).OnStreamDone()
+	}
+	if len(p.free) != maxFreeConns {
+		t.Fatalf("free list holds %d contexts; bound %d", len(p.free), maxFreeConns)
+	}
+}
