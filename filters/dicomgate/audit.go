@@ -31,6 +31,12 @@ type auditEntry struct {
 // rule, cluster, reason, reject_reason, rewrite_called_ae,
 // rewrite_calling_ae, latency_us, dry_run.
 func (p *plugin) logAudit(c *conn, e *auditEntry) {
+	p.audit = appendAuditLine(p.audit[:0], c, e)
+	logInfoBytes(p.audit)
+}
+
+// appendAuditLine appends the audit line of e (see logAudit) to b.
+func appendAuditLine(b []byte, c *conn, e *auditEntry) []byte {
 	var id identity
 	if e.identity != nil {
 		id = *e.identity
@@ -59,10 +65,10 @@ func (p *plugin) logAudit(c *conn, e *auditEntry) {
 	// Straight-line appends of literal fragments (each joining one value's
 	// closing quote to the next key): in the guest every call and every
 	// append costs, and this line is built once per association.
-	b := append(p.audit[:0], `{"time":"`...)
+	b = append(b, `{"time":"`...)
 	b = appendTimeUTC(b, e.at)
 	b = append(b, `","conn":`...)
-	b = strconv.AppendInt(b, int64(connID), 10)
+	b = appendInt(b, int64(connID))
 	b = append(b, `,"source":"`...)
 	b = appendJSONText(b, id.source)
 	b = append(b, `","calling_ae":"`...)
@@ -77,9 +83,9 @@ func (p *plugin) logAudit(c *conn, e *auditEntry) {
 	b = appendOptional(b, `,"peer_sha256":"`, id.sha256)
 	if e.identity != nil {
 		b = append(b, `,"presentation_contexts":`...)
-		b = strconv.AppendInt(b, int64(e.contexts), 10)
+		b = appendInt(b, int64(e.contexts))
 		b = append(b, `,"sop_classes":`...)
-		b = strconv.AppendInt(b, int64(e.sopClasses), 10)
+		b = appendInt(b, int64(e.sopClasses))
 	}
 	b = append(b, `,"decision":"`...)
 	b = appendJSONText(b, e.decision)
@@ -94,14 +100,13 @@ func (p *plugin) logAudit(c *conn, e *auditEntry) {
 	b = appendOptional(b, `,"rewrite_called_ae":"`, e.rewriteCalled)
 	b = appendOptional(b, `,"rewrite_calling_ae":"`, e.rewriteCalling)
 	b = append(b, `,"latency_us":`...)
-	b = strconv.AppendInt(b, lat, 10)
+	b = appendInt(b, lat)
 	if e.dryRun {
 		b = append(b, `,"dry_run":true}`...)
 	} else {
 		b = append(b, `,"dry_run":false}`...)
 	}
-	p.audit = b
-	logInfoBytes(b)
+	return b
 }
 
 // appendOptional appends the member whose key fragment is keyQuote (e.g.
@@ -139,19 +144,43 @@ func appendTimeUTC(b []byte, t time.Time) []byte {
 		return appendDigits(b, t.Nanosecond()/1000, 6, 'Z')
 	}
 	// Fixed layout YYYY-MM-DDTHH:MM:SS.uuuuuuZ filled in place, one append.
+	// 32-bit arithmetic throughout (see appendInt).
 	buf := [27]byte{4: '-', 7: '-', 10: 'T', 13: ':', 16: ':', 19: '.', 26: 'Z'}
-	putDigits(buf[0:4], int(y))
-	putDigits(buf[5:7], int(m))
-	putDigits(buf[8:10], int(d))
-	putDigits(buf[11:13], int(rem/3600))
-	putDigits(buf[14:16], int(rem/60%60))
-	putDigits(buf[17:19], int(rem%60))
-	putDigits(buf[20:26], t.Nanosecond()/1000)
+	r := uint32(rem)
+	putDigits(buf[0:4], uint32(y))
+	putDigits(buf[5:7], uint32(m))
+	putDigits(buf[8:10], uint32(d))
+	putDigits(buf[11:13], r/3600)
+	putDigits(buf[14:16], r/60%60)
+	putDigits(buf[17:19], r%60)
+	putDigits(buf[20:26], uint32(t.Nanosecond())/1000)
 	return append(b, buf[:]...)
 }
 
+// appendInt appends v in decimal, like strconv.AppendInt(b, v, 10). Values
+// that fit in a uint32 are formatted with 32-bit arithmetic: Go's wasm
+// backend turns a 32-bit division by a constant into a multiplication, but
+// a 64-bit one into a real i64.div_u (Wasm has no 64×64→128-bit multiply),
+// which is what strconv uses on 64-bit targets.
+func appendInt(b []byte, v int64) []byte {
+	if v < 0 || v > 1<<32-1 {
+		return strconv.AppendInt(b, v, 10)
+	}
+	u := uint32(v)
+	var tmp [10]byte
+	i := len(tmp)
+	for u >= 10 {
+		i--
+		tmp[i] = byte('0' + u%10)
+		u /= 10
+	}
+	i--
+	tmp[i] = byte('0' + u)
+	return append(b, tmp[i:]...)
+}
+
 // putDigits writes v (0 ≤ v < 10^len(dst)) zero-padded into dst.
-func putDigits(dst []byte, v int) {
+func putDigits(dst []byte, v uint32) {
 	for i := len(dst) - 1; i >= 0; i-- {
 		dst[i] = byte('0' + v%10)
 		v /= 10
@@ -162,6 +191,9 @@ func putDigits(dst []byte, v int) {
 // (Howard Hinnant's days_from_civil inverse).
 func civil(days int64) (y, m, d int64) {
 	z := days + 719468
+	if z >= 0 && z < 1<<31 {
+		return civil32(uint32(z))
+	}
 	era := z / 146097
 	if z < 0 && z%146097 != 0 {
 		era--
@@ -176,6 +208,26 @@ func civil(days int64) (y, m, d int64) {
 		m -= 12
 	}
 	y = yoe + era*400
+	if m <= 2 {
+		y++
+	}
+	return y, m, d
+}
+
+// civil32 is civil for z = days + 719468 in [0, 2^31) (the years 0 to
+// ~5.8 million) in 32-bit arithmetic (see appendInt).
+func civil32(z uint32) (y, m, d int64) {
+	era := z / 146097
+	doe := z - era*146097
+	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365
+	doy := doe - (365*yoe + yoe/4 - yoe/100)
+	mp := (5*doy + 2) / 153
+	d = int64(doy - (153*mp+2)/5 + 1)
+	m = int64(mp + 3)
+	if m > 12 {
+		m -= 12
+	}
+	y = int64(yoe) + int64(era)*400
 	if m <= 2 {
 		y++
 	}
@@ -206,13 +258,23 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
+// jsonPlain marks the bytes appendJSONText copies as they are: printable
+// ASCII except '"' and '\\' (one table load per byte instead of four
+// compares, which matters in the guest).
+var jsonPlain = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // appendJSONText is appendJSONString without the quotes.
 func appendJSONText(b []byte, s string) []byte {
 	const hex = "0123456789abcdef"
 	for i := 0; i < len(s); {
 		// Copy the run of bytes that need no escaping in one append.
 		j := i
-		for j < len(s) && s[j] >= 0x20 && s[j] < 0x7f && s[j] != '"' && s[j] != '\\' {
+		for j < len(s) && jsonPlain[s[j]] {
 			j++
 		}
 		if j > i {
