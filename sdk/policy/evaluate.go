@@ -334,29 +334,18 @@ func (p *Policy) Evaluate(rq *pdu.AssociateRQ, conn *Conn) Decision {
 	in := prepare(rq, conn)
 	in.calledUp = foldInto(&b1, in.called)
 	in.callingUp = foldInto(&b2, in.calling)
-	if p.words == 1 {
-		return p.evaluate1(&in)
-	}
-	return p.evaluateWide(&in)
-}
-
-// evaluateWide is Evaluate for policies of more than 64 rules, with stack
-// bitsets sized for the policy. They live in this function's frame, not in
-// Evaluate's, so that the common small policies do not pay for a frame of
-// several KiB.
-//
-//go:noinline
-func (p *Policy) evaluateWide(in *input) Decision {
 	switch {
+	case p.words == 1:
+		return p.evaluate1(&in)
 	case p.words <= tinyWords:
 		var cand, hit [tinyWords]uint64
-		return p.evaluate(in, cand[:p.words], hit[:p.words])
+		return p.evaluate(&in, cand[:p.words], hit[:p.words])
 	case p.words <= smallWords:
 		var cand, hit [smallWords]uint64
-		return p.evaluate(in, cand[:p.words], hit[:p.words])
+		return p.evaluate(&in, cand[:p.words], hit[:p.words])
 	}
 	var cand, hit [maxWords]uint64
-	return p.evaluate(in, cand[:p.words], hit[:p.words])
+	return p.evaluate(&in, cand[:p.words], hit[:p.words])
 }
 
 // evaluate filters the candidates with the per-dimension indexes (cand and
