@@ -20,6 +20,10 @@ import (
 // then exactly the PDU.
 const inlineFetch = 16 << 10
 
+// maxPresentationContexts is the most presentation contexts a valid
+// A-ASSOCIATE-RQ can propose (PS3.8 §9.3.2.2: unique odd IDs 1-255).
+const maxPresentationContexts = 128
+
 // connection states.
 const (
 	stateInspect uint8 = iota // waiting for the A-ASSOCIATE-RQ
@@ -225,6 +229,13 @@ func (c *conn) decide(rqBytes []byte) types.Action {
 	rq := &p.rq
 	if err := p.dec.DecodeAssociateRQ(rqBytes, rq); err != nil {
 		return c.reject(reasonMalformed, "malformed A-ASSOCIATE-RQ: "+err.Error())
+	}
+	if n := len(rq.PresentationContexts); n > maxPresentationContexts {
+		// The decoder is lenient (dicom-ul §10); the proxy is not: such an RQ
+		// cannot be valid and would make every abstract-syntax rule scan all
+		// of its contexts.
+		return c.reject(reasonMalformed, "malformed A-ASSOCIATE-RQ: "+strconv.Itoa(n)+
+			" presentation contexts proposed; at most 128 are possible (context IDs are unique odd numbers 1-255)")
 	}
 	id := readIdentity()
 	d := p.pol.Evaluate(rq, &id.conn)

@@ -181,6 +181,29 @@ func Chunks(b []byte, n int) []Step {
 	return out
 }
 
+// WithRepeatedContext returns a copy of an A-ASSOCIATE-RQ whose first
+// presentation context item (0x20) is repeated until the RQ proposes n
+// contexts, with the PDU length fixed up. Context IDs repeat once n exceeds
+// 128: such an RQ cannot be valid (PS3.8 §9.3.2.2: IDs are unique odd numbers).
+func WithRepeatedContext(rq []byte, n int) []byte {
+	off := 74
+	for off+4 <= len(rq) && rq[off] != 0x20 {
+		off += 4 + int(binary.BigEndian.Uint16(rq[off+2:off+4]))
+	}
+	if off+4 > len(rq) {
+		return append([]byte(nil), rq...)
+	}
+	end := off + 4 + int(binary.BigEndian.Uint16(rq[off+2:off+4]))
+	item := rq[off:end]
+	out := append([]byte(nil), rq[:end]...)
+	for i := 1; i < n; i++ {
+		out = append(out, item...)
+	}
+	out = append(out, rq[end:]...)
+	binary.BigEndian.PutUint32(out[2:6], uint32(len(out)-6))
+	return out
+}
+
 func cat(parts ...[]byte) []byte {
 	var out []byte
 	for _, p := range parts {
@@ -455,6 +478,19 @@ func Cases(c Captures) []Case {
 			Conns: []ConnScript{{Props: src, Steps: []Step{{Data: malformed}},
 				Want: Want{Closed: true, Audit: map[string]any{"decision": "deny", "reason": "malformed"}}}},
 			Metrics: map[string]uint64{denied("malformed"): 1},
+		},
+		{
+			Name:   "malformed/more_than_128_presentation_contexts",
+			Source: "PS3.8 §9.3.2.2: context IDs are unique odd integers 1-255, so at most 128 contexts; more is hostile (every rule would scan them)",
+			Config: policy(""),
+			Conns: []ConnScript{
+				{Props: src, Steps: []Step{{Data: WithRepeatedContext(echoRQ, 129)}},
+					Want: Want{Closed: true, Audit: map[string]any{"decision": "deny", "reason": "malformed"}}},
+				{Props: src, Steps: []Step{{Data: WithRepeatedContext(echoRQ, 128)}},
+					Want: Want{UpstreamConnect: true, Cluster: DefaultCluster, Forwarded: WithRepeatedContext(echoRQ, 128),
+						Audit: map[string]any{"decision": "allow", "rule": "echo-allow", "presentation_contexts": float64(128)}}},
+			},
+			Metrics: map[string]uint64{denied("malformed"): 1, decisions("allow", "echo-allow"): 1},
 		},
 		{
 			Name:   "malformed/rq_shorter_than_fixed_part",
