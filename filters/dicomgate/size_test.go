@@ -3,9 +3,10 @@
 package main
 
 import (
-	"os"
 	"strconv"
 	"testing"
+
+	"github.com/dicomgate/dicomgate/internal/wasmbuild"
 )
 
 // moduleSizeBudget is the product requirement for the compiled filter
@@ -22,15 +23,11 @@ func TestModuleSizeBudget(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the Wasm module; skipped with -short")
 	}
-	wasm, err := wasmModule()
+	wasm, src, err := wasmbuild.Dicomgate()
 	if err != nil {
 		t.Fatal(err)
 	}
 	size := len(wasm)
-	src := "built with GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -trimpath"
-	if p := os.Getenv("DICOMGATE_WASM"); p != "" {
-		src = "read from $DICOMGATE_WASM=" + p
-	}
 	if size > moduleSizeBudget {
 		t.Fatalf("the filter module is %s bytes, over the %s-byte (3 MiB) budget by %s (%s); "+
 			"find what grew with `go build -ldflags=-dumpdep` (why a package is linked) and drop the import or move the code out of the filter's reach",

@@ -4,40 +4,21 @@ package main
 
 import (
 	"context"
-	"errors"
 	"net/netip"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/dicomgate/dicomgate/internal/filtertable"
+	"github.com/dicomgate/dicomgate/internal/wasmbuild"
 	"github.com/dicomgate/dicomgate/wasm/host"
 )
 
-// wasmModule builds the filter with the same command as `make wasm` (or
-// reads $DICOMGATE_WASM) once per test binary.
-var wasmModule = sync.OnceValues(func() ([]byte, error) {
-	if p := os.Getenv("DICOMGATE_WASM"); p != "" {
-		return os.ReadFile(p)
-	}
-	dir, err := os.MkdirTemp("", "dicomgate-wasm-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	out := filepath.Join(dir, "dicomgate.wasm")
-	cmd := exec.Command(goBin, "build", "-buildmode=c-shared", "-trimpath", "-o", out, ".")
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		return nil, errors.New("building the wasm module: " + err.Error() + "\n" + string(msg))
-	}
-	return os.ReadFile(out)
-})
+// wasmModule is the compiled filter ($DICOMGATE_WASM or a `make wasm` build).
+func wasmModule() ([]byte, error) {
+	b, _, err := wasmbuild.Dicomgate()
+	return b, err
+}
 
 // wasmRunner drives build/dicomgate.wasm through wasm/host, the
 // Envoy-faithful proxy-wasm host (filter manager + tcp_proxy with
@@ -46,39 +27,13 @@ type wasmRunner struct {
 	tb       testing.TB
 	wasm     []byte
 	plugin   *host.Plugin
-	clock    *fakeClock
+	clock    *host.ManualClock
 	logs     *levelLogger
 	nextID   uint64
 	listener filtertable.Listener
 }
 
 var _ filtertable.Runner = (*wasmRunner)(nil)
-
-type fakeClock struct {
-	mu   sync.Mutex
-	now  time.Time
-	mono time.Duration
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Monotonic() time.Duration {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.mono
-}
-
-func (c *fakeClock) advance(d time.Duration) time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	c.mono += d
-	return c.now
-}
 
 type levelLogger struct {
 	mu    sync.Mutex
@@ -118,7 +73,7 @@ func (r *wasmRunner) close() {
 func (r *wasmRunner) Configure(config []byte, l filtertable.Listener) error {
 	r.listener = l
 	r.close()
-	r.clock = &fakeClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), mono: time.Second}
+	r.clock = host.NewManualClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	r.logs = &levelLogger{lines: map[filtertable.Level][]string{}}
 	p, err := host.NewPlugin(context.Background(), r.wasm, host.PluginConfig{
 		Name: "istio-ingress.dicomgate", RootID: "dicomgate", Configuration: config,
@@ -160,7 +115,7 @@ func (r *wasmRunner) NewConn(props filtertable.ConnProps) (filtertable.Conn, err
 	return t, nil
 }
 
-func (r *wasmRunner) Advance(d time.Duration) { r.plugin.Tick(r.clock.advance(d)) }
+func (r *wasmRunner) Advance(d time.Duration) { r.plugin.Tick(r.clock.Advance(d)) }
 
 func (r *wasmRunner) Metric(series string) (uint64, bool) {
 	return r.plugin.Metrics().Get(encodeSeries(series))

@@ -3,9 +3,6 @@ package gateway
 import (
 	"bytes"
 	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -13,32 +10,16 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/dicomgate/dicomgate/internal/wasmbuild"
 	"github.com/dicomgate/dicomgate/wasm/host"
 )
 
-// filterModule returns the compiled dicomgate filter: $DICOMGATE_WASM, the
-// repository's build/dicomgate.wasm, or a fresh build of ../../filters/dicomgate
-// (the gateway loads .wasm bytes; it never imports the filter package).
+// filterModule returns the compiled dicomgate filter ($DICOMGATE_WASM or a
+// fresh `make wasm` build; the gateway loads .wasm bytes, it never imports the
+// filter package).
 func filterModule(t testing.TB) []byte {
 	t.Helper()
-	path := os.Getenv("DICOMGATE_WASM")
-	if path == "" {
-		path = filepath.Join("..", "..", "build", "dicomgate.wasm")
-	}
-	if b, err := os.ReadFile(path); err == nil {
-		return b
-	}
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no build/dicomgate.wasm and no Go toolchain; run make wasm")
-	}
-	out := filepath.Join(t.TempDir(), "dicomgate.wasm")
-	c := exec.Command(goBin, "build", "-buildmode=c-shared", "-trimpath", "-o", out, "../../filters/dicomgate")
-	c.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if b, err := c.CombinedOutput(); err != nil {
-		t.Fatalf("building the filter: %v\n%s", err, b)
-	}
-	b, err := os.ReadFile(out)
+	b, _, err := wasmbuild.Dicomgate()
 	require.NoError(t, err)
 	return b
 }

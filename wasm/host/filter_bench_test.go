@@ -8,40 +8,24 @@ package host_test
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/dicomgate/dicomgate/internal/wasmbuild"
 	"github.com/dicomgate/dicomgate/wasm/host"
 )
 
-// dicomgateWasm builds the filter like `make wasm` (or reads $DICOMGATE_WASM) once.
-var dicomgateWasm = sync.OnceValues(func() ([]byte, error) {
-	if p := os.Getenv("DICOMGATE_WASM"); p != "" {
-		return os.ReadFile(p)
-	}
-	dir, err := os.MkdirTemp("", "dicomgate-wasm-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	out := filepath.Join(dir, "dicomgate.wasm")
-	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-buildmode=c-shared", "-trimpath",
-		"-o", out, "../../filters/dicomgate")
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		return nil, errors.New("building filters/dicomgate: " + err.Error() + "\n" + string(msg))
-	}
-	return os.ReadFile(out)
-})
+// dicomgateWasm is the compiled filter ($DICOMGATE_WASM or a `make wasm` build).
+func dicomgateWasm() ([]byte, error) {
+	b, _, err := wasmbuild.Dicomgate()
+	return b, err
+}
 
 // routePolicy routes the echo capture's called AE "ANY-SCP" to cluster pacs-a; everything else is
 // denied.

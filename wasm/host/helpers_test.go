@@ -128,33 +128,9 @@ func (l *captureLogger) dump() string {
 
 // --- clock ---------------------------------------------------------------------------------------
 
-type fakeClock struct {
-	mu   sync.Mutex
-	now  time.Time
-	mono time.Duration
-}
+type fakeClock = ManualClock
 
-func newFakeClock() *fakeClock { return &fakeClock{now: time.Unix(1_700_000_000, 0), mono: time.Hour} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Monotonic() time.Duration {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.mono
-}
-
-func (c *fakeClock) Advance(d time.Duration) time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	c.mono += d
-	return c.now
-}
+func newFakeClock() *fakeClock { return NewManualClock(time.Unix(1_700_000_000, 0)) }
 
 // --- transport -----------------------------------------------------------------------------------
 
