@@ -51,7 +51,7 @@ deps:
 
 ## unit: every Go test except the end-to-end suite.
 unit: $(WASM)
-	$(GO) test -count=1 $$($(GO) list ./... | grep -v /e2e)
+	DICOMGATE_WASM=$(abspath $(WASM)) $(GO) test -count=1 $$($(GO) list ./... | grep -v /e2e)
 
 ## e2e: real dcmtk and Orthanc peers through the gateway.
 e2e: deps $(WASM) $(BIN)
@@ -60,7 +60,7 @@ e2e: deps $(WASM) $(BIN)
 ## test: everything CI runs.
 test: lint wasip1 build
 	$(MAKE) deps
-	$(GO) test -count=1 -timeout 20m ./...
+	DICOMGATE_WASM=$(abspath $(WASM)) DICOMGATE_BIN=$(abspath $(BIN)) $(GO) test -count=1 -timeout 20m ./...
 	$(MAKE) manifests-test
 	$(MAKE) fuzz FUZZTIME=5s
 

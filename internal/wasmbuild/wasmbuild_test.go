@@ -14,8 +14,12 @@ func TestDicomgateFromEnv(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("DICOMGATE_WASM", p)
-	if got := source(); got != "$DICOMGATE_WASM="+p {
-		t.Errorf("source() = %q", got)
+	b, src, err := Dicomgate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b) != "not a module" || src != "$DICOMGATE_WASM="+p {
+		t.Errorf("Dicomgate() = %q from %q; want the bytes of %s (no build)", b, src, p)
 	}
 }
 
