@@ -78,7 +78,7 @@ type Conn struct {
 	downstreamClose bool // Context::downstream_closed_
 	tcpClosedDone   bool // Context::tcp_connection_closed_
 
-	filterState map[string]string // nil until the first set (see setFilterState)
+	filterState filterState // set_envoy_filter_state and set_property objects
 	bytesUp     uint64
 	bytesDown   uint64
 
@@ -459,13 +459,7 @@ func (c *Conn) FilterState() map[string]string {
 	return c.filterStateLocked()
 }
 
-func (c *Conn) filterStateLocked() map[string]string {
-	out := make(map[string]string, len(c.filterState))
-	for k, v := range c.filterState {
-		out[filterStateKeyForDisplay(k)] = v
-	}
-	return out
-}
+func (c *Conn) filterStateLocked() map[string]string { return c.filterState.snapshot() }
 
 // --- delivery ---------------------------------------------------------------------------------
 
@@ -685,7 +679,7 @@ func (c *Conn) filterOnData(i int) filterStatus {
 // receive_before_connect mode (so onData buffers the bytes at once) and StopIteration otherwise.
 func (c *Conn) tcpOnNewConnection() filterStatus {
 	cluster := c.proxy.Cluster
-	if fs, ok := c.filterState["envoy.tcp_proxy.cluster"]; ok {
+	if fs, ok := c.filterState.get("envoy.tcp_proxy.cluster"); ok {
 		cluster = fs
 	}
 	c.cluster = cluster

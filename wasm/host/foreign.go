@@ -3,7 +3,6 @@ package host
 import (
 	"errors"
 	"net/netip"
-	"strings"
 
 	"github.com/tetratelabs/wazero/api"
 )
@@ -11,8 +10,9 @@ import (
 // Filter-state keys that have a registered StreamInfo::FilterState::ObjectFactory in Envoy
 // ("Well Known Filter State Objects"); set_envoy_filter_state accepts only these
 // (Envoy context.cc Context::setEnvoyFilterState). The function validates the factory input and
-// returns false where createFromBytes would return null.
-var filterStateFactories = map[string]func(value string) bool{
+// returns false where createFromBytes would return null. Each entry carries its key so that the
+// stored filter-state key is this string (no per-call copy or intern lookup).
+var filterStateFactories = keyedFactories(map[string]func(value string) bool{
 	// tcp_proxy.cc PerConnectionClusterFactory: any bytes are the cluster name.
 	"envoy.tcp_proxy.cluster":                  func(string) bool { return true },
 	"envoy.udp_proxy.cluster":                  func(string) bool { return true },
@@ -29,6 +29,20 @@ var filterStateFactories = map[string]func(value string) bool{
 	},
 	"envoy.tcp_proxy.disable_tunneling": func(s string) bool { return s == "true" || s == "false" },
 	"envoy.string":                      func(string) bool { return true },
+})
+
+// filterStateFactory is a well-known filter-state key and its input validation.
+type filterStateFactory struct {
+	key   string
+	valid func(value string) bool
+}
+
+func keyedFactories(m map[string]func(value string) bool) map[string]filterStateFactory {
+	out := make(map[string]filterStateFactory, len(m))
+	for k, f := range m {
+		out[k] = filterStateFactory{key: k, valid: f}
+	}
+	return out
 }
 
 // setEnvoyFilterStateArgs is envoy.source.extensions.common.wasm.SetEnvoyFilterStateArguments
@@ -150,17 +164,13 @@ func (v *vm) setEnvoyFilterState(args []byte) uint32 {
 		return statusNotFound
 	}
 	value := v.intern(a.value)
-	if !factory(value) {
+	if !factory.valid(value) {
 		return statusBadArgument
 	}
 	c := v.current
 	if c == nil || c.conn == nil {
 		return statusNotFound
 	}
-	c.conn.setFilterState(v.intern(a.path), value)
+	c.conn.filterState.set(factory.key, value)
 	return statusOK
 }
-
-// filterStateKeyForDisplay renders a filter-state key for Conn.FilterState (NUL path separators of
-// set_property keys shown as '.').
-func filterStateKeyForDisplay(k string) string { return strings.ReplaceAll(k, "\x00", ".") }

@@ -148,14 +148,14 @@ func (v *vm) property(c *wctx, path string) propResult {
 		if conn == nil || len(rest) != 1 {
 			return notFound()
 		}
-		if val, ok := conn.filterState[rest[0]]; ok {
+		if val, ok := conn.filterState.get(rest[0]); ok {
 			return foundStr(val)
 		}
 		return notFound()
 	}
 	// Wasm CelState written by set_property: filter state "wasm.<first segment>".
 	if conn != nil {
-		if val, ok := conn.filterState[celStatePrefix+first]; ok {
+		if val, ok := conn.filterState.getCel(first); ok {
 			return leaf(rest, foundStr(val))
 		}
 	}
@@ -272,14 +272,6 @@ func envSetProperty(v *vm, _ api.Module, s []uint64) {
 		return
 	}
 	v.scratch = append(append(v.scratch[:0], celStatePrefix...), key...)
-	c.conn.setFilterState(v.intern(v.scratch), v.intern(val))
+	c.conn.filterState.set(v.intern(v.scratch), v.intern(val))
 	ret(s, statusOK)
-}
-
-// setFilterState stores a filter-state value (the map is created on first use).
-func (c *Conn) setFilterState(key, val string) {
-	if c.filterState == nil {
-		c.filterState = map[string]string{}
-	}
-	c.filterState[key] = val
 }
