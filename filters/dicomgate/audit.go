@@ -35,15 +35,53 @@ func (p *plugin) logAudit(c *conn, e *auditEntry) {
 	logInfoBytes(p.audit)
 }
 
+// auditFixedMax bounds the bytes of an audit line that are not escaped
+// texts: the keys and punctuation (~450 bytes), the time (27 bytes, or up to
+// 60 for years outside 0-9999), four integers of at most 20 digits, and the
+// block the last fragment is written as (fragSize).
+const auditFixedMax = 640
+
+// jsonEscapeMax is the most bytes appendJSONText writes per input byte
+// (a control character becomes \u00XX, an invalid byte \ufffd).
+const jsonEscapeMax = 6
+
+// The audit line's constant fragments, each joining one value's closing
+// quote to the next key (see linewriter.go).
+var (
+	fragTime           = newFrag(`{"time":"`)
+	fragConn           = newFrag(`","conn":`)
+	fragSource         = newFrag(`,"source":"`)
+	fragCallingAE      = newFrag(`","calling_ae":"`)
+	fragCalledAE       = newFrag(`","called_ae":"`)
+	fragPeerURISAN     = newFrag(`","peer_uri_san":"`)
+	fragPeerSubject    = newFrag(`","peer_subject":"`)
+	fragPeerSHA256     = newFrag(`,"peer_sha256":"`)
+	fragContexts       = newFrag(`,"presentation_contexts":`)
+	fragSOPClasses     = newFrag(`,"sop_classes":`)
+	fragDecision       = newFrag(`,"decision":"`)
+	fragRule           = newFrag(`","rule":"`)
+	fragCluster        = newFrag(`","cluster":"`)
+	fragReason         = newFrag(`","reason":"`)
+	fragRejectReason   = newFrag(`,"reject_reason":"`)
+	fragRewriteCalled  = newFrag(`,"rewrite_called_ae":"`)
+	fragRewriteCalling = newFrag(`,"rewrite_calling_ae":"`)
+	fragLatency        = newFrag(`,"latency_us":`)
+	fragDryRunTrue     = newFrag(`,"dry_run":true}`)
+	fragDryRunFalse    = newFrag(`,"dry_run":false}`)
+)
+
 // appendAuditLine appends the audit line of e (see logAudit) to b.
+//
+// It reserves room for the whole line first and then writes at an offset
+// with the word-sized writers of linewriter.go: built with appends and
+// byte loops, this line cost ~2 µs in the guest.
 func appendAuditLine(b []byte, c *conn, e *auditEntry) []byte {
-	var id identity
-	if e.identity != nil {
-		id = *e.identity
-	} else {
+	id := e.identity
+	if id == nil {
 		// Closed before an RQ was decoded: still say who it was (a rare
 		// path, so the two extra host calls do not matter).
-		id = readSource()
+		src := readSource()
+		id = &src
 	}
 	connID := uint64(c.id)
 	if id.hasID {
@@ -62,64 +100,104 @@ func appendAuditLine(b []byte, c *conn, e *auditEntry) []byte {
 		reasonName = reasonNames[e.reason]
 	}
 
-	// Straight-line appends of literal fragments (each joining one value's
-	// closing quote to the next key): in the guest every call and every
-	// append costs, and this line is built once per association.
-	b = append(b, `{"time":"`...)
-	b = appendTimeUTC(b, e.at)
-	b = append(b, `","conn":`...)
-	b = appendInt(b, int64(connID))
-	b = append(b, `,"source":"`...)
-	b = appendJSONText(b, id.source)
-	b = append(b, `","calling_ae":"`...)
-	b = appendJSONText(b, e.callingAE)
-	b = append(b, `","called_ae":"`...)
-	b = appendJSONText(b, e.calledAE)
-	b = append(b, `","peer_uri_san":"`...)
-	b = appendJSONText(b, id.conn.PeerURISAN)
-	b = append(b, `","peer_subject":"`...)
-	b = appendJSONText(b, id.conn.PeerSubject)
-	b = append(b, '"')
-	b = appendOptional(b, `,"peer_sha256":"`, id.sha256)
+	texts := len(id.source) + len(e.callingAE) + len(e.calledAE) + len(id.conn.PeerURISAN) +
+		len(id.conn.PeerSubject) + len(id.sha256) + len(e.decision) + len(e.rule) + len(e.cluster) +
+		len(reasonName) + len(e.rejectReason) + len(e.rewriteCalled) + len(e.rewriteCalling)
+	n := len(b)
+	if need := auditFixedMax + jsonEscapeMax*texts; cap(b)-n < need {
+		nb := make([]byte, n, n+need)
+		copy(nb, b)
+		b = nb
+	}
+	w := b[:cap(b)]
+
+	n = putFrag(w, n, &fragTime)
+	n = putTimeUTC(w, n, e.at)
+	n = putFrag(w, n, &fragConn)
+	n = putUint(w, n, connID)
+	n = putFrag(w, n, &fragSource)
+	n = putJSONText(w, n, id.source)
+	n = putFrag(w, n, &fragCallingAE)
+	n = putJSONText(w, n, e.callingAE)
+	n = putFrag(w, n, &fragCalledAE)
+	n = putJSONText(w, n, e.calledAE)
+	n = putFrag(w, n, &fragPeerURISAN)
+	n = putJSONText(w, n, id.conn.PeerURISAN)
+	n = putFrag(w, n, &fragPeerSubject)
+	n = putJSONText(w, n, id.conn.PeerSubject)
+	w[n] = '"'
+	n++
+	if id.sha256 != "" {
+		n = putOptional(w, n, &fragPeerSHA256, id.sha256)
+	}
 	if e.identity != nil {
-		b = append(b, `,"presentation_contexts":`...)
-		b = appendInt(b, int64(e.contexts))
-		b = append(b, `,"sop_classes":`...)
-		b = appendInt(b, int64(e.sopClasses))
+		n = putFrag(w, n, &fragContexts)
+		n = putInt(w, n, int64(e.contexts))
+		n = putFrag(w, n, &fragSOPClasses)
+		n = putInt(w, n, int64(e.sopClasses))
 	}
-	b = append(b, `,"decision":"`...)
-	b = appendJSONText(b, e.decision)
-	b = append(b, `","rule":"`...)
-	b = appendJSONText(b, e.rule)
-	b = append(b, `","cluster":"`...)
-	b = appendJSONText(b, e.cluster)
-	b = append(b, `","reason":"`...)
-	b = appendJSONText(b, reasonName)
-	b = append(b, '"')
-	b = appendOptional(b, `,"reject_reason":"`, e.rejectReason)
-	b = appendOptional(b, `,"rewrite_called_ae":"`, e.rewriteCalled)
-	b = appendOptional(b, `,"rewrite_calling_ae":"`, e.rewriteCalling)
-	b = append(b, `,"latency_us":`...)
-	b = appendInt(b, lat)
+	n = putFrag(w, n, &fragDecision)
+	n = putJSONText(w, n, e.decision)
+	n = putFrag(w, n, &fragRule)
+	n = putJSONText(w, n, e.rule)
+	n = putFrag(w, n, &fragCluster)
+	n = putJSONText(w, n, e.cluster)
+	n = putFrag(w, n, &fragReason)
+	n = putJSONText(w, n, reasonName)
+	w[n] = '"'
+	n++
+	if e.rejectReason != "" {
+		n = putOptional(w, n, &fragRejectReason, e.rejectReason)
+	}
+	if e.rewriteCalled != "" {
+		n = putOptional(w, n, &fragRewriteCalled, e.rewriteCalled)
+	}
+	if e.rewriteCalling != "" {
+		n = putOptional(w, n, &fragRewriteCalling, e.rewriteCalling)
+	}
+	n = putFrag(w, n, &fragLatency)
+	n = putInt(w, n, lat)
 	if e.dryRun {
-		b = append(b, `,"dry_run":true}`...)
+		n = putFrag(w, n, &fragDryRunTrue)
 	} else {
-		b = append(b, `,"dry_run":false}`...)
+		n = putFrag(w, n, &fragDryRunFalse)
 	}
-	return b
+	return w[:n]
 }
 
-// appendOptional appends the member whose key fragment is keyQuote (e.g.
-// `,"peer_sha256":"`) only when v is not empty.
-//
-//go:noinline
-func appendOptional(b []byte, keyQuote, v string) []byte {
-	if v == "" {
-		return b
+// putOptional writes the member whose key fragment is key with the value
+// v (called only for a v that is not empty).
+func putOptional(w []byte, n int, key *frag, v string) int {
+	n = putFrag(w, n, key)
+	n = putJSONText(w, n, v)
+	w[n] = '"'
+	return n + 1
+}
+
+// putInt writes v in decimal, like strconv.AppendInt.
+func putInt(w []byte, n int, v int64) int {
+	if v < 0 {
+		return len(strconv.AppendInt(w[:n], v, 10))
 	}
-	b = append(b, keyQuote...)
-	b = appendJSONText(b, v)
-	return append(b, '"')
+	return putUint(w, n, uint64(v))
+}
+
+// putUint writes v in decimal, like strconv.AppendUint. Values that fit in
+// a uint32 are formatted with 32-bit arithmetic, straight into w: Go's wasm
+// backend turns a 32-bit division by a constant into a multiplication, but
+// a 64-bit one into a real i64.div_u (Wasm has no 64×64→128-bit multiply),
+// which is what strconv uses on 64-bit targets.
+func putUint(w []byte, n int, v uint64) int {
+	if v > 1<<32-1 {
+		return len(strconv.AppendUint(w[:n], v, 10))
+	}
+	u := uint32(v)
+	digits := 1
+	for t := u; t >= 10; t /= 10 {
+		digits++
+	}
+	putDigits(w[n:n+digits], u)
+	return n + digits
 }
 
 // appendTimeUTC appends t in UTC as RFC 3339 with microseconds, e.g.
@@ -143,40 +221,51 @@ func appendTimeUTC(b []byte, t time.Time) []byte {
 		b = appendDigits(b, int(rem%60), 2, '.')
 		return appendDigits(b, t.Nanosecond()/1000, 6, 'Z')
 	}
-	// Fixed layout YYYY-MM-DDTHH:MM:SS.uuuuuuZ filled in place, one append.
-	// 32-bit arithmetic throughout (see appendInt).
-	buf := [27]byte{4: '-', 7: '-', 10: 'T', 13: ':', 16: ':', 19: '.', 26: 'Z'}
-	r := uint32(rem)
-	putDigits(buf[0:4], uint32(y))
-	putDigits(buf[5:7], uint32(m))
-	putDigits(buf[8:10], uint32(d))
-	putDigits(buf[11:13], r/3600)
-	putDigits(buf[14:16], r/60%60)
-	putDigits(buf[17:19], r%60)
-	putDigits(buf[20:26], uint32(t.Nanosecond())/1000)
-	return append(b, buf[:]...)
+	n := len(b)
+	if cap(b)-n < timeUTCLen {
+		nb := make([]byte, n, n+timeUTCLen)
+		copy(nb, b)
+		b = nb
+	}
+	return b[:putTimeUTC(b[:cap(b)], n, t)]
 }
 
-// appendInt appends v in decimal, like strconv.AppendInt(b, v, 10). Values
-// that fit in a uint32 are formatted with 32-bit arithmetic: Go's wasm
-// backend turns a 32-bit division by a constant into a multiplication, but
-// a 64-bit one into a real i64.div_u (Wasm has no 64×64→128-bit multiply),
-// which is what strconv uses on 64-bit targets.
-func appendInt(b []byte, v int64) []byte {
-	if v < 0 || v > 1<<32-1 {
-		return strconv.AppendInt(b, v, 10)
+// timeUTCLen is the length of YYYY-MM-DDTHH:MM:SS.uuuuuuZ.
+const timeUTCLen = 27
+
+// putTimeUTC writes t like appendTimeUTC at w[n:] (which must have room for
+// 60 bytes) and returns the new end.
+func putTimeUTC(w []byte, n int, t time.Time) int {
+	sec := t.Unix()
+	days := sec / 86400
+	rem := sec % 86400
+	if rem < 0 {
+		rem += 86400
+		days--
 	}
-	u := uint32(v)
-	var tmp [10]byte
-	i := len(tmp)
-	for u >= 10 {
-		i--
-		tmp[i] = byte('0' + u%10)
-		u /= 10
+	y, m, d := civil(days)
+	if y < 0 || y > 9999 {
+		return len(appendTimeUTC(w[:n], t))
 	}
-	i--
-	tmp[i] = byte('0' + u)
-	return append(b, tmp[i:]...)
+	// Fixed layout YYYY-MM-DDTHH:MM:SS.uuuuuuZ filled in place.
+	// 32-bit arithmetic throughout (see putUint).
+	buf := w[n : n+timeUTCLen]
+	r := uint32(rem)
+	putDigits(buf[0:4], uint32(y))
+	buf[4] = '-'
+	putDigits(buf[5:7], uint32(m))
+	buf[7] = '-'
+	putDigits(buf[8:10], uint32(d))
+	buf[10] = 'T'
+	putDigits(buf[11:13], r/3600)
+	buf[13] = ':'
+	putDigits(buf[14:16], r/60%60)
+	buf[16] = ':'
+	putDigits(buf[17:19], r%60)
+	buf[19] = '.'
+	putDigits(buf[20:26], uint32(t.Nanosecond())/1000)
+	buf[26] = 'Z'
+	return n + timeUTCLen
 }
 
 // putDigits writes v (0 ≤ v < 10^len(dst)) zero-padded into dst.
@@ -215,7 +304,7 @@ func civil(days int64) (y, m, d int64) {
 }
 
 // civil32 is civil for z = days + 719468 in [0, 2^31) (the years 0 to
-// ~5.8 million) in 32-bit arithmetic (see appendInt).
+// ~5.8 million) in 32-bit arithmetic (see putUint).
 func civil32(z uint32) (y, m, d int64) {
 	era := z / 146097
 	doe := z - era*146097

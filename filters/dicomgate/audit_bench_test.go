@@ -3,6 +3,7 @@ package main
 import (
 	"net/netip"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -27,11 +28,17 @@ func BenchmarkAuditLine(b *testing.B) {
 	}
 }
 
-// appendInt formats like strconv.AppendInt, on both sides of its 32-bit fast path.
-func TestAppendIntMatchesStrconv(t *testing.T) {
+// putInt formats like strconv.AppendInt, on both sides of its 32-bit fast
+// path, and writes nothing outside its digits.
+func TestPutIntMatchesStrconv(t *testing.T) {
 	for _, v := range []int64{0, 1, 9, 10, 99, 100, 12345, 1<<31 - 1, 1 << 31, 1<<32 - 1, 1 << 32, 1<<63 - 1, -1, -1 << 63} {
-		if got, want := string(appendInt([]byte("x"), v)), "x"+strconv.FormatInt(v, 10); got != want {
-			t.Errorf("appendInt(%d) = %s; want %s", v, got, want)
+		w := []byte("x.........................")
+		n := putInt(w, 1, v)
+		if got, want := string(w[:n]), "x"+strconv.FormatInt(v, 10); got != want {
+			t.Errorf("putInt(%d) = %s; want %s", v, got, want)
+		}
+		if rest := string(w[n:]); strings.Trim(rest, ".") != "" {
+			t.Errorf("putInt(%d) wrote past its digits: %q", v, rest)
 		}
 	}
 }
