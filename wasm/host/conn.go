@@ -111,7 +111,7 @@ func (p *Plugin) NewConn(info ConnInfo, proxy TCPProxyConfig, t Transport) *Conn
 		b.Bind(c)
 	}
 	w.mu.Lock()
-	p.metrics.hostInc("wasm_host_connections_total", p.cfg.Name)
+	p.cxTotal.Add(1)
 	v := w.vm
 	if p.closed.Load() {
 		c.emptyCtx = true
@@ -119,7 +119,7 @@ func (p *Plugin) NewConn(info ConnInfo, proxy TCPProxyConfig, t Transport) *Conn
 		switch p.cfg.FailurePolicy {
 		case FailOpen:
 			c.hasWasm = false
-			p.metrics.hostInc("wasm_host_connections_fail_open_total", p.cfg.Name)
+			p.cxFailOpen.Add(1)
 		case FailReload:
 			v = p.maybeReload(w)
 			if v == nil {
@@ -135,7 +135,7 @@ func (p *Plugin) NewConn(info ConnInfo, proxy TCPProxyConfig, t Transport) *Conn
 		c.sc = v.addContext(&c.scStore)
 	}
 	if c.emptyCtx {
-		p.metrics.hostInc("wasm_host_connections_fail_closed_total", p.cfg.Name)
+		p.cxFailClosed.Add(1)
 	}
 	// tcp_proxy Filter::initialize (initializeReadFilterCallbacks): readDisable(true) unless
 	// receive_before_connect (max_early_data_bytes).
@@ -171,7 +171,7 @@ func (p *Plugin) maybeReload(w *worker) *vm {
 		old.close(context.Background())
 	}
 	w.vm = nv
-	p.metrics.hostInc("wasm_host_vm_reloads_total", p.cfg.Name)
+	p.vmReloads.Add(1)
 	p.log(LogWarn, "FAIL_RELOAD: recreated the failed VM")
 	return nv
 }

@@ -274,6 +274,20 @@ func TestMetrics_DefineIncrementRecordGetAndExposition(t *testing.T) {
 	if strings.Contains(out, "envoy_") || strings.Contains(out, "wasmcustom") {
 		t.Errorf("exposition has a prefix it should not:\n%s", out)
 	}
+	// Host counters exist per plugin from NewPlugin on, but one that never counted is neither
+	// exposed nor found (like a counter that was never created).
+	for _, never := range []string{"wasm_host_vm_failures_total", "wasm_host_vm_reloads_total",
+		"wasm_host_connections_fail_open_total", "wasm_host_connections_fail_closed_total"} {
+		if strings.Contains(out, never) {
+			t.Errorf("exposition has %s, which never counted:\n%s", never, out)
+		}
+		if v, ok := m.Get(never); ok || v != 0 {
+			t.Errorf("Get(%s) = %d, %v; want 0, false", never, v, ok)
+		}
+	}
+	if v, ok := m.Get("wasm_host_connections_total"); !ok || v != 2 {
+		t.Errorf("Get(wasm_host_connections_total) = %d, %v; want 2, true", v, ok)
+	}
 }
 
 // cpp-host exports.cc: log level > critical ⇒ BAD_ARGUMENT; continue_stream(UPSTREAM) ⇒

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/tetratelabs/wazero/api"
 )
@@ -29,8 +30,18 @@ var envoyHistogramBuckets = []float64{0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000
 type metric struct {
 	name  string // guest name (without the wasmcustom. namespace)
 	typ   int
-	value int64 // counter (as uint64 bits) or gauge
-	// histogram
+	value atomic.Int64 // counter (as uint64 bits) or gauge: updated without Metrics.mu
+	// histogram, guarded by Metrics.mu
+	buckets []uint64
+	count   uint64
+	sum     float64
+}
+
+// metricSnapshot is a copy of a metric for the exposition.
+type metricSnapshot struct {
+	name    string
+	typ     int
+	value   int64
 	buckets []uint64
 	count   uint64
 	sum     float64
@@ -41,8 +52,8 @@ type metric struct {
 // It is safe for concurrent use.
 type Metrics struct {
 	mu      sync.Mutex
-	guest   map[string]*metric // key: type + "/" + name
-	host    map[string]map[string]uint64
+	guest   map[string]*metric                   // key: type + "/" + name
+	host    map[string]map[string]*atomic.Uint64 // name → plugin → count; 0 = never counted, not shown
 	ordered []*metric
 	tags    []TagSpecifier
 }
@@ -67,7 +78,7 @@ func IstioExtraStatTag(name string) TagSpecifier {
 // NewMetrics returns an empty registry. The tag extractors shape the Prometheus exposition only:
 // names given to Get are always the guest's full metric names.
 func NewMetrics(tags ...TagSpecifier) *Metrics {
-	return &Metrics{guest: map[string]*metric{}, host: map[string]map[string]uint64{}, tags: tags}
+	return &Metrics{guest: map[string]*metric{}, host: map[string]map[string]*atomic.Uint64{}, tags: tags}
 }
 
 // extractTags applies the tag extractors in order, as Envoy's TagProducerImpl::produceTags does,
@@ -101,15 +112,23 @@ func (m *Metrics) define(typ int, name string) *metric {
 	return x
 }
 
-func (m *Metrics) hostInc(name, plugin string) {
+// hostCounter returns the counter of host metric name for plugin, creating it at 0. A counter
+// that was never incremented is not exposed (Get, WritePrometheus), exactly as if it did not
+// exist, so a plugin can resolve its counters once and increment them without a lock or a lookup.
+func (m *Metrics) hostCounter(name, plugin string) *atomic.Uint64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	byPlugin := m.host[name]
 	if byPlugin == nil {
-		byPlugin = map[string]uint64{}
+		byPlugin = map[string]*atomic.Uint64{}
 		m.host[name] = byPlugin
 	}
-	byPlugin[plugin]++
+	c := byPlugin[plugin]
+	if c == nil {
+		c = new(atomic.Uint64)
+		byPlugin[plugin] = c
+	}
+	return c
 }
 
 // Get returns the value of the counter or gauge the guest defined as name (e.g. "dicomgate.allowed"),
@@ -123,17 +142,18 @@ func (m *Metrics) Get(name string) (uint64, bool) {
 			if typ == metricHistogram {
 				return x.count, true
 			}
-			return uint64(x.value), true
+			return uint64(x.value.Load()), true
 		}
 	}
-	if byPlugin, ok := m.host[name]; ok {
-		var sum uint64
-		for _, v := range byPlugin {
+	var sum uint64
+	counted := false
+	for _, c := range m.host[name] {
+		if v := c.Load(); v != 0 {
 			sum += v
+			counted = true
 		}
-		return sum, true
 	}
-	return 0, false
+	return sum, counted
 }
 
 // promName is Envoy's Prometheus name sanitizing (source/server/admin/prometheus_stats.cc): the
@@ -167,21 +187,24 @@ func promLabelValue(s string) string {
 // gauges as `name value`, histograms with Envoy's default buckets, host metrics with a plugin label.
 func (m *Metrics) WritePrometheus(w io.Writer) error {
 	m.mu.Lock()
-	guest := make([]metric, 0, len(m.ordered))
+	guest := make([]metricSnapshot, 0, len(m.ordered))
 	for _, x := range m.ordered {
-		c := *x
-		c.buckets = append([]uint64(nil), x.buckets...)
-		guest = append(guest, c)
+		guest = append(guest, metricSnapshot{name: x.name, typ: x.typ, value: x.value.Load(),
+			buckets: append([]uint64(nil), x.buckets...), count: x.count, sum: x.sum})
 	}
 	hostNames := make([]string, 0, len(m.host))
 	host := map[string]map[string]uint64{}
 	for n, byPlugin := range m.host {
-		hostNames = append(hostNames, n)
 		cp := map[string]uint64{}
-		for p, v := range byPlugin {
-			cp[p] = v
+		for p, c := range byPlugin {
+			if v := c.Load(); v != 0 {
+				cp[p] = v
+			}
 		}
-		host[n] = cp
+		if len(cp) > 0 {
+			hostNames = append(hostNames, n)
+			host[n] = cp
+		}
 	}
 	m.mu.Unlock()
 
@@ -189,7 +212,7 @@ func (m *Metrics) WritePrometheus(w io.Writer) error {
 	// one tag-extracted name under a single "# TYPE" line.
 	type series struct {
 		labels string
-		m      metric
+		m      metricSnapshot
 	}
 	type family struct {
 		name   string
@@ -319,7 +342,7 @@ func envDefineMetric(v *vm, _ api.Module, s []uint64) {
 		ret(s, statusBadArgument)
 		return
 	}
-	v.metricIDs[id] = v.p.metrics.define(int(typ), name)
+	v.setMetricID(id, v.p.metrics.define(int(typ), name))
 	if !v.mem.WriteUint32Le(idPtr, id) {
 		ret(s, statusInvalidMemoryAccess)
 		return
@@ -330,24 +353,21 @@ func envDefineMetric(v *vm, _ api.Module, s []uint64) {
 // envIncrementMetric is Envoy Context::incrementMetric: counter delta ≤ 0 ⇒ BAD_ARGUMENT; gauge
 // adds/subtracts; histogram ⇒ BAD_ARGUMENT; unknown id ⇒ NOT_FOUND.
 func envIncrementMetric(v *vm, _ api.Module, s []uint64) {
-	x, ok := v.metricIDs[u32(s, 0)]
-	if !ok {
+	x := v.metricByID(u32(s, 0))
+	if x == nil {
 		ret(s, statusNotFound)
 		return
 	}
 	delta := int64(s[1])
-	m := v.p.metrics
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	switch x.typ {
 	case metricCounter:
 		if delta <= 0 {
 			ret(s, statusBadArgument)
 			return
 		}
-		x.value = int64(uint64(x.value) + uint64(delta))
+		x.value.Add(delta)
 	case metricGauge:
-		x.value += delta
+		x.value.Add(delta)
 	default:
 		ret(s, statusBadArgument)
 		return
@@ -357,21 +377,21 @@ func envIncrementMetric(v *vm, _ api.Module, s []uint64) {
 
 // envRecordMetric is Envoy Context::recordMetric: counter add, gauge set, histogram record.
 func envRecordMetric(v *vm, _ api.Module, s []uint64) {
-	x, ok := v.metricIDs[u32(s, 0)]
-	if !ok {
+	x := v.metricByID(u32(s, 0))
+	if x == nil {
 		ret(s, statusNotFound)
 		return
 	}
 	val := s[1]
-	m := v.p.metrics
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	switch x.typ {
 	case metricCounter:
-		x.value = int64(uint64(x.value) + val)
+		x.value.Add(int64(val))
 	case metricGauge:
-		x.value = int64(val)
+		x.value.Store(int64(val))
 	case metricHistogram:
+		m := v.p.metrics
+		m.mu.Lock()
+		defer m.mu.Unlock()
 		f := float64(val)
 		for i, le := range envoyHistogramBuckets {
 			if f <= le {
@@ -387,15 +407,12 @@ func envRecordMetric(v *vm, _ api.Module, s []uint64) {
 
 // envGetMetric is Envoy Context::getMetric: histogram ⇒ BAD_ARGUMENT; unknown ⇒ NOT_FOUND.
 func envGetMetric(v *vm, _ api.Module, s []uint64) {
-	x, ok := v.metricIDs[u32(s, 0)]
-	if !ok {
+	x := v.metricByID(u32(s, 0))
+	if x == nil {
 		ret(s, statusNotFound)
 		return
 	}
-	m := v.p.metrics
-	m.mu.Lock()
-	typ, val := x.typ, x.value
-	m.mu.Unlock()
+	typ, val := x.typ, x.value.Load()
 	if typ == metricHistogram {
 		ret(s, statusBadArgument)
 		return
@@ -405,4 +422,21 @@ func envGetMetric(v *vm, _ api.Module, s []uint64) {
 		return
 	}
 	ret(s, statusOK)
+}
+
+// setMetricID binds a metric id of this VM to its stat (ids are dense: type in the low 2 bits, step
+// 4 per type, so a slice indexed by id wastes at most a quarter of its entries).
+func (v *vm) setMetricID(id uint32, x *metric) {
+	for uint64(len(v.metricIDs)) <= uint64(id) {
+		v.metricIDs = append(v.metricIDs, nil)
+	}
+	v.metricIDs[id] = x
+}
+
+// metricByID returns the stat bound to id, or nil (NOT_FOUND).
+func (v *vm) metricByID(id uint32) *metric {
+	if uint64(id) < uint64(len(v.metricIDs)) {
+		return v.metricIDs[id]
+	}
+	return nil
 }

@@ -11,11 +11,11 @@ import (
 // source/server/admin/prometheus_stats.cc with one TYPE line per tag-extracted name.
 func TestTagExtractor_IstioExtraStatTags_PrometheusLabels(t *testing.T) {
 	m := NewMetrics(IstioExtraStatTag("action"), IstioExtraStatTag("rule"), IstioExtraStatTag("reason"))
-	m.define(metricCounter, "action=.=route;.;rule=.=ct-to-pacs-a;.;dicomgate_decisions_total").value = 3
-	m.define(metricCounter, "action=.=deny;.;rule=.=default;.;dicomgate_decisions_total").value = 1
-	m.define(metricCounter, "reason=.=policy;.;dicomgate_denied_total").value = 1
-	m.define(metricCounter, "dicomgate_associations_total").value = 4
-	m.define(metricCounter, "other=.=x;.;untagged_total").value = 2
+	m.define(metricCounter, "action=.=route;.;rule=.=ct-to-pacs-a;.;dicomgate_decisions_total").value.Store(3)
+	m.define(metricCounter, "action=.=deny;.;rule=.=default;.;dicomgate_decisions_total").value.Store(1)
+	m.define(metricCounter, "reason=.=policy;.;dicomgate_denied_total").value.Store(1)
+	m.define(metricCounter, "dicomgate_associations_total").value.Store(4)
+	m.define(metricCounter, "other=.=x;.;untagged_total").value.Store(2)
 
 	var buf bytes.Buffer
 	if err := m.WritePrometheus(&buf); err != nil {

@@ -37,6 +37,9 @@ type Plugin struct {
 
 	hostCalls atomic.Uint64
 
+	// Host counters of this plugin, resolved once (Metrics.hostCounter): no lock, no lookup per use.
+	cxTotal, cxFailOpen, cxFailClosed, vmFailures, vmReloads *atomic.Uint64
+
 	cfgMu         sync.Mutex
 	configuration []byte
 
@@ -78,6 +81,11 @@ func NewPlugin(ctx context.Context, wasm []byte, cfg PluginConfig) (*Plugin, err
 	if p.metrics == nil {
 		p.metrics = NewMetrics()
 	}
+	p.cxTotal = p.metrics.hostCounter("wasm_host_connections_total", cfg.Name)
+	p.cxFailOpen = p.metrics.hostCounter("wasm_host_connections_fail_open_total", cfg.Name)
+	p.cxFailClosed = p.metrics.hostCounter("wasm_host_connections_fail_closed_total", cfg.Name)
+	p.vmFailures = p.metrics.hostCounter("wasm_host_vm_failures_total", cfg.Name)
+	p.vmReloads = p.metrics.hostCounter("wasm_host_vm_reloads_total", cfg.Name)
 	if p.clock == nil {
 		p.clock = realClock{start: time.Now()}
 	}

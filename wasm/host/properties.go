@@ -271,7 +271,6 @@ func envSetProperty(v *vm, _ api.Module, s []uint64) {
 		ret(s, statusNotFound)
 		return
 	}
-	v.scratch = append(append(v.scratch[:0], celStatePrefix...), key...)
-	c.conn.filterState.set(v.intern(v.scratch), v.intern(val))
+	c.conn.filterState.set(v.celStateKey(key), v.intern(val))
 	ret(s, statusOK)
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -14,6 +15,33 @@ import (
 // vmKey is the context key under which every guest call carries its *vm, so that the shared host
 // modules (one set per wazero runtime) find the calling VM.
 type vmKey struct{}
+
+// vmContext is the context of every guest call of one VM: a background context (never done, no
+// deadline) whose only value is the VM under vmKey. Host functions find their VM with one type
+// assertion instead of a context.Value walk, and wazero's own per-call Value lookups (e.g. its
+// snapshotter key) end at once.
+type vmContext struct{ v *vm }
+
+func (*vmContext) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (*vmContext) Done() <-chan struct{}       { return nil }
+func (*vmContext) Err() error                  { return nil }
+
+// Value returns the VM for vmKey and nil for every other key.
+func (c *vmContext) Value(key any) any {
+	if _, ok := key.(vmKey); ok {
+		return c.v
+	}
+	return nil
+}
+
+// vmFromContext returns the VM a host function is called for, or nil.
+func vmFromContext(ctx context.Context) *vm {
+	if c, ok := ctx.(*vmContext); ok {
+		return c.v
+	}
+	v, _ := ctx.Value(vmKey{}).(*vm)
+	return v
+}
 
 // runtimes holds one wazero runtime per compilation-cache directory, shared by all plugins of the
 // process (like Envoy's single Wasm engine); host modules are instantiated once per runtime.
@@ -108,7 +136,7 @@ func (t trapError) Error() string { return t.msg }
 func wrapHostFunc(hf *hostFunc) api.GoModuleFunction {
 	qualified := hf.module + "." + hf.name
 	return api.GoModuleFunc(func(ctx context.Context, m api.Module, stack []uint64) {
-		v, _ := ctx.Value(vmKey{}).(*vm)
+		v := vmFromContext(ctx)
 		if v == nil {
 			panic(trapError{"host function " + qualified + " called outside a proxy-wasm VM"})
 		}

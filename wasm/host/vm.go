@@ -2,8 +2,10 @@ package host
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"strings"
 	"time"
 
@@ -70,12 +72,15 @@ type vm struct {
 	tickPeriod time.Duration
 	nextTick   time.Time
 
-	metricIDs                         map[uint32]*metric
+	metricIDs                         []*metric // by id (setMetricID, metricByID)
 	nextCounter, nextGauge, nextHisto uint32
 
 	// interned holds filter-state keys and values set by the guest (bounded, see intern): most
-	// repeat across connections, and interning saves their allocations.
-	interned map[string]string
+	// repeat across connections, and interning saves their allocations. internCache and
+	// celKeyCache are direct-mapped caches in front of it (intern, celStateKey).
+	interned    map[string]string
+	internCache internCache
+	celKeyCache internCache
 	// scratch is reused to format property values.
 	scratch []byte
 
@@ -89,9 +94,9 @@ type vm struct {
 // proxy_on_context_create(root, 0), proxy_on_vm_start(root, vm_config_len),
 // proxy_on_configure(root, plugin_config_len).
 func newVM(ctx context.Context, p *Plugin, w *worker, configuration []byte) (*vm, error) {
-	v := &vm{p: p, w: w, contexts: map[uint32]*wctx{}, metricIDs: map[uint32]*metric{},
+	v := &vm{p: p, w: w, contexts: map[uint32]*wctx{},
 		nextCounter: metricCounter, nextGauge: metricGauge, nextHisto: metricHistogram}
-	v.ctx = context.WithValue(context.Background(), vmKey{}, v)
+	v.ctx = &vmContext{v: v}
 	mod, err := p.runtime.InstantiateModule(ctx, p.compiled, wazero.NewModuleConfig().WithName("").WithStartFunctions())
 	if err != nil {
 		return nil, fmt.Errorf("wasm plugin %q: instantiate module: %w", p.cfg.Name, err)
@@ -279,7 +284,7 @@ func (v *vm) fail(msg string) {
 	}
 	v.failed = true
 	v.failMsg = msg
-	v.p.metrics.hostInc("wasm_host_vm_failures_total", v.p.cfg.Name)
+	v.p.vmFailures.Add(1)
 	v.p.log(LogCritical, fmt.Sprintf("wasm VM failed (worker %d, failure policy %s): %s", v.w.index, v.p.cfg.FailurePolicy, msg))
 }
 
@@ -336,19 +341,98 @@ func (v *vm) view(ptr, n uint32) ([]byte, bool) {
 // without bound; past the limit values are simply allocated).
 const maxInterned = 4096
 
-// intern returns b as a string, reusing an earlier identical string when there is one.
+// maxInternedLen is the longest string the intern table and its caches keep.
+const maxInternedLen = 256
+
+// internCache is a 2-way set-associative cache of interned strings in front of the intern table:
+// the strings a filter sets on every connection (the same keys, mostly the same values) are found
+// with one cheap hash and one or two comparisons. Entries may carry a fixed prefix that the lookup
+// skips (celStateKey keeps "wasm."+path under the hash of path).
+type internCache [2 * internSets]string
+
+// internSets is the number of sets of an internCache (a power of two: internSlot takes the top bits).
+const internSets = 1 << internSetBits
+
+const internSetBits = 6
+
+// lookup returns the cached string equal to prefix+b (prefix of length pre, not compared: a cache
+// holds one prefix only) from set.
+func (c *internCache) lookup(set int, b []byte, pre int) (string, bool) {
+	i := 2 * set
+	if s := c[i]; len(s) == pre+len(b) && s[pre:] == string(b) {
+		return s, true
+	}
+	if s := c[i+1]; len(s) == pre+len(b) && s[pre:] == string(b) {
+		c[i], c[i+1] = s, c[i] // most recently used first
+		return s, true
+	}
+	return "", false
+}
+
+// insert makes s the most recently used entry of set, evicting the least recently used one.
+func (c *internCache) insert(set int, s string) {
+	if len(s) > maxInternedLen {
+		return // keep the cache from pinning large strings
+	}
+	i := 2 * set
+	c[i+1] = c[i]
+	c[i] = s
+}
+
+// intern returns b as a string, reusing an earlier identical string when there is one (cache, then
+// the bounded table).
 func (v *vm) intern(b []byte) string {
+	set := internSlot(b)
+	if s, ok := v.internCache.lookup(set, b, 0); ok {
+		return s
+	}
+	s := v.internTable(b)
+	v.internCache.insert(set, s)
+	return s
+}
+
+// internTable is intern without the cache.
+func (v *vm) internTable(b []byte) string {
 	if s, ok := v.interned[string(b)]; ok {
 		return s
 	}
 	s := string(b)
-	if len(v.interned) < maxInterned && len(b) <= 256 {
+	if len(v.interned) < maxInterned && len(b) <= maxInternedLen {
 		if v.interned == nil {
 			v.interned = map[string]string{}
 		}
 		v.interned[s] = s
 	}
 	return s
+}
+
+// celStateKey returns the filter-state key celStatePrefix+path of a set_property path, interned
+// like intern.
+func (v *vm) celStateKey(path []byte) string {
+	set := internSlot(path)
+	if k, ok := v.celKeyCache.lookup(set, path, len(celStatePrefix)); ok {
+		return k
+	}
+	v.scratch = append(append(v.scratch[:0], celStatePrefix...), path...)
+	k := v.internTable(v.scratch)
+	v.celKeyCache.insert(set, k)
+	return k
+}
+
+// internSlot hashes b (its length and up to 16 bytes from both ends) to an internCache set.
+func internSlot(b []byte) int {
+	n := len(b)
+	var x uint64
+	switch {
+	case n >= 8:
+		x = binary.LittleEndian.Uint64(b) ^ bits.RotateLeft64(binary.LittleEndian.Uint64(b[n-8:]), 31)
+	case n >= 4:
+		x = uint64(binary.LittleEndian.Uint32(b)) | uint64(binary.LittleEndian.Uint32(b[n-4:]))<<32
+	case n > 0:
+		x = uint64(b[0]) | uint64(b[n/2])<<8 | uint64(b[n-1])<<16
+	}
+	x = (x ^ uint64(n)) * 0x9e3779b97f4a7c15
+	return int(x >> (64 - internSetBits))
 }
 
 func (v *vm) readString(ptr, n uint32) (string, bool) {
