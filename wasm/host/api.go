@@ -105,9 +105,24 @@ type Clock interface {
 }
 
 // Logger receives every guest log line (proxy_log, fd_write to stdout/stderr) and host diagnostics.
-// A nil Logger in PluginConfig logs to stderr.
+// A nil Logger in PluginConfig logs to stderr. msg is an immutable string the Logger may keep.
+// A Logger that does not keep lines can also implement LogViewer to skip the copy of each line.
 type Logger interface {
 	Log(level LogLevel, pluginName, msg string)
+}
+
+// LogViewer is an optional interface of a Logger. When the Logger implements it, guest log lines
+// (proxy_log, fd_write) go to LogView instead of Log, as a view of the line where it lies — the VM's
+// linear memory or a host buffer — rather than as a string copied for each line (one allocation
+// of the line's size saved per line).
+//
+// msg is only valid until LogView returns: the guest and the host reuse that memory afterwards, so
+// an implementation must neither keep msg (nor a slice or unsafe string of it) nor modify it; copy
+// what it keeps (string(msg), append). It is called with the worker's mutex held, like Log for
+// guest lines, and must not call back into the Plugin or a Conn. Lines collected while a VM starts
+// (quoted in NewPlugin's errors) and host diagnostics still go through Log.
+type LogViewer interface {
+	LogView(level LogLevel, pluginName string, msg []byte)
 }
 
 // PluginConfig configures one plugin (Envoy envoy.extensions.wasm.v3.PluginConfig plus VmConfig).

@@ -173,12 +173,13 @@ func envLog(v *vm, _ api.Module, s []uint64) {
 		ret(s, statusBadArgument)
 		return
 	}
-	msg, ok := v.readString(u32(s, 1), u32(s, 2))
+	// A view: guestLogView copies it unless the Logger is a LogViewer.
+	msg, ok := v.view(u32(s, 1), u32(s, 2))
 	if !ok {
 		ret(s, statusInvalidMemoryAccess)
 		return
 	}
-	v.guestLog(LogLevel(level), msg)
+	v.guestLogView(LogLevel(level), msg)
 	ret(s, statusOK)
 }
 

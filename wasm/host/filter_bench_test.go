@@ -62,18 +62,30 @@ func (c *benchClock) Monotonic() time.Duration {
 	return time.Second + time.Duration(c.now.UnixNano()%1e9)
 }
 
-// countLogger counts log lines and keeps the last one (the audit line of the last association).
+// countLogger counts log lines and keeps a copy of the last one (the audit line of the last
+// association) in a reused buffer. It is a host.LogViewer, like a production logger that writes
+// each line out at once: guest lines arrive without a per-line copy by the host.
 type countLogger struct {
 	mu    sync.Mutex
 	n     int
-	last  string
+	last  []byte
 	worst host.LogLevel
 }
 
 func (l *countLogger) Log(level host.LogLevel, _ string, msg string) {
 	l.mu.Lock()
 	l.n++
-	l.last = msg
+	l.last = append(l.last[:0], msg...)
+	if level > l.worst {
+		l.worst = level
+	}
+	l.mu.Unlock()
+}
+
+func (l *countLogger) LogView(level host.LogLevel, _ string, msg []byte) {
+	l.mu.Lock()
+	l.n++
+	l.last = append(l.last[:0], msg...)
 	if level > l.worst {
 		l.worst = level
 	}

@@ -33,6 +33,7 @@ type Plugin struct {
 	metrics  *Metrics
 	clock    Clock
 	logger   Logger
+	logView  LogViewer // logger as a LogViewer, or nil
 	logLevel LogLevel
 
 	hostCalls atomic.Uint64
@@ -59,6 +60,11 @@ func (c realClock) Monotonic() time.Duration { return time.Since(c.start) + time
 type stderrLogger struct{}
 
 func (stderrLogger) Log(level LogLevel, plugin, msg string) {
+	fmt.Fprintf(os.Stderr, "[%s] wasm log %s: %s\n", level, plugin, msg)
+}
+
+// LogView writes the line at once and keeps nothing.
+func (stderrLogger) LogView(level LogLevel, plugin string, msg []byte) {
 	fmt.Fprintf(os.Stderr, "[%s] wasm log %s: %s\n", level, plugin, msg)
 }
 
@@ -92,6 +98,7 @@ func NewPlugin(ctx context.Context, wasm []byte, cfg PluginConfig) (*Plugin, err
 	if p.logger == nil {
 		p.logger = stderrLogger{}
 	}
+	p.logView, _ = p.logger.(LogViewer)
 	r, err := sharedRuntime(ctx, cfg.CacheDir)
 	if err != nil {
 		return nil, err

@@ -83,6 +83,8 @@ type vm struct {
 	celKeyCache internCache
 	// scratch is reused to format property values.
 	scratch []byte
+	// logBuf is reused to join the iovecs of one fd_write line.
+	logBuf []byte
 
 	capture     *[]string
 	pendingDone bool
@@ -311,6 +313,16 @@ func (v *vm) guestLog(level LogLevel, msg string) {
 		*v.capture = append(*v.capture, msg)
 	}
 	v.p.log(level, msg)
+}
+
+// guestLogView forwards a guest log line that msg only borrows (guest memory or a reused buffer):
+// to a LogViewer as is, else as a string copy.
+func (v *vm) guestLogView(level LogLevel, msg []byte) {
+	if v.p.logView != nil && v.capture == nil {
+		v.p.logView.LogView(level, v.p.cfg.Name, msg)
+		return
+	}
+	v.guestLog(level, string(msg))
 }
 
 // read returns a copy of guest memory [ptr, ptr+n).

@@ -264,7 +264,7 @@ func (v *vm) writev(fd, iovs, iovsLen uint32) (uint32, uint32) {
 	if uint64(iovsLen)*8 > uint64(v.mem.Size()) {
 		return 0, errnoFault
 	}
-	var sb []byte
+	sb := v.logBuf[:0]
 	for i := uint32(0); i < iovsLen; i++ {
 		iov, ok := v.mem.Read(iovs+i*8, 8)
 		if !ok {
@@ -286,7 +286,10 @@ func (v *vm) writev(fd, iovs, iovsLen uint32) (uint32, uint32) {
 		if sb[len(sb)-1] == '\n' {
 			sb = sb[:len(sb)-1]
 		}
-		v.guestLog(level, string(sb))
+		v.guestLogView(level, sb)
+	}
+	if cap(sb) <= 64<<10 {
+		v.logBuf = sb[:0] // reused for the next line; a huge one is left to the GC
 	}
 	return written, errnoSuccess
 }
