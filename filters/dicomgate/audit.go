@@ -80,7 +80,8 @@ func appendAuditLine(b []byte, c *conn, e *auditEntry) []byte {
 	if id == nil {
 		// Closed before an RQ was decoded: still say who it was (a rare
 		// path, so the two extra host calls do not matter).
-		src := readSource()
+		var src identity
+		readSource(&src)
 		id = &src
 	}
 	connID := uint64(c.id)

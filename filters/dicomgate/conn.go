@@ -237,8 +237,12 @@ func (c *conn) decide(rqBytes []byte) types.Action {
 		return c.reject(reasonMalformed, "malformed A-ASSOCIATE-RQ: "+strconv.Itoa(n)+
 			" presentation contexts proposed; at most 128 are possible (context IDs are unique odd numbers 1-255)")
 	}
-	id := readIdentity()
-	d := p.pol.Evaluate(rq, &id.conn)
+	// id and d are filled in place: in the guest, returning these structs by
+	// value is a memory.copy each (a call into the host's memmove).
+	var id identity
+	readIdentity(&id)
+	var d policy.Decision
+	p.pol.EvaluateInto(rq, &id.conn, &d)
 	t := now()
 	// The property values are passed from locals, not from e: escape analysis
 	// is field-insensitive, and e points to id.
@@ -398,8 +402,8 @@ const (
 // line need. An absent or failing property means "unknown"; the peer
 // certificate properties are only read (and trusted) when connection.mtls
 // is true.
-func readIdentity() identity {
-	id := readSource()
+func readIdentity(id *identity) {
+	readSource(id)
 	if b, ok := getProperty(propMTLS); ok && len(b) == 1 && b[0] != 0 {
 		id.conn.MTLS = true
 		id.conn.PeerURISAN = propString(propURISAN)
@@ -407,12 +411,10 @@ func readIdentity() identity {
 		id.conn.PeerSubject = propString(propSubject)
 		id.sha256 = propString(propDigest)
 	}
-	return id
 }
 
-// readSource reads source.address and connection.id.
-func readSource() identity {
-	var id identity
+// readSource reads source.address and connection.id into the zero id.
+func readSource(id *identity) {
 	if b, ok := getProperty(propSource); ok {
 		id.source = view(b)
 		if a, ok := parseIPv4Port(id.source); ok {
@@ -426,7 +428,6 @@ func readSource() identity {
 	if b, ok := getProperty(propConnID); ok && len(b) == 8 {
 		id.connID, id.hasID = binary.LittleEndian.Uint64(b), true
 	}
-	return id
 }
 
 func propString(path string) string {

@@ -1,5 +1,7 @@
 package policy
 
+import "unsafe"
+
 // Wildcards inside a compiled glob. Both are control characters, which can
 // never occur in an AE title, so a literal '*' or '?' (written \* or \? in
 // the configuration) stays itself.
@@ -172,14 +174,55 @@ func trimSpaces(s string) string {
 
 // foldInto upper-cases b into buf and returns the folded slice, or nil when
 // b does not fit (no valid AE title is that long).
+//
+// Titles of 4 bytes or more are folded a word at a time (the last word
+// overlapping the one before; folding is idempotent): compiled to Wasm, each
+// iteration of a byte loop costs a trip through Go's block dispatcher, and
+// this runs twice per association.
 func foldInto(buf *[foldBufLen]byte, b []byte) []byte {
-	if len(b) > len(buf) {
+	n := len(b)
+	if n > len(buf) {
 		return nil
 	}
-	for i, c := range b {
-		buf[i] = upper(c)
+	dst := unsafe.Pointer(buf)
+	switch {
+	case n >= 8:
+		src := unsafe.Pointer(unsafe.SliceData(b))
+		for i := 0; i < n-8; i += 8 {
+			*(*uint64)(unsafe.Add(dst, i)) = upper8(*(*uint64)(unsafe.Add(src, i)))
+		}
+		*(*uint64)(unsafe.Add(dst, n-8)) = upper8(*(*uint64)(unsafe.Add(src, n-8)))
+	case n >= 4:
+		src := unsafe.Pointer(unsafe.SliceData(b))
+		*(*uint32)(dst) = upper4(*(*uint32)(src))
+		*(*uint32)(unsafe.Add(dst, n-4)) = upper4(*(*uint32)(unsafe.Add(src, n-4)))
+	default:
+		for i, c := range b {
+			buf[i] = upper(c)
+		}
 	}
-	return buf[:len(b)]
+	return buf[:n]
+}
+
+// upper8 applies upper to each byte of x: bytes 'a'-'z' lose 0x20, all
+// others (including non-ASCII) are kept. No addition carries across bytes.
+func upper8(x uint64) uint64 {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	h := x &^ highs                  // each byte's low 7 bits
+	geA := h + (0x80-'a')*ones       // high bit: byte ≥ 'a'
+	gtZ := h + (0x80-'z'-1)*ones     // high bit: byte > 'z'
+	lower := geA &^ gtZ &^ x & highs // and the byte is ASCII
+	return x - lower>>2
+}
+
+// upper4 is upper8 for 4 bytes.
+func upper4(x uint32) uint32 {
+	const ones, highs = 0x01010101, 0x80808080
+	h := x &^ highs
+	geA := h + (0x80-'a')*ones
+	gtZ := h + (0x80-'z'-1)*ones
+	lower := geA &^ gtZ &^ x & highs
+	return x - lower>>2
 }
 
 // aeSet is the compiled AE title condition of one rule (calledAETitles or

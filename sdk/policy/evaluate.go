@@ -189,22 +189,24 @@ var (
 	emptyConn Conn
 )
 
-// prepare returns the association as matched: trimmed titles, unmapped
-// source. The caller fills calledUp/callingUp with foldInto on its own stack
-// buffers (done there so that escape analysis keeps them on the stack).
-func prepare(rq *pdu.AssociateRQ, conn *Conn) input {
+// prepare fills in with the association as matched: trimmed titles,
+// unmapped source. The caller fills calledUp/callingUp with foldInto on its
+// own stack buffers (done there so that escape analysis keeps them on the
+// stack). It fills in in place: in the guest, returning the struct by value
+// is a memory.copy, which wazero runs as a call into the host's memmove.
+func prepare(in *input, rq *pdu.AssociateRQ, conn *Conn) {
 	if rq == nil {
 		rq = &emptyRQ
 	}
 	if conn == nil {
 		conn = &emptyConn
 	}
-	return input{
-		rq:      rq,
-		conn:    conn,
-		called:  rq.CalledAETitle(),
-		calling: rq.CallingAETitle(),
-		src:     conn.Source.Unmap().WithZone(""),
+	in.rq, in.conn = rq, conn
+	in.called, in.calling = rq.CalledAETitle(), rq.CallingAETitle()
+	if conn.Source.Is4() {
+		in.src = conn.Source // no zone, nothing to unmap
+	} else {
+		in.src = conn.Source.Unmap().WithZone("")
 	}
 }
 
@@ -330,28 +332,41 @@ func usernameMatch(names []string, rq *pdu.AssociateRQ) bool {
 // order) whose conditions all hold, else the default action. It does not
 // allocate. rq and conn may be nil (treated as empty).
 func (p *Policy) Evaluate(rq *pdu.AssociateRQ, conn *Conn) Decision {
+	var d Decision
+	p.EvaluateInto(rq, conn, &d)
+	return d
+}
+
+// EvaluateInto is Evaluate writing the decision to *d (every field is
+// set). Compiled to Wasm, returning a Decision by value costs a
+// memory.copy per call level; the filter uses this form.
+func (p *Policy) EvaluateInto(rq *pdu.AssociateRQ, conn *Conn, d *Decision) {
 	var b1, b2 [foldBufLen]byte
-	in := prepare(rq, conn)
+	var in input
+	prepare(&in, rq, conn)
 	in.calledUp = foldInto(&b1, in.called)
 	in.callingUp = foldInto(&b2, in.calling)
 	switch {
 	case p.words == 1:
-		return p.evaluate1(&in)
+		p.evaluate1(&in, d)
+		return
 	case p.words <= tinyWords:
 		var cand, hit [tinyWords]uint64
-		return p.evaluate(&in, cand[:p.words], hit[:p.words])
+		p.evaluate(&in, cand[:p.words], hit[:p.words], d)
+		return
 	case p.words <= smallWords:
 		var cand, hit [smallWords]uint64
-		return p.evaluate(&in, cand[:p.words], hit[:p.words])
+		p.evaluate(&in, cand[:p.words], hit[:p.words], d)
+		return
 	}
 	var cand, hit [maxWords]uint64
-	return p.evaluate(&in, cand[:p.words], hit[:p.words])
+	p.evaluate(&in, cand[:p.words], hit[:p.words], d)
 }
 
 // evaluate filters the candidates with the per-dimension indexes (cand and
 // hit are scratch bitsets of p.words words) and checks the survivors in
 // order.
-func (p *Policy) evaluate(in *input, cand, hit []uint64) Decision {
+func (p *Policy) evaluate(in *input, cand, hit []uint64, d *Decision) {
 	// Called AE title; it initialises cand. A title too long to fold
 	// (impossible on the wire, where the field is 16 bytes) is not filtered.
 	if in.calledUp != nil {
@@ -397,17 +412,18 @@ func (p *Policy) evaluate(in *input, cand, hit []uint64) Decision {
 			if matchRule(r, in) != matched {
 				continue
 			}
-			return p.ruleDecision(r, id, in)
+			p.ruleDecision(r, id, in, d)
+			return
 		}
 	}
-	return p.defaultDecision(in)
+	p.defaultDecision(in, d)
 }
 
 // evaluate1 is evaluate for policies of at most 64 rules (p.words == 1, the
 // common case): the candidate set is one word in a local instead of slices
 // (no copies, loops or bounds checks over bitsets, which Go's wasm backend
 // makes costly).
-func (p *Policy) evaluate1(in *input) Decision {
+func (p *Policy) evaluate1(in *input, d *Decision) {
 	var cand uint64
 	if in.calledUp != nil {
 		e, pr, sf := p.calledIdx.lookup(in.calledUp)
@@ -444,9 +460,10 @@ func (p *Policy) evaluate1(in *input) Decision {
 		if matchRule(r, in) != matched {
 			continue
 		}
-		return p.ruleDecision(r, id, in)
+		p.ruleDecision(r, id, in, d)
+		return
 	}
-	return p.defaultDecision(in)
+	p.defaultDecision(in, d)
 }
 
 // mask1 returns the one-word bitset of ids (all below 64).
@@ -458,9 +475,10 @@ func mask1(ids []int32) uint64 {
 	return m
 }
 
-// ruleDecision is the decision of rule r (index id), which matched in.
-func (p *Policy) ruleDecision(r *rule, id int, in *input) Decision {
-	d := Decision{Action: r.action, Rule: r.name, RuleIndex: id, DryRun: p.dryRun}
+// ruleDecision writes the decision of rule r (index id), which matched in.
+func (p *Policy) ruleDecision(r *rule, id int, in *input, d *Decision) {
+	d.Action, d.Rule, d.RuleIndex, d.DryRun = r.action, r.name, id, p.dryRun
+	d.Cluster, d.RewriteCalledAETitle, d.RewriteCallingAETitle, d.RejectReason = "", "", "", ""
 	switch r.action {
 	case ActionDeny:
 		d.RejectReason = r.rejectReason
@@ -474,19 +492,18 @@ func (p *Policy) ruleDecision(r *rule, id int, in *input) Decision {
 		d.RewriteCalledAETitle = r.rewriteCalled
 		d.RewriteCallingAETitle = r.rewriteCalling
 	}
-	return d
 }
 
-// defaultDecision is the decision when no rule matches in.
-func (p *Policy) defaultDecision(in *input) Decision {
-	d := Decision{Action: p.defaultAction, RuleIndex: -1, DryRun: p.dryRun}
+// defaultDecision writes the decision when no rule matches in.
+func (p *Policy) defaultDecision(in *input, d *Decision) {
+	d.Action, d.Rule, d.RuleIndex, d.DryRun = p.defaultAction, "", -1, p.dryRun
+	d.Cluster, d.RewriteCalledAETitle, d.RewriteCallingAETitle, d.RejectReason = "", "", "", ""
 	if d.Action == ActionDeny {
 		d.RejectReason = p.defaultReason
 		if d.RejectReason == "" {
 			d.RejectReason = p.denyReason(in)
 		}
 	}
-	return d
 }
 
 // and intersects cand with hit.

@@ -15,7 +15,8 @@ import (
 // every rule in order, first match wins, else the default action.
 func naiveEvaluate(p *Policy, rq *pdu.AssociateRQ, conn *Conn) Decision {
 	var b1, b2 [foldBufLen]byte
-	in := prepare(rq, conn)
+	var in input
+	prepare(&in, rq, conn)
 	in.calledUp = foldInto(&b1, in.called)
 	in.callingUp = foldInto(&b2, in.calling)
 	known := p.defaultAction == ActionAllow

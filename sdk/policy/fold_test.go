@@ -1,0 +1,48 @@
+package policy
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"testing"
+)
+
+// foldBytes is the specification of foldInto: upper applied to every byte.
+func foldBytes(b []byte) []byte {
+	out := make([]byte, len(b))
+	for i, c := range b {
+		out[i] = upper(c)
+	}
+	return out
+}
+
+// foldInto upper-cases exactly like the byte-wise fold for every length up
+// to the longest AE title, every byte value at every position (non-ASCII
+// and the neighbours of 'a' and 'z' included), and refuses longer titles.
+func TestFoldIntoMatchesByteFold(t *testing.T) {
+	for n := 0; n <= foldBufLen; n++ {
+		for pos := 0; pos < n; pos++ {
+			for c := 0; c < 256; c++ {
+				b := bytes.Repeat([]byte{'m'}, n)
+				b[pos] = byte(c)
+				var buf [foldBufLen]byte
+				if got, want := foldInto(&buf, b), foldBytes(b); !bytes.Equal(got, want) {
+					t.Fatalf("len %d, byte %#x at %d: %q; want %q", n, c, pos, got, want)
+				}
+			}
+		}
+	}
+	var buf [foldBufLen]byte
+	if got := foldInto(&buf, make([]byte, foldBufLen+1)); got != nil {
+		t.Fatalf("a title longer than %d bytes folded to %q", foldBufLen, got)
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	for i := 0; i < 100000; i++ {
+		b := make([]byte, r.IntN(foldBufLen+1))
+		for k := range b {
+			b[k] = byte(r.Uint32())
+		}
+		if got, want := foldInto(&buf, b), foldBytes(b); !bytes.Equal(got, want) {
+			t.Fatalf("%q: %q; want %q", b, got, want)
+		}
+	}
+}
