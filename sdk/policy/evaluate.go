@@ -189,24 +189,24 @@ var (
 	emptyConn Conn
 )
 
-// prepare fills in with the association as matched: trimmed titles,
-// unmapped source. The caller fills calledUp/callingUp with foldInto on its
-// own stack buffers (done there so that escape analysis keeps them on the
-// stack). It fills in in place: in the guest, returning the struct by value
-// is a memory.copy, which wazero runs as a call into the host's memmove.
-func prepare(in *input, rq *pdu.AssociateRQ, conn *Conn) {
+// prepare returns the association as matched: trimmed titles, unmapped
+// source. The caller fills calledUp/callingUp with foldInto on its own stack
+// buffers (done there so that escape analysis keeps them on the stack).
+// EvaluateInto does the same inline (see there); the index tests hold the
+// two to the same results.
+func prepare(rq *pdu.AssociateRQ, conn *Conn) input {
 	if rq == nil {
 		rq = &emptyRQ
 	}
 	if conn == nil {
 		conn = &emptyConn
 	}
-	in.rq, in.conn = rq, conn
-	in.called, in.calling = rq.CalledAETitle(), rq.CallingAETitle()
-	if conn.Source.Is4() {
-		in.src = conn.Source // no zone, nothing to unmap
-	} else {
-		in.src = conn.Source.Unmap().WithZone("")
+	return input{
+		rq:      rq,
+		conn:    conn,
+		called:  rq.CalledAETitle(),
+		calling: rq.CallingAETitle(),
+		src:     conn.Source.Unmap().WithZone(""),
 	}
 }
 
@@ -341,9 +341,23 @@ func (p *Policy) Evaluate(rq *pdu.AssociateRQ, conn *Conn) Decision {
 // set). Compiled to Wasm, returning a Decision by value costs a
 // memory.copy per call level; the filter uses this form.
 func (p *Policy) EvaluateInto(rq *pdu.AssociateRQ, conn *Conn, d *Decision) {
-	var b1, b2 [foldBufLen]byte
+	// prepare, inline and in place: in the guest, a struct returned by value
+	// is a memory.copy (wazero runs it as a call into the host's memmove),
+	// and storing rq and conn through a pointer parameter would make them
+	// leak, moving the caller's connection identity to the heap.
+	if rq == nil {
+		rq = &emptyRQ
+	}
+	if conn == nil {
+		conn = &emptyConn
+	}
 	var in input
-	prepare(&in, rq, conn)
+	in.rq, in.conn = rq, conn
+	in.called, in.calling = rq.CalledAETitle(), rq.CallingAETitle()
+	if in.src = conn.Source; !in.src.Is4() { // an IPv4 address has no zone and nothing to unmap
+		in.src = conn.Source.Unmap().WithZone("")
+	}
+	var b1, b2 [foldBufLen]byte
 	in.calledUp = foldInto(&b1, in.called)
 	in.callingUp = foldInto(&b2, in.calling)
 	switch {

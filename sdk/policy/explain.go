@@ -15,8 +15,7 @@ const explainLimit = 10
 // Evaluate for the same arguments. It allocates; use it for logs and the CLI.
 func (p *Policy) Explain(rq *pdu.AssociateRQ, conn *Conn, d Decision) string {
 	var b1, b2 [foldBufLen]byte
-	var in input
-	prepare(&in, rq, conn)
+	in := prepare(rq, conn)
 	in.calledUp = foldInto(&b1, in.called)
 	in.callingUp = foldInto(&b2, in.calling)
 	var lines []string

@@ -15,8 +15,7 @@ import (
 // every rule in order, first match wins, else the default action.
 func naiveEvaluate(p *Policy, rq *pdu.AssociateRQ, conn *Conn) Decision {
 	var b1, b2 [foldBufLen]byte
-	var in input
-	prepare(&in, rq, conn)
+	in := prepare(rq, conn)
 	in.calledUp = foldInto(&b1, in.called)
 	in.callingUp = foldInto(&b2, in.calling)
 	known := p.defaultAction == ActionAllow
