@@ -88,6 +88,10 @@ type Conn struct {
 	scStore    wctx // backing store of sc
 	delivering bool
 	inDirty    bool
+	released   bool // given back with Release and not handed out again
+	// pendingDeliver counts unlockAndDeliver calls that took c off the dirty list and have not yet
+	// run c.deliver (they hold c without the lock).
+	pendingDeliver int
 }
 
 // NewConn builds the filter chain for a new downstream connection and runs initializeReadFilters
@@ -105,7 +109,13 @@ func (p *Plugin) NewConn(info ConnInfo, proxy TCPProxyConfig, t Transport) *Conn
 		t = discardTransport{}
 	}
 	w := p.workers[int(p.next.Add(1)-1)%len(p.workers)]
-	c := &Conn{p: p, w: w, info: info, proxy: proxy, t: t, hasWasm: true}
+	c, _ := p.connPool.Get().(*Conn) // a Conn given back with Release
+	if c != nil {
+		c.unmarkReleased() // zeroed by Release: only its markers to undo
+	} else {
+		c = new(Conn)
+	}
+	c.p, c.w, c.info, c.proxy, c.t, c.hasWasm = p, w, info, proxy, t, true
 	c.outbox, c.outSpare = c.outArr[0:0:2], c.outArr[2:2:4]
 	if b, ok := t.(ConnBinder); ok {
 		b.Bind(c)
@@ -461,6 +471,43 @@ func (c *Conn) FilterState() map[string]string {
 
 func (c *Conn) filterStateLocked() map[string]string { return c.filterState.snapshot() }
 
+// Release gives a finished connection back to its plugin, so that a later NewConn reuses its memory
+// instead of allocating a new Conn. It is optional: a Conn that is never released is garbage
+// collected as usual.
+//
+// The rule: call Release only when nothing will use c again — neither the caller nor its Transport
+// (e.g. a connect still in progress that would report UpstreamConnected, a reader or writer
+// goroutine, State or FilterState). After Release, NewConn may return the same *Conn for another
+// connection, so any later use of c is a use-after-free bug of the caller. Until it is handed out
+// again, a released Conn behaves as closed (its methods do nothing). Release does nothing if the
+// connection is still open, its filter context was not torn down (proxy_on_done/log/delete), or it
+// still has Transport calls to deliver; calling it twice is harmless.
+func (c *Conn) Release() {
+	w := c.w
+	w.mu.Lock()
+	if c.released || !c.closed || (c.sc != nil && !c.tcpClosedDone) || c.delivering || c.inDirty ||
+		c.pendingDeliver > 0 || len(c.outbox) > 0 {
+		w.mu.Unlock()
+		return
+	}
+	p := c.p
+	c.markReleased()
+	w.mu.Unlock()
+	p.connPool.Put(c)
+}
+
+// markReleased resets c for the pool: every reference (VM, Transport, buffers, strings) dropped so
+// a pooled Conn keeps nothing alive, and closed with a discarding Transport so that its methods do
+// nothing. Only p and w stay. unmarkReleased undoes exactly the markers, leaving the zero Conn
+// (plus p and w) that NewConn fills in without zeroing it again.
+func (c *Conn) markReleased() {
+	*c = Conn{p: c.p, w: c.w, t: discardTransport{}, closed: true, upstreamClosed: true, released: true, closeReason: "released"}
+}
+
+func (c *Conn) unmarkReleased() {
+	c.t, c.closed, c.upstreamClosed, c.released, c.closeReason = nil, false, false, false, ""
+}
+
 // --- delivery ---------------------------------------------------------------------------------
 
 // actionKind names a queued Transport call.
@@ -513,6 +560,7 @@ func (c *Conn) enqueue(a action) {
 // a Transport method) only queues; the outer loop delivers.
 func (c *Conn) deliver() {
 	c.w.mu.Lock()
+	c.pendingDeliver--
 	if c.delivering {
 		c.w.mu.Unlock()
 		return

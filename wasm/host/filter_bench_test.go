@@ -153,7 +153,7 @@ var earlyData = host.TCPProxyConfig{Cluster: "default", MaxEarlyDataBytes: 1 << 
 // associate runs one routed association: new connection (context create, on_new_connection ⇒
 // Pause), the RQ in one read (decision, set_envoy_filter_state, Continue ⇒ tcp_proxy routes and
 // connects), extra post-decision reads of the rest of the stream, and the client's close (close,
-// done, log, delete).
+// done, log, delete); then it releases the Conn, as a gateway does once its connection is over.
 func associate(p *host.Plugin, t *syncTransport, id uint64, rq, rest []byte, extraReads int) {
 	t.reset()
 	c := p.NewConn(connInfo(id), earlyData, t)
@@ -162,6 +162,8 @@ func associate(p *host.Plugin, t *syncTransport, id uint64, rq, rest []byte, ext
 		c.DownstreamData(rest, false)
 	}
 	c.DownstreamClosed(true)
+	t.c = nil // the transport no longer refers to the connection
+	c.Release()
 }
 
 // BenchmarkWasmAssociation: one full routed association of the echo capture through the compiled

@@ -38,6 +38,8 @@ type Plugin struct {
 
 	hostCalls atomic.Uint64
 
+	connPool sync.Pool // *Conn given back with Conn.Release
+
 	// Host counters of this plugin, resolved once (Metrics.hostCounter): no lock, no lookup per use.
 	cxTotal, cxFailOpen, cxFailClosed, vmFailures, vmReloads *atomic.Uint64
 
@@ -331,6 +333,7 @@ func (w *worker) unlockAndDeliver() {
 	w.dirty = w.dirty[:0]
 	for _, c := range dirty {
 		c.inDirty = false
+		c.pendingDeliver++ // this goroutine still holds c: Release must not recycle it yet
 	}
 	w.mu.Unlock()
 	for _, c := range dirty {

@@ -1,0 +1,162 @@
+package host
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Conn.Release: a finished connection is reused by a later NewConn with nothing left over from
+// the previous one (filter state, counters, close reason, Transport); a released Conn that was not
+// handed out again does nothing; releasing twice never hands one Conn to two connections.
+func TestConn_ReleaseReusesFinishedConnFresh(t *testing.T) {
+	e := newTestPlugin(t, `{"cluster_on_new":"routed"}`, nil)
+	early := TCPProxyConfig{Cluster: "default", MaxEarlyDataBytes: 1 << 10}
+	reused := 0
+	for i := 0; i < 20; i++ {
+		tr := &recTransport{autoConnect: true}
+		c := e.p.NewConn(ConnInfo{ID: uint64(100 + i)}, early, tr)
+		s := c.State()
+		if s.ID != uint64(100+i) || s.Closed || s.CloseReason != "" || s.BytesToUpstream != 0 || s.Buffered != 0 ||
+			s.Cluster != "routed" || len(s.FilterState) != 1 || !s.FilterInstalled {
+			t.Fatalf("connection %d starts with stale or wrong state: %+v", i, s)
+		}
+		c.DownstreamData([]byte(fmt.Sprintf("bytes %d", i)), false)
+		c.DownstreamClosed(true)
+		if got, want := tr.upstream(), fmt.Sprintf("bytes %d", i); got != want {
+			t.Fatalf("connection %d forwarded %q, want %q", i, got, want)
+		}
+		c.Release()
+		ops := len(tr.opsList())
+		c.DownstreamData([]byte("late"), false) // a released Conn does nothing
+		c.UpstreamConnected()
+		c.UpstreamClosed()
+		if len(tr.opsList()) != ops || !c.State().Closed {
+			t.Fatalf("a released Conn still acted: %q, %+v", tr.opsList()[ops:], c.State())
+		}
+		c.Release() // harmless
+		next1 := e.p.NewConn(ConnInfo{ID: 1}, early, &recTransport{autoConnect: true})
+		next2 := e.p.NewConn(ConnInfo{ID: 2}, early, &recTransport{autoConnect: true})
+		if next1 == next2 {
+			t.Fatal("a Conn released twice was handed out twice")
+		}
+		if next1 == c || next2 == c {
+			reused++
+		}
+		next1.DownstreamClosed(true)
+		next2.DownstreamClosed(true)
+	}
+	if reused == 0 && !raceEnabled {
+		t.Errorf("no released Conn was reused in 20 connections")
+	}
+}
+
+// Release leaves a Conn alone while it is open, while its filter context is alive, or while
+// another goroutine still has to deliver its Transport calls (unlockAndDeliver took it off the
+// dirty list but has not run deliver yet).
+func TestConn_ReleaseKeepsConnInUse(t *testing.T) {
+	e := newTestPlugin(t, `{}`, nil)
+	tr := &recTransport{autoConnect: true}
+	c := e.p.NewConn(ConnInfo{ID: 7}, TCPProxyConfig{Cluster: "default", MaxEarlyDataBytes: 1 << 10}, tr)
+	c.Release() // open: no effect
+	c.DownstreamData([]byte("still works"), false)
+	if got := tr.upstream(); got != "still works" {
+		t.Fatalf("after Release of an open Conn: upstream %q", got)
+	}
+	c.DownstreamClosed(true)
+
+	c.w.mu.Lock()
+	c.pendingDeliver++ // as unlockAndDeliver on another goroutine does
+	c.w.mu.Unlock()
+	c.Release()
+	if c.State().CloseReason == "released" {
+		t.Fatal("Release recycled a Conn another goroutine was about to deliver")
+	}
+	c.deliver() // that goroutine delivers: now it may go
+	c.Release()
+	if c.State().CloseReason != "released" {
+		t.Fatalf("Release after the delivery did not take the Conn: %+v", c.State())
+	}
+}
+
+// Connections released and reused on several workers while Tick closes connections from its own
+// goroutine (set_effective_context + close_stream ⇒ the Tick goroutine delivers their
+// CloseDownstream): each Transport only ever sees its own connection (run with -race).
+func TestConn_ReleaseConcurrentWithTickDeliveries(t *testing.T) {
+	e := newTestPlugin(t, `{"pause_until":1000,"tick_ms":1,"tick_action":"close"}`, func(c *PluginConfig) { c.Workers = 2 })
+	stop := make(chan struct{})
+	var tick sync.WaitGroup
+	tick.Add(1)
+	go func() {
+		defer tick.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				e.p.Tick(e.clk.Advance(time.Millisecond))
+			}
+		}
+	}()
+	const goroutines, perG = 4, 150
+	var wg sync.WaitGroup
+	errs := make(chan error, goroutines)
+	for g := 0; g < goroutines; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < perG; i++ {
+				tr := &recTransport{autoConnect: true}
+				c := e.p.NewConn(ConnInfo{ID: uint64(g*perG + i)}, TCPProxyConfig{Cluster: "default"}, tr)
+				msg := fmt.Sprintf("g%d-%d", g, i)
+				c.DownstreamData([]byte(msg), false)
+				c.DownstreamClosed(true)
+				c.Release()
+				for _, op := range tr.opsList() {
+					if strings.HasPrefix(op, "up ") && !strings.Contains(op, msg) {
+						errs <- fmt.Errorf("connection %s got another connection's bytes: %q", msg, tr.opsList())
+						return
+					}
+				}
+				if n := strings.Count(strings.Join(tr.opsList(), "|"), "close_downstream"); n > 1 {
+					errs <- fmt.Errorf("connection %s closed %d times: %q", msg, n, tr.opsList())
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(stop)
+	tick.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	for _, w := range e.p.workers {
+		w.mu.Lock()
+		if got := len(w.vm.contexts); got != 1 {
+			t.Errorf("worker %d: %d live contexts after every connection closed", w.index, got)
+		}
+		w.mu.Unlock()
+	}
+}
+
+// NewConn does not zero a pooled Conn again: unmarkReleased must turn a released Conn back into
+// the zero Conn (but for p and w) exactly, whatever fields Conn grows.
+func TestConn_UnmarkReleasedRestoresZeroConn(t *testing.T) {
+	e := newTestPlugin(t, `{"cluster_on_new":"routed"}`, nil)
+	c := e.p.NewConn(ConnInfo{ID: 9, RequestedServerName: "sni"}, TCPProxyConfig{Cluster: "default", MaxEarlyDataBytes: 1 << 10}, &recTransport{autoConnect: true})
+	c.DownstreamData([]byte("data"), false)
+	c.DownstreamClosed(true)
+	c.Release()
+	if !c.released {
+		t.Fatal("Release did not take a finished Conn")
+	}
+	c.unmarkReleased()
+	if want := (Conn{p: c.p, w: c.w}); !reflect.DeepEqual(*c, want) {
+		t.Fatalf("a released Conn is not the zero Conn after unmarkReleased:\n%+v", *c)
+	}
+}
