@@ -51,10 +51,13 @@ type AssociateAC struct {
 // associateRaw holds what is needed to re-encode an A-ASSOCIATE PDU byte for
 // byte: the reserved fields and the order of the variable items.
 type associateRaw struct {
-	hdrReserved uint8    // byte 1
-	reserved1   uint16   // bytes 8-9
-	reserved2   [32]byte // bytes 42-73
-	order       []itemRef
+	hdrReserved uint8  // byte 1
+	reserved1   uint16 // bytes 8-9
+	// reserved2 is bytes 42-73 as received (aliasing the decoded PDU, like
+	// the AE titles; a copy would cost a memmove per decode); nil encodes as
+	// zeros.
+	reserved2 []byte
+	order     []itemRef
 	// decoded is set by the decoder; AppendEncode then follows order and
 	// omits items the PDU did not carry.
 	decoded bool
@@ -63,6 +66,10 @@ type associateRaw struct {
 	// appRes and uiRes are the reserved header bytes of items 0x10 and 0x50.
 	appRes, uiRes uint8
 }
+
+// associateReserved2Len is the size of the reserved field at bytes 42-73 of
+// an A-ASSOCIATE-RQ/AC.
+const associateReserved2Len = 32
 
 // itemRef records one variable item's kind and index in wire order.
 type itemRef struct {

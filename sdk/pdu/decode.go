@@ -75,188 +75,276 @@ func (d *Decoder) header(pdu []byte, want Type) error {
 	return nil
 }
 
+// The A-ASSOCIATE decoders below are the per-connection hot path of a proxy
+// compiled to WebAssembly, where every call, every taken branch and every
+// struct copy or reset larger than 16-32 bytes (a memory.copy/memory.fill,
+// which wazero runs as a call into the host) costs far more than natively.
+// So: the header is checked inline (header builds the errors), values are
+// reset field by field, items are read without an intermediate struct, and
+// error messages are built in out-of-line functions.
+
+// assocHeaderOK reports whether pdu is exactly one A-ASSOCIATE PDU of type t
+// that header accepts: type t, length field equal to the bytes present, at
+// least the 68-byte fixed part and at most the maximum.
+func (d *Decoder) assocHeaderOK(pdu []byte, t Type) bool {
+	if len(pdu) < HeaderLen+associateFixedLen || pdu[0] != byte(t) {
+		return false
+	}
+	n := uint32(pdu[2])<<24 | uint32(pdu[3])<<16 | uint32(pdu[4])<<8 | uint32(pdu[5])
+	return uint64(n) == uint64(len(pdu)-HeaderLen) && n <= d.max()
+}
+
+// reset records the fixed-part fields of an A-ASSOCIATE PDU that only
+// AppendEncode needs and forgets the previous item order. pdu holds at least
+// the 74-byte fixed part.
+func (r *associateRaw) reset(pdu []byte) {
+	r.hdrReserved = pdu[1]
+	r.reserved1 = uint16(pdu[8])<<8 | uint16(pdu[9])
+	r.reserved2 = pdu[42:74:74]
+	r.order = r.order[:0]
+	r.decoded = true
+	r.appCtxNUL = false
+	r.appRes, r.uiRes = 0, 0
+}
+
 // DecodeAssociateRQ decodes one whole A-ASSOCIATE-RQ PDU (header included)
 // into rq, reusing rq's slices. Byte slices in rq alias pdu.
 func (d *Decoder) DecodeAssociateRQ(pdu []byte, rq *AssociateRQ) error {
-	if err := d.header(pdu, TypeAssociateRQ); err != nil {
-		return err
+	if !d.assocHeaderOK(pdu, TypeAssociateRQ) {
+		if err := d.header(pdu, TypeAssociateRQ); err != nil {
+			return err
+		}
 	}
+	_ = pdu[OffsetVariableItems-1]
+	raw := &rq.raw
+	raw.reset(pdu)
+	rq.ProtocolVersion = uint16(pdu[6])<<8 | uint16(pdu[7])
+	rq.CalledAETitleRaw = pdu[10:26:26]
+	rq.CallingAETitleRaw = pdu[26:42:42]
+	rq.ApplicationContext = nil
 	rq.PresentationContexts = rq.PresentationContexts[:0]
-	a := assoc{
-		version: &rq.ProtocolVersion, called: &rq.CalledAETitleRaw, calling: &rq.CallingAETitleRaw,
-		appCtx: &rq.ApplicationContext, ui: &rq.UserInformation, unknown: &rq.UnknownItems,
-		raw: &rq.raw, rq: rq,
+	rq.UnknownItems = rq.UnknownItems[:0]
+	rq.UserInformation.reset()
+	if rq.ProtocolVersion&1 == 0 {
+		return versionError(TypeAssociateRQ, rq.ProtocolVersion)
 	}
-	return d.decodeAssoc(pdu, &a)
+	strict := d.strict()
+	if strict {
+		if err := checkAEs(pdu, TypeAssociateRQ); err != nil {
+			return err
+		}
+	}
+	haveApp, haveUI := false, false
+	off, end := OffsetVariableItems, len(pdu)
+	for off < end {
+		if end-off < 4 {
+			return itemError(pdu, off, end, 0)
+		}
+		typ := pdu[off]
+		next := off + 4 + (int(pdu[off+2])<<8 | int(pdu[off+3]))
+		if next > end {
+			return itemError(pdu, off, end, 0)
+		}
+		switch {
+		case typ == ItemPresentationContextRQ:
+			var pc *PresentationContextRQ
+			rq.PresentationContexts, pc = grow(rq.PresentationContexts)
+			if err := d.decodePCRQ(pdu, off, next, pc); err != nil {
+				return err
+			}
+			n := len(rq.PresentationContexts)
+			if strict {
+				if err := checkPCID(pc.ID, off+4, rq.PresentationContexts[:n-1], nil); err != nil {
+					return err
+				}
+			}
+			raw.order = append(raw.order, itemRef{typ: typ, index: n - 1})
+		case typ == ItemApplicationContext && !haveApp:
+			rq.ApplicationContext, raw.appCtxNUL = trimUID(pdu[off+4 : next : next])
+			raw.appRes = pdu[off+1]
+			if strict {
+				if err := checkAppCtx(off, len(raw.order), rq.ApplicationContext); err != nil {
+					return err
+				}
+			}
+			haveApp = true
+			raw.order = append(raw.order, itemRef{typ: typ})
+		case typ == ItemUserInformation && !haveUI:
+			raw.uiRes = pdu[off+1]
+			if err := d.decodeUserInfo(pdu, off, next, &rq.UserInformation, true); err != nil {
+				return err
+			}
+			haveUI = true
+			raw.order = append(raw.order, itemRef{typ: typ})
+		default:
+			if err := keepItem(pdu, off, next, strict, TypeAssociateRQ, &rq.UnknownItems, raw); err != nil {
+				return err
+			}
+		}
+		off = next
+	}
+	if strict {
+		return checkAssocEnd(TypeAssociateRQ, end, haveApp, len(rq.PresentationContexts) > 0, haveUI, raw.order)
+	}
+	return nil
 }
 
 // DecodeAssociateAC decodes one whole A-ASSOCIATE-AC PDU (header included)
 // into ac, reusing ac's slices. Byte slices in ac alias pdu.
 func (d *Decoder) DecodeAssociateAC(pdu []byte, ac *AssociateAC) error {
-	if err := d.header(pdu, TypeAssociateAC); err != nil {
-		return err
+	if !d.assocHeaderOK(pdu, TypeAssociateAC) {
+		if err := d.header(pdu, TypeAssociateAC); err != nil {
+			return err
+		}
 	}
+	_ = pdu[OffsetVariableItems-1]
+	raw := &ac.raw
+	raw.reset(pdu)
+	ac.ProtocolVersion = uint16(pdu[6])<<8 | uint16(pdu[7])
+	ac.CalledAETitleRaw = pdu[10:26:26]
+	ac.CallingAETitleRaw = pdu[26:42:42]
+	ac.ApplicationContext = nil
 	ac.PresentationContexts = ac.PresentationContexts[:0]
-	a := assoc{
-		version: &ac.ProtocolVersion, called: &ac.CalledAETitleRaw, calling: &ac.CallingAETitleRaw,
-		appCtx: &ac.ApplicationContext, ui: &ac.UserInformation, unknown: &ac.UnknownItems,
-		raw: &ac.raw, ac: ac,
-	}
-	return d.decodeAssoc(pdu, &a)
-}
-
-// assoc points at the fields RQ and AC share, so one function decodes both.
-type assoc struct {
-	version         *uint16
-	called, calling *[]byte
-	appCtx          *[]byte
-	ui              *UserInformation
-	unknown         *[]RawItem
-	raw             *associateRaw
-	rq              *AssociateRQ // exactly one of rq, ac is set
-	ac              *AssociateAC
-}
-
-func (d *Decoder) decodeAssoc(pdu []byte, a *assoc) error {
-	name := TypeAssociateRQ.String()
-	if a.ac != nil {
-		name = TypeAssociateAC.String()
-	}
-	raw := a.raw
-	order := raw.order[:0]
-	*raw = associateRaw{order: order, decoded: true, hdrReserved: pdu[1]}
-	*a.version = binary.BigEndian.Uint16(pdu[6:8])
-	raw.reserved1 = binary.BigEndian.Uint16(pdu[8:10])
-	*a.called = pdu[10:26:26]
-	*a.calling = pdu[26:42:42]
-	copy(raw.reserved2[:], pdu[42:74])
-	*a.appCtx = nil
-	*a.unknown = (*a.unknown)[:0]
-	a.ui.reset()
-
-	if *a.version&1 == 0 {
-		return newErr(OffsetProtocolVersion, name+" protocol version", ErrInvalid,
-			"protocol version "+hex16(*a.version)+" does not have bit 0 set (only version 1 exists)")
+	ac.UnknownItems = ac.UnknownItems[:0]
+	ac.UserInformation.reset()
+	if ac.ProtocolVersion&1 == 0 {
+		return versionError(TypeAssociateAC, ac.ProtocolVersion)
 	}
 	strict := d.strict()
 	if strict {
-		if err := checkAE(*a.called, OffsetCalledAETitle, name+" called AE title"); err != nil {
-			return err
-		}
-		if err := checkAE(*a.calling, OffsetCallingAETitle, name+" calling AE title"); err != nil {
+		if err := checkAEs(pdu, TypeAssociateAC); err != nil {
 			return err
 		}
 	}
-
-	var nApp, nUI, nPC, itemIdx int
+	haveApp, haveUI := false, false
 	off, end := OffsetVariableItems, len(pdu)
 	for off < end {
-		it, ok := readItem(pdu, off, end)
-		if !ok {
+		if end-off < 4 {
 			return itemError(pdu, off, end, 0)
 		}
-		kept := true
+		typ := pdu[off]
+		next := off + 4 + (int(pdu[off+2])<<8 | int(pdu[off+3]))
+		if next > end {
+			return itemError(pdu, off, end, 0)
+		}
 		switch {
-		case it.typ == ItemApplicationContext && nApp == 0:
-			*a.appCtx, raw.appCtxNUL = trimUID(it.content)
-			raw.appRes = it.reserved
-			if strict {
-				if itemIdx != 0 {
-					return newErr(off, itemName(it.typ), ErrInvalid, "must be the first variable item (strict)")
-				}
-				if string(*a.appCtx) != "1.2.840.10008.3.1.1.1" {
-					return newErr(off+4, itemName(it.typ), ErrInvalid,
-						"application context "+quote(*a.appCtx)+" is not the DICOM application context 1.2.840.10008.3.1.1.1 (strict)")
-				}
-			}
-			nApp++
-			raw.order = append(raw.order, itemRef{typ: it.typ})
-		case it.typ == ItemPresentationContextRQ && a.rq != nil:
-			var pc *PresentationContextRQ
-			a.rq.PresentationContexts, pc = grow(a.rq.PresentationContexts)
-			if err := d.decodePCRQ(pdu, off, it, pc); err != nil {
-				return err
-			}
-			if strict {
-				if err := checkPCID(pc.ID, off+4, a.rq.PresentationContexts[:len(a.rq.PresentationContexts)-1], nil); err != nil {
-					return err
-				}
-			}
-			nPC++
-			raw.order = append(raw.order, itemRef{typ: it.typ, index: len(a.rq.PresentationContexts) - 1})
-		case it.typ == ItemPresentationContextAC && a.ac != nil:
+		case typ == ItemPresentationContextAC:
 			var pc *PresentationContextAC
-			a.ac.PresentationContexts, pc = grow(a.ac.PresentationContexts)
-			if err := d.decodePCAC(pdu, off, it, pc); err != nil {
+			ac.PresentationContexts, pc = grow(ac.PresentationContexts)
+			if err := d.decodePCAC(pdu, off, next, pc); err != nil {
 				return err
 			}
+			n := len(ac.PresentationContexts)
 			if strict {
-				if err := checkPCID(pc.ID, off+4, nil, a.ac.PresentationContexts[:len(a.ac.PresentationContexts)-1]); err != nil {
+				if err := checkPCID(pc.ID, off+4, nil, ac.PresentationContexts[:n-1]); err != nil {
 					return err
 				}
 			}
-			nPC++
-			raw.order = append(raw.order, itemRef{typ: it.typ, index: len(a.ac.PresentationContexts) - 1})
-		case it.typ == ItemUserInformation && nUI == 0:
-			raw.uiRes = it.reserved
-			if err := d.decodeUserInfo(pdu, off, it, a.ui, a.rq != nil); err != nil {
-				return err
-			}
-			nUI++
-			raw.order = append(raw.order, itemRef{typ: it.typ})
-		default:
-			kept = false
-		}
-		if !kept {
+			raw.order = append(raw.order, itemRef{typ: typ, index: n - 1})
+		case typ == ItemApplicationContext && !haveApp:
+			ac.ApplicationContext, raw.appCtxNUL = trimUID(pdu[off+4 : next : next])
+			raw.appRes = pdu[off+1]
 			if strict {
-				switch it.typ {
-				case ItemApplicationContext, ItemUserInformation:
-					return newErr(off, itemName(it.typ), ErrInvalid, "repeated item (strict: exactly one is allowed)")
-				case ItemPresentationContextRQ, ItemPresentationContextAC:
-					return newErr(off, itemName(it.typ), ErrInvalid, "not allowed in an "+name+" (strict)")
+				if err := checkAppCtx(off, len(raw.order), ac.ApplicationContext); err != nil {
+					return err
 				}
 			}
-			var ri *RawItem
-			*a.unknown, ri = grow(*a.unknown)
-			*ri = RawItem{Type: it.typ, Reserved: it.reserved, Data: it.content}
-			raw.order = append(raw.order, itemRef{typ: it.typ, index: len(*a.unknown) - 1, raw: true})
+			haveApp = true
+			raw.order = append(raw.order, itemRef{typ: typ})
+		case typ == ItemUserInformation && !haveUI:
+			raw.uiRes = pdu[off+1]
+			if err := d.decodeUserInfo(pdu, off, next, &ac.UserInformation, false); err != nil {
+				return err
+			}
+			haveUI = true
+			raw.order = append(raw.order, itemRef{typ: typ})
+		default:
+			if err := keepItem(pdu, off, next, strict, TypeAssociateAC, &ac.UnknownItems, raw); err != nil {
+				return err
+			}
 		}
-		itemIdx++
-		off = it.next
+		off = next
 	}
 	if strict {
-		switch {
-		case nApp == 0:
-			return newErr(end, name, ErrInvalid, "no application context item 0x10 (strict)")
-		case nPC == 0 && a.rq != nil:
-			return newErr(end, name, ErrInvalid, "no presentation context item 0x20 (strict)")
-		case nUI == 0:
-			return newErr(end, name, ErrInvalid, "no user information item 0x50 (strict)")
-		case raw.order[len(raw.order)-1].typ != ItemUserInformation:
-			return newErr(end, name, ErrInvalid, "user information item 0x50 is not the last item (strict)")
-		}
+		// An AC needs no presentation context.
+		return checkAssocEnd(TypeAssociateAC, end, haveApp, true, haveUI, raw.order)
 	}
 	return nil
 }
 
-// item is one variable item or sub-item located by readItem.
-type item struct {
-	typ, reserved uint8
-	content       []byte // after the 4-byte header, capacity clipped
-	next          int    // offset of the following item
+// versionError reports a protocol version without bit 0.
+//
+//go:noinline
+func versionError(t Type, v uint16) error {
+	return newErr(OffsetProtocolVersion, t.String()+" protocol version", ErrInvalid,
+		"protocol version "+hex16(v)+" does not have bit 0 set (only version 1 exists)")
 }
 
-// readItem reads the 4-byte item header at b[off:] and reports whether the
-// item fits before end; on false the caller returns itemError.
-func readItem(b []byte, off, end int) (item, bool) {
-	if off < 0 || end > len(b) || end-off < 4 {
-		return item{}, false
+// checkAEs applies the strict AE title rules to both AE title fields.
+//
+//go:noinline
+func checkAEs(pdu []byte, t Type) error {
+	name := t.String()
+	if err := checkAE(pdu[OffsetCalledAETitle:OffsetCallingAETitle], OffsetCalledAETitle, name+" called AE title"); err != nil {
+		return err
 	}
-	next := off + 4 + (int(b[off+2])<<8 | int(b[off+3]))
-	if next > end {
-		return item{}, false
+	return checkAE(pdu[OffsetCallingAETitle:OffsetCallingAETitle+AETitleLen], OffsetCallingAETitle, name+" calling AE title")
+}
+
+// checkAppCtx applies the strict rules to the application context item at
+// off, the item number idx of the PDU.
+//
+//go:noinline
+func checkAppCtx(off, idx int, appCtx []byte) error {
+	if idx != 0 {
+		return newErr(off, itemName(ItemApplicationContext), ErrInvalid, "must be the first variable item (strict)")
 	}
-	return item{typ: b[off], reserved: b[off+1], content: b[off+4 : next : next], next: next}, true
+	if string(appCtx) != "1.2.840.10008.3.1.1.1" {
+		return newErr(off+4, itemName(ItemApplicationContext), ErrInvalid,
+			"application context "+quote(appCtx)+" is not the DICOM application context 1.2.840.10008.3.1.1.1 (strict)")
+	}
+	return nil
+}
+
+// keepItem keeps the variable item pdu[off:next] as an unknown item: of an
+// unknown type, or (lenient) a repeated or misplaced known item, which strict
+// mode rejects instead.
+//
+//go:noinline
+func keepItem(pdu []byte, off, next int, strict bool, t Type, unknown *[]RawItem, raw *associateRaw) error {
+	typ := pdu[off]
+	if strict {
+		switch typ {
+		case ItemApplicationContext, ItemUserInformation:
+			return newErr(off, itemName(typ), ErrInvalid, "repeated item (strict: exactly one is allowed)")
+		case ItemPresentationContextRQ, ItemPresentationContextAC:
+			return newErr(off, itemName(typ), ErrInvalid, "not allowed in an "+t.String()+" (strict)")
+		}
+	}
+	var ri *RawItem
+	*unknown, ri = grow(*unknown)
+	*ri = RawItem{Type: typ, Reserved: pdu[off+1], Data: pdu[off+4 : next : next]}
+	raw.order = append(raw.order, itemRef{typ: typ, index: len(*unknown) - 1, raw: true})
+	return nil
+}
+
+// checkAssocEnd applies the strict rules on the set of variable items of an
+// A-ASSOCIATE PDU that ends at end.
+//
+//go:noinline
+func checkAssocEnd(t Type, end int, haveApp, havePC, haveUI bool, order []itemRef) error {
+	name := t.String()
+	switch {
+	case !haveApp:
+		return newErr(end, name, ErrInvalid, "no application context item 0x10 (strict)")
+	case !havePC:
+		return newErr(end, name, ErrInvalid, "no presentation context item 0x20 (strict)")
+	case !haveUI:
+		return newErr(end, name, ErrInvalid, "no user information item 0x50 (strict)")
+	case order[len(order)-1].typ != ItemUserInformation:
+		return newErr(end, name, ErrInvalid, "user information item 0x50 is not the last item (strict)")
+	}
+	return nil
 }
 
 // itemError builds the error for an item header at b[off:] that does not fit
@@ -314,109 +402,157 @@ func itemName(t uint8) string {
 	return "item " + hex8(t)
 }
 
-func (d *Decoder) decodePCRQ(pdu []byte, off int, it item, pc *PresentationContextRQ) error {
-	if len(it.content) < 4 {
-		return newErr(off, itemName(it.typ), ErrTruncated, "length "+itoa(len(it.content))+" is shorter than the 4-byte context ID and reserved field")
+// subItemError builds the error for an item at off (of type parent) whose
+// sub-item at sub is not allowed there.
+//
+//go:noinline
+func subItemError(off, sub int, parent, typ uint8, second bool) error {
+	switch {
+	case parent == ItemPresentationContextAC && typ != ItemTransferSyntax:
+		return newErr(sub, itemName(parent), ErrInvalid, "unknown sub-item type "+hex8(typ)+" (an AC context holds one 0x40 transfer syntax)")
+	case parent == ItemPresentationContextAC:
+		return newErr(sub, itemName(parent), ErrInvalid, "second transfer syntax sub-item 0x40 (at most one is allowed)")
+	case second:
+		return newErr(sub, itemName(parent), ErrInvalid, "second abstract syntax sub-item 0x30 (exactly one is allowed)")
 	}
-	*pc = PresentationContextRQ{ID: it.content[0], TransferSyntaxes: pc.TransferSyntaxes[:0],
-		res: [4]byte{it.reserved, it.content[1], it.content[2], it.content[3]}}
-	sub, end := off+8, it.next
-	if end > len(pdu) {
-		return itemError(pdu, off, len(pdu), it.typ)
+	return newErr(sub, itemName(parent), ErrInvalid, "unknown sub-item type "+hex8(typ)+" (only 0x30 abstract syntax and 0x40 transfer syntax are defined)")
+}
+
+// shortPCError reports a presentation context item at off whose content of n
+// bytes cannot hold its 4-byte fixed part.
+//
+//go:noinline
+func shortPCError(off, n int, typ uint8) error {
+	if typ == ItemPresentationContextAC {
+		return newErr(off, itemName(typ), ErrTruncated, "length "+itoa(n)+" is shorter than the 4-byte context ID, result and reserved fields")
 	}
+	return newErr(off, itemName(typ), ErrTruncated, "length "+itoa(n)+" is shorter than the 4-byte context ID and reserved field")
+}
+
+// decodePCRQ decodes the presentation context item pdu[off:end] (type 0x20)
+// into pc, reusing pc.TransferSyntaxes.
+func (d *Decoder) decodePCRQ(pdu []byte, off, end int, pc *PresentationContextRQ) error {
+	if end > len(pdu) || off < 0 || end-off < 8 {
+		return shortPCError(off, end-off-4, ItemPresentationContextRQ)
+	}
+	pc.ID = pdu[off+4]
+	pc.AbstractSyntax = nil
+	pc.TransferSyntaxes = pc.TransferSyntaxes[:0]
+	pc.nul, pc.asPos = 0, 0
+	pc.res = [4]byte{pdu[off+1], pdu[off+5], pdu[off+6], pdu[off+7]}
 	// This loop is the hot path of large RQs (128 contexts × many transfer
-	// syntaxes), so the sub-item header is read inline.
-	for sub < end {
+	// syntaxes).
+	for sub := off + 8; sub < end; {
 		if end-sub < 4 {
-			return itemError(pdu, sub, end, it.typ)
+			return itemError(pdu, sub, end, ItemPresentationContextRQ)
 		}
 		next := sub + 4 + (int(pdu[sub+2])<<8 | int(pdu[sub+3]))
 		if next > end {
-			return itemError(pdu, sub, end, it.typ)
+			return itemError(pdu, sub, end, ItemPresentationContextRQ)
 		}
-		content := pdu[sub+4 : next : next]
+		uid, nul := trimUID(pdu[sub+4 : next : next])
 		switch pdu[sub] {
 		case ItemTransferSyntax:
-			ts, nul := trimUID(content)
 			if nul && len(pc.TransferSyntaxes) < 63 {
 				pc.nul |= 1 << (len(pc.TransferSyntaxes) + 1)
 			}
-			pc.TransferSyntaxes = append(pc.TransferSyntaxes, ts)
+			pc.TransferSyntaxes = append(pc.TransferSyntaxes, uid)
 		case ItemAbstractSyntax:
 			if pc.AbstractSyntax != nil {
-				return newErr(sub, itemName(it.typ), ErrInvalid, "second abstract syntax sub-item 0x30 (exactly one is allowed)")
+				return subItemError(off, sub, ItemPresentationContextRQ, ItemAbstractSyntax, true)
 			}
-			var nul bool
-			pc.AbstractSyntax, nul = trimUID(content)
+			pc.AbstractSyntax = uid
 			if nul {
 				pc.nul |= 1
 			}
 			pc.asPos = len(pc.TransferSyntaxes)
 		default:
-			return newErr(sub, itemName(it.typ), ErrInvalid, "unknown sub-item type "+hex8(pdu[sub])+" (only 0x30 abstract syntax and 0x40 transfer syntax are defined)")
+			return subItemError(off, sub, ItemPresentationContextRQ, pdu[sub], false)
 		}
 		sub = next
 	}
 	if d.strict() {
-		switch {
-		case pc.AbstractSyntax == nil:
-			return newErr(off, itemName(it.typ), ErrInvalid, "context "+itoa(int(pc.ID))+" has no abstract syntax sub-item 0x30 (strict)")
-		case pc.asPos != 0:
-			return newErr(off, itemName(it.typ), ErrInvalid, "context "+itoa(int(pc.ID))+": abstract syntax sub-item 0x30 is not first (strict)")
-		case len(pc.TransferSyntaxes) == 0:
-			return newErr(off, itemName(it.typ), ErrInvalid, "context "+itoa(int(pc.ID))+" has no transfer syntax sub-item 0x40 (strict)")
-		}
-		if msg := uidProblem(pc.AbstractSyntax); msg != "" {
-			return newErr(off, itemName(it.typ), ErrInvalid, "context "+itoa(int(pc.ID))+" abstract syntax: "+msg+" (strict)")
-		}
-		for _, ts := range pc.TransferSyntaxes {
-			if msg := uidProblem(ts); msg != "" {
-				return newErr(off, itemName(it.typ), ErrInvalid, "context "+itoa(int(pc.ID))+" transfer syntax: "+msg+" (strict)")
-			}
+		return checkPCRQ(off, pc)
+	}
+	return nil
+}
+
+// checkPCRQ applies the strict rules to the presentation context at off.
+//
+//go:noinline
+func checkPCRQ(off int, pc *PresentationContextRQ) error {
+	name := itemName(ItemPresentationContextRQ)
+	switch {
+	case pc.AbstractSyntax == nil:
+		return newErr(off, name, ErrInvalid, "context "+itoa(int(pc.ID))+" has no abstract syntax sub-item 0x30 (strict)")
+	case pc.asPos != 0:
+		return newErr(off, name, ErrInvalid, "context "+itoa(int(pc.ID))+": abstract syntax sub-item 0x30 is not first (strict)")
+	case len(pc.TransferSyntaxes) == 0:
+		return newErr(off, name, ErrInvalid, "context "+itoa(int(pc.ID))+" has no transfer syntax sub-item 0x40 (strict)")
+	}
+	if msg := uidProblem(pc.AbstractSyntax); msg != "" {
+		return newErr(off, name, ErrInvalid, "context "+itoa(int(pc.ID))+" abstract syntax: "+msg+" (strict)")
+	}
+	for _, ts := range pc.TransferSyntaxes {
+		if msg := uidProblem(ts); msg != "" {
+			return newErr(off, name, ErrInvalid, "context "+itoa(int(pc.ID))+" transfer syntax: "+msg+" (strict)")
 		}
 	}
 	return nil
 }
 
-func (d *Decoder) decodePCAC(pdu []byte, off int, it item, pc *PresentationContextAC) error {
-	name := itemName(it.typ)
-	if len(it.content) < 4 {
-		return newErr(off, name, ErrTruncated, "length "+itoa(len(it.content))+" is shorter than the 4-byte context ID, result and reserved fields")
+// decodePCAC decodes the presentation context item pdu[off:end] (type 0x21)
+// into pc.
+func (d *Decoder) decodePCAC(pdu []byte, off, end int, pc *PresentationContextAC) error {
+	if end > len(pdu) || off < 0 || end-off < 8 {
+		return shortPCError(off, end-off-4, ItemPresentationContextAC)
 	}
-	*pc = PresentationContextAC{ID: it.content[0], Result: it.content[2],
-		res: [3]byte{it.reserved, it.content[1], it.content[3]}}
-	sub, end := off+8, it.next
-	for sub < end {
-		s, ok := readItem(pdu, sub, end)
-		if !ok {
-			return itemError(pdu, sub, end, it.typ)
+	pc.ID, pc.Result = pdu[off+4], pdu[off+6]
+	pc.TransferSyntax, pc.nul = nil, false
+	pc.res = [3]byte{pdu[off+1], pdu[off+5], pdu[off+7]}
+	for sub := off + 8; sub < end; {
+		if end-sub < 4 {
+			return itemError(pdu, sub, end, ItemPresentationContextAC)
 		}
-		if s.typ != ItemTransferSyntax {
-			return newErr(sub, name, ErrInvalid, "unknown sub-item type "+hex8(s.typ)+" (an AC context holds one 0x40 transfer syntax)")
+		next := sub + 4 + (int(pdu[sub+2])<<8 | int(pdu[sub+3]))
+		if next > end {
+			return itemError(pdu, sub, end, ItemPresentationContextAC)
 		}
-		if pc.TransferSyntax != nil {
-			return newErr(sub, name, ErrInvalid, "second transfer syntax sub-item 0x40 (at most one is allowed)")
+		if pdu[sub] != ItemTransferSyntax || pc.TransferSyntax != nil {
+			return subItemError(off, sub, ItemPresentationContextAC, pdu[sub], false)
 		}
-		pc.TransferSyntax, pc.nul = trimUID(s.content)
-		sub = s.next
+		pc.TransferSyntax, pc.nul = trimUID(pdu[sub+4 : next : next])
+		sub = next
 	}
 	if d.strict() {
-		if pc.Result > 4 {
-			return newErr(off+6, name, ErrInvalid, "context "+itoa(int(pc.ID))+": result "+itoa(int(pc.Result))+" is not 0-4 (strict)")
+		return checkPCAC(off, pc)
+	}
+	return nil
+}
+
+// checkPCAC applies the strict rules to the presentation context result at
+// off.
+//
+//go:noinline
+func checkPCAC(off int, pc *PresentationContextAC) error {
+	name := itemName(ItemPresentationContextAC)
+	if pc.Result > 4 {
+		return newErr(off+6, name, ErrInvalid, "context "+itoa(int(pc.ID))+": result "+itoa(int(pc.Result))+" is not 0-4 (strict)")
+	}
+	if pc.Result == 0 {
+		if pc.TransferSyntax == nil {
+			return newErr(off, name, ErrInvalid, "accepted context "+itoa(int(pc.ID))+" has no transfer syntax sub-item 0x40 (strict)")
 		}
-		if pc.Result == 0 {
-			if pc.TransferSyntax == nil {
-				return newErr(off, name, ErrInvalid, "accepted context "+itoa(int(pc.ID))+" has no transfer syntax sub-item 0x40 (strict)")
-			}
-			if msg := uidProblem(pc.TransferSyntax); msg != "" {
-				return newErr(off, name, ErrInvalid, "context "+itoa(int(pc.ID))+" transfer syntax: "+msg+" (strict)")
-			}
+		if msg := uidProblem(pc.TransferSyntax); msg != "" {
+			return newErr(off, name, ErrInvalid, "context "+itoa(int(pc.ID))+" transfer syntax: "+msg+" (strict)")
 		}
 	}
 	return nil
 }
 
 // checkPCID applies the strict context-ID rules: odd and unique.
+//
+//go:noinline
 func checkPCID(id uint8, off int, prevRQ []PresentationContextRQ, prevAC []PresentationContextAC) error {
 	const name = "presentation context ID"
 	if id%2 == 0 {
@@ -435,170 +571,259 @@ func checkPCID(id uint8, off int, prevRQ []PresentationContextRQ, prevAC []Prese
 	return nil
 }
 
+// reset clears u for decoding, keeping the capacity of its slices. Fields are
+// cleared one by one: a composite-literal reset is a memory.fill in Wasm.
 func (u *UserInformation) reset() {
-	*u = UserInformation{
-		RoleSelections:             u.RoleSelections[:0],
-		ExtendedNegotiations:       u.ExtendedNegotiations[:0],
-		CommonExtendedNegotiations: u.CommonExtendedNegotiations[:0],
-		Unknown:                    u.Unknown[:0],
-		order:                      u.order[:0],
-	}
+	u.MaxLength, u.HasMaxLength = 0, false
+	u.ImplementationClassUID = nil
+	u.ImplementationVersionName = nil
+	u.AsyncOps.MaxInvoked, u.AsyncOps.MaxPerformed, u.HasAsyncOps = 0, 0, false
+	u.RoleSelections = u.RoleSelections[:0]
+	u.ExtendedNegotiations = u.ExtendedNegotiations[:0]
+	u.CommonExtendedNegotiations = u.CommonExtendedNegotiations[:0]
+	u.UserIdentity.Type, u.UserIdentity.PositiveResponseRequested, u.UserIdentity.PositiveResponseRaw = 0, false, 0
+	u.UserIdentity.Primary, u.UserIdentity.Secondary = nil, nil
+	u.HasUserIdentity = false
+	u.UserIdentityResponse, u.HasUserIdentityResponse = nil, false
+	u.Unknown = u.Unknown[:0]
+	u.order = u.order[:0]
+	u.decoded, u.implNUL = false, false
 }
 
-func (d *Decoder) decodeUserInfo(pdu []byte, off int, it item, u *UserInformation, isRQ bool) error {
+// singletonSubItems has bit (type-0x51) set for the user-information
+// sub-items that may appear at most once.
+const singletonSubItems = 1<<(ItemMaxLength-ItemMaxLength) | 1<<(ItemImplementationClassUID-ItemMaxLength) |
+	1<<(ItemAsyncOperationsWindow-ItemMaxLength) | 1<<(ItemImplementationVersion-ItemMaxLength) |
+	1<<(ItemUserIdentityRQ-ItemMaxLength) | 1<<(ItemUserIdentityAC-ItemMaxLength)
+
+// decodeUserInfo decodes the user information item pdu[off:end] into u (reset
+// by the caller).
+func (d *Decoder) decodeUserInfo(pdu []byte, off, end int, u *UserInformation, isRQ bool) error {
 	strict := d.strict()
 	u.decoded = true
-	var seen uint16 // bit (type-0x51) set once a singleton sub-item was decoded
-	sub, end := off+4, it.next
-	for sub < end {
-		s, ok := readItem(pdu, sub, end)
-		if !ok {
-			return itemError(pdu, sub, end, it.typ)
+	var seen uint16 // bit (type-0x51) set once a sub-item was decoded
+	for sub := off + 4; sub < end; {
+		if end-sub < 4 || end > len(pdu) || sub < 0 {
+			return itemError(pdu, sub, end, ItemUserInformation)
 		}
-		c := s.content
+		typ := pdu[sub]
+		next := sub + 4 + (int(pdu[sub+2])<<8 | int(pdu[sub+3]))
+		if next > end {
+			return itemError(pdu, sub, end, ItemUserInformation)
+		}
+		c := pdu[sub+4 : next : next]
 		bit := uint16(0)
-		if s.typ >= ItemMaxLength && s.typ <= ItemUserIdentityAC {
-			bit = 1 << (s.typ - ItemMaxLength)
+		if typ-ItemMaxLength <= ItemUserIdentityAC-ItemMaxLength {
+			bit = 1 << (typ - ItemMaxLength)
 		}
-		single := s.typ == ItemMaxLength || s.typ == ItemImplementationClassUID || s.typ == ItemAsyncOperationsWindow ||
-			s.typ == ItemImplementationVersion || s.typ == ItemUserIdentityRQ || s.typ == ItemUserIdentityAC
 		keepRaw := false
-		if single && seen&bit != 0 {
+		idx := 0
+		switch {
+		case seen&bit&singletonSubItems != 0:
 			if strict {
-				return newErr(sub, itemName(s.typ), ErrInvalid, "repeated sub-item (strict: at most one is allowed)")
+				return uiError(sub, typ, uiRepeated, 0)
 			}
 			keepRaw = true
-		}
-		if !keepRaw {
-			switch s.typ {
-			case ItemMaxLength:
-				if len(c) != 4 {
-					if strict {
-						return newErr(sub, itemName(s.typ), ErrInvalid, "length "+itoa(len(c))+" must be 4 (strict)")
-					}
-					keepRaw = true
-					break
-				}
-				u.MaxLength, u.HasMaxLength = binary.BigEndian.Uint32(c), true
-			case ItemImplementationClassUID:
-				u.ImplementationClassUID, u.implNUL = trimUID(c)
+		case typ == ItemMaxLength:
+			if len(c) != 4 {
 				if strict {
-					if msg := uidProblem(u.ImplementationClassUID); msg != "" {
-						return newErr(sub, itemName(s.typ), ErrInvalid, msg+" (strict)")
-					}
+					return uiError(sub, typ, uiLen4, len(c))
 				}
-			case ItemAsyncOperationsWindow:
-				if len(c) != 4 {
-					if strict {
-						return newErr(sub, itemName(s.typ), ErrInvalid, "length "+itoa(len(c))+" must be 4 (strict)")
-					}
-					keepRaw = true
-					break
-				}
-				u.AsyncOps = AsyncOperationsWindow{MaxInvoked: binary.BigEndian.Uint16(c), MaxPerformed: binary.BigEndian.Uint16(c[2:])}
-				u.HasAsyncOps = true
-			case ItemImplementationVersion:
-				u.ImplementationVersionName = c
-				if strict && (len(c) == 0 || len(c) > 16) {
-					return newErr(sub, itemName(s.typ), ErrInvalid, "length "+itoa(len(c))+" is not 1-16 characters (strict)")
-				}
-			case ItemRoleSelection:
-				uid, rest, err := lenPrefixed(pdu, sub+4, c, itemName(s.typ), "SOP class UID")
-				if err != nil {
-					return err
-				}
-				if len(rest) != 2 {
-					return newErr(sub, itemName(s.typ), ErrInvalid, "length "+itoa(len(c))+" does not equal 2 + UID length "+itoa(len(uid))+" + 2 role bytes")
-				}
-				var rs *RoleSelection
-				u.RoleSelections, rs = grow(u.RoleSelections)
-				*rs = RoleSelection{SCURole: rest[0], SCPRole: rest[1]}
-				rs.SOPClassUID, rs.nul = trimUID(uid)
-				if strict {
-					if msg := uidProblem(rs.SOPClassUID); msg != "" {
-						return newErr(sub, itemName(s.typ), ErrInvalid, msg+" (strict)")
-					}
-				}
-			case ItemSOPClassExtendedNeg:
-				uid, rest, err := lenPrefixed(pdu, sub+4, c, itemName(s.typ), "SOP class UID")
-				if err != nil {
-					return err
-				}
-				var en *ExtendedNegotiation
-				u.ExtendedNegotiations, en = grow(u.ExtendedNegotiations)
-				*en = ExtendedNegotiation{Info: rest}
-				en.SOPClassUID, en.nul = trimUID(uid)
-			case ItemSOPClassCommonExtendNeg:
-				if err := decodeCommonExtNeg(pdu, sub, c, u); err != nil {
-					return err
-				}
-			case ItemUserIdentityRQ:
-				if len(c) < 2 {
-					return newErr(sub, itemName(s.typ), ErrTruncated, "length "+itoa(len(c))+" is shorter than the type and positive-response bytes")
-				}
-				ui := UserIdentity{Type: c[0], PositiveResponseRaw: c[1], PositiveResponseRequested: c[1] != 0}
-				p, rest, err := lenPrefixed(pdu, sub+6, c[2:], itemName(s.typ), "primary field")
-				if err != nil {
-					return err
-				}
-				s2, rest, err := lenPrefixed(pdu, sub+6+2+len(p), rest, itemName(s.typ), "secondary field")
-				if err != nil {
-					return err
-				}
-				if len(rest) != 0 {
-					return newErr(sub, itemName(s.typ), ErrInvalid, itoa(len(rest))+" bytes follow the secondary field (the lengths do not add up)")
-				}
-				ui.Primary, ui.Secondary = p, s2
-				if strict && (ui.Type < 1 || ui.Type > 5) {
-					return newErr(sub+4, itemName(s.typ), ErrInvalid, "user identity type "+itoa(int(ui.Type))+" is not 1-5 (strict)")
-				}
-				u.UserIdentity, u.HasUserIdentity = ui, true
-			case ItemUserIdentityAC:
-				r, rest, err := lenPrefixed(pdu, sub+4, c, itemName(s.typ), "server response")
-				if err != nil {
-					return err
-				}
-				if len(rest) != 0 {
-					return newErr(sub, itemName(s.typ), ErrInvalid, itoa(len(rest))+" bytes follow the server response (the lengths do not add up)")
-				}
-				u.UserIdentityResponse, u.HasUserIdentityResponse = r, true
-			default:
 				keepRaw = true
+				break
 			}
+			u.MaxLength, u.HasMaxLength = uint32(c[0])<<24|uint32(c[1])<<16|uint32(c[2])<<8|uint32(c[3]), true
+		case typ == ItemImplementationClassUID:
+			u.ImplementationClassUID, u.implNUL = trimUID(c)
+			if strict {
+				if err := checkUID(sub, typ, u.ImplementationClassUID); err != nil {
+					return err
+				}
+			}
+		case typ == ItemImplementationVersion:
+			u.ImplementationVersionName = c
+			if strict && (len(c) == 0 || len(c) > 16) {
+				return uiError(sub, typ, uiVersionLen, len(c))
+			}
+		case typ == ItemAsyncOperationsWindow:
+			if len(c) != 4 {
+				if strict {
+					return uiError(sub, typ, uiLen4, len(c))
+				}
+				keepRaw = true
+				break
+			}
+			u.AsyncOps.MaxInvoked = uint16(c[0])<<8 | uint16(c[1])
+			u.AsyncOps.MaxPerformed = uint16(c[2])<<8 | uint16(c[3])
+			u.HasAsyncOps = true
+		case typ == ItemRoleSelection:
+			if err := decodeRoleSelection(pdu, sub, c, u, strict); err != nil {
+				return err
+			}
+			idx = len(u.RoleSelections) - 1
+		case typ == ItemSOPClassExtendedNeg:
+			if err := decodeExtNeg(pdu, sub, c, u); err != nil {
+				return err
+			}
+			idx = len(u.ExtendedNegotiations) - 1
+		case typ == ItemSOPClassCommonExtendNeg:
+			if err := decodeCommonExtNeg(pdu, sub, c, u); err != nil {
+				return err
+			}
+			idx = len(u.CommonExtendedNegotiations) - 1
+		case typ == ItemUserIdentityRQ:
+			if err := decodeUserIdentity(pdu, sub, c, u, strict); err != nil {
+				return err
+			}
+		case typ == ItemUserIdentityAC:
+			r, rest, err := lenPrefixed(pdu, sub+4, c, itemName(typ), "server response")
+			if err != nil {
+				return err
+			}
+			if len(rest) != 0 {
+				return uiError(sub, typ, uiTrailing, len(rest))
+			}
+			u.UserIdentityResponse, u.HasUserIdentityResponse = r, true
+		default:
+			keepRaw = true
 		}
 		if keepRaw {
-			var ri *RawItem
-			u.Unknown, ri = grow(u.Unknown)
-			*ri = RawItem{Type: s.typ, Reserved: s.reserved, Data: c}
-			u.order = append(u.order, itemRef{typ: s.typ, index: len(u.Unknown) - 1, raw: true})
+			keepSubItem(pdu, sub, next, u)
 		} else {
 			seen |= bit
-			idx := 0
-			switch s.typ {
-			case ItemRoleSelection:
-				idx = len(u.RoleSelections) - 1
-			case ItemSOPClassExtendedNeg:
-				idx = len(u.ExtendedNegotiations) - 1
-			case ItemSOPClassCommonExtendNeg:
-				idx = len(u.CommonExtendedNegotiations) - 1
-			}
-			u.order = append(u.order, itemRef{typ: s.typ, index: idx})
+			u.order = append(u.order, itemRef{typ: typ, index: idx})
 		}
-		sub = s.next
+		sub = next
 	}
 	if strict {
-		if !u.HasMaxLength {
-			return newErr(off, itemName(it.typ), ErrInvalid, "no maximum length sub-item 0x51 (strict)")
-		}
-		if u.ImplementationClassUID == nil {
-			return newErr(off, itemName(it.typ), ErrInvalid, "no implementation class UID sub-item 0x52 (strict)")
-		}
-		if isRQ && u.HasUserIdentityResponse {
-			return newErr(off, itemName(it.typ), ErrInvalid, "user identity response sub-item 0x59 in an A-ASSOCIATE-RQ (strict)")
-		}
-		if !isRQ && u.HasUserIdentity {
-			return newErr(off, itemName(it.typ), ErrInvalid, "user identity sub-item 0x58 in an A-ASSOCIATE-AC (strict)")
-		}
+		return checkUserInfo(off, u, isRQ)
+	}
+	return nil
+}
+
+// Kinds of user-information sub-item errors built by uiError.
+const (
+	uiRepeated = iota
+	uiLen4
+	uiVersionLen
+	uiTrailing
+)
+
+// uiError builds the error of kind for the user-information sub-item of
+// type typ at sub; n is the length (or trailing byte count) to report.
+//
+//go:noinline
+func uiError(sub int, typ uint8, kind, n int) error {
+	switch kind {
+	case uiRepeated:
+		return newErr(sub, itemName(typ), ErrInvalid, "repeated sub-item (strict: at most one is allowed)")
+	case uiLen4:
+		return newErr(sub, itemName(typ), ErrInvalid, "length "+itoa(n)+" must be 4 (strict)")
+	case uiVersionLen:
+		return newErr(sub, itemName(typ), ErrInvalid, "length "+itoa(n)+" is not 1-16 characters (strict)")
+	}
+	if typ == ItemUserIdentityAC {
+		return newErr(sub, itemName(typ), ErrInvalid, itoa(n)+" bytes follow the server response (the lengths do not add up)")
+	}
+	return newErr(sub, itemName(typ), ErrInvalid, itoa(n)+" bytes follow the secondary field (the lengths do not add up)")
+}
+
+// checkUID applies the strict UID rules to the UID of the sub-item at sub.
+//
+//go:noinline
+func checkUID(sub int, typ uint8, uid []byte) error {
+	if msg := uidProblem(uid); msg != "" {
+		return newErr(sub, itemName(typ), ErrInvalid, msg+" (strict)")
+	}
+	return nil
+}
+
+// keepSubItem keeps the user-information sub-item pdu[sub:next] as unknown.
+//
+//go:noinline
+func keepSubItem(pdu []byte, sub, next int, u *UserInformation) {
+	var ri *RawItem
+	u.Unknown, ri = grow(u.Unknown)
+	*ri = RawItem{Type: pdu[sub], Reserved: pdu[sub+1], Data: pdu[sub+4 : next : next]}
+	u.order = append(u.order, itemRef{typ: pdu[sub], index: len(u.Unknown) - 1, raw: true})
+}
+
+// decodeRoleSelection decodes sub-item 0x54 (content c at sub).
+func decodeRoleSelection(pdu []byte, sub int, c []byte, u *UserInformation, strict bool) error {
+	name := itemName(ItemRoleSelection)
+	uid, rest, err := lenPrefixed(pdu, sub+4, c, name, "SOP class UID")
+	if err != nil {
+		return err
+	}
+	if len(rest) != 2 {
+		return newErr(sub, name, ErrInvalid, "length "+itoa(len(c))+" does not equal 2 + UID length "+itoa(len(uid))+" + 2 role bytes")
+	}
+	var rs *RoleSelection
+	u.RoleSelections, rs = grow(u.RoleSelections)
+	*rs = RoleSelection{SCURole: rest[0], SCPRole: rest[1]}
+	rs.SOPClassUID, rs.nul = trimUID(uid)
+	if strict {
+		return checkUID(sub, ItemRoleSelection, rs.SOPClassUID)
+	}
+	return nil
+}
+
+// decodeExtNeg decodes sub-item 0x56 (content c at sub).
+func decodeExtNeg(pdu []byte, sub int, c []byte, u *UserInformation) error {
+	uid, rest, err := lenPrefixed(pdu, sub+4, c, itemName(ItemSOPClassExtendedNeg), "SOP class UID")
+	if err != nil {
+		return err
+	}
+	var en *ExtendedNegotiation
+	u.ExtendedNegotiations, en = grow(u.ExtendedNegotiations)
+	*en = ExtendedNegotiation{Info: rest}
+	en.SOPClassUID, en.nul = trimUID(uid)
+	return nil
+}
+
+// decodeUserIdentity decodes sub-item 0x58 (content c at sub).
+func decodeUserIdentity(pdu []byte, sub int, c []byte, u *UserInformation, strict bool) error {
+	name := itemName(ItemUserIdentityRQ)
+	if len(c) < 2 {
+		return newErr(sub, name, ErrTruncated, "length "+itoa(len(c))+" is shorter than the type and positive-response bytes")
+	}
+	ui := UserIdentity{Type: c[0], PositiveResponseRaw: c[1], PositiveResponseRequested: c[1] != 0}
+	p, rest, err := lenPrefixed(pdu, sub+6, c[2:], name, "primary field")
+	if err != nil {
+		return err
+	}
+	s2, rest, err := lenPrefixed(pdu, sub+6+2+len(p), rest, name, "secondary field")
+	if err != nil {
+		return err
+	}
+	if len(rest) != 0 {
+		return uiError(sub, ItemUserIdentityRQ, uiTrailing, len(rest))
+	}
+	ui.Primary, ui.Secondary = p, s2
+	if strict && (ui.Type < 1 || ui.Type > 5) {
+		return newErr(sub+4, name, ErrInvalid, "user identity type "+itoa(int(ui.Type))+" is not 1-5 (strict)")
+	}
+	u.UserIdentity, u.HasUserIdentity = ui, true
+	return nil
+}
+
+// checkUserInfo applies the strict rules to the decoded user information
+// item at off.
+//
+//go:noinline
+func checkUserInfo(off int, u *UserInformation, isRQ bool) error {
+	name := itemName(ItemUserInformation)
+	if !u.HasMaxLength {
+		return newErr(off, name, ErrInvalid, "no maximum length sub-item 0x51 (strict)")
+	}
+	if u.ImplementationClassUID == nil {
+		return newErr(off, name, ErrInvalid, "no implementation class UID sub-item 0x52 (strict)")
+	}
+	if isRQ && u.HasUserIdentityResponse {
+		return newErr(off, name, ErrInvalid, "user identity response sub-item 0x59 in an A-ASSOCIATE-RQ (strict)")
+	}
+	if !isRQ && u.HasUserIdentity {
+		return newErr(off, name, ErrInvalid, "user identity sub-item 0x58 in an A-ASSOCIATE-AC (strict)")
 	}
 	return nil
 }

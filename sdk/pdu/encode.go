@@ -33,6 +33,18 @@ func (ac *AssociateAC) AppendEncode(dst []byte) []byte {
 	return appendAssoc(dst, TypeAssociateAC, &a)
 }
 
+// assoc points at the fields RQ and AC share, so one function encodes both.
+type assoc struct {
+	version         *uint16
+	called, calling *[]byte
+	appCtx          *[]byte
+	ui              *UserInformation
+	unknown         *[]RawItem
+	raw             *associateRaw
+	rq              *AssociateRQ // exactly one of rq, ac is set
+	ac              *AssociateAC
+}
+
 func appendAssoc(dst []byte, t Type, a *assoc) []byte {
 	start := len(dst)
 	raw := a.raw
@@ -45,7 +57,11 @@ func appendAssoc(dst []byte, t Type, a *assoc) []byte {
 	dst = binary.BigEndian.AppendUint16(dst, raw.reserved1)
 	dst = appendAEField(dst, *a.called)
 	dst = appendAEField(dst, *a.calling)
-	dst = append(dst, raw.reserved2[:]...)
+	if len(raw.reserved2) == associateReserved2Len {
+		dst = append(dst, raw.reserved2...)
+	} else {
+		dst = append(dst, make([]byte, associateReserved2Len)...)
+	}
 
 	nPC := 0
 	if a.rq != nil {
