@@ -8,7 +8,10 @@ import (
 
 // auditEntry is one association's audit record.
 type auditEntry struct {
-	at       time.Time
+	// at is the wall-clock time of the event in Unix nanoseconds (not a
+	// time.Time: the entry lives in the plugin, and a time.Time field there
+	// would link time.Time.String and the whole time formatter, ~90 KB).
+	at       int64
 	identity *identity // nil when the RQ was never decoded
 
 	decision     string // allow, deny, route (the policy's verdict)
@@ -92,7 +95,7 @@ func appendAuditLine(b []byte, c *conn, e *auditEntry) []byte {
 	if origin == 0 {
 		origin = c.start
 	}
-	lat := (e.at.UnixNano() - origin) / 1000
+	lat := (e.at - origin) / 1000
 	if lat < 0 || origin == 0 {
 		lat = 0
 	}
@@ -205,7 +208,40 @@ func putUint(w []byte, n int, v uint64) int {
 // 2026-01-02T03:04:05.123456Z. Hand-made (civil date from the Unix day
 // number): time.Format's layout engine costs tens of KB of Wasm.
 func appendTimeUTC(b []byte, t time.Time) []byte {
-	sec := t.Unix()
+	return appendUnixUTC(b, t.Unix(), int64(t.Nanosecond()))
+}
+
+// appendUnixUTC is appendTimeUTC for sec seconds and frac nanoseconds
+// (0 ≤ frac < 1e9) since the Unix epoch.
+func appendUnixUTC(b []byte, sec, frac int64) []byte {
+	n := len(b)
+	if cap(b)-n < timeUTCMax {
+		nb := make([]byte, n, n+timeUTCMax)
+		copy(nb, b)
+		b = nb
+	}
+	return b[:putUnixUTC(b[:cap(b)], n, sec, frac)]
+}
+
+// timeUTCLen is the length of YYYY-MM-DDTHH:MM:SS.uuuuuuZ; timeUTCMax
+// bounds it for years outside 0-9999.
+const (
+	timeUTCLen = 27
+	timeUTCMax = 60
+)
+
+// putTimeUTC writes the time ns (Unix nanoseconds) like appendTimeUTC at
+// w[n:] (which must have room for timeUTCMax bytes) and returns the new end.
+func putTimeUTC(w []byte, n int, ns int64) int {
+	sec, frac := ns/1e9, ns%1e9
+	if frac < 0 {
+		sec, frac = sec-1, frac+1e9
+	}
+	return putUnixUTC(w, n, sec, frac)
+}
+
+// putUnixUTC is putTimeUTC for sec seconds and frac nanoseconds.
+func putUnixUTC(w []byte, n int, sec, frac int64) int {
 	days := sec / 86400
 	rem := sec % 86400
 	if rem < 0 {
@@ -214,39 +250,14 @@ func appendTimeUTC(b []byte, t time.Time) []byte {
 	}
 	y, m, d := civil(days)
 	if y < 0 || y > 9999 {
+		b := w[:n]
 		b = appendDigits(b, int(y), 4, '-')
 		b = appendDigits(b, int(m), 2, '-')
 		b = appendDigits(b, int(d), 2, 'T')
 		b = appendDigits(b, int(rem/3600), 2, ':')
 		b = appendDigits(b, int(rem/60%60), 2, ':')
 		b = appendDigits(b, int(rem%60), 2, '.')
-		return appendDigits(b, t.Nanosecond()/1000, 6, 'Z')
-	}
-	n := len(b)
-	if cap(b)-n < timeUTCLen {
-		nb := make([]byte, n, n+timeUTCLen)
-		copy(nb, b)
-		b = nb
-	}
-	return b[:putTimeUTC(b[:cap(b)], n, t)]
-}
-
-// timeUTCLen is the length of YYYY-MM-DDTHH:MM:SS.uuuuuuZ.
-const timeUTCLen = 27
-
-// putTimeUTC writes t like appendTimeUTC at w[n:] (which must have room for
-// 60 bytes) and returns the new end.
-func putTimeUTC(w []byte, n int, t time.Time) int {
-	sec := t.Unix()
-	days := sec / 86400
-	rem := sec % 86400
-	if rem < 0 {
-		rem += 86400
-		days--
-	}
-	y, m, d := civil(days)
-	if y < 0 || y > 9999 {
-		return len(appendTimeUTC(w[:n], t))
+		return len(appendDigits(b, int(frac/1000), 6, 'Z'))
 	}
 	// Fixed layout YYYY-MM-DDTHH:MM:SS.uuuuuuZ filled in place.
 	// 32-bit arithmetic throughout (see putUint).
@@ -264,7 +275,7 @@ func putTimeUTC(w []byte, n int, t time.Time) int {
 	buf[16] = ':'
 	putDigits(buf[17:19], r%60)
 	buf[19] = '.'
-	putDigits(buf[20:26], uint32(t.Nanosecond())/1000)
+	putDigits(buf[20:26], uint32(frac)/1000)
 	buf[26] = 'Z'
 	return n + timeUTCLen
 }

@@ -64,7 +64,7 @@ func TestAuditLineMembersAndEscaping(t *testing.T) {
 	for i, s := range hostile {
 		id := identity{source: "10.1.2.3:" + s, connID: 1 << 40, hasID: true, sha256: s}
 		id.conn.PeerURISAN, id.conn.PeerSubject = "spiffe://x/"+s, "CN="+s
-		e := auditEntry{at: at, identity: &id, decision: "deny", rule: "r" + s, ruleIndex: 3, cluster: s,
+		e := auditEntry{at: at.UnixNano(), identity: &id, decision: "deny", rule: "r" + s, ruleIndex: 3, cluster: s,
 			reason: reasonPolicy, rejectReason: "called-ae-not-recognized", calledAE: s, callingAE: strings.ToLower(s),
 			rewriteCalled: s + "X", rewriteCalling: "Y" + s, contexts: 128, sopClasses: i}
 		c := &conn{id: 7, start: at.UnixNano() - 1_500_000}
@@ -179,7 +179,7 @@ func FuzzAuditLine(f *testing.F) {
 	f.Fuzz(func(t *testing.T, called, calling, rule, cluster string) {
 		at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 		id := identity{source: calling + ":1"}
-		e := auditEntry{at: at, identity: &id, decision: "route", rule: rule, cluster: cluster, calledAE: called,
+		e := auditEntry{at: at.UnixNano(), identity: &id, decision: "route", rule: rule, cluster: cluster, calledAE: called,
 			callingAE: calling, rewriteCalled: called}
 		c := &conn{id: 1}
 		_, v := decodeAuditLine(t, appendAuditLine(nil, c, &e))

@@ -130,11 +130,11 @@ func (c *conn) OnDownstreamClose(peer types.PeerType) {
 	c.state = stateClosed
 	c.p.removePending(c)
 	if peer == types.PeerTypeLocal {
-		c.p.logAudit(c, &auditEntry{decision: "none", at: now(), ruleIndex: -1})
+		c.p.logAudit(c, &auditEntry{decision: "none", at: now().UnixNano(), ruleIndex: -1})
 		return
 	}
 	c.p.m.deny(reasonEOF)
-	c.p.logAudit(c, &auditEntry{decision: "deny", reason: reasonEOF, at: now(), ruleIndex: -1})
+	c.p.logAudit(c, &auditEntry{decision: "deny", reason: reasonEOF, at: now().UnixNano(), ruleIndex: -1})
 }
 
 // OnStreamDone forgets the connection.
@@ -237,23 +237,25 @@ func (c *conn) decide(rqBytes []byte) types.Action {
 		return c.reject(reasonMalformed, "malformed A-ASSOCIATE-RQ: "+strconv.Itoa(n)+
 			" presentation contexts proposed; at most 128 are possible (context IDs are unique odd numbers 1-255)")
 	}
-	// id and d are filled in place: in the guest, returning these structs by
-	// value is a memory.copy each (a call into the host's memmove).
-	var id identity
-	readIdentity(&id)
-	var d policy.Decision
-	p.pol.EvaluateInto(rq, &id.conn, &d)
-	t := now()
-	// The property values are passed from locals, not from e: escape analysis
-	// is field-insensitive, and e points to id.
+	// The identity, the decision and the audit entry are package-level
+	// scratch filled field by field (a VM runs one callback at a time, and
+	// they are used only during this one): in the guest, a zeroed or copied
+	// struct of more than 32 bytes is a memory.fill or memory.copy, which
+	// wazero runs as a call into the host's memclr or memmove. (As plugin
+	// fields they would be reachable from an interface's type descriptor and
+	// link their types' equality functions and time.Time's formatter.)
+	id, d, e := &deciding.id, &deciding.d, &deciding.e
+	id.reset()
+	readIdentity(id)
+	p.pol.EvaluateInto(rq, &id.conn, d)
+	t := now().UnixNano()
 	decision, calledAE, callingAE := d.Action.String(), view(rq.CalledAETitle()), view(rq.CallingAETitle())
 	setProperties(callingAE, calledAE, decision, d.Rule)
-	e := auditEntry{
-		at: t, identity: &id, decision: decision, rule: d.Rule, ruleIndex: d.RuleIndex,
-		rejectReason: d.RejectReason, dryRun: d.DryRun || p.dryRun,
-		calledAE: calledAE, callingAE: callingAE,
-		contexts: len(rq.PresentationContexts), sopClasses: distinctAbstractSyntaxes(rq),
-	}
+	e.at, e.identity, e.decision, e.rule, e.ruleIndex = t, id, decision, d.Rule, d.RuleIndex
+	e.reason, e.rejectReason, e.dryRun = 0, d.RejectReason, d.DryRun || p.dryRun
+	e.calledAE, e.callingAE = calledAE, callingAE
+	e.contexts, e.sopClasses = len(rq.PresentationContexts), distinctAbstractSyntaxes(rq)
+	e.cluster, e.rewriteCalled, e.rewriteCalling = "", "", ""
 	if d.Action == policy.ActionRoute {
 		e.cluster = d.Cluster
 	}
@@ -266,15 +268,20 @@ func (c *conn) decide(rqBytes []byte) types.Action {
 			inc(p.m.dryRunDenies)
 		}
 		p.m.decision(d.RuleIndex)
-		return c.pass(&e)
+		return c.pass(e)
 	}
 	switch d.Action {
 	case policy.ActionDeny:
 		p.m.decision(d.RuleIndex)
 		e.reason = reasonPolicy
-		return c.closeWith(&e)
+		return c.closeWith(e)
 	case policy.ActionRoute:
-		p.fs = appendFilterStateArgs(p.fs[:0], filterStateCluster, d.Cluster, lifeSpanDownstreamConnection)
+		// The arguments depend only on the cluster; the policy hands out the
+		// same string for the same rule, so the last ones are kept.
+		if !sameString(d.Cluster, p.fsCluster) {
+			p.fs = appendFilterStateArgs(p.fs[:0], filterStateCluster, d.Cluster, lifeSpanDownstreamConnection)
+			p.fsCluster = d.Cluster
+		}
 		if err := callForeignFunction(foreignSetFilterState, p.fs); err != nil {
 			return c.fail("set_envoy_filter_state(" + filterStateCluster + "=" + d.Cluster + ") failed: " + err.Error() +
 				" (Envoy ≥ 1.28 is needed, and the call must happen in a connection callback)")
@@ -286,7 +293,7 @@ func (c *conn) decide(rqBytes []byte) types.Action {
 		}
 	}
 	p.m.decision(d.RuleIndex)
-	return c.pass(&e)
+	return c.pass(e)
 }
 
 // rewrite replaces the called (offset 10) and/or calling (offset 26) AE
@@ -335,7 +342,7 @@ func (c *conn) closeWith(e *auditEntry) types.Action {
 // decision), logging detail at warn level.
 func (c *conn) reject(r reason, detail string) types.Action {
 	proxywasm.LogWarn("dicomgate: connection " + strconv.FormatUint(uint64(c.id), 10) + ": closing (" + reasonNames[r] + "): " + detail)
-	return c.closeWith(&auditEntry{at: now(), decision: "deny", reason: r, ruleIndex: -1})
+	return c.closeWith(&auditEntry{at: now().UnixNano(), decision: "deny", reason: r, ruleIndex: -1})
 }
 
 // fail closes the connection after an internal error (fail closed).
@@ -344,7 +351,7 @@ func (c *conn) fail(detail string) types.Action {
 	if c.state == stateClosed {
 		return types.ActionPause
 	}
-	return c.closeWith(&auditEntry{at: now(), decision: "deny", reason: reasonInternal, ruleIndex: -1})
+	return c.closeWith(&auditEntry{at: now().UnixNano(), decision: "deny", reason: reasonInternal, ruleIndex: -1})
 }
 
 // onTimeout closes a connection whose RQ did not complete in time; the
@@ -359,7 +366,7 @@ func (c *conn) onTimeout(t time.Time) {
 			`Set it, or use "upstreamConnect": "immediate" (no route rules)`
 	}
 	proxywasm.LogError(msg)
-	c.closeWith(&auditEntry{at: t, decision: "deny", reason: reasonTimeout, ruleIndex: -1})
+	c.closeWith(&auditEntry{at: t.UnixNano(), decision: "deny", reason: reasonTimeout, ruleIndex: -1})
 }
 
 // setProperties stores the association's AE titles and decision as
@@ -397,6 +404,26 @@ const (
 	propSubject = "connection\x00subject_peer_certificate"
 	propDigest  = "connection\x00sha256_peer_certificate_digest"
 )
+
+// deciding is the scratch of decide.
+var deciding struct {
+	id identity
+	d  policy.Decision
+	e  auditEntry
+}
+
+// reset clears id field by field (see decide).
+func (id *identity) reset() {
+	id.conn.Source, id.conn.MTLS = netip.Addr{}, false
+	id.conn.PeerURISAN, id.conn.PeerDNSSAN, id.conn.PeerSubject = "", "", ""
+	id.source, id.connID, id.hasID, id.sha256 = "", 0, false, ""
+}
+
+// sameString reports whether a and b are the same string in memory (same
+// bytes at the same address); false says nothing about their contents.
+func sameString(a, b string) bool {
+	return len(a) == len(b) && unsafe.StringData(a) == unsafe.StringData(b)
+}
 
 // readIdentity reads the connection properties the policy and the audit
 // line need. An absent or failing property means "unknown"; the peer

@@ -50,9 +50,11 @@ type plugin struct {
 	// dec and rq are reused for every decision (a VM is single-threaded).
 	dec pdu.Decoder
 	rq  pdu.AssociateRQ
-	// scratch buffers reused across connections.
-	audit []byte
-	fs    []byte
+	// scratch buffers reused across connections; fs holds the
+	// set_envoy_filter_state arguments for fsCluster.
+	audit     []byte
+	fs        []byte
+	fsCluster string
 	// free are connection contexts whose stream is done (see recycle).
 	free []*conn
 }
