@@ -14,6 +14,9 @@ func TestSplitPropertyPath(t *testing.T) {
 		"a\x00b":         {"a", "b"},
 		"a\x00\x00b":     {"a", "", "b"},
 		"source\x00port": {"source", "port"},
+		"\x00":           {""},
+		"\x00a":          {"", "a"},
+		"a\x00\x00":      {"a", ""},
 	} {
 		if got := splitPropertyPath(in, nil); !reflect.DeepEqual(got, want) {
 			t.Errorf("split(%q) = %q, want %q", in, got, want)

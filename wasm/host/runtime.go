@@ -136,7 +136,12 @@ func (t trapError) Error() string { return t.msg }
 func wrapHostFunc(hf *hostFunc) api.GoModuleFunction {
 	qualified := hf.module + "." + hf.name
 	return api.GoModuleFunc(func(ctx context.Context, m api.Module, stack []uint64) {
-		v := vmFromContext(ctx)
+		var v *vm
+		if c, ok := ctx.(*vmContext); ok { // every call the host makes
+			v = c.v
+		} else {
+			v = vmFromContext(ctx)
+		}
 		if v == nil {
 			panic(trapError{"host function " + qualified + " called outside a proxy-wasm VM"})
 		}
