@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/netip"
 	"strconv"
-	"time"
 	"unsafe"
 
 	"github.com/dicomgate/dicomgate/sdk/pdu"
@@ -73,7 +72,7 @@ func (c *conn) OnNewConnection() (act types.Action) {
 			act = types.ActionPause
 		}
 	}()
-	c.start = now().UnixNano()
+	c.start = now()
 	if p.pol == nil {
 		c.fail("the plugin has no valid configuration")
 		return types.ActionPause
@@ -130,11 +129,11 @@ func (c *conn) OnDownstreamClose(peer types.PeerType) {
 	c.state = stateClosed
 	c.p.removePending(c)
 	if peer == types.PeerTypeLocal {
-		c.p.logAudit(c, &auditEntry{decision: "none", at: now().UnixNano(), ruleIndex: -1})
+		c.p.logAudit(c, &auditEntry{decision: "none", at: now(), ruleIndex: -1})
 		return
 	}
 	c.p.m.deny(reasonEOF)
-	c.p.logAudit(c, &auditEntry{decision: "deny", reason: reasonEOF, at: now().UnixNano(), ruleIndex: -1})
+	c.p.logAudit(c, &auditEntry{decision: "deny", reason: reasonEOF, at: now(), ruleIndex: -1})
 }
 
 // OnStreamDone forgets the connection.
@@ -154,7 +153,7 @@ func (c *conn) OnStreamDone() {
 func (c *conn) inspect(size int, eos bool) types.Action {
 	p := c.p
 	if size > 0 && c.firstData == 0 {
-		c.firstData = now().UnixNano()
+		c.firstData = now()
 	}
 	if size > c.seen {
 		c.seen = size
@@ -248,7 +247,7 @@ func (c *conn) decide(rqBytes []byte) types.Action {
 	id.reset()
 	readIdentity(id)
 	p.pol.EvaluateInto(rq, &id.conn, d)
-	t := now().UnixNano()
+	t := now()
 	decision, calledAE, callingAE := d.Action.String(), view(rq.CalledAETitle()), view(rq.CallingAETitle())
 	setProperties(callingAE, calledAE, decision, d.Rule)
 	e.at, e.identity, e.decision, e.rule, e.ruleIndex = t, id, decision, d.Rule, d.RuleIndex
@@ -342,7 +341,7 @@ func (c *conn) closeWith(e *auditEntry) types.Action {
 // decision), logging detail at warn level.
 func (c *conn) reject(r reason, detail string) types.Action {
 	proxywasm.LogWarn("dicomgate: connection " + strconv.FormatUint(uint64(c.id), 10) + ": closing (" + reasonNames[r] + "): " + detail)
-	return c.closeWith(&auditEntry{at: now().UnixNano(), decision: "deny", reason: r, ruleIndex: -1})
+	return c.closeWith(&auditEntry{at: now(), decision: "deny", reason: r, ruleIndex: -1})
 }
 
 // fail closes the connection after an internal error (fail closed).
@@ -351,12 +350,12 @@ func (c *conn) fail(detail string) types.Action {
 	if c.state == stateClosed {
 		return types.ActionPause
 	}
-	return c.closeWith(&auditEntry{at: now().UnixNano(), decision: "deny", reason: reasonInternal, ruleIndex: -1})
+	return c.closeWith(&auditEntry{at: now(), decision: "deny", reason: reasonInternal, ruleIndex: -1})
 }
 
 // onTimeout closes a connection whose RQ did not complete in time; the
 // caller has made its context effective.
-func (c *conn) onTimeout(t time.Time) {
+func (c *conn) onTimeout(t int64) {
 	p := c.p
 	msg := "dicomgate: connection " + strconv.FormatUint(uint64(c.id), 10) + ": no complete A-ASSOCIATE-RQ within inspectTimeoutMs " +
 		strconv.FormatInt(p.timeoutNs/1e6, 10) + " (" + strconv.Itoa(c.seen) + " byte(s) received); closing"
@@ -366,7 +365,7 @@ func (c *conn) onTimeout(t time.Time) {
 			`Set it, or use "upstreamConnect": "immediate" (no route rules)`
 	}
 	proxywasm.LogError(msg)
-	c.closeWith(&auditEntry{at: t.UnixNano(), decision: "deny", reason: reasonTimeout, ruleIndex: -1})
+	c.closeWith(&auditEntry{at: t, decision: "deny", reason: reasonTimeout, ruleIndex: -1})
 }
 
 // setProperties stores the association's AE titles and decision as

@@ -16,7 +16,7 @@ var (
 	// 0, n, data), which Envoy implements as drain n bytes, then prepend
 	// (context.cc Buffer::copyFrom; only offset 0 is supported there).
 	hostReplaceDownstreamPrefix = setDownstreamPrefix
-	// now is the clock (one WASI clock_time_get realtime call in the wasm
-	// build, see wallClock).
+	// now is the wall clock in Unix nanoseconds (one WASI clock_time_get
+	// realtime call in the wasm build, see wallClock).
 	now = wallClock
 )

@@ -45,7 +45,7 @@ func newNativeRunner(tb testing.TB) *nativeRunner {
 	oldClose, oldPrefix, oldNow := hostCloseDownstream, hostReplaceDownstreamPrefix, now
 	hostCloseDownstream = r.closeDownstream
 	hostReplaceDownstreamPrefix = r.replacePrefix
-	now = func() time.Time { return r.clock }
+	now = func() int64 { return r.clock.UnixNano() }
 	tb.Cleanup(func() {
 		if r.reset != nil {
 			r.reset()

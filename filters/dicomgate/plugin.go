@@ -186,8 +186,7 @@ func (p *plugin) OnTick() {
 	if p.pol == nil || len(p.pending) == 0 {
 		return
 	}
-	t := now()
-	tn := t.UnixNano()
+	tn := now()
 	var expired []*conn
 	for _, c := range p.pending {
 		if tn-c.start >= p.timeoutNs {
@@ -201,7 +200,7 @@ func (p *plugin) OnTick() {
 			c.state = stateClosed
 			continue
 		}
-		c.onTimeout(t)
+		c.onTimeout(tn)
 	}
 }
 

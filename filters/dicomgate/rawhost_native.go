@@ -40,5 +40,5 @@ func callForeignFunction(name string, param []byte) error {
 // logInfoBytes logs msg at info level.
 func logInfoBytes(msg []byte) { proxywasm.LogInfo(string(msg)) }
 
-// wallClock is the wall clock.
-func wallClock() time.Time { return time.Now() }
+// wallClock is the wall clock in Unix nanoseconds.
+func wallClock() int64 { return time.Now().UnixNano() }
