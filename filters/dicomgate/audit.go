@@ -84,7 +84,7 @@ func appendAuditLine(b []byte, c *conn, e *auditEntry) []byte {
 		// Closed before an RQ was decoded: still say who it was (a rare
 		// path, so the two extra host calls do not matter).
 		var src identity
-		readSource(&src)
+		readSource(&src, false)
 		id = &src
 	}
 	connID := uint64(c.id)

@@ -245,7 +245,7 @@ func (c *conn) decide(rqBytes []byte) types.Action {
 	// link their types' equality functions and time.Time's formatter.)
 	id, d, e := &deciding.id, &deciding.d, &deciding.e
 	id.reset()
-	readIdentity(id)
+	readIdentity(id, p.pol.MatchesSource())
 	p.pol.EvaluateInto(rq, &id.conn, d)
 	t := now()
 	decision, calledAE, callingAE := d.Action.String(), view(rq.CalledAETitle()), view(rq.CallingAETitle())
@@ -428,8 +428,8 @@ func sameString(a, b string) bool {
 // line need. An absent or failing property means "unknown"; the peer
 // certificate properties are only read (and trusted) when connection.mtls
 // is true.
-func readIdentity(id *identity) {
-	readSource(id)
+func readIdentity(id *identity, parseSource bool) {
+	readSource(id, parseSource)
 	if b, ok := getProperty(propMTLS); ok && len(b) == 1 && b[0] != 0 {
 		id.conn.MTLS = true
 		id.conn.PeerURISAN = propString(propURISAN)
@@ -439,21 +439,34 @@ func readIdentity(id *identity) {
 	}
 }
 
-// readSource reads source.address and connection.id into the zero id.
-func readSource(id *identity) {
+// readSource reads source.address and connection.id into the zero id; it
+// parses the address into id.conn.Source only when parseSource is set (the
+// policy matches on it).
+func readSource(id *identity, parseSource bool) {
 	if b, ok := getProperty(propSource); ok {
-		id.source = view(b)
-		if a, ok := parseIPv4Port(id.source); ok {
-			id.conn.Source = a
-		} else if ap, err := netip.ParseAddrPort(id.source); err == nil {
-			id.conn.Source = ap.Addr().Unmap()
-		} else if a, err := netip.ParseAddr(id.source); err == nil {
-			id.conn.Source = a.Unmap()
+		id.source = view(b) // the audit line logs the text as Envoy gave it
+		if parseSource {
+			id.conn.Source = parseSourceAddress(id.source)
 		}
 	}
 	if b, ok := getProperty(propConnID); ok && len(b) == 8 {
 		id.connID, id.hasID = binary.LittleEndian.Uint64(b), true
 	}
+}
+
+// parseSourceAddress parses source.address ("ip:port", or a bare address)
+// into the unmapped IP; the zero Addr when it is neither.
+func parseSourceAddress(s string) netip.Addr {
+	if a, ok := parseIPv4Port(s); ok {
+		return a
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap()
+	}
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.Unmap()
+	}
+	return netip.Addr{}
 }
 
 func propString(path string) string {

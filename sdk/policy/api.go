@@ -175,6 +175,11 @@ type Decision struct {
 	DryRun bool
 }
 
+// MatchesSource reports whether a rule has a sourceCIDRs condition. When it
+// does not, Evaluate never reads Conn.Source, and a caller may leave it
+// unset (the filter then skips parsing source.address).
+func (p *Policy) MatchesSource() bool { return p.nCIDR > 0 }
+
 // Mode returns "enforce" or "dry-run".
 func (p *Policy) Mode() string {
 	if p.dryRun {

@@ -46,3 +46,17 @@ func TestFoldIntoMatchesByteFold(t *testing.T) {
 		}
 	}
 }
+
+// MatchesSource tells the filter whether it must parse source.address.
+func TestMatchesSource(t *testing.T) {
+	for cfg, want := range map[string]bool{
+		`{"defaultAction": "deny", "rules": [{"name": "a", "match": {"calledAETitles": ["PACS"]}, "action": "allow"}]}`: false,
+		`{"defaultAction": "allow"}`: false,
+		`{"defaultAction": "deny", "rules": [{"name": "a", "match": {"calledAETitles": ["PACS"]}, "action": "allow"},
+		  {"name": "lan", "match": {"sourceCIDRs": ["10.0.0.0/8"]}, "action": "allow"}]}`: true,
+	} {
+		if got := mustLoad(t, cfg).MatchesSource(); got != want {
+			t.Errorf("%s: MatchesSource() = %v; want %v", cfg, got, want)
+		}
+	}
+}
