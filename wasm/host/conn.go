@@ -153,7 +153,7 @@ func (p *Plugin) NewConn(info ConnInfo, proxy TCPProxyConfig, t Transport) *Conn
 		c.readDisable(true)
 	}
 	c.initializeReadFilters()
-	w.unlockAndDeliver()
+	c.finishLocked(nil)
 	return c
 }
 
@@ -192,7 +192,7 @@ func (c *Conn) event(f func()) {
 	c.w.mu.Lock()
 	f()
 	c.checkReadWatermark()
-	c.w.unlockAndDeliver()
+	c.finishLocked(nil)
 }
 
 // dataEvent is event for DownstreamData/UpstreamData, whose bytes b the connection borrows instead
@@ -201,14 +201,26 @@ func (c *Conn) event(f func()) {
 // paused, writes that another goroutine is delivering), and this connection's queued Transport calls
 // are delivered on this goroutine before the method returns, so b is never used after it.
 func (c *Conn) dataEvent(b []byte, f func()) {
-	w := c.w
-	w.mu.Lock()
+	c.w.mu.Lock()
 	f()
 	c.checkReadWatermark()
+	c.finishLocked(b)
+}
+
+// finishLocked ends an event on c (called with w.mu held, returns with it released): it delivers
+// the Transport calls queued for c on this goroutine — those of other connections touched by the
+// event first (unlockAndDeliver) — unless c is already being delivered (by a Transport method that
+// called back into c, or by another goroutine), in which case that delivery picks them up. b, if
+// not nil, is the caller's borrowed slice: no reference to it survives the return.
+func (c *Conn) finishLocked(b []byte) {
+	w := c.w
 	if c.delivering {
 		// Delivered by another goroutine, or by the Transport method that called us: after we
-		// return, so nothing may keep b.
-		c.unborrow(b)
+		// return, so nothing may keep b. The deliverer re-checks the outbox under the lock.
+		if b != nil {
+			c.unborrow(b)
+		}
+		w.removeDirty(c)
 		w.unlockAndDeliver()
 		return
 	}
@@ -216,8 +228,10 @@ func (c *Conn) dataEvent(b []byte, f func()) {
 	// those queued by callbacks into the Conn meanwhile) run on this goroutine before we return.
 	c.delivering = true
 	w.removeDirty(c)
-	w.unlockAndDeliver()
-	w.mu.Lock()
+	if len(w.dirty) > 0 {
+		w.unlockAndDeliver()
+		w.mu.Lock()
+	}
 	for len(c.outbox) > 0 {
 		out := c.outbox
 		c.outbox = c.outSpare[:0]
@@ -232,7 +246,9 @@ func (c *Conn) dataEvent(b []byte, f func()) {
 			c.outSpare = out[:0]
 		}
 	}
-	c.unborrow(b)
+	if b != nil {
+		c.unborrow(b)
+	}
 	c.delivering = false
 	w.unlockAndDeliver()
 }

@@ -36,7 +36,7 @@ type Plugin struct {
 	logView  LogViewer // logger as a LogViewer, or nil
 	logLevel LogLevel
 
-	hostCalls atomic.Uint64
+	hostCalls atomic.Uint64 // host calls of VMs already closed; live VMs count their own (vm.hostCalls)
 
 	connPool sync.Pool // *Conn given back with Conn.Release
 
@@ -266,7 +266,17 @@ func (p *Plugin) runDeferred(w *worker, actions []deferredAction) {
 func (p *Plugin) Metrics() *Metrics { return p.metrics }
 
 // HostCalls returns the total number of env.* host calls made by all VMs of the plugin.
-func (p *Plugin) HostCalls() uint64 { return p.hostCalls.Load() }
+func (p *Plugin) HostCalls() uint64 {
+	sum := p.hostCalls.Load() // VMs closed so far (canaries, reloaded or failed-to-start VMs)
+	for _, w := range p.workers {
+		w.mu.Lock()
+		if w.vm != nil {
+			sum += w.vm.hostCalls
+		}
+		w.mu.Unlock()
+	}
+	return sum
+}
 
 // GuestMemoryBytes returns the sum of the linear memory sizes of the current VMs of all workers.
 func (p *Plugin) GuestMemoryBytes() uint64 {

@@ -146,7 +146,7 @@ func wrapHostFunc(hf *hostFunc) api.GoModuleFunction {
 			panic(trapError{"host function " + qualified + " called outside a proxy-wasm VM"})
 		}
 		if hf.countable {
-			v.p.hostCalls.Add(1)
+			v.hostCalls++ // under the worker's mutex (or on the only goroutine using a starting VM)
 		}
 		switch v.phase {
 		case phaseInit:
