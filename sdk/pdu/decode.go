@@ -115,7 +115,9 @@ func (d *Decoder) DecodeAssociateRQ(pdu []byte, rq *AssociateRQ) error {
 			return err
 		}
 	}
-	_ = pdu[OffsetVariableItems-1]
+	if len(pdu) < OffsetVariableItems {
+		return nil // unreachable: header checked the fixed part
+	}
 	raw := &rq.raw
 	raw.reset(pdu)
 	rq.ProtocolVersion = uint16(pdu[6])<<8 | uint16(pdu[7])
@@ -124,7 +126,6 @@ func (d *Decoder) DecodeAssociateRQ(pdu []byte, rq *AssociateRQ) error {
 	rq.ApplicationContext = nil
 	rq.PresentationContexts = rq.PresentationContexts[:0]
 	rq.UnknownItems = rq.UnknownItems[:0]
-	rq.UserInformation.reset()
 	if rq.ProtocolVersion&1 == 0 {
 		return versionError(TypeAssociateRQ, rq.ProtocolVersion)
 	}
@@ -135,56 +136,59 @@ func (d *Decoder) DecodeAssociateRQ(pdu []byte, rq *AssociateRQ) error {
 		}
 	}
 	haveApp, haveUI := false, false
-	off, end := OffsetVariableItems, len(pdu)
-	for off < end {
-		if end-off < 4 {
-			return itemError(pdu, off, end, 0)
+	// items is the rest of the PDU; an item starts at offset len(pdu)-len(items).
+	for items := pdu[OffsetVariableItems:]; len(items) > 0; {
+		if len(items) < 4 {
+			return subItemsError(items, len(pdu)-len(items), 0)
 		}
-		typ := pdu[off]
-		next := off + 4 + (int(pdu[off+2])<<8 | int(pdu[off+3]))
-		if next > end {
-			return itemError(pdu, off, end, 0)
+		n := int(items[2])<<8 | int(items[3])
+		if n > len(items)-4 {
+			return subItemsError(items, len(pdu)-len(items), 0)
 		}
+		typ, c := items[0], items[4:4+n:4+n]
 		switch {
 		case typ == ItemPresentationContextRQ:
 			var pc *PresentationContextRQ
 			rq.PresentationContexts, pc = grow(rq.PresentationContexts)
-			if err := d.decodePCRQ(pdu, off, next, pc); err != nil {
+			if err := d.decodePCRQ(c, len(pdu)-len(items), items[1], pc); err != nil {
 				return err
 			}
-			n := len(rq.PresentationContexts)
+			i := len(rq.PresentationContexts) - 1
 			if strict {
-				if err := checkPCID(pc.ID, off+4, rq.PresentationContexts[:n-1], nil); err != nil {
+				if err := checkPCID(pc.ID, len(pdu)-len(items)+4, rq.PresentationContexts[:i], nil); err != nil {
 					return err
 				}
 			}
-			raw.order = append(raw.order, itemRef{typ: typ, index: n - 1})
+			raw.order = append(raw.order, itemRef{typ: typ, index: i})
 		case typ == ItemApplicationContext && !haveApp:
-			rq.ApplicationContext, raw.appCtxNUL = trimUID(pdu[off+4 : next : next])
-			raw.appRes = pdu[off+1]
+			rq.ApplicationContext, raw.appCtxNUL = trimUID(c)
+			raw.appRes = items[1]
 			if strict {
-				if err := checkAppCtx(off, len(raw.order), rq.ApplicationContext); err != nil {
+				if err := checkAppCtx(len(pdu)-len(items), len(raw.order), rq.ApplicationContext); err != nil {
 					return err
 				}
 			}
 			haveApp = true
 			raw.order = append(raw.order, itemRef{typ: typ})
 		case typ == ItemUserInformation && !haveUI:
-			raw.uiRes = pdu[off+1]
-			if err := d.decodeUserInfo(pdu, off, next, &rq.UserInformation, true); err != nil {
+			raw.uiRes = items[1]
+			if err := decodeUserInfo(c, len(pdu)-len(items), &rq.UserInformation, strict, true); err != nil {
 				return err
 			}
 			haveUI = true
 			raw.order = append(raw.order, itemRef{typ: typ})
 		default:
-			if err := keepItem(pdu, off, next, strict, TypeAssociateRQ, &rq.UnknownItems, raw); err != nil {
+			if err := keepItem(items[:4+n], len(pdu)-len(items), strict, TypeAssociateRQ, &rq.UnknownItems, raw); err != nil {
 				return err
 			}
 		}
-		off = next
+		items = items[4+n:]
+	}
+	if !haveUI {
+		rq.UserInformation.reset()
 	}
 	if strict {
-		return checkAssocEnd(TypeAssociateRQ, end, haveApp, len(rq.PresentationContexts) > 0, haveUI, raw.order)
+		return checkAssocEnd(TypeAssociateRQ, len(pdu), haveApp, len(rq.PresentationContexts) > 0, haveUI, raw.order)
 	}
 	return nil
 }
@@ -197,7 +201,9 @@ func (d *Decoder) DecodeAssociateAC(pdu []byte, ac *AssociateAC) error {
 			return err
 		}
 	}
-	_ = pdu[OffsetVariableItems-1]
+	if len(pdu) < OffsetVariableItems {
+		return nil // unreachable: header checked the fixed part
+	}
 	raw := &ac.raw
 	raw.reset(pdu)
 	ac.ProtocolVersion = uint16(pdu[6])<<8 | uint16(pdu[7])
@@ -206,7 +212,6 @@ func (d *Decoder) DecodeAssociateAC(pdu []byte, ac *AssociateAC) error {
 	ac.ApplicationContext = nil
 	ac.PresentationContexts = ac.PresentationContexts[:0]
 	ac.UnknownItems = ac.UnknownItems[:0]
-	ac.UserInformation.reset()
 	if ac.ProtocolVersion&1 == 0 {
 		return versionError(TypeAssociateAC, ac.ProtocolVersion)
 	}
@@ -217,57 +222,59 @@ func (d *Decoder) DecodeAssociateAC(pdu []byte, ac *AssociateAC) error {
 		}
 	}
 	haveApp, haveUI := false, false
-	off, end := OffsetVariableItems, len(pdu)
-	for off < end {
-		if end-off < 4 {
-			return itemError(pdu, off, end, 0)
+	for items := pdu[OffsetVariableItems:]; len(items) > 0; {
+		if len(items) < 4 {
+			return subItemsError(items, len(pdu)-len(items), 0)
 		}
-		typ := pdu[off]
-		next := off + 4 + (int(pdu[off+2])<<8 | int(pdu[off+3]))
-		if next > end {
-			return itemError(pdu, off, end, 0)
+		n := int(items[2])<<8 | int(items[3])
+		if n > len(items)-4 {
+			return subItemsError(items, len(pdu)-len(items), 0)
 		}
+		typ, c := items[0], items[4:4+n:4+n]
 		switch {
 		case typ == ItemPresentationContextAC:
 			var pc *PresentationContextAC
 			ac.PresentationContexts, pc = grow(ac.PresentationContexts)
-			if err := d.decodePCAC(pdu, off, next, pc); err != nil {
+			if err := d.decodePCAC(c, len(pdu)-len(items), items[1], pc); err != nil {
 				return err
 			}
-			n := len(ac.PresentationContexts)
+			i := len(ac.PresentationContexts) - 1
 			if strict {
-				if err := checkPCID(pc.ID, off+4, nil, ac.PresentationContexts[:n-1]); err != nil {
+				if err := checkPCID(pc.ID, len(pdu)-len(items)+4, nil, ac.PresentationContexts[:i]); err != nil {
 					return err
 				}
 			}
-			raw.order = append(raw.order, itemRef{typ: typ, index: n - 1})
+			raw.order = append(raw.order, itemRef{typ: typ, index: i})
 		case typ == ItemApplicationContext && !haveApp:
-			ac.ApplicationContext, raw.appCtxNUL = trimUID(pdu[off+4 : next : next])
-			raw.appRes = pdu[off+1]
+			ac.ApplicationContext, raw.appCtxNUL = trimUID(c)
+			raw.appRes = items[1]
 			if strict {
-				if err := checkAppCtx(off, len(raw.order), ac.ApplicationContext); err != nil {
+				if err := checkAppCtx(len(pdu)-len(items), len(raw.order), ac.ApplicationContext); err != nil {
 					return err
 				}
 			}
 			haveApp = true
 			raw.order = append(raw.order, itemRef{typ: typ})
 		case typ == ItemUserInformation && !haveUI:
-			raw.uiRes = pdu[off+1]
-			if err := d.decodeUserInfo(pdu, off, next, &ac.UserInformation, false); err != nil {
+			raw.uiRes = items[1]
+			if err := decodeUserInfo(c, len(pdu)-len(items), &ac.UserInformation, strict, false); err != nil {
 				return err
 			}
 			haveUI = true
 			raw.order = append(raw.order, itemRef{typ: typ})
 		default:
-			if err := keepItem(pdu, off, next, strict, TypeAssociateAC, &ac.UnknownItems, raw); err != nil {
+			if err := keepItem(items[:4+n], len(pdu)-len(items), strict, TypeAssociateAC, &ac.UnknownItems, raw); err != nil {
 				return err
 			}
 		}
-		off = next
+		items = items[4+n:]
+	}
+	if !haveUI {
+		ac.UserInformation.reset()
 	}
 	if strict {
 		// An AC needs no presentation context.
-		return checkAssocEnd(TypeAssociateAC, end, haveApp, true, haveUI, raw.order)
+		return checkAssocEnd(TypeAssociateAC, len(pdu), haveApp, true, haveUI, raw.order)
 	}
 	return nil
 }
@@ -306,13 +313,13 @@ func checkAppCtx(off, idx int, appCtx []byte) error {
 	return nil
 }
 
-// keepItem keeps the variable item pdu[off:next] as an unknown item: of an
-// unknown type, or (lenient) a repeated or misplaced known item, which strict
-// mode rejects instead.
+// keepItem keeps the variable item it (header included, at offset off) as an
+// unknown item: of an unknown type, or (lenient) a repeated or misplaced
+// known item, which strict mode rejects instead.
 //
 //go:noinline
-func keepItem(pdu []byte, off, next int, strict bool, t Type, unknown *[]RawItem, raw *associateRaw) error {
-	typ := pdu[off]
+func keepItem(it []byte, off int, strict bool, t Type, unknown *[]RawItem, raw *associateRaw) error {
+	typ := it[0]
 	if strict {
 		switch typ {
 		case ItemApplicationContext, ItemUserInformation:
@@ -323,7 +330,7 @@ func keepItem(pdu []byte, off, next int, strict bool, t Type, unknown *[]RawItem
 	}
 	var ri *RawItem
 	*unknown, ri = grow(*unknown)
-	*ri = RawItem{Type: typ, Reserved: pdu[off+1], Data: pdu[off+4 : next : next]}
+	*ri = RawItem{Type: typ, Reserved: it[1], Data: it[4:len(it):len(it)]}
 	raw.order = append(raw.order, itemRef{typ: typ, index: len(*unknown) - 1, raw: true})
 	return nil
 }
@@ -347,22 +354,23 @@ func checkAssocEnd(t Type, end int, haveApp, havePC, haveUI bool, order []itemRe
 	return nil
 }
 
-// itemError builds the error for an item header at b[off:] that does not fit
-// before end (kept out of line so the hot loops stay small).
+// subItemsError builds the error for the item header at the start of rest
+// (the remaining bytes of its container, at offset off) that does not fit;
+// parent is the type of the container item, 0 for the PDU.
 //
 //go:noinline
-func itemError(b []byte, off, end int, parent uint8) error {
-	if end-off < 4 {
+func subItemsError(rest []byte, off int, parent uint8) error {
+	if len(rest) < 4 {
 		field := "variable item"
 		if parent != 0 {
 			field = itemName(parent)
 		}
 		return newErr(off, field, ErrTruncated,
-			itoa(end-off)+" trailing bytes cannot hold a 4-byte item header (the lengths do not add up)")
+			itoa(len(rest))+" trailing bytes cannot hold a 4-byte item header (the lengths do not add up)")
 	}
-	n := int(binary.BigEndian.Uint16(b[off+2 : off+4]))
-	return newErr(off, itemName(b[off]), ErrTruncated,
-		"length "+itoa(n)+" exceeds remaining "+itoa(end-off-4)+" bytes")
+	n := int(rest[2])<<8 | int(rest[3])
+	return newErr(off, itemName(rest[0]), ErrTruncated,
+		"length "+itoa(n)+" exceeds remaining "+itoa(len(rest)-4)+" bytes")
 }
 
 // itemName names an item type for error messages.
@@ -402,11 +410,11 @@ func itemName(t uint8) string {
 	return "item " + hex8(t)
 }
 
-// subItemError builds the error for an item at off (of type parent) whose
-// sub-item at sub is not allowed there.
+// subItemError builds the error for a sub-item at sub that is not allowed in
+// an item of type parent.
 //
 //go:noinline
-func subItemError(off, sub int, parent, typ uint8, second bool) error {
+func subItemError(sub int, parent, typ uint8, second bool) error {
 	switch {
 	case parent == ItemPresentationContextAC && typ != ItemTransferSyntax:
 		return newErr(sub, itemName(parent), ErrInvalid, "unknown sub-item type "+hex8(typ)+" (an AC context holds one 0x40 transfer syntax)")
@@ -429,29 +437,31 @@ func shortPCError(off, n int, typ uint8) error {
 	return newErr(off, itemName(typ), ErrTruncated, "length "+itoa(n)+" is shorter than the 4-byte context ID and reserved field")
 }
 
-// decodePCRQ decodes the presentation context item pdu[off:end] (type 0x20)
-// into pc, reusing pc.TransferSyntaxes.
-func (d *Decoder) decodePCRQ(pdu []byte, off, end int, pc *PresentationContextRQ) error {
-	if end > len(pdu) || off < 0 || end-off < 8 {
-		return shortPCError(off, end-off-4, ItemPresentationContextRQ)
+// decodePCRQ decodes the content c of the presentation context item (type
+// 0x20) at offset off, whose reserved header byte is res, into pc, reusing
+// pc.TransferSyntaxes.
+func (d *Decoder) decodePCRQ(c []byte, off int, res uint8, pc *PresentationContextRQ) error {
+	if len(c) < 4 {
+		return shortPCError(off, len(c), ItemPresentationContextRQ)
 	}
-	pc.ID = pdu[off+4]
+	pc.ID = c[0]
 	pc.AbstractSyntax = nil
 	pc.TransferSyntaxes = pc.TransferSyntaxes[:0]
 	pc.nul, pc.asPos = 0, 0
-	pc.res = [4]byte{pdu[off+1], pdu[off+5], pdu[off+6], pdu[off+7]}
+	pc.res = [4]byte{res, c[1], c[2], c[3]}
 	// This loop is the hot path of large RQs (128 contexts × many transfer
-	// syntaxes).
-	for sub := off + 8; sub < end; {
-		if end-sub < 4 {
-			return itemError(pdu, sub, end, ItemPresentationContextRQ)
+	// syntaxes). A sub-item starts at offset end-len(subs).
+	end := off + 4 + len(c)
+	for subs := c[4:]; len(subs) > 0; {
+		if len(subs) < 4 {
+			return subItemsError(subs, end-len(subs), ItemPresentationContextRQ)
 		}
-		next := sub + 4 + (int(pdu[sub+2])<<8 | int(pdu[sub+3]))
-		if next > end {
-			return itemError(pdu, sub, end, ItemPresentationContextRQ)
+		n := int(subs[2])<<8 | int(subs[3])
+		if n > len(subs)-4 {
+			return subItemsError(subs, end-len(subs), ItemPresentationContextRQ)
 		}
-		uid, nul := trimUID(pdu[sub+4 : next : next])
-		switch pdu[sub] {
+		uid, nul := trimUID(subs[4 : 4+n : 4+n])
+		switch subs[0] {
 		case ItemTransferSyntax:
 			if nul && len(pc.TransferSyntaxes) < 63 {
 				pc.nul |= 1 << (len(pc.TransferSyntaxes) + 1)
@@ -459,7 +469,7 @@ func (d *Decoder) decodePCRQ(pdu []byte, off, end int, pc *PresentationContextRQ
 			pc.TransferSyntaxes = append(pc.TransferSyntaxes, uid)
 		case ItemAbstractSyntax:
 			if pc.AbstractSyntax != nil {
-				return subItemError(off, sub, ItemPresentationContextRQ, ItemAbstractSyntax, true)
+				return subItemError(end-len(subs), ItemPresentationContextRQ, ItemAbstractSyntax, true)
 			}
 			pc.AbstractSyntax = uid
 			if nul {
@@ -467,9 +477,9 @@ func (d *Decoder) decodePCRQ(pdu []byte, off, end int, pc *PresentationContextRQ
 			}
 			pc.asPos = len(pc.TransferSyntaxes)
 		default:
-			return subItemError(off, sub, ItemPresentationContextRQ, pdu[sub], false)
+			return subItemError(end-len(subs), ItemPresentationContextRQ, subs[0], false)
 		}
-		sub = next
+		subs = subs[4+n:]
 	}
 	if d.strict() {
 		return checkPCRQ(off, pc)
@@ -501,28 +511,29 @@ func checkPCRQ(off int, pc *PresentationContextRQ) error {
 	return nil
 }
 
-// decodePCAC decodes the presentation context item pdu[off:end] (type 0x21)
-// into pc.
-func (d *Decoder) decodePCAC(pdu []byte, off, end int, pc *PresentationContextAC) error {
-	if end > len(pdu) || off < 0 || end-off < 8 {
-		return shortPCError(off, end-off-4, ItemPresentationContextAC)
+// decodePCAC decodes the content c of the presentation context item (type
+// 0x21) at offset off, whose reserved header byte is res, into pc.
+func (d *Decoder) decodePCAC(c []byte, off int, res uint8, pc *PresentationContextAC) error {
+	if len(c) < 4 {
+		return shortPCError(off, len(c), ItemPresentationContextAC)
 	}
-	pc.ID, pc.Result = pdu[off+4], pdu[off+6]
+	pc.ID, pc.Result = c[0], c[2]
 	pc.TransferSyntax, pc.nul = nil, false
-	pc.res = [3]byte{pdu[off+1], pdu[off+5], pdu[off+7]}
-	for sub := off + 8; sub < end; {
-		if end-sub < 4 {
-			return itemError(pdu, sub, end, ItemPresentationContextAC)
+	pc.res = [3]byte{res, c[1], c[3]}
+	end := off + 4 + len(c)
+	for subs := c[4:]; len(subs) > 0; {
+		if len(subs) < 4 {
+			return subItemsError(subs, end-len(subs), ItemPresentationContextAC)
 		}
-		next := sub + 4 + (int(pdu[sub+2])<<8 | int(pdu[sub+3]))
-		if next > end {
-			return itemError(pdu, sub, end, ItemPresentationContextAC)
+		n := int(subs[2])<<8 | int(subs[3])
+		if n > len(subs)-4 {
+			return subItemsError(subs, end-len(subs), ItemPresentationContextAC)
 		}
-		if pdu[sub] != ItemTransferSyntax || pc.TransferSyntax != nil {
-			return subItemError(off, sub, ItemPresentationContextAC, pdu[sub], false)
+		if subs[0] != ItemTransferSyntax || pc.TransferSyntax != nil {
+			return subItemError(end-len(subs), ItemPresentationContextAC, subs[0], false)
 		}
-		pc.TransferSyntax, pc.nul = trimUID(pdu[sub+4 : next : next])
-		sub = next
+		pc.TransferSyntax, pc.nul = trimUID(subs[4 : 4+n : 4+n])
+		subs = subs[4+n:]
 	}
 	if d.strict() {
 		return checkPCAC(off, pc)
@@ -596,22 +607,58 @@ const singletonSubItems = 1<<(ItemMaxLength-ItemMaxLength) | 1<<(ItemImplementat
 	1<<(ItemAsyncOperationsWindow-ItemMaxLength) | 1<<(ItemImplementationVersion-ItemMaxLength) |
 	1<<(ItemUserIdentityRQ-ItemMaxLength) | 1<<(ItemUserIdentityAC-ItemMaxLength)
 
-// decodeUserInfo decodes the user information item pdu[off:end] into u (reset
-// by the caller).
-func (d *Decoder) decodeUserInfo(pdu []byte, off, end int, u *UserInformation, isRQ bool) error {
-	strict := d.strict()
+// decodeUserInfo resets u and decodes into it the content c of the user
+// information item at offset off.
+func decodeUserInfo(c []byte, off int, u *UserInformation, strict, isRQ bool) error {
+	u.reset()
 	u.decoded = true
 	var seen uint16 // bit (type-0x51) set once a sub-item was decoded
-	for sub := off + 4; sub < end; {
-		if end-sub < 4 || end > len(pdu) || sub < 0 {
-			return itemError(pdu, sub, end, ItemUserInformation)
+	// A sub-item starts at offset end-len(subs).
+	end := off + 4 + len(c)
+	subs := c
+	// Fast path: real stacks start with 0x51 (length 4), 0x52 and 0x55, in
+	// this order. Decoding them here exactly as the loop below would (none
+	// can be a repeat yet) saves the loop's branches.
+	if len(subs) >= 8 && subs[0] == ItemMaxLength && subs[2] == 0 && subs[3] == 4 {
+		u.MaxLength, u.HasMaxLength = uint32(subs[4])<<24|uint32(subs[5])<<16|uint32(subs[6])<<8|uint32(subs[7]), true
+		u.order = append(u.order, itemRef{typ: ItemMaxLength})
+		seen |= 1 << (ItemMaxLength - ItemMaxLength)
+		subs = subs[8:]
+	}
+	if len(subs) >= 4 && subs[0] == ItemImplementationClassUID {
+		if n := int(subs[2])<<8 | int(subs[3]); n <= len(subs)-4 {
+			u.ImplementationClassUID, u.implNUL = trimUID(subs[4 : 4+n : 4+n])
+			if strict {
+				if err := checkUID(end-len(subs), ItemImplementationClassUID, u.ImplementationClassUID); err != nil {
+					return err
+				}
+			}
+			u.order = append(u.order, itemRef{typ: ItemImplementationClassUID})
+			seen |= 1 << (ItemImplementationClassUID - ItemMaxLength)
+			subs = subs[4+n:]
 		}
-		typ := pdu[sub]
-		next := sub + 4 + (int(pdu[sub+2])<<8 | int(pdu[sub+3]))
-		if next > end {
-			return itemError(pdu, sub, end, ItemUserInformation)
+	}
+	if len(subs) >= 4 && subs[0] == ItemImplementationVersion {
+		if n := int(subs[2])<<8 | int(subs[3]); n <= len(subs)-4 {
+			u.ImplementationVersionName = subs[4 : 4+n : 4+n]
+			if strict && (n == 0 || n > 16) {
+				return uiError(end-len(subs), ItemImplementationVersion, uiVersionLen, n)
+			}
+			u.order = append(u.order, itemRef{typ: ItemImplementationVersion})
+			seen |= 1 << (ItemImplementationVersion - ItemMaxLength)
+			subs = subs[4+n:]
 		}
-		c := pdu[sub+4 : next : next]
+	}
+	for len(subs) > 0 {
+		sub := end - len(subs)
+		if len(subs) < 4 {
+			return subItemsError(subs, sub, ItemUserInformation)
+		}
+		n := int(subs[2])<<8 | int(subs[3])
+		if n > len(subs)-4 {
+			return subItemsError(subs, sub, ItemUserInformation)
+		}
+		typ, c := subs[0], subs[4:4+n:4+n]
 		bit := uint16(0)
 		if typ-ItemMaxLength <= ItemUserIdentityAC-ItemMaxLength {
 			bit = 1 << (typ - ItemMaxLength)
@@ -657,26 +704,26 @@ func (d *Decoder) decodeUserInfo(pdu []byte, off, end int, u *UserInformation, i
 			u.AsyncOps.MaxPerformed = uint16(c[2])<<8 | uint16(c[3])
 			u.HasAsyncOps = true
 		case typ == ItemRoleSelection:
-			if err := decodeRoleSelection(pdu, sub, c, u, strict); err != nil {
+			if err := decodeRoleSelection(sub, c, u, strict); err != nil {
 				return err
 			}
 			idx = len(u.RoleSelections) - 1
 		case typ == ItemSOPClassExtendedNeg:
-			if err := decodeExtNeg(pdu, sub, c, u); err != nil {
+			if err := decodeExtNeg(sub, c, u); err != nil {
 				return err
 			}
 			idx = len(u.ExtendedNegotiations) - 1
 		case typ == ItemSOPClassCommonExtendNeg:
-			if err := decodeCommonExtNeg(pdu, sub, c, u); err != nil {
+			if err := decodeCommonExtNeg(sub, c, u); err != nil {
 				return err
 			}
 			idx = len(u.CommonExtendedNegotiations) - 1
 		case typ == ItemUserIdentityRQ:
-			if err := decodeUserIdentity(pdu, sub, c, u, strict); err != nil {
+			if err := decodeUserIdentity(sub, c, u, strict); err != nil {
 				return err
 			}
 		case typ == ItemUserIdentityAC:
-			r, rest, err := lenPrefixed(pdu, sub+4, c, itemName(typ), "server response")
+			r, rest, err := lenPrefixed(sub+4, c, itemName(typ), "server response")
 			if err != nil {
 				return err
 			}
@@ -688,12 +735,12 @@ func (d *Decoder) decodeUserInfo(pdu []byte, off, end int, u *UserInformation, i
 			keepRaw = true
 		}
 		if keepRaw {
-			keepSubItem(pdu, sub, next, u)
+			keepSubItem(subs[:4+n], u)
 		} else {
 			seen |= bit
 			u.order = append(u.order, itemRef{typ: typ, index: idx})
 		}
-		sub = next
+		subs = subs[4+n:]
 	}
 	if strict {
 		return checkUserInfo(off, u, isRQ)
@@ -738,20 +785,21 @@ func checkUID(sub int, typ uint8, uid []byte) error {
 	return nil
 }
 
-// keepSubItem keeps the user-information sub-item pdu[sub:next] as unknown.
+// keepSubItem keeps the user-information sub-item it (header included) as
+// unknown.
 //
 //go:noinline
-func keepSubItem(pdu []byte, sub, next int, u *UserInformation) {
+func keepSubItem(it []byte, u *UserInformation) {
 	var ri *RawItem
 	u.Unknown, ri = grow(u.Unknown)
-	*ri = RawItem{Type: pdu[sub], Reserved: pdu[sub+1], Data: pdu[sub+4 : next : next]}
-	u.order = append(u.order, itemRef{typ: pdu[sub], index: len(u.Unknown) - 1, raw: true})
+	*ri = RawItem{Type: it[0], Reserved: it[1], Data: it[4:len(it):len(it)]}
+	u.order = append(u.order, itemRef{typ: it[0], index: len(u.Unknown) - 1, raw: true})
 }
 
 // decodeRoleSelection decodes sub-item 0x54 (content c at sub).
-func decodeRoleSelection(pdu []byte, sub int, c []byte, u *UserInformation, strict bool) error {
+func decodeRoleSelection(sub int, c []byte, u *UserInformation, strict bool) error {
 	name := itemName(ItemRoleSelection)
-	uid, rest, err := lenPrefixed(pdu, sub+4, c, name, "SOP class UID")
+	uid, rest, err := lenPrefixed(sub+4, c, name, "SOP class UID")
 	if err != nil {
 		return err
 	}
@@ -769,8 +817,8 @@ func decodeRoleSelection(pdu []byte, sub int, c []byte, u *UserInformation, stri
 }
 
 // decodeExtNeg decodes sub-item 0x56 (content c at sub).
-func decodeExtNeg(pdu []byte, sub int, c []byte, u *UserInformation) error {
-	uid, rest, err := lenPrefixed(pdu, sub+4, c, itemName(ItemSOPClassExtendedNeg), "SOP class UID")
+func decodeExtNeg(sub int, c []byte, u *UserInformation) error {
+	uid, rest, err := lenPrefixed(sub+4, c, itemName(ItemSOPClassExtendedNeg), "SOP class UID")
 	if err != nil {
 		return err
 	}
@@ -782,17 +830,17 @@ func decodeExtNeg(pdu []byte, sub int, c []byte, u *UserInformation) error {
 }
 
 // decodeUserIdentity decodes sub-item 0x58 (content c at sub).
-func decodeUserIdentity(pdu []byte, sub int, c []byte, u *UserInformation, strict bool) error {
+func decodeUserIdentity(sub int, c []byte, u *UserInformation, strict bool) error {
 	name := itemName(ItemUserIdentityRQ)
 	if len(c) < 2 {
 		return newErr(sub, name, ErrTruncated, "length "+itoa(len(c))+" is shorter than the type and positive-response bytes")
 	}
 	ui := UserIdentity{Type: c[0], PositiveResponseRaw: c[1], PositiveResponseRequested: c[1] != 0}
-	p, rest, err := lenPrefixed(pdu, sub+6, c[2:], name, "primary field")
+	p, rest, err := lenPrefixed(sub+6, c[2:], name, "primary field")
 	if err != nil {
 		return err
 	}
-	s2, rest, err := lenPrefixed(pdu, sub+6+2+len(p), rest, name, "secondary field")
+	s2, rest, err := lenPrefixed(sub+6+2+len(p), rest, name, "secondary field")
 	if err != nil {
 		return err
 	}
@@ -828,20 +876,20 @@ func checkUserInfo(off int, u *UserInformation, isRQ bool) error {
 	return nil
 }
 
-func decodeCommonExtNeg(pdu []byte, sub int, c []byte, u *UserInformation) error {
+func decodeCommonExtNeg(sub int, c []byte, u *UserInformation) error {
 	name := itemName(ItemSOPClassCommonExtendNeg)
 	pos := sub + 4
-	sop, rest, err := lenPrefixed(pdu, pos, c, name, "SOP class UID")
+	sop, rest, err := lenPrefixed(pos, c, name, "SOP class UID")
 	if err != nil {
 		return err
 	}
 	pos += 2 + len(sop)
-	svc, rest, err := lenPrefixed(pdu, pos, rest, name, "service class UID")
+	svc, rest, err := lenPrefixed(pos, rest, name, "service class UID")
 	if err != nil {
 		return err
 	}
 	pos += 2 + len(svc)
-	list, rest, err := lenPrefixed(pdu, pos, rest, name, "related general SOP class list")
+	list, rest, err := lenPrefixed(pos, rest, name, "related general SOP class list")
 	if err != nil {
 		return err
 	}
@@ -854,7 +902,7 @@ func decodeCommonExtNeg(pdu []byte, sub int, c []byte, u *UserInformation) error
 	*ce = CommonExtendedNegotiation{SOPClassUID: sop, ServiceClassUID: svc, RelatedGeneralSOPUID: ce.RelatedGeneralSOPUID[:0]}
 	for len(list) > 0 {
 		var uid []byte
-		uid, list, err = lenPrefixed(pdu, pos, list, name, "related general SOP class UID")
+		uid, list, err = lenPrefixed(pos, list, name, "related general SOP class UID")
 		if err != nil {
 			return err
 		}
@@ -866,7 +914,7 @@ func decodeCommonExtNeg(pdu []byte, sub int, c []byte, u *UserInformation) error
 
 // lenPrefixed splits a 2-byte big-endian length and that many bytes off c.
 // off is the offset of c[0] in the PDU, for errors.
-func lenPrefixed(pdu []byte, off int, c []byte, field, what string) (val, rest []byte, err error) {
+func lenPrefixed(off int, c []byte, field, what string) (val, rest []byte, err error) {
 	if len(c) < 2 {
 		return nil, nil, newErr(off, field, ErrTruncated, what+": "+itoa(len(c))+" bytes left, the 2-byte length needs 2")
 	}
