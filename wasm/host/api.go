@@ -9,6 +9,8 @@
 // worker thread). A Conn is pinned to one worker. Conn methods are safe to call from one goroutine per
 // connection (and also concurrently with Plugin.Tick); a Transport implementation may call back into
 // its Conn synchronously (the call is processed after the current Transport method returns).
+// Conn.Release lets a later NewConn reuse a finished Conn's memory: after it, the caller must not
+// touch that *Conn again (see Release).
 //
 // Known deviations from Envoy (deliberate, documented here so tests can rely on them):
 //   - No upstream clusters are known: proxy_http_call and gRPC calls fail (BAD_ARGUMENT / NOT_FOUND).
