@@ -120,9 +120,10 @@ type Logger interface {
 //
 // msg is only valid until LogView returns: the guest and the host reuse that memory afterwards, so
 // an implementation must neither keep msg (nor a slice or unsafe string of it) nor modify it; copy
-// what it keeps (string(msg), append). It is called with the worker's mutex held, like Log for
-// guest lines, and must not call back into the Plugin or a Conn. Lines collected while a VM starts
-// (quoted in NewPlugin's errors) and host diagnostics still go through Log.
+// what it keeps (string(msg), append). Like Log for guest lines, it runs inside the guest's call
+// (normally with the worker's mutex held), so it must not call back into the Plugin or a Conn.
+// Lines collected while a VM starts (quoted in NewPlugin's errors) and host diagnostics still go
+// through Log.
 type LogViewer interface {
 	LogView(level LogLevel, pluginName string, msg []byte)
 }

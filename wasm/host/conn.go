@@ -497,7 +497,8 @@ func (c *Conn) filterStateLocked() map[string]string { return c.filterState.snap
 // connection, so any later use of c is a use-after-free bug of the caller. Until it is handed out
 // again, a released Conn behaves as closed (its methods do nothing). Release does nothing if the
 // connection is still open, its filter context was not torn down (proxy_on_done/log/delete), or it
-// still has Transport calls to deliver; calling it twice is harmless.
+// still has Transport calls to deliver. A second Release of the same Conn is ignored as long as it
+// comes before NewConn hands the Conn out again (after that it would release the new connection).
 func (c *Conn) Release() {
 	w := c.w
 	w.mu.Lock()
