@@ -518,7 +518,10 @@ func (c *Conn) Release() {
 // nothing. Only p and w stay. unmarkReleased undoes exactly the markers, leaving the zero Conn
 // (plus p and w) that NewConn fills in without zeroing it again.
 func (c *Conn) markReleased() {
-	*c = Conn{p: c.p, w: c.w, t: discardTransport{}, closed: true, upstreamClosed: true, released: true, closeReason: "released"}
+	p, w := c.p, c.w
+	*c = Conn{} // plain zeroing: a literal with fields would be built on the stack and copied
+	c.p, c.w, c.t = p, w, discardTransport{}
+	c.closed, c.upstreamClosed, c.released, c.closeReason = true, true, true, "released"
 }
 
 func (c *Conn) unmarkReleased() {
