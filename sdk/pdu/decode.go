@@ -135,62 +135,61 @@ func (d *Decoder) DecodeAssociateRQ(pdu []byte, rq *AssociateRQ) error {
 			return err
 		}
 	}
+	// Fast path: the items in the order every stack sends them (application
+	// context, presentation contexts, user information), each decoded
+	// exactly as decodeItems would; decodeItems takes over at the first item
+	// that does not fit this order (or whose header is bad) and reports it.
+	// items is the rest of the PDU; an item starts at len(pdu)-len(items).
+	items := pdu[OffsetVariableItems:]
 	haveApp, haveUI := false, false
-	// items is the rest of the PDU; an item starts at offset len(pdu)-len(items).
-	for items := pdu[OffsetVariableItems:]; len(items) > 0; {
-		if len(items) < 4 {
-			return subItemsError(items, len(pdu)-len(items), 0)
-		}
-		n := int(items[2])<<8 | int(items[3])
-		if n > len(items)-4 {
-			return subItemsError(items, len(pdu)-len(items), 0)
-		}
-		typ, c := items[0], items[4:4+n:4+n]
-		switch {
-		case typ == ItemPresentationContextRQ:
-			var pc *PresentationContextRQ
-			rq.PresentationContexts, pc = grow(rq.PresentationContexts)
-			if err := d.decodePCRQ(c, len(pdu)-len(items), items[1], pc); err != nil {
-				return err
-			}
-			i := len(rq.PresentationContexts) - 1
-			if strict {
-				if err := checkPCID(pc.ID, len(pdu)-len(items)+4, rq.PresentationContexts[:i], nil); err != nil {
-					return err
-				}
-			}
-			raw.order = append(raw.order, itemRef{typ: typ, index: i})
-		case typ == ItemApplicationContext && !haveApp:
-			rq.ApplicationContext, raw.appCtxNUL = trimUID(c)
+	if len(items) >= 4 && items[0] == ItemApplicationContext {
+		if n := int(items[2])<<8 | int(items[3]); n <= len(items)-4 {
+			rq.ApplicationContext, raw.appCtxNUL = trimUID(items[4 : 4+n : 4+n])
 			raw.appRes = items[1]
 			if strict {
-				if err := checkAppCtx(len(pdu)-len(items), len(raw.order), rq.ApplicationContext); err != nil {
+				if err := checkAppCtx(OffsetVariableItems, 0, rq.ApplicationContext); err != nil {
 					return err
 				}
 			}
 			haveApp = true
-			raw.order = append(raw.order, itemRef{typ: typ})
-		case typ == ItemUserInformation && !haveUI:
-			raw.uiRes = items[1]
-			if err := decodeUserInfo(c, len(pdu)-len(items), &rq.UserInformation, strict, true); err != nil {
-				return err
-			}
-			haveUI = true
-			raw.order = append(raw.order, itemRef{typ: typ})
-		default:
-			if err := keepItem(items[:4+n], len(pdu)-len(items), strict, TypeAssociateRQ, &rq.UnknownItems, raw); err != nil {
+			raw.order = append(raw.order, itemRef{typ: ItemApplicationContext})
+			items = items[4+n:]
+		}
+	}
+	for len(items) >= 4 && items[0] == ItemPresentationContextRQ {
+		n := int(items[2])<<8 | int(items[3])
+		if n > len(items)-4 {
+			break
+		}
+		var pc *PresentationContextRQ
+		rq.PresentationContexts, pc = grow(rq.PresentationContexts)
+		if err := d.decodePCRQ(items[4:4+n:4+n], len(pdu)-len(items), items[1], pc); err != nil {
+			return err
+		}
+		i := len(rq.PresentationContexts) - 1
+		if strict {
+			if err := checkPCID(pc.ID, len(pdu)-len(items)+4, rq.PresentationContexts[:i], nil); err != nil {
 				return err
 			}
 		}
+		raw.order = append(raw.order, itemRef{typ: ItemPresentationContextRQ, index: i})
 		items = items[4+n:]
 	}
-	if !haveUI {
-		rq.UserInformation.reset()
+	if len(items) >= 4 && items[0] == ItemUserInformation {
+		if n := int(items[2])<<8 | int(items[3]); n <= len(items)-4 {
+			raw.uiRes = items[1]
+			if err := decodeUserInfo(items[4:4+n:4+n], len(pdu)-len(items), &rq.UserInformation, strict, true); err != nil {
+				return err
+			}
+			haveUI = true
+			raw.order = append(raw.order, itemRef{typ: ItemUserInformation})
+			items = items[4+n:]
+		}
 	}
-	if strict {
-		return checkAssocEnd(TypeAssociateRQ, len(pdu), haveApp, len(rq.PresentationContexts) > 0, haveUI, raw.order)
+	if len(items) == 0 && haveUI && !strict {
+		return nil
 	}
-	return nil
+	return d.decodeItems(pdu, items, rq, nil, haveApp, haveUI)
 }
 
 // DecodeAssociateAC decodes one whole A-ASSOCIATE-AC PDU (header included)
@@ -204,8 +203,7 @@ func (d *Decoder) DecodeAssociateAC(pdu []byte, ac *AssociateAC) error {
 	if len(pdu) < OffsetVariableItems {
 		return nil // unreachable: header checked the fixed part
 	}
-	raw := &ac.raw
-	raw.reset(pdu)
+	ac.raw.reset(pdu)
 	ac.ProtocolVersion = uint16(pdu[6])<<8 | uint16(pdu[7])
 	ac.CalledAETitleRaw = pdu[10:26:26]
 	ac.CallingAETitleRaw = pdu[26:42:42]
@@ -215,41 +213,74 @@ func (d *Decoder) DecodeAssociateAC(pdu []byte, ac *AssociateAC) error {
 	if ac.ProtocolVersion&1 == 0 {
 		return versionError(TypeAssociateAC, ac.ProtocolVersion)
 	}
-	strict := d.strict()
-	if strict {
+	if d.strict() {
 		if err := checkAEs(pdu, TypeAssociateAC); err != nil {
 			return err
 		}
 	}
-	haveApp, haveUI := false, false
-	for items := pdu[OffsetVariableItems:]; len(items) > 0; {
+	return d.decodeItems(pdu, pdu[OffsetVariableItems:], nil, ac, false, false)
+}
+
+// decodeItems decodes the variable items in items, the rest of pdu, into rq
+// or ac (exactly one is set), in any order; haveApp and haveUI report
+// whether the application context and user information items were decoded
+// already. It then resets the user information if none was decoded and
+// applies the strict rules on the set of items.
+func (d *Decoder) decodeItems(pdu, items []byte, rq *AssociateRQ, ac *AssociateAC, haveApp, haveUI bool) error {
+	var raw *associateRaw
+	var appCtx *[]byte
+	var ui *UserInformation
+	var unknown *[]RawItem
+	t := TypeAssociateRQ
+	if rq != nil {
+		raw, appCtx, ui, unknown = &rq.raw, &rq.ApplicationContext, &rq.UserInformation, &rq.UnknownItems
+	} else {
+		raw, appCtx, ui, unknown = &ac.raw, &ac.ApplicationContext, &ac.UserInformation, &ac.UnknownItems
+		t = TypeAssociateAC
+	}
+	strict := d.strict()
+	for len(items) > 0 {
+		off := len(pdu) - len(items)
 		if len(items) < 4 {
-			return subItemsError(items, len(pdu)-len(items), 0)
+			return subItemsError(items, off, 0)
 		}
 		n := int(items[2])<<8 | int(items[3])
 		if n > len(items)-4 {
-			return subItemsError(items, len(pdu)-len(items), 0)
+			return subItemsError(items, off, 0)
 		}
 		typ, c := items[0], items[4:4+n:4+n]
 		switch {
-		case typ == ItemPresentationContextAC:
+		case typ == ItemPresentationContextRQ && rq != nil:
+			var pc *PresentationContextRQ
+			rq.PresentationContexts, pc = grow(rq.PresentationContexts)
+			if err := d.decodePCRQ(c, off, items[1], pc); err != nil {
+				return err
+			}
+			i := len(rq.PresentationContexts) - 1
+			if strict {
+				if err := checkPCID(pc.ID, off+4, rq.PresentationContexts[:i], nil); err != nil {
+					return err
+				}
+			}
+			raw.order = append(raw.order, itemRef{typ: typ, index: i})
+		case typ == ItemPresentationContextAC && ac != nil:
 			var pc *PresentationContextAC
 			ac.PresentationContexts, pc = grow(ac.PresentationContexts)
-			if err := d.decodePCAC(c, len(pdu)-len(items), items[1], pc); err != nil {
+			if err := d.decodePCAC(c, off, items[1], pc); err != nil {
 				return err
 			}
 			i := len(ac.PresentationContexts) - 1
 			if strict {
-				if err := checkPCID(pc.ID, len(pdu)-len(items)+4, nil, ac.PresentationContexts[:i]); err != nil {
+				if err := checkPCID(pc.ID, off+4, nil, ac.PresentationContexts[:i]); err != nil {
 					return err
 				}
 			}
 			raw.order = append(raw.order, itemRef{typ: typ, index: i})
 		case typ == ItemApplicationContext && !haveApp:
-			ac.ApplicationContext, raw.appCtxNUL = trimUID(c)
+			*appCtx, raw.appCtxNUL = trimUID(c)
 			raw.appRes = items[1]
 			if strict {
-				if err := checkAppCtx(len(pdu)-len(items), len(raw.order), ac.ApplicationContext); err != nil {
+				if err := checkAppCtx(off, len(raw.order), *appCtx); err != nil {
 					return err
 				}
 			}
@@ -257,24 +288,24 @@ func (d *Decoder) DecodeAssociateAC(pdu []byte, ac *AssociateAC) error {
 			raw.order = append(raw.order, itemRef{typ: typ})
 		case typ == ItemUserInformation && !haveUI:
 			raw.uiRes = items[1]
-			if err := decodeUserInfo(c, len(pdu)-len(items), &ac.UserInformation, strict, false); err != nil {
+			if err := decodeUserInfo(c, off, ui, strict, rq != nil); err != nil {
 				return err
 			}
 			haveUI = true
 			raw.order = append(raw.order, itemRef{typ: typ})
 		default:
-			if err := keepItem(items[:4+n], len(pdu)-len(items), strict, TypeAssociateAC, &ac.UnknownItems, raw); err != nil {
+			if err := keepItem(items[:4+n], off, strict, t, unknown, raw); err != nil {
 				return err
 			}
 		}
 		items = items[4+n:]
 	}
 	if !haveUI {
-		ac.UserInformation.reset()
+		ui.reset()
 	}
 	if strict {
 		// An AC needs no presentation context.
-		return checkAssocEnd(TypeAssociateAC, len(pdu), haveApp, true, haveUI, raw.order)
+		return checkAssocEnd(t, len(pdu), haveApp, ac != nil || len(rq.PresentationContexts) > 0, haveUI, raw.order)
 	}
 	return nil
 }
@@ -449,10 +480,36 @@ func (d *Decoder) decodePCRQ(c []byte, off int, res uint8, pc *PresentationConte
 	pc.TransferSyntaxes = pc.TransferSyntaxes[:0]
 	pc.nul, pc.asPos = 0, 0
 	pc.res = [4]byte{res, c[1], c[2], c[3]}
-	// This loop is the hot path of large RQs (128 contexts × many transfer
-	// syntaxes). A sub-item starts at offset end-len(subs).
+	// A sub-item starts at offset end-len(subs).
 	end := off + 4 + len(c)
-	for subs := c[4:]; len(subs) > 0; {
+	subs := c[4:]
+	// Fast path, the hot loop of large RQs (128 contexts × many transfer
+	// syntaxes): the abstract syntax, then the transfer syntaxes, decoded
+	// as the general loop below would; it takes over at the first sub-item
+	// that does not fit this order (or whose header is bad).
+	if len(subs) >= 4 && subs[0] == ItemAbstractSyntax {
+		if n := int(subs[2])<<8 | int(subs[3]); n <= len(subs)-4 {
+			var nul bool
+			pc.AbstractSyntax, nul = trimUID(subs[4 : 4+n : 4+n])
+			if nul {
+				pc.nul = 1
+			}
+			subs = subs[4+n:]
+		}
+	}
+	for len(subs) >= 4 && subs[0] == ItemTransferSyntax {
+		n := int(subs[2])<<8 | int(subs[3])
+		if n > len(subs)-4 {
+			break
+		}
+		ts, nul := trimUID(subs[4 : 4+n : 4+n])
+		if nul && len(pc.TransferSyntaxes) < 63 {
+			pc.nul |= 1 << (len(pc.TransferSyntaxes) + 1)
+		}
+		pc.TransferSyntaxes = append(pc.TransferSyntaxes, ts)
+		subs = subs[4+n:]
+	}
+	for len(subs) > 0 {
 		if len(subs) < 4 {
 			return subItemsError(subs, end-len(subs), ItemPresentationContextRQ)
 		}
@@ -582,23 +639,33 @@ func checkPCID(id uint8, off int, prevRQ []PresentationContextRQ, prevAC []Prese
 	return nil
 }
 
-// reset clears u for decoding, keeping the capacity of its slices. Fields are
-// cleared one by one: a composite-literal reset is a memory.fill in Wasm.
+// reset clears u for decoding, keeping the capacity of its slices.
 func (u *UserInformation) reset() {
+	u.resetValues()
+	u.resetLists()
+}
+
+// resetValues and resetLists are the two halves of reset, small enough to be
+// inlined in decodeUserInfo. Fields are cleared one by one: a composite
+// literal reset is a memory.fill in Wasm.
+func (u *UserInformation) resetValues() {
 	u.MaxLength, u.HasMaxLength = 0, false
 	u.ImplementationClassUID = nil
 	u.ImplementationVersionName = nil
 	u.AsyncOps.MaxInvoked, u.AsyncOps.MaxPerformed, u.HasAsyncOps = 0, 0, false
+	u.HasUserIdentity, u.HasUserIdentityResponse = false, false
+	u.decoded, u.implNUL = false, false
+}
+
+func (u *UserInformation) resetLists() {
 	u.RoleSelections = u.RoleSelections[:0]
 	u.ExtendedNegotiations = u.ExtendedNegotiations[:0]
 	u.CommonExtendedNegotiations = u.CommonExtendedNegotiations[:0]
 	u.UserIdentity.Type, u.UserIdentity.PositiveResponseRequested, u.UserIdentity.PositiveResponseRaw = 0, false, 0
 	u.UserIdentity.Primary, u.UserIdentity.Secondary = nil, nil
-	u.HasUserIdentity = false
-	u.UserIdentityResponse, u.HasUserIdentityResponse = nil, false
+	u.UserIdentityResponse = nil
 	u.Unknown = u.Unknown[:0]
 	u.order = u.order[:0]
-	u.decoded, u.implNUL = false, false
 }
 
 // singletonSubItems has bit (type-0x51) set for the user-information
@@ -610,7 +677,8 @@ const singletonSubItems = 1<<(ItemMaxLength-ItemMaxLength) | 1<<(ItemImplementat
 // decodeUserInfo resets u and decodes into it the content c of the user
 // information item at offset off.
 func decodeUserInfo(c []byte, off int, u *UserInformation, strict, isRQ bool) error {
-	u.reset()
+	u.resetValues()
+	u.resetLists()
 	u.decoded = true
 	var seen uint16 // bit (type-0x51) set once a sub-item was decoded
 	// A sub-item starts at offset end-len(subs).
