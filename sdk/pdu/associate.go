@@ -71,12 +71,14 @@ type associateRaw struct {
 // an A-ASSOCIATE-RQ/AC.
 const associateReserved2Len = 32
 
-// itemRef records one variable item's kind and index in wire order.
+// itemRef records one variable item's kind and index in wire order. It is 8
+// bytes (one store when appended): an index fits 31 bits because a PDU holds
+// fewer than 2^30 items.
 type itemRef struct {
-	typ   uint8
-	index int
+	typ uint8
 	// raw marks an item kept in UnknownItems / Unknown (index points there).
-	raw bool
+	raw   bool
+	index int32
 }
 
 // PresentationContextRQ is one proposed presentation context (item 0x20).

@@ -172,7 +172,7 @@ func (d *Decoder) DecodeAssociateRQ(pdu []byte, rq *AssociateRQ) error {
 				return err
 			}
 		}
-		raw.order = append(raw.order, itemRef{typ: ItemPresentationContextRQ, index: i})
+		raw.order = append(raw.order, itemRef{typ: ItemPresentationContextRQ, index: int32(i)})
 		items = items[4+n:]
 	}
 	if len(items) >= 4 && items[0] == ItemUserInformation {
@@ -262,7 +262,7 @@ func (d *Decoder) decodeItems(pdu, items []byte, rq *AssociateRQ, ac *AssociateA
 					return err
 				}
 			}
-			raw.order = append(raw.order, itemRef{typ: typ, index: i})
+			raw.order = append(raw.order, itemRef{typ: typ, index: int32(i)})
 		case typ == ItemPresentationContextAC && ac != nil:
 			var pc *PresentationContextAC
 			ac.PresentationContexts, pc = grow(ac.PresentationContexts)
@@ -275,7 +275,7 @@ func (d *Decoder) decodeItems(pdu, items []byte, rq *AssociateRQ, ac *AssociateA
 					return err
 				}
 			}
-			raw.order = append(raw.order, itemRef{typ: typ, index: i})
+			raw.order = append(raw.order, itemRef{typ: typ, index: int32(i)})
 		case typ == ItemApplicationContext && !haveApp:
 			*appCtx, raw.appCtxNUL = trimUID(c)
 			raw.appRes = items[1]
@@ -362,7 +362,7 @@ func keepItem(it []byte, off int, strict bool, t Type, unknown *[]RawItem, raw *
 	var ri *RawItem
 	*unknown, ri = grow(*unknown)
 	*ri = RawItem{Type: typ, Reserved: it[1], Data: it[4:len(it):len(it)]}
-	raw.order = append(raw.order, itemRef{typ: typ, index: len(*unknown) - 1, raw: true})
+	raw.order = append(raw.order, itemRef{typ: typ, index: int32(len(*unknown) - 1), raw: true})
 	return nil
 }
 
@@ -639,33 +639,27 @@ func checkPCID(id uint8, off int, prevRQ []PresentationContextRQ, prevAC []Prese
 	return nil
 }
 
-// reset clears u for decoding, keeping the capacity of its slices.
+// reset clears u for decoding, keeping the capacity of its slices. Fields are
+// cleared one by one: a composite-literal reset is a memory.fill in Wasm.
 func (u *UserInformation) reset() {
-	u.resetValues()
-	u.resetLists()
+	u.ImplementationClassUID, u.ImplementationVersionName = nil, nil
+	u.UserIdentity.Primary, u.UserIdentity.Secondary, u.UserIdentityResponse = nil, nil, nil
+	u.MaxLength, u.HasMaxLength, u.implNUL = 0, false, false
+	u.resetRest()
+	u.order = u.order[:0]
+	u.decoded = false
 }
 
-// resetValues and resetLists are the two halves of reset, small enough to be
-// inlined in decodeUserInfo. Fields are cleared one by one: a composite
-// literal reset is a memory.fill in Wasm.
-func (u *UserInformation) resetValues() {
-	u.MaxLength, u.HasMaxLength = 0, false
-	u.ImplementationClassUID = nil
-	u.ImplementationVersionName = nil
+// resetRest clears the fields of u that the fast path of decodeUserInfo does
+// not set.
+func (u *UserInformation) resetRest() {
 	u.AsyncOps.MaxInvoked, u.AsyncOps.MaxPerformed, u.HasAsyncOps = 0, 0, false
-	u.HasUserIdentity, u.HasUserIdentityResponse = false, false
-	u.decoded, u.implNUL = false, false
-}
-
-func (u *UserInformation) resetLists() {
 	u.RoleSelections = u.RoleSelections[:0]
 	u.ExtendedNegotiations = u.ExtendedNegotiations[:0]
 	u.CommonExtendedNegotiations = u.CommonExtendedNegotiations[:0]
 	u.UserIdentity.Type, u.UserIdentity.PositiveResponseRequested, u.UserIdentity.PositiveResponseRaw = 0, false, 0
-	u.UserIdentity.Primary, u.UserIdentity.Secondary = nil, nil
-	u.UserIdentityResponse = nil
+	u.HasUserIdentity, u.HasUserIdentityResponse = false, false
 	u.Unknown = u.Unknown[:0]
-	u.order = u.order[:0]
 }
 
 // singletonSubItems has bit (type-0x51) set for the user-information
@@ -677,27 +671,30 @@ const singletonSubItems = 1<<(ItemMaxLength-ItemMaxLength) | 1<<(ItemImplementat
 // decodeUserInfo resets u and decodes into it the content c of the user
 // information item at offset off.
 func decodeUserInfo(c []byte, off int, u *UserInformation, strict, isRQ bool) error {
-	u.resetValues()
-	u.resetLists()
-	u.decoded = true
+	u.order = u.order[:0]
 	var seen uint16 // bit (type-0x51) set once a sub-item was decoded
 	// A sub-item starts at offset end-len(subs).
 	end := off + 4 + len(c)
 	subs := c
 	// Fast path: real stacks start with 0x51 (length 4), 0x52 and 0x55, in
-	// this order. Decoding them here exactly as the loop below would (none
-	// can be a repeat yet) saves the loop's branches.
+	// this order. They are decoded here exactly as the loop below would (none
+	// can be a repeat yet) but into locals, stored once together with the
+	// reset of the other fields: every pointer store is a write-barrier
+	// check, and each check makes Go's Wasm reload the values it needs.
+	var maxLen uint32
+	var implUID, implVer []byte
+	var implNUL bool
 	if len(subs) >= 8 && subs[0] == ItemMaxLength && subs[2] == 0 && subs[3] == 4 {
-		u.MaxLength, u.HasMaxLength = uint32(subs[4])<<24|uint32(subs[5])<<16|uint32(subs[6])<<8|uint32(subs[7]), true
+		maxLen = uint32(subs[4])<<24 | uint32(subs[5])<<16 | uint32(subs[6])<<8 | uint32(subs[7])
 		u.order = append(u.order, itemRef{typ: ItemMaxLength})
 		seen |= 1 << (ItemMaxLength - ItemMaxLength)
 		subs = subs[8:]
 	}
 	if len(subs) >= 4 && subs[0] == ItemImplementationClassUID {
 		if n := int(subs[2])<<8 | int(subs[3]); n <= len(subs)-4 {
-			u.ImplementationClassUID, u.implNUL = trimUID(subs[4 : 4+n : 4+n])
+			implUID, implNUL = trimUID(subs[4 : 4+n : 4+n])
 			if strict {
-				if err := checkUID(end-len(subs), ItemImplementationClassUID, u.ImplementationClassUID); err != nil {
+				if err := checkUID(end-len(subs), ItemImplementationClassUID, implUID); err != nil {
 					return err
 				}
 			}
@@ -708,7 +705,7 @@ func decodeUserInfo(c []byte, off int, u *UserInformation, strict, isRQ bool) er
 	}
 	if len(subs) >= 4 && subs[0] == ItemImplementationVersion {
 		if n := int(subs[2])<<8 | int(subs[3]); n <= len(subs)-4 {
-			u.ImplementationVersionName = subs[4 : 4+n : 4+n]
+			implVer = subs[4 : 4+n : 4+n]
 			if strict && (n == 0 || n > 16) {
 				return uiError(end-len(subs), ItemImplementationVersion, uiVersionLen, n)
 			}
@@ -717,6 +714,11 @@ func decodeUserInfo(c []byte, off int, u *UserInformation, strict, isRQ bool) er
 			subs = subs[4+n:]
 		}
 	}
+	u.ImplementationClassUID, u.ImplementationVersionName = implUID, implVer
+	u.UserIdentity.Primary, u.UserIdentity.Secondary, u.UserIdentityResponse = nil, nil, nil
+	u.MaxLength, u.HasMaxLength, u.implNUL = maxLen, seen&1 != 0, implNUL
+	u.resetRest()
+	u.decoded = true
 	for len(subs) > 0 {
 		sub := end - len(subs)
 		if len(subs) < 4 {
@@ -806,7 +808,7 @@ func decodeUserInfo(c []byte, off int, u *UserInformation, strict, isRQ bool) er
 			keepSubItem(subs[:4+n], u)
 		} else {
 			seen |= bit
-			u.order = append(u.order, itemRef{typ: typ, index: idx})
+			u.order = append(u.order, itemRef{typ: typ, index: int32(idx)})
 		}
 		subs = subs[4+n:]
 	}
@@ -861,7 +863,7 @@ func keepSubItem(it []byte, u *UserInformation) {
 	var ri *RawItem
 	u.Unknown, ri = grow(u.Unknown)
 	*ri = RawItem{Type: it[0], Reserved: it[1], Data: it[4:len(it):len(it)]}
-	u.order = append(u.order, itemRef{typ: it[0], index: len(u.Unknown) - 1, raw: true})
+	u.order = append(u.order, itemRef{typ: it[0], index: int32(len(u.Unknown) - 1), raw: true})
 }
 
 // decodeRoleSelection decodes sub-item 0x54 (content c at sub).

@@ -80,9 +80,9 @@ func appendAssoc(dst []byte, t Type, a *assoc) []byte {
 		for _, r := range raw.order {
 			switch {
 			case r.raw:
-				if r.index < len(*a.unknown) {
-					dst = appendRaw(dst, &(*a.unknown)[r.index])
-					doneUnknown = max(doneUnknown, r.index+1)
+				if int(r.index) < len(*a.unknown) {
+					dst = appendRaw(dst, &(*a.unknown)[int(r.index)])
+					doneUnknown = max(doneUnknown, int(r.index)+1)
 				}
 			case r.typ == ItemApplicationContext:
 				if !doneApp {
@@ -95,9 +95,9 @@ func appendAssoc(dst []byte, t Type, a *assoc) []byte {
 					doneUI = true
 				}
 			default: // a presentation context
-				if r.index < nPC {
-					dst = appendPC(dst, r.index)
-					donePC = max(donePC, r.index+1)
+				if int(r.index) < nPC {
+					dst = appendPC(dst, int(r.index))
+					donePC = max(donePC, int(r.index)+1)
 				}
 			}
 		}
@@ -214,24 +214,24 @@ func (u *UserInformation) appendItem(dst []byte, reserved uint8) []byte {
 		for _, r := range u.order {
 			switch {
 			case r.raw:
-				if r.index < len(u.Unknown) {
-					dst = appendRaw(dst, &u.Unknown[r.index])
-					doneUnknown = max(doneUnknown, r.index+1)
+				if int(r.index) < len(u.Unknown) {
+					dst = appendRaw(dst, &u.Unknown[int(r.index)])
+					doneUnknown = max(doneUnknown, int(r.index)+1)
 				}
 			case r.typ == ItemRoleSelection:
-				if r.index < len(u.RoleSelections) {
-					dst = appendRole(dst, &u.RoleSelections[r.index])
-					doneRS = max(doneRS, r.index+1)
+				if int(r.index) < len(u.RoleSelections) {
+					dst = appendRole(dst, &u.RoleSelections[int(r.index)])
+					doneRS = max(doneRS, int(r.index)+1)
 				}
 			case r.typ == ItemSOPClassExtendedNeg:
-				if r.index < len(u.ExtendedNegotiations) {
-					dst = appendExtNeg(dst, &u.ExtendedNegotiations[r.index])
-					doneEN = max(doneEN, r.index+1)
+				if int(r.index) < len(u.ExtendedNegotiations) {
+					dst = appendExtNeg(dst, &u.ExtendedNegotiations[int(r.index)])
+					doneEN = max(doneEN, int(r.index)+1)
 				}
 			case r.typ == ItemSOPClassCommonExtendNeg:
-				if r.index < len(u.CommonExtendedNegotiations) {
-					dst = appendCommonExtNeg(dst, &u.CommonExtendedNegotiations[r.index])
-					doneCE = max(doneCE, r.index+1)
+				if int(r.index) < len(u.CommonExtendedNegotiations) {
+					dst = appendCommonExtNeg(dst, &u.CommonExtendedNegotiations[int(r.index)])
+					doneCE = max(doneCE, int(r.index)+1)
 				}
 			case r.typ >= ItemMaxLength && r.typ <= ItemUserIdentityAC:
 				bit := uint16(1) << (r.typ - ItemMaxLength)
