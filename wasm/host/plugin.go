@@ -265,7 +265,9 @@ func (p *Plugin) runDeferred(w *worker, actions []deferredAction) {
 // Metrics returns the plugin's metric registry.
 func (p *Plugin) Metrics() *Metrics { return p.metrics }
 
-// HostCalls returns the total number of env.* host calls made by all VMs of the plugin.
+// HostCalls returns the total number of env.* host calls made by all VMs of the plugin. Each VM
+// counts its own calls under its worker's lock, which HostCalls takes in turn (like
+// GuestMemoryBytes): do not call it from a Logger, which runs inside a guest call.
 func (p *Plugin) HostCalls() uint64 {
 	sum := p.hostCalls.Load() // VMs closed so far (canaries, reloaded or failed-to-start VMs)
 	for _, w := range p.workers {
