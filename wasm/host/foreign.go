@@ -56,6 +56,9 @@ type setEnvoyFilterStateArgs struct {
 var errProto = errors.New("malformed SetEnvoyFilterStateArguments")
 
 func readVarint(b []byte) (uint64, int, error) {
+	if len(b) > 0 && b[0] < 0x80 { // tags and short lengths: one byte
+		return uint64(b[0]), 1, nil
+	}
 	var x uint64
 	for i := 0; i < len(b) && i < 10; i++ {
 		x |= uint64(b[i]&0x7f) << (7 * i)
