@@ -192,6 +192,32 @@ func BenchmarkWasmAssociation(b *testing.B) {
 	b.ReportMetric(float64(p.GuestMemoryBytes()), "vm-bytes")
 }
 
+// TestWasmAssociationAllocatesNothing pins the host side of BenchmarkWasmAssociation at zero
+// allocations: with Conn.Release and a LogViewer, a routed association (filter state, properties,
+// audit log line, metrics, Transport calls) allocates nothing in the host.
+func TestWasmAssociationAllocatesNothing(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector makes sync.Pool drop released Conns")
+	}
+	p, logs := loadFilter(t, routePolicy)
+	rq, rest := echoCapture(t)
+	tr := &syncTransport{}
+	id := uint64(0)
+	run := func() {
+		id++
+		associate(p, tr, id, rq, rest, 1)
+	}
+	for i := 0; i < 50; i++ { // warm up: intern table, caches, pool
+		run()
+	}
+	if n := testing.AllocsPerRun(200, run); n != 0 {
+		t.Fatalf("%v allocations per association, want 0", n)
+	}
+	if !tr.routed(len(rq) + len(rest)) {
+		t.Fatalf("association not routed: %s; last log: %s", tr.describe(), logs.last)
+	}
+}
+
 // BenchmarkWasmPassthrough: one 16 KiB downstream read after the decision. The filter must return
 // Continue at once without touching the buffer: ≤ 1 host call per callback (the filter makes 0).
 func BenchmarkWasmPassthrough(b *testing.B) {
