@@ -2,8 +2,6 @@ package host
 
 import (
 	"time"
-
-	"github.com/tetratelabs/wazero/api"
 )
 
 // proxy_status_t (proxy-wasm spec; proxy-wasm-cpp-sdk proxy_wasm_common.h).
@@ -48,24 +46,24 @@ func u32(s []uint64, i int) uint32 { return uint32(s[i]) }
 // close_stream and get_log_level (src/wasm.cc WasmBase::registerCallbacks), and the two emscripten
 // helpers. Semantics follow src/exports.cc and Envoy source/extensions/common/wasm/context.cc.
 func envFuncs() []*hostFunc {
-	e := func(name, params string, fn func(v *vm, m api.Module, s []uint64)) *hostFunc {
+	e := func(name, params string, fn func(v *vm, s []uint64)) *hostFunc {
 		return &hostFunc{module: "env", name: name, params: sig(params), results: resI32, fn: fn, countable: true}
 	}
 	log := e("proxy_log", "iii", envLog)
 	log.allowInit, log.allowAlloc = true, true
 	notify := &hostFunc{module: "env", name: "emscripten_notify_memory_growth", params: sig("i"), results: resNone,
-		fn: func(*vm, api.Module, []uint64) {}, allowInit: true}
+		fn: func(*vm, []uint64) {}, allowInit: true}
 	return []*hostFunc{
 		log,
 		notify,
-		{module: "env", name: "pthread_equal", params: sig("ii"), results: resI32, fn: func(_ *vm, _ api.Module, s []uint64) {
+		{module: "env", name: "pthread_equal", params: sig("ii"), results: resI32, fn: func(_ *vm, s []uint64) {
 			if s[0] == s[1] {
 				ret(s, 1)
 			} else {
 				ret(s, 0)
 			}
 		}},
-		e("proxy_get_status", "iii", func(v *vm, _ api.Module, s []uint64) {
+		e("proxy_get_status", "iii", func(v *vm, s []uint64) {
 			// Root context status of the last http/grpc call: none in this host ⇒ (0, "").
 			if !v.mem.WriteUint32Le(u32(s, 0), 0) || !v.copyOut(nil, u32(s, 1), u32(s, 2)) {
 				ret(s, statusInvalidMemoryAccess)
@@ -77,7 +75,7 @@ func envFuncs() []*hostFunc {
 		e("proxy_get_property", "iiii", envGetProperty),
 		// HTTP-only: a network filter has no decoder callbacks, Envoy returns OK and does nothing
 		// (Context::sendLocalResponse).
-		e("proxy_send_local_response", "iiiiiiii", func(_ *vm, _ api.Module, s []uint64) { ret(s, statusOK) }),
+		e("proxy_send_local_response", "iiiiiiii", func(_ *vm, s []uint64) { ret(s, statusOK) }),
 		e("proxy_get_shared_data", "iiiii", envGetSharedData),
 		e("proxy_set_shared_data", "iiiii", envSetSharedData),
 		e("proxy_register_shared_queue", "iii", envRegisterSharedQueue),
@@ -91,7 +89,7 @@ func envFuncs() []*hostFunc {
 		e("proxy_add_header_map_value", "iiiii", headerMapBadArgument),
 		e("proxy_replace_header_map_value", "iiiii", headerMapBadArgument),
 		e("proxy_remove_header_map_value", "iii", headerMapBadArgument),
-		e("proxy_get_header_map_pairs", "iii", func(v *vm, _ api.Module, s []uint64) {
+		e("proxy_get_header_map_pairs", "iii", func(v *vm, s []uint64) {
 			if u32(s, 0) > headerMapMax {
 				ret(s, statusBadArgument)
 				return
@@ -109,20 +107,20 @@ func envFuncs() []*hostFunc {
 		e("proxy_set_buffer_bytes", "iiiii", envSetBufferBytes),
 		// No upstream clusters are known to this host: Envoy returns BAD_ARGUMENT for an unknown
 		// cluster (Context::httpCall).
-		e("proxy_http_call", "iiiiiiiiii", func(v *vm, _ api.Module, s []uint64) {
+		e("proxy_http_call", "iiiiiiiiii", func(v *vm, s []uint64) {
 			if !v.mem.WriteUint32Le(u32(s, 9), 0) {
 				ret(s, statusInvalidMemoryAccess)
 				return
 			}
 			ret(s, statusBadArgument)
 		}),
-		e("proxy_grpc_call", "iiiiiiiiiiii", func(_ *vm, _ api.Module, s []uint64) { ret(s, statusBadArgument) }),
-		e("proxy_grpc_stream", "iiiiiiiii", func(_ *vm, _ api.Module, s []uint64) { ret(s, statusBadArgument) }),
-		e("proxy_grpc_close", "i", func(_ *vm, _ api.Module, s []uint64) { ret(s, statusNotFound) }),
-		e("proxy_grpc_cancel", "i", func(_ *vm, _ api.Module, s []uint64) { ret(s, statusNotFound) }),
-		e("proxy_grpc_send", "iiii", func(_ *vm, _ api.Module, s []uint64) { ret(s, statusNotFound) }),
+		e("proxy_grpc_call", "iiiiiiiiiiii", func(_ *vm, s []uint64) { ret(s, statusBadArgument) }),
+		e("proxy_grpc_stream", "iiiiiiiii", func(_ *vm, s []uint64) { ret(s, statusBadArgument) }),
+		e("proxy_grpc_close", "i", func(_ *vm, s []uint64) { ret(s, statusNotFound) }),
+		e("proxy_grpc_cancel", "i", func(_ *vm, s []uint64) { ret(s, statusNotFound) }),
+		e("proxy_grpc_send", "iiii", func(_ *vm, s []uint64) { ret(s, statusNotFound) }),
 		e("proxy_set_tick_period_milliseconds", "i", envSetTickPeriod),
-		e("proxy_get_current_time_nanoseconds", "i", func(v *vm, _ api.Module, s []uint64) {
+		e("proxy_get_current_time_nanoseconds", "i", func(v *vm, s []uint64) {
 			if !v.mem.WriteUint64Le(u32(s, 0), uint64(v.p.clock.Now().UnixNano())) {
 				ret(s, statusInvalidMemoryAccess)
 				return
@@ -133,7 +131,7 @@ func envFuncs() []*hostFunc {
 		e("proxy_increment_metric", "iI", envIncrementMetric),
 		e("proxy_record_metric", "iI", envRecordMetric),
 		e("proxy_get_metric", "ii", envGetMetric),
-		e("proxy_set_effective_context", "i", func(v *vm, _ api.Module, s []uint64) {
+		e("proxy_set_effective_context", "i", func(v *vm, s []uint64) {
 			// cpp-host exports.cc set_effective_context: unknown id ⇒ BAD_ARGUMENT.
 			if _, ok := v.contexts[u32(s, 0)]; !ok {
 				ret(s, statusBadArgument)
@@ -142,7 +140,7 @@ func envFuncs() []*hostFunc {
 			v.effective = u32(s, 0)
 			ret(s, statusOK)
 		}),
-		e("proxy_done", "", func(v *vm, _ api.Module, s []uint64) {
+		e("proxy_done", "", func(v *vm, s []uint64) {
 			// cpp-host WasmBase::done: only a root context whose proxy_on_done returned false.
 			if v.contextOrEffective() != v.root || !v.pendingDone {
 				ret(s, statusNotFound)
@@ -154,7 +152,7 @@ func envFuncs() []*hostFunc {
 		e("proxy_call_foreign_function", "iiiiii", envCallForeignFunction),
 		e("proxy_continue_stream", "i", envContinueStream),
 		e("proxy_close_stream", "i", envCloseStream),
-		e("proxy_get_log_level", "i", func(v *vm, _ api.Module, s []uint64) {
+		e("proxy_get_log_level", "i", func(v *vm, s []uint64) {
 			if !v.mem.WriteUint32Le(u32(s, 0), uint32(v.p.logLevel)) {
 				ret(s, statusInvalidMemoryAccess)
 				return
@@ -164,10 +162,10 @@ func envFuncs() []*hostFunc {
 	}
 }
 
-func headerMapBadArgument(_ *vm, _ api.Module, s []uint64) { ret(s, statusBadArgument) }
+func headerMapBadArgument(_ *vm, s []uint64) { ret(s, statusBadArgument) }
 
 // envLog is cpp-host exports.cc log: level > LogLevel::Max (critical = 5) ⇒ BAD_ARGUMENT.
-func envLog(v *vm, _ api.Module, s []uint64) {
+func envLog(v *vm, s []uint64) {
 	level := u32(s, 0)
 	if level > uint32(LogCritical) {
 		ret(s, statusBadArgument)
@@ -184,7 +182,7 @@ func envLog(v *vm, _ api.Module, s []uint64) {
 }
 
 // envSetTickPeriod is Envoy Wasm::setTimerPeriod: one period per root context per VM; 0 disables.
-func envSetTickPeriod(v *vm, _ api.Module, s []uint64) {
+func envSetTickPeriod(v *vm, s []uint64) {
 	ms := u32(s, 0)
 	v.tickPeriod = time.Duration(ms) * time.Millisecond
 	if ms > 0 {
@@ -196,7 +194,7 @@ func envSetTickPeriod(v *vm, _ api.Module, s []uint64) {
 // envContinueStream is Envoy Context::continueStream for a network filter: DOWNSTREAM ⇒ deferred
 // read_callbacks->continueReading(); UPSTREAM ⇒ UNIMPLEMENTED; > UPSTREAM ⇒ BAD_ARGUMENT (cpp-host
 // exports.cc); HTTP REQUEST/RESPONSE ⇒ OK and nothing (no decoder/encoder callbacks).
-func envContinueStream(v *vm, _ api.Module, s []uint64) {
+func envContinueStream(v *vm, s []uint64) {
 	t := u32(s, 0)
 	if t > streamMax {
 		ret(s, statusBadArgument)
@@ -219,7 +217,7 @@ func envContinueStream(v *vm, _ api.Module, s []uint64) {
 // envCloseStream is Envoy Context::closeStream: DOWNSTREAM and UPSTREAM both close the downstream
 // connection with FlushWrite, deferred (the read and write filter callbacks share one connection);
 // HTTP REQUEST/RESPONSE ⇒ OK and nothing on a network filter; > UPSTREAM ⇒ BAD_ARGUMENT.
-func envCloseStream(v *vm, _ api.Module, s []uint64) {
+func envCloseStream(v *vm, s []uint64) {
 	t := u32(s, 0)
 	if t > streamMax {
 		ret(s, statusBadArgument)
@@ -279,7 +277,7 @@ func (v *vm) bufferOf(c *wctx, t uint32) (buf *[]byte, avail, ok bool) {
 }
 
 // envGetBufferBytes is cpp-host exports.cc get_buffer_bytes.
-func envGetBufferBytes(v *vm, _ api.Module, s []uint64) {
+func envGetBufferBytes(v *vm, s []uint64) {
 	t, start, length, ptrPtr, sizePtr := u32(s, 0), u32(s, 1), u32(s, 2), u32(s, 3), u32(s, 4)
 	if t > bufMax {
 		ret(s, statusBadArgument)
@@ -314,7 +312,7 @@ func envGetBufferBytes(v *vm, _ api.Module, s []uint64) {
 }
 
 // envGetBufferStatus is cpp-host exports.cc get_buffer_status.
-func envGetBufferStatus(v *vm, _ api.Module, s []uint64) {
+func envGetBufferStatus(v *vm, s []uint64) {
 	t := u32(s, 0)
 	if t > bufMax {
 		ret(s, statusBadArgument)
@@ -339,7 +337,7 @@ func envGetBufferStatus(v *vm, _ api.Module, s []uint64) {
 // envSetBufferBytes is Envoy Buffer::copyFrom: start 0 ⇒ drain `size` bytes then prepend; start ≥
 // length ⇒ append; 0 < start < length ⇒ BAD_ARGUMENT; no held buffer ⇒ BAD_ARGUMENT; immutable
 // buffers (configuration) ⇒ BAD_ARGUMENT.
-func envSetBufferBytes(v *vm, _ api.Module, s []uint64) {
+func envSetBufferBytes(v *vm, s []uint64) {
 	t, start, size, dataPtr, dataLen := u32(s, 0), u32(s, 1), u32(s, 2), u32(s, 3), u32(s, 4)
 	if t > bufMax {
 		ret(s, statusBadArgument)

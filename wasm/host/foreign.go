@@ -3,8 +3,6 @@ package host
 import (
 	"errors"
 	"net/netip"
-
-	"github.com/tetratelabs/wazero/api"
 )
 
 // Filter-state keys that have a registered StreamInfo::FilterState::ObjectFactory in Envoy
@@ -129,7 +127,7 @@ func parseSetEnvoyFilterStateArgs(b []byte) (setEnvoyFilterStateArgs, error) {
 
 // envCallForeignFunction is cpp-host exports.cc call_foreign_function. Only
 // "set_envoy_filter_state" is registered (Envoy foreign.cc); other names ⇒ NOT_FOUND.
-func envCallForeignFunction(v *vm, _ api.Module, s []uint64) {
+func envCallForeignFunction(v *vm, s []uint64) {
 	// Views of guest memory: only read before anything runs the guest again.
 	name, ok1 := v.view(u32(s, 0), u32(s, 1))
 	args, ok2 := v.view(u32(s, 2), u32(s, 3))

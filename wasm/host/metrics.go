@@ -10,8 +10,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-
-	"github.com/tetratelabs/wazero/api"
 )
 
 // Metric types and id layout (cpp-host include/proxy-wasm/wasm.h: kMetricTypeMask = 0x3,
@@ -320,7 +318,7 @@ func formatFloat(f float64) string {
 
 // envDefineMetric is Envoy Context::defineMetric + cpp-host exports.cc define_metric: type > 2 ⇒
 // BAD_ARGUMENT; every call returns a fresh id (type in the low 2 bits) for the same underlying stat.
-func envDefineMetric(v *vm, _ api.Module, s []uint64) {
+func envDefineMetric(v *vm, s []uint64) {
 	typ, namePtr, nameLen, idPtr := u32(s, 0), u32(s, 1), u32(s, 2), u32(s, 3)
 	name, ok := v.readString(namePtr, nameLen)
 	if !ok {
@@ -352,7 +350,7 @@ func envDefineMetric(v *vm, _ api.Module, s []uint64) {
 
 // envIncrementMetric is Envoy Context::incrementMetric: counter delta ≤ 0 ⇒ BAD_ARGUMENT; gauge
 // adds/subtracts; histogram ⇒ BAD_ARGUMENT; unknown id ⇒ NOT_FOUND.
-func envIncrementMetric(v *vm, _ api.Module, s []uint64) {
+func envIncrementMetric(v *vm, s []uint64) {
 	x := v.metricByID(u32(s, 0))
 	if x == nil {
 		ret(s, statusNotFound)
@@ -376,7 +374,7 @@ func envIncrementMetric(v *vm, _ api.Module, s []uint64) {
 }
 
 // envRecordMetric is Envoy Context::recordMetric: counter add, gauge set, histogram record.
-func envRecordMetric(v *vm, _ api.Module, s []uint64) {
+func envRecordMetric(v *vm, s []uint64) {
 	x := v.metricByID(u32(s, 0))
 	if x == nil {
 		ret(s, statusNotFound)
@@ -406,7 +404,7 @@ func envRecordMetric(v *vm, _ api.Module, s []uint64) {
 }
 
 // envGetMetric is Envoy Context::getMetric: histogram ⇒ BAD_ARGUMENT; unknown ⇒ NOT_FOUND.
-func envGetMetric(v *vm, _ api.Module, s []uint64) {
+func envGetMetric(v *vm, s []uint64) {
 	x := v.metricByID(u32(s, 0))
 	if x == nil {
 		ret(s, statusNotFound)

@@ -5,8 +5,6 @@ import (
 	"net/netip"
 	"strings"
 	"unsafe"
-
-	"github.com/tetratelabs/wazero/api"
 )
 
 // celStatePrefix is the filter-state prefix of set_property values (Envoy context.cc CelStateKeyPrefix).
@@ -231,7 +229,7 @@ func (c *Conn) connectionProperty(name string) propResult {
 }
 
 // envGetProperty is cpp-host exports.cc get_property (on the current-or-effective context).
-func envGetProperty(v *vm, _ api.Module, s []uint64) {
+func envGetProperty(v *vm, s []uint64) {
 	// The path is only looked at, never kept, and is done with before copyOut runs the guest.
 	raw, ok := v.view(u32(s, 0), u32(s, 1))
 	if !ok {
@@ -259,7 +257,7 @@ func envGetProperty(v *vm, _ api.Module, s []uint64) {
 
 // envSetProperty is Envoy Context::setProperty: stores a CelState under filter-state key
 // "wasm.<path>" on the connection's stream info; no stream info (root context) ⇒ NOT_FOUND.
-func envSetProperty(v *vm, _ api.Module, s []uint64) {
+func envSetProperty(v *vm, s []uint64) {
 	key, ok1 := v.view(u32(s, 0), u32(s, 1))
 	val, ok2 := v.view(u32(s, 2), u32(s, 3))
 	if !ok1 || !ok2 {

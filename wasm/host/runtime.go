@@ -87,7 +87,7 @@ type hostFunc struct {
 	module, name string
 	params       []api.ValueType
 	results      []api.ValueType
-	fn           func(v *vm, m api.Module, stack []uint64)
+	fn           func(v *vm, stack []uint64)
 	// countable: env.proxy_* calls counted by Plugin.HostCalls.
 	countable bool
 	// allowInit / allowAlloc: permitted during _initialize (cpp-host src/wasm.cc WasmBase::startVm)
@@ -117,7 +117,7 @@ func instantiateHostModules(ctx context.Context, r wazero.Runtime) error {
 		b := r.NewHostModuleBuilder(mod)
 		for _, hf := range fns {
 			b.NewFunctionBuilder().
-				WithGoModuleFunction(wrapHostFunc(hf), hf.params, hf.results).
+				WithGoFunction(wrapHostFunc(hf), hf.params, hf.results).
 				WithName(hf.name).
 				Export(hf.name)
 		}
@@ -133,9 +133,11 @@ type trapError struct{ msg string }
 
 func (t trapError) Error() string { return t.msg }
 
-func wrapHostFunc(hf *hostFunc) api.GoModuleFunction {
+// wrapHostFunc makes hf a wazero Go function. No host function needs the calling api.Module (the
+// VM comes from the context), so it is a GoFunction: wazero skips resolving the caller per call.
+func wrapHostFunc(hf *hostFunc) api.GoFunction {
 	qualified := hf.module + "." + hf.name
-	return api.GoModuleFunc(func(ctx context.Context, m api.Module, stack []uint64) {
+	return api.GoFunc(func(ctx context.Context, stack []uint64) {
 		var v *vm
 		if c, ok := ctx.(*vmContext); ok { // every call the host makes
 			v = c.v
@@ -160,6 +162,6 @@ func wrapHostFunc(hf *hostFunc) api.GoModuleFunction {
 				panic(trapError{"restricted_callback: " + qualified})
 			}
 		}
-		hf.fn(v, m, stack)
+		hf.fn(v, stack)
 	})
 }

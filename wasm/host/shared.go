@@ -2,8 +2,6 @@ package host
 
 import (
 	"sync"
-
-	"github.com/tetratelabs/wazero/api"
 )
 
 // Process-wide shared data and shared queues keyed by vm_id (cpp-host src/shared_data.cc,
@@ -36,7 +34,7 @@ func nextCAS() uint32 {
 }
 
 // envGetSharedData is cpp-host exports.cc get_shared_data: NOT_FOUND if absent.
-func envGetSharedData(v *vm, _ api.Module, s []uint64) {
+func envGetSharedData(v *vm, s []uint64) {
 	key, ok := v.readString(u32(s, 0), u32(s, 1))
 	if !ok {
 		ret(s, statusInvalidMemoryAccess)
@@ -62,7 +60,7 @@ func envGetSharedData(v *vm, _ api.Module, s []uint64) {
 }
 
 // envSetSharedData is cpp-host SharedData::set: cas ≠ 0 and ≠ current ⇒ CAS_MISMATCH.
-func envSetSharedData(v *vm, _ api.Module, s []uint64) {
+func envSetSharedData(v *vm, s []uint64) {
 	key, ok1 := v.readString(u32(s, 0), u32(s, 1))
 	val, ok2 := v.read(u32(s, 2), u32(s, 3))
 	if !ok1 || !ok2 {
@@ -92,7 +90,7 @@ func envSetSharedData(v *vm, _ api.Module, s []uint64) {
 
 // envRegisterSharedQueue is cpp-host SharedQueue::registerQueue: re-registration moves the
 // on_queue_ready target to the latest registrant.
-func envRegisterSharedQueue(v *vm, _ api.Module, s []uint64) {
+func envRegisterSharedQueue(v *vm, s []uint64) {
 	name, ok := v.readString(u32(s, 0), u32(s, 1))
 	if !ok {
 		ret(s, statusInvalidMemoryAccess)
@@ -117,7 +115,7 @@ func envRegisterSharedQueue(v *vm, _ api.Module, s []uint64) {
 }
 
 // envResolveSharedQueue: empty vm_id means the caller's own vm_id; unknown ⇒ NOT_FOUND.
-func envResolveSharedQueue(v *vm, _ api.Module, s []uint64) {
+func envResolveSharedQueue(v *vm, s []uint64) {
 	vmID, ok1 := v.readString(u32(s, 0), u32(s, 1))
 	name, ok2 := v.readString(u32(s, 2), u32(s, 3))
 	if !ok1 || !ok2 {
@@ -142,7 +140,7 @@ func envResolveSharedQueue(v *vm, _ api.Module, s []uint64) {
 }
 
 // envDequeueSharedQueue: unknown token ⇒ NOT_FOUND; empty ⇒ EMPTY.
-func envDequeueSharedQueue(v *vm, _ api.Module, s []uint64) {
+func envDequeueSharedQueue(v *vm, s []uint64) {
 	shared.mu.Lock()
 	q, ok := shared.queues[u32(s, 0)]
 	var item []byte
@@ -169,7 +167,7 @@ func envDequeueSharedQueue(v *vm, _ api.Module, s []uint64) {
 
 // envEnqueueSharedQueue posts proxy_on_queue_ready(root, token) to the registrant's worker
 // (asynchronously, like Envoy's dispatcher post).
-func envEnqueueSharedQueue(v *vm, _ api.Module, s []uint64) {
+func envEnqueueSharedQueue(v *vm, s []uint64) {
 	tok := u32(s, 0)
 	data, ok := v.read(u32(s, 1), u32(s, 2))
 	if !ok {

@@ -44,18 +44,18 @@ var (
 // src/exports.cc wasi_unstable_*; allowInit mirrors WasmBase::startVm's allow list, allowAlloc
 // WasmBase::allocMemory's.
 func wasiFuncs() []*hostFunc {
-	w := func(name, params string, res []api.ValueType, init, alloc bool, fn func(v *vm, m api.Module, s []uint64)) *hostFunc {
+	w := func(name, params string, res []api.ValueType, init, alloc bool, fn func(v *vm, s []uint64)) *hostFunc {
 		return &hostFunc{module: "wasi_snapshot_preview1", name: name, params: sig(params), results: res, fn: fn, allowInit: init, allowAlloc: alloc}
 	}
 	const (
 		deny  = false
 		allow = true
 	)
-	constErr := func(e uint32) func(v *vm, m api.Module, s []uint64) {
-		return func(_ *vm, _ api.Module, s []uint64) { ret(s, e) }
+	constErr := func(e uint32) func(v *vm, s []uint64) {
+		return func(_ *vm, s []uint64) { ret(s, e) }
 	}
-	stdioOnly := func(okErr uint32) func(v *vm, m api.Module, s []uint64) {
-		return func(_ *vm, _ api.Module, s []uint64) {
+	stdioOnly := func(okErr uint32) func(v *vm, s []uint64) {
+		return func(_ *vm, s []uint64) {
 			fd := uint32(s[0])
 			if fd != 1 && fd != 2 {
 				ret(s, errnoBadf)
@@ -67,15 +67,15 @@ func wasiFuncs() []*hostFunc {
 	return []*hostFunc{
 		w("fd_write", "iiii", resI32, allow, allow, wasiFdWrite),
 		w("fd_read", "iiii", resI32, deny, deny, constErr(errnoNosys)),
-		w("fd_seek", "iIii", resI32, deny, deny, func(v *vm, _ api.Module, s []uint64) {
+		w("fd_seek", "iIii", resI32, deny, deny, func(v *vm, s []uint64) {
 			v.p.log(LogTrace, "wasi_unstable fd_seek")
 			ret(s, errnoSuccess)
 		}),
-		w("fd_close", "i", resI32, deny, deny, func(v *vm, _ api.Module, s []uint64) {
+		w("fd_close", "i", resI32, deny, deny, func(v *vm, s []uint64) {
 			v.p.log(LogTrace, "wasi_unstable fd_close")
 			ret(s, errnoSuccess)
 		}),
-		w("fd_fdstat_get", "ii", resI32, allow, deny, func(v *vm, _ api.Module, s []uint64) {
+		w("fd_fdstat_get", "ii", resI32, allow, deny, func(v *vm, s []uint64) {
 			fd, out := uint32(s[0]), uint32(s[1])
 			if fd != 1 && fd != 2 {
 				ret(s, errnoBadf)
@@ -91,14 +91,14 @@ func wasiFuncs() []*hostFunc {
 		w("environ_get", "ii", resI32, allow, deny, wasiEnvironGet),
 		w("environ_sizes_get", "ii", resI32, allow, deny, wasiEnvironSizesGet),
 		w("args_get", "ii", resI32, allow, deny, constErr(errnoSuccess)),
-		w("args_sizes_get", "ii", resI32, allow, deny, func(v *vm, _ api.Module, s []uint64) {
+		w("args_sizes_get", "ii", resI32, allow, deny, func(v *vm, s []uint64) {
 			if !v.mem.WriteUint32Le(uint32(s[0]), 0) || !v.mem.WriteUint32Le(uint32(s[1]), 0) {
 				ret(s, errnoFault)
 				return
 			}
 			ret(s, errnoSuccess)
 		}),
-		w("clock_time_get", "iIi", resI32, allow, allow, func(v *vm, _ api.Module, s []uint64) {
+		w("clock_time_get", "iIi", resI32, allow, allow, func(v *vm, s []uint64) {
 			var t uint64
 			switch uint32(s[0]) {
 			case 0:
@@ -115,7 +115,7 @@ func wasiFuncs() []*hostFunc {
 			}
 			ret(s, errnoSuccess)
 		}),
-		w("clock_res_get", "ii", resI32, allow, deny, func(v *vm, _ api.Module, s []uint64) {
+		w("clock_res_get", "ii", resI32, allow, deny, func(v *vm, s []uint64) {
 			if id := uint32(s[0]); id != 0 && id != 1 {
 				ret(s, errnoNotsup)
 				return
@@ -132,7 +132,7 @@ func wasiFuncs() []*hostFunc {
 		w("fd_filestat_set_size", "iI", resI32, allow, deny, stdioOnly(errnoSuccess)),
 		w("fd_filestat_set_times", "iIIi", resI32, allow, deny, stdioOnly(errnoSuccess)),
 		w("fd_pread", "iiiIi", resI32, allow, deny, constErr(errnoNosys)),
-		w("fd_pwrite", "iiiIi", resI32, allow, deny, func(v *vm, m api.Module, s []uint64) {
+		w("fd_pwrite", "iiiIi", resI32, allow, deny, func(v *vm, s []uint64) {
 			fd := uint32(s[0])
 			if fd != 1 && fd != 2 {
 				ret(s, errnoBadf)
@@ -149,14 +149,14 @@ func wasiFuncs() []*hostFunc {
 			}
 			ret(s, errnoSuccess)
 		}),
-		w("fd_readdir", "iiiIi", resI32, allow, deny, func(v *vm, _ api.Module, s []uint64) {
+		w("fd_readdir", "iiiIi", resI32, allow, deny, func(v *vm, s []uint64) {
 			if !v.mem.WriteUint32Le(uint32(s[4]), 0) {
 				ret(s, errnoFault)
 				return
 			}
 			ret(s, errnoNotdir)
 		}),
-		w("fd_renumber", "ii", resI32, allow, deny, func(_ *vm, _ api.Module, s []uint64) {
+		w("fd_renumber", "ii", resI32, allow, deny, func(_ *vm, s []uint64) {
 			fd, to := uint32(s[0]), uint32(s[1])
 			if (fd != 1 && fd != 2) || (to != 1 && to != 2) {
 				ret(s, errnoBadf)
@@ -165,7 +165,7 @@ func wasiFuncs() []*hostFunc {
 			ret(s, errnoNotsup)
 		}),
 		w("fd_sync", "i", resI32, allow, deny, stdioOnly(errnoSuccess)),
-		w("fd_tell", "ii", resI32, allow, deny, func(v *vm, _ api.Module, s []uint64) {
+		w("fd_tell", "ii", resI32, allow, deny, func(v *vm, s []uint64) {
 			if fd := uint32(s[0]); fd != 1 && fd != 2 {
 				ret(s, errnoBadf)
 				return
@@ -180,7 +180,7 @@ func wasiFuncs() []*hostFunc {
 		w("path_filestat_set_times", "iiiiIIi", resI32, allow, deny, constErr(errnoNotsup)),
 		// WASI signature (7 params); cpp-host declares 6, which V8 would reject at link time.
 		w("path_link", "iiiiiii", resI32, allow, deny, constErr(errnoNotsup)),
-		w("path_readlink", "iiiiii", resI32, allow, deny, func(v *vm, _ api.Module, s []uint64) {
+		w("path_readlink", "iiiiii", resI32, allow, deny, func(v *vm, s []uint64) {
 			if !v.mem.WriteUint32Le(uint32(s[5]), 0) {
 				ret(s, errnoFault)
 				return
@@ -192,7 +192,7 @@ func wasiFuncs() []*hostFunc {
 		// WASI signature (5 params); cpp-host declares 4.
 		w("path_symlink", "iiiii", resI32, allow, deny, constErr(errnoNotsup)),
 		w("path_unlink_file", "iii", resI32, allow, deny, constErr(errnoNotsup)),
-		w("sock_accept", "iii", resI32, allow, deny, func(v *vm, _ api.Module, s []uint64) {
+		w("sock_accept", "iii", resI32, allow, deny, func(v *vm, s []uint64) {
 			// cpp-host writes a 64-bit zero (setDatatype(retptr0, 0UL)).
 			if !v.mem.WriteUint64Le(uint32(s[2]), 0) {
 				ret(s, errnoFault)
@@ -200,14 +200,14 @@ func wasiFuncs() []*hostFunc {
 			}
 			ret(s, errnoNotsup)
 		}),
-		w("sock_recv", "iiiiii", resI32, allow, deny, func(v *vm, _ api.Module, s []uint64) {
+		w("sock_recv", "iiiiii", resI32, allow, deny, func(v *vm, s []uint64) {
 			if !v.mem.WriteUint32Le(uint32(s[4]), 0) || !v.mem.WriteUint16Le(uint32(s[5]), 0) {
 				ret(s, errnoFault)
 				return
 			}
 			ret(s, errnoNotsup)
 		}),
-		w("sock_send", "iiiii", resI32, allow, deny, func(v *vm, _ api.Module, s []uint64) {
+		w("sock_send", "iiiii", resI32, allow, deny, func(v *vm, s []uint64) {
 			if !v.mem.WriteUint32Le(uint32(s[4]), 0) {
 				ret(s, errnoFault)
 				return
@@ -215,7 +215,7 @@ func wasiFuncs() []*hostFunc {
 			ret(s, errnoNotsup)
 		}),
 		w("sock_shutdown", "ii", resI32, allow, deny, constErr(errnoNotsup)),
-		w("random_get", "ii", resI32, allow, deny, func(v *vm, _ api.Module, s []uint64) {
+		w("random_get", "ii", resI32, allow, deny, func(v *vm, s []uint64) {
 			ptr, n := uint32(s[0]), uint32(s[1])
 			if n > maxRandomGetSize {
 				ret(s, errnoInval)
@@ -234,7 +234,7 @@ func wasiFuncs() []*hostFunc {
 			ret(s, errnoSuccess)
 		}),
 		w("sched_yield", "", resI32, deny, deny, constErr(errnoSuccess)),
-		w("poll_oneoff", "iiii", resI32, allow, allow, func(v *vm, _ api.Module, s []uint64) {
+		w("poll_oneoff", "iiii", resI32, allow, allow, func(v *vm, s []uint64) {
 			// No polling: nevents = 0, success at once (Go requires success; cpp-host issue #497).
 			if !v.mem.WriteUint32Le(uint32(s[3]), 0) {
 				ret(s, errnoFault)
@@ -242,7 +242,7 @@ func wasiFuncs() []*hostFunc {
 			}
 			ret(s, errnoSuccess)
 		}),
-		w("proc_exit", "i", resNone, deny, deny, func(v *vm, _ api.Module, _ []uint64) {
+		w("proc_exit", "i", resNone, deny, deny, func(v *vm, _ []uint64) {
 			// cpp-host logs and returns; it does not trap.
 			v.p.log(LogTrace, "wasi_unstable proc_exit")
 		}),
@@ -294,7 +294,7 @@ func (v *vm) writev(fd, iovs, iovsLen uint32) (uint32, uint32) {
 	return written, errnoSuccess
 }
 
-func wasiFdWrite(v *vm, _ api.Module, s []uint64) {
+func wasiFdWrite(v *vm, s []uint64) {
 	fd := uint32(s[0])
 	if fd != 1 && fd != 2 {
 		ret(s, errnoBadf)
@@ -326,7 +326,7 @@ func (p *Plugin) envList() []string {
 	return out
 }
 
-func wasiEnvironSizesGet(v *vm, _ api.Module, s []uint64) {
+func wasiEnvironSizesGet(v *vm, s []uint64) {
 	env := v.p.envList()
 	size := 0
 	for _, e := range env {
@@ -339,7 +339,7 @@ func wasiEnvironSizesGet(v *vm, _ api.Module, s []uint64) {
 	ret(s, errnoSuccess)
 }
 
-func wasiEnvironGet(v *vm, _ api.Module, s []uint64) {
+func wasiEnvironGet(v *vm, s []uint64) {
 	arr, buf := uint32(s[0]), uint32(s[1])
 	for _, e := range v.p.envList() {
 		if !v.mem.WriteUint32Le(arr, buf) {
