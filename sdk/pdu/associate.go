@@ -2,9 +2,11 @@ package pdu
 
 // AssociateRQ is a decoded A-ASSOCIATE-RQ PDU (type 0x01).
 //
-// Byte-slice fields alias the buffer passed to DecodeAssociateRQ. Decoding
-// into the same value again reuses its slices, so a proxy that decodes one RQ
-// per connection into a pooled value allocates nothing in steady state.
+// Byte-slice fields alias the buffer passed to DecodeAssociateRQ, and so does
+// what AppendEncode needs to reproduce the reserved bytes 42-73: re-encode a
+// decoded value only while that buffer is intact. Decoding into the same value
+// again reuses its slices, so a proxy that decodes one RQ per connection into
+// a pooled value allocates nothing in steady state.
 type AssociateRQ struct {
 	// ProtocolVersion is the 16-bit protocol version; bit 0 must be set.
 	ProtocolVersion uint16
@@ -26,7 +28,8 @@ type AssociateRQ struct {
 	raw associateRaw
 }
 
-// AssociateAC is a decoded A-ASSOCIATE-AC PDU (type 0x02).
+// AssociateAC is a decoded A-ASSOCIATE-AC PDU (type 0x02). Like AssociateRQ,
+// it aliases the buffer passed to DecodeAssociateAC.
 type AssociateAC struct {
 	// ProtocolVersion is the 16-bit protocol version; bit 0 must be set.
 	ProtocolVersion uint16

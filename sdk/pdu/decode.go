@@ -76,12 +76,18 @@ func (d *Decoder) header(pdu []byte, want Type) error {
 }
 
 // The A-ASSOCIATE decoders below are the per-connection hot path of a proxy
-// compiled to WebAssembly, where every call, every taken branch and every
-// struct copy or reset larger than 16-32 bytes (a memory.copy/memory.fill,
-// which wazero runs as a call into the host) costs far more than natively.
-// So: the header is checked inline (header builds the errors), values are
-// reset field by field, items are read without an intermediate struct, and
-// error messages are built in out-of-line functions.
+// compiled to WebAssembly (GOOS=wasip1, run by wazero), where every call,
+// every taken branch (a jump through the function's dispatch table that moves
+// every live local), every bounds-checked byte access and every struct copy
+// or reset larger than 16-32 bytes (a memory.copy/memory.fill, which wazero
+// runs as a call into the host) costs far more than natively. So: the header
+// is checked inline (header builds the errors); values are reset field by
+// field; items are walked as shrinking sub-slices; the usual item order is
+// decoded by straight-line fast paths that hand over to the general loops at
+// the first item out of that order (TestFastPathMatchesGeneral checks they
+// agree); error messages are built in out-of-line functions. Measure changes
+// with BenchmarkDecodeAssociateRQ under wasm/internal/wasip1bench, not only
+// natively.
 
 // assocHeaderOK reports whether pdu is exactly one A-ASSOCIATE PDU of type t
 // that header accepts: type t, length field equal to the bytes present, at

@@ -6,8 +6,9 @@
 // one complete PDU is present (peek-then-commit: nothing is consumed or
 // copied), and the Decode functions fill caller-owned values that can be
 // reused across calls without allocating in steady state. Decoded byte slices
-// (AE titles, UIDs, user identity fields) alias the input buffer: they are
-// valid only while that buffer is neither modified nor reused.
+// (AE titles, UIDs, user identity fields, and the reserved bytes of an
+// A-ASSOCIATE-RQ/AC that AppendEncode reproduces) alias the input buffer: they
+// are valid only while that buffer is neither modified nor reused.
 //
 // # Framing
 //
