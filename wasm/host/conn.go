@@ -108,7 +108,10 @@ func (p *Plugin) NewConn(info ConnInfo, proxy TCPProxyConfig, t Transport) *Conn
 	if t == nil {
 		t = discardTransport{}
 	}
-	w := p.workers[int(p.next.Add(1)-1)%len(p.workers)]
+	w := p.workers[0]
+	if len(p.workers) > 1 { // round robin; one worker needs no shared counter
+		w = p.workers[int(p.next.Add(1)-1)%len(p.workers)]
+	}
 	c, _ := p.connPool.Get().(*Conn) // a Conn given back with Release
 	if c != nil {
 		c.unmarkReleased() // zeroed by Release: only its markers to undo
