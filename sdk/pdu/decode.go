@@ -167,8 +167,7 @@ func (d *Decoder) DecodeAssociateRQ(pdu []byte, rq *AssociateRQ) error {
 		if n > len(items)-4 {
 			break
 		}
-		var pc *PresentationContextRQ
-		rq.PresentationContexts, pc = grow(rq.PresentationContexts)
+		pc := grow(&rq.PresentationContexts)
 		if err := d.decodePCRQ(items[4:4+n:4+n], len(pdu)-len(items), items[1], pc); err != nil {
 			return err
 		}
@@ -257,8 +256,7 @@ func (d *Decoder) decodeItems(pdu, items []byte, rq *AssociateRQ, ac *AssociateA
 		typ, c := items[0], items[4:4+n:4+n]
 		switch {
 		case typ == ItemPresentationContextRQ && rq != nil:
-			var pc *PresentationContextRQ
-			rq.PresentationContexts, pc = grow(rq.PresentationContexts)
+			pc := grow(&rq.PresentationContexts)
 			if err := d.decodePCRQ(c, off, items[1], pc); err != nil {
 				return err
 			}
@@ -270,8 +268,7 @@ func (d *Decoder) decodeItems(pdu, items []byte, rq *AssociateRQ, ac *AssociateA
 			}
 			raw.order = append(raw.order, itemRef{typ: typ, index: int32(i)})
 		case typ == ItemPresentationContextAC && ac != nil:
-			var pc *PresentationContextAC
-			ac.PresentationContexts, pc = grow(ac.PresentationContexts)
+			pc := grow(&ac.PresentationContexts)
 			if err := d.decodePCAC(c, off, items[1], pc); err != nil {
 				return err
 			}
@@ -365,8 +362,7 @@ func keepItem(it []byte, off int, strict bool, t Type, unknown *[]RawItem, raw *
 			return newErr(off, itemName(typ), ErrInvalid, "not allowed in an "+t.String()+" (strict)")
 		}
 	}
-	var ri *RawItem
-	*unknown, ri = grow(*unknown)
+	ri := grow(unknown)
 	*ri = RawItem{Type: typ, Reserved: it[1], Data: it[4:len(it):len(it)]}
 	raw.order = append(raw.order, itemRef{typ: typ, index: int32(len(*unknown) - 1), raw: true})
 	return nil
@@ -866,8 +862,7 @@ func checkUID(sub int, typ uint8, uid []byte) error {
 //
 //go:noinline
 func keepSubItem(it []byte, u *UserInformation) {
-	var ri *RawItem
-	u.Unknown, ri = grow(u.Unknown)
+	ri := grow(&u.Unknown)
 	*ri = RawItem{Type: it[0], Reserved: it[1], Data: it[4:len(it):len(it)]}
 	u.order = append(u.order, itemRef{typ: it[0], index: int32(len(u.Unknown) - 1), raw: true})
 }
@@ -882,8 +877,7 @@ func decodeRoleSelection(sub int, c []byte, u *UserInformation, strict bool) err
 	if len(rest) != 2 {
 		return newErr(sub, name, ErrInvalid, "length "+itoa(len(c))+" does not equal 2 + UID length "+itoa(len(uid))+" + 2 role bytes")
 	}
-	var rs *RoleSelection
-	u.RoleSelections, rs = grow(u.RoleSelections)
+	rs := grow(&u.RoleSelections)
 	*rs = RoleSelection{SCURole: rest[0], SCPRole: rest[1]}
 	rs.SOPClassUID, rs.nul = trimUID(uid)
 	if strict {
@@ -898,8 +892,7 @@ func decodeExtNeg(sub int, c []byte, u *UserInformation) error {
 	if err != nil {
 		return err
 	}
-	var en *ExtendedNegotiation
-	u.ExtendedNegotiations, en = grow(u.ExtendedNegotiations)
+	en := grow(&u.ExtendedNegotiations)
 	*en = ExtendedNegotiation{Info: rest}
 	en.SOPClassUID, en.nul = trimUID(uid)
 	return nil
@@ -973,8 +966,7 @@ func decodeCommonExtNeg(sub int, c []byte, u *UserInformation) error {
 	if len(rest) != 0 {
 		return newErr(sub, name, ErrInvalid, itoa(len(rest))+" bytes follow the related general SOP class list (the lengths do not add up)")
 	}
-	var ce *CommonExtendedNegotiation
-	u.CommonExtendedNegotiations, ce = grow(u.CommonExtendedNegotiations)
+	ce := grow(&u.CommonExtendedNegotiations)
 	*ce = CommonExtendedNegotiation{SOPClassUID: sop, ServiceClassUID: svc, RelatedGeneralSOPUID: ce.RelatedGeneralSOPUID[:0]}
 	for len(list) > 0 {
 		var uid []byte
@@ -1001,16 +993,18 @@ func lenPrefixed(off int, c []byte, field, what string) (val, rest []byte, err e
 	return c[2 : 2+n : 2+n], c[2+n:], nil
 }
 
-// grow extends s by one element, reusing capacity (and the old element's
-// contents, which the caller resets while keeping inner slices).
-func grow[T any](s []T) ([]T, *T) {
-	if len(s) < cap(s) {
-		s = s[:len(s)+1]
+// grow extends *s by one element and returns it, reusing capacity (and the
+// old element's contents, which the caller resets while keeping inner
+// slices). Without growth only the length is stored (no pointer store and
+// write-barrier check).
+func grow[T any](s *[]T) *T {
+	if n := len(*s); n < cap(*s) {
+		*s = (*s)[:n+1]
 	} else {
 		var z T
-		s = append(s, z)
+		*s = append(*s, z)
 	}
-	return s, &s[len(s)-1]
+	return &(*s)[len(*s)-1]
 }
 
 // trimUID strips one trailing NUL (UIDs are sent unpadded, but some stacks
