@@ -499,18 +499,27 @@ func (d *Decoder) decodePCRQ(c []byte, off int, res uint8, pc *PresentationConte
 			subs = subs[4+n:]
 		}
 	}
-	for len(subs) >= 4 && subs[0] == ItemTransferSyntax {
-		n := int(subs[2])<<8 | int(subs[3])
-		if n > len(subs)-4 {
+	// The transfer syntaxes are walked by index (p) rather than by
+	// reslicing subs, the cheaper form of this hottest loop natively; h
+	// makes one bounds check cover the header.
+	p := 0
+	for p >= 0 && p <= len(subs)-4 {
+		h := subs[p : p+4 : p+4]
+		if h[0] != ItemTransferSyntax {
 			break
 		}
-		ts, nul := trimUID(subs[4 : 4+n : 4+n])
+		next := p + 4 + (int(h[2])<<8 | int(h[3]))
+		if next > len(subs) {
+			break
+		}
+		ts, nul := trimUID(subs[p+4 : next : next])
 		if nul && len(pc.TransferSyntaxes) < 63 {
 			pc.nul |= 1 << (len(pc.TransferSyntaxes) + 1)
 		}
 		pc.TransferSyntaxes = append(pc.TransferSyntaxes, ts)
-		subs = subs[4+n:]
+		p = next
 	}
+	subs = subs[p:]
 	for len(subs) > 0 {
 		if len(subs) < 4 {
 			return subItemsError(subs, end-len(subs), ItemPresentationContextRQ)
