@@ -26,7 +26,11 @@ type frag struct {
 	n int
 }
 
-// newFrag makes the frag of s (at most fragSize bytes).
+// newFrag makes the frag of s (at most fragSize bytes). Not inlined: it
+// runs once per fragment at start-up, and twenty inlined copies would cost
+// kilobytes of the module's size budget.
+//
+//go:noinline
 func newFrag(s string) frag {
 	if len(s) > fragSize {
 		panic("dicomgate: audit fragment longer than fragSize: " + s)
@@ -35,17 +39,11 @@ func newFrag(s string) frag {
 	copy(b[:], s)
 	var f frag
 	for i := range f.w {
-		f.w[i] = le64(b[i*8:])
+		// loaded the way putFrag stores it, so byte order does not matter
+		f.w[i] = *(*uint64)(unsafe.Pointer(&b[i*8]))
 	}
 	f.n = len(s)
 	return f
-}
-
-// le64 is binary.LittleEndian.Uint64 (the package is not worth its Wasm).
-func le64(b []byte) uint64 {
-	_ = b[7]
-	return uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
-		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
 }
 
 // putFrag writes f at w[n:] as four word stores (no branch, no loop).
