@@ -25,7 +25,7 @@ wasm: $(WASM)
 
 $(WASM): FORCE
 	@mkdir -p $(BUILD)
-	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -o $(WASM) ./filters/dicomgate
+	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -ldflags=-s -o $(WASM) ./filters/dicomgate
 
 ## wasip1: the SDK packages must build for wasip1 as well.
 wasip1:

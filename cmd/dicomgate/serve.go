@@ -615,11 +615,11 @@ func serveLoadWasm(ctx context.Context, path string, explicit bool, log *serveLo
 	if lookErr != nil || srcErr != nil || modErr != nil {
 		return nil, fmt.Errorf("%s not found: run `make wasm` in the dicomgate source tree (or pass --wasm FILE)", path)
 	}
-	log.printf("dicomgate: %s not found; building it (make wasm): GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -trimpath -o %s ./filters/dicomgate", path, path)
+	log.printf("dicomgate: %s not found; building it (make wasm): GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -trimpath -ldflags=-s -o %s ./filters/dicomgate", path, path)
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, err
 	}
-	c := exec.CommandContext(ctx, goBin, "build", "-buildmode=c-shared", "-trimpath", "-o", path, "./filters/dicomgate")
+	c := exec.CommandContext(ctx, goBin, "build", "-buildmode=c-shared", "-trimpath", "-ldflags=-s", "-o", path, "./filters/dicomgate")
 	c.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
 	if out, err := c.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("building %s failed (%v); run `make wasm` to see why:\n%s", path, err, out)

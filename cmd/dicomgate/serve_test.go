@@ -123,7 +123,7 @@ func filterWasm(t *testing.T) string {
 		t.Skip("no build/dicomgate.wasm and no Go toolchain to build it; run make wasm")
 	}
 	out := filepath.Join(t.TempDir(), "dicomgate.wasm")
-	c := exec.Command(goBin, "build", "-buildmode=c-shared", "-trimpath", "-o", out, "../../filters/dicomgate")
+	c := exec.Command(goBin, "build", "-buildmode=c-shared", "-trimpath", "-ldflags=-s", "-o", out, "../../filters/dicomgate")
 	c.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
 	if b, err := c.CombinedOutput(); err != nil {
 		t.Fatalf("building the filter: %v\n%s", err, b)

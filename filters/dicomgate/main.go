@@ -6,7 +6,7 @@
 // connection. See README.md for the configuration and the Envoy/Istio
 // requirements.
 //
-// Build: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -trimpath.
+// Build: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -trimpath -ldflags=-s (make wasm).
 // The package is a thin adapter: PDU framing and decoding live in sdk/pdu,
 // decisions in sdk/policy; this package only talks to the host.
 package main

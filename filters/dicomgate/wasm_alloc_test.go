@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dicomgate/dicomgate/internal/filtertable"
+	"github.com/dicomgate/dicomgate/internal/wasmbuild"
 	"github.com/dicomgate/dicomgate/wasm/host"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
@@ -36,7 +37,9 @@ func TestWasmRoutedAssociationAllocatesNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the wasm module; skipped in -short mode")
 	}
-	wasm, err := wasmModule()
+	// The shipped module has no name section; this build of the same
+	// source keeps it, so that the listener can find runtime.mallocgc.
+	wasm, err := wasmbuild.DicomgateWithNames()
 	if err != nil {
 		t.Fatal(err)
 	}

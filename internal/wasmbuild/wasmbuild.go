@@ -2,6 +2,8 @@
 // module: the bytes of $DICOMGATE_WASM when set (make sets it to
 // build/dicomgate.wasm), otherwise a build of ./filters/dicomgate with exactly
 // the `make wasm` command into a temporary directory, once per test binary.
+// That module has no name section (-ldflags=-s); DicomgateWithNames builds
+// one that has it, for tests that find guest functions by name.
 //
 // It only runs the go tool on the filter's source path; it never imports the
 // filter, so wasm/ may use it.
@@ -31,10 +33,25 @@ func source() string {
 	return "built from filters/dicomgate"
 }
 
+// DicomgateWithNames returns the filter module built like `make wasm` but
+// keeping the Wasm name section (function names, which `make wasm` strips to
+// stay in the module size budget), for tests that attach wazero function
+// listeners by name. It always builds from the source tree, once per test
+// binary.
+func DicomgateWithNames() ([]byte, error) { return dicomgateWithNames() }
+
 var dicomgate = sync.OnceValues(func() ([]byte, error) {
 	if p := os.Getenv("DICOMGATE_WASM"); p != "" {
 		return os.ReadFile(p)
 	}
+	return build("-ldflags=-s")
+})
+
+var dicomgateWithNames = sync.OnceValues(func() ([]byte, error) { return build() })
+
+// build runs the `make wasm` go build with extra flags into a temporary
+// directory and returns the module.
+func build(extra ...string) ([]byte, error) {
 	root, err := moduleRoot()
 	if err != nil {
 		return nil, err
@@ -45,16 +62,17 @@ var dicomgate = sync.OnceValues(func() ([]byte, error) {
 	}
 	defer os.RemoveAll(dir)
 	out := filepath.Join(dir, "dicomgate.wasm")
-	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-buildmode=c-shared", "-trimpath",
-		"-o", out, "./filters/dicomgate")
+	args := append([]string{"build", "-buildmode=c-shared", "-trimpath"}, extra...)
+	args = append(args, "-o", out, "./filters/dicomgate")
+	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), args...)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
 	if msg, err := cmd.CombinedOutput(); err != nil {
-		return nil, errors.New("building filters/dicomgate (GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -trimpath): " +
+		return nil, errors.New("building filters/dicomgate (GOOS=wasip1 GOARCH=wasm go " + strings.Join(args, " ") + "): " +
 			err.Error() + "\n" + string(msg))
 	}
 	return os.ReadFile(out)
-})
+}
 
 // moduleRoot is the directory of this repository's go.mod.
 func moduleRoot() (string, error) {
