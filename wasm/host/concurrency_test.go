@@ -56,17 +56,7 @@ func TestConn_ConcurrentConnectionsAcrossWorkers(t *testing.T) {
 	e := newTestPlugin(t, `{"pause_until":4,"tick_ms":1,"count_metric":"tf.data"}`, func(c *PluginConfig) { c.Workers = 3 })
 	const n = 24
 	var wg sync.WaitGroup
-	stop := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-				e.p.Tick(e.clk.Advance(time.Millisecond))
-			}
-		}
-	}()
+	stopTicking := e.tickContinuously()
 	errs := make(chan error, n)
 	for i := 0; i < n; i++ {
 		wg.Add(1)
@@ -85,7 +75,7 @@ func TestConn_ConcurrentConnectionsAcrossWorkers(t *testing.T) {
 		}(i)
 	}
 	wg.Wait()
-	close(stop)
+	stopTicking()
 	close(errs)
 	for err := range errs {
 		t.Error(err)

@@ -244,3 +244,23 @@ func (e *env) conn(t *testing.T, proxy TCPProxyConfig, tr *recTransport) *Conn {
 }
 
 var _ = runtime.GOMAXPROCS
+
+// tickContinuously calls Tick from its own goroutine, advancing the clock 1 ms each time, until
+// the returned stop is called; stop waits for the goroutine to end.
+func (e *env) tickContinuously() (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-done:
+				return
+			default:
+				e.p.Tick(e.clk.Advance(time.Millisecond))
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 )
 
 // Conn.Release: a finished connection is reused by a later NewConn with nothing left over from
@@ -87,20 +86,7 @@ func TestConn_ReleaseKeepsConnInUse(t *testing.T) {
 // CloseDownstream): each Transport only ever sees its own connection (run with -race).
 func TestConn_ReleaseConcurrentWithTickDeliveries(t *testing.T) {
 	e := newTestPlugin(t, `{"pause_until":1000,"tick_ms":1,"tick_action":"close"}`, func(c *PluginConfig) { c.Workers = 2 })
-	stop := make(chan struct{})
-	var tick sync.WaitGroup
-	tick.Add(1)
-	go func() {
-		defer tick.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-				e.p.Tick(e.clk.Advance(time.Millisecond))
-			}
-		}
-	}()
+	stopTicking := e.tickContinuously()
 	const goroutines, perG = 4, 150
 	var wg sync.WaitGroup
 	errs := make(chan error, goroutines)
@@ -129,8 +115,7 @@ func TestConn_ReleaseConcurrentWithTickDeliveries(t *testing.T) {
 		}(g)
 	}
 	wg.Wait()
-	close(stop)
-	tick.Wait()
+	stopTicking()
 	close(errs)
 	for err := range errs {
 		t.Error(err)
