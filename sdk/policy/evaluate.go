@@ -195,20 +195,40 @@ var (
 // EvaluateInto does the same inline (see there); the index tests hold the
 // two to the same results.
 func prepare(rq *pdu.AssociateRQ, conn *Conn) input {
+	rq, conn = orEmpty(rq, conn)
+	return input{
+		rq:      rq,
+		conn:    conn,
+		called:  rq.CalledAETitle(),
+		calling: rq.CallingAETitle(),
+		src:     matchedSource(conn.Source),
+	}
+}
+
+// orEmpty replaces nil arguments of Evaluate with empty values.
+func orEmpty(rq *pdu.AssociateRQ, conn *Conn) (*pdu.AssociateRQ, *Conn) {
 	if rq == nil {
 		rq = &emptyRQ
 	}
 	if conn == nil {
 		conn = &emptyConn
 	}
-	return input{
-		rq:      rq,
-		conn:    conn,
-		called:  rq.CalledAETitle(),
-		calling: rq.CallingAETitle(),
-		src:     conn.Source.Unmap().WithZone(""),
-	}
+	return rq, conn
 }
+
+// matchedSource is the source address as CIDR rules match it: unmapped,
+// without zone. An IPv4 address has neither, and is returned as it is
+// without the calls.
+func matchedSource(a netip.Addr) netip.Addr {
+	if a.Is4() {
+		return a
+	}
+	return unmapNoZone(a)
+}
+
+// unmapNoZone is matchedSource for addresses other than IPv4 (kept out of
+// line so that matchedSource inlines).
+func unmapNoZone(a netip.Addr) netip.Addr { return a.Unmap().WithZone("") }
 
 // Failure codes of matchRule: which condition failed first (0 = match).
 const (
@@ -345,18 +365,11 @@ func (p *Policy) EvaluateInto(rq *pdu.AssociateRQ, conn *Conn, d *Decision) {
 	// is a memory.copy (wazero runs it as a call into the host's memmove),
 	// and storing rq and conn through a pointer parameter would make them
 	// leak, moving the caller's connection identity to the heap.
-	if rq == nil {
-		rq = &emptyRQ
-	}
-	if conn == nil {
-		conn = &emptyConn
-	}
+	rq, conn = orEmpty(rq, conn)
 	var in input
 	in.rq, in.conn = rq, conn
 	in.called, in.calling = rq.CalledAETitle(), rq.CallingAETitle()
-	if in.src = conn.Source; !in.src.Is4() { // an IPv4 address has no zone and nothing to unmap
-		in.src = conn.Source.Unmap().WithZone("")
-	}
+	in.src = matchedSource(conn.Source)
 	var b1, b2 [foldBufLen]byte
 	in.calledUp = foldInto(&b1, in.called)
 	in.callingUp = foldInto(&b2, in.calling)
