@@ -3,7 +3,8 @@
 // build/dicomgate.wasm), otherwise a build of ./filters/dicomgate with exactly
 // the `make wasm` command into a temporary directory, once per test binary.
 // That module has no name section (-ldflags=-s); DicomgateWithNames builds
-// one that has it, for tests that find guest functions by name.
+// one that has it, for tests that find guest functions by name. TestFilter
+// builds the probe module wasm/testdata/testfilter the same way.
 //
 // It only runs the go tool on the filter's source path; it never imports the
 // filter, so wasm/ may use it.
@@ -52,6 +53,13 @@ var dicomgateWithNames = sync.OnceValues(func() ([]byte, error) { return build()
 // build runs the `make wasm` go build with extra flags into a temporary
 // directory and returns the module.
 func build(extra ...string) ([]byte, error) {
+	return buildPackage("./filters/dicomgate", "dicomgate.wasm", extra...)
+}
+
+// buildPackage builds the package at pkg (a path relative to the module root)
+// with `GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -trimpath` and
+// extra flags into a temporary directory and returns the module.
+func buildPackage(pkg, file string, extra ...string) ([]byte, error) {
 	root, err := moduleRoot()
 	if err != nil {
 		return nil, err
@@ -61,14 +69,14 @@ func build(extra ...string) ([]byte, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	out := filepath.Join(dir, "dicomgate.wasm")
+	out := filepath.Join(dir, file)
 	args := append([]string{"build", "-buildmode=c-shared", "-trimpath"}, extra...)
-	args = append(args, "-o", out, "./filters/dicomgate")
+	args = append(args, "-o", out, pkg)
 	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), args...)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
 	if msg, err := cmd.CombinedOutput(); err != nil {
-		return nil, errors.New("building filters/dicomgate (GOOS=wasip1 GOARCH=wasm go " + strings.Join(args, " ") + "): " +
+		return nil, errors.New("building " + pkg + " (GOOS=wasip1 GOARCH=wasm go " + strings.Join(args, " ") + "): " +
 			err.Error() + "\n" + string(msg))
 	}
 	return os.ReadFile(out)
@@ -86,3 +94,32 @@ func moduleRoot() (string, error) {
 	}
 	return filepath.Dir(mod), nil
 }
+
+// TestFilter returns wasm/testdata/testfilter (the configuration-driven probe
+// module of the wasm/host and wasm/conformance tests) built for wasip1 as a
+// c-shared module with the given build tags ("" for none), once per tag set
+// per test binary.
+func TestFilter(tags string) ([]byte, error) {
+	testFilterMu.Lock()
+	defer testFilterMu.Unlock()
+	if r, ok := testFilters[tags]; ok {
+		return r.b, r.err
+	}
+	var extra []string
+	if tags != "" {
+		extra = append(extra, "-tags", tags)
+	}
+	b, err := buildPackage("./wasm/testdata/testfilter", "testfilter.wasm", extra...)
+	testFilters[tags] = builtModule{b, err}
+	return b, err
+}
+
+type builtModule struct {
+	b   []byte
+	err error
+}
+
+var (
+	testFilterMu sync.Mutex
+	testFilters  = map[string]builtModule{}
+)

@@ -4,60 +4,26 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/dicomgate/dicomgate/internal/wasmbuild"
 )
 
 // --- test filter build (once per build-tag set per test run) ---------------------------------------
 
-var (
-	buildMu    sync.Mutex
-	builds     = map[string][]byte{}
-	buildErrs  = map[string]error{}
-	buildDirMu sync.Once
-	buildDir   string
-)
-
-// testFilter builds wasm/testdata/testfilter with the given build tags (stock Go, wasip1 c-shared).
+// testFilter returns wasm/testdata/testfilter built with the given build tags (internal/wasmbuild.TestFilter:
+// stock Go, wasip1 c-shared, once per tag set per test binary).
 func testFilter(t testing.TB, tags string) []byte {
 	t.Helper()
-	buildMu.Lock()
-	defer buildMu.Unlock()
-	if b, ok := builds[tags]; ok {
-		return b
-	}
-	if err, ok := buildErrs[tags]; ok {
-		t.Fatal(err)
-	}
-	buildDirMu.Do(func() {
-		d, err := os.MkdirTemp("", "wasmhost-testfilter-")
-		if err != nil {
-			panic(err)
-		}
-		buildDir = d
-	})
-	out := filepath.Join(buildDir, "testfilter"+strings.ReplaceAll(tags, ",", "_")+".wasm")
-	args := []string{"build", "-buildmode=c-shared", "-trimpath", "-o", out}
-	if tags != "" {
-		args = append(args, "-tags", tags)
-	}
-	args = append(args, "../testdata/testfilter")
-	cmd := exec.Command("go", args...)
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if o, err := cmd.CombinedOutput(); err != nil {
-		buildErrs[tags] = fmt.Errorf("build testfilter (tags %q): %v\n%s", tags, err, o)
-		t.Fatal(buildErrs[tags])
-	}
-	b, err := os.ReadFile(out)
+	b, err := wasmbuild.TestFilter(tags)
 	if err != nil {
 		t.Fatal(err)
 	}
-	builds[tags] = b
 	return b
 }
 
