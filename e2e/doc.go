@@ -5,6 +5,6 @@
 //
 // Run it with `make e2e`, or standalone with `go test ./e2e/` (the suite builds the gateway binary and the filter
 // itself when DICOMGATE_BIN / DICOMGATE_WASM are not set). Prerequisites that cannot be built (dcmtk, Orthanc) make
-// the suite fail with the command that installs them; nothing is silently skipped. The only optional lane is the
-// real-Envoy one, which runs when ENVOY_BIN names an Envoy binary.
+// the suite fail with the command that installs them; nothing is silently skipped. Every scenario also runs through
+// a real Envoy ($ENVOY_BIN, else the pinned build/envoy from `make envoy`); only DICOMGATE_NO_ENVOY=1 skips that lane.
 package e2e

@@ -70,9 +70,9 @@ func runMain(m *testing.M) int {
 	}
 	code := m.Run()
 	stopAllProcs()
-	if os.Getenv("ENVOY_BIN") == "" {
+	if envoySkipped() {
 		// Said here too because go test hides t.Skip messages without -v.
-		fmt.Fprintln(os.Stderr, "e2e: note: the real-Envoy lane was NOT run (set ENVOY_BIN=/path/to/envoy to run it)")
+		fmt.Fprintln(os.Stderr, "e2e: WARNING: the real-Envoy lane was NOT run (DICOMGATE_NO_ENVOY=1); unset it to run it")
 	}
 	if code != 0 || os.Getenv("E2E_KEEP") != "" {
 		fmt.Fprintf(os.Stderr, "e2e: peer logs, configs and received files kept in %s\n", workDir)

@@ -56,10 +56,17 @@ type conn struct {
 	seen int
 	// pendingAt is the 1-based position in plugin.pending (0: not pending).
 	pendingAt int
+	// counted: the connection is counted in dicomgate_associations_total.
+	// A connection becomes an association attempt with its first byte, or
+	// when the filter closes it (deadline, internal error); one that ends
+	// before sending a byte (a TCP health check, a port scan, a failed TLS
+	// handshake, which Envoy reports to the filter because it builds the
+	// filter chain at accept) is none: no count, no audit line.
+	counted bool
 }
 
-// OnNewConnection counts the association attempt and starts the inspect
-// deadline. In mode after-decision it returns Pause so that tcp_proxy has
+// OnNewConnection starts the inspect deadline (Envoy calls it at accept,
+// before the TLS handshake: the deadline covers the handshake). In mode after-decision it returns Pause so that tcp_proxy has
 // not picked its cluster yet (tcp_proxy.cc Filter::onNewConnection runs only
 // when this filter continues); in mode immediate it returns Continue and
 // tcp_proxy connects the default upstream at once.
@@ -77,7 +84,6 @@ func (c *conn) OnNewConnection() (act types.Action) {
 		c.fail("the plugin has no valid configuration")
 		return types.ActionPause
 	}
-	inc(p.m.associations)
 	p.addPending(c)
 	if p.mode == policy.ConnectImmediate {
 		return types.ActionContinue
@@ -119,7 +125,9 @@ func (c *conn) OnUpstreamData(int, bool) types.Action {
 // OnDownstreamClose: a client that leaves before its RQ was decided
 // (RemoteClose) is counted as eof. A local close the filter did not ask for
 // (Envoy closed the connection itself, e.g. tcp_proxy after a failed
-// upstream connect in mode immediate) is only logged: decision "none".
+// upstream connect in mode immediate) is only logged: decision "none". A
+// connection that ends before its first byte is no association (see
+// conn.counted) and logs nothing.
 func (c *conn) OnDownstreamClose(peer types.PeerType) {
 	c.p.yield()
 	defer func() { _ = recover() }()
@@ -128,6 +136,9 @@ func (c *conn) OnDownstreamClose(peer types.PeerType) {
 	}
 	c.state = stateClosed
 	c.p.removePending(c)
+	if !c.counted {
+		return
+	}
 	if peer == types.PeerTypeLocal {
 		c.p.logAudit(c, &auditEntry{decision: "none", at: now(), ruleIndex: -1})
 		return
@@ -154,13 +165,20 @@ func (c *conn) inspect(size int, eos bool) types.Action {
 	p := c.p
 	if size > 0 && c.firstData == 0 {
 		c.firstData = now()
+		c.count()
 	}
 	if size > c.seen {
 		c.seen = size
 	}
 	if size == 0 {
 		if eos {
-			return c.reject(reasonEOF, "the client closed before sending anything")
+			// No association (conn.counted): close without a count or an
+			// audit line, as if the client had closed.
+			c.state = stateClosed
+			c.p.removePending(c)
+			if err := hostCloseDownstream(c.id); err != nil {
+				proxywasm.LogError("dicomgate: connection " + strconv.FormatUint(uint64(c.id), 10) + ": close failed: " + err.Error())
+			}
 		}
 		return types.ActionPause
 	}
@@ -325,8 +343,18 @@ func (c *conn) pass(e *auditEntry) types.Action {
 	return types.ActionContinue
 }
 
+// count counts the connection as an association attempt, once.
+func (c *conn) count() {
+	if !c.counted {
+		c.counted = true
+		inc(c.p.m.associations)
+	}
+}
+
 // closeWith closes the client connection for e.reason and stops the chain.
+// A connection the filter closes is always an association attempt.
 func (c *conn) closeWith(e *auditEntry) types.Action {
+	c.count()
 	c.state = stateClosed
 	c.p.removePending(c)
 	c.p.m.deny(e.reason)

@@ -507,7 +507,21 @@ func Cases(c Captures) []Case {
 				{Props: src, Steps: []Step{{Data: echoRQ[:50]}, {EOS: true}}, Want: Want{Closed: true, Audit: map[string]any{"reason": "eof"}}},
 				{Props: src, Steps: []Step{{Data: echoRQ[:3], EOS: true}}, Want: Want{Closed: true, Audit: map[string]any{"reason": "eof"}}},
 			},
-			Metrics: map[string]uint64{denied("eof"): 2},
+			Metrics: map[string]uint64{denied("eof"): 2, MetricAssociations: 2},
+		},
+		{
+			Name:    "no_association/client_closes_before_any_byte",
+			Source:  "Envoy builds the filter chain at accept (server/active_tcp_listener.cc), so a TCP health check, a port scan or a failed TLS handshake reaches the filter as a close with no data",
+			Config:  policy(""),
+			Conns:   []ConnScript{{Props: src, Steps: []Step{{ClientClose: true}}, Want: Want{}}},
+			Metrics: map[string]uint64{MetricAssociations: 0, denied("eof"): 0},
+		},
+		{
+			Name:    "no_association/half_close_before_any_byte",
+			Source:  "filter_manager_impl.cc: onData(end_stream=true) with an empty buffer",
+			Config:  policy(""),
+			Conns:   []ConnScript{{Props: src, Steps: []Step{{EOS: true}}, Want: Want{Closed: true}}},
+			Metrics: map[string]uint64{MetricAssociations: 0, denied("eof"): 0},
 		},
 		{
 			Name:   "eof/client_closes_before_rq",
@@ -542,7 +556,7 @@ func Cases(c Captures) []Case {
 			Config: policy(`, "inspectTimeoutMs": 1000`),
 			Conns: []ConnScript{{Props: src, Steps: []Step{{Advance: 600 * time.Millisecond, Check: &Want{}}, {Advance: 600 * time.Millisecond}},
 				Want: Want{Closed: true, Audit: map[string]any{"reason": "timeout"}}}},
-			Metrics:   map[string]uint64{denied("timeout"): 1},
+			Metrics:   map[string]uint64{denied("timeout"): 1, MetricAssociations: 1},
 			ErrorLogs: []string{"max_early_data_bytes"},
 		},
 		{
@@ -700,7 +714,7 @@ func denied(reason string) string { return MetricDenied + `{reason="` + reason +
 // Metric names and label values of the filter (see package metricname for
 // how labels are encoded in proxy-wasm metric names).
 const (
-	// MetricAssociations counts downstream connections the filter inspected.
+	// MetricAssociations counts association attempts: connections that sent a byte or that the filter closed.
 	MetricAssociations = "dicomgate_associations_total"
 	// MetricDecisions counts enforced decisions by action and rule.
 	MetricDecisions = "dicomgate_decisions_total"
