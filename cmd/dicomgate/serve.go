@@ -109,7 +109,7 @@ and prints echoscu/storescu command lines that show allow, route and deny.`,
 	fl.StringVar(&f.failPolicy, "fail-policy", "close", "what a filter VM crash does: close (FAIL_CLOSE), open (FAIL_OPEN: pass through) or reload (FAIL_RELOAD)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "lowest filter log level printed: trace, debug, info, warn, error, critical")
 	fl.DurationVar(&f.connectTimeout, "connect-timeout", 5*time.Second, "upstream connect timeout (Envoy cluster connect_timeout)")
-	fl.DurationVar(&f.handshakeTimeout, "handshake-timeout", 15*time.Second, "TLS handshake timeout")
+	fl.DurationVar(&f.handshakeTimeout, "handshake-timeout", 15*time.Second, "TLS handshake timeout (Envoy transport_socket_connect_timeout); the filter runs from accept, so its inspect deadline covers the handshake")
 	fl.DurationVar(&f.idleTimeout, "idle-timeout", time.Hour, "close connections without traffic for this long (tcp_proxy idle_timeout; 0 disables)")
 	fl.DurationVar(&f.drainTimeout, "drain-timeout", 30*time.Second, "on SIGINT/SIGTERM, how long open associations may take to finish")
 	fl.StringVar(&f.demoDir, "demo-dir", "", "demo only: directory for the generated certificates and stored instances (kept); default a temporary directory removed at exit")

@@ -35,6 +35,7 @@ func (f *passFilter) UpstreamConnectFailed(reason string) { f.t.CloseDownstream(
 func (f *passFilter) UpstreamData(b []byte, end bool)     { f.t.WriteDownstream(b, end) }
 func (f *passFilter) DownstreamClosed(bool)               { f.t.CloseUpstream() }
 func (f *passFilter) UpstreamClosed()                     { f.t.CloseDownstream("upstream_closed") }
+func (f *passFilter) SetTLS(*host.TLSInfo, string)        {}
 
 // echoServer echoes every connection until EOF.
 func echoServer(b *testing.B) string {

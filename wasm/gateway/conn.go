@@ -62,6 +62,9 @@ type conn struct {
 	cluster    string
 	dialCancel context.CancelFunc
 	done       bool
+	// handshaking: the TLS handshake runs on the downstream socket; no writer
+	// goroutine exists yet, so a close asked for now closes the socket at once.
+	handshaking bool
 
 	lastActive atomic.Int64 // unix nanoseconds of the last byte read on either side
 }
@@ -87,8 +90,16 @@ func setNoDelay(nc net.Conn) {
 	}
 }
 
-// run terminates TLS, creates the filter and then reads the client until it
+// run creates the filter, terminates TLS and then reads the client until it
 // goes away. It runs on the connection's own goroutine.
+//
+// The order is Envoy's: the network filter chain is built when the TCP
+// connection is accepted, before the TLS handshake
+// (active_stream_listener_base.cc ActiveStreamListenerBase::newConnection →
+// createNetworkFilterChain → ServerConnectionImpl::initializeReadFilters), so
+// proxy_on_new_connection runs at accept and a filter deadline counts from
+// accept, handshake included. The filter gets the session with SetTLS once the
+// handshake completed, before the first byte of data.
 func (c *conn) run() {
 	g := c.g
 	setNoDelay(c.raw)
@@ -97,37 +108,24 @@ func (c *conn) run() {
 		Source:      addrPort(c.raw.RemoteAddr()),
 		Destination: addrPort(c.raw.LocalAddr()),
 	}
+	var tc *tls.Conn
 	nc := c.raw
 	if g.cfg.TLS != nil {
-		tc := tls.Server(c.raw, g.cfg.TLS)
-		ctx, cancel := context.WithTimeout(context.Background(), g.cfg.HandshakeTimeout)
-		err := tc.HandshakeContext(ctx)
-		cancel()
-		if err != nil {
-			g.metrics.TLSHandshakeFailures.Add(1)
-			c.logf("TLS handshake with %s failed: %v", info.Source, err)
-			c.raw.Close()
-			c.mu.Lock()
-			c.down.closed, c.up.closed = true, true
-			c.mu.Unlock()
-			c.checkDone()
-			return
-		}
-		cs := tc.ConnectionState()
-		info.TLS = tlsInfoFromState(cs, g.localSubject, g.localURIs, g.localDN)
-		info.RequestedServerName = cs.ServerName
+		tc = tls.Server(c.raw, g.cfg.TLS)
 		nc = tc
+		// Envoy's Ssl::ConnectionInfo exists from the start, empty until the handshake.
+		info.TLS = &host.TLSInfo{}
 	}
 	c.mu.Lock()
-	if c.down.closed { // aborted during the handshake
-		c.mu.Unlock()
+	c.down.nc = nc
+	c.handshaking = tc != nil
+	aborted := c.down.closed
+	c.mu.Unlock()
+	if aborted { // closed by Shutdown/Close between accept and here
 		nc.Close()
-		c.closeAfterFlush(&c.up)
 		c.checkDone()
 		return
 	}
-	c.down.nc = nc
-	c.mu.Unlock()
 
 	c.fmu.Lock()
 	c.filter = g.cfg.NewFilter(info, host.TCPProxyConfig{
@@ -135,8 +133,75 @@ func (c *conn) run() {
 		MaxEarlyDataBytes: g.cfg.MaxEarlyDataBytes,
 	}, c)
 	c.fmu.Unlock()
+	c.mu.Lock()
+	aborted = c.down.closed
+	c.mu.Unlock()
+	if aborted { // closeSide ran before the filter existed: report the close now
+		c.fmu.Lock()
+		if !c.notifiedDown {
+			c.notifiedDown = true
+			c.filter.DownstreamClosed(false)
+		}
+		c.fmu.Unlock()
+		return
+	}
+	if tc != nil && !c.handshake(tc) {
+		return
+	}
 	go c.writeLoop(&c.down)
 	c.readLoop(&c.down)
+}
+
+// handshake runs the TLS handshake after the filter was created and reports
+// whether the connection goes on. On success the filter gets the session
+// (Filter.SetTLS). On failure the client is closed and the filter sees the
+// downstream close with no byte of data, as in Envoy:
+//
+//   - a failed handshake (bad or missing client certificate, protocol error,
+//     the client going away) is a remote close: SslSocket::doRead returns
+//     PostIoAction::Close and ConnectionImpl::onReadReady closes with
+//     ConnectionEvent::RemoteClose (proxy-wasm PeerType REMOTE);
+//   - Config.HandshakeTimeout is Envoy's transport_socket_connect_timeout:
+//     ServerConnectionImpl::onTransportSocketConnectTimeout closes the
+//     connection immediately, a local close (PeerType LOCAL);
+//   - a close asked for while the handshake runs (the filter's
+//     CloseDownstream, e.g. FAIL_CLOSED or its own deadline; gateway shutdown)
+//     interrupts it and is a local close.
+//
+// Every failure that is not such a local close request is counted in
+// tls_handshake_failures_total.
+func (c *conn) handshake(tc *tls.Conn) bool {
+	g := c.g
+	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.HandshakeTimeout)
+	err := tc.HandshakeContext(ctx)
+	cancel()
+	c.mu.Lock()
+	c.handshaking = false
+	closing := c.down.closed || c.down.closeQueued
+	c.mu.Unlock()
+	if err != nil {
+		if closing {
+			c.closeSide(&c.down, false)
+			return false
+		}
+		g.metrics.TLSHandshakeFailures.Add(1)
+		timedOut := errors.Is(err, context.DeadlineExceeded)
+		if timedOut {
+			c.logf("TLS handshake with %s timed out after %v", c.raw.RemoteAddr(), g.cfg.HandshakeTimeout)
+		} else {
+			c.logf("TLS handshake with %s failed: %v", c.raw.RemoteAddr(), err)
+		}
+		c.closeSide(&c.down, !timedOut)
+		return false
+	}
+	cs := tc.ConnectionState()
+	ti := tlsInfoFromState(cs, g.localSubject, g.localURIs, g.localDN)
+	c.fmu.Lock()
+	if !c.notifiedDown {
+		c.filter.SetTLS(ti, cs.ServerName)
+	}
+	c.fmu.Unlock()
+	return true
 }
 
 // other returns the opposite side.
@@ -327,6 +392,15 @@ func (c *conn) closeAfterFlush(s *side) {
 	c.mu.Lock()
 	if s.closed || s.closeQueued {
 		c.mu.Unlock()
+		return
+	}
+	if s == &c.down && c.handshaking {
+		// Closing interrupts the handshake; handshake() then reports the
+		// local close to the filter. Nothing can have been written yet.
+		s.closeQueued = true
+		c.cond.Broadcast()
+		c.mu.Unlock()
+		c.raw.Close()
 		return
 	}
 	if s.nc == nil {

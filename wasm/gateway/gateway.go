@@ -7,8 +7,14 @@
 // The gateway owns the sockets; the filter (normally a *host.Conn) owns every
 // decision. For each accepted connection the gateway
 //
-//   - completes the TLS handshake (when configured) and then creates the
-//     filter with the handshake's properties;
+//   - creates the filter at accept, then runs the TLS handshake (when
+//     configured) and hands the filter the session's properties
+//     (Filter.SetTLS), as Envoy builds the network filter chain at accept,
+//     before the handshake (active_stream_listener_base.cc
+//     ActiveStreamListenerBase::newConnection). A filter deadline therefore
+//     counts from accept and covers the handshake; a failed handshake reaches
+//     the filter as a remote close with no data, Config.HandshakeTimeout as a
+//     local close (see conn.handshake);
 //   - reads the client in one goroutine and hands the bytes to
 //     Filter.DownstreamData, pausing while the filter has disabled reads
 //     (Transport.SetDownstreamReadDisabled, Envoy readDisable) or while the
@@ -26,17 +32,6 @@
 // All calls into one connection's Filter are serialized by a per-connection
 // mutex. Transport methods never take that mutex, so a filter may call them
 // from inside its own methods or from a tick on another goroutine.
-//
-// Deviation from Envoy (documented on purpose): Envoy builds the filter chain
-// when it accepts the TCP connection, before the TLS handshake finishes
-// (source/server/configuration_impl.cc FilterChainUtility::buildFilterChain).
-// The gateway completes the handshake first (bounded by
-// Config.HandshakeTimeout) and only then creates the filter, because the host
-// model takes the connection's TLS properties (connection.mtls,
-// connection.subject_peer_certificate, …) at creation time and a DICOM filter
-// never sees data before the handshake anyway. Observable difference: a client
-// whose handshake fails never reaches the filter (no on_new_connection, no
-// close callbacks); it is counted in tls_handshake_failures_total instead.
 package gateway
 
 import (
@@ -75,6 +70,10 @@ type Filter interface {
 	DownstreamClosed(remote bool)
 	// UpstreamClosed reports that the upstream connection closed.
 	UpstreamClosed()
+	// SetTLS reports the TLS session once the handshake completed (TLS
+	// listeners only; before any DownstreamData). The filter was created at
+	// accept with an empty ConnInfo.TLS (host.Conn.SetTLS).
+	SetTLS(tls *host.TLSInfo, requestedServerName string)
 }
 
 // upstreamAddrReporter is implemented by *host.Conn: UpstreamConnected with the
@@ -83,8 +82,9 @@ type upstreamAddrReporter interface {
 	UpstreamConnectedAddr(remote, local netip.AddrPort)
 }
 
-// NewFilterFunc creates the filter for an accepted (and TLS-terminated)
-// connection. t is how the filter drives the sockets; it may be called before
+// NewFilterFunc creates the filter for an accepted connection, before its TLS
+// handshake (info.TLS is then non-nil and empty; Filter.SetTLS fills it in).
+// t is how the filter drives the sockets; it may be called before
 // NewFilterFunc returns.
 type NewFilterFunc func(info host.ConnInfo, proxy host.TCPProxyConfig, t host.Transport) Filter
 
@@ -115,8 +115,10 @@ type Config struct {
 	// ConnectTimeout bounds each upstream dial; 0 means 5 s (Envoy's default
 	// Cluster.connect_timeout).
 	ConnectTimeout time.Duration
-	// HandshakeTimeout bounds the TLS handshake; 0 means 15 s (Istio's
-	// gateway transport_socket_connect_timeout).
+	// HandshakeTimeout bounds the TLS handshake (Envoy's
+	// transport_socket_connect_timeout, 15 s on Istio's gateways); 0 means
+	// 15 s. It is an outer bound: the filter, created at accept, may close the
+	// connection earlier (its inspect deadline counts from accept).
 	HandshakeTimeout time.Duration
 	// IdleTimeout closes a connection on which neither side has sent a byte
 	// for this long (tcp_proxy idle_timeout); 0 means 1 h (Envoy's default),

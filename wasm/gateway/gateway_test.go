@@ -42,6 +42,13 @@ type fakeFilter struct {
 	decided   bool
 	connected bool
 	events    []string
+
+	// tls and sni are set by SetTLS before tlsDone is closed; closed gets the
+	// remote flag of DownstreamClosed. info stays as it was at creation.
+	tls     *host.TLSInfo
+	sni     string
+	tlsDone chan struct{}
+	closed  chan bool
 }
 
 func (f *fakeFilter) ev(s string) { f.events = append(f.events, s) }
@@ -98,8 +105,40 @@ func (f *fakeFilter) UpstreamConnectFailed(reason string) {
 }
 func (f *fakeFilter) UpstreamData(b []byte, end bool) { f.t.WriteDownstream(b, end) }
 func (f *fakeFilter) DownstreamClosed(remote bool) {
-	f.ev("downstream closed")
+	f.ev(fmt.Sprintf("downstream closed remote=%v", remote))
+	select {
+	case f.closed <- remote:
+	default:
+	}
 	f.t.CloseUpstream()
+}
+func (f *fakeFilter) SetTLS(ti *host.TLSInfo, sni string) {
+	f.tls, f.sni = ti, sni
+	close(f.tlsDone)
+}
+
+// tlsInfo waits for SetTLS and returns what it got.
+func (f *fakeFilter) tlsInfo(t *testing.T) (*host.TLSInfo, string) {
+	t.Helper()
+	select {
+	case <-f.tlsDone:
+		return f.tls, f.sni
+	case <-time.After(5 * time.Second):
+		t.Fatal("SetTLS was not called")
+	}
+	return nil, ""
+}
+
+// downstreamClosed waits for DownstreamClosed and returns its remote flag.
+func (f *fakeFilter) downstreamClosed(t *testing.T) bool {
+	t.Helper()
+	select {
+	case remote := <-f.closed:
+		return remote
+	case <-time.After(5 * time.Second):
+		t.Fatal("DownstreamClosed was not called")
+	}
+	return false
 }
 func (f *fakeFilter) UpstreamClosed() {
 	f.ev("upstream closed")
@@ -115,9 +154,22 @@ type recorder struct {
 
 func newRecorder() *recorder { return &recorder{created: make(chan *fakeFilter, 16)} }
 
+// next waits for the next filter the gateway creates.
+func (r *recorder) next(t *testing.T) *fakeFilter {
+	t.Helper()
+	select {
+	case f := <-r.created:
+		return f
+	case <-time.After(5 * time.Second):
+		t.Fatal("no filter created")
+	}
+	return nil
+}
+
 func (r *recorder) factory(routes map[string]string, noFollow bool) NewFilterFunc {
 	return func(info host.ConnInfo, proxy host.TCPProxyConfig, t host.Transport) Filter {
-		f := &fakeFilter{t: t, info: info, proxy: proxy, routes: routes, noFollow: noFollow}
+		f := &fakeFilter{t: t, info: info, proxy: proxy, routes: routes, noFollow: noFollow,
+			tlsDone: make(chan struct{}), closed: make(chan bool, 1)}
 		if proxy.MaxEarlyDataBytes == 0 {
 			// tcp_proxy without early data: reads off, connect the configured cluster now.
 			t.SetDownstreamReadDisabled(true)
@@ -405,6 +457,7 @@ func (filterFuncs) UpstreamConnectFailed(string) {}
 func (filterFuncs) UpstreamData([]byte, bool)    {}
 func (filterFuncs) DownstreamClosed(bool)        {}
 func (filterFuncs) UpstreamClosed()              {}
+func (filterFuncs) SetTLS(*host.TLSInfo, string) {}
 
 // closedPort returns a loopback address nobody listens on.
 func closedPort(t *testing.T) string {
@@ -463,20 +516,19 @@ func TestUpstreamDownAndUnknownCluster(t *testing.T) {
 	}
 }
 
-// Mutual TLS: the peer certificate's properties reach the filter in Envoy's
-// formats; a client without a certificate fails the handshake, is counted,
-// and never creates a filter.
+// Mutual TLS: the filter is created at accept with an empty TLS session (as
+// Envoy builds the chain before the handshake); the peer certificate's
+// properties reach it through SetTLS in Envoy's formats. A client without a
+// certificate fails the handshake: the filter sees a remote close with no
+// data and no SetTLS, and the failure is counted.
 func TestMutualTLSProperties(t *testing.T) {
 	e := startGateway(t, Config{Clusters: []*Cluster{{Name: "x", Endpoints: []string{closedPort(t)}}}, MaxEarlyDataBytes: 1024}, true, true, func(rec *recorder) NewFilterFunc { return rec.factory(nil, false) })
 	c := e.dial(t, true)
 	defer c.Close()
-	var f *fakeFilter
-	select {
-	case f = <-e.rec.created:
-	case <-time.After(5 * time.Second):
-		t.Fatal("no filter created")
-	}
-	ti := f.info.TLS
+	f := e.rec.next(t)
+	require.Equal(t, &host.TLSInfo{}, f.info.TLS, "at accept the TLS session exists and is empty")
+	require.Empty(t, f.info.RequestedServerName)
+	ti, sni := f.tlsInfo(t)
 	require.NotNil(t, ti)
 	require.Equal(t, "TLSv1.3", ti.Version)
 	require.True(t, ti.PeerCertPresented)
@@ -486,22 +538,27 @@ func TestMutualTLSProperties(t *testing.T) {
 	require.Equal(t, hex.EncodeToString(sum[:]), ti.SHA256PeerDigest)
 	require.Equal(t, "CN=localhost,O=dicomgate demo", ti.SubjectLocal)
 	require.Equal(t, []string{"localhost"}, ti.DNSSANsLocal)
-	require.Equal(t, "localhost", f.info.RequestedServerName)
+	require.Equal(t, "localhost", sni)
 	require.True(t, f.info.Source.Addr().IsLoopback())
 	require.Equal(t, e.addr, f.info.Destination.String())
 
 	// No client certificate: the handshake fails (TLS 1.3 reports it on the first read).
 	c2 := e.dial(t, false)
+	f2 := e.rec.next(t)
 	c2.SetDeadline(time.Now().Add(5 * time.Second))
 	_, err := c2.Read(make([]byte, 1))
 	require.Error(t, err)
 	c2.Close()
+	// Envoy: SslSocket::doRead returns PostIoAction::Close, ConnectionImpl::onReadReady
+	// closes with RemoteClose.
+	require.True(t, f2.downstreamClosed(t), "a failed handshake is a remote close")
 	waitFor(t, "handshake failure count", func() bool { return e.g.Metrics().TLSHandshakeFailures.Load() == 1 })
 	select {
-	case <-e.rec.created:
-		t.Fatal("a filter was created for a failed handshake")
+	case <-f2.tlsDone:
+		t.Fatal("SetTLS was called for a failed handshake")
 	default:
 	}
+	require.Empty(t, f2.buf, "no data reached the filter")
 }
 
 // Shutdown stops accepting, lets an open association finish, then returns.
@@ -621,23 +678,54 @@ func TestIdleTimeout(t *testing.T) {
 }
 
 // A client that connects but never completes the TLS handshake is closed
-// after HandshakeTimeout and counted; no filter is created for it.
+// after HandshakeTimeout (Envoy transport_socket_connect_timeout) and counted;
+// its filter, created at accept, sees a local close and no data.
 func TestHandshakeTimeout(t *testing.T) {
-	e := startGateway(t, Config{HandshakeTimeout: 100 * time.Millisecond}, true, true, func(rec *recorder) NewFilterFunc {
+	e := startGateway(t, Config{HandshakeTimeout: 100 * time.Millisecond, MaxEarlyDataBytes: 1024}, true, true, func(rec *recorder) NewFilterFunc {
 		return rec.factory(nil, false)
 	})
 	c, err := net.Dial("tcp", e.addr)
 	require.NoError(t, err)
 	defer c.Close()
+	f := e.rec.next(t)
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	start := time.Now()
 	_, err = c.Read(make([]byte, 1))
 	require.Error(t, err)
 	require.False(t, errors.Is(err, os.ErrDeadlineExceeded), "the gateway must close a stalled handshake")
-	require.Less(t, time.Since(start), 3*time.Second)
+	// Envoy ServerConnectionImpl::onTransportSocketConnectTimeout: closeConnectionImmediately, LocalClose.
+	require.False(t, f.downstreamClosed(t), "the handshake timeout is a local close")
 	waitFor(t, "count", func() bool { return e.g.Metrics().TLSHandshakeFailures.Load() == 1 })
 	waitFor(t, "cleanup", func() bool { return e.g.ActiveConnections() == 0 })
-	require.Empty(t, e.rec.created)
+	require.Empty(t, f.buf)
+}
+
+// The filter runs from accept, so its own deadline covers the handshake: a
+// filter that closes the connection while the client stalls the handshake
+// closes it at once (well before HandshakeTimeout), as a local close, and
+// that is the filter's close, not a handshake failure.
+func TestFilterDeadlineCoversHandshake(t *testing.T) {
+	e := startGateway(t, Config{HandshakeTimeout: time.Hour, MaxEarlyDataBytes: 1024}, true, true, func(rec *recorder) NewFilterFunc {
+		inner := rec.factory(nil, false)
+		return func(info host.ConnInfo, proxy host.TCPProxyConfig, tr host.Transport) Filter {
+			f := inner(info, proxy, tr)
+			time.AfterFunc(50*time.Millisecond, func() { tr.CloseDownstream("inspect_timeout: no A-ASSOCIATE-RQ") })
+			return f
+		}
+	})
+	c, err := net.Dial("tcp", e.addr)
+	require.NoError(t, err)
+	defer c.Close()
+	f := e.rec.next(t)
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err = c.Read(make([]byte, 1))
+	require.Error(t, err)
+	require.False(t, errors.Is(err, os.ErrDeadlineExceeded), "the filter's close must end the handshake")
+	require.False(t, f.downstreamClosed(t), "the filter's close is a local close")
+	waitFor(t, "cleanup", func() bool { return e.g.ActiveConnections() == 0 })
+	require.Zero(t, e.g.Metrics().TLSHandshakeFailures.Load())
+	var sb strings.Builder
+	require.NoError(t, e.g.WritePrometheus(&sb))
+	require.Contains(t, sb.String(), `dicomgate_gateway_downstream_closes_total{reason="inspect_timeout"} 1`)
 }
 
 // Every goroutine a connection starts (reader, writers, dialer) ends with it,

@@ -191,7 +191,8 @@ type ConnInfo struct {
 	Source netip.AddrPort
 	// Destination is the local (listener) address (destination.address / destination.port).
 	Destination netip.AddrPort
-	// TLS is the terminated TLS session; nil means plaintext.
+	// TLS is the terminated TLS session; nil means plaintext. A TLS connection created before its
+	// handshake (as Envoy creates it) passes an empty TLSInfo and fills it with Conn.SetTLS.
 	TLS *TLSInfo
 	// RequestedServerName is the SNI (connection.requested_server_name).
 	RequestedServerName string

@@ -459,6 +459,35 @@ func (c *Conn) UpstreamClosed() {
 	})
 }
 
+// SetTLS records the connection's TLS session once the owner's handshake completed: tls (copied)
+// and requestedServerName answer the connection.* properties from then on. It is for an owner that
+// creates the Conn at accept, before the handshake, as Envoy does: the network filter chain is built
+// when the TCP connection is accepted (source/common/listener_manager/active_stream_listener_base.cc
+// ActiveStreamListenerBase::newConnection: createServerConnection, then createNetworkFilterChain →
+// FilterChainUtility::buildFilterChain → ServerConnectionImpl::initializeReadFilters), so
+// proxy_on_new_connection runs before a single TLS byte was read. Envoy's Ssl::ConnectionInfo exists from the start (SslSocket::initialize creates
+// it with the transport socket; SslSocket::ssl returns it) but is only populated by the handshake
+// (SslHandshakerImpl::doHandshake): until then connection.mtls is false and the peer certificate
+// fields are empty. Pass a non-nil, empty ConnInfo.TLS to NewConn for such a connection and fill it
+// with SetTLS; the handshake always completes before the first DownstreamData (SslSocket::doRead
+// returns no bytes before it), so the filter reads the final values when it decides.
+//
+// SetTLS runs no guest code and queues no Transport call; it is safe to call concurrently with
+// Plugin.Tick and with the Conn's other methods. It does nothing on a closed Conn.
+func (c *Conn) SetTLS(tls *TLSInfo, requestedServerName string) {
+	var cp *TLSInfo
+	if tls != nil {
+		v := *tls
+		cp = &v
+	}
+	c.w.mu.Lock()
+	if !c.closed {
+		c.info.TLS = cp
+		c.info.RequestedServerName = requestedServerName
+	}
+	c.w.mu.Unlock()
+}
+
 // State returns a snapshot of the connection.
 func (c *Conn) State() ConnState {
 	c.w.mu.Lock()

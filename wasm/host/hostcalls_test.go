@@ -202,6 +202,47 @@ func TestContext_GetProperty_FromConnInfoAndTLS(t *testing.T) {
 	}
 }
 
+// Conn.SetTLS: a TLS connection created at accept with an empty TLSInfo (Envoy builds the chain
+// before the handshake; SslSocket's connection info exists but is empty) reports mtls false until
+// the handshake; after SetTLS the filter reads the session's values, copied at the call.
+func TestConn_SetTLS_FillsTLSPropertiesAfterHandshake(t *testing.T) {
+	e := newTestPlugin(t, `{"probe":"props"}`, nil)
+	check := func(what string, want map[string]string) {
+		t.Helper()
+		for path, w := range want {
+			st, val := decodeProp(t, e, path)
+			if got := st + " " + string(val); got != w {
+				t.Errorf("%s: %s = %q, want %q", what, path, got, w)
+			}
+		}
+	}
+
+	// Before the handshake: the TLS connection exists, nothing is known about the peer.
+	pending := e.p.NewConn(ConnInfo{ID: 1, TLS: &TLSInfo{}}, TCPProxyConfig{Cluster: "default", MaxEarlyDataBytes: 10}, &recTransport{})
+	pending.DownstreamData([]byte("x"), false)
+	check("before the handshake", map[string]string{
+		"connection.mtls":                     "status=0 \x00",
+		"connection.subject_peer_certificate": "status=0 ",
+		"connection.requested_server_name":    "status=0 ",
+	})
+
+	e.log.reset()
+	done := &TLSInfo{Version: "TLSv1.3", PeerCertPresented: true, SubjectPeer: "CN=CT1,O=Hospital",
+		URISANsPeer: []string{"spiffe://h/CT1"}, SHA256PeerDigest: "ab12"}
+	c := e.p.NewConn(ConnInfo{ID: 2, TLS: &TLSInfo{}}, TCPProxyConfig{Cluster: "default", MaxEarlyDataBytes: 10}, &recTransport{})
+	c.SetTLS(done, "pacs.example")
+	done.SubjectPeer = "CN=changed-after-the-call" // SetTLS copied the session
+	c.DownstreamData([]byte("x"), false)
+	check("after SetTLS", map[string]string{
+		"connection.mtls":                           "status=0 \x01",
+		"connection.tls_version":                    "status=0 TLSv1.3",
+		"connection.subject_peer_certificate":       "status=0 CN=CT1,O=Hospital",
+		"connection.uri_san_peer_certificate":       "status=0 spiffe://h/CT1",
+		"connection.sha256_peer_certificate_digest": "status=0 ab12",
+		"connection.requested_server_name":          "status=0 pacs.example",
+	})
+}
+
 // Envoy context.cc Context::setProperty: the value is stored as filter state "wasm.<path>" and reads
 // back with get_property of the same path.
 func TestContext_SetProperty_StoredAsWasmFilterState(t *testing.T) {
