@@ -108,6 +108,12 @@ fuzz:
 bench: $(WASM)
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./sdk/... ./filters/... ./wasm/... | tee $(BUILD)/bench.txt
 
+## bench-envoy: the filter vs plain tcp_proxy side by side in one real Envoy (bench/cmd/envoyab; ENVOYAB_FLAGS=-h lists
+## the flags); prints the markdown tables bench/RESULTS.md records, also into build/bench-envoy.md. Not part of `make test`.
+.PHONY: bench-envoy
+bench-envoy: $(WASM)
+	set -o pipefail; $(GO) run ./bench/cmd/envoyab -wasm $(abspath $(WASM)) $(ENVOYAB_FLAGS) | tee $(BUILD)/bench-envoy.md
+
 ## bench-wasip1: the SDK benchmarks compiled for wasip1 and run under wazero (guest-code cost; BENCH=regexp).
 bench-wasip1:
 	@mkdir -p $(BUILD)

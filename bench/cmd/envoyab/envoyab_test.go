@@ -1,0 +1,199 @@
+package main
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/encoding/protojson"
+	"sigs.k8s.io/yaml"
+
+	// The typed configs the bootstrap carries must be registered for protojson to resolve their Any types.
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/wasm/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	_ "google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/dicomgate/dicomgate/sdk/pdu"
+	"github.com/dicomgate/dicomgate/sdk/policy"
+	"github.com/dicomgate/dicomgate/wasm/demopacs"
+)
+
+// The program's pieces without Envoy: the DICOM client against the demo acceptor, the C-STORE encoding, the
+// bootstrap (decoded with Envoy's own API types), the policy, the log and /proc parsers. Nothing here is timed.
+
+func TestAssociationAndStoreAgainstDemoPACS(t *testing.T) {
+	var got []demopacs.Stored
+	dir := t.TempDir()
+	s, err := demopacs.Start("127.0.0.1:0", demopacs.Config{Dir: dir, OnStored: func(st demopacs.Stored) { got = append(got, st) }})
+	require.NoError(t, err)
+	defer s.Close()
+	cfg := assocConfig{Addr: s.Addr().String(), CallingAE: benchCallingAE, CalledAE: benchCalledAE, AbstractSyntax: uidVerification, Timeout: 10 * time.Second}
+
+	tm, err := runAssociation(cfg, associationRQ(cfg))
+	require.NoError(t, err)
+	require.Positive(t, tm.RQAC)
+	require.GreaterOrEqual(t, tm.Total, tm.Connect+tm.RQAC)
+
+	cfg.AbstractSyntax = uidSecondaryCapture
+	st, err := newStoreStream(1<<20, 16384, 7, demopacs.NewUID())
+	require.NoError(t, err)
+	a, _, err := associate(cfg, associationRQ(cfg))
+	require.NoError(t, err)
+	require.NoError(t, a.store(st, 7, 10*time.Second))
+	require.NoError(t, a.release())
+
+	require.Len(t, got, 1)
+	require.Equal(t, int64(1<<20), got[0].DataSetBytes)
+	require.Equal(t, st.SOPInstanceUID, got[0].SOPInstanceUID)
+	require.Equal(t, uidSecondaryCapture, got[0].SOPClassUID)
+	require.Equal(t, benchCallingAE, got[0].CallingAETitle)
+}
+
+func TestStoreChecksTheResponse(t *testing.T) {
+	s, err := demopacs.Start("127.0.0.1:0", demopacs.Config{})
+	require.NoError(t, err)
+	defer s.Close()
+	// The acceptor answers message 3; a client expecting another message's response must not count the store.
+	cfg := assocConfig{Addr: s.Addr().String(), CallingAE: "A", CalledAE: "B", AbstractSyntax: uidSecondaryCapture, Timeout: 10 * time.Second}
+	st, err := newStoreStream(4096, 16384, 3, demopacs.NewUID())
+	require.NoError(t, err)
+	a, _, err := associate(cfg, associationRQ(cfg))
+	require.NoError(t, err)
+	defer a.abort()
+	require.ErrorContains(t, a.store(st, 4, 10*time.Second), "C-STORE-RSP answers message 3, want 4")
+}
+
+func TestStoreStreamFraming(t *testing.T) {
+	const size = 100_000
+	st, err := newStoreStream(size, 16384, 9, "1.2.3.4")
+	require.NoError(t, err)
+	var f pdu.Framer
+	var d pdu.Decoder
+	var pd pdu.PDataTF
+	var dataBytes int64
+	var lasts, pdus int
+	rest := st.Bytes
+	for len(rest) > 0 {
+		p, r, err := f.Next(rest)
+		require.NoError(t, err)
+		rest = r
+		require.LessOrEqual(t, len(p)-pdu.HeaderLen, 16384, "PDU length above the acceptor's maximum")
+		require.NoError(t, d.DecodePDataTF(p, &pd))
+		require.Len(t, pd.PDVs, 1)
+		v := pd.PDVs[0]
+		if pdus == 0 {
+			require.True(t, v.IsCommand() && v.IsLast())
+			var cs pdu.CommandSet
+			require.NoError(t, pdu.ReadCommandSet(v.Data, &cs))
+			require.Equal(t, uint16(0x0001), cs.CommandField)
+			require.Equal(t, uint16(9), cs.MessageID)
+			require.Equal(t, "1.2.3.4", string(cs.AffectedSOPInstanceUID))
+			require.True(t, cs.HasDataSet())
+		} else {
+			require.False(t, v.IsCommand())
+			dataBytes += int64(len(v.Data))
+			if v.IsLast() {
+				lasts++
+				require.Empty(t, rest, "the last data fragment must end the stream")
+			}
+		}
+		pdus++
+	}
+	require.Equal(t, int64(size), dataBytes)
+	require.Equal(t, 1, lasts)
+
+	_, err = newStoreStream(101, 16384, 1, "1.2.3")
+	require.ErrorContains(t, err, "even size")
+}
+
+func TestBootstrapDecodesAsEnvoyConfig(t *testing.T) {
+	pol, err := benchPolicy("spiffe://dicomgate.demo/AB-SCU")
+	require.NoError(t, err)
+	_, diags, err := policy.Load([]byte(pol))
+	require.NoError(t, err, "benchmark policy: %v", diags)
+	for _, withFilter := range []bool{true, false} {
+		y, err := renderBootstrap(bootstrapValues{AdminPort: 1, FilterPort: 2, PlainPort: 3, BackendPort: 4, UnroutedPort: 5,
+			Filter: withFilter, WasmFile: "/x/dicomgate.wasm", PolicyJSON: pol, EarlyDataBytes: 1 << 20,
+			CertFile: "/c", KeyFile: "/k", ClientCAFile: "/ca"})
+		require.NoError(t, err)
+		js, err := yaml.YAMLToJSON(y)
+		require.NoError(t, err)
+		var b bootstrapv3.Bootstrap
+		require.NoError(t, protojson.Unmarshal(js, &b))
+		require.NoError(t, b.ValidateAll())
+		ls := b.GetStaticResources().GetListeners()
+		if withFilter {
+			require.Len(t, ls, 2)
+			require.Equal(t, "filter", ls[0].GetName())
+			require.Equal(t, "envoy.filters.network.wasm", ls[0].GetFilterChains()[0].GetFilters()[0].GetName())
+			require.Contains(t, string(js), `"max_early_data_bytes":1048576`)
+		} else {
+			require.Len(t, ls, 1)
+			require.NotContains(t, string(js), "max_early_data_bytes")
+		}
+		require.Equal(t, "plain", ls[len(ls)-1].GetName())
+		require.Len(t, ls[len(ls)-1].GetFilterChains()[0].GetFilters(), 1, "the plain listener has tcp_proxy only")
+	}
+}
+
+// A log of a real 2-worker start (Envoy 1.40.0, wasm:debug), shortened.
+const startLog = `[2026-12-06 04:39:03.439304][20457][debug][wasm] Base Wasm created 1 now active
+[2026-12-06 04:39:10.419914][20457][debug][wasm] Thread-Local Wasm created 2 now active
+[2026-12-06 04:39:10.425588][20457][info][wasm] wasm log dicomgate: dicomgate: configured: 0 rule(s), mode enforce
+[2026-12-06 04:39:10.431283][20457][debug][wasm] Thread-Local Wasm created 2 now active
+[2026-12-06 04:39:10.436242][20457][info][wasm] wasm log dicomgate: dicomgate: configured: 0 rule(s), mode enforce
+[2026-12-06 04:39:10.437190][20457][warning][main] There is no configured limit
+[2026-12-06 04:39:10.454555][20550][debug][wasm] Thread-Local Wasm created 3 now active
+[2026-12-06 04:39:10.466839][20550][info][wasm] wasm log dicomgate: dicomgate: configured: 0 rule(s), mode enforce
+[2026-12-06 04:39:10.469402][20552][debug][wasm] Thread-Local Wasm created 4 now active
+[2026-12-06 04:39:10.483622][20552][info][wasm] wasm log dicomgate: dicomgate: configured: 0 rule(s), mode enforce
+`
+
+func TestColdStartFromLog(t *testing.T) {
+	cs, err := parseColdStart(strings.NewReader(startLog))
+	require.NoError(t, err)
+	require.Equal(t, 20457, cs.BaseThread)
+	require.Len(t, cs.Configured, 4)
+	started := time.Date(2026, 12, 6, 4, 39, 3, 0, time.Local)
+
+	var res startResult
+	require.ErrorContains(t, res.fillColdStart(cs, started, 3), "2 of 3 workers configured")
+	require.NoError(t, res.fillColdStart(cs, started, 2))
+	require.Equal(t, 6986284*time.Microsecond, res.compile) // 03.439304 -> 10.425588
+	require.Equal(t, []time.Duration{12284 * time.Microsecond, 14220 * time.Microsecond}, res.perWorker)
+	require.Equal(t, 7483622*time.Microsecond, res.lastWorker)
+}
+
+func TestProcReaders(t *testing.T) {
+	c0, err := readCPU(os.Getpid())
+	require.NoError(t, err)
+	for i := 0; i < 30_000_000; i++ { // burn a little CPU so schedstat must grow
+		_ = i * i
+	}
+	c1, err := readCPU(os.Getpid())
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, c1.Ticks, c0.Ticks)
+	require.Greater(t, c1.SchedNs, c0.SchedNs)
+	rss, hwm, err := readRSS(os.Getpid())
+	require.NoError(t, err)
+	require.Positive(t, rss)
+	require.GreaterOrEqual(t, hwm, rss)
+
+	m := parseStats([]byte("tcp.plain.downstream_cx_total: 12\nwasmcustom.action=.=route;.;rule=.=bench;.;dicomgate_decisions_total: 3\nserver.initialization_time_ms: P0(nan,1.0)\n"))
+	require.Equal(t, map[string]int64{"tcp.plain.downstream_cx_total": 12, statRouted: 3}, m)
+}
+
+func TestPercentiles(t *testing.T) {
+	xs := make([]float64, 100)
+	for i := range xs {
+		xs[i] = float64(100 - i) // 100..1, unsorted
+	}
+	require.Equal(t, 50.0, pct(xs, 50))
+	require.Equal(t, 99.0, pct(xs, 99))
+	require.Equal(t, 100.0, pct(xs, 100))
+	require.Equal(t, 2.5, median([]float64{4, 1, 3, 2}))
+}

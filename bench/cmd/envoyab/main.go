@@ -1,0 +1,617 @@
+// Command envoyab measures what the dicomgate filter costs inside a real Envoy (issue #17, item 4): one Envoy
+// process with two listeners on the same mutual TLS — "filter" (the compiled build/dicomgate.wasm in
+// envoy.filters.network.wasm on V8, routing the benchmark AE with tcp_proxy max_early_data_bytes) and "plain"
+// (tcp_proxy only) — in front of one in-process DICOM acceptor (wasm/demopacs, nothing stored). It runs
+// interleaved repetitions (filter and plain alternate within every phase, and the order flips every repetition)
+// of: sequential associations (A-ASSOCIATE-RQ -> AC -> A-RELEASE-RQ -> RP, new TCP + TLS connection each, Go
+// client with TCP_NODELAY) for latency p50/p99; associations/s with 8 and 32 concurrent clients; one C-STORE of a
+// 200 MiB instance for MB/s; and Envoy's CPU time (/proc/<pid>/stat utime+stime, cross-checked with the threads'
+// schedstat) around every phase. Then it starts Envoy repeatedly with and without the filter listener at 1 and 4
+// workers for RSS (/proc/<pid>/status) and the V8 cold start (from Envoy's own log timestamps).
+//
+// Every measured operation is checked: an association counts only on an A-ASSOCIATE-AC accepting the context and
+// an A-RELEASE-RP, a C-STORE only on a C-STORE-RSP with status Success; after every phase Envoy's counters must
+// show exactly that many connections on the listener and, on the filter listener, that many routed decisions, and
+// the "unrouted" cluster must never have been connected. Any failure stops the run.
+//
+//	make bench-envoy                   # builds the .wasm, runs with the defaults below
+//	go run ./bench/cmd/envoyab -h      # flags
+//
+// The table it prints (markdown) is what bench/RESULTS.md records.
+package main
+
+import (
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dicomgate/dicomgate/wasm/demopacs"
+	"github.com/dicomgate/dicomgate/wasm/gateway"
+)
+
+// options are the command-line flags.
+type options struct {
+	envoy, wasm   string
+	workers       int
+	reps          int
+	seq, assocs   int
+	clients       []int
+	storeMiB      int
+	rssWorkers    []int
+	rssReps       int
+	rssAssocs     int
+	dir           string
+	keep          bool
+	skipColdStart bool
+}
+
+// Benchmark identities: the policy routes exactly this caller (AE titles and client-certificate URI SAN).
+const (
+	benchCallingAE = "AB-SCU"
+	benchCalledAE  = "AB-PACS"
+	benchRule      = "bench"
+)
+
+func main() {
+	var o options
+	var clients, rssWorkers string
+	flag.StringVar(&o.envoy, "envoy", "", "Envoy binary (default $ENVOY_BIN, else <repo>/build/envoy)")
+	flag.StringVar(&o.wasm, "wasm", "", "the compiled filter (default $DICOMGATE_WASM, else <repo>/build/dicomgate.wasm)")
+	flag.IntVar(&o.workers, "workers", 1, "Envoy worker threads (--concurrency) for the A/B phases")
+	flag.IntVar(&o.reps, "reps", 5, "interleaved repetitions (>= 3)")
+	flag.IntVar(&o.seq, "seq", 1000, "sequential associations per listener and repetition (latency)")
+	flag.IntVar(&o.assocs, "assocs", 2000, "associations per listener, repetition and concurrency level (associations/s)")
+	flag.StringVar(&clients, "clients", "8,32", "concurrency levels, comma-separated")
+	flag.IntVar(&o.storeMiB, "store-mib", 200, "size of the C-STORE instance's data set, MiB")
+	flag.StringVar(&rssWorkers, "rss-workers", "1,4", "worker counts for the RSS and cold-start starts, comma-separated")
+	flag.IntVar(&o.rssReps, "rss-reps", 3, "Envoy starts per worker count and configuration (with and without the filter listener)")
+	flag.IntVar(&o.rssAssocs, "rss-assocs", 200, "associations per listener after each start before the second RSS reading")
+	flag.StringVar(&o.dir, "dir", "", "work directory (default: a new temporary directory, removed unless -keep)")
+	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (bootstraps, Envoy logs)")
+	flag.BoolVar(&o.skipColdStart, "skip-cold-start", false, "skip the RSS / cold-start starts")
+	flag.Parse()
+	var err error
+	if o.clients, err = parseInts("clients", clients); err == nil {
+		o.rssWorkers, err = parseInts("rss-workers", rssWorkers)
+	}
+	if err == nil {
+		err = run(o)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "envoyab:", err)
+		os.Exit(1)
+	}
+}
+
+func parseInts(name, s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("-%s %q: want positive integers separated by commas, e.g. 8,32", name, s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// repoRoot finds the directory holding go.mod, from the working directory up.
+func repoRoot() (string, error) {
+	d, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d, nil
+		}
+		p := filepath.Dir(d)
+		if p == d {
+			return "", errors.New("no go.mod above the working directory: run from the repository (or pass -envoy and -wasm)")
+		}
+		d = p
+	}
+}
+
+// resolve fills the Envoy and module paths: flag, then environment, then the repository's build/ directory.
+func (o *options) resolve() error {
+	root, rootErr := repoRoot()
+	pick := func(flagVal, env, rel, fix string) (string, error) {
+		p := flagVal
+		if p == "" {
+			p = os.Getenv(env)
+		}
+		if p == "" {
+			if rootErr != nil {
+				return "", rootErr
+			}
+			p = filepath.Join(root, rel)
+		}
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Errorf("%s: %w; %s", p, err, fix)
+		}
+		return filepath.Abs(p)
+	}
+	var err error
+	if o.envoy, err = pick(o.envoy, "ENVOY_BIN", "build/envoy", "run `make envoy` (or make deps), or set ENVOY_BIN"); err != nil {
+		return err
+	}
+	if o.wasm, err = pick(o.wasm, "DICOMGATE_WASM", "build/dicomgate.wasm", "run `make wasm`, or set DICOMGATE_WASM"); err != nil {
+		return err
+	}
+	if o.reps < 3 {
+		return fmt.Errorf("-reps %d: want at least 3 interleaved repetitions", o.reps)
+	}
+	if o.seq < 100 {
+		return fmt.Errorf("-seq %d: want at least 100 sequential associations (p99 needs them)", o.seq)
+	}
+	return nil
+}
+
+// benchPolicy routes the benchmark caller to the backend cluster; everything else is denied.
+func benchPolicy(clientURI string) (string, error) {
+	b, err := json.Marshal(map[string]any{
+		"defaultAction":   "deny",
+		"upstreamConnect": "after-decision",
+		"rules": []map[string]any{{
+			"name": benchRule,
+			"match": map[string]any{
+				"callingAETitles": []string{benchCallingAE}, "calledAETitles": []string{benchCalledAE},
+				"peerURISANs": []string{clientURI},
+			},
+			"action": "route", "cluster": "backend",
+		}},
+	})
+	return string(b), err
+}
+
+// env is everything shared by the runs: certificates, backend, ports.
+type env struct {
+	o       options
+	dir     string
+	pki     *gateway.DemoPKI
+	tls     *tls.Config
+	backend *demopacs.Server
+	policy  string
+}
+
+func run(o options) error {
+	if err := o.resolve(); err != nil {
+		return err
+	}
+	e := &env{o: o}
+	var err error
+	if o.dir == "" {
+		if e.dir, err = os.MkdirTemp("", "envoyab-"); err != nil {
+			return err
+		}
+		if !o.keep {
+			defer os.RemoveAll(e.dir)
+		}
+	} else {
+		e.dir = o.dir
+	}
+	if e.pki, err = gateway.WriteDemoPKI(filepath.Join(e.dir, "pki"), gateway.PKIOptions{ClientCN: benchCallingAE}); err != nil {
+		return err
+	}
+	if e.tls, err = clientTLS(e.pki); err != nil {
+		return err
+	}
+	if e.policy, err = benchPolicy(e.pki.ClientURI); err != nil {
+		return err
+	}
+	// The backend discards instances (no directory): the benchmark measures the proxy, not a disk.
+	if e.backend, err = demopacs.Start("127.0.0.1:0", demopacs.Config{Name: "backend"}); err != nil {
+		return err
+	}
+	defer e.backend.Close()
+
+	printHeader(o)
+	ab, err := e.runAB()
+	if err != nil {
+		return err
+	}
+	var cs []startResult
+	if !o.skipColdStart {
+		if cs, err = e.runStarts(); err != nil {
+			return err
+		}
+	}
+	printReport(o, ab, cs)
+	fmt.Printf("\nload after: %s\n", loadavg())
+	if o.keep {
+		fmt.Printf("work directory kept: %s\n", e.dir)
+	}
+	return nil
+}
+
+// clientTLS is the requester's TLS: TLS 1.3, the demo client certificate, the demo CA, no session cache (every
+// association is a full handshake on both listeners alike).
+func clientTLS(p *gateway.DemoPKI) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(p.ClientCert, p.ClientKey)
+	if err != nil {
+		return nil, err
+	}
+	caPEM, err := os.ReadFile(p.CACert)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, fmt.Errorf("%s: no certificate", p.CACert)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS13}, nil
+}
+
+func printHeader(o options) {
+	fmt.Printf("# envoyab %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
+	if out, err := exec.Command(o.envoy, "--version").Output(); err == nil {
+		fmt.Printf("envoy: %s\n", strings.TrimSpace(string(out)))
+	}
+	fmt.Printf("envoy binary: %s\n", o.envoy)
+	if b, err := os.ReadFile(o.wasm); err == nil {
+		fmt.Printf("filter: %s (%d bytes, sha256 %x)\n", o.wasm, len(b), sha256.Sum256(b))
+	}
+	fmt.Printf("machine: %d CPUs (%s), %s\n", runtime.NumCPU(), cpuModel(), runtime.Version())
+	fmt.Printf("load before: %s\n", loadavg())
+	fmt.Printf("A/B: %d workers, %d repetitions; per listener and repetition: %d sequential associations, %d associations at each of %v clients, one C-STORE of %d MiB\n\n",
+		o.workers, o.reps, o.seq, o.assocs, o.clients, o.storeMiB)
+}
+
+func cpuModel() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return strings.TrimSpace(string(b))
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// listener is one side of the comparison.
+type listener struct {
+	name string // "filter" or "plain"
+	port int
+}
+
+// cpuDelta is Envoy CPU time spent during one phase, seconds.
+type cpuDelta struct{ stat, sched float64 }
+
+// sideResult is one listener's measurements in one repetition.
+type sideResult struct {
+	seq      []assocTiming
+	seqCPU   cpuDelta
+	rate     map[int]float64 // clients -> associations/s
+	rateCPU  map[int]cpuDelta
+	storeMBs float64
+	storeCPU cpuDelta
+	storeGB  float64 // data set bytes / 1e9
+}
+
+// abResult is the whole A/B run.
+type abResult struct {
+	reps   []map[string]*sideResult // per repetition, by listener name
+	orders []string
+	// rssKiB/hwmKiB: Envoy (both listeners, o.workers workers) after the last repetition.
+	rssKiB, hwmKiB int64
+	assocs         int // associations per listener and repetition (sequential + concurrent)
+}
+
+// runAB starts one Envoy with both listeners and runs the interleaved repetitions.
+func (e *env) runAB() (*abResult, error) {
+	ports, err := freePorts(4)
+	if err != nil {
+		return nil, err
+	}
+	v := e.values(ports, true)
+	p, ready, err := startEnvoy(e.o.envoy, filepath.Join(e.dir, "ab"), v, e.o.workers, "info")
+	if err != nil {
+		return nil, err
+	}
+	defer p.stop()
+	fmt.Printf("A/B Envoy ready after %.0f ms (pid %d)\n", ready.Seconds()*1e3, p.pid)
+	sides := map[string]listener{"filter": {"filter", v.FilterPort}, "plain": {"plain", v.PlainPort}}
+	// Warm-up (not measured): V8 tiers the filter's code up, Envoy and the backend grow their buffers.
+	for _, l := range []listener{sides["filter"], sides["plain"]} {
+		if _, err := e.concurrent(p, l, 8, 200); err != nil {
+			return nil, fmt.Errorf("warm-up on %s: %w", l.name, err)
+		}
+	}
+	store, err := newStoreStream(int64(e.o.storeMiB)<<20, 16384, 1, demopacs.NewUID())
+	if err != nil {
+		return nil, err
+	}
+	res := &abResult{assocs: e.o.seq + e.o.assocs*len(e.o.clients)}
+	for r := range e.o.reps {
+		order := []listener{sides["filter"], sides["plain"]}
+		if r%2 == 1 {
+			order[0], order[1] = order[1], order[0]
+		}
+		res.orders = append(res.orders, order[0].name[:1]+order[1].name[:1])
+		rep := map[string]*sideResult{}
+		for _, l := range order {
+			rep[l.name] = &sideResult{rate: map[int]float64{}, rateCPU: map[int]cpuDelta{}}
+		}
+		for _, l := range order {
+			t, c, err := e.sequential(p, l, e.o.seq)
+			if err != nil {
+				return nil, fmt.Errorf("repetition %d, sequential, %s: %w", r+1, l.name, err)
+			}
+			rep[l.name].seq, rep[l.name].seqCPU = t, c
+		}
+		for _, n := range e.o.clients {
+			for _, l := range order {
+				ph, err := e.concurrent(p, l, n, e.o.assocs)
+				if err != nil {
+					return nil, fmt.Errorf("repetition %d, %d clients, %s: %w", r+1, n, l.name, err)
+				}
+				rep[l.name].rate[n], rep[l.name].rateCPU[n] = float64(e.o.assocs)/ph.elapsed.Seconds(), ph.cpu
+			}
+		}
+		for _, l := range order {
+			ph, err := e.storeOnce(p, l, store)
+			if err != nil {
+				return nil, fmt.Errorf("repetition %d, C-STORE, %s: %w", r+1, l.name, err)
+			}
+			sr := rep[l.name]
+			sr.storeGB = float64(store.DataSetBytes) / 1e9
+			sr.storeMBs, sr.storeCPU = float64(store.DataSetBytes)/1e6/ph.elapsed.Seconds(), ph.cpu
+		}
+		res.reps = append(res.reps, rep)
+		f, pl := rep["filter"], rep["plain"]
+		fmt.Printf("repetition %d (%s): p50 %.3f/%.3f ms, %d clients %.0f/%.0f assoc/s, C-STORE %.0f/%.0f MB/s (filter/plain); load %s\n",
+			r+1, res.orders[r], ms(pct(totals(f.seq), 50)), ms(pct(totals(pl.seq), 50)), e.o.clients[len(e.o.clients)-1],
+			f.rate[e.o.clients[len(e.o.clients)-1]], pl.rate[e.o.clients[len(e.o.clients)-1]], f.storeMBs, pl.storeMBs, loadavg())
+	}
+	if res.rssKiB, res.hwmKiB, err = readRSS(p.pid); err != nil {
+		return nil, err
+	}
+	if err := e.checkNothingUnrouted(p); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// values are the bootstrap values for ports [admin, filter, plain, unrouted].
+func (e *env) values(ports []int, filter bool) bootstrapValues {
+	return bootstrapValues{
+		AdminPort: ports[0], FilterPort: ports[1], PlainPort: ports[2], UnroutedPort: ports[3],
+		BackendPort: e.backend.Addr().(*net.TCPAddr).Port,
+		Filter:      filter, WasmFile: e.o.wasm, PolicyJSON: e.policy, EarlyDataBytes: 1 << 20,
+		CertFile: e.pki.ServerCert, KeyFile: e.pki.ServerKey, ClientCAFile: e.pki.CACert,
+	}
+}
+
+func (e *env) assocConfig(l listener, abstract string) assocConfig {
+	return assocConfig{Addr: fmt.Sprintf("127.0.0.1:%d", l.port), TLS: e.tls, CallingAE: benchCallingAE, CalledAE: benchCalledAE,
+		AbstractSyntax: abstract, Timeout: 30 * time.Second}
+}
+
+// phase is one measured phase.
+type phase struct {
+	elapsed time.Duration
+	cpu     cpuDelta
+}
+
+// measure runs f between two CPU samples of Envoy, after checking (outside the window) the listener's counters
+// before and after: n more connections on the listener's tcp_proxy and, on the filter listener, n more
+// associations inspected and n more routed by the benchmark rule. The end sample is taken once Envoy has closed
+// every connection of the phase (listener's active connection gauge back to 0), so the teardown is counted.
+func (e *env) measure(p *envoyProc, l listener, n int, f func() error) (phase, error) {
+	var ph phase
+	before, err := p.stats(statsFilter)
+	if err != nil {
+		return ph, err
+	}
+	c0, err := readCPU(p.pid)
+	if err != nil {
+		return ph, err
+	}
+	start := time.Now()
+	if err := f(); err != nil {
+		return ph, err
+	}
+	ph.elapsed = time.Since(start)
+	active := fmt.Sprintf("listener.127.0.0.1_%d.downstream_cx_active", l.port)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		s, err := p.stats(`^listener\.127\.0\.0\.1_` + strconv.Itoa(l.port) + `\.downstream_cx_active$`)
+		if err != nil {
+			return ph, err
+		}
+		v, ok := s[active]
+		if !ok {
+			return ph, fmt.Errorf("Envoy has no gauge %s", active)
+		}
+		if v == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return ph, fmt.Errorf("%s still %d 10 s after the phase", active, v)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	c1, err := readCPU(p.pid)
+	if err != nil {
+		return ph, err
+	}
+	ph.cpu.stat, ph.cpu.sched = c1.sub(c0)
+	after, err := p.stats(statsFilter)
+	if err != nil {
+		return ph, err
+	}
+	want := map[string]int64{"tcp." + l.name + ".downstream_cx_total": int64(n)}
+	if l.name == "filter" {
+		want[statAssociations] = int64(n)
+		want[statRouted] = int64(n)
+	}
+	for k, d := range want {
+		a, ok1 := after[k]
+		b, ok2 := before[k]
+		if !ok1 || !ok2 {
+			return ph, fmt.Errorf("Envoy has no counter %s (stats: %v)", k, keys(after))
+		}
+		if a-b != d {
+			return ph, fmt.Errorf("counter %s grew by %d during the phase, want %d", k, a-b, d)
+		}
+	}
+	return ph, nil
+}
+
+// Envoy counters the checks read. The filter's metrics carry Envoy's "wasmcustom." prefix for proxy-wasm
+// custom metrics, and their labels inside the name (KEY=.=VALUE;.;).
+const (
+	statAssociations = "wasmcustom.dicomgate_associations_total"
+	statRouted       = "wasmcustom.action=.=route;.;rule=.=" + benchRule + ";.;dicomgate_decisions_total"
+	statsFilter      = `^(tcp\.(filter|plain)\.downstream_cx_total|wasmcustom\..*|cluster\.unrouted\.upstream_cx_total)$`
+)
+
+func keys(m map[string]int64) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// checkNothingUnrouted fails when the filter ever let tcp_proxy connect its default cluster or closed a
+// connection.
+func (e *env) checkNothingUnrouted(p *envoyProc) error {
+	s, err := p.stats(statsFilter)
+	if err != nil {
+		return err
+	}
+	v, ok := s["cluster.unrouted.upstream_cx_total"]
+	if !ok {
+		return errors.New("Envoy has no counter cluster.unrouted.upstream_cx_total")
+	}
+	if v != 0 {
+		return fmt.Errorf("the unrouted cluster was connected %d times: the filter did not route every association", v)
+	}
+	for k, v := range s {
+		if strings.HasSuffix(k, "dicomgate_denied_total") && v != 0 {
+			return fmt.Errorf("%s = %d: the filter closed connections during the benchmark", k, v)
+		}
+	}
+	return nil
+}
+
+// sequential runs n associations one after another.
+func (e *env) sequential(p *envoyProc, l listener, n int) ([]assocTiming, cpuDelta, error) {
+	cfg := e.assocConfig(l, uidVerification)
+	rq := associationRQ(cfg)
+	out := make([]assocTiming, 0, n)
+	ph, err := e.measure(p, l, n, func() error {
+		for i := range n {
+			t, err := runAssociation(cfg, rq)
+			if err != nil {
+				return fmt.Errorf("association %d: %w", i+1, err)
+			}
+			out = append(out, t)
+		}
+		return nil
+	})
+	return out, ph.cpu, err
+}
+
+// concurrent runs count associations from clients goroutines.
+func (e *env) concurrent(p *envoyProc, l listener, clients, count int) (phase, error) {
+	cfg := e.assocConfig(l, uidVerification)
+	rq := associationRQ(cfg)
+	return e.measure(p, l, count, func() error {
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var first error
+		for range clients {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for next.Add(1) <= int64(count) {
+					if _, err := runAssociation(cfg, rq); err != nil {
+						mu.Lock()
+						if first == nil {
+							first = err
+						}
+						mu.Unlock()
+						next.Store(int64(count)) // stop the others
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		return first
+	})
+}
+
+// storeOnce opens an association, sends s and releases. The phase's elapsed time covers the C-STORE only (from
+// the first P-DATA-TF byte to the C-STORE-RSP); its CPU covers the whole association.
+func (e *env) storeOnce(p *envoyProc, l listener, s *storeStream) (phase, error) {
+	cfg := e.assocConfig(l, uidSecondaryCapture)
+	var storeTime time.Duration
+	ph, err := e.measure(p, l, 1, func() error {
+		a, _, err := associate(cfg, associationRQ(cfg))
+		if err != nil {
+			return err
+		}
+		if a.peerMax != 0 && a.peerMax < 16384 {
+			a.abort()
+			return fmt.Errorf("the backend accepts P-DATA-TF of at most %d bytes; the stream was encoded for 16384", a.peerMax)
+		}
+		t0 := time.Now()
+		if err := a.store(s, 1, 5*time.Minute); err != nil {
+			a.abort()
+			return err
+		}
+		storeTime = time.Since(t0)
+		return a.release()
+	})
+	ph.elapsed = storeTime
+	return ph, err
+}
+
+func totals(ts []assocTiming) []float64 {
+	out := make([]float64, len(ts))
+	for i, t := range ts {
+		out[i] = t.Total.Seconds()
+	}
+	return out
+}
+
+func rqacs(ts []assocTiming) []float64 {
+	out := make([]float64, len(ts))
+	for i, t := range ts {
+		out[i] = t.RQAC.Seconds()
+	}
+	return out
+}
+
+func ms(sec float64) float64 { return sec * 1e3 }
