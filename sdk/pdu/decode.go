@@ -17,6 +17,10 @@ import "encoding/binary"
 // than 2 bytes or with reserved message-control bits, and unknown sub-items
 // inside a presentation context.
 //
+// Ambiguous input is rejected too, in both modes, unless AllowAmbiguous is
+// set: an A-ASSOCIATE-RQ with a field that DICOM stacks read differently
+// (ErrAmbiguous; see AllowAmbiguous for the list).
+//
 // When a Decode method returns an error, the value it was decoding into is
 // partially filled and must not be used (it can still be reused for the next
 // call).
@@ -36,6 +40,27 @@ type Decoder struct {
 	// other than 1.2.840.10008.3.1.1.1, an implementation version name over
 	// 16 characters, out-of-range AC results and RJ/A-ABORT codes.
 	Strict bool
+	// AllowAmbiguous turns off the ambiguity checks of DecodeAssociateRQ.
+	// By default (false) it refuses, with an *Error matching ErrAmbiguous
+	// that names the field and its offset, every RQ that a DICOM acceptor
+	// could read differently from this decoder: AE titles that are not
+	// left-aligned printable ASCII without backslash padded with spaces (a
+	// NUL, control character, leading space or only spaces); UIDs that are
+	// not PS3.5 UIDs after one trailing NUL (application context, abstract
+	// and transfer syntaxes, implementation class, role selection and
+	// extended negotiation UIDs); a presentation context without abstract
+	// syntax; a 0x21 item; a second application context or user
+	// information item; a second maximum length, implementation class UID,
+	// asynchronous operations window, implementation version name or user
+	// identity sub-item; 0x51/0x53 sub-items not 4 bytes long; a 0x59
+	// sub-item; an implementation version name over 16 characters or not
+	// printable ASCII; a user identity of a type other than 1-5, with a
+	// secondary field unless type 2, or (types 1 and 2) whose username holds
+	// a control character, a leading or trailing space or invalid UTF-8.
+	// docs/SECURITY.md lists how dcmtk and pynetdicom read each of them.
+	// Set it only in tools that must display such a PDU, never where a
+	// decision is taken from the decoded RQ.
+	AllowAmbiguous bool
 }
 
 func (d *Decoder) max() uint32 {
@@ -46,6 +71,9 @@ func (d *Decoder) max() uint32 {
 }
 
 func (d *Decoder) strict() bool { return d != nil && d.Strict }
+
+// amb reports whether the ambiguity checks apply (see AllowAmbiguous).
+func (d *Decoder) amb() bool { return d == nil || !d.AllowAmbiguous }
 
 // header checks that pdu is exactly one PDU of type want.
 func (d *Decoder) header(pdu []byte, want Type) error {
@@ -135,7 +163,10 @@ func (d *Decoder) DecodeAssociateRQ(pdu []byte, rq *AssociateRQ) error {
 	if rq.ProtocolVersion&1 == 0 {
 		return versionError(TypeAssociateRQ, rq.ProtocolVersion)
 	}
-	strict := d.strict()
+	strict, amb := d.strict(), d.amb()
+	if amb && !(aeFieldOK(pdu[OffsetCalledAETitle:OffsetCallingAETitle]) && aeFieldOK(pdu[OffsetCallingAETitle:OffsetCallingAETitle+AETitleLen])) {
+		return aeAmbError(pdu)
+	}
 	if strict {
 		if err := checkAEs(pdu, TypeAssociateRQ); err != nil {
 			return err
@@ -152,6 +183,9 @@ func (d *Decoder) DecodeAssociateRQ(pdu []byte, rq *AssociateRQ) error {
 		if n := int(items[2])<<8 | int(items[3]); n <= len(items)-4 {
 			rq.ApplicationContext, raw.appCtxNUL = trimUID(items[4 : 4+n : 4+n])
 			raw.appRes = items[1]
+			if amb && !uidOK(rq.ApplicationContext) {
+				return checkUIDAmb(OffsetVariableItems, ItemApplicationContext, rq.ApplicationContext)
+			}
 			if strict {
 				if err := checkAppCtx(OffsetVariableItems, 0, rq.ApplicationContext); err != nil {
 					return err
@@ -183,7 +217,7 @@ func (d *Decoder) DecodeAssociateRQ(pdu []byte, rq *AssociateRQ) error {
 	if len(items) >= 4 && items[0] == ItemUserInformation {
 		if n := int(items[2])<<8 | int(items[3]); n <= len(items)-4 {
 			raw.uiRes = items[1]
-			if err := decodeUserInfo(items[4:4+n:4+n], len(pdu)-len(items), &rq.UserInformation, strict, true); err != nil {
+			if err := decodeUserInfo(items[4:4+n:4+n], len(pdu)-len(items), &rq.UserInformation, strict, true, amb); err != nil {
 				return err
 			}
 			haveUI = true
@@ -243,7 +277,7 @@ func (d *Decoder) decodeItems(pdu, items []byte, rq *AssociateRQ, ac *AssociateA
 		raw, appCtx, ui, unknown = &ac.raw, &ac.ApplicationContext, &ac.UserInformation, &ac.UnknownItems
 		t = TypeAssociateAC
 	}
-	strict := d.strict()
+	strict, amb := d.strict(), rq != nil && d.amb()
 	for len(items) > 0 {
 		off := len(pdu) - len(items)
 		if len(items) < 4 {
@@ -282,6 +316,9 @@ func (d *Decoder) decodeItems(pdu, items []byte, rq *AssociateRQ, ac *AssociateA
 		case typ == ItemApplicationContext && !haveApp:
 			*appCtx, raw.appCtxNUL = trimUID(c)
 			raw.appRes = items[1]
+			if amb && !uidOK(*appCtx) {
+				return checkUIDAmb(off, typ, *appCtx)
+			}
 			if strict {
 				if err := checkAppCtx(off, len(raw.order), *appCtx); err != nil {
 					return err
@@ -291,12 +328,15 @@ func (d *Decoder) decodeItems(pdu, items []byte, rq *AssociateRQ, ac *AssociateA
 			raw.order = append(raw.order, itemRef{typ: typ})
 		case typ == ItemUserInformation && !haveUI:
 			raw.uiRes = items[1]
-			if err := decodeUserInfo(c, off, ui, strict, rq != nil); err != nil {
+			if err := decodeUserInfo(c, off, ui, strict, rq != nil, amb); err != nil {
 				return err
 			}
 			haveUI = true
 			raw.order = append(raw.order, itemRef{typ: typ})
 		default:
+			if amb && (typ == ItemApplicationContext || typ == ItemUserInformation || typ == ItemPresentationContextAC) {
+				return ambItemError(off, typ)
+			}
 			if err := keepItem(items[:4+n], off, strict, t, unknown, raw); err != nil {
 				return err
 			}
@@ -330,6 +370,17 @@ func checkAEs(pdu []byte, t Type) error {
 		return err
 	}
 	return checkAE(pdu[OffsetCallingAETitle:OffsetCallingAETitle+AETitleLen], OffsetCallingAETitle, name+" calling AE title")
+}
+
+// aeAmbError reports the first of the two AE title fields of the RQ pdu
+// that aeFieldOK refuses.
+//
+//go:noinline
+func aeAmbError(pdu []byte) error {
+	if f := pdu[OffsetCalledAETitle:OffsetCallingAETitle]; !aeFieldOK(f) {
+		return aeFieldError(f, OffsetCalledAETitle, "A-ASSOCIATE-RQ called AE title")
+	}
+	return aeFieldError(pdu[OffsetCallingAETitle:OffsetCallingAETitle+AETitleLen], OffsetCallingAETitle, "A-ASSOCIATE-RQ calling AE title")
 }
 
 // checkAppCtx applies the strict rules to the application context item at
@@ -482,6 +533,7 @@ func (d *Decoder) decodePCRQ(c []byte, off int, res uint8, pc *PresentationConte
 	pc.TransferSyntaxes = pc.TransferSyntaxes[:0]
 	pc.nul, pc.asPos = 0, 0
 	pc.res = [4]byte{res, c[1], c[2], c[3]}
+	amb := d.amb()
 	// A sub-item starts at offset end-len(subs).
 	end := off + 4 + len(c)
 	subs := c[4:]
@@ -495,6 +547,9 @@ func (d *Decoder) decodePCRQ(c []byte, off int, res uint8, pc *PresentationConte
 			pc.AbstractSyntax, nul = trimUID(subs[4 : 4+n : 4+n])
 			if nul {
 				pc.nul = 1
+			}
+			if amb && !uidOK(pc.AbstractSyntax) {
+				return pcUIDError(end-len(subs), ItemAbstractSyntax, pc.ID, pc.AbstractSyntax)
 			}
 			subs = subs[4+n:]
 		}
@@ -513,6 +568,9 @@ func (d *Decoder) decodePCRQ(c []byte, off int, res uint8, pc *PresentationConte
 			break
 		}
 		ts, nul := trimUID(subs[p+4 : next : next])
+		if amb && !uidOK(ts) {
+			return pcUIDError(end-len(subs)+p, ItemTransferSyntax, pc.ID, ts)
+		}
 		if nul && len(pc.TransferSyntaxes) < 63 {
 			pc.nul |= 1 << (len(pc.TransferSyntaxes) + 1)
 		}
@@ -529,6 +587,9 @@ func (d *Decoder) decodePCRQ(c []byte, off int, res uint8, pc *PresentationConte
 			return subItemsError(subs, end-len(subs), ItemPresentationContextRQ)
 		}
 		uid, nul := trimUID(subs[4 : 4+n : 4+n])
+		if amb && (subs[0] == ItemTransferSyntax || subs[0] == ItemAbstractSyntax) && !uidOK(uid) {
+			return pcUIDError(end-len(subs), subs[0], pc.ID, uid)
+		}
 		switch subs[0] {
 		case ItemTransferSyntax:
 			if nul && len(pc.TransferSyntaxes) < 63 {
@@ -549,10 +610,25 @@ func (d *Decoder) decodePCRQ(c []byte, off int, res uint8, pc *PresentationConte
 		}
 		subs = subs[4+n:]
 	}
+	if amb && pc.AbstractSyntax == nil {
+		return noAbstractSyntaxError(off, pc.ID)
+	}
 	if d.strict() {
 		return checkPCRQ(off, pc)
 	}
 	return nil
+}
+
+// pcUIDError reports the abstract or transfer syntax sub-item at sub of
+// context id whose UID is ambiguous.
+//
+//go:noinline
+func pcUIDError(sub int, typ, id uint8, uid []byte) error {
+	what := "context " + itoa(int(id)) + " transfer syntax"
+	if typ == ItemAbstractSyntax {
+		what = "context " + itoa(int(id)) + " abstract syntax"
+	}
+	return uidAmbError(sub, itemName(typ), what, uid)
 }
 
 // checkPCRQ applies the strict rules to the presentation context at off.
@@ -680,8 +756,9 @@ const singletonSubItems = 1<<(ItemMaxLength-ItemMaxLength) | 1<<(ItemImplementat
 	1<<(ItemUserIdentityRQ-ItemMaxLength) | 1<<(ItemUserIdentityAC-ItemMaxLength)
 
 // decodeUserInfo resets u and decodes into it the content c of the user
-// information item at offset off.
-func decodeUserInfo(c []byte, off int, u *UserInformation, strict, isRQ bool) error {
+// information item at offset off; amb applies the ambiguity checks (of an
+// RQ, see Decoder.AllowAmbiguous).
+func decodeUserInfo(c []byte, off int, u *UserInformation, strict, isRQ, amb bool) error {
 	u.order = u.order[:0]
 	var seen uint16 // bit (type-0x51) set once a sub-item was decoded
 	// A sub-item starts at offset end-len(subs).
@@ -704,6 +781,9 @@ func decodeUserInfo(c []byte, off int, u *UserInformation, strict, isRQ bool) er
 	if len(subs) >= 4 && subs[0] == ItemImplementationClassUID {
 		if n := int(subs[2])<<8 | int(subs[3]); n <= len(subs)-4 {
 			implUID, implNUL = trimUID(subs[4 : 4+n : 4+n])
+			if amb && !uidOK(implUID) {
+				return checkUIDAmb(end-len(subs), ItemImplementationClassUID, implUID)
+			}
 			if strict {
 				if err := checkUID(end-len(subs), ItemImplementationClassUID, implUID); err != nil {
 					return err
@@ -717,6 +797,9 @@ func decodeUserInfo(c []byte, off int, u *UserInformation, strict, isRQ bool) er
 	if len(subs) >= 4 && subs[0] == ItemImplementationVersion {
 		if n := int(subs[2])<<8 | int(subs[3]); n <= len(subs)-4 {
 			implVer = subs[4 : 4+n : 4+n]
+			if amb && (n > 16 || !printable(implVer)) {
+				return checkVersionNameAmb(end-len(subs), implVer)
+			}
 			if strict && (n == 0 || n > 16) {
 				return uiError(end-len(subs), ItemImplementationVersion, uiVersionLen, n)
 			}
@@ -748,12 +831,18 @@ func decodeUserInfo(c []byte, off int, u *UserInformation, strict, isRQ bool) er
 		idx := 0
 		switch {
 		case seen&bit&singletonSubItems != 0:
+			if amb {
+				return ambSubItemError(sub, typ, ambRepeated, 0)
+			}
 			if strict {
 				return uiError(sub, typ, uiRepeated, 0)
 			}
 			keepRaw = true
 		case typ == ItemMaxLength:
 			if len(c) != 4 {
+				if amb {
+					return ambSubItemError(sub, typ, ambLen4, len(c))
+				}
 				if strict {
 					return uiError(sub, typ, uiLen4, len(c))
 				}
@@ -763,6 +852,9 @@ func decodeUserInfo(c []byte, off int, u *UserInformation, strict, isRQ bool) er
 			u.MaxLength, u.HasMaxLength = uint32(c[0])<<24|uint32(c[1])<<16|uint32(c[2])<<8|uint32(c[3]), true
 		case typ == ItemImplementationClassUID:
 			u.ImplementationClassUID, u.implNUL = trimUID(c)
+			if amb && !uidOK(u.ImplementationClassUID) {
+				return checkUIDAmb(sub, typ, u.ImplementationClassUID)
+			}
 			if strict {
 				if err := checkUID(sub, typ, u.ImplementationClassUID); err != nil {
 					return err
@@ -770,11 +862,17 @@ func decodeUserInfo(c []byte, off int, u *UserInformation, strict, isRQ bool) er
 			}
 		case typ == ItemImplementationVersion:
 			u.ImplementationVersionName = c
+			if amb && (len(c) > 16 || !printable(c)) {
+				return checkVersionNameAmb(sub, c)
+			}
 			if strict && (len(c) == 0 || len(c) > 16) {
 				return uiError(sub, typ, uiVersionLen, len(c))
 			}
 		case typ == ItemAsyncOperationsWindow:
 			if len(c) != 4 {
+				if amb {
+					return ambSubItemError(sub, typ, ambLen4, len(c))
+				}
 				if strict {
 					return uiError(sub, typ, uiLen4, len(c))
 				}
@@ -785,17 +883,17 @@ func decodeUserInfo(c []byte, off int, u *UserInformation, strict, isRQ bool) er
 			u.AsyncOps.MaxPerformed = uint16(c[2])<<8 | uint16(c[3])
 			u.HasAsyncOps = true
 		case typ == ItemRoleSelection:
-			if err := decodeRoleSelection(sub, c, u, strict); err != nil {
+			if err := decodeRoleSelection(sub, c, u, strict, amb); err != nil {
 				return err
 			}
 			idx = len(u.RoleSelections) - 1
 		case typ == ItemSOPClassExtendedNeg:
-			if err := decodeExtNeg(sub, c, u); err != nil {
+			if err := decodeExtNeg(sub, c, u, amb); err != nil {
 				return err
 			}
 			idx = len(u.ExtendedNegotiations) - 1
 		case typ == ItemSOPClassCommonExtendNeg:
-			if err := decodeCommonExtNeg(sub, c, u); err != nil {
+			if err := decodeCommonExtNeg(sub, c, u, amb); err != nil {
 				return err
 			}
 			idx = len(u.CommonExtendedNegotiations) - 1
@@ -803,7 +901,15 @@ func decodeUserInfo(c []byte, off int, u *UserInformation, strict, isRQ bool) er
 			if err := decodeUserIdentity(sub, c, u, strict); err != nil {
 				return err
 			}
+			if amb {
+				if err := checkUserIdentityAmb(sub, &u.UserIdentity); err != nil {
+					return err
+				}
+			}
 		case typ == ItemUserIdentityAC:
+			if amb {
+				return ambSubItemError(sub, typ, ambUIDResponse, 0)
+			}
 			r, rest, err := lenPrefixed(sub+4, c, itemName(typ), "server response")
 			if err != nil {
 				return err
@@ -877,7 +983,7 @@ func keepSubItem(it []byte, u *UserInformation) {
 }
 
 // decodeRoleSelection decodes sub-item 0x54 (content c at sub).
-func decodeRoleSelection(sub int, c []byte, u *UserInformation, strict bool) error {
+func decodeRoleSelection(sub int, c []byte, u *UserInformation, strict, amb bool) error {
 	name := itemName(ItemRoleSelection)
 	uid, rest, err := lenPrefixed(sub+4, c, name, "SOP class UID")
 	if err != nil {
@@ -889,6 +995,9 @@ func decodeRoleSelection(sub int, c []byte, u *UserInformation, strict bool) err
 	rs := grow(&u.RoleSelections)
 	*rs = RoleSelection{SCURole: rest[0], SCPRole: rest[1]}
 	rs.SOPClassUID, rs.nul = trimUID(uid)
+	if amb && !uidOK(rs.SOPClassUID) {
+		return checkUIDAmb(sub, ItemRoleSelection, rs.SOPClassUID)
+	}
 	if strict {
 		return checkUID(sub, ItemRoleSelection, rs.SOPClassUID)
 	}
@@ -896,7 +1005,7 @@ func decodeRoleSelection(sub int, c []byte, u *UserInformation, strict bool) err
 }
 
 // decodeExtNeg decodes sub-item 0x56 (content c at sub).
-func decodeExtNeg(sub int, c []byte, u *UserInformation) error {
+func decodeExtNeg(sub int, c []byte, u *UserInformation, amb bool) error {
 	uid, rest, err := lenPrefixed(sub+4, c, itemName(ItemSOPClassExtendedNeg), "SOP class UID")
 	if err != nil {
 		return err
@@ -904,6 +1013,9 @@ func decodeExtNeg(sub int, c []byte, u *UserInformation) error {
 	en := grow(&u.ExtendedNegotiations)
 	*en = ExtendedNegotiation{Info: rest}
 	en.SOPClassUID, en.nul = trimUID(uid)
+	if amb && !uidOK(en.SOPClassUID) {
+		return checkUIDAmb(sub, ItemSOPClassExtendedNeg, en.SOPClassUID)
+	}
 	return nil
 }
 
@@ -954,7 +1066,9 @@ func checkUserInfo(off int, u *UserInformation, isRQ bool) error {
 	return nil
 }
 
-func decodeCommonExtNeg(sub int, c []byte, u *UserInformation) error {
+// decodeCommonExtNeg decodes sub-item 0x57 (content c at sub). Its UIDs
+// keep a trailing NUL (none is stripped), so amb refuses any.
+func decodeCommonExtNeg(sub int, c []byte, u *UserInformation, amb bool) error {
 	name := itemName(ItemSOPClassCommonExtendNeg)
 	pos := sub + 4
 	sop, rest, err := lenPrefixed(pos, c, name, "SOP class UID")
@@ -985,6 +1099,28 @@ func decodeCommonExtNeg(sub int, c []byte, u *UserInformation) error {
 		}
 		pos += 2 + len(uid)
 		ce.RelatedGeneralSOPUID = append(ce.RelatedGeneralSOPUID, uid)
+	}
+	if amb {
+		return checkCommonExtNegAmb(sub, ce)
+	}
+	return nil
+}
+
+// checkCommonExtNegAmb checks the UIDs of the sub-item 0x57 at sub.
+//
+//go:noinline
+func checkCommonExtNegAmb(sub int, ce *CommonExtendedNegotiation) error {
+	name := itemName(ItemSOPClassCommonExtendNeg)
+	if !uidOK(ce.SOPClassUID) {
+		return uidAmbError(sub, name, "SOP class UID", ce.SOPClassUID)
+	}
+	if !uidOK(ce.ServiceClassUID) {
+		return uidAmbError(sub, name, "service class UID", ce.ServiceClassUID)
+	}
+	for _, uid := range ce.RelatedGeneralSOPUID {
+		if !uidOK(uid) {
+			return uidAmbError(sub, name, "related general SOP class UID", uid)
+		}
 	}
 	return nil
 }

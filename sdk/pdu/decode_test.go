@@ -142,9 +142,11 @@ func TestDecodePDataTFHostile(t *testing.T) {
 	}
 }
 
-// TestLenientKeeps checks what real stacks accept and we must not reject:
-// unknown items and sub-items, any order, NUL-padded UIDs, odd max-length
-// sub-items, non-zero reserved bytes. All must re-encode byte for byte.
+// TestLenientKeeps checks what real stacks accept and a display tool must
+// not reject: unknown items and sub-items, any order, NUL-padded UIDs, odd
+// max-length sub-items, non-zero reserved bytes. All must re-encode byte for
+// byte. Some of them are ambiguous (stacks read them differently), so only
+// a decoder with AllowAmbiguous keeps them.
 func TestLenientKeeps(t *testing.T) {
 	nulPC := it(0x20, []byte{3, 0, 0, 0}, it(0x40, str("1.2.840.10008.1.2\x00")), it(0x30, str("1.2.840.10008.1.1\x00")))
 	ui := it(0x50,
@@ -162,7 +164,10 @@ func TestLenientKeeps(t *testing.T) {
 	in[1], in[8], in[50] = 0x7f, 0x12, 0x34 // reserved bytes
 	copy(in[10:26], " LEADSP\x00\x00\x00\x00\x00\x00\x00\x00\x00")
 	var rq AssociateRQ
-	if err := (&Decoder{}).DecodeAssociateRQ(in, &rq); err != nil {
+	if err := (&Decoder{}).DecodeAssociateRQ(in, &rq); !errors.Is(err, ErrAmbiguous) {
+		t.Fatalf("default decoder: err = %v, want ErrAmbiguous (leading space in the called AE title)", err)
+	}
+	if err := (&Decoder{AllowAmbiguous: true}).DecodeAssociateRQ(in, &rq); err != nil {
 		t.Fatal(err)
 	}
 	if got := rq.AppendEncode(nil); !bytes.Equal(got, in) {
@@ -194,7 +199,7 @@ func TestLenientKeeps(t *testing.T) {
 		t.Errorf("user identity %+v", u.UserIdentity)
 	}
 	// The same PDU is rejected in strict mode (0x51 of length 2 is one reason).
-	if err := (&Decoder{Strict: true}).DecodeAssociateRQ(in, &rq); !errors.Is(err, ErrInvalid) {
+	if err := (&Decoder{Strict: true, AllowAmbiguous: true}).DecodeAssociateRQ(in, &rq); !errors.Is(err, ErrInvalid) {
 		t.Errorf("strict decoder accepted the lenient PDU: %v", err)
 	}
 }
@@ -235,13 +240,13 @@ func TestStrict(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var rq AssociateRQ
-			if err := (&Decoder{}).DecodeAssociateRQ(tt.in, &rq); err != nil {
+			if err := (&Decoder{AllowAmbiguous: true}).DecodeAssociateRQ(tt.in, &rq); err != nil {
 				t.Fatalf("lenient decoder rejected it: %v", err)
 			}
 			if got := rq.AppendEncode(nil); !bytes.Equal(got, tt.in) {
 				t.Fatalf("lenient round trip differs at byte %d", firstDiff(got, tt.in))
 			}
-			err := (&Decoder{Strict: true}).DecodeAssociateRQ(tt.in, &rq)
+			err := (&Decoder{Strict: true, AllowAmbiguous: true}).DecodeAssociateRQ(tt.in, &rq)
 			if !errors.Is(err, ErrInvalid) || !strings.Contains(fmt.Sprint(err), tt.msg) {
 				t.Fatalf("strict: err = %v, want ErrInvalid containing %q", err, tt.msg)
 			}
@@ -461,8 +466,9 @@ func TestBuildOtherPDUs(t *testing.T) {
 	if !bytes.Equal(order, []byte{0x51, 0x52, 0x53, 0x54, 0x55, 0x59}) {
 		t.Fatalf("sub-item order %x", order)
 	}
-	// Zero values encode to well-formed PDUs that decode leniently.
-	var d Decoder
+	// Zero values encode to well-formed PDUs that decode leniently (the zero
+	// RQ's AE titles are all spaces, which only AllowAmbiguous accepts).
+	d := Decoder{AllowAmbiguous: true}
 	var rq AssociateRQ
 	if err := d.DecodeAssociateRQ((&AssociateRQ{}).AppendEncode(nil), &rq); err != nil || rq.ProtocolVersion != 1 {
 		t.Fatalf("zero RQ: %v", err)

@@ -24,6 +24,10 @@ var (
 	// length, bad reserved bits, items that do not tile their container, and
 	// in strict mode everything listed in Decoder.Strict).
 	ErrInvalid = errors.New("invalid")
+	// ErrAmbiguous reports an A-ASSOCIATE-RQ field that DICOM stacks read
+	// differently (a NUL inside an AE title or UID, a repeated user identity,
+	// ...; see Decoder.AllowAmbiguous). It matches ErrInvalid too.
+	ErrAmbiguous error = invalidKind("ambiguous: DICOM stacks read this field differently")
 	// ErrNotDICOM reports bytes that are not DICOM Upper Layer traffic at all.
 	// ErrTLS and ErrHTTP are more specific and both match ErrNotDICOM.
 	ErrNotDICOM = errors.New("not DICOM")
@@ -43,6 +47,15 @@ func (e notDICOM) Error() string { return string(e) }
 // Is makes errors.Is(ErrTLS, ErrNotDICOM) true.
 func (e notDICOM) Is(target error) bool { return target == ErrNotDICOM }
 
+// invalidKind is a sentinel that also matches ErrInvalid.
+type invalidKind string
+
+// Error returns the description.
+func (e invalidKind) Error() string { return string(e) }
+
+// Is makes errors.Is(ErrAmbiguous, ErrInvalid) true.
+func (e invalidKind) Is(target error) bool { return target == ErrInvalid }
+
 // Error is the error type of this package. It names the byte offset (from the
 // first byte of the PDU, or of the command set for ReadCommandSet) and the
 // field at which decoding failed.
@@ -53,8 +66,8 @@ type Error struct {
 	// Field names the PDU, item or element, e.g.
 	// "presentation context item 0x20".
 	Field string
-	// Err is the sentinel class: ErrTruncated, ErrInvalid, ErrTooLarge,
-	// ErrUnknownType, ErrTLS or ErrHTTP.
+	// Err is the sentinel class: ErrTruncated, ErrInvalid, ErrAmbiguous,
+	// ErrTooLarge, ErrUnknownType, ErrTLS or ErrHTTP.
 	Err error
 	// Msg is the human detail, e.g. "length 4660 exceeds remaining 12 bytes".
 	Msg string

@@ -29,13 +29,18 @@ func addCaptureSeeds(f *testing.F, maxLen int) {
 // and whatever decodes must re-encode to bytes that decode again to the same
 // encoding (decode→encode→decode is stable). Canonical inputs (as every
 // capture) must re-encode byte for byte; TestGoldenCaptures checks those.
+// Every A-ASSOCIATE-RQ the ambiguity checks accept must satisfy the naive
+// PS3.5 rules (checkUnambiguous): AE title fields, every UID, the username.
 func FuzzDecode(f *testing.F) {
 	addCaptureSeeds(f, 1<<14)
 	f.Add([]byte{0x01, 0, 0xff, 0xff, 0xff, 0xff})
 	f.Add([]byte("GET / HTTP/1.1\r\n\r\n"))
+	f.Add(rqBytes(TypeAssociateRQ, appCtx, ambPC(1, "1.2.840.10008.1.1\x00junk", "1.2.840.10008.1.2"), userInfo))
+	f.Add(withAEs("ANY-SCP         ", "CT1\x00SPOOF       "))
+	f.Add(rqBytes(TypeAssociateRQ, appCtx, pcEcho, ambUI(ident(1, "alice", ""), ident(1, "mallory", ""))))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		for _, strict := range []bool{false, true} {
-			d := Decoder{Strict: strict, MaxPDULength: 1 << 18}
+		for _, mode := range []Decoder{{}, {Strict: true}, {AllowAmbiguous: true}} {
+			d := Decoder{Strict: mode.Strict, AllowAmbiguous: mode.AllowAmbiguous, MaxPDULength: 1 << 18}
 			var v1, v2 decoded
 			for typ := TypeAssociateRQ; typ <= TypeAbort; typ++ {
 				in := data
@@ -49,7 +54,10 @@ func FuzzDecode(f *testing.F) {
 					}
 					continue
 				}
-				enc2, err := v2.decodeEncode(&Decoder{MaxPDULength: 1 << 20}, enc1)
+				if typ == TypeAssociateRQ && !d.AllowAmbiguous {
+					checkUnambiguous(t, in, &v1.rq)
+				}
+				enc2, err := v2.decodeEncode(&Decoder{MaxPDULength: 1 << 20, AllowAmbiguous: d.AllowAmbiguous}, enc1)
 				if err != nil {
 					t.Fatalf("%s: re-encoding does not decode: %v\nin  %x\nenc %x", typ, err, in, enc1)
 				}

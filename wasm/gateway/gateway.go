@@ -189,6 +189,7 @@ func New(cfg Config) (*Gateway, error) {
 			return nil, fmt.Errorf("gateway: cluster %q is defined twice; give each --cluster a unique name", c.Name)
 		}
 		g.clusters[c.Name] = c
+		g.metrics.defineCluster(c.Name)
 	}
 	if cfg.DefaultCluster != "" && g.clusters[cfg.DefaultCluster] == nil {
 		return nil, fmt.Errorf("gateway: default cluster %q is not defined (defined: %s)", cfg.DefaultCluster, strings.Join(g.clusterNames(), ", "))

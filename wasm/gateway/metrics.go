@@ -39,6 +39,22 @@ func (m *Metrics) incCluster(mp *map[string]uint64, cluster string) {
 	m.mu.Unlock()
 }
 
+// defineCluster exports cluster's per-cluster series from the start, at 0,
+// as Envoy defines cluster.<name>.* stats when the cluster is added: a
+// missing series would read as "never happened" to a dashboard.
+func (m *Metrics) defineCluster(cluster string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, mp := range []*map[string]uint64{&m.upstreamConnects, &m.upstreamConnectFailures} {
+		if *mp == nil {
+			*mp = map[string]uint64{}
+		}
+		if _, ok := (*mp)[cluster]; !ok {
+			(*mp)[cluster] = 0
+		}
+	}
+}
+
 // UpstreamConnectFailures returns the number of failed upstream connects to
 // cluster (timeouts, refusals; unknown clusters count as NoCluster instead).
 func (m *Metrics) UpstreamConnectFailures(cluster string) uint64 {
