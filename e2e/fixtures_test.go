@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"testing"
@@ -161,13 +162,23 @@ func (p *probe) wantDelta(t testing.TB, want float64, name string, labels ...str
 	t.Helper()
 	var last metricSet
 	var got float64
+	if _, found := p.before.get(name, labels...); !found {
+		t.Errorf("%s: no series %s%v when the step began (a missing series is not zero)\nmetric names: %s",
+			p.g.label, name, labels, p.before.names())
+		return
+	}
 	ok := eventually(func() bool {
 		m, err := scrape(p.g.metricsURL)
 		if err != nil {
 			return false
 		}
 		last = m
-		got = m.get(name, labels...) - p.before.get(name, labels...)
+		after, found := m.get(name, labels...)
+		if !found {
+			return false
+		}
+		before, _ := p.before.get(name, labels...)
+		got = after - before
 		return got == want
 	})
 	if !ok {
@@ -181,12 +192,22 @@ func (p *probe) wantTLSFailures(t testing.TB, l *lane, want float64) {
 	t.Helper()
 	var last metricSet
 	var got float64
+	var missing []string
 	sum := func(m metricSet) float64 {
 		var s float64
+		missing = missing[:0]
 		for _, n := range l.tlsHandshakeFailures {
-			s += m.get(n)
+			v, found := m.get(n)
+			if !found {
+				missing = append(missing, n)
+			}
+			s += v
 		}
 		return s
+	}
+	if sum(p.before); len(missing) > 0 {
+		t.Errorf("%s: no series %v when the step began (a missing series is not zero)\nmetric names: %s", p.g.label, missing, p.before.names())
+		return
 	}
 	ok := eventually(func() bool {
 		m, err := scrape(p.g.metricsURL)
@@ -195,7 +216,7 @@ func (p *probe) wantTLSFailures(t testing.TB, l *lane, want float64) {
 		}
 		last = m
 		got = sum(m) - sum(p.before)
-		return got == want
+		return got == want && len(missing) == 0
 	})
 	if !ok {
 		t.Errorf("%s: TLS handshake failures (%s) grew by %g, want %g\nmetrics changed since the step began:\n%s",
@@ -203,11 +224,16 @@ func (p *probe) wantTLSFailures(t testing.TB, l *lane, want float64) {
 	}
 }
 
-// upstreamAttempts sums the gateway's upstream connection attempts to cluster in m.
+// upstreamAttempts sums the gateway's upstream connection attempts to cluster in m; a series that is not exported
+// is returned as NaN, so that every comparison with it fails (a missing series is not zero).
 func (p *probe) upstreamAttempts(m metricSet, cluster string) float64 {
 	var n float64
 	for _, r := range p.g.upstreamAttempts(cluster) {
-		n += m.get(r.name, r.labels...)
+		v, found := m.get(r.name, r.labels...)
+		if !found {
+			return math.NaN()
+		}
+		n += v
 	}
 	return n
 }

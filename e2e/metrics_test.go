@@ -122,10 +122,12 @@ func normMetric(s string) string {
 //
 // With no labels asked for, flat samples carrying label values (breakdowns) are summed only when the metric has
 // no sample under its exact name, so a total exported next to its breakdowns is not counted twice.
-func (m metricSet) get(name string, labels ...string) float64 {
+//
+// found reports whether any sample matched: a series that is not exported at all is missing, never zero.
+func (m metricSet) get(name string, labels ...string) (v float64, found bool) {
 	want := normMetric(name)
 	var exactSum, flatSum float64
-	anyExact := false
+	anyExact, exactFound, flatFound := false, false, false
 	for _, s := range m {
 		sname, slabels := decodeIstioName(s.name, s.labels)
 		pre, rest, ok := splitAroundName(normMetric(sname), want)
@@ -137,6 +139,7 @@ func (m metricSet) get(name string, labels ...string) float64 {
 			anyExact = true
 			if labelsMatch(slabels, labels) {
 				exactSum += s.value
+				exactFound = true
 			}
 			continue
 		}
@@ -150,12 +153,13 @@ func (m metricSet) get(name string, labels ...string) float64 {
 		}
 		if all {
 			flatSum += s.value
+			flatFound = true
 		}
 	}
 	if len(labels) == 0 && anyExact {
-		return exactSum
+		return exactSum, exactFound
 	}
-	return exactSum + flatSum
+	return exactSum + flatSum, exactFound || flatFound
 }
 
 // decodeIstioName strips leading "KEY=.=VALUE;.;" segments from name and adds them to a copy of labels.
@@ -314,7 +318,7 @@ dicomgate_flat_only_total_reason_b 3
 		{"dicomgate_denied_total", []string{"reason", "not_dicom"}, 6},
 		{"dicomgate_denied_total", []string{"reason", "malformed"}, 12},
 		{"dicomgate_denied_total", []string{"reason", "too_large"}, 8},
-		{"dicomgate_denied_total", []string{"reason", "internal"}, 0},
+
 		{"dicomgate_denied_total", nil, 12}, // labelled and decoded samples; flat breakdowns would double count
 		{"dicomgate_decisions_total", []string{"action", "route", "rule", "modality-b"}, 11},
 		{"dicomgate_decisions_total", []string{"action", "route", "rule", "ct1-bound"}, 2},
@@ -327,8 +331,21 @@ dicomgate_flat_only_total_reason_b 3
 		{"dicomgate_gateway_downstream_closes_total", []string{"reason", "policy"}, 9},
 	}
 	for _, c := range cases {
-		if got := m.get(c.name, c.labels...); got != c.want {
-			t.Errorf("get(%s, %v) = %g, want %g", c.name, c.labels, got, c.want)
+		if got, found := m.get(c.name, c.labels...); got != c.want || !found {
+			t.Errorf("get(%s, %v) = %g, %v; want %g, true", c.name, c.labels, got, found, c.want)
+		}
+	}
+	// A series nobody exports (a renamed metric, a label value never defined) is missing, not zero.
+	for _, c := range []struct {
+		name   string
+		labels []string
+	}{
+		{"dicomgate_denied_total", []string{"reason", "internal"}},
+		{"dicomgate_denials_total", nil},
+		{"dicomgate_decisions_total", []string{"action", "allow"}},
+	} {
+		if got, found := m.get(c.name, c.labels...); found {
+			t.Errorf("get(%s, %v) = %g, found; want missing", c.name, c.labels, got)
 		}
 	}
 	if _, err := parseMetrics("dicomgate_x{reason=\"unterminated} 1\n"); err == nil {
