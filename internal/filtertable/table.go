@@ -204,6 +204,84 @@ func WithRepeatedContext(rq []byte, n int) []byte {
 	return out
 }
 
+// WithRawAETitle returns a copy of an A-ASSOCIATE-RQ whose AE title field
+// at off (10 called, 26 calling) holds raw, exactly as given (no padding:
+// raw must be 16 bytes), e.g. "CT1\x00SPOOF" followed by spaces.
+func WithRawAETitle(rq []byte, off int, raw string) []byte {
+	out := append([]byte(nil), rq...)
+	copy(out[off:off+16], raw)
+	return out
+}
+
+// item builds a (sub-)item with a 16-bit length.
+func item(typ byte, content ...[]byte) []byte {
+	c := cat(content...)
+	return cat([]byte{typ, 0, byte(len(c) >> 8), byte(len(c))}, c)
+}
+
+// UserIdentityItem is a user identity sub-item 0x58 of the given type with
+// a primary and a secondary field.
+func UserIdentityItem(typ byte, primary, secondary string) []byte {
+	lp := func(s string) []byte { return cat([]byte{byte(len(s) >> 8), byte(len(s))}, []byte(s)) }
+	return item(0x58, []byte{typ, 0}, lp(primary), lp(secondary))
+}
+
+// WithVariableItems returns a copy of an A-ASSOCIATE-RQ whose variable
+// items are rewritten by edit (each item whole, header included; the
+// lengths are fixed up).
+func WithVariableItems(rq []byte, edit func(items [][]byte) [][]byte) []byte {
+	var items [][]byte
+	for off := 74; off+4 <= len(rq); {
+		end := off + 4 + int(binary.BigEndian.Uint16(rq[off+2:off+4]))
+		items = append(items, rq[off:end:end])
+		off = end
+	}
+	out := append([]byte(nil), rq[:74]...)
+	for _, it := range edit(items) {
+		out = append(out, it...)
+	}
+	binary.BigEndian.PutUint32(out[2:6], uint32(len(out)-6))
+	return out
+}
+
+// WithUserInfoSubItems returns a copy of an A-ASSOCIATE-RQ whose user
+// information item (0x50) has subs appended.
+func WithUserInfoSubItems(rq []byte, subs ...[]byte) []byte {
+	return WithVariableItems(rq, func(items [][]byte) [][]byte {
+		for i, it := range items {
+			if it[0] == 0x50 {
+				items[i] = item(0x50, it[4:], cat(subs...))
+			}
+		}
+		return items
+	})
+}
+
+// WithAbstractSyntax returns a copy of an A-ASSOCIATE-RQ whose first
+// presentation context proposes the abstract syntax uid (raw bytes).
+func WithAbstractSyntax(rq []byte, uid string) []byte {
+	return WithVariableItems(rq, func(items [][]byte) [][]byte {
+		for i, it := range items {
+			if it[0] != 0x20 {
+				continue
+			}
+			subs := [][]byte{it[4:8]}
+			for off := 8; off+4 <= len(it); {
+				end := off + 4 + int(binary.BigEndian.Uint16(it[off+2:off+4]))
+				if it[off] == 0x30 {
+					subs = append(subs, item(0x30, []byte(uid)))
+				} else {
+					subs = append(subs, it[off:end])
+				}
+				off = end
+			}
+			items[i] = item(0x20, subs...)
+			break
+		}
+		return items
+	})
+}
+
 func cat(parts ...[]byte) []byte {
 	var out []byte
 	for _, p := range parts {
@@ -263,6 +341,27 @@ func Cases(c Captures) []Case {
 		}
 		return m
 	}
+	// The parser-differential bypasses (issue 11): fields a PACS reads
+	// differently from the filter are refused as malformed.
+	spoofedCT1 := WithRawAETitle(echoRQ, 26, "CT1\x00SPOOF       ")
+	ct2 := WithAETitles(echoRQ, "", "CT2")
+	echoJunk := WithAbstractSyntax(echoRQ, "1.2.840.10008.1.1\x00junk")
+	aliceMallory := WithUserInfoSubItems(echoRQ, UserIdentityItem(1, "alice", ""), UserIdentityItem(1, "mallory", ""))
+	twoUserInfo := WithVariableItems(WithUserInfoSubItems(echoRQ, UserIdentityItem(1, "alice", "")), func(items [][]byte) [][]byte {
+		return append(items, item(0x50, UserIdentityItem(1, "mallory", "")))
+	})
+	hiddenMallory := WithUserInfoSubItems(echoRQ, UserIdentityItem(1, "alice", string(UserIdentityItem(1, "mallory", ""))))
+	nulUsername := WithUserInfoSubItems(echoRQ, UserIdentityItem(2, "mallory\x00", "pw"))
+	alice := WithUserInfoSubItems(echoRQ, UserIdentityItem(1, "alice", ""))
+	mallory := WithUserInfoSubItems(echoRQ, UserIdentityItem(1, "mallory", ""))
+	ctPolicy := `{"defaultAction": "deny", "rules": [
+	  {"name": "ct1-cert", "match": {"callingAETitles": ["CT1"], "peerURISANs": ["spiffe://hospital/ct1"]}, "action": "route", "cluster": "` + ClusterPACS + `"},
+	  {"name": "ct1-without-cert", "match": {"callingAETitles": ["CT1"]}, "action": "deny"},
+	  {"name": "ct-any", "match": {"callingAETitles": ["CT*"]}, "action": "route", "cluster": "` + ClusterQR + `"}]}`
+	noEcho := `{"defaultAction": "allow", "rules": [{"name": "no-echo", "match": {"abstractSyntaxes": ["1.2.840.10008.1.1"]}, "action": "deny"}]}`
+	noMallory := `{"defaultAction": "allow", "rules": [{"name": "no-mallory", "match": {"userIdentityUsernames": ["mallory"]}, "action": "deny"}]}`
+	refused := Want{Closed: true, Audit: map[string]any{"decision": "deny", "reason": "malformed"}}
+
 	malformed := append([]byte(nil), echoRQ...)
 	malformed[76], malformed[77] = 0xff, 0xff // application context item length runs past the PDU
 	shortRQ := cat([]byte{0x01, 0, 0, 0, 0, 16}, make([]byte, 16))
@@ -493,6 +592,42 @@ func Cases(c Captures) []Case {
 			Metrics: map[string]uint64{denied("malformed"): 1, decisions("allow", "echo-allow"): 1},
 		},
 		{
+			Name:   "ambiguous/calling_ae_with_nul_inside_is_refused",
+			Source: "dcmtk dulparse.cc parseAssociate: strncpy of the AE title field stops at the first NUL, so the PACS would see CT1 while the policy sees CT1\\0SPOOF",
+			Config: ctPolicy,
+			Conns: []ConnScript{
+				{Props: src, Steps: []Step{{Data: spoofedCT1}}, Want: refused},
+				{Props: src, Steps: []Step{{Data: ct2}},
+					Want: Want{UpstreamConnect: true, Cluster: ClusterQR, Forwarded: ct2, Audit: map[string]any{"decision": "route", "rule": "ct-any", "calling_ae": "CT2"}}},
+			},
+			Metrics: map[string]uint64{denied("malformed"): 1, decisions("route", "ct-any"): 1, decisions("route", "ct1-cert"): 0},
+		},
+		{
+			Name:   "ambiguous/abstract_syntax_with_nul_and_junk_is_refused",
+			Source: "dcmtk dulfsm.cc: abstract syntaxes are copied with strlcpy, so the PACS would see 1.2.840.10008.1.1 while the policy sees 1.2.840.10008.1.1\\0junk",
+			Config: noEcho,
+			Conns: []ConnScript{
+				{Props: src, Steps: []Step{{Data: echoJunk}}, Want: refused},
+				{Props: src, Steps: []Step{{Data: echoRQ}}, Want: Want{Closed: true, Audit: map[string]any{"decision": "deny", "rule": "no-echo", "reason": "policy"}}},
+			},
+			Metrics: map[string]uint64{denied("malformed"): 1, denied("policy"): 1, decisions("allow", DefaultRule): 0},
+		},
+		{
+			Name:   "ambiguous/second_user_identity_is_refused",
+			Source: "dcmtk dulparse.cc parseUserInfo keeps the last user identity sub-item (and the last user information item), pynetdicom the first",
+			Config: noMallory,
+			Conns: []ConnScript{
+				{Props: src, Steps: []Step{{Data: aliceMallory}}, Want: refused},
+				{Props: src, Steps: []Step{{Data: twoUserInfo}}, Want: refused},
+				{Props: src, Steps: []Step{{Data: hiddenMallory}}, Want: refused},
+				{Props: src, Steps: []Step{{Data: nulUsername}}, Want: refused},
+				{Props: src, Steps: []Step{{Data: mallory}}, Want: Want{Closed: true, Audit: map[string]any{"decision": "deny", "rule": "no-mallory", "reason": "policy"}}},
+				{Props: src, Steps: []Step{{Data: alice}},
+					Want: Want{UpstreamConnect: true, Cluster: DefaultCluster, Forwarded: alice, Audit: map[string]any{"decision": "allow", "rule": ""}}},
+			},
+			Metrics: map[string]uint64{denied("malformed"): 4, denied("policy"): 1, decisions("allow", DefaultRule): 1},
+		},
+		{
 			Name:   "malformed/rq_shorter_than_fixed_part",
 			Config: policy(""),
 			Conns: []ConnScript{{Props: src, Steps: []Step{{Data: shortRQ}},
@@ -665,9 +800,9 @@ func Cases(c Captures) []Case {
 			Name:   "audit/escapes_ae_titles",
 			Source: "AE titles are client-controlled: the audit line must stay valid JSON",
 			Config: `{"defaultAction": "allow"}`,
-			Conns: []ConnScript{{Props: src, Steps: []Step{{Data: WithAETitles(echoRQ, `A"B\C`, "Q{\"x\"}")}},
-				Want: Want{UpstreamConnect: true, Cluster: DefaultCluster, Forwarded: WithAETitles(echoRQ, `A"B\C`, "Q{\"x\"}"),
-					Audit: map[string]any{"called_ae": `A"B\C`, "calling_ae": "Q{\"x\"}", "rule": ""}}}},
+			Conns: []ConnScript{{Props: src, Steps: []Step{{Data: WithAETitles(echoRQ, `A"B/C`, "Q{\"x\"}")}},
+				Want: Want{UpstreamConnect: true, Cluster: DefaultCluster, Forwarded: WithAETitles(echoRQ, `A"B/C`, "Q{\"x\"}"),
+					Audit: map[string]any{"called_ae": `A"B/C`, "calling_ae": "Q{\"x\"}", "rule": ""}}}},
 			Metrics: map[string]uint64{decisions("allow", DefaultRule): 1},
 		},
 		{
