@@ -8,6 +8,7 @@
 package main
 
 import (
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -38,9 +39,11 @@ type config struct {
 	UpstreamPrepend string `json:"upstream_prepend"` // prepend to UPSTREAM_DATA in OnUpstreamData
 	PauseUpstream   bool   `json:"pause_upstream"`   // return Pause from OnUpstreamData
 	CountMetric     string `json:"count_metric"`     // counter incremented per OnDownstreamData
+	DeadlineMs      int64  `json:"deadline_ms"`      // with tick_ms: close undecided connections this old at a tick
+	ProbeOnNew      string `json:"probe_on_new"`     // "props": run the property probe in OnNewConnection
+	PanicOnMatch    string `json:"panic_on_match"`   // panic in OnDownstreamData when the buffer contains this
+	LogDataMax      int    `json:"log_data_max"`     // > 0: log data longer than this as sha256:<16 hex digits>
 }
-
-var cfg config
 
 func init() {
 	if os.Getenv("TF_INIT_HOSTCALL") == "1" {
@@ -62,14 +65,19 @@ func (*vmContext) OnVMStart(vmConfigurationSize int) types.OnVMStartStatus {
 
 func (*vmContext) NewPluginContext(id uint32) types.PluginContext {
 	proxywasm.LogInfof("EVT plugin_context id=%d", id)
-	return &pluginContext{id: id, conns: map[uint32]bool{}}
+	return &pluginContext{id: id, conns: map[uint32]bool{}, started: map[uint32]time.Time{}, decided: map[uint32]bool{}}
 }
 
 type pluginContext struct {
 	types.DefaultPluginContext
 	id      uint32
+	cfg     config
 	conns   map[uint32]bool
 	counter proxywasm.MetricCounter
+	// started and decided hold, per open connection, when OnNewConnection ran and whether
+	// OnDownstreamData let the data through (deadline_ms closes only undecided connections).
+	started map[uint32]time.Time
+	decided map[uint32]bool
 }
 
 func (p *pluginContext) OnPluginStart(size int) types.OnPluginStartStatus {
@@ -90,7 +98,10 @@ func (p *pluginContext) OnPluginStart(size int) types.OnPluginStartStatus {
 		proxywasm.LogError("EVT configure rejected: reject=true")
 		return false
 	}
-	cfg = c
+	// Each plugin (root context) keeps its own configuration: several plugins may share one VM (Envoy: same
+	// vm_id and code, different root_id), each with its own connections.
+	p.cfg = c
+	cfg := &p.cfg
 	if cfg.TickMs > 0 {
 		if err := proxywasm.SetTickPeriodMilliSeconds(cfg.TickMs); err != nil {
 			proxywasm.LogErrorf("set tick: %v", err)
@@ -103,8 +114,23 @@ func (p *pluginContext) OnPluginStart(size int) types.OnPluginStartStatus {
 }
 
 func (p *pluginContext) OnTick() {
+	cfg := &p.cfg
 	proxywasm.LogInfof("EVT tick root=%d conns=%d", p.id, len(p.conns))
 	for id := range p.conns {
+		if cfg.DeadlineMs > 0 {
+			// The inspect-deadline pattern of a DICOM filter: undecided connections older than the
+			// deadline are closed; the probe only logs that it did (ages vary run to run).
+			if p.decided[id] || time.Since(p.started[id]) < time.Duration(cfg.DeadlineMs)*time.Millisecond {
+				continue
+			}
+			if st := rawSetEffectiveContext(id); st != 0 {
+				proxywasm.LogInfof("PROBE tick_effective id=%d status=%d", id, st)
+				continue
+			}
+			p.decided[id] = true
+			proxywasm.LogInfof("EVT deadline id=%d close_status=%d", id, rawCloseStream(2))
+			continue
+		}
 		if st := rawSetEffectiveContext(id); st != 0 {
 			proxywasm.LogInfof("PROBE tick_effective id=%d status=%d", id, st)
 			continue
@@ -137,6 +163,7 @@ func (p *pluginContext) OnQueueReady(id uint32) {
 
 func (p *pluginContext) NewTcpContext(id uint32) types.TcpContext {
 	p.conns[id] = true
+	p.started[id] = time.Now()
 	return &tcpContext{id: id, plugin: p}
 }
 
@@ -148,9 +175,13 @@ type tcpContext struct {
 }
 
 func (t *tcpContext) OnNewConnection() types.Action {
+	cfg := &t.plugin.cfg
 	proxywasm.LogInfof("EVT new_connection id=%d", t.id)
 	if cfg.PanicOnNew {
 		panic("testfilter: panic_on_new")
+	}
+	if cfg.ProbeOnNew == "props" {
+		probeProps()
 	}
 	if cfg.ClusterOnNew != "" {
 		st := rawForeign("set_envoy_filter_state", filterStateArgs("envoy.tcp_proxy.cluster", cfg.ClusterOnNew))
@@ -163,13 +194,17 @@ func (t *tcpContext) OnNewConnection() types.Action {
 }
 
 func (t *tcpContext) OnDownstreamData(size int, end bool) types.Action {
+	cfg := &t.plugin.cfg
 	data, _ := proxywasm.GetDownstreamData(0, size)
-	proxywasm.LogInfof("EVT downstream_data id=%d size=%d end=%t data=%q", t.id, size, end, data)
+	proxywasm.LogInfof("EVT downstream_data id=%d size=%d end=%t data=%s", t.id, size, end, logData(data, cfg.LogDataMax))
 	if t.plugin.counter != 0 {
 		t.plugin.counter.Increment(1)
 	}
 	if cfg.PanicOnData {
 		panic("testfilter: panic_on_data")
+	}
+	if cfg.PanicOnMatch != "" && strings.Contains(string(data), cfg.PanicOnMatch) {
+		panic("testfilter: panic_on_match")
 	}
 	switch cfg.Probe {
 	case "buffer":
@@ -217,12 +252,24 @@ func (t *tcpContext) OnDownstreamData(size int, end bool) types.Action {
 		return types.ActionPause
 	}
 	t.decided = true
+	t.plugin.decided[t.id] = true
 	return types.ActionContinue
 }
 
+// logData is how OnDownstreamData/OnUpstreamData log a buffer: quoted, or as a digest when longer
+// than log_data_max.
+func logData(b []byte, max int) string {
+	if max > 0 && len(b) > max {
+		sum := sha256.Sum256(b)
+		return "sha256:" + hex.EncodeToString(sum[:8])
+	}
+	return fmt.Sprintf("%q", b)
+}
+
 func (t *tcpContext) OnUpstreamData(size int, end bool) types.Action {
+	cfg := &t.plugin.cfg
 	data, _ := proxywasm.GetUpstreamData(0, size)
-	proxywasm.LogInfof("EVT upstream_data id=%d size=%d end=%t data=%q", t.id, size, end, data)
+	proxywasm.LogInfof("EVT upstream_data id=%d size=%d end=%t data=%s", t.id, size, end, logData(data, cfg.LogDataMax))
 	if cfg.UpstreamPrepend != "" {
 		if err := proxywasm.PrependUpstreamData([]byte(cfg.UpstreamPrepend)); err != nil {
 			proxywasm.LogErrorf("prepend upstream: %v", err)
@@ -244,6 +291,8 @@ func (t *tcpContext) OnUpstreamClose(peer types.PeerType) {
 
 func (t *tcpContext) OnStreamDone() {
 	delete(t.plugin.conns, t.id)
+	delete(t.plugin.started, t.id)
+	delete(t.plugin.decided, t.id)
 	proxywasm.LogInfof("EVT stream_done id=%d", t.id)
 }
 
@@ -283,7 +332,8 @@ var propPaths = [][]string{
 	{"connection", "id"}, {"connection_id"}, {"connection", "mtls"}, {"connection", "tls_version"},
 	{"connection", "subject_peer_certificate"}, {"connection", "uri_san_peer_certificate"},
 	{"connection", "dns_san_peer_certificate"}, {"connection", "sha256_peer_certificate_digest"},
-	{"connection", "requested_server_name"}, {"plugin_name"}, {"plugin_root_id"}, {"plugin_vm_id"},
+	{"connection", "requested_server_name"}, {"connection", "subject_local_certificate"},
+	{"connection", "uri_san_local_certificate"}, {"connection", "dns_san_local_certificate"}, {"plugin_name"}, {"plugin_root_id"}, {"plugin_vm_id"},
 	{"upstream", "address"}, {"xds", "node", "id"}, {"no", "such"},
 }
 
