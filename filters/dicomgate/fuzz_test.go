@@ -3,16 +3,22 @@
 package main
 
 import (
+	"bytes"
 	"testing"
 
 	"github.com/dicomgate/dicomgate/internal/filtertable"
 )
 
 // FuzzFilterStream feeds arbitrary bytes, in arbitrary chunk sizes and then
-// a half-close, to one connection under an allow-all policy. Whatever the
-// bytes, the filter must end the connection decided (let through) or closed
-// with a protocol reason, log exactly one audit line, and never hit an
-// internal error (a recovered panic in the filter, sdk/pdu or sdk/policy).
+// a half-close, to one connection under an allow-all policy that rewrites the
+// calling AE title. Whatever the bytes, the filter must end the connection
+// decided (let through) or closed with a protocol reason, log exactly one
+// audit line (none when no byte arrived: no association), never hit an
+// internal error (a recovered panic in the filter, sdk/pdu or sdk/policy),
+// and forward exactly the reference result: nothing when it closed, else
+// every byte with the RQ's calling AE field (bytes 26-41) replaced by "GW"
+// padded with spaces (filtertable.WithAETitles, written independently of the
+// filter's rewrite).
 func FuzzFilterStream(f *testing.F) {
 	caps, err := filtertable.LoadCaptures()
 	if err != nil {
@@ -28,6 +34,7 @@ func FuzzFilterStream(f *testing.F) {
 	}
 	f.Add([]byte("GET / HTTP/1.1\r\n\r\n"), uint8(1))
 	f.Add([]byte{0x01, 0, 0, 0, 0, 0x44}, uint8(2))
+	f.Add([]byte{}, uint8(3))
 
 	props := filtertable.ConnProps{Source: "10.0.0.9:1000"}
 	f.Fuzz(func(t *testing.T, data []byte, chunk uint8) {
@@ -43,6 +50,7 @@ func FuzzFilterStream(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		input := data
 		n := int(chunk%64) + 1
 		for len(data) > 0 {
 			k := min(n, len(data))
@@ -54,11 +62,24 @@ func FuzzFilterStream(f *testing.F) {
 		if !o.Closed && !o.UpstreamConnect {
 			t.Fatalf("after end of stream the connection is neither decided nor closed")
 		}
-		if got := len(filtertable.AuditLines(r.Logs(filtertable.LevelInfo))) - before; got != 1 {
-			t.Fatalf("%d audit lines; want 1", got)
+		wantAudit := 1
+		if len(input) == 0 {
+			wantAudit = 0
+		}
+		if got := len(filtertable.AuditLines(r.Logs(filtertable.LevelInfo))) - before; got != wantAudit {
+			t.Fatalf("%d audit lines; want %d", got, wantAudit)
 		}
 		if v, _ := r.Metric(`dicomgate_denied_total{reason="internal"}`); v != internal0 {
 			t.Fatalf("internal error: %q", r.Logs(filtertable.LevelError))
+		}
+		switch {
+		case o.Closed && len(o.Forwarded) != 0:
+			t.Fatalf("closed, yet %d byte(s) reached the upstream", len(o.Forwarded))
+		case o.UpstreamConnect:
+			want := filtertable.WithAETitles(input, "", "GW")
+			if !bytes.Equal(o.Forwarded, want) {
+				t.Fatalf("forwarded %d byte(s) %x\nwant %d byte(s) %x", len(o.Forwarded), o.Forwarded, len(want), want)
+			}
 		}
 	})
 }

@@ -147,6 +147,11 @@ func checkAudit(t *testing.T, i int, line string, want Want) {
 			t.Errorf("conn %d: audit field %q missing in %s", i, k, line)
 		}
 	}
+	for _, k := range want.AuditLacks {
+		if v, ok := got[k]; ok {
+			t.Errorf("conn %d: audit field %q = %#v; want it absent (line %s)", i, k, v, line)
+		}
+	}
 }
 
 func roundTrip(v any) any {

@@ -84,6 +84,8 @@ type Want struct {
 	Audit map[string]any
 	// AuditHas lists further fields that must be present with any value.
 	AuditHas []string
+	// AuditLacks lists fields the audit line must not carry.
+	AuditLacks []string
 }
 
 // Captures are the real dcmtk/Orthanc captures the table uses, read from
@@ -385,7 +387,7 @@ func Cases(c Captures) []Case {
 			Want: Want{UpstreamConnect: true, Cluster: DefaultCluster, Forwarded: c[n], Audit: map[string]any{"decision": "allow", "rule": "all"}}})
 	}
 
-	return []Case{
+	return append([]Case{
 		{
 			Name:    "allow/every_capture_passes_unchanged",
 			Source:  "real dcmtk/Orthanc traffic: the RQ and everything after it reach the upstream byte for byte",
@@ -837,7 +839,7 @@ func Cases(c Captures) []Case {
 			Conns:   []ConnScript{{Props: src, Steps: []Step{{Data: echoRQ}}, Want: Want{Closed: true, Audit: map[string]any{"decision": "deny", "reason": "policy"}}}},
 			Metrics: map[string]uint64{denied("policy"): 1},
 		},
-	}
+	}, pinnedCases(c)...)
 }
 
 func decisions(action, rule string) string {
