@@ -11,7 +11,12 @@ import (
 // of that VM are closed at their next callback; new connections get an empty filter that closes
 // them (Envoy wasm.cc PluginConfig::createContext). The failed VM is never called again.
 func TestFailurePolicy_FailClosed(t *testing.T) {
-	e := newTestPlugin(t, `{"panic_on_data":true}`, nil)
+	e := newTestPlugin(t, `{"panic_on_data":true,"tick_ms":100}`, nil)
+	// The tick reaches a healthy VM (so the check after the failure can fail).
+	e.p.Tick(e.clk.Advance(time.Second))
+	if n := strings.Count(e.log.dump(), "EVT tick"); n != 1 {
+		t.Fatalf("%d tick lines before the failure; want 1:\n%s", n, e.log.dump())
+	}
 	trA, trB := &recTransport{autoConnect: true}, &recTransport{autoConnect: true}
 	a := e.conn(t, TCPProxyConfig{Cluster: "default"}, trA)
 	b := e.conn(t, TCPProxyConfig{Cluster: "default"}, trB)
@@ -47,7 +52,11 @@ func TestFailurePolicy_FailClosed(t *testing.T) {
 	if e.p.HostCalls() != calls {
 		t.Fatalf("the failed VM was called again (%d → %d host calls)", calls, e.p.HostCalls())
 	}
-	e.p.Tick(e.clk.Advance(time.Hour)) // no tick on a failed VM (would panic the guest again)
+	// No tick on a failed VM: cpp-host never calls into a VM that failed.
+	e.p.Tick(e.clk.Advance(time.Hour))
+	if n := strings.Count(e.log.dump(), "EVT tick"); n != 1 || e.p.HostCalls() != calls {
+		t.Fatalf("the failed VM was ticked: %d tick lines, host calls %d → %d", n, calls, e.p.HostCalls())
+	}
 }
 
 // FAIL_OPEN as Istio ≥ 1.25 sends it (failure_policy): new connections get no filter at all (Envoy
