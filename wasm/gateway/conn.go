@@ -65,6 +65,11 @@ type conn struct {
 	// handshaking: the TLS handshake runs on the downstream socket; no writer
 	// goroutine exists yet, so a close asked for now closes the socket at once.
 	handshaking bool
+	// held counts client bytes delivered to the filter and not yet passed to
+	// WriteUpstream (the filter's and tcp_proxy's buffers); buffered is held
+	// plus both sides' queued bytes: this connection's share of
+	// Gateway.buffered. Both are zero once the connection is done.
+	held, buffered int64
 
 	lastActive atomic.Int64 // unix nanoseconds of the last byte read on either side
 }
@@ -213,34 +218,81 @@ func (c *conn) other(s *side) *side {
 }
 
 // waitReadable blocks while reading s is disabled by the filter or by flow
-// control, and reports whether s may still be read.
-func (c *conn) waitReadable(s *side) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	o := c.other(s)
-	for !s.closed && !s.closeQueued && (s.readDisabled || o.queued > c.g.cfg.BufferLimit) {
-		c.cond.Wait()
+// control, and reports whether s may still be read. With budget it also
+// waits while the gateway's buffered-bytes budget is used up and this
+// connection holds bytes (Config.MaxBufferedBytes), polling every
+// budgetPoll: the budget is freed by other connections.
+func (c *conn) waitReadable(s *side, budget bool) bool {
+	paused := false
+	for {
+		c.mu.Lock()
+		o := c.other(s)
+		for !s.closed && !s.closeQueued && (s.readDisabled || o.queued > c.g.cfg.BufferLimit) {
+			c.cond.Wait()
+		}
+		ok := !s.closed && !s.closeQueued
+		mine := c.buffered
+		c.mu.Unlock()
+		if !ok || !budget || mine == 0 || !c.g.overBudget() {
+			return ok
+		}
+		if !paused {
+			paused = true
+			c.g.metrics.BudgetPauses.Add(1)
+		}
+		time.Sleep(budgetPoll)
 	}
-	return !s.closed && !s.closeQueued
+}
+
+// budgetPoll is how often a connection paused by the buffered-bytes budget
+// checks it again.
+const budgetPoll = 10 * time.Millisecond
+
+// Read buffer sizes: every side starts with a small buffer (an idle or
+// slow connection costs little) and moves to a pooled large one once a read
+// fills the small one.
+const (
+	smallReadBuffer = 4 << 10
+	largeReadBuffer = 32 << 10
+)
+
+var largeReadBuffers = sync.Pool{New: func() any { b := make([]byte, largeReadBuffer); return &b }}
+
+// addBufLocked changes this connection's buffered bytes by d (c.mu held).
+func (c *conn) addBufLocked(d int64) {
+	if d != 0 {
+		c.buffered += d
+		c.g.addBuffered(d)
+	}
 }
 
 // readLoop reads s and delivers the bytes to the filter. Bytes read while
 // reads were being disabled are held back until reads are enabled again, as
 // if they were still in the kernel buffer (Envoy ConnectionImpl::readDisable).
 func (c *conn) readLoop(s *side) {
-	buf := make([]byte, 32<<10)
+	buf := make([]byte, smallReadBuffer)
+	var large *[]byte
+	defer func() {
+		if large != nil {
+			largeReadBuffers.Put(large)
+		}
+	}()
 	for {
-		if !c.waitReadable(s) {
+		if !c.waitReadable(s, true) {
 			return
 		}
 		n, err := s.nc.Read(buf)
 		if n > 0 {
 			s.rx.Add(uint64(n))
 			c.lastActive.Store(time.Now().UnixNano())
-			if !c.waitReadable(s) {
+			if !c.waitReadable(s, false) {
 				return
 			}
 			c.deliver(s, buf[:n], false)
+			if n == len(buf) && large == nil {
+				large = largeReadBuffers.Get().(*[]byte)
+				buf = *large
+			}
 		}
 		if err == nil {
 			continue
@@ -278,6 +330,14 @@ func (c *conn) deliver(s *side, b []byte, end bool) {
 	defer c.fmu.Unlock()
 	if s == &c.down {
 		if !c.notifiedDown {
+			if len(b) > 0 {
+				c.mu.Lock()
+				if !c.done {
+					c.held += int64(len(b))
+					c.addBufLocked(int64(len(b)))
+				}
+				c.mu.Unlock()
+			}
 			c.filter.DownstreamData(b, end)
 		}
 		return
@@ -307,6 +367,9 @@ func (c *conn) writeLoop(s *side) {
 			_, err := nc.Write(b)
 			c.mu.Lock()
 			s.queued -= len(b)
+			if !s.closed { // closeSide already took the whole queue off buffered
+				c.addBufLocked(-int64(len(b)))
+			}
 			c.cond.Broadcast()
 			c.mu.Unlock()
 			if err != nil {
@@ -363,6 +426,7 @@ func (c *conn) closeSide(s *side, remote bool) {
 		c.dialCancel()
 		c.dialCancel = nil
 	}
+	c.addBufLocked(-int64(s.queued))
 	s.queue, s.queued = nil, 0
 	c.cond.Broadcast()
 	c.mu.Unlock()
@@ -426,6 +490,9 @@ func (c *conn) checkDone() {
 	done := c.down.closed && c.up.closed && !c.done
 	if done {
 		c.done = true
+		// Whatever the filter still held, and queues not yet written, is gone.
+		c.held = 0
+		c.addBufLocked(-c.buffered)
 	}
 	c.mu.Unlock()
 	if done {
@@ -452,6 +519,12 @@ func (c *conn) push(s *side, b []byte, end bool) {
 	if len(b) > 0 {
 		s.queue = append(s.queue, bytes.Clone(b))
 		s.queued += len(b)
+		d := int64(len(b))
+		if s == &c.up { // client bytes leave the filter's hold for the queue
+			d -= min(c.held, d)
+			c.held -= int64(len(b)) - d
+		}
+		c.addBufLocked(d)
 	}
 	if end {
 		s.endQueued = true

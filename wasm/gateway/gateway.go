@@ -42,8 +42,11 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/dicomgate/dicomgate/wasm/host"
@@ -137,7 +140,58 @@ type Config struct {
 	// Metrics receives the gateway's counters; nil allocates a new set
 	// (see Gateway.Metrics).
 	Metrics *Metrics
+	// MaxConnections caps the client connections open at once (Envoy's
+	// listener connection limit, max_connections); a connection accepted
+	// beyond it is closed at once — before TLS, without a filter — and
+	// counted in connections_overflow_total (Envoy's listener stat
+	// downstream_cx_overflow, ActiveTcpListener::onAccept). 0 means no
+	// limit; DefaultMaxConnections sizes it from the file descriptor limit.
+	MaxConnections int
+	// MaxBufferedBytes is the global budget of bytes the gateway holds for
+	// all connections together: client bytes delivered to a filter and not
+	// yet passed upstream (an unfinished A-ASSOCIATE-RQ in the filter's or
+	// tcp_proxy's buffer) plus the bytes queued for writing either way. While
+	// the total is at or above the budget, only connections that hold nothing
+	// read (one read each, ReadBufferSize at most), so an honest association
+	// whose RQ fits one read is decided while a flood of unfinished RQs waits
+	// for the filter's deadline. Reads resume below the budget. 0 means
+	// 128 MiB; negative disables the budget. Per connection, the filter bounds
+	// what it holds (maxAssociateRQBytes) and BufferLimit bounds the queues.
+	MaxBufferedBytes int64
 }
+
+// Accept back-off bounds: an accept error that leaves the listener usable
+// (EMFILE, ENFILE, ENOBUFS, ENOMEM, ECONNABORTED, timeouts) is retried after
+// a pause that doubles from acceptBackoffMin up to acceptBackoffMax.
+const (
+	acceptBackoffMin = 5 * time.Millisecond
+	acceptBackoffMax = time.Second
+)
+
+// FDReserve is the number of file descriptors DefaultMaxConnections keeps
+// for everything but proxied connections: listeners, the metrics server,
+// log and policy files, the Go runtime.
+const FDReserve = 64
+
+// DefaultMaxConnections sizes Config.MaxConnections from the process's file
+// descriptor limit (RLIMIT_NOFILE): each proxied connection uses two
+// descriptors (client and upstream), FDReserve are kept for the rest. So the
+// gateway refuses a connection (counted) before accept would fail with
+// EMFILE. It returns 0 (no limit) when the limit is unknown or unlimited, and
+// at least 1.
+func DefaultMaxConnections() int {
+	n := fdLimit()
+	if n == 0 || n > 1<<40 {
+		return 0
+	}
+	if n <= 2*FDReserve {
+		return max(1, int(n)/4)
+	}
+	return int((n - FDReserve) / 2)
+}
+
+// defaultMaxBufferedBytes is Config.MaxBufferedBytes when 0.
+const defaultMaxBufferedBytes = 128 << 20
 
 // ErrServerClosed is returned by Serve after Shutdown or Close.
 var ErrServerClosed = errors.New("gateway: server closed")
@@ -159,6 +213,16 @@ type Gateway struct {
 	idle      chan struct{} // closed and replaced whenever conns becomes empty
 	sweeping  bool          // the idle sweeper goroutine runs
 	stop      chan struct{} // closed by Shutdown/Close: stops the sweeper
+
+	// buffered is the sum of every connection's conn.buffered (see
+	// Config.MaxBufferedBytes).
+	buffered atomic.Int64
+	// flooded is set once buffered passed freeOSMemoryAbove; the connection
+	// that brings it back under a quarter of that returns the freed heap to
+	// the OS (debug.FreeOSMemory) and clears it.
+	flooded atomic.Bool
+	// lastOverflowLog rate-limits the log line of refused connections.
+	lastOverflowLog atomic.Int64
 }
 
 // New validates cfg and returns a Gateway ready to Serve.
@@ -178,6 +242,7 @@ func New(cfg Config) (*Gateway, error) {
 	if g.metrics == nil {
 		g.metrics = &Metrics{}
 	}
+	g.metrics.bufferedFn = g.BufferedBytes
 	for i, c := range cfg.Clusters {
 		if c == nil || c.Name == "" {
 			return nil, fmt.Errorf("gateway: Clusters[%d] has no name", i)
@@ -211,6 +276,12 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	if g.cfg.BufferLimit <= 0 {
 		g.cfg.BufferLimit = 1 << 20
+	}
+	if cfg.MaxConnections < 0 {
+		return nil, fmt.Errorf("gateway: MaxConnections %d must be >= 0 (0: no limit)", cfg.MaxConnections)
+	}
+	if g.cfg.MaxBufferedBytes == 0 {
+		g.cfg.MaxBufferedBytes = defaultMaxBufferedBytes
 	}
 	if g.cfg.Logf == nil {
 		g.cfg.Logf = func(string, ...any) {}
@@ -271,30 +342,62 @@ func (g *Gateway) Serve(ln net.Listener) error {
 			if closing {
 				return ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				g.cfg.Logf("accept: %v; retrying in %v", err, backoff)
-				time.Sleep(backoff)
-				continue
-			}
 			if errors.Is(err, net.ErrClosed) {
 				return ErrServerClosed
 			}
-			return err
+			if !retryableAcceptError(err) {
+				return err
+			}
+			// Out of file descriptors or kernel memory: the connections
+			// already open go on, new ones wait in the listen backlog until
+			// descriptors are freed. Never give up the listener for this.
+			g.metrics.AcceptErrors.Add(1)
+			backoff = min(max(2*backoff, acceptBackoffMin), acceptBackoffMax)
+			g.cfg.Logf("accept: %v; %d connection(s) open; retrying in %v", err, g.ActiveConnections(), backoff)
+			select {
+			case <-time.After(backoff):
+			case <-g.stop:
+			}
+			continue
 		}
 		backoff = 0
 		g.accept(nc)
 	}
 }
 
-// accept registers nc and starts its goroutine; refused while shutting down.
+// retryableAcceptError reports whether an Accept error leaves the listener
+// usable: resource exhaustion (EMFILE, ENFILE, ENOBUFS, ENOMEM), a
+// connection aborted before it was accepted, or a timeout.
+func retryableAcceptError(err error) bool {
+	for _, errno := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// accept registers nc and starts its goroutine; refused while shutting down
+// or when MaxConnections are open.
 func (g *Gateway) accept(nc net.Conn) {
 	g.metrics.ConnectionsTotal.Add(1)
 	g.mu.Lock()
 	if g.closing {
 		g.mu.Unlock()
 		nc.Close()
+		return
+	}
+	if g.cfg.MaxConnections > 0 && len(g.conns) >= g.cfg.MaxConnections {
+		g.mu.Unlock()
+		// Envoy ActiveTcpListener::onAccept: over the listener's
+		// connection limit the socket is closed at once, no filter chain.
+		nc.Close()
+		g.metrics.ConnectionsOverflow.Add(1)
+		if now := time.Now().UnixNano(); now-g.lastOverflowLog.Load() > int64(time.Second) {
+			g.lastOverflowLog.Store(now)
+			g.cfg.Logf("refusing connections: %d open = MaxConnections (raise --max-connections or the file descriptor limit); counted in connections_overflow_total", g.cfg.MaxConnections)
+		}
 		return
 	}
 	g.nextID++
@@ -304,6 +407,35 @@ func (g *Gateway) accept(nc net.Conn) {
 	g.metrics.ConnectionsActive.Add(1)
 	go c.run()
 }
+
+// addBuffered adds delta to the global buffered bytes; after a flood (more
+// than freeOSMemoryAbove at some point) it returns the freed heap to the OS
+// once the total is back under a quarter of that.
+func (g *Gateway) addBuffered(delta int64) {
+	n := g.buffered.Add(delta)
+	switch {
+	case delta > 0 && n > freeOSMemoryAbove:
+		g.flooded.Store(true)
+	case delta < 0 && n < freeOSMemoryAbove/4 && g.flooded.CompareAndSwap(true, false):
+		// The Go runtime keeps freed heap mapped and returns it slowly
+		// (background scavenger); after a flood of buffered RQs that is
+		// hundreds of MiB of RSS for minutes. Return it now, once per flood.
+		g.metrics.MemoryReturns.Add(1)
+		go debug.FreeOSMemory()
+	}
+}
+
+// freeOSMemoryAbove is the buffered total that marks a flood (see addBuffered).
+const freeOSMemoryAbove = 32 << 20
+
+// overBudget reports whether the buffered total reached Config.MaxBufferedBytes.
+func (g *Gateway) overBudget() bool {
+	return g.cfg.MaxBufferedBytes > 0 && g.buffered.Load() >= g.cfg.MaxBufferedBytes
+}
+
+// BufferedBytes returns the bytes the gateway holds for all connections (see
+// Config.MaxBufferedBytes).
+func (g *Gateway) BufferedBytes() int64 { return g.buffered.Load() }
 
 // connDone unregisters c once both of its sockets are closed.
 func (g *Gateway) connDone(c *conn) {

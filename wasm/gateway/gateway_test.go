@@ -750,4 +750,5 @@ func TestNoGoroutineLeak(t *testing.T) {
 	}
 	waitFor(t, "drain", func() bool { return e.g.ActiveConnections() == 0 })
 	waitFor(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= base })
+	require.Zero(t, e.g.BufferedBytes(), "every byte held or queued for a finished connection is released")
 }

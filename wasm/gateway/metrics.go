@@ -24,10 +24,22 @@ type Metrics struct {
 	DownstreamTxBytes        atomic.Uint64 // bytes written to clients
 	UpstreamRxBytes          atomic.Uint64 // bytes read from upstreams
 	UpstreamTxBytes          atomic.Uint64 // bytes written to upstreams
+	AcceptErrors             atomic.Uint64 // Accept errors retried after a back-off (EMFILE, ENFILE, ENOBUFS, …)
+	ConnectionsOverflow      atomic.Uint64 // connections closed at accept because MaxConnections were open
+	BudgetPauses             atomic.Uint64 // reads delayed because MaxBufferedBytes was reached
+	MemoryReturns            atomic.Uint64 // times freed memory was returned to the OS after a flood
+	bufferedFn               func() int64  // Gateway.BufferedBytes, set by New
 	mu                       sync.Mutex
 	upstreamConnects         map[string]uint64
 	upstreamConnectFailures  map[string]uint64
 	downstreamCloseByReasons map[string]uint64
+}
+
+func (m *Metrics) buffered() int64 {
+	if m.bufferedFn == nil {
+		return 0
+	}
+	return m.bufferedFn()
 }
 
 func (m *Metrics) incCluster(mp *map[string]uint64, cluster string) {
@@ -86,6 +98,11 @@ func (m *Metrics) WritePrometheus(w io.Writer) error {
 	one("downstream_tx_bytes_total", "counter", "Bytes sent to clients.", m.DownstreamTxBytes.Load())
 	one("upstream_rx_bytes_total", "counter", "Bytes received from upstreams.", m.UpstreamRxBytes.Load())
 	one("upstream_tx_bytes_total", "counter", "Bytes sent to upstreams.", m.UpstreamTxBytes.Load())
+	one("accept_errors_total", "counter", "Accept errors (EMFILE, ENFILE, ENOBUFS, ...) retried after a back-off.", m.AcceptErrors.Load())
+	one("connections_overflow_total", "counter", "Connections closed at accept because MaxConnections were open (Envoy downstream_cx_overflow).", m.ConnectionsOverflow.Load())
+	one("buffer_budget_pauses_total", "counter", "Reads delayed because the buffered-bytes budget was reached.", m.BudgetPauses.Load())
+	one("memory_returns_total", "counter", "Times freed memory was returned to the OS after a flood.", m.MemoryReturns.Load())
+	one("buffered_bytes", "gauge", "Bytes held for filters and queued for writing, all connections.", m.buffered())
 	m.mu.Lock()
 	labelled := func(name, help, label string, mp map[string]uint64) {
 		fmt.Fprintf(bw, "# HELP dicomgate_gateway_%s %s\n# TYPE dicomgate_gateway_%s counter\n", name, help, name)
