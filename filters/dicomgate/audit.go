@@ -87,9 +87,9 @@ func appendAuditLine(b []byte, c *conn, e *auditEntry) []byte {
 		readSource(&src, false)
 		id = &src
 	}
-	connID := uint64(c.id)
-	if id.hasID {
-		connID = id.connID
+	connID := id.connID
+	if !id.hasID {
+		connID = c.connID()
 	}
 	origin := c.firstData
 	if origin == 0 {

@@ -63,6 +63,10 @@ type conn struct {
 	// handshake, which Envoy reports to the filter because it builds the
 	// filter chain at accept) is none: no count, no audit line.
 	counted bool
+	// envoyConnID is Envoy's connection.id, the audit line's "conn": every
+	// log line of the connection names it, so that an operator can join a
+	// warning to its audit record (0: not read yet).
+	envoyConnID uint64
 }
 
 // OnNewConnection starts the inspect deadline (Envoy calls it at accept,
@@ -177,7 +181,7 @@ func (c *conn) inspect(size int, eos bool) types.Action {
 			c.state = stateClosed
 			c.p.removePending(c)
 			if err := hostCloseDownstream(c.id); err != nil {
-				proxywasm.LogError("dicomgate: connection " + strconv.FormatUint(uint64(c.id), 10) + ": close failed: " + err.Error())
+				proxywasm.LogError(c.logPrefix() + "close failed: " + err.Error())
 			}
 		}
 		return types.ActionPause
@@ -343,6 +347,26 @@ func (c *conn) pass(e *auditEntry) types.Action {
 	return types.ActionContinue
 }
 
+// connID is the connection's number in logs and audit lines: Envoy's
+// connection.id (shared with Envoy's own access logs), read once; the
+// context id only if the host does not provide it. Error paths only: a
+// decided association reads connection.id with its other properties.
+func (c *conn) connID() uint64 {
+	if c.envoyConnID == 0 {
+		if b, ok := getProperty(propConnID); ok && len(b) == 8 {
+			c.envoyConnID = binary.LittleEndian.Uint64(b)
+		} else {
+			return uint64(c.id)
+		}
+	}
+	return c.envoyConnID
+}
+
+// logPrefix starts every log line about the connection.
+func (c *conn) logPrefix() string {
+	return "dicomgate: connection " + strconv.FormatUint(c.connID(), 10) + ": "
+}
+
 // count counts the connection as an association attempt, once.
 func (c *conn) count() {
 	if !c.counted {
@@ -359,7 +383,7 @@ func (c *conn) closeWith(e *auditEntry) types.Action {
 	c.p.removePending(c)
 	c.p.m.deny(e.reason)
 	if err := hostCloseDownstream(c.id); err != nil {
-		proxywasm.LogError("dicomgate: connection " + strconv.FormatUint(uint64(c.id), 10) + ": close failed: " + err.Error())
+		proxywasm.LogError(c.logPrefix() + "close failed: " + err.Error())
 	}
 	c.p.logAudit(c, e)
 	return types.ActionPause
@@ -368,13 +392,13 @@ func (c *conn) closeWith(e *auditEntry) types.Action {
 // reject closes the connection for a protocol-level reason (not a policy
 // decision), logging detail at warn level.
 func (c *conn) reject(r reason, detail string) types.Action {
-	proxywasm.LogWarn("dicomgate: connection " + strconv.FormatUint(uint64(c.id), 10) + ": closing (" + reasonNames[r] + "): " + detail)
+	proxywasm.LogWarn(c.logPrefix() + "closing (" + reasonNames[r] + "): " + detail)
 	return c.closeWith(&auditEntry{at: now(), decision: "deny", reason: r, ruleIndex: -1})
 }
 
 // fail closes the connection after an internal error (fail closed).
 func (c *conn) fail(detail string) types.Action {
-	proxywasm.LogError("dicomgate: connection " + strconv.FormatUint(uint64(c.id), 10) + ": internal error, closing: " + detail)
+	proxywasm.LogError(c.logPrefix() + "internal error, closing: " + detail)
 	if c.state == stateClosed {
 		return types.ActionPause
 	}
@@ -385,7 +409,7 @@ func (c *conn) fail(detail string) types.Action {
 // caller has made its context effective.
 func (c *conn) onTimeout(t int64) {
 	p := c.p
-	msg := "dicomgate: connection " + strconv.FormatUint(uint64(c.id), 10) + ": no complete A-ASSOCIATE-RQ within inspectTimeoutMs " +
+	msg := c.logPrefix() + "no complete A-ASSOCIATE-RQ within inspectTimeoutMs " +
 		strconv.FormatInt(p.timeoutNs/1e6, 10) + " (" + strconv.Itoa(c.seen) + " byte(s) received); closing"
 	if p.mode == policy.ConnectAfterDecision && c.seen == 0 {
 		msg += `. No data arrived at all: with "upstreamConnect": "after-decision" the filter pauses the connection before tcp_proxy runs, ` +

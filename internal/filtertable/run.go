@@ -34,6 +34,7 @@ func runCase(t *testing.T, r Runner, c Case) {
 	}
 	for i, cs := range c.Conns {
 		before := len(AuditLines(r.Logs(LevelInfo)))
+		warnBefore, errBefore := len(r.Logs(LevelWarn)), len(r.Logs(LevelError))
 		conn, err := r.NewConn(cs.Props)
 		if err != nil {
 			t.Fatalf("conn %d: NewConn: %v", i, err)
@@ -64,6 +65,8 @@ func runCase(t *testing.T, r Runner, c Case) {
 			continue
 		}
 		checkAudit(t, i, lines[0], cs.Want)
+		diag := append(append([]string(nil), r.Logs(LevelWarn)[warnBefore:]...), r.Logs(LevelError)[errBefore:]...)
+		checkLogsJoinAudit(t, i, lines[0], diag)
 	}
 	for series, want := range c.Metrics {
 		got, ok := r.Metric(series)
@@ -205,4 +208,30 @@ func itoa(i int) string {
 		b[n] = '-'
 	}
 	return string(b[n:])
+}
+
+// checkLogsJoinAudit: every warning and error line about the connection
+// ("dicomgate: connection N: …") names the connection by the audit line's
+// "conn", so that an operator can join the two.
+func checkLogsJoinAudit(t *testing.T, i int, audit string, diag []string) {
+	t.Helper()
+	var a struct {
+		Conn *uint64 `json:"conn"`
+	}
+	if err := json.Unmarshal([]byte(audit), &a); err != nil || a.Conn == nil {
+		t.Errorf("conn %d: audit line without a numeric conn: %s", i, audit)
+		return
+	}
+	const prefix = "dicomgate: connection "
+	for _, l := range diag {
+		at := strings.Index(l, prefix)
+		if at < 0 {
+			continue
+		}
+		rest := l[at+len(prefix):]
+		end := strings.IndexByte(rest, ':')
+		if end < 0 || rest[:end] != itoa(int(*a.Conn)) {
+			t.Errorf("conn %d: log line %q does not name the audit line's conn %d", i, l, *a.Conn)
+		}
+	}
 }
