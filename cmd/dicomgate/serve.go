@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -50,6 +51,8 @@ type serveFlags struct {
 	drainTimeout     time.Duration
 	idleTimeout      time.Duration
 	demoDir          string
+	maxConnections   int
+	maxBuffered      int64
 }
 
 func init() {
@@ -112,6 +115,8 @@ and prints echoscu/storescu command lines that show allow, route and deny.`,
 	fl.DurationVar(&f.handshakeTimeout, "handshake-timeout", 15*time.Second, "TLS handshake timeout (Envoy transport_socket_connect_timeout); the filter runs from accept, so its inspect deadline covers the handshake")
 	fl.DurationVar(&f.idleTimeout, "idle-timeout", time.Hour, "close connections without traffic for this long (tcp_proxy idle_timeout; 0 disables)")
 	fl.DurationVar(&f.drainTimeout, "drain-timeout", 30*time.Second, "on SIGINT/SIGTERM, how long open associations may take to finish")
+	fl.IntVar(&f.maxConnections, "max-connections", 0, "client connections open at once; more are closed at accept and counted (0 = sized from the file descriptor limit: (RLIMIT_NOFILE - 64) / 2; negative = no limit)")
+	fl.Int64Var(&f.maxBuffered, "max-buffered-bytes", 128<<20, "budget of bytes held for unfinished A-ASSOCIATE-RQs and queued writes, all connections; above it only connections holding nothing are read (negative = no budget)")
 	fl.StringVar(&f.demoDir, "demo-dir", "", "demo only: directory for the generated certificates and stored instances (kept); default a temporary directory removed at exit")
 	rootCmd.AddCommand(cmd)
 }
@@ -257,6 +262,25 @@ func runServe(ctx context.Context, cmd *cobra.Command, stderr io.Writer, f serve
 	if err != nil {
 		return &exitError{1, err}
 	}
+	return serveRun(ctx, log, f, setup, wasmBytes, failPolicy)
+}
+
+// serveMaxConnections maps --max-connections to gateway.Config.MaxConnections:
+// 0 sizes it from the file descriptor limit, negative means no limit.
+func serveMaxConnections(n int) int {
+	switch {
+	case n < 0:
+		return 0
+	case n == 0:
+		return gateway.DefaultMaxConnections()
+	}
+	return n
+}
+
+// serveRun runs the gateway with the prepared setup and the filter module
+// until ctx is done (a signal), then drains.
+func serveRun(ctx context.Context, log *serveLog, f serveFlags, setup *serveSetup, wasmBytes []byte, failPolicy host.FailurePolicy) error {
+	var err error
 	var tlsCfg *tls.Config
 	if setup.tlsCert != "" {
 		if tlsCfg, err = gateway.ServerTLSConfig(setup.tlsCert, setup.tlsKey, setup.clientCA); err != nil {
@@ -293,7 +317,12 @@ func runServe(ctx context.Context, cmd *cobra.Command, stderr io.Writer, f serve
 		ConnectTimeout:    f.connectTimeout,
 		HandshakeTimeout:  f.handshakeTimeout,
 		IdleTimeout:       serveIdle(f.idleTimeout),
+		MaxConnections:    serveMaxConnections(f.maxConnections),
+		MaxBufferedBytes:  f.maxBuffered,
 		Logf:              func(format string, args ...any) { log.printf("gateway: "+format, args...) },
+	}
+	if f.maxBuffered == 0 {
+		gcfg.MaxBufferedBytes = -1 // the flag's 0 is "no budget" too
 	}
 	gcfg.TLS = tlsCfg
 	gw, err := gateway.New(gcfg)
@@ -308,7 +337,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, stderr io.Writer, f serve
 		if err != nil {
 			return &exitError{1, fmt.Errorf("--metrics %s: %w", setup.metrics, err)}
 		}
-		msrv = &http.Server{Handler: serveMetricsHandler(plugin, gw, &ready), ReadHeaderTimeout: 10 * time.Second}
+		msrv = &http.Server{Handler: serveMetricsHandler(plugin, gw, &ready, failPolicy), ReadHeaderTimeout: 10 * time.Second}
 		go msrv.Serve(mln)
 		defer msrv.Close()
 		log.printf("metrics: http://%s/metrics (also /healthz, /readyz)", mln.Addr())
@@ -337,7 +366,7 @@ wait:
 		case <-ctx.Done():
 			break wait
 		case <-hup:
-			serveReload(ctx, plugin, f.policyFile, log)
+			serveReload(ctx, plugin, f.policyFile, setup.clusters, log)
 		case err := <-served:
 			if err != nil && !errors.Is(err, gateway.ErrServerClosed) {
 				return &exitError{1, fmt.Errorf("accepting on %s: %w", ln.Addr(), err)}
@@ -395,14 +424,63 @@ func serveConfigSetup(f serveFlags, log *serveLog) (*serveSetup, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := serveCheckRouteClusters(s.policyJSON, f.policyFile, s.clusters); err != nil {
+		return nil, &exitError{2, err}
+	}
 	serveWarnMismatch(pol, s, log)
 	return s, nil
+}
+
+// serveCheckRouteClusters refuses a policy whose route rule names a cluster
+// no --cluster defines: every association that rule matches would be closed
+// (NoClusterFound), which is a configuration error to report at start, not
+// per association.
+func serveCheckRouteClusters(policyJSON []byte, file string, clusters []*gateway.Cluster) error {
+	var doc struct {
+		Rules []struct {
+			Name    string `json:"name"`
+			Action  string `json:"action"`
+			Cluster string `json:"cluster"`
+			Service *struct {
+				Host   string `json:"host"`
+				Port   int    `json:"port"`
+				Subset string `json:"subset"`
+			} `json:"service"`
+		} `json:"rules"`
+	}
+	if err := json.Unmarshal(policyJSON, &doc); err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	defined := map[string]bool{}
+	var names []string
+	for _, c := range clusters {
+		defined[c.Name] = true
+		names = append(names, c.Name)
+	}
+	sort.Strings(names)
+	var errs []error
+	for i, r := range doc.Rules {
+		cluster := r.Cluster
+		if cluster == "" && r.Service != nil { // sdk/policy's service → cluster name
+			cluster = fmt.Sprintf("outbound|%d|%s|%s", r.Service.Port, r.Service.Subset, r.Service.Host)
+		}
+		if cluster == "" || defined[cluster] {
+			continue
+		}
+		name := fmt.Sprintf("rules[%d]", i)
+		if r.Name != "" {
+			name = fmt.Sprintf("rule %q (rules[%d])", r.Name, i)
+		}
+		errs = append(errs, fmt.Errorf("%s: %s routes to cluster %q, which no --cluster defines (defined: %s); add --cluster %s=HOST:PORT or route the rule to a defined cluster",
+			file, name, cluster, strings.Join(names, ", "), cluster))
+	}
+	return errors.Join(errs...)
 }
 
 // serveReload re-reads the policy file, checks it and reconfigures the
 // plugin (a canary VM validates it first, Envoy WasmHandleBase::canary). It
 // reports whether the new policy is in force.
-func serveReload(ctx context.Context, p *host.Plugin, file string, log *serveLog) bool {
+func serveReload(ctx context.Context, p *host.Plugin, file string, clusters []*gateway.Cluster, log *serveLog) bool {
 	raw, err := os.ReadFile(file)
 	if err == nil {
 		raw, err = policyJSON(raw)
@@ -412,6 +490,10 @@ func serveReload(ctx context.Context, p *host.Plugin, file string, log *serveLog
 		return false
 	}
 	if _, err := serveCheckPolicy(raw, file, log); err != nil {
+		log.printf("dicomgate: SIGHUP: keeping the current policy: %v", err)
+		return false
+	}
+	if err := serveCheckRouteClusters(raw, file, clusters); err != nil {
 		log.printf("dicomgate: SIGHUP: keeping the current policy: %v", err)
 		return false
 	}
@@ -629,7 +711,15 @@ func serveLoadWasm(ctx context.Context, path string, explicit bool, log *serveLo
 
 // serveMetricsHandler serves /metrics (the filter's metrics from the host
 // registry, then the gateway's), /healthz and /readyz.
-func serveMetricsHandler(p *host.Plugin, gw *gateway.Gateway, ready *atomic.Bool) http.Handler {
+//
+// /healthz (liveness) is OK as long as the process serves HTTP. /readyz
+// (readiness) fails while starting or draining, and while the filter cannot
+// decide: a VM trapped under FAIL_CLOSED stays failed and every association
+// on its worker is refused, so the gateway must leave the load balancer (a
+// restart recovers it). Under FAIL_RELOAD a failed VM is recreated by the
+// next connection, and under FAIL_OPEN traffic passes unfiltered: both stay
+// ready (failing readiness would stop the very connections that reload).
+func serveMetricsHandler(p *host.Plugin, gw *gateway.Gateway, ready *atomic.Bool, failPolicy host.FailurePolicy) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
@@ -645,6 +735,12 @@ func serveMetricsHandler(p *host.Plugin, gw *gateway.Gateway, ready *atomic.Bool
 		if !ready.Load() {
 			http.Error(w, "not ready (starting or draining)", http.StatusServiceUnavailable)
 			return
+		}
+		if failPolicy == host.FailClosed {
+			if n := p.FailedVMs(); n > 0 {
+				http.Error(w, fmt.Sprintf("not ready: %d of %d filter VM(s) trapped under FAIL_CLOSED; their associations are refused until dicomgate restarts (see the wasm log)", n, p.Workers()), http.StatusServiceUnavailable)
+				return
+			}
 		}
 		io.WriteString(w, "ready\n")
 	})

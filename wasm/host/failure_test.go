@@ -20,7 +20,13 @@ func TestFailurePolicy_FailClosed(t *testing.T) {
 	trA, trB := &recTransport{autoConnect: true}, &recTransport{autoConnect: true}
 	a := e.conn(t, TCPProxyConfig{Cluster: "default"}, trA)
 	b := e.conn(t, TCPProxyConfig{Cluster: "default"}, trB)
+	if n := e.p.FailedVMs(); n != 0 {
+		t.Fatalf("FailedVMs = %d before the trap", n)
+	}
 	a.DownstreamData([]byte("boom"), false)
+	if n := e.p.FailedVMs(); n != 1 {
+		t.Fatalf("FailedVMs = %d after the trap, want 1", n)
+	}
 	sa := a.State()
 	if !sa.Closed || sa.CloseReason != "wasm_fail_stream" || !sa.FilterFailed {
 		t.Fatalf("trapping conn state = %+v", sa)
@@ -134,6 +140,9 @@ func TestFailurePolicy_FailReload(t *testing.T) {
 	b := e.conn(t, TCPProxyConfig{Cluster: "default"}, trB)
 	if sb := b.State(); sb.Closed || sb.FilterFailed {
 		t.Fatalf("after reload: %+v\n%s", sb, e.log.dump())
+	}
+	if n := e.p.FailedVMs(); n != 0 {
+		t.Fatalf("FailedVMs = %d after the reload, want 0", n)
 	}
 	if v, _ := e.p.Metrics().Get("wasm_host_vm_reloads_total"); v != 1 {
 		t.Fatalf("reloads = %d", v)

@@ -296,6 +296,22 @@ func (p *Plugin) GuestMemoryBytes() uint64 {
 // Workers returns the number of worker VMs.
 func (p *Plugin) Workers() int { return len(p.workers) }
 
+// FailedVMs returns the number of workers whose VM has failed (trapped, or could not be recreated
+// under FAIL_RELOAD) and not been replaced: under FAIL_CLOSED every connection pinned to such a
+// worker is closed at new connection (Envoy wasm.cc PluginConfig::createContext), so the filter
+// cannot decide for them. After Close every VM counts as failed.
+func (p *Plugin) FailedVMs() int {
+	n := 0
+	for _, w := range p.workers {
+		w.mu.Lock()
+		if w.vm == nil || w.vm.failed {
+			n++
+		}
+		w.mu.Unlock()
+	}
+	return n
+}
+
 // Close stops the ticker, runs proxy_on_done (and proxy_on_delete when it returns true) on every
 // root context (cpp-host WasmBase::startShutdown) and closes every VM. Connections still open
 // behave as if their VM failed.
