@@ -116,7 +116,7 @@ func normMetric(s string) string {
 // odd trailing key is ignored). The renderings accepted, because hosts differ (the local gateway, Envoy with or
 // without tag extractors) and the exporter's is not final:
 //   - labelled: name{k="v",...}, possibly behind a host prefix such as envoy_ or envoy_wasmcustom_;
-//   - Istio-style encoded names (internal/filtertable/metricname): k=.=v;.;name, decoded into labels;
+//   - Istio-style encoded names (sdk/metricname): k=.=v;.;name, decoded into labels;
 //   - flat: label values (optionally with their keys) joined to the name with any separator, before or after it,
 //     e.g. dicomgate_denied_total_reason_policy or envoy_reason___policy____dicomgate_denied_total.
 //

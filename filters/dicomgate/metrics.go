@@ -1,7 +1,7 @@
 package main
 
 import (
-	"github.com/dicomgate/dicomgate/internal/filtertable/metricname"
+	"github.com/dicomgate/dicomgate/sdk/metricname"
 	"github.com/dicomgate/dicomgate/sdk/policy"
 )
 

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/dicomgate/dicomgate/internal/filtertable"
-	"github.com/dicomgate/dicomgate/internal/filtertable/metricname"
+	"github.com/dicomgate/dicomgate/sdk/metricname"
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/proxytest"
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
