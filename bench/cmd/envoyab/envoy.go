@@ -28,10 +28,13 @@ var bootstrapTemplate string
 // bootstrapValues are the values of bootstrap.yaml.tmpl.
 type bootstrapValues struct {
 	AdminPort, FilterPort, PlainPort int
+	EarlyPort                        int
 	BackendPort, UnroutedPort        int
 	// Filter adds the "filter" listener; without it Envoy runs the plain listener only (the cold-start and RSS
 	// baseline).
-	Filter               bool
+	Filter bool
+	// Early adds the diagnostic "early" listener (tcp_proxy with max_early_data_bytes, no filter).
+	Early                bool
 	WasmFile, PolicyJSON string
 	EarlyDataBytes       int
 	CertFile, KeyFile    string

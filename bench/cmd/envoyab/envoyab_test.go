@@ -117,7 +117,7 @@ func TestBootstrapDecodesAsEnvoyConfig(t *testing.T) {
 	require.NoError(t, err, "benchmark policy: %v", diags)
 	for _, withFilter := range []bool{true, false} {
 		y, err := renderBootstrap(bootstrapValues{AdminPort: 1, FilterPort: 2, PlainPort: 3, BackendPort: 4, UnroutedPort: 5,
-			Filter: withFilter, WasmFile: "/x/dicomgate.wasm", PolicyJSON: pol, EarlyDataBytes: 1 << 20,
+			Filter: withFilter, Early: withFilter, EarlyPort: 6, WasmFile: "/x/dicomgate.wasm", PolicyJSON: pol, EarlyDataBytes: 1 << 20,
 			CertFile: "/c", KeyFile: "/k", ClientCAFile: "/ca"})
 		require.NoError(t, err)
 		js, err := yaml.YAMLToJSON(y)
@@ -127,10 +127,12 @@ func TestBootstrapDecodesAsEnvoyConfig(t *testing.T) {
 		require.NoError(t, b.ValidateAll())
 		ls := b.GetStaticResources().GetListeners()
 		if withFilter {
-			require.Len(t, ls, 2)
+			require.Len(t, ls, 3)
 			require.Equal(t, "filter", ls[0].GetName())
 			require.Equal(t, "envoy.filters.network.wasm", ls[0].GetFilterChains()[0].GetFilters()[0].GetName())
-			require.Contains(t, string(js), `"max_early_data_bytes":1048576`)
+			require.Equal(t, "early", ls[1].GetName())
+			require.Len(t, ls[1].GetFilterChains()[0].GetFilters(), 1, "the early listener has tcp_proxy only")
+			require.Equal(t, 2, strings.Count(string(js), `"max_early_data_bytes":1048576`))
 		} else {
 			require.Len(t, ls, 1)
 			require.NotContains(t, string(js), "max_early_data_bytes")
@@ -196,4 +198,31 @@ func TestPercentiles(t *testing.T) {
 	require.Equal(t, 99.0, pct(xs, 99))
 	require.Equal(t, 100.0, pct(xs, 100))
 	require.Equal(t, 2.5, median([]float64{4, 1, 3, 2}))
+}
+
+func TestParsePerfDSO(t *testing.T) {
+	out := `# Samples: 2K of event 'cpu-clock:pppH'
+#
+# Overhead  Shared Object
+# ........  .................
+#
+    78.32%  envoy
+    14.52%  [kernel.kallsyms]
+     2.00%  [JIT] tid 31918
+     1.54%  [JIT] tid 31920
+     3.37%  libc.so.6
+     0.25%  [vdso]
+`
+	got, err := parsePerfDSO([]byte(out))
+	require.NoError(t, err)
+	require.Len(t, got, 5)
+	require.Equal(t, "envoy", got[0].dso)
+	require.InDelta(t, 0.7832, got[0].share, 1e-9)
+	for _, s := range got {
+		if s.dso == "[JIT]" {
+			require.InDelta(t, 0.0354, s.share, 1e-9, "JIT lines of all threads are summed")
+		}
+	}
+	_, err = parsePerfDSO([]byte("# nothing\n"))
+	require.ErrorContains(t, err, "no samples")
 }

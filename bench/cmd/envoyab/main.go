@@ -58,6 +58,9 @@ type options struct {
 	dir           string
 	keep          bool
 	skipColdStart bool
+	early         bool
+	wasmLog       string
+	perfAssocs    int
 }
 
 // Benchmark identities: the policy routes exactly this caller (AE titles and client-certificate URI SAN).
@@ -84,6 +87,9 @@ func main() {
 	flag.StringVar(&o.dir, "dir", "", "work directory (default: a new temporary directory, removed unless -keep)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (bootstraps, Envoy logs)")
 	flag.BoolVar(&o.skipColdStart, "skip-cold-start", false, "skip the RSS / cold-start starts")
+	flag.BoolVar(&o.early, "early", true, "add the diagnostic listener \"early\" (tcp_proxy with max_early_data_bytes, no filter) to the A/B rotation")
+	flag.StringVar(&o.wasmLog, "wasm-log", "info", "Envoy's wasm log level in the A/B run (info: the filter's audit line per association is written, as with the manifests' install values; warning drops it)")
+	flag.IntVar(&o.perfAssocs, "perf", 0, "after the A/B run, profile Envoy with `perf record` during this many associations per side (filter, plain) and print the CPU per association by shared object; 0: no profile")
 	flag.Parse()
 	var err error
 	if o.clients, err = parseInts("clients", clients); err == nil {
@@ -326,20 +332,24 @@ type abResult struct {
 
 // runAB starts one Envoy with both listeners and runs the interleaved repetitions.
 func (e *env) runAB() (*abResult, error) {
-	ports, err := freePorts(4)
+	ports, err := freePorts(5)
 	if err != nil {
 		return nil, err
 	}
 	v := e.values(ports, true)
-	p, ready, err := startEnvoy(e.o.envoy, filepath.Join(e.dir, "ab"), v, e.o.workers, "info")
+	v.Early = e.o.early
+	p, ready, err := startEnvoy(e.o.envoy, filepath.Join(e.dir, "ab"), v, e.o.workers, e.o.wasmLog)
 	if err != nil {
 		return nil, err
 	}
 	defer p.stop()
 	fmt.Printf("A/B Envoy ready after %.0f ms (pid %d)\n", ready.Seconds()*1e3, p.pid)
-	sides := map[string]listener{"filter": {"filter", v.FilterPort}, "plain": {"plain", v.PlainPort}}
+	sides := []listener{{"filter", v.FilterPort}, {"plain", v.PlainPort}}
+	if v.Early {
+		sides = append(sides, listener{"early", v.EarlyPort})
+	}
 	// Warm-up (not measured): V8 tiers the filter's code up, Envoy and the backend grow their buffers.
-	for _, l := range []listener{sides["filter"], sides["plain"]} {
+	for _, l := range sides {
 		if _, err := e.concurrent(p, l, 8, 200); err != nil {
 			return nil, fmt.Errorf("warm-up on %s: %w", l.name, err)
 		}
@@ -350,11 +360,15 @@ func (e *env) runAB() (*abResult, error) {
 	}
 	res := &abResult{assocs: e.o.seq + e.o.assocs*len(e.o.clients)}
 	for r := range e.o.reps {
-		order := []listener{sides["filter"], sides["plain"]}
-		if r%2 == 1 {
-			order[0], order[1] = order[1], order[0]
+		// The order rotates (2 sides: ABAB...; 3 sides: ABC, BCA, CAB, ...), so no side always runs first.
+		var order []listener
+		var tag string
+		for i := range sides {
+			l := sides[(r+i)%len(sides)]
+			order = append(order, l)
+			tag += l.name[:1]
 		}
-		res.orders = append(res.orders, order[0].name[:1]+order[1].name[:1])
+		res.orders = append(res.orders, tag)
 		rep := map[string]*sideResult{}
 		for _, l := range order {
 			rep[l.name] = &sideResult{rate: map[int]float64{}, rateCPU: map[int]cpuDelta{}}
@@ -393,15 +407,24 @@ func (e *env) runAB() (*abResult, error) {
 	if res.rssKiB, res.hwmKiB, err = readRSS(p.pid); err != nil {
 		return nil, err
 	}
+	if e.o.perfAssocs > 0 {
+		if err := e.profileSides(p, sides[:2]); err != nil {
+			return nil, err
+		}
+	}
 	if err := e.checkNothingUnrouted(p); err != nil {
 		return nil, err
 	}
 	return res, nil
 }
 
-// values are the bootstrap values for ports [admin, filter, plain, unrouted].
+// values are the bootstrap values for ports [admin, filter, plain, unrouted, early (optional)].
 func (e *env) values(ports []int, filter bool) bootstrapValues {
-	return bootstrapValues{
+	early := 0
+	if len(ports) > 4 {
+		early = ports[4]
+	}
+	return bootstrapValues{EarlyPort: early,
 		AdminPort: ports[0], FilterPort: ports[1], PlainPort: ports[2], UnroutedPort: ports[3],
 		BackendPort: e.backend.Addr().(*net.TCPAddr).Port,
 		Filter:      filter, WasmFile: e.o.wasm, PolicyJSON: e.policy, EarlyDataBytes: 1 << 20,
@@ -489,7 +512,7 @@ func (e *env) measure(p *envoyProc, l listener, n int, f func() error) (phase, e
 const (
 	statAssociations = "wasmcustom.dicomgate_associations_total"
 	statRouted       = "wasmcustom.action=.=route;.;rule=.=" + benchRule + ";.;dicomgate_decisions_total"
-	statsFilter      = `^(tcp\.(filter|plain)\.downstream_cx_total|wasmcustom\..*|cluster\.unrouted\.upstream_cx_total)$`
+	statsFilter      = `^(tcp\.(filter|plain|early)\.downstream_cx_total|wasmcustom\..*|cluster\.unrouted\.upstream_cx_total)$`
 )
 
 func keys(m map[string]int64) []string {

@@ -238,12 +238,13 @@ type abSummary struct {
 	filter, plain, ratio, diff []float64
 }
 
-func summarize(o options, ab *abResult) []abSummary {
+// summarize compares side a with side b (a/b ratios, a−b differences).
+func summarize(o options, ab *abResult, a, b string) []abSummary {
 	var out []abSummary
 	for _, m := range abMetrics(o, ab.assocs) {
 		s := abSummary{m: m}
 		for _, rep := range ab.reps {
-			f, p := m.get(rep["filter"]), m.get(rep["plain"])
+			f, p := m.get(rep[a]), m.get(rep[b])
 			s.filter, s.plain = append(s.filter, f), append(s.plain, p)
 			s.ratio, s.diff = append(s.ratio, f/p), append(s.diff, f-p)
 		}
@@ -253,9 +254,21 @@ func summarize(o options, ab *abResult) []abSummary {
 }
 
 func printReport(o options, ab *abResult, starts []startResult) {
-	sum := summarize(o, ab)
-	fmt.Printf("\n### A/B, %d worker(s), %d interleaved repetitions (orders: %s; f = filter first)\n\n", o.workers, len(ab.reps), strings.Join(ab.orders, " "))
-	fmt.Printf("| metric | filter (median) | plain (median) | filter/plain per repetition | median ratio | median filter−plain |\n")
+	sum := summarize(o, ab, "filter", "plain")
+	fmt.Printf("\n### A/B, %d worker(s), %d interleaved repetitions (orders: %s; f = filter, p = plain, e = early)\n\n", o.workers, len(ab.reps), strings.Join(ab.orders, " "))
+	printTable(sum, "filter", "plain")
+	if o.early {
+		fmt.Printf("\nDecomposition: \"early\" is tcp_proxy with max_early_data_bytes and no filter (connect after the first bytes).\n\n")
+		printTable(summarize(o, ab, "early", "plain"), "early", "plain")
+		fmt.Println()
+		printTable(summarize(o, ab, "filter", "early"), "filter", "early")
+	}
+	printRest(o, ab, sum, starts)
+}
+
+// printTable prints one comparison table.
+func printTable(sum []abSummary, a, b string) {
+	fmt.Printf("| metric | %s (median) | %s (median) | %s/%s per repetition | median ratio | median %s−%s |\n", a, b, a, b, a, b)
 	fmt.Printf("| --- | ---: | ---: | --- | ---: | ---: |\n")
 	for _, s := range sum {
 		var rs []string
@@ -269,6 +282,9 @@ func printReport(o options, ab *abResult, starts []startResult) {
 		fmt.Printf("| %s | %s %s | %s %s | %s | %.3f | %s |\n", s.m.name, num(median(s.filter)), s.m.unit, num(median(s.plain)), s.m.unit,
 			strings.Join(rs, " "), median(s.ratio), diff)
 	}
+}
+
+func printRest(o options, ab *abResult, sum []abSummary, starts []startResult) {
 	fmt.Printf("\nEnvoy after the A/B run (both listeners, %d worker(s)): VmRSS %.1f MiB, VmHWM %.1f MiB\n", o.workers, mib(ab.rssKiB), mib(ab.hwmKiB))
 
 	get := func(name string) abSummary {
