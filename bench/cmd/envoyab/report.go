@@ -44,6 +44,9 @@ type startResult struct {
 	// idleKiB is VmRSS once every worker has configured the plugin (or at /ready without the filter);
 	// loadedKiB after rssAssocs associations per listener; hwmKiB is VmHWM then.
 	idleKiB, loadedKiB, hwmKiB int64
+	// startCPU is Envoy's CPU time (schedstat, all threads) from exec to the idle reading: start-up work, the V8
+	// compilation included, independent of how loaded the machine was.
+	startCPU time.Duration
 	// Cold start (filter only), from Envoy's log timestamps: compile is the base VM's creation to the main
 	// thread's first "configured" line (module load, V8 compile, instantiate, _initialize, on_vm_start,
 	// on_configure); perWorker is, per worker, its "Thread-Local Wasm created" to its "configured" (clone,
@@ -75,7 +78,7 @@ func (e *env) runStarts() ([]startResult, error) {
 				if withFilter {
 					fmt.Printf(", main-thread load+compile+configure %.0f ms, last worker configured %.0f ms after exec", res.compile.Seconds()*1e3, res.lastWorker.Seconds()*1e3)
 				}
-				fmt.Printf(" (load %s)\n", loadavg())
+				fmt.Printf(", start-up CPU %.0f ms (load %s)\n", res.startCPU.Seconds()*1e3, loadavg())
 				out = append(out, res)
 			}
 		}
@@ -118,6 +121,11 @@ func (e *env) oneStart(r, workers int, withFilter bool) (startResult, error) {
 	if res.idleKiB, _, err = readRSS(p.pid); err != nil {
 		return res, err
 	}
+	c, err := readCPU(p.pid)
+	if err != nil {
+		return res, err
+	}
+	res.startCPU = time.Duration(c.SchedNs)
 	ls := []listener{{"plain", v.PlainPort}}
 	if withFilter {
 		ls = append(ls, listener{"filter", v.FilterPort})
@@ -312,16 +320,17 @@ func printRest(o options, ab *abResult, sum []abSummary, starts []startResult) {
 		return
 	}
 	fmt.Printf("\n### Envoy starts: RSS and V8 cold start (%d starts per row, medians; ranges in brackets)\n\n", o.rssReps)
-	fmt.Printf("| workers | listeners | /ready after exec | VmRSS idle | VmRSS after %d assoc./listener | main thread: load+compile+configure | per worker: clone+configure | last worker configured after exec |\n", o.rssAssocs)
-	fmt.Printf("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	fmt.Printf("| workers | listeners | /ready after exec | Envoy CPU until idle | VmRSS idle | VmRSS after %d assoc./listener | main thread: load+compile+configure | per worker: clone+configure | last worker configured after exec |\n", o.rssAssocs)
+	fmt.Printf("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, w := range o.rssWorkers {
 		for _, withFilter := range []bool{false, true} {
-			var ready, idle, loaded, compile, last, per []float64
+			var ready, cpu, idle, loaded, compile, last, per []float64
 			for _, s := range starts {
 				if s.workers != w || s.filter != withFilter {
 					continue
 				}
 				ready = append(ready, s.ready.Seconds()*1e3)
+				cpu = append(cpu, s.startCPU.Seconds()*1e3)
 				idle, loaded = append(idle, mib(s.idleKiB)), append(loaded, mib(s.loadedKiB))
 				if withFilter {
 					compile, last = append(compile, s.compile.Seconds()*1e3), append(last, s.lastWorker.Seconds()*1e3)
@@ -336,7 +345,7 @@ func printRest(o options, ab *abResult, sum []abSummary, starts []startResult) {
 				name = "plain + filter"
 				cold = fmt.Sprintf("| %s ms | %s ms | %s ms |", rng(compile), rng(per), rng(last))
 			}
-			fmt.Printf("| %d | %s | %s ms | %s MiB | %s MiB %s\n", w, name, rng(ready), rng(idle), rng(loaded), cold)
+			fmt.Printf("| %d | %s | %s ms | %s ms | %s MiB | %s MiB %s\n", w, name, rng(ready), rng(cpu), rng(idle), rng(loaded), cold)
 		}
 	}
 	for _, w := range o.rssWorkers {
