@@ -56,6 +56,9 @@ type shape struct {
 	module    string             // "" the probe module; "dicomgate" the real filter (internal/wasmbuild.Dicomgate)
 	cluster   string             // tcp_proxy's cluster; "" means "a"
 	ownVM     bool               // a VM of its own (vm_id = name), for cases that make the VM trap
+	// noInspector leaves out the tls_inspector listener filter that TLS listeners get otherwise (Istio adds
+	// it to gateway listeners that match on SNI); without it Envoy builds the filter chain at accept.
+	noInspector bool
 }
 
 // vmID is the shape's vm_id on both sides (property plugin_vm_id).
@@ -82,6 +85,9 @@ func newShape(s shape) *shape {
 	shapes = append(shapes, p)
 	return p
 }
+
+// nodeID is Envoy's node id (property xds.node.id), given to the host as a static property.
+const nodeID = "router~127.0.0.1~conformance.default~default.svc.cluster.local"
 
 // clusterNames are the STATIC clusters of both sides: a and b are recording backends, dead refuses connections.
 var clusterNames = []string{"a", "b", "dead"}
@@ -367,21 +373,27 @@ type envoySide struct {
 	bootPath string
 }
 
-func (e *envoySide) label() string                  { return "envoy" }
-func (e *envoySide) addr(sh *shape) string          { return fmt.Sprintf("127.0.0.1:%d", e.ports[sh.name]) }
-func (e *envoySide) logs(sh *shape) *lines          { return e.logsBy[sh.name] }
+func (e *envoySide) label() string                 { return "envoy" }
+func (e *envoySide) addr(sh *shape) string         { return fmt.Sprintf("127.0.0.1:%d", e.ports[sh.name]) }
+func (e *envoySide) logs(sh *shape) *lines         { return e.logsBy[sh.name] }
 func (e *envoySide) backends() map[string]*backend { return e.bes }
 
 var bootstrapTmpl = template.Must(template.New("b").Funcs(template.FuncMap{"json": func(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
-}}).Parse(`admin:
+}}).Parse(`node: {id: {{json .NodeID}}, cluster: conformance}
+admin:
   address: {socket_address: {address: 127.0.0.1, port_value: {{.Admin}}}}
 static_resources:
   listeners:
 {{- range .Listeners}}
   - name: {{json .Name}}
     address: {socket_address: {address: 127.0.0.1, port_value: {{.Port}}}}
+{{- if .Inspector}}
+    listener_filters:
+    - name: envoy.filters.listener.tls_inspector
+      typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector}
+{{- end}}
     filter_chains:
     - filters:
       - name: envoy.filters.network.wasm
@@ -413,6 +425,7 @@ static_resources:
           "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
           require_client_certificate: {{.Mutual}}
           common_tls_context:
+            tls_params: {tls_minimum_protocol_version: TLSv1_2, tls_maximum_protocol_version: TLSv1_3}
             tls_certificates:
             - certificate_chain: {filename: {{json $.Cert}}}
               private_key: {filename: {{json $.Key}}}
@@ -435,8 +448,8 @@ static_resources:
 
 type bootListener struct {
 	Name, VMID, Failure, Wasm, Config, Cluster string
-	Port, EarlyData                              int
-	TLS, Mutual                                  bool
+	Port, EarlyData                            int
+	TLS, Mutual, Inspector                     bool
 }
 
 type bootCluster struct {
@@ -460,10 +473,11 @@ func startEnvoySide(s *suite, bin string, modules map[string][]byte) (*envoySide
 	}
 	data := struct {
 		Admin         int
+		NodeID        string
 		Cert, Key, CA string
 		Listeners     []bootListener
 		Clusters      []bootCluster
-	}{Cert: s.pki.ServerCert, Key: s.pki.ServerKey, CA: s.pki.CACert}
+	}{Cert: s.pki.ServerCert, Key: s.pki.ServerKey, CA: s.pki.CACert, NodeID: nodeID}
 	var err error
 	if data.Admin, err = freePort(); err != nil {
 		return nil, err
@@ -477,7 +491,7 @@ func startEnvoySide(s *suite, bin string, modules map[string][]byte) (*envoySide
 		e.logsBy[sh.name] = &lines{}
 		data.Listeners = append(data.Listeners, bootListener{Name: sh.name, VMID: sh.vmID(), Failure: envoyFailurePolicy(sh.failure),
 			Wasm: wasmFiles[sh.module], Config: sh.filter, Cluster: sh.defaultCluster(), Port: port, EarlyData: sh.earlyData,
-			TLS: sh.tls != plain, Mutual: sh.tls == mutualTLS})
+			TLS: sh.tls != plain, Mutual: sh.tls == mutualTLS, Inspector: sh.tls != plain && !sh.noInspector})
 	}
 	for _, c := range clusterNames {
 		port := 0
@@ -650,10 +664,10 @@ func startHostSide(s *suite, modules map[string][]byte) (*hostSide, error) {
 	return h, nil
 }
 
-func (h *hostSide) label() string                  { return "host" }
+func (h *hostSide) label() string                 { return "host" }
 func (h *hostSide) backends() map[string]*backend { return h.bes }
-func (h *hostSide) addr(sh *shape) string          { return h.gateway(sh).ln.Addr().String() }
-func (h *hostSide) logs(sh *shape) *lines          { return h.gateway(sh).logs }
+func (h *hostSide) addr(sh *shape) string         { return h.gateway(sh).ln.Addr().String() }
+func (h *hostSide) logs(sh *shape) *lines         { return h.gateway(sh).logs }
 
 // gateway starts the shape's gateway on first use (the host side is cheap to start).
 func (h *hostSide) gateway(sh *shape) *hostGateway {
@@ -669,6 +683,7 @@ func (h *hostSide) gateway(sh *shape) *hostGateway {
 		g.plugin, err = host.NewPlugin(context.Background(), h.modules[sh.module], host.PluginConfig{
 			Name: sh.name, RootID: sh.name, VMID: sh.vmID(), Configuration: []byte(sh.filter),
 			FailurePolicy: sh.failure, Workers: 1, Logger: logTo{g.logs},
+			Properties: map[string][]byte{"xds.node.id": []byte(nodeID)},
 		})
 		if err != nil {
 			return err
@@ -742,6 +757,9 @@ type run struct {
 	side    side
 	sh      *shape
 	clients []*client
+	// vmFails: the script makes the VM trap, after which the filter's connections get no more callbacks
+	// (no stream_done to wait for); observe then only waits for the log to go quiet.
+	vmFails bool
 }
 
 // dial opens a client connection to the shape's listener (TCP_NODELAY; TLS when the shape terminates TLS) and
@@ -873,7 +891,8 @@ func observe(t *testing.T, s *suite, sd side, sh *shape, rp reply, sc script) ob
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		l := logs.since(mark)
-		if countPrefix(l, "EVT new_connection") == countPrefix(l, "EVT stream_done") && logs.quietFor() > 150*time.Millisecond {
+		done := r.vmFails || countPrefix(l, "EVT new_connection") == countPrefix(l, "EVT stream_done")
+		if done && logs.quietFor() > 300*time.Millisecond {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -903,7 +922,11 @@ func countPrefix(l []string, p string) int {
 	return n
 }
 
-var idField = regexp.MustCompile(`\bid=(\d+)`)
+var (
+	idField = regexp.MustCompile(`\bid=(\d+)`)
+	// vmLifecycle are the probe's VM start lines; Envoy may still log a worker's after /ready.
+	vmLifecycle = regexp.MustCompile(`^EVT (plugin_context|vm_start|configure) `)
+)
 
 // normalise keeps the connection-scoped EVT/PROBE lines (not ticks, which depend on timing) and renames
 // connection ids to c1, c2, … in order of first appearance.
@@ -914,7 +937,7 @@ func normalise(in []string) []string {
 		if !strings.HasPrefix(l, "EVT ") && !strings.HasPrefix(l, "PROBE ") {
 			continue
 		}
-		if periodic(l) {
+		if periodic(l) || vmLifecycle.MatchString(l) {
 			continue
 		}
 		l = idField.ReplaceAllStringFunc(l, func(m string) string {

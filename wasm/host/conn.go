@@ -45,6 +45,11 @@ type Conn struct {
 	proxy TCPProxyConfig
 	t     Transport
 
+	// tlsVersion is the first answer to connection.tls_version, kept for the connection's lifetime:
+	// Envoy's TLS connection info caches it, so a read before the handshake pins the pre-handshake
+	// answer (see Conn.connectionProperty).
+	tlsVersion string
+
 	hasWasm  bool // the Wasm filter is in the chain (false: FAIL_OPEN on a failed VM)
 	emptyCtx bool // FAIL_CLOSED: filter present without a VM ⇒ fails every connection
 

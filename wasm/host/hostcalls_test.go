@@ -130,7 +130,8 @@ func decodeProp(t *testing.T, e *env, path string) (status string, val []byte) {
 
 // Envoy expr context.cc ConnectionLookup/UpstreamLookup + context.cc serializeValue: strings raw,
 // ports int64 LE, ids uint64 LE, mtls bool; SAN lists give the first entry, an empty list ⇒
-// SERIALIZATION_FAILURE; TLS fields on plaintext ⇒ NOT_FOUND; upstream.* only after connect.
+// NOT_FOUND (as real Envoy 1.40 answers, wasm/conformance); TLS fields on plaintext ⇒ NOT_FOUND;
+// upstream.* only after connect.
 func TestContext_GetProperty_FromConnInfoAndTLS(t *testing.T) {
 	e := newTestPlugin(t, `{"probe":"props"}`, func(c *PluginConfig) {
 		c.Properties = map[string][]byte{"xds.node.id": []byte("router~1")}
@@ -164,7 +165,7 @@ func TestContext_GetProperty_FromConnInfoAndTLS(t *testing.T) {
 		{"connection.tls_version", "status=0", []byte("TLSv1.3")},
 		{"connection.subject_peer_certificate", "status=0", []byte("CN=modality")},
 		{"connection.uri_san_peer_certificate", "status=0", []byte("spiffe://a/b")},
-		{"connection.dns_san_peer_certificate", "status=3", nil},
+		{"connection.dns_san_peer_certificate", "status=1", nil},
 		{"connection.sha256_peer_certificate_digest", "status=0", []byte("abcd")},
 		{"connection.requested_server_name", "status=0", []byte("pacs.example")},
 		{"plugin_name", "status=0", []byte("ns.testfilter")},
@@ -224,7 +225,13 @@ func TestConn_SetTLS_FillsTLSPropertiesAfterHandshake(t *testing.T) {
 		"connection.mtls":                     "status=0 \x00",
 		"connection.subject_peer_certificate": "status=0 ",
 		"connection.requested_server_name":    "status=0 ",
+		// Envoy 1.40: BoringSSL's pre-handshake version, cached for the connection's lifetime.
+		"connection.tls_version": "status=0 TLSv1.2",
 	})
+	pending.SetTLS(&TLSInfo{Version: "TLSv1.3"}, "")
+	e.log.reset()
+	pending.DownstreamData([]byte("y"), false)
+	check("after a handshake that followed an early read", map[string]string{"connection.tls_version": "status=0 TLSv1.2"})
 
 	e.log.reset()
 	done := &TLSInfo{Version: "TLSv1.3", PeerCertPresented: true, SubjectPeer: "CN=CT1,O=Hospital",

@@ -13,8 +13,9 @@ const celStatePrefix = "wasm."
 // propResult is a property value (or a status): a string, an 8-byte little-endian integer, a
 // 1-byte bool or an address formatted as "ip:port". Values are not materialised as []byte so that
 // a lookup does not allocate; envGetProperty writes them into the guest.
-// A value that exists but cannot be serialized (CEL null, e.g. an empty SAN list) is
-// SERIALIZATION_FAILURE (Envoy context.cc serializeValue default case).
+// A value that exists but cannot be serialized (CEL null, e.g. an empty path) is
+// SERIALIZATION_FAILURE (Envoy context.cc serializeValue default case); an empty SAN list or peer
+// digest is not a value at all (NOT_FOUND, as Envoy 1.40 answers).
 type propResult struct {
 	status uint32
 	kind   uint8
@@ -184,6 +185,9 @@ func leaf(rest []string, r propResult) propResult {
 	return r
 }
 
+// preHandshakeTLSVersion is what Envoy reports as connection.tls_version before the TLS handshake.
+const preHandshakeTLSVersion = "TLSv1.2"
+
 // connectionProperty is Envoy expr ConnectionLookup for one connection.* field.
 func (c *Conn) connectionProperty(name string) propResult {
 	tls := c.info.TLS
@@ -201,15 +205,27 @@ func (c *Conn) connectionProperty(name string) propResult {
 		// TLS-only fields need an ssl connection (ConnectionLookup returns {} without one).
 		return notFound()
 	}
+	// An empty SAN list or digest is NOT_FOUND: ConnectionLookup only returns these fields when they are
+	// non-empty (filters/common/expr/context.cc; checked against Envoy 1.40 by wasm/conformance).
 	first := func(list []string) propResult {
 		if len(list) == 0 {
-			return serializationFailure()
+			return notFound()
 		}
 		return foundStr(list[0])
 	}
 	switch name {
 	case "tls_version":
-		return foundStr(tls.Version)
+		// Envoy caches the first answer (Ssl ConnectionInfoImplBase::tlsVersion, cached_tls_version_);
+		// before the handshake BoringSSL reports "TLSv1.2", so a filter that reads the version in
+		// on_new_connection keeps seeing "TLSv1.2" after a TLS 1.3 handshake. Observed with Envoy 1.40
+		// (wasm/conformance TestPropertiesOnRealConnections).
+		if c.tlsVersion == "" {
+			c.tlsVersion = tls.Version
+			if c.tlsVersion == "" {
+				c.tlsVersion = preHandshakeTLSVersion
+			}
+		}
+		return foundStr(c.tlsVersion)
 	case "subject_local_certificate":
 		return foundStr(tls.SubjectLocal)
 	case "subject_peer_certificate":
@@ -223,6 +239,9 @@ func (c *Conn) connectionProperty(name string) propResult {
 	case "dns_san_peer_certificate":
 		return first(tls.DNSSANsPeer)
 	case "sha256_peer_certificate_digest":
+		if tls.SHA256PeerDigest == "" {
+			return notFound()
+		}
 		return foundStr(tls.SHA256PeerDigest)
 	}
 	return notFound()
