@@ -1,0 +1,257 @@
+package main
+
+import (
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/dicomgate/dicomgate/sdk/pdu"
+)
+
+// A minimal DICOM requester (SCU) on sdk/pdu: one presentation context
+// (Secondary Capture, implicit VR little endian), C-STORE, release. Every
+// step is checked: an association counts only with an A-ASSOCIATE-AC that
+// accepts the context, a store only with a C-STORE-RSP of status Success
+// naming the instance, a release only with an A-RELEASE-RP.
+
+// UIDs the soak proposes.
+const (
+	uidAppContext       = "1.2.840.10008.3.1.1.1"
+	uidImplicitLE       = "1.2.840.10008.1.2"
+	uidSecondaryCapture = "1.2.840.10008.5.1.4.1.1.7"
+	uidImplClass        = "2.25.93120465820974155287766152934805511202" // a 2.25 UUID-derived UID (PS3.5 §B.2)
+)
+
+// rqBytes encodes an A-ASSOCIATE-RQ from calling to called proposing
+// Secondary Capture storage.
+func rqBytes(calling, called string) []byte {
+	c1, c2 := make([]byte, 16), make([]byte, 16)
+	pdu.PadAETitle(c1, called)
+	pdu.PadAETitle(c2, calling)
+	rq := pdu.AssociateRQ{
+		ProtocolVersion:    1,
+		CalledAETitleRaw:   c1,
+		CallingAETitleRaw:  c2,
+		ApplicationContext: []byte(uidAppContext),
+		PresentationContexts: []pdu.PresentationContextRQ{{
+			ID: 1, AbstractSyntax: []byte(uidSecondaryCapture), TransferSyntaxes: [][]byte{[]byte(uidImplicitLE)},
+		}},
+		UserInformation: pdu.UserInformation{
+			MaxLength: 16384, HasMaxLength: true,
+			ImplementationClassUID:    []byte(uidImplClass),
+			ImplementationVersionName: []byte("DICOMGATE_SOAK"),
+		},
+	}
+	return rq.AppendEncode(nil)
+}
+
+// scu is one open association.
+type scu struct {
+	c       net.Conn
+	framer  pdu.Framer
+	dec     pdu.Decoder
+	rbuf    []byte
+	used    int
+	peerMax uint32
+}
+
+// dialTLS connects and completes the TLS handshake.
+func dialTLS(addr string, cfg *tls.Config, timeout time.Duration) (net.Conn, error) {
+	d := net.Dialer{Timeout: timeout}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	_ = c.SetDeadline(time.Now().Add(timeout))
+	tc := tls.Client(c, cfg)
+	if err := tc.Handshake(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("TLS handshake: %w", err)
+	}
+	return tc, nil
+}
+
+// open sends rq on c and waits for an A-ASSOCIATE-AC accepting context 1.
+func open(c net.Conn, rq []byte, timeout time.Duration) (*scu, error) {
+	a := &scu{c: c, framer: pdu.Framer{MaxPDULength: 1 << 20}, dec: pdu.Decoder{MaxPDULength: 1 << 20}}
+	_ = c.SetDeadline(time.Now().Add(timeout))
+	if _, err := c.Write(rq); err != nil {
+		return nil, fmt.Errorf("writing the A-ASSOCIATE-RQ: %w", err)
+	}
+	p, err := a.readPDU()
+	if err != nil {
+		return nil, fmt.Errorf("waiting for the A-ASSOCIATE-AC: %w", err)
+	}
+	if pdu.Type(p[0]) != pdu.TypeAssociateAC {
+		return nil, fmt.Errorf("got %s instead of an A-ASSOCIATE-AC", pdu.Type(p[0]))
+	}
+	var ac pdu.AssociateAC
+	if err := a.dec.DecodeAssociateAC(p, &ac); err != nil {
+		return nil, fmt.Errorf("A-ASSOCIATE-AC: %w", err)
+	}
+	if len(ac.PresentationContexts) != 1 || ac.PresentationContexts[0].Result != 0 {
+		return nil, errors.New("the A-ASSOCIATE-AC does not accept the Secondary Capture context")
+	}
+	a.peerMax = 16384
+	if ac.UserInformation.HasMaxLength && ac.UserInformation.MaxLength > 0 {
+		a.peerMax = ac.UserInformation.MaxLength
+	}
+	return a, nil
+}
+
+// readPDU returns the next complete PDU (valid until the next call).
+func (a *scu) readPDU() ([]byte, error) {
+	if a.used > 0 {
+		a.rbuf = append(a.rbuf[:0], a.rbuf[a.used:]...)
+		a.used = 0
+	}
+	for {
+		h, need, err := a.framer.Peek(a.rbuf)
+		if err != nil {
+			return nil, err
+		}
+		if need == 0 {
+			a.used = h.Total()
+			return a.rbuf[:a.used], nil
+		}
+		if cap(a.rbuf)-len(a.rbuf) < need {
+			grown := make([]byte, len(a.rbuf), len(a.rbuf)+max(need, 16<<10))
+			copy(grown, a.rbuf)
+			a.rbuf = grown
+		}
+		n, err := a.c.Read(a.rbuf[len(a.rbuf):cap(a.rbuf)])
+		a.rbuf = a.rbuf[:len(a.rbuf)+n]
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil, io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+}
+
+// instance is a Secondary Capture data set (implicit VR little endian) with
+// pseudo-random pixel data, so a corrupted or truncated copy never matches.
+type instance struct {
+	uid     string
+	dataSet []byte
+}
+
+// newInstance builds an instance of about size bytes from seed.
+func newInstance(uid string, size int, seed uint64) instance {
+	var ds []byte
+	ds = appendElem(ds, 0x0008, 0x0016, padUID(uidSecondaryCapture))
+	ds = appendElem(ds, 0x0008, 0x0018, padUID(uid))
+	pixels := make([]byte, size&^1)
+	x := seed | 1
+	for i := range pixels { // xorshift64
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		pixels[i] = byte(x)
+	}
+	ds = appendElem(ds, 0x7FE0, 0x0010, pixels)
+	return instance{uid: uid, dataSet: ds}
+}
+
+// store sends inst as a C-STORE-RQ and waits for its Success response.
+func (a *scu) store(inst instance, msgID uint16, timeout time.Duration) error {
+	_ = a.c.SetDeadline(time.Now().Add(timeout))
+	var out []byte
+	cmd := storeCommand(msgID, inst.uid)
+	out = (&pdu.PDataTF{PDVs: []pdu.PDV{{ContextID: 1, MessageControlHeader: pdu.MCHCommand | pdu.MCHLast, Data: cmd}}}).AppendEncode(out)
+	frag := int(a.peerMax) - 6
+	for off := 0; off < len(inst.dataSet); off += frag {
+		end := min(off+frag, len(inst.dataSet))
+		mch := uint8(0)
+		if end == len(inst.dataSet) {
+			mch = pdu.MCHLast
+		}
+		out = (&pdu.PDataTF{PDVs: []pdu.PDV{{ContextID: 1, MessageControlHeader: mch, Data: inst.dataSet[off:end]}}}).AppendEncode(out)
+	}
+	if _, err := a.c.Write(out); err != nil {
+		return fmt.Errorf("writing the C-STORE-RQ: %w", err)
+	}
+	var cmdBuf []byte
+	var pd pdu.PDataTF
+	for {
+		p, err := a.readPDU()
+		if err != nil {
+			return fmt.Errorf("waiting for the C-STORE-RSP: %w", err)
+		}
+		if pdu.Type(p[0]) != pdu.TypePDataTF {
+			return fmt.Errorf("got %s while waiting for the C-STORE-RSP", pdu.Type(p[0]))
+		}
+		if err := a.dec.DecodePDataTF(p, &pd); err != nil {
+			return fmt.Errorf("P-DATA-TF: %w", err)
+		}
+		for _, v := range pd.PDVs {
+			cmdBuf = append(cmdBuf, v.Data...)
+			if !v.IsLast() {
+				continue
+			}
+			var cs pdu.CommandSet
+			if err := pdu.ReadCommandSet(cmdBuf, &cs); err != nil {
+				return fmt.Errorf("C-STORE-RSP: %w", err)
+			}
+			switch {
+			case cs.CommandField != 0x8001 || cs.MessageIDBeingRespondedTo != msgID:
+				return fmt.Errorf("unexpected response %s to message %d", pdu.CommandFieldName(cs.CommandField), cs.MessageIDBeingRespondedTo)
+			case !cs.HasStatus || cs.Status != 0:
+				return fmt.Errorf("C-STORE-RSP status %#04x", cs.Status)
+			case string(cs.AffectedSOPInstanceUID) != inst.uid:
+				return fmt.Errorf("C-STORE-RSP names instance %q", cs.AffectedSOPInstanceUID)
+			}
+			return nil
+		}
+	}
+}
+
+// release sends A-RELEASE-RQ and waits for A-RELEASE-RP.
+func (a *scu) release(timeout time.Duration) error {
+	_ = a.c.SetDeadline(time.Now().Add(timeout))
+	if _, err := a.c.Write((&pdu.ReleaseRQ{}).AppendEncode(nil)); err != nil {
+		return fmt.Errorf("writing the A-RELEASE-RQ: %w", err)
+	}
+	p, err := a.readPDU()
+	if err != nil {
+		return fmt.Errorf("waiting for the A-RELEASE-RP: %w", err)
+	}
+	if pdu.Type(p[0]) != pdu.TypeReleaseRP {
+		return fmt.Errorf("got %s instead of the A-RELEASE-RP", pdu.Type(p[0]))
+	}
+	return nil
+}
+
+// storeCommand is the C-STORE-RQ command set (PS3.7 §9.3.1.1).
+func storeCommand(msgID uint16, uid string) []byte {
+	var body []byte
+	body = appendElem(body, 0x0000, 0x0002, padUID(uidSecondaryCapture))
+	body = appendElem(body, 0x0000, 0x0100, binary.LittleEndian.AppendUint16(nil, 0x0001))
+	body = appendElem(body, 0x0000, 0x0110, binary.LittleEndian.AppendUint16(nil, msgID))
+	body = appendElem(body, 0x0000, 0x0700, binary.LittleEndian.AppendUint16(nil, 0))
+	body = appendElem(body, 0x0000, 0x0800, binary.LittleEndian.AppendUint16(nil, 0x0000))
+	body = appendElem(body, 0x0000, 0x1000, padUID(uid))
+	return append(appendElem(nil, 0x0000, 0x0000, binary.LittleEndian.AppendUint32(nil, uint32(len(body)))), body...)
+}
+
+// appendElem appends one implicit VR little endian element.
+func appendElem(dst []byte, group, elem uint16, value []byte) []byte {
+	dst = binary.LittleEndian.AppendUint16(dst, group)
+	dst = binary.LittleEndian.AppendUint16(dst, elem)
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(value)))
+	return append(dst, value...)
+}
+
+// padUID pads a UID to even length with a NUL (PS3.5 §9.1).
+func padUID(uid string) []byte {
+	b := []byte(uid)
+	if len(b)%2 == 1 {
+		b = append(b, 0)
+	}
+	return b
+}
