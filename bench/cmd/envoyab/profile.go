@@ -19,49 +19,63 @@ type dsoShare struct {
 	share float64 // 0..1
 }
 
-// profileSides runs e.o.perfAssocs associations with 8 clients on each side in turn while `perf record` samples
-// Envoy, and prints Envoy's CPU per association split by shared object (the envoy binary — proxy-wasm host, V8
-// runtime, BoringSSL, tcp_proxy, all statically linked —, the kernel, libc, and "[JIT]": code V8 generated, i.e.
-// the compiled filter). The release binary is stripped, so the split stops at shared objects.
+// perfRounds is how many times each side is profiled, alternating the order (ABBA...); the table averages them.
+const perfRounds = 4
+
+// profileSides runs e.o.perfAssocs associations with 8 clients on each side in turn, perfRounds times in
+// alternating order, while `perf record` samples Envoy, and prints Envoy's CPU per association (schedstat) split
+// by shared object in proportion to perf's samples: the envoy binary (proxy-wasm host, V8 runtime, BoringSSL,
+// tcp_proxy — all statically linked), the kernel, libc, and "[JIT]": code V8 generated, i.e. the compiled filter.
+// The release binary is stripped, so the split stops at shared objects.
 func (e *env) profileSides(p *envoyProc, sides []listener) error {
 	if _, err := exec.LookPath("perf"); err != nil {
 		return fmt.Errorf("-perf needs the perf command (Debian: apt-get install linux-perf): %w", err)
 	}
-	type prof struct {
-		perAssoc float64 // schedstat CPU seconds per association
-		shares   []dsoShare
-	}
-	res := map[string]prof{}
-	for _, l := range sides {
-		out := filepath.Join(e.dir, "perf-"+l.name+".data")
-		cmd := exec.Command("perf", "record", "-F", "999", "-p", strconv.Itoa(p.pid), "-o", out)
-		var stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stderr, &stderr
-		if err := cmd.Start(); err != nil {
-			return fmt.Errorf("perf record: %w", err)
+	perDSO := map[string]map[string]float64{} // side -> DSO -> µs per association, summed over rounds
+	totals := map[string][]float64{}          // side -> µs per association per round
+	for r := range perfRounds {
+		order := []listener{sides[0], sides[1]}
+		if r%2 == 1 {
+			order[0], order[1] = order[1], order[0]
 		}
-		time.Sleep(500 * time.Millisecond) // perf attaches to every thread
-		ph, err := e.concurrent(p, l, 8, e.o.perfAssocs)
-		_ = cmd.Process.Signal(syscall.SIGINT)
-		werr := cmd.Wait()
-		if err != nil {
-			return fmt.Errorf("profiling %s: %w", l.name, err)
+		for _, l := range order {
+			out := filepath.Join(e.dir, fmt.Sprintf("perf-%s-%d.data", l.name, r+1))
+			cmd := exec.Command("perf", "record", "-F", "999", "-p", strconv.Itoa(p.pid), "-o", out)
+			var stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stderr, &stderr
+			if err := cmd.Start(); err != nil {
+				return fmt.Errorf("perf record: %w", err)
+			}
+			time.Sleep(500 * time.Millisecond) // perf attaches to every thread
+			ph, err := e.concurrent(p, l, 8, e.o.perfAssocs)
+			_ = cmd.Process.Signal(syscall.SIGINT)
+			werr := cmd.Wait()
+			if err != nil {
+				return fmt.Errorf("profiling %s: %w", l.name, err)
+			}
+			// perf exits on SIGINT with that signal as its status; the data file is what counts.
+			rep, err := exec.Command("perf", "report", "-i", out, "--sort", "dso", "--stdio").Output()
+			if err != nil {
+				return fmt.Errorf("perf report -i %s: %w (perf record: %v: %s)", out, err, werr, stderr.String())
+			}
+			shares, err := parsePerfDSO(rep)
+			if err != nil {
+				return fmt.Errorf("perf report -i %s: %w", out, err)
+			}
+			us := ph.cpu.sched / float64(e.o.perfAssocs) * 1e6
+			totals[l.name] = append(totals[l.name], us)
+			if perDSO[l.name] == nil {
+				perDSO[l.name] = map[string]float64{}
+			}
+			for _, sh := range shares {
+				perDSO[l.name][sh.dso] += sh.share * us
+			}
 		}
-		// perf exits on SIGINT with that signal as its status; the data file is what counts.
-		rep, err := exec.Command("perf", "report", "-i", out, "--sort", "dso", "--stdio").Output()
-		if err != nil {
-			return fmt.Errorf("perf report -i %s: %w (perf record: %v: %s)", out, err, werr, stderr.String())
-		}
-		shares, err := parsePerfDSO(rep)
-		if err != nil {
-			return fmt.Errorf("perf report -i %s: %w", out, err)
-		}
-		res[l.name] = prof{perAssoc: ph.cpu.sched / float64(e.o.perfAssocs), shares: shares}
 	}
 	names := map[string]bool{}
-	for _, pr := range res {
-		for _, s := range pr.shares {
-			names[s.dso] = true
+	for _, m := range perDSO {
+		for d := range m {
+			names[d] = true
 		}
 	}
 	var dsos []string
@@ -69,40 +83,23 @@ func (e *env) profileSides(p *envoyProc, sides []listener) error {
 		dsos = append(dsos, n)
 	}
 	sort.Strings(dsos)
-	fmt.Printf("\n### Envoy CPU per association by shared object (perf record -F 999 during %d associations, 8 clients, per side)\n\n", e.o.perfAssocs)
-	fmt.Printf("| shared object |")
-	for _, l := range sides {
-		fmt.Printf(" %s µs/assoc |", l.name)
+	a, b := sides[0].name, sides[1].name
+	fmt.Printf("\n### Envoy CPU per association by shared object (perf record -F 999; %d rounds ABBA of %d associations with 8 clients per side; means)\n\n", perfRounds, e.o.perfAssocs)
+	fmt.Printf("| shared object | %s µs/assoc | %s µs/assoc | %s − %s |\n| --- | ---: | ---: | ---: |\n", a, b, a, b)
+	for _, d := range dsos {
+		x, y := perDSO[a][d]/perfRounds, perDSO[b][d]/perfRounds
+		fmt.Printf("| %s | %.1f | %.1f | %+.1f |\n", d, x, y, x-y)
 	}
-	fmt.Printf(" %s − %s |\n| --- |", sides[0].name, sides[1].name)
-	for range sides {
-		fmt.Printf(" ---: |")
+	var sa, sb float64
+	for i := range totals[a] {
+		sa, sb = sa+totals[a][i], sb+totals[b][i]
 	}
-	fmt.Printf(" ---: |\n")
-	get := func(side, dso string) float64 {
-		pr := res[side]
-		for _, s := range pr.shares {
-			if s.dso == dso {
-				return s.share * pr.perAssoc * 1e6
-			}
-		}
-		return 0
+	fmt.Printf("| total (schedstat) | %.1f | %.1f | %+.1f |\n", sa/perfRounds, sb/perfRounds, (sa-sb)/perfRounds)
+	fmt.Printf("\nper round (µs/assoc, %s / %s):", a, b)
+	for i := range totals[a] {
+		fmt.Printf(" %.0f/%.0f", totals[a][i], totals[b][i])
 	}
-	for _, d := range append(dsos, "total") {
-		fmt.Printf("| %s |", d)
-		for _, l := range sides {
-			v := res[l.name].perAssoc * 1e6
-			if d != "total" {
-				v = get(l.name, d)
-			}
-			fmt.Printf(" %.1f |", v)
-		}
-		a, b := res[sides[0].name].perAssoc*1e6, res[sides[1].name].perAssoc*1e6
-		if d != "total" {
-			a, b = get(sides[0].name, d), get(sides[1].name, d)
-		}
-		fmt.Printf(" %+.1f |\n", a-b)
-	}
+	fmt.Println()
 	return nil
 }
 

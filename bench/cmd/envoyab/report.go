@@ -223,6 +223,13 @@ func abMetrics(o options, assocs int) []metric {
 	perGB := func(stat bool) func(*sideResult) float64 {
 		return func(s *sideResult) float64 { return s.storeCPU.pick(stat) / s.storeGB }
 	}
+	// Per phase (schedstat): where the added CPU per association comes from.
+	out = append(out, metric{name: "Envoy CPU per association, sequential (schedstat)", unit: "µs",
+		get: func(s *sideResult) float64 { return s.seqCPU.sched / float64(len(s.seq)) * 1e6 }, diffUnit: "µs/assoc", diffScale: 1})
+	for _, n := range o.clients {
+		out = append(out, metric{name: fmt.Sprintf("Envoy CPU per association, %d clients (schedstat)", n), unit: "µs",
+			get: func(s *sideResult) float64 { return s.rateCPU[n].sched / float64(o.assocs) * 1e6 }, diffUnit: "µs/assoc", diffScale: 1})
+	}
 	out = append(out,
 		metric{name: fmt.Sprintf("C-STORE %d MiB", o.storeMiB), unit: "MB/s", get: func(s *sideResult) float64 { return s.storeMBs }},
 		metric{name: "Envoy CPU per 1,000 associations (stat)", unit: "s", get: perK(true), diffUnit: "µs/assoc", diffScale: 1e3},
