@@ -99,62 +99,58 @@ func aeFieldError(f []byte, off int, field string) error {
 	return newErr(off, field, ErrAmbiguous, "not a valid AE title field") // unreachable when aeFieldOK(f) is false
 }
 
-// uidWord checks the 8 bytes of w (a little-endian load) for UID characters
-// (digits and dots) and returns the dot and zero positions packed into
-// bits 0-7.
-func uidWord(w uint64) (dots, zeros uint64, ok bool) {
-	if w&swarHigh != 0 {
-		return 0, 0, false
-	}
-	ge2e := w + (0x80-0x2e)*swarOnes // high bit: byte >= '.'
-	ge3a := w + (0x80-0x3a)*swarOnes // high bit: byte > '9'
-	if ge2e&^ge3a&swarNotEq(w, '/')&swarHigh != swarHigh {
-		return 0, 0, false
-	}
-	return swarPack(swarNotEq(w, '.') ^ swarHigh), swarPack(swarNotEq(w, '0') ^ swarHigh), true
-}
-
 // uidOK reports whether b is a UID by PS3.5 §9.1: 1-64 characters, only
 // digits and dots, no empty component, no component with a leading zero
 // (a component "0" is allowed). It reads 8 bytes at a time (a trip through
-// the loop per byte is what a Wasm guest pays most for); TestUIDOKMatchesNaive
-// and FuzzUIDOK check it against the byte-by-byte rule.
+// the loop per byte is what a Wasm guest pays most for), with the word
+// checks written out in the loop (a call per word cost more than the
+// checks); TestUIDOKMatchesNaiveRule and FuzzUIDOK check it against the
+// byte-by-byte rule.
 func uidOK(b []byte) bool {
 	n := len(b)
 	if n == 0 || n > maxUIDLen {
 		return false
 	}
-	var dots, zeros uint64 // bit i: b[i] is '.' / '0'
-	i := 0
-	for ; i+8 <= n; i += 8 {
-		d, z, ok := uidWord(binary.LittleEndian.Uint64(b[i:]))
-		if !ok {
-			return false
-		}
-		dots |= d << i
-		zeros |= z << i
+	// Most UIDs on the wire start with the DICOM root "1.2.840.10008.":
+	// b is a UID exactly when what follows that prefix (which ends with a
+	// dot) is one, so only the rest is checked. Two overlapping loads
+	// compare the 14-byte prefix.
+	full := b // b stays a suffix of full
+	if n > len(dicomRoot) && binary.LittleEndian.Uint64(b) == dicomRoot0 && binary.LittleEndian.Uint64(b[6:]) == dicomRoot6 {
+		b = b[len(dicomRoot):]
+		n = len(b)
 	}
-	if r := n - i; r > 0 {
-		// The last r bytes at the low end of w, the bytes above them '1'
-		// (a digit that is neither '.' nor '0', so they pass unnoticed).
+	var dots, zeros, bad uint64 // bit i: b[i] is '.' / '0'; bad: some high bit marks a wrong byte
+	for i := 0; i < n; i += 8 {
 		var w uint64
-		if n >= 8 {
-			w = binary.LittleEndian.Uint64(b[n-8:]) >> (8 * (8 - r))
+		if r := n - i; r >= 8 {
+			w = binary.LittleEndian.Uint64(b[i:])
 		} else {
-			for j := n - 1; j >= i; j-- {
-				w = w<<8 | uint64(b[j])
+			// The last r bytes at the low end of w (one load of the last 8
+			// bytes of full, which b ends with, when there are 8), the
+			// bytes above them '1' (a digit that is neither '.' nor '0':
+			// they pass unnoticed).
+			if f := len(full); f >= 8 {
+				w = binary.LittleEndian.Uint64(full[f-8:]) >> (8 * (8 - r))
+			} else {
+				for j := n - 1; j >= 0; j-- {
+					w = w<<8 | uint64(b[j])
+				}
 			}
+			w |= 0x3131313131313131 &^ (1<<(8*r) - 1)
 		}
-		w |= 0x3131313131313131 &^ (1<<(8*r) - 1)
-		d, z, ok := uidWord(w)
-		if !ok {
-			return false
-		}
-		dots |= (d & (1<<r - 1)) << i
-		zeros |= (z & (1<<r - 1)) << i
+		// A byte with its high bit set is wrong; only then can a sum below
+		// carry into the next byte, and the verdict is false anyway.
+		ge2e := w + (0x80-0x2e)*swarOnes // high bit: byte >= '.'
+		ge3a := w + (0x80-0x3a)*swarOnes // high bit: byte > '9'
+		bad |= (w | ^ge2e | ge3a | (swarNotEq(w, '/') ^ swarHigh)) & swarHigh
+		dots |= swarPack(swarNotEq(w, '.')^swarHigh) << i
+		zeros |= swarPack(swarNotEq(w, '0')^swarHigh) << i
 	}
 	last := uint64(1) << (n - 1)
 	switch {
+	case bad != 0:
+		return false
 	case dots&1 != 0, dots&last != 0, dots&(dots>>1) != 0:
 		return false // empty component
 	case zeros&(dots<<1|1)&^(dots>>1)&(last-1) != 0:
@@ -162,6 +158,15 @@ func uidOK(b []byte) bool {
 	}
 	return true
 }
+
+// dicomRoot is the UID root of the DICOM standard; dicomRoot0 and
+// dicomRoot6 are its bytes 0-7 ("1.2.840.") and 6-13 ("0.10008.") as
+// little-endian loads (TestDICOMRootConstants checks them).
+const (
+	dicomRoot  = "1.2.840.10008."
+	dicomRoot0 = 0x2e3034382e322e31
+	dicomRoot6 = 0x2e38303030312e30
+)
 
 // maxUIDLen is the longest UID PS3.5 allows (dcmtk refuses longer
 // sub-items, or cuts role selection UIDs to this length).

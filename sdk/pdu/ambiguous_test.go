@@ -1,6 +1,7 @@
 package pdu
 
 import (
+	"encoding/binary"
 	"errors"
 	"math/rand"
 	"strings"
@@ -81,10 +82,16 @@ func TestUIDOKMatchesNaiveRule(t *testing.T) {
 		require.Equal(t, naiveUID([]byte(s)), uidOK([]byte(s)), "UID %q", s)
 	}
 	r := rand.New(rand.NewSource(1))
-	for range 200000 {
-		b := randomUID(r)
+	prefixes := []string{"", "", "1.2.840.10008.", "1.2.840.10008", "1.2.840.10008..", "1.2.840.10008.0"}
+	for range 300000 {
+		b := append([]byte(prefixes[r.Intn(len(prefixes))]), randomUID(r)...)
 		require.Equal(t, naiveUID(b), uidOK(b), "UID %q", b)
 	}
+}
+
+func TestDICOMRootConstants(t *testing.T) {
+	require.Equal(t, binary.LittleEndian.Uint64([]byte(dicomRoot[0:8])), uint64(dicomRoot0))
+	require.Equal(t, binary.LittleEndian.Uint64([]byte(dicomRoot[6:14])), uint64(dicomRoot6))
 }
 
 // FuzzUIDOK checks the 8-bytes-at-a-time UID check against the naive rule.
@@ -92,6 +99,8 @@ func FuzzUIDOK(f *testing.F) {
 	f.Add([]byte("1.2.840.10008.1.2.4.50"))
 	f.Add([]byte("1.2.840.10008.1.1\x00junk"))
 	f.Add([]byte("1.02"))
+	f.Add([]byte("1.2.840.10008.1.2.4.50"))
+	f.Add([]byte("1.2.840.10008..1"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		require.Equal(t, naiveUID(b), uidOK(b), "UID %q", b)
 	})

@@ -202,7 +202,7 @@ func (d *Decoder) DecodeAssociateRQ(pdu []byte, rq *AssociateRQ) error {
 			break
 		}
 		pc := grow(&rq.PresentationContexts)
-		if err := d.decodePCRQ(items[4:4+n:4+n], len(pdu)-len(items), items[1], pc); err != nil {
+		if err := d.decodePCRQ(items[4:4+n:4+n], len(pdu)-len(items), items[1], pc, prevPC(rq.PresentationContexts)); err != nil {
 			return err
 		}
 		i := len(rq.PresentationContexts) - 1
@@ -291,7 +291,7 @@ func (d *Decoder) decodeItems(pdu, items []byte, rq *AssociateRQ, ac *AssociateA
 		switch {
 		case typ == ItemPresentationContextRQ && rq != nil:
 			pc := grow(&rq.PresentationContexts)
-			if err := d.decodePCRQ(c, off, items[1], pc); err != nil {
+			if err := d.decodePCRQ(c, off, items[1], pc, prevPC(rq.PresentationContexts)); err != nil {
 				return err
 			}
 			i := len(rq.PresentationContexts) - 1
@@ -524,7 +524,12 @@ func shortPCError(off, n int, typ uint8) error {
 // decodePCRQ decodes the content c of the presentation context item (type
 // 0x20) at offset off, whose reserved header byte is res, into pc, reusing
 // pc.TransferSyntaxes.
-func (d *Decoder) decodePCRQ(c []byte, off int, res uint8, pc *PresentationContextRQ) error {
+//
+// prev is the context decoded just before pc in the same PDU (nil for the
+// first): its UIDs passed the ambiguity checks already, so an equal UID at
+// the same place in pc is not checked again (large RQs repeat one list of
+// transfer syntaxes for every context).
+func (d *Decoder) decodePCRQ(c []byte, off int, res uint8, pc, prev *PresentationContextRQ) error {
 	if len(c) < 4 {
 		return shortPCError(off, len(c), ItemPresentationContextRQ)
 	}
@@ -533,7 +538,6 @@ func (d *Decoder) decodePCRQ(c []byte, off int, res uint8, pc *PresentationConte
 	pc.TransferSyntaxes = pc.TransferSyntaxes[:0]
 	pc.nul, pc.asPos = 0, 0
 	pc.res = [4]byte{res, c[1], c[2], c[3]}
-	amb := d.amb()
 	// A sub-item starts at offset end-len(subs).
 	end := off + 4 + len(c)
 	subs := c[4:]
@@ -547,9 +551,6 @@ func (d *Decoder) decodePCRQ(c []byte, off int, res uint8, pc *PresentationConte
 			pc.AbstractSyntax, nul = trimUID(subs[4 : 4+n : 4+n])
 			if nul {
 				pc.nul = 1
-			}
-			if amb && !uidOK(pc.AbstractSyntax) {
-				return pcUIDError(end-len(subs), ItemAbstractSyntax, pc.ID, pc.AbstractSyntax)
 			}
 			subs = subs[4+n:]
 		}
@@ -568,9 +569,6 @@ func (d *Decoder) decodePCRQ(c []byte, off int, res uint8, pc *PresentationConte
 			break
 		}
 		ts, nul := trimUID(subs[p+4 : next : next])
-		if amb && !uidOK(ts) {
-			return pcUIDError(end-len(subs)+p, ItemTransferSyntax, pc.ID, ts)
-		}
 		if nul && len(pc.TransferSyntaxes) < 63 {
 			pc.nul |= 1 << (len(pc.TransferSyntaxes) + 1)
 		}
@@ -587,9 +585,6 @@ func (d *Decoder) decodePCRQ(c []byte, off int, res uint8, pc *PresentationConte
 			return subItemsError(subs, end-len(subs), ItemPresentationContextRQ)
 		}
 		uid, nul := trimUID(subs[4 : 4+n : 4+n])
-		if amb && (subs[0] == ItemTransferSyntax || subs[0] == ItemAbstractSyntax) && !uidOK(uid) {
-			return pcUIDError(end-len(subs), subs[0], pc.ID, uid)
-		}
 		switch subs[0] {
 		case ItemTransferSyntax:
 			if nul && len(pc.TransferSyntaxes) < 63 {
@@ -610,8 +605,10 @@ func (d *Decoder) decodePCRQ(c []byte, off int, res uint8, pc *PresentationConte
 		}
 		subs = subs[4+n:]
 	}
-	if amb && pc.AbstractSyntax == nil {
-		return noAbstractSyntaxError(off, pc.ID)
+	if d.amb() {
+		if err := checkPCUIDs(c, off, pc, prev); err != nil {
+			return err
+		}
 	}
 	if d.strict() {
 		return checkPCRQ(off, pc)
@@ -619,14 +616,63 @@ func (d *Decoder) decodePCRQ(c []byte, off int, res uint8, pc *PresentationConte
 	return nil
 }
 
-// pcUIDError reports the abstract or transfer syntax sub-item at sub of
-// context id whose UID is ambiguous.
+// checkPCUIDs applies the ambiguity checks to the decoded presentation
+// context pc (item content c at off): an abstract syntax, and PS3.5 UIDs.
+// It runs after the sub-item loops, which stay as tight as without the
+// checks (a condition in the transfer syntax loop cost more than the check
+// it guarded). A UID equal to the one at the same place in prev (checked
+// already) is not checked again.
+func checkPCUIDs(c []byte, off int, pc, prev *PresentationContextRQ) error {
+	if pc.AbstractSyntax == nil {
+		return noAbstractSyntaxError(off, pc.ID)
+	}
+	if !(prev != nil && string(prev.AbstractSyntax) == string(pc.AbstractSyntax)) && !uidOK(pc.AbstractSyntax) {
+		return pcUIDError(c, off, pc, -1)
+	}
+	var prevTS [][]byte
+	if prev != nil {
+		prevTS = prev.TransferSyntaxes
+	}
+	for k, ts := range pc.TransferSyntaxes {
+		if k < len(prevTS) && string(prevTS[k]) == string(ts) {
+			continue
+		}
+		if !uidOK(ts) {
+			return pcUIDError(c, off, pc, k)
+		}
+	}
+	return nil
+}
+
+// prevPC returns the next-to-last element of pcs (the context decoded
+// before the one grow just added), or nil.
+func prevPC(pcs []PresentationContextRQ) *PresentationContextRQ {
+	if len(pcs) < 2 {
+		return nil
+	}
+	return &pcs[len(pcs)-2]
+}
+
+// pcUIDError reports the abstract syntax (k < 0) or transfer syntax k of
+// the presentation context pc (item content c at off) whose UID is
+// ambiguous, at the offset of its sub-item (found by walking c again; the
+// items tile c, as decodePCRQ checked).
 //
 //go:noinline
-func pcUIDError(sub int, typ, id uint8, uid []byte) error {
-	what := "context " + itoa(int(id)) + " transfer syntax"
-	if typ == ItemAbstractSyntax {
-		what = "context " + itoa(int(id)) + " abstract syntax"
+func pcUIDError(c []byte, off int, pc *PresentationContextRQ, k int) error {
+	typ, uid, what := ItemAbstractSyntax, pc.AbstractSyntax, "context "+itoa(int(pc.ID))+" abstract syntax"
+	if k >= 0 {
+		typ, uid, what = ItemTransferSyntax, pc.TransferSyntaxes[k], "context "+itoa(int(pc.ID))+" transfer syntax"
+	}
+	sub, seen := off, 0
+	for p := 4; p+4 <= len(c); p += 4 + (int(c[p+2])<<8 | int(c[p+3])) {
+		if c[p] == typ {
+			if typ == ItemAbstractSyntax || seen == k {
+				sub = off + 4 + p
+				break
+			}
+			seen++
+		}
 	}
 	return uidAmbError(sub, itemName(typ), what, uid)
 }
