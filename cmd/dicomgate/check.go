@@ -16,7 +16,16 @@ import (
 	"github.com/dicomgate/dicomgate/sdk/policy"
 )
 
+// checkFlags are the options of `dicomgate check`.
+type checkFlags struct {
+	// output is the format: text, json or yaml.
+	output string
+	// strict makes warnings fail the check (exit status 1).
+	strict bool
+}
+
 func init() {
+	var f checkFlags
 	cmd := &cobra.Command{
 		Use:   "check CONFIG",
 		Short: "Validate a dicomgate policy and print its compiled rules",
@@ -27,55 +36,147 @@ spec.pluginConfig), or an Istio WasmPlugin manifest (kind: WasmPlugin, JSON or
 YAML, possibly among other documents separated by "---"), whose
 spec.pluginConfig is checked; "-" reads standard input.
 
-Every problem is printed as "CONFIG: error: PATH: message" (paths inside a
-manifest start with spec.pluginConfig). Warnings (for example rules that can
-never be reached) are printed too but do not fail the check.
+The findings go to standard output: every problem as
+"CONFIG: error: PATH: message" or "CONFIG: warning: PATH: message" (paths
+inside a manifest start with spec.pluginConfig), then, for a valid policy,
+its compiled rules. Warnings (rules that can never be reached, peerSubjects
+written in a form Envoy never reports, ...) do not make the policy invalid.
+When the policy is invalid, standard error says so with the first error.
 
-Exit status: 0 valid (possibly with warnings), 1 invalid or unreadable.`,
+Exit status: 0 valid (warnings allowed unless --strict), 1 valid but with
+warnings under --strict, 2 invalid, unreadable or empty.`,
 		Example: `  dicomgate check sdk/policy/testdata/example.json
-  dicomgate check manifests/base/wasmplugin.yaml`,
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return runCheck(cmd.InOrStdin(), cmd.OutOrStdout(), args[0])
-		},
+  dicomgate check manifests/base/wasmplugin.yaml
+  dicomgate check -o json policy.yaml`,
+		Args:              exactArgs("CONFIG: the policy (JSON or YAML) or WasmPlugin manifest to check, \"-\" for standard input"),
+		ValidArgsFunction: configFileCompletion,
+	}
+	o := addOutputFlag(cmd, formatText, formatJSON, formatYAML)
+	cmd.Flags().BoolVar(&f.strict, "strict", false, "warnings fail the check too (exit status 1)")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		f.output = o.format()
+		return runCheck(cmd.InOrStdin(), cmd.OutOrStdout(), args[0], f)
 	}
 	rootCmd.AddCommand(cmd)
 }
 
-// runCheck implements `dicomgate check`.
-func runCheck(stdin io.Reader, stdout io.Writer, name string) error {
+// configFileCompletion completes policy and manifest file names.
+func configFileCompletion(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+	if len(args) > 0 {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	return []string{"json", "yaml", "yml"}, cobra.ShellCompDirectiveFilterFileExt
+}
+
+// checkResult is the -o json|yaml output of check. Field names are part of
+// the CLI's contract (docs/cli.md).
+type checkResult struct {
+	// File is the CONFIG argument ("stdin" for "-").
+	File string `json:"file"`
+	// Valid is true when every policy in the file is valid.
+	Valid bool `json:"valid"`
+	// Policies holds one entry per policy (one per WasmPlugin manifest).
+	Policies []checkPolicy `json:"policies"`
+}
+
+// checkPolicy is one policy's result in checkResult.
+type checkPolicy struct {
+	Source      string           `json:"source,omitempty"`
+	Valid       bool             `json:"valid"`
+	Errors      int              `json:"errors"`
+	Warnings    int              `json:"warnings"`
+	Diagnostics []checkDiag      `json:"diagnostics"`
+	Mode        string           `json:"mode,omitempty"`
+	Rules       []checkRuleEntry `json:"rules,omitempty"`
+	Default     string           `json:"defaultAction,omitempty"`
+	Summary     string           `json:"summary,omitempty"`
+}
+
+// checkDiag is one diagnostic in checkPolicy.
+type checkDiag struct {
+	Severity string `json:"severity"`
+	Path     string `json:"path"`
+	Message  string `json:"message"`
+}
+
+// checkRuleEntry names a compiled rule and its action.
+type checkRuleEntry struct {
+	Name   string `json:"name"`
+	Action string `json:"action"`
+}
+
+// runCheck implements `dicomgate check`: the findings (diagnostics, the
+// compiled rules) go to stdout; the returned error, which main prints on
+// stderr, states the verdict on its own.
+func runCheck(stdin io.Reader, stdout io.Writer, name string, f checkFlags) error {
 	data, display, err := readConfigFile(stdin, name)
 	if err != nil {
-		return &exitError{1, err}
+		return invalid(err)
 	}
 	docs, err := policyDocs(data)
 	if err != nil {
-		return &exitError{1, fmt.Errorf("%s: %w", display, err)}
+		return invalid(fmt.Errorf("%s: %w", display, err))
 	}
-	nerr := 0
+	res := checkResult{File: display, Valid: true}
+	nerr, nwarn := 0, 0
+	firstErr := ""
 	for i, doc := range docs {
-		if i > 0 {
-			fmt.Fprintln(stdout)
-		}
 		where := display
 		if doc.label != "" {
 			where += " (" + doc.label + ")"
 		}
 		p, diags, _ := policy.Load(doc.json)
+		diags = append(diags, lintPolicy(doc.json)...)
+		cp := checkPolicy{Source: doc.label, Diagnostics: []checkDiag{}}
+		var text strings.Builder
+		if i > 0 {
+			text.WriteString("\n")
+		}
 		for _, d := range diags {
-			fmt.Fprintf(stdout, "%s: %s: %s\n", where, d.Severity, doc.diagnostic(d))
+			fmt.Fprintf(&text, "%s: %s: %s\n", where, d.Severity, doc.diagnostic(d))
+			cp.Diagnostics = append(cp.Diagnostics, checkDiag{Severity: d.Severity.String(), Path: doc.path(d.Path), Message: doc.message(d)})
 			if d.Severity == policy.SeverityError {
-				nerr++
+				cp.Errors++
+				if firstErr == "" {
+					firstErr = doc.diagnostic(d)
+				}
+			} else {
+				cp.Warnings++
 			}
 		}
-		if p == nil {
-			continue
+		nerr += cp.Errors
+		nwarn += cp.Warnings
+		if p != nil {
+			cp.Valid = true
+			cp.Mode = p.Mode()
+			actions, def := p.Actions()
+			for j, n := range p.RuleNames() {
+				cp.Rules = append(cp.Rules, checkRuleEntry{Name: n, Action: actions[j].String()})
+			}
+			cp.Default = def.String()
+			cp.Summary = p.Summary()
+			fmt.Fprintf(&text, "%s: policy is valid (%s, %s)\n", where, countNoun(len(cp.Rules), "rule"), countNoun(cp.Warnings, "warning"))
+			text.WriteString(cp.Summary)
+		} else {
+			res.Valid = false
 		}
-		fmt.Fprintf(stdout, "%s: policy is valid (%s, %s)\n", where, countNoun(len(p.RuleNames()), "rule"), countNoun(len(diags), "warning"))
-		io.WriteString(stdout, p.Summary())
+		res.Policies = append(res.Policies, cp)
+		if f.output == formatText || f.output == "" {
+			if _, err := io.WriteString(stdout, text.String()); err != nil {
+				return err
+			}
+		}
 	}
-	if nerr > 0 {
-		return &exitError{1, fmt.Errorf("%s: policy is invalid: %d error(s), listed above", display, nerr)}
+	if f.output == formatJSON || f.output == formatYAML {
+		if err := writeStructured(stdout, f.output, res); err != nil {
+			return err
+		}
+	}
+	switch {
+	case nerr > 0:
+		return invalid(fmt.Errorf("%s: policy is invalid: %s; the first: %s", display, countNoun(nerr, "error"), firstErr))
+	case nwarn > 0 && f.strict:
+		return &exitError{exitNegative, fmt.Errorf("%s: policy is valid but has %s (--strict)", display, countNoun(nwarn, "warning"))}
 	}
 	return nil
 }
@@ -109,7 +210,15 @@ const yamlTypeHint = ` (in YAML, quote values such as "NO", "ON", "Y", "0123" or
 // diagnostic renders d with the document's path prefix and, for YAML
 // input, a hint on implicit typing when a string was expected.
 func (c configDoc) diagnostic(d policy.Diagnostic) string {
-	path := d.Path
+	path, msg := c.path(d.Path), c.message(d)
+	if path == "" {
+		return msg
+	}
+	return path + ": " + msg
+}
+
+// path returns a diagnostic path with the document's prefix.
+func (c configDoc) path(path string) string {
 	if c.prefix != "" && path != "" {
 		switch {
 		case path == "$":
@@ -120,14 +229,17 @@ func (c configDoc) diagnostic(d policy.Diagnostic) string {
 			path = c.prefix + "." + path
 		}
 	}
+	return path
+}
+
+// message returns a diagnostic message with, for YAML input, a hint on
+// implicit typing when a string was expected.
+func (c configDoc) message(d policy.Diagnostic) string {
 	msg := d.Message
 	if c.fromYAML && strings.Contains(msg, "must be a string, got ") && !strings.Contains(msg, "got string") {
 		msg += yamlTypeHint
 	}
-	if path == "" {
-		return msg
-	}
-	return path + ": " + msg
+	return msg
 }
 
 // yamlDocSep splits a YAML stream into documents.

@@ -11,21 +11,12 @@ import (
 
 const policyTestdata = "../../sdk/policy/testdata"
 
-// runCheckCmd runs `dicomgate check ARG` in-process through cobra.
+// runCheckCmd runs `dicomgate check ARG` in-process and returns its stdout
+// followed by its stderr, and the exit status.
 func runCheckCmd(t *testing.T, stdin []byte, arg string) (string, int) {
 	t.Helper()
-	var out bytes.Buffer
-	rootCmd.SetArgs([]string{"check", arg})
-	rootCmd.SetIn(bytes.NewReader(stdin))
-	rootCmd.SetOut(&out)
-	rootCmd.SetErr(&out)
-	defer func() { rootCmd.SetIn(nil); rootCmd.SetOut(nil); rootCmd.SetErr(nil); rootCmd.SetArgs(nil) }()
-	err := rootCmd.Execute()
-	if err != nil {
-		// main prints the returned error on stderr.
-		return out.String() + "dicomgate: " + err.Error() + "\n", exitCode(err)
-	}
-	return out.String(), 0
+	out, errOut, code := runCLI(t, stdin, "check", arg)
+	return out + errOut, code
 }
 
 func writeTemp(t *testing.T, name, content string) string {
@@ -60,8 +51,8 @@ func TestCheckValidPolicies(t *testing.T) {
 func TestCheckInvalidPolicyListsEveryError(t *testing.T) {
 	file := filepath.Join(policyTestdata, "invalid.json")
 	out, code := runCheckCmd(t, nil, file)
-	if code != 1 {
-		t.Fatalf("exit %d, want 1\n%s", code, out)
+	if code != 2 {
+		t.Fatalf("exit %d, want 2\n%s", code, out)
 	}
 	for _, want := range []string{
 		file + `: error: mode: "dryrun" is not allowed; did you mean "dry-run"?`,
@@ -70,7 +61,7 @@ func TestCheckInvalidPolicyListsEveryError(t *testing.T) {
 		file + `: error: rules[1].name: duplicate rule name "a"`,
 		file + `: error: rules[2].name: is empty`,
 		file + `: error: rules[2].rewriteCalledAETitle: only allowed with action "allow" or "route"`,
-		"policy is invalid: 7 error(s)",
+		"policy is invalid: 7 errors; the first: ",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
@@ -97,7 +88,7 @@ func TestCheckManifest(t *testing.T) {
 	}
 
 	out, code = runCheckCmd(t, nil, filepath.Join(policyTestdata, "wasmplugin_invalid.yaml"))
-	if code != 1 {
+	if code != 2 {
 		t.Fatalf("invalid manifest: exit %d\n%s", code, out)
 	}
 	for _, want := range []string{
@@ -118,24 +109,24 @@ func TestCheckManifestVariants(t *testing.T) {
 		want          []string
 	}{
 		{"json manifest", `{"apiVersion":"extensions.istio.io/v1alpha1","kind":"WasmPlugin","metadata":{"name":"gw"},
-		  "spec":{"pluginConfig":{"rules":[{"name":"x","action":"allow","match":{"sourceCIDRs":["300.0.0.0/8"]}}]}}}`, 1,
+		  "spec":{"pluginConfig":{"rules":[{"name":"x","action":"allow","match":{"sourceCIDRs":["300.0.0.0/8"]}}]}}}`, 2,
 			[]string{`(WasmPlugin gw): error: spec.pluginConfig.rules[0].match.sourceCIDRs[0]: "300.0.0.0/8" is not a CIDR`}},
-		{"root type in manifest", "kind: WasmPlugin\nmetadata: {name: gw}\nspec:\n  pluginConfig: [1]\n", 1,
+		{"root type in manifest", "kind: WasmPlugin\nmetadata: {name: gw}\nspec:\n  pluginConfig: [1]\n", 2,
 			[]string{`error: spec.pluginConfig: must be a JSON object`}},
 		{"multi-document manifest", "apiVersion: networking.istio.io/v1alpha3\nkind: EnvoyFilter\nmetadata: {name: early}\n---\n" +
 			"apiVersion: extensions.istio.io/v1alpha1\nkind: WasmPlugin\nmetadata: {name: gw}\nspec:\n  pluginConfig:\n    defaultAction: allow\n", 0,
 			[]string{"(WasmPlugin gw): policy is valid (0 rules, 0 warnings)", "default: allow"}},
-		{"manifest without pluginConfig", "kind: WasmPlugin\nmetadata: {name: gw}\nspec: {url: oci://x}\n", 1,
+		{"manifest without pluginConfig", "kind: WasmPlugin\nmetadata: {name: gw}\nspec: {url: oci://x}\n", 2,
 			[]string{"WasmPlugin gw: spec.pluginConfig is missing"}},
-		{"other resource only", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n", 1,
+		{"other resource only", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n", 2,
 			[]string{"no WasmPlugin"}},
-		{"other resource json", `{"apiVersion":"v1","kind":"ConfigMap"}`, 1,
+		{"other resource json", `{"apiVersion":"v1","kind":"ConfigMap"}`, 2,
 			[]string{"not a WasmPlugin"}},
-		{"yaml boolean AE title", "rules:\n  - name: r\n    action: allow\n    match: {callingAETitles: [NO]}\n", 1,
+		{"yaml boolean AE title", "rules:\n  - name: r\n    action: allow\n    match: {callingAETitles: [NO]}\n", 2,
 			[]string{`error: rules[0].match.callingAETitles[0]: must be a string, got false (in YAML, quote values such as "NO"`}},
-		{"json syntax offset", "{\n  \"rules\": [\n}", 1,
+		{"json syntax offset", "{\n  \"rules\": [\n}", 2,
 			[]string{"error: invalid JSON at byte offset 15 (line 3, column 1)"}},
-		{"empty file", "  \n", 1, []string{"is empty; expected a policy or a WasmPlugin manifest"}},
+		{"empty file", "  \n", 2, []string{"is empty; expected a policy or a WasmPlugin manifest"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -164,9 +155,9 @@ func TestCheckStdinAndWarningsExitZero(t *testing.T) {
 }
 
 func TestCheckUnreadableFile(t *testing.T) {
-	err := runCheck(nil, &bytes.Buffer{}, filepath.Join(t.TempDir(), "missing.json"))
+	err := runCheck(nil, &bytes.Buffer{}, filepath.Join(t.TempDir(), "missing.json"), checkFlags{})
 	var ee *exitError
-	if !errors.As(err, &ee) || ee.code != 1 || !strings.Contains(err.Error(), "missing.json") {
+	if !errors.As(err, &ee) || ee.code != 2 || !strings.Contains(err.Error(), "missing.json") {
 		t.Fatalf("err = %v", err)
 	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,7 +15,9 @@ import (
 
 // decodeFlags are the options of `dicomgate decode`.
 type decodeFlags struct {
-	json   bool
+	// output is the format: text, json (one object per PDU and line) or
+	// yaml (one document per PDU).
+	output string
 	strict bool
 	maxPDU uint32
 }
@@ -24,25 +25,35 @@ type decodeFlags struct {
 func init() {
 	var f decodeFlags
 	cmd := &cobra.Command{
-		Use:   "decode [--json] [FILE|-]",
+		Use:   "decode [FILE|-]",
 		Short: "Decode a byte stream of DICOM Upper Layer PDUs",
 		Long: `Decode a byte stream of DICOM Upper Layer PDUs (one direction of an
 association, e.g. a capture's NAME.c2s.bin) from FILE or standard input and
 print each PDU: human-readable text by default, one JSON object per line with
---json. User identity passcodes and tokens are never printed.
+-o json (or --json), one YAML document per PDU with -o yaml. User identity
+passcodes and tokens are never printed.
 
-On bad input everything decoded before it is printed, then a one-line error
-naming the byte offset, and the exit status is 1.`,
-		Args: cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			name := "-"
-			if len(args) == 1 {
-				name = args[0]
+On bad input everything decoded before it is printed on standard output,
+then a one-line error naming the byte offset on standard error, and the exit
+status is 2. An empty input is an error too (exit status 2).`,
+		Example: `  dicomgate decode sdk/pdu/testdata/echo_custom_ae.c2s.bin
+  dicomgate decode -o json sdk/pdu/testdata/uid_username.c2s.bin`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return usage("unexpected argument %q: decode reads one FILE (or standard input)", args[1])
 			}
-			return runDecode(cmd.InOrStdin(), cmd.OutOrStdout(), name, f)
+			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&f.json, "json", false, "print one JSON object per PDU and line")
+	o := addOutputFlag(cmd, formatText, formatJSON, formatYAML)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		name := "-"
+		if len(args) == 1 {
+			name = args[0]
+		}
+		f.output = o.format()
+		return runDecode(cmd.InOrStdin(), cmd.OutOrStdout(), name, f)
+	}
 	cmd.Flags().BoolVar(&f.strict, "strict", false, "also reject what DICOM PS3.8 forbids but real stacks tolerate (bad AE titles, missing items, even context IDs, ...)")
 	cmd.Flags().Uint32Var(&f.maxPDU, "max-pdu-length", pdu.DefaultMaxPDULength, "largest PDU length field accepted (bytes after the 6-byte header)")
 	rootCmd.AddCommand(cmd)
@@ -59,51 +70,74 @@ func runDecode(stdin io.Reader, stdout io.Writer, name string, f decodeFlags) er
 		data, err = os.ReadFile(name)
 	}
 	if err != nil {
-		return &exitError{1, fmt.Errorf("decode: %w", err)}
+		return invalid(err)
+	}
+	if len(data) == 0 {
+		return invalid(fmt.Errorf("%s: is empty; expected DICOM Upper Layer PDUs (one direction of an association, e.g. a capture's NAME.c2s.bin)", name))
 	}
 	w := bufio.NewWriter(stdout)
 	defer w.Flush()
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
 	v := pduViewer{dec: pdu.Decoder{Strict: f.strict, MaxPDULength: f.maxPDU}}
 	fr := pdu.Framer{MaxPDULength: f.maxPDU}
-	for off := 0; off < len(data); {
+	for off, n := 0, 0; off < len(data); n++ {
 		rest := data[off:]
 		h, need, err := fr.Peek(rest)
 		if err == nil && need > 0 {
 			if len(rest) < pdu.HeaderLen {
-				return &exitError{1, fmt.Errorf("%s: offset %d: input ends inside a PDU header (%d of 6 bytes)", name, off, len(rest))}
+				return invalid(fmt.Errorf("%s: offset %d: input ends inside a PDU header (%d of 6 bytes)", name, off, len(rest)))
 			}
-			return &exitError{1, fmt.Errorf("%s: offset %d: input ends inside %s: have %d of %d bytes (truncated capture?)", name, off, h.Type, len(rest), h.Total())}
+			return invalid(fmt.Errorf("%s: offset %d: input ends inside %s: have %d of %d bytes (truncated capture?)", name, off, h.Type, len(rest), h.Total()))
 		}
 		var pv *pduView
 		if err == nil {
 			pv, err = v.view(off, rest[:h.Total()])
 		}
 		if err != nil {
-			return &exitError{1, fmt.Errorf("%s: PDU at offset %d: %w", name, off, absolute(err, off))}
+			return invalid(decodeError(name, off, h, err))
 		}
-		if f.json {
-			if err := enc.Encode(pv); err != nil {
-				return err
-			}
-		} else {
+		switch f.output {
+		case formatJSON:
+			err = writeJSON(w, pv)
+		case formatYAML:
+			err = writeYAML(w, pv, n > 0)
+		default:
 			writeText(w, pv)
+		}
+		if err != nil {
+			return err
 		}
 		off += h.Total()
 	}
 	return nil
 }
 
-// absolute rewrites a *pdu.Error's PDU-relative offset as a stream offset.
-func absolute(err error, base int) error {
+// decodeError renders a decoding error of the PDU at stream offset off with
+// one stream offset: the offending field's, followed by the PDU it lies in
+// when that starts elsewhere.
+func decodeError(name string, off int, h pdu.Header, err error) error {
 	var pe *pdu.Error
-	if errors.As(err, &pe) && pe.Offset >= 0 {
-		c := *pe
-		c.Offset += base
-		return &c
+	if !errors.As(err, &pe) {
+		return fmt.Errorf("%s: offset %d: %w", name, off, err)
 	}
-	return err
+	at := off
+	if pe.Offset >= 0 {
+		at = off + pe.Offset
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: offset %d", name, at)
+	if at != off {
+		fmt.Fprintf(&b, " (in the %s at offset %d)", h.Type, off)
+	}
+	if pe.Field != "" {
+		b.WriteString(": " + pe.Field)
+	}
+	switch {
+	case pe.Msg != "":
+		b.WriteString(": " + pe.Msg)
+	case pe.Err != nil:
+		b.WriteString(": " + pe.Err.Error())
+	}
+	return errors.New(b.String())
 }
 
 // writeText prints a PDU view for humans. It renders only the view, which

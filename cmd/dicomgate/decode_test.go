@@ -1,8 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"sort"
@@ -14,18 +14,15 @@ import (
 
 const captures = "../../sdk/pdu/testdata"
 
-// runDecodeCmd runs `dicomgate decode ARGS...` in-process through cobra.
+// runDecodeCmd runs `dicomgate decode ARGS...` in-process and returns its
+// stdout and, on failure, an exitError holding what it printed on stderr.
 func runDecodeCmd(t *testing.T, stdin []byte, args ...string) (string, error) {
 	t.Helper()
-	var out bytes.Buffer
-	// Flag values persist between in-process runs: reset the sticky ones.
-	rootCmd.SetArgs(append([]string{"decode", "--max-pdu-length=1048576", "--strict=false"}, args...))
-	rootCmd.SetIn(bytes.NewReader(stdin))
-	rootCmd.SetOut(&out)
-	rootCmd.SetErr(&out)
-	defer func() { rootCmd.SetIn(nil); rootCmd.SetOut(nil); rootCmd.SetErr(nil); rootCmd.SetArgs(nil) }()
-	err := rootCmd.Execute()
-	return out.String(), err
+	out, errOut, code := runCLI(t, stdin, append([]string{"decode", "--max-pdu-length=1048576"}, args...)...)
+	if code != 0 {
+		return out, &exitError{code, errors.New(strings.TrimSpace(errOut))}
+	}
+	return out, nil
 }
 
 func decodeJSON(t *testing.T, file string) []map[string]any {
@@ -163,7 +160,7 @@ func TestDecodeErrors(t *testing.T) {
 	}
 	// Truncated inside the P-DATA-TF at 211: the RQ is still printed.
 	out, err := runDecodeCmd(t, raw[:250], "--json=false", "-")
-	if exitCode(err) != 1 || err == nil || !strings.Contains(err.Error(), "stdin: offset 211: input ends inside P-DATA-TF: have 39 of 80 bytes") {
+	if exitCode(err) != 2 || err == nil || !strings.Contains(err.Error(), "stdin: offset 211: input ends inside P-DATA-TF: have 39 of 80 bytes") {
 		t.Fatalf("truncated: exit %d, err %v", exitCode(err), err)
 	}
 	if !strings.Contains(out, "@0 A-ASSOCIATE-RQ") || !strings.Contains(out, `called AE title:     "ANY-SCP"`) {
@@ -173,7 +170,7 @@ func TestDecodeErrors(t *testing.T) {
 	bad := append([]byte{}, raw...)
 	bad[217+3] = 0xff
 	out, err = runDecodeCmd(t, bad, "--json=true", "-")
-	if exitCode(err) != 1 || err == nil || !strings.Contains(err.Error(), "PDU at offset 211: pdu: offset 217: PDV item: length 255 exceeds remaining 70 bytes") {
+	if exitCode(err) != 2 || err == nil || !strings.Contains(err.Error(), "stdin: offset 217 (in the P-DATA-TF at offset 211): PDV item: length 255 exceeds remaining 70 bytes") {
 		t.Fatalf("bad PDV: exit %d, err %v", exitCode(err), err)
 	}
 	if n := strings.Count(out, "\n"); n != 1 || !strings.Contains(out, `"type":"A-ASSOCIATE-RQ"`) {
@@ -184,19 +181,19 @@ func TestDecodeErrors(t *testing.T) {
 	}
 	// TLS bytes and HTTP.
 	_, err = runDecodeCmd(t, nil, "--json=false", filepath.Join(captures, "tls_client_plain_server.c2s.bin"))
-	if exitCode(err) != 1 || !strings.Contains(err.Error(), "offset 0: PDU type: byte 0x16 looks like a TLS record") {
+	if exitCode(err) != 2 || !strings.Contains(err.Error(), "tls_client_plain_server.c2s.bin: offset 0: PDU type: byte 0x16 looks like a TLS record") {
 		t.Fatalf("TLS: %v", err)
 	}
 	_, err = runDecodeCmd(t, []byte("GET / HTTP/1.1\r\n\r\n"), "--json=false", "-")
-	if exitCode(err) != 1 || !strings.Contains(err.Error(), "looks like HTTP") {
+	if exitCode(err) != 2 || !strings.Contains(err.Error(), "looks like HTTP") {
 		t.Fatalf("HTTP: %v", err)
 	}
 	_, err = runDecodeCmd(t, nil, "--json=false", "--max-pdu-length=1000", filepath.Join(captures, "echo_ppc128_pts38.c2s.bin"))
-	if exitCode(err) != 1 || !strings.Contains(err.Error(), "length 129691 exceeds the maximum of 1000 bytes") {
+	if exitCode(err) != 2 || !strings.Contains(err.Error(), "length 129691 exceeds the maximum of 1000 bytes") {
 		t.Fatalf("--max-pdu-length: %v", err)
 	}
 	_, err = runDecodeCmd(t, nil, "--json=false", filepath.Join(t.TempDir(), "missing.bin"))
-	if exitCode(err) != 1 || !strings.Contains(err.Error(), "missing.bin") {
+	if exitCode(err) != 2 || !strings.Contains(err.Error(), "missing.bin") {
 		t.Fatalf("missing file: %v", err)
 	}
 }
@@ -210,7 +207,13 @@ func TestDecodeAllCaptures(t *testing.T) {
 	for _, f := range files {
 		raw, _ := os.ReadFile(f)
 		out, err := runDecodeCmd(t, nil, "--json=false", f)
-		if len(raw) > 0 && raw[0] == 0x16 {
+		if len(raw) == 0 {
+			if exitCode(err) != 2 || !strings.Contains(err.Error(), "is empty") {
+				t.Errorf("%s: empty capture: %v", f, err)
+			}
+			continue
+		}
+		if raw[0] == 0x16 {
 			if err == nil {
 				t.Errorf("%s: TLS bytes decoded without error", f)
 			}
@@ -219,7 +222,7 @@ func TestDecodeAllCaptures(t *testing.T) {
 		if err != nil {
 			t.Errorf("%s: %v", f, err)
 		}
-		if len(raw) > 0 && !strings.HasPrefix(out, "@0 ") {
+		if !strings.HasPrefix(out, "@0 ") {
 			t.Errorf("%s: output does not start with the first PDU:\n%.200s", f, out)
 		}
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -22,53 +21,88 @@ type evalFlags struct {
 	peerURISAN  string
 	peerDNSSAN  string
 	peerSubject string
-	json        bool
+	// output is the format: text, json or yaml.
+	output string
 }
 
 func init() {
 	var f evalFlags
 	cmd := &cobra.Command{
-		Use:   "eval --config CONFIG --stream FILE [--source IP[:PORT]] [--peer-uri-san S] [--peer-dns-san S] [--peer-subject S] [--json]",
+		Use:   "eval CONFIG STREAM [--source IP[:PORT]] [--peer-uri-san S] [--peer-dns-san S] [--peer-subject S] [-o text|json|yaml]",
 		Short: "Decide what a policy does with a recorded A-ASSOCIATE-RQ",
 		Long: `Decode the first PDU of FILE (the bytes a DICOM requester sent, e.g. a
 capture's NAME.c2s.bin; "-" reads standard input), which must be an
 A-ASSOCIATE-RQ, evaluate it against the policy in CONFIG (a policy or a
 WasmPlugin manifest, JSON or YAML, as for "dicomgate check") and print the
-decision and why.
+decision and why. CONFIG and FILE are given either as the two arguments or
+with --config and --stream.
 
 The connection is described by flags: --source is the requester's address
 (without it, sourceCIDRs never match); any --peer-* flag means the requester
 presented a verified client certificate with that identity (without them,
 peer* conditions never match, as for a connection without mTLS).
+--peer-subject is compared as Envoy reports it: RFC 2253, last RDN first,
+e.g. "O=Hospital,CN=CT1" for a certificate made with -subj
+"/CN=CT1/O=Hospital" (see docs/peer-identity.md).
 
-With --json exactly one JSON object is printed, with the keys action
-("allow", "deny" or "route"), rule (the matching rule's name, "" for the
-default action), cluster, rewriteCalledAETitle, rejectReason and
+With -o json (or --json) exactly one JSON object is printed, with the keys
+action ("allow", "deny" or "route"), rule (the matching rule's name, "" for
+the default action), cluster, rewriteCalledAETitle, rejectReason and
 explanation; the key dryRun (true) is added only when the policy is in mode
 "dry-run" (the filter would then let the association through whatever
-action says).
+action says). -o yaml prints the same keys as YAML.
 
-Exit status: 0 when a decision was printed (whatever it is), 1 when the
-policy or the stream is invalid, 2 on bad flags.`,
-		Example: `  dicomgate eval --config sdk/policy/testdata/example.json \
-    --stream sdk/pdu/testdata/uid_username.c2s.bin --source 10.1.2.3:40000 --json`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return runEval(cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr(), f)
+Exit status: 0 allow or route, 1 deny (also in mode "dry-run": the status is
+the policy's decision, not what the filter enforces), 2 on bad flags, an
+invalid policy or a stream that does not start with a decodable
+A-ASSOCIATE-RQ.`,
+		Example: `  dicomgate eval sdk/policy/testdata/example.json sdk/pdu/testdata/uid_username.c2s.bin \
+    --source 10.1.2.3:40000 -o json`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 2 {
+				return usage("unexpected argument %q: eval takes CONFIG and STREAM (or --config and --stream)", args[2])
+			}
+			return nil
+		},
+		ValidArgsFunction: func(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+			if len(args) == 0 {
+				return []string{"json", "yaml", "yml"}, cobra.ShellCompDirectiveFilterFileExt
+			}
+			if len(args) == 1 {
+				return nil, cobra.ShellCompDirectiveDefault
+			}
+			return nil, cobra.ShellCompDirectiveNoFileComp
 		},
 	}
+	o := addOutputFlag(cmd, formatText, formatJSON, formatYAML)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		f := f // the flags stay as parsed; positional arguments fill a copy
+		if len(args) > 0 {
+			if f.config != "" {
+				return usage("the policy is given twice (argument %q and --config %q): keep one", args[0], f.config)
+			}
+			f.config = args[0]
+		}
+		if len(args) > 1 {
+			if f.stream != "" {
+				return usage("the stream is given twice (argument %q and --stream %q): keep one", args[1], f.stream)
+			}
+			f.stream = args[1]
+		}
+		f.output = o.format()
+		return runEval(cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr(), f)
+	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.config, "config", "", "policy file or WasmPlugin manifest (JSON or YAML)")
-	fl.StringVar(&f.stream, "stream", "", "file whose first PDU is the A-ASSOCIATE-RQ (\"-\" = standard input)")
+	fl.StringVar(&f.config, "config", "", "policy file or WasmPlugin manifest (JSON or YAML); or the first argument")
+	fl.StringVar(&f.stream, "stream", "", "file whose first PDU is the A-ASSOCIATE-RQ (\"-\" = standard input); or the second argument")
 	fl.StringVar(&f.source, "source", "", "requester address, IP or IP:PORT (e.g. 10.1.2.3:40000 or [fd00::7]:40000)")
 	fl.StringVar(&f.peerURISAN, "peer-uri-san", "", "URI SAN of the requester's client certificate (implies mTLS)")
 	fl.StringVar(&f.peerDNSSAN, "peer-dns-san", "", "DNS SAN of the requester's client certificate (implies mTLS)")
-	fl.StringVar(&f.peerSubject, "peer-subject", "", "subject of the requester's client certificate, e.g. CN=CT1,O=Hospital (implies mTLS)")
-	fl.BoolVar(&f.json, "json", false, "print one JSON object")
+	fl.StringVar(&f.peerSubject, "peer-subject", "", "subject of the requester's client certificate as Envoy prints it (RFC 2253, last RDN first), e.g. O=Hospital,CN=CT1 (implies mTLS)")
 	rootCmd.AddCommand(cmd)
 }
 
-// evalResult is the --json output. Field order and names are part of the
+// evalResult is the -o json|yaml output. Field order and names are part of the
 // CLI's contract (see the command help).
 type evalResult struct {
 	Action               string `json:"action"`
@@ -83,19 +117,19 @@ type evalResult struct {
 // runEval implements `dicomgate eval`.
 func runEval(stdin io.Reader, stdout, stderr io.Writer, f evalFlags) error {
 	if f.config == "" {
-		return &exitError{2, errors.New("--config is required: the policy file or WasmPlugin manifest")}
+		return usage("missing CONFIG: the policy file or WasmPlugin manifest (first argument, or --config)")
 	}
 	if f.stream == "" {
-		return &exitError{2, errors.New("--stream is required: a file whose first PDU is an A-ASSOCIATE-RQ")}
+		return usage("missing STREAM: a file whose first PDU is an A-ASSOCIATE-RQ, e.g. a capture's NAME.c2s.bin (second argument, or --stream)")
 	}
 	if f.config == "-" && f.stream == "-" {
-		return &exitError{2, errors.New("--config and --stream cannot both read standard input")}
+		return usage("CONFIG and STREAM cannot both read standard input (\"-\")")
 	}
 	conn := &policy.Conn{}
 	if f.source != "" {
 		a, err := parseSource(f.source)
 		if err != nil {
-			return &exitError{2, fmt.Errorf("--source %q: %w", f.source, err)}
+			return usage("--source %q: %w", f.source, err)
 		}
 		conn.Source = a
 	}
@@ -110,19 +144,45 @@ func runEval(stdin io.Reader, stdout, stderr io.Writer, f evalFlags) error {
 	}
 	data, display, err := readConfigFile(stdin, f.stream)
 	if err != nil {
-		return &exitError{1, fmt.Errorf("--stream: %w", err)}
+		return invalid(fmt.Errorf("STREAM: %w", err))
 	}
 	var rq pdu.AssociateRQ
 	if err := firstAssociateRQ(data, p.MaxAssociateRQBytes(), &rq); err != nil {
-		return &exitError{1, fmt.Errorf("%s: %w", display, err)}
+		return invalid(fmt.Errorf("%s: %w", display, err))
 	}
 
 	d := p.Evaluate(&rq, conn)
 	expl := p.Explain(&rq, conn, d)
-	if f.json {
-		enc := json.NewEncoder(stdout)
-		enc.SetEscapeHTML(false)
-		return enc.Encode(evalResult{
+	if err := printDecision(stdout, f.output, d, expl); err != nil {
+		return err
+	}
+	if d.Action == policy.ActionDeny {
+		// The decision is the answer; say it on stderr too, so that the
+		// exit status is not the only trace when stdout is discarded.
+		return &exitError{exitNegative, fmt.Errorf("%s: denied (%s)", display, denyWhy(d))}
+	}
+	return nil
+}
+
+// denyWhy names the rule or default and reason of a deny.
+func denyWhy(d policy.Decision) string {
+	who := "default action"
+	if d.RuleIndex >= 0 {
+		who = fmt.Sprintf("rule %q", d.Rule)
+	}
+	if d.RejectReason != "" {
+		who += ", " + d.RejectReason
+	}
+	if d.DryRun {
+		who += "; mode dry-run: the filter would let it through"
+	}
+	return who
+}
+
+// printDecision writes a decision and its explanation in the output format.
+func printDecision(stdout io.Writer, format string, d policy.Decision, expl string) error {
+	if format == formatJSON || format == formatYAML {
+		return writeStructured(stdout, format, evalResult{
 			Action:               d.Action.String(),
 			Rule:                 d.Rule,
 			Cluster:              d.Cluster,
@@ -159,7 +219,7 @@ func runEval(stdin io.Reader, stdout, stderr io.Writer, f evalFlags) error {
 	for _, line := range strings.Split(expl, "\n") {
 		b.WriteString("  " + line + "\n")
 	}
-	_, err = io.WriteString(stdout, b.String())
+	_, err := io.WriteString(stdout, b.String())
 	return err
 }
 
@@ -169,14 +229,14 @@ func runEval(stdin io.Reader, stdout, stderr io.Writer, f evalFlags) error {
 func loadEvalPolicy(stdin io.Reader, stderr io.Writer, name string) (*policy.Policy, error) {
 	data, display, err := readConfigFile(stdin, name)
 	if err != nil {
-		return nil, &exitError{1, fmt.Errorf("--config: %w", err)}
+		return nil, invalid(fmt.Errorf("CONFIG: %w", err))
 	}
 	docs, err := policyDocs(data)
 	if err != nil {
-		return nil, &exitError{1, fmt.Errorf("%s: %w", display, err)}
+		return nil, invalid(fmt.Errorf("%s: %w", display, err))
 	}
 	if len(docs) > 1 {
-		return nil, &exitError{1, fmt.Errorf("%s: holds %d WasmPlugin manifests; eval needs exactly one policy", display, len(docs))}
+		return nil, invalid(fmt.Errorf("%s: holds %d WasmPlugin manifests; eval needs exactly one policy", display, len(docs)))
 	}
 	doc := docs[0]
 	p, diags, err := policy.Load(doc.json)
@@ -188,7 +248,7 @@ func loadEvalPolicy(stdin io.Reader, stderr io.Writer, name string) (*policy.Pol
 				n++
 			}
 		}
-		return nil, &exitError{1, fmt.Errorf("%s: policy is invalid: %d error(s), listed above (see dicomgate check)", display, n)}
+		return nil, invalid(fmt.Errorf("%s: policy is invalid: %s, listed above (see dicomgate check)", display, countNoun(n, "error")))
 	}
 	return p, nil
 }

@@ -29,11 +29,13 @@ func runEvalFlags(t *testing.T, f evalFlags) (string, string, int) {
 	return out.String(), errOut.String(), 0
 }
 
+// evalJSON runs eval -o json and checks the exit status agrees with the
+// decision: 1 for deny, 0 otherwise.
 func evalJSON(t *testing.T, f evalFlags) map[string]any {
 	t.Helper()
-	f.json = true
+	f.output = formatJSON
 	out, errOut, code := runEvalFlags(t, f)
-	if code != 0 {
+	if code != 0 && code != 1 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 	dec := json.NewDecoder(strings.NewReader(out))
@@ -43,6 +45,9 @@ func evalJSON(t *testing.T, f evalFlags) map[string]any {
 	}
 	if dec.More() {
 		t.Fatalf("more than one JSON value:\n%s", out)
+	}
+	if wantCode := map[bool]int{true: 1, false: 0}[m["action"] == "deny"]; code != wantCode {
+		t.Fatalf("action %v: exit %d, want %d (%s)", m["action"], code, wantCode, errOut)
 	}
 	return m
 }
@@ -146,8 +151,8 @@ func sortedKeys(m map[string]any) []string {
 func TestEvalText(t *testing.T) {
 	out, _, code := runEvalFlags(t, evalFlags{config: filepath.Join(policyTestdata, "example.json"),
 		stream: filepath.Join(evalCaptures, "echo_default.c2s.bin"), source: "10.0.0.9"})
-	if code != 0 {
-		t.Fatalf("exit %d", code)
+	if code != 1 {
+		t.Fatalf("deny: exit %d, want 1", code)
 	}
 	for _, want := range []string{
 		"action: deny\n",
@@ -173,18 +178,18 @@ func TestEvalErrors(t *testing.T) {
 		code int
 		want string
 	}{
-		{"no config", evalFlags{stream: rq}, 2, "--config is required"},
-		{"no stream", evalFlags{config: example}, 2, "--stream is required"},
+		{"no config", evalFlags{stream: rq}, 2, "missing CONFIG"},
+		{"no stream", evalFlags{config: example}, 2, "missing STREAM"},
 		{"bad source", evalFlags{config: example, stream: rq, source: "10.0.0"}, 2, `--source "10.0.0": not an IP address or IP:PORT`},
-		{"invalid policy", evalFlags{config: filepath.Join(policyTestdata, "invalid.json"), stream: rq}, 1,
+		{"invalid policy", evalFlags{config: filepath.Join(policyTestdata, "invalid.json"), stream: rq}, 2,
 			`error: rules[0].match.sourceCIDRs[0]: "10.0.0.0/33" is not a CIDR`},
-		{"acceptor direction", evalFlags{config: example, stream: filepath.Join(evalCaptures, "echo_default.s2c.bin")}, 1,
+		{"acceptor direction", evalFlags{config: example, stream: filepath.Join(evalCaptures, "echo_default.s2c.bin")}, 2,
 			"the first PDU is A-ASSOCIATE-AC (type 0x02), not an A-ASSOCIATE-RQ (0x01)"},
-		{"truncated", evalFlags{config: example, stream: truncated}, 1, "have 100 of 211 bytes (truncated capture?)"},
-		{"tls bytes", evalFlags{config: example, stream: filepath.Join(evalCaptures, "tls_client_plain_server.c2s.bin")}, 1, "looks like a TLS record"},
-		{"over maxAssociateRQBytes", evalFlags{config: big, stream: filepath.Join(evalCaptures, "echo_ppc128_pts38.c2s.bin")}, 1,
+		{"truncated", evalFlags{config: example, stream: truncated}, 2, "have 100 of 211 bytes (truncated capture?)"},
+		{"tls bytes", evalFlags{config: example, stream: filepath.Join(evalCaptures, "tls_client_plain_server.c2s.bin")}, 2, "looks like a TLS record"},
+		{"over maxAssociateRQBytes", evalFlags{config: big, stream: filepath.Join(evalCaptures, "echo_ppc128_pts38.c2s.bin")}, 2,
 			"more than the policy's maxAssociateRQBytes (1024)"},
-		{"missing stream file", evalFlags{config: example, stream: filepath.Join(t.TempDir(), "nope.bin")}, 1, "--stream: open"},
+		{"missing stream file", evalFlags{config: example, stream: filepath.Join(t.TempDir(), "nope.bin")}, 2, "STREAM: open"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -62,8 +62,8 @@ func TestManifestInvalidPolicyPrintsAllDiagnostics(t *testing.T) {
 	cfg := writeFile(t, dir, "bad.json", []byte(`{"defaultAction":"route","mode":"loud","rules":[{"name":"x","action":"route"}]}`))
 	var out, errb bytes.Buffer
 	err := runManifest(&out, &errb, manifestFlags{config: cfg, image: "oci://r.example/x:1", port: 11112})
-	if exitCode(err) != 1 {
-		t.Fatalf("exit code %d (err %v), want 1", exitCode(err), err)
+	if exitCode(err) != 2 {
+		t.Fatalf("exit code %d (err %v), want 2", exitCode(err), err)
 	}
 	for _, want := range []string{"defaultAction", "mode", "rules[0]"} {
 		if !strings.Contains(errb.String(), cfg+": error: "+want) {
@@ -101,7 +101,7 @@ func TestManifestJSONPolicyAndOutputFile(t *testing.T) {
 	cfg := writeFile(t, dir, "p.json", []byte(`{"defaultAction":"deny","upstreamConnect":"immediate","rules":[{"name":"a","match":{"calledAETitles":["ORTHANC"]},"action":"allow"}]}`))
 	outFile := filepath.Join(dir, "out.yaml")
 	var out, errb bytes.Buffer
-	if err := runManifest(&out, &errb, manifestFlags{config: cfg, image: "oci://r.example/x:1", sha: strings.Repeat("ab", 32), output: outFile, namespace: "istio-ingress", name: "dicomgate", port: 11112}); err != nil {
+	if err := runManifest(&out, &errb, manifestFlags{config: cfg, image: "oci://r.example/x:1", sha: strings.Repeat("ab", 32), outputFile: outFile, namespace: "istio-ingress", name: "dicomgate", port: 11112}); err != nil {
 		t.Fatal(err, errb.String())
 	}
 	b, err := os.ReadFile(outFile)
@@ -112,7 +112,7 @@ func TestManifestJSONPolicyAndOutputFile(t *testing.T) {
 		t.Errorf("unexpected output:\n%s", b)
 	}
 	if out.Len() != 0 {
-		t.Error("with --output nothing goes to stdout")
+		t.Error("with --output-file nothing goes to stdout")
 	}
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -16,12 +15,28 @@ import (
 type pushFlags struct {
 	layout           string
 	insecure, docker bool
+	// output is the format: text, json or yaml.
+	output string
+}
+
+// pushResult is the -o json|yaml output of push.
+type pushResult struct {
+	// Reference is the pushed oci:// reference ("" for --layout without one).
+	Reference string `json:"reference,omitempty"`
+	// Layout is the OCI layout directory written (--layout).
+	Layout string `json:"layout,omitempty"`
+	// Format is "oci" or "docker" (media types).
+	Format string `json:"format"`
+	// Digest is the image manifest digest, "sha256:HEX".
+	Digest string `json:"digest"`
+	// SHA256 is the WasmPlugin spec.sha256 value (the digest's hex).
+	SHA256 string `json:"sha256"`
 }
 
 func init() {
 	var f pushFlags
 	cmd := &cobra.Command{
-		Use:   "push WASM [oci://REGISTRY/REPOSITORY:TAG]",
+		Use:   "push WASM [oci://REGISTRY/REPOSITORY:TAG] [--layout DIR]",
 		Short: "Package the filter module as an Istio-ready OCI image and push it",
 		Long: `Build the image Istio's agent pulls for a WasmPlugin "url: oci://…": one
 gzip-compressed tar layer holding the module as plugin.wasm (OCI media types,
@@ -32,14 +47,27 @@ the value of the WasmPlugin's spec.sha256.
 With --layout DIR the image is written to an OCI image layout in DIR instead
 of being pushed (the reference, if given, names it there). Registry
 credentials come from the Docker config (docker login) and its credential
-helpers.`,
+helpers.
+
+Exit status: 0 pushed or written, 1 the registry or the layout directory
+failed, 2 bad arguments or a file that is not a WebAssembly module.`,
 		Example: `  dicomgate push build/dicomgate.wasm oci://registry.example/dicomgate:0.1.0
   dicomgate push build/dicomgate.wasm oci://localhost:5000/dicomgate:dev --insecure
   dicomgate push build/dicomgate.wasm --layout build/oci`,
-		Args: cobra.RangeArgs(1, 2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return runPush(cmd.Context(), cmd.OutOrStdout(), args, f, oci.PushOptions{Insecure: f.insecure})
+		Args: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case len(args) == 0:
+				return usage("missing WASM: the filter module to package (make wasm builds build/dicomgate.wasm)")
+			case len(args) > 2:
+				return usage("unexpected argument %q: push takes WASM and one image reference", args[2])
+			}
+			return nil
 		},
+	}
+	o := addOutputFlag(cmd, formatText, formatJSON, formatYAML)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		f.output = o.format()
+		return runPush(cmd.Context(), cmd.OutOrStdout(), args, f, oci.PushOptions{Insecure: f.insecure})
 	}
 	cmd.Flags().StringVar(&f.layout, "layout", "", "write an OCI image layout to this directory instead of pushing")
 	cmd.Flags().BoolVar(&f.insecure, "insecure", false, "allow a registry served over plain HTTP")
@@ -57,16 +85,16 @@ func runPush(ctx context.Context, stdout io.Writer, args []string, f pushFlags, 
 		ref = args[1]
 	}
 	if ref == "" && f.layout == "" {
-		return &exitError{2, errors.New("give the image reference (oci://REGISTRY/REPOSITORY:TAG) or --layout DIR")}
+		return usage("give the image reference (oci://REGISTRY/REPOSITORY:TAG) or --layout DIR")
 	}
 	if ref != "" {
 		if _, err := oci.ParseReference(ref, f.insecure); err != nil {
-			return &exitError{2, err}
+			return usage("%w", err)
 		}
 	}
 	module, err := os.ReadFile(args[0])
 	if err != nil {
-		return &exitError{1, err}
+		return invalid(err)
 	}
 	format := oci.FormatOCI
 	if f.docker {
@@ -74,7 +102,7 @@ func runPush(ctx context.Context, stdout io.Writer, args []string, f pushFlags, 
 	}
 	img, err := oci.Build(module, format)
 	if err != nil {
-		return &exitError{1, fmt.Errorf("%s: %w", args[0], err)}
+		return invalid(fmt.Errorf("%s: %w", args[0], err))
 	}
 	if f.layout != "" {
 		tag := ""
@@ -84,17 +112,25 @@ func runPush(ctx context.Context, stdout io.Writer, args []string, f pushFlags, 
 		}
 		d, err := oci.WriteLayout(f.layout, img, tag)
 		if err != nil {
-			return &exitError{1, err}
+			return &exitError{exitNegative, err}
 		}
-		fmt.Fprintf(stdout, "wrote %s (%s format) digest %s\n", f.layout, format, d)
-		fmt.Fprintf(stdout, "WasmPlugin spec.sha256: %s\n", d.Hex)
-		return nil
+		return printPush(stdout, f.output, pushResult{Reference: ref, Layout: f.layout, Format: format.String(), Digest: d.String(), SHA256: d.Hex},
+			fmt.Sprintf("wrote %s (%s format) digest %s\n", f.layout, format, d))
 	}
 	d, err := oci.Push(ctx, img, ref, popts)
 	if err != nil {
-		return &exitError{1, err}
+		return &exitError{exitNegative, err}
 	}
-	fmt.Fprintf(stdout, "pushed %s (%s format) digest %s\n", strings.TrimPrefix(ref, oci.URLScheme), format, d)
-	fmt.Fprintf(stdout, "WasmPlugin spec.sha256: %s\n", d.Hex)
-	return nil
+	return printPush(stdout, f.output, pushResult{Reference: ref, Format: format.String(), Digest: d.String(), SHA256: d.Hex},
+		fmt.Sprintf("pushed %s (%s format) digest %s\n", strings.TrimPrefix(ref, oci.URLScheme), format, d))
+}
+
+// printPush prints push's result: the text line and the spec.sha256 line,
+// or the result object.
+func printPush(stdout io.Writer, format string, r pushResult, text string) error {
+	if format == formatJSON || format == formatYAML {
+		return writeStructured(stdout, format, r)
+	}
+	_, err := fmt.Fprintf(stdout, "%sWasmPlugin spec.sha256: %s\n", text, r.SHA256)
+	return err
 }

@@ -96,8 +96,8 @@ func TestPushArgumentErrors(t *testing.T) {
 	}{
 		{[]string{wasm}, "--layout", 2},
 		{[]string{wasm, "https://r.example/x:1"}, "only the oci:// scheme", 2},
-		{[]string{notWasm, "oci://r.example/x:1"}, "not a WebAssembly module", 1},
-		{[]string{filepath.Join(dir, "missing.wasm"), "oci://r.example/x:1"}, "missing.wasm", 1},
+		{[]string{notWasm, "oci://r.example/x:1"}, "not a WebAssembly module", 2},
+		{[]string{filepath.Join(dir, "missing.wasm"), "oci://r.example/x:1"}, "missing.wasm", 2},
 	} {
 		err := runPush(context.Background(), &bytes.Buffer{}, tc.args, pushFlags{}, oci.PushOptions{})
 		if err == nil || !strings.Contains(err.Error(), tc.want) || exitCode(err) != tc.code {
