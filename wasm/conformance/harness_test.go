@@ -934,6 +934,10 @@ func normalise(in []string) []string {
 	ids := map[string]string{}
 	var out []string
 	for _, l := range in {
+		if strings.HasPrefix(l, `{"time":`) { // the real filter's audit line
+			out = append(out, normaliseAudit(l))
+			continue
+		}
 		if !strings.HasPrefix(l, "EVT ") && !strings.HasPrefix(l, "PROBE ") {
 			continue
 		}
@@ -950,6 +954,24 @@ func normalise(in []string) []string {
 		out = append(out, l)
 	}
 	return out
+}
+
+var auditVarying = []struct {
+	re  *regexp.Regexp
+	out string
+}{
+	{regexp.MustCompile(`"time":"[^"]*"`), `"time":"T"`},
+	{regexp.MustCompile(`"conn":\d+`), `"conn":N`},
+	{regexp.MustCompile(`"source":"([^"]*):\d+"`), `"source":"$1:PORT"`},
+	{regexp.MustCompile(`"latency_us":\d+`), `"latency_us":L`},
+}
+
+// normaliseAudit replaces the fields of the real filter's audit line that differ run to run.
+func normaliseAudit(l string) string {
+	for _, v := range auditVarying {
+		l = v.re.ReplaceAllString(l, v.out)
+	}
+	return l
 }
 
 // compare runs sc through Envoy and through the host and returns both observations (Envoy first).
