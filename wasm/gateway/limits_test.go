@@ -177,8 +177,8 @@ func TestAcceptBacksOffOnEMFILE(t *testing.T) {
 	require.NoError(t, err)
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
+	stderr := &syncBuf{} // written by exec's copying goroutine, read here
+	cmd.Stderr = stderr
 	require.NoError(t, cmd.Start())
 	exited := make(chan error, 1)
 	reaped := false
@@ -250,6 +250,13 @@ func TestAcceptBacksOffOnEMFILE(t *testing.T) {
 	reaped = true
 	require.NoError(t, <-exited, stderr.String())
 	require.Contains(t, stderr.String(), "too many open files")
+}
+
+// Write makes syncBuf an io.Writer.
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
 }
 
 // emfileLimit is the child's RLIMIT_NOFILE.
