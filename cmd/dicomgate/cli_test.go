@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"flag"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -299,4 +300,32 @@ func TestVersionLooksWhereServeLooks(t *testing.T) {
 	require.Equal(t, 0, code)
 	require.Contains(t, out, "filter module:     build/dicomgate.wasm (")
 	require.Contains(t, out, hex.EncodeToString(sum[:]))
+}
+
+// update rewrites docs/cli.md from the commands (go test ./cmd/dicomgate
+// -run TestCLIReference -update).
+var update = flag.Bool("update", false, "rewrite docs/cli.md from the commands' help")
+
+// cliReferencePath is the generated CLI reference, relative to this package.
+const cliReferencePath = "../../docs/cli.md"
+
+// TestCLIReference fails when docs/cli.md differs from what `dicomgate docs`
+// generates from the commands: a flag, a help text or an example changed
+// without the reference.
+func TestCLIReference(t *testing.T) {
+	got, errOut, code := runCLI(t, nil, "docs")
+	require.Equal(t, 0, code, errOut)
+	if *update {
+		require.NoError(t, os.WriteFile(cliReferencePath, []byte(got), 0o644))
+	}
+	want, err := os.ReadFile(cliReferencePath)
+	require.NoError(t, err, "docs/cli.md is missing: go run ./cmd/dicomgate docs > docs/cli.md")
+	require.Equal(t, string(want), got, "docs/cli.md is stale: regenerate it with `go run ./cmd/dicomgate docs > docs/cli.md` (or go test ./cmd/dicomgate -run TestCLIReference -update)")
+	for _, c := range visibleCommands(rootCmd)[1:] {
+		require.Contains(t, got, "\n## "+c.CommandPath()+"\n", "every command has a section")
+	}
+	for _, name := range []string{"check", "decode", "eval", "manifest", "push", "serve", "version", "completion"} {
+		require.Contains(t, got, "\n## dicomgate "+name+"\n")
+	}
+	require.NotContains(t, got, "## dicomgate docs", "docs is a hidden maintenance command")
 }
