@@ -23,6 +23,11 @@
 //   - path_link / path_symlink use the WASI signatures (cpp-host declares one parameter fewer).
 //   - Properties cover the L4 set of the design note §4.2 plus static PluginConfig.Properties;
 //     xds.*, metadata and request.* are only available through PluginConfig.Properties.
+//   - Transport.CloseUpstream has no reset flag: Envoy closes the upstream with an RST when the client
+//     reset the connection (tcp_proxy TcpUpstream::onDownstreamEvent), the host's owner cannot tell.
+//
+// What real Envoy 1.40 confirmed, what was fixed after comparing with it and the remaining differences
+// of the gateway built on this host are in README.md ("Checked against real Envoy", wasm/conformance).
 package host
 
 import (
