@@ -11,9 +11,13 @@ import (
 	"github.com/dicomgate/dicomgate/sdk/pdu"
 )
 
-// naiveEvaluate is the specification Evaluate's index must reproduce: scan
-// every rule in order, first match wins, else the default action.
-func naiveEvaluate(p *Policy, rq *pdu.AssociateRQ, conn *Conn) Decision {
+// linearEvaluate is what Evaluate's candidate index must reproduce: the
+// product's own matchers (prepare, foldInto, matchRule) applied to every
+// rule in order, first match wins, else the default action. It tests the
+// index against a linear scan and nothing more: a bug in a matcher is
+// invisible to it. The matching semantics are checked against the
+// independent reference evaluator (reference_test.go).
+func linearEvaluate(p *Policy, rq *pdu.AssociateRQ, conn *Conn) Decision {
 	var b1, b2 [foldBufLen]byte
 	in := prepare(rq, conn)
 	in.calledUp = foldInto(&b1, in.called)
@@ -165,7 +169,7 @@ func TestIndexMatchesLinearScan(t *testing.T) {
 		}
 		for k := 0; k < 50; k++ {
 			rq, conn := randomRQ(r)
-			got, want := p.Evaluate(rq, conn), naiveEvaluate(p, rq, conn)
+			got, want := p.Evaluate(rq, conn), linearEvaluate(p, rq, conn)
 			if got != want {
 				t.Fatalf("policy %s\nrequest called %q calling %q conn %+v\nindexed %+v\nlinear  %+v",
 					cfg, rq.CalledAETitle(), rq.CallingAETitle(), conn, got, want)
@@ -248,7 +252,7 @@ func TestLargePolicy(t *testing.T) {
 		if k%2 == 0 {
 			rq = mkRQ(fmt.Sprintf("PACS_%d", r.IntN(20)), fmt.Sprintf("MOD_%d", r.IntN(3000)))
 		}
-		if got, want := p.Evaluate(rq, conn), naiveEvaluate(p, rq, conn); got != want {
+		if got, want := p.Evaluate(rq, conn), linearEvaluate(p, rq, conn); got != want {
 			t.Fatalf("indexed %+v, linear %+v", got, want)
 		}
 	}
@@ -316,7 +320,7 @@ func BenchmarkPolicyEvaluate(b *testing.B) {
 			if d := p.Evaluate(rq, conn); d.RuleIndex != -1 {
 				b.Fatalf("benchmark request matched %q; it must take the default action", d.Rule)
 			}
-			if want := naiveEvaluate(p, rq, conn); p.Evaluate(rq, conn) != want {
+			if want := linearEvaluate(p, rq, conn); p.Evaluate(rq, conn) != want {
 				b.Fatal("index disagrees with linear scan")
 			}
 			b.ReportAllocs()
@@ -338,7 +342,7 @@ func BenchmarkPolicyEvaluateLinear(b *testing.B) {
 	conn := &Conn{Source: netip.MustParseAddr("10.0.7.5"), MTLS: true, PeerURISAN: "spiffe://h/x"}
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		naiveEvaluate(p, rq, conn)
+		linearEvaluate(p, rq, conn)
 	}
 }
 
@@ -357,7 +361,7 @@ func TestConcurrentEvaluate(t *testing.T) {
 			r := rand.New(rand.NewPCG(seed, 7))
 			for k := 0; k < 300; k++ {
 				rq, conn := randomRQ(r)
-				if got, want := p.Evaluate(rq, conn), naiveEvaluate(p, rq, conn); got != want {
+				if got, want := p.Evaluate(rq, conn), linearEvaluate(p, rq, conn); got != want {
 					done <- fmt.Sprintf("indexed %+v, linear %+v", got, want)
 					return
 				}
