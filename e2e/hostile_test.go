@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/dicomgate/dicomgate/internal/filtertable"
 )
 
 // wantAuditReason waits for exactly one audit record with the given reason since the probe.
@@ -90,6 +92,14 @@ func scenarioHostileClients(t *testing.T, l *lane) {
 		{"an HTTP request on the DICOM port", "not_dicom", []byte("GET /studies HTTP/1.1\r\nHost: pacs\r\nAccept: */*\r\n\r\n"), false},
 		{"an A-ASSOCIATE-RQ header announcing 2 MiB", "too_large", pduHeaderOnly(0x01, 2<<20), false},
 		{"an A-ASSOCIATE-RQ whose items overrun the PDU", "malformed", overrunRQ(rq), false},
+		// The parser differentials of issue 11: each is read differently by dcmtk (TestDcmtkReadsWhatTheFilterReads
+		// shows how), so the filter refuses it as malformed and no backend ever sees it.
+		{"calling AE CT1\\0SPOOF (dcmtk reads CT1)", "malformed",
+			filtertable.WithRawAETitle(associateRQ(routeToOrthancAE, ct1AE), 26, ct1AE+"\x00SPOOF"), false},
+		{"an abstract syntax with \\0junk appended (dcmtk reads the UID before the NUL)", "malformed",
+			filtertable.WithAbstractSyntax(rq, uidVerification+"\x00junk"), false},
+		{"two user identities (dcmtk uses the last)", "malformed",
+			filtertable.WithUserInfoSubItems(rq, filtertable.UserIdentityItem(1, "alice", ""), filtertable.UserIdentityItem(1, "mallory", "")), false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
