@@ -8,8 +8,9 @@
 // Two runners use the same table: the native one in filters/dicomgate (the
 // filter compiled for the test binary, driven through the SDK's proxytest
 // emulator) and one in wasm/host driving build/dicomgate.wasm through the
-// Envoy-faithful host. Expectations follow docs envoy-l4 §0.1; each case
-// names the Envoy source its behaviour comes from.
+// Envoy-faithful host. Expectations follow Envoy's L4 chain as summarised in
+// docs/internals.md ("Envoy's L4 chain and the two connect modes"); each
+// case names the Envoy source its behaviour comes from.
 package filtertable
 
 import "time"
