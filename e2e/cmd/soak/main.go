@@ -65,6 +65,8 @@ type opts struct {
 	instanceBytes   int
 	stepTimeout     time.Duration
 	serveNoFileSoft int
+	serveExtra      string
+	phases          string
 }
 
 func main() {
@@ -76,6 +78,8 @@ func main() {
 	flag.IntVar(&o.floodConns, "flood", 0, "connections of the memory flood (0: 1000, or 200 with -short)")
 	flag.IntVar(&o.instanceBytes, "instance-bytes", 32<<10, "size of each stored instance's data set")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (logs, stored instances)")
+	flag.StringVar(&o.serveExtra, "serve-flags", "", "extra flags for dicomgate serve, space-separated (e.g. \"--max-buffered-bytes -1\" to compare)")
+	flag.StringVar(&o.phases, "phases", "store,slowloris,malformed,memory,fd,emfile", "the phases to run, comma-separated")
 	flag.Parse()
 	if o.associations == 0 {
 		o.associations = map[bool]int{false: 2000, true: 300}[o.short]
@@ -123,8 +127,20 @@ func run(o opts) int {
 	}
 	defer e.close()
 	var rows []row
-	for _, phase := range []func() []row{e.phaseStore, e.phaseSlowloris, e.phaseMalformed, e.phaseMemoryFlood, e.phaseFDFlood, e.phaseFDExhaustion} {
-		rs := phase()
+	all := []struct {
+		name string
+		run  func() []row
+	}{{"store", e.phaseStore}, {"slowloris", e.phaseSlowloris}, {"malformed", e.phaseMalformed},
+		{"memory", e.phaseMemoryFlood}, {"fd", e.phaseFDFlood}, {"emfile", e.phaseFDExhaustion}}
+	want := map[string]bool{}
+	for _, p := range strings.Split(o.phases, ",") {
+		want[strings.TrimSpace(p)] = true
+	}
+	for _, phase := range all {
+		if !want[phase.name] {
+			continue
+		}
+		rs := phase.run()
 		rows = append(rows, rs...)
 		if !e.serve.alive() {
 			rows = append(rows, row{phase: "gateway", what: "process alive after the phase", tried: 1, lost: 1, note: "dicomgate serve exited: " + e.serve.exitErr()})
@@ -258,6 +274,7 @@ rules:
 		"--policy", policyFile, "--wasm", o.wasm, "--early-data-bytes", "1048576",
 		"--cluster", "pacs-a=" + e.pacs["PACS_A"].ln.Addr().String(),
 		"--cluster", "pacs-b=" + e.pacs["PACS_B"].ln.Addr().String()}
+	args = append(args, strings.Fields(o.serveExtra)...)
 	e.serveBaseArgs = args
 	e.serve, err = startServe(o.bin, args, o.serveNoFileSoft, filepath.Join(dir, "serve.log"))
 	if err != nil {

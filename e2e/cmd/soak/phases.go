@@ -32,7 +32,7 @@ func (e *env) phaseStore() []row {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			c, err := e.dialLimited(e.tlsCfg)
+			c, _, err := e.dialLimited(e.tlsCfg)
 			if err != nil {
 				res[i].fail = "connect: " + err.Error()
 				return
@@ -166,11 +166,14 @@ func runAttack(n int, one func(i int) (time.Duration, error)) attackResult {
 	return r
 }
 
-// dialLimited is dialTLS within dialSlots.
-func (e *env) dialLimited(cfg *tls.Config) (net.Conn, error) {
+// dialLimited is dialTLS within dialSlots; it also returns when the TCP
+// connect started (the gateway's accept, from which its deadline counts).
+func (e *env) dialLimited(cfg *tls.Config) (net.Conn, time.Time, error) {
 	dialSlots <- struct{}{}
 	defer func() { <-dialSlots }()
-	return dialTLS(e.serve.addr, cfg, e.o.stepTimeout)
+	t0 := time.Now()
+	c, err := dialTLS(e.serve.addr, cfg, e.o.stepTimeout)
+	return c, t0, err
 }
 
 // waitClosed reads c until the gateway closes it (EOF or reset) and returns
@@ -205,8 +208,7 @@ func (e *env) phaseSlowloris() []row {
 	go func() {
 		defer close(partialDone)
 		partial = runAttack(n, func(int) (time.Duration, error) {
-			t0 := time.Now()
-			c, err := e.dialLimited(e.tlsCfg)
+			c, t0, err := e.dialLimited(e.tlsCfg)
 			if err != nil {
 				return 0, err
 			}
@@ -260,8 +262,7 @@ func (e *env) phaseMalformed() []row {
 			cfg.Certificates = nil
 		}
 		r := runAttack(n, func(i int) (time.Duration, error) {
-			t0 := time.Now()
-			c, err := e.dialLimited(cfg)
+			c, t0, err := e.dialLimited(cfg)
 			if err != nil {
 				if !mtls { // refused in the handshake: the expected close
 					return time.Since(t0), nil
@@ -356,8 +357,7 @@ func (e *env) phaseMemoryFlood() []row {
 	payload[0] = 0x01
 	binary.BigEndian.PutUint32(payload[2:6], declared-6)
 	r := runAttack(n, func(int) (time.Duration, error) {
-		t0 := time.Now()
-		c, err := e.dialLimited(e.tlsCfg)
+		c, t0, err := e.dialLimited(e.tlsCfg)
 		if err != nil {
 			return 0, err
 		}
