@@ -886,13 +886,18 @@ func observe(t *testing.T, s *suite, sd side, sh *shape, rp reply, sc script) ob
 	for _, c := range r.clients {
 		c.wait()
 	}
-	// Every connection the filter saw must be done (stream_done), and the log quiet for a moment: close
-	// callbacks run after the client saw its connection end.
+	// Every connection the filter saw must be done (stream_done), and the log quiet for a moment.
+	// Close callbacks run after the client saw its connection end; a failed VM's last lines (its trap) may
+	// come later still.
+	quiet := 150 * time.Millisecond
+	if r.vmFails {
+		quiet = 400 * time.Millisecond
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		l := logs.since(mark)
 		done := r.vmFails || countPrefix(l, "EVT new_connection") == countPrefix(l, "EVT stream_done")
-		if done && logs.quietFor() > 300*time.Millisecond {
+		if done && logs.quietFor() > quiet {
 			break
 		}
 		if time.Now().After(deadline) {
