@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/dicomgate/dicomgate/sdk/pdu"
+	"github.com/stretchr/testify/require"
 )
 
 // linearEvaluate is what Evaluate's candidate index must reproduce: the
@@ -158,22 +159,19 @@ func randomRQ(r *rand.Rand) (*pdu.AssociateRQ, *Conn) {
 }
 
 // TestIndexMatchesLinearScan checks on random policies and requests that the
-// indexed Evaluate decides exactly like a plain first-match scan.
+// indexed Evaluate decides exactly like a plain first-match scan and like
+// the independent reference.
 func TestIndexMatchesLinearScan(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for iter := 0; iter < 300; iter++ {
 		cfg, _ := json.Marshal(randomPolicy(r, 1+r.IntN(40)))
 		p, _, err := Load(cfg)
-		if err != nil {
-			t.Fatalf("random policy rejected: %v\n%s", err, cfg)
-		}
+		require.NoError(t, err, "random policy rejected:\n%s", cfg)
+		ref, err := refParse(cfg)
+		require.NoError(t, err, "%s", cfg)
 		for k := 0; k < 50; k++ {
 			rq, conn := randomRQ(r)
-			got, want := p.Evaluate(rq, conn), linearEvaluate(p, rq, conn)
-			if got != want {
-				t.Fatalf("policy %s\nrequest called %q calling %q conn %+v\nindexed %+v\nlinear  %+v",
-					cfg, rq.CalledAETitle(), rq.CallingAETitle(), conn, got, want)
-			}
+			checkDecision(t, cfg, p, ref, rq, conn) // index, linear scan and reference
 		}
 	}
 }
@@ -242,19 +240,18 @@ func TestAEIndexTrie(t *testing.T) {
 // TestLargePolicy exercises the large-bitset path (more than 1,024 rules)
 // and the MaxRules limit.
 func TestLargePolicy(t *testing.T) {
-	p, _, err := Load(benchPolicy(3000))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := benchPolicy(3000)
+	p, _, err := Load(cfg)
+	require.NoError(t, err)
+	ref, err := refParse(cfg)
+	require.NoError(t, err)
 	r := rand.New(rand.NewPCG(3, 4))
 	for k := 0; k < 200; k++ {
 		rq, conn := randomRQ(r)
 		if k%2 == 0 {
 			rq = mkRQ(fmt.Sprintf("PACS_%d", r.IntN(20)), fmt.Sprintf("MOD_%d", r.IntN(3000)))
 		}
-		if got, want := p.Evaluate(rq, conn), linearEvaluate(p, rq, conn); got != want {
-			t.Fatalf("indexed %+v, linear %+v", got, want)
-		}
+		checkDecision(t, []byte("benchPolicy(3000)"), p, ref, rq, conn)
 	}
 	rq := mkRQ("PACS_1", "MOD_2981")
 	if d := p.Evaluate(rq, nil); d.Rule != "modality-2981" {
@@ -352,17 +349,18 @@ func TestConcurrentEvaluate(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	cfg, _ := json.Marshal(randomPolicy(r, 60))
 	p, _, err := Load(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	ref, err := refParse(cfg)
+	require.NoError(t, err)
 	done := make(chan string, 4)
 	for g := 0; g < 4; g++ {
 		go func(seed uint64) {
 			r := rand.New(rand.NewPCG(seed, 7))
 			for k := 0; k < 300; k++ {
 				rq, conn := randomRQ(r)
-				if got, want := p.Evaluate(rq, conn), linearEvaluate(p, rq, conn); got != want {
-					done <- fmt.Sprintf("indexed %+v, linear %+v", got, want)
+				got := p.Evaluate(rq, conn)
+				if want := refEvaluate(ref, refRequestOf(rq, conn)); got != want || got != linearEvaluate(p, rq, conn) {
+					done <- fmt.Sprintf("indexed %+v, reference %+v, linear %+v", got, want, linearEvaluate(p, rq, conn))
 					return
 				}
 			}
