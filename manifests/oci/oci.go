@@ -29,8 +29,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -313,12 +315,42 @@ func WriteLayout(dir string, img v1.Image, refName string) (v1.Hash, error) {
 			return d.Annotations["org.opencontainers.image.ref.name"] == refName
 		}, lopts...)
 	} else {
-		err = p.AppendImage(img, lopts...)
+		// Without a name the same image replaces its own untagged entry:
+		// writing twice must not list it twice.
+		var digest v1.Hash
+		if digest, err = img.Digest(); err == nil {
+			err = p.ReplaceImage(img, func(d v1.Descriptor) bool {
+				return d.Digest == digest && d.Annotations["org.opencontainers.image.ref.name"] == ""
+			})
+		}
 	}
 	if err != nil {
 		return v1.Hash{}, fmt.Errorf("writing the image into OCI layout %s: %w", dir, err)
 	}
+	if err := normalizeLayoutModes(dir); err != nil {
+		return v1.Hash{}, err
+	}
 	return img.Digest()
+}
+
+// normalizeLayoutModes gives every file of the layout mode 0644 and every
+// directory 0755: go-containerregistry writes some blobs 0600 (through a
+// temporary file) and index.json and oci-layout 0755, while a layout is data
+// meant to be read by other users (a registry, a web server) and never run.
+func normalizeLayoutModes(dir string) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		mode := fs.FileMode(0o644)
+		if d.IsDir() {
+			mode = 0o755
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			return fmt.Errorf("OCI layout %s: %w", dir, err)
+		}
+		return nil
+	})
 }
 
 // Extract returns plugin.wasm from img using the rules of Istio's agent

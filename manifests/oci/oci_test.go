@@ -8,8 +8,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
+	"io/fs"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -21,6 +24,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/stretchr/testify/require"
 )
 
 // fakeModule returns a small byte slice with a valid Wasm header and a body
@@ -321,4 +325,49 @@ func TestParseReference(t *testing.T) {
 			t.Errorf("ParseReference(%q) = %v, %v; want %s", tc.in, r, err, tc.want)
 		}
 	}
+}
+
+// TestWriteLayoutUntaggedTwiceAndModes: writing the same image without a
+// ref name twice lists it once; a second image is added beside it; every
+// file of the layout is 0644 and every directory 0755 (go-containerregistry
+// alone leaves a blob 0600 and index.json 0755).
+func TestWriteLayoutUntaggedTwiceAndModes(t *testing.T) {
+	dir := t.TempDir()
+	img1, err := Build(fakeModule("one"), FormatOCI)
+	require.NoError(t, err)
+	img2, err := Build(fakeModule("two"), FormatOCI)
+	require.NoError(t, err)
+	d1, err := WriteLayout(dir, img1, "")
+	require.NoError(t, err)
+	_, err = WriteLayout(dir, img1, "")
+	require.NoError(t, err)
+	d2, err := WriteLayout(dir, img2, "")
+	require.NoError(t, err)
+
+	p, err := layout.FromPath(dir)
+	require.NoError(t, err)
+	idx, err := p.ImageIndex()
+	require.NoError(t, err)
+	im, err := idx.IndexManifest()
+	require.NoError(t, err)
+	var digests []v1.Hash
+	for _, m := range im.Manifests {
+		digests = append(digests, m.Digest)
+	}
+	require.ElementsMatch(t, []v1.Hash{d1, d2}, digests)
+
+	n := 0
+	require.NoError(t, filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		require.NoError(t, err)
+		st, err := os.Stat(p)
+		require.NoError(t, err)
+		want := fs.FileMode(0o644)
+		if d.IsDir() {
+			want = 0o755
+		}
+		require.Equal(t, want, st.Mode().Perm(), p)
+		n++
+		return nil
+	}))
+	require.GreaterOrEqual(t, n, 9, "dir, oci-layout, index.json, blobs, blobs/sha256 and 2 x (manifest, config, layer)")
 }
