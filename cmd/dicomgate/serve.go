@@ -66,7 +66,8 @@ filter (--wasm) running in an Envoy-faithful host with the policy (--policy),
 and a TCP proxy to the named clusters (--cluster NAME=HOST:PORT[,HOST:PORT...],
 round robin). The filter's audit lines and the gateway's diagnostics go to
 standard error; Prometheus metrics, /healthz and /readyz are served on
---metrics. When listening it prints exactly "dicomgate: listening on ADDR".
+--metrics (/readyz fails while starting, draining, or after a filter VM
+trapped under --fail-policy close). When listening it prints exactly "dicomgate: listening on ADDR".
 SIGINT or SIGTERM stops accepting, drains open associations (up to
 --drain-timeout; a second signal closes them at once) and exits 0. SIGHUP
 re-reads --policy and applies it to new associations if it is valid (like an
@@ -611,6 +612,9 @@ func serveDemoSetup(f serveFlags, log *serveLog, changed func(string) bool) (_ *
 	pol, err := serveCheckPolicy(s.policyJSON, "embedded demo policy", log)
 	if err != nil {
 		return nil, err
+	}
+	if err := serveCheckRouteClusters(s.policyJSON, "embedded demo policy", s.clusters); err != nil {
+		return nil, &exitError{2, err}
 	}
 	serveWarnMismatch(pol, s, log)
 	return s, nil
