@@ -4,6 +4,8 @@ import (
 	"regexp"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 // The probe's host-call checks (wasm/testdata/testfilter probeBuffer, probeForeign, probeMetrics, probeMisc),
@@ -40,4 +42,51 @@ func TestHostCallsInsideCallbacks(t *testing.T) {
 			requireSame(t, envoy, hst)
 		})
 	}
+}
+
+var (
+	// upstreamShape prepends to what the backend sends (on_upstream_data) and sets a property.
+	upstreamShape = newShape(shape{name: "probe-upstream", earlyData: 64 << 10,
+		filter: `{"upstream_prepend":"<<","set_prop_on_data":"dicom.decision"}`})
+	// pauseUpstreamShape pauses every on_upstream_data: nothing the backend sends reaches the client.
+	pauseUpstreamShape = newShape(shape{name: "probe-pause-upstream", earlyData: 64 << 10, filter: `{"pause_upstream":true}`})
+)
+
+// on_upstream_data: a prepend reaches the client before the backend's bytes, and again on the empty
+// end-of-stream callback ("<<AC<<"); set_property reads back; a paused upstream direction holds the backend's
+// bytes (re-delivered whole with the end of stream, then dropped: the client gets nothing).
+func TestUpstreamDataAndSetProperty(t *testing.T) {
+	for _, sh := range []*shape{upstreamShape, pauseUpstreamShape} {
+		t.Run(sh.name, func(t *testing.T) {
+			envoy, hst := compare(t, sh, reply{after: 5, data: []byte("AC")}, func(r *run) {
+				c := r.dial(dialOpts{})
+				c.write([]byte("hello"))
+				time.Sleep(300 * time.Millisecond)
+				c.closeWrite()
+			})
+			requireSame(t, envoy, hst)
+		})
+	}
+}
+
+// The VM start-up lines of a VM of its own (plugin context, proxy_on_vm_start with no VM configuration,
+// proxy_on_configure with the configuration size), each distinct line once: Envoy starts several VMs for a
+// listener (main thread, worker, configuration canary), the host one per worker.
+func TestVMStartLines(t *testing.T) {
+	s := getSuite(t)
+	sh := trapOpenShape
+	distinct := func(l *lines) []string {
+		seen := map[string]bool{}
+		var out []string
+		for _, x := range l.since(0) {
+			if vmLifecycle.MatchString(x) && !seen[x] {
+				seen[x] = true
+				out = append(out, x)
+			}
+		}
+		return out
+	}
+	envoy := distinct(s.envoy.logs(sh))
+	require.NotEmpty(t, envoy, "no VM start lines from Envoy")
+	require.Equal(t, envoy, distinct(s.host.logs(sh)))
 }
