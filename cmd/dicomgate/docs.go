@@ -48,6 +48,9 @@ func writeCLIReference(w io.Writer, root *cobra.Command) error {
 	}
 	b.WriteString("\n\n")
 	for _, c := range cmds {
+		// cobra adds -h/--help to a command when it first runs it; add it
+		// to all, so that the page does not depend on what ran before.
+		c.InitDefaultHelpFlag()
 		fmt.Fprintf(&b, "## %s\n\n%s\n\n", c.CommandPath(), c.Short)
 		if c.Runnable() {
 			fmt.Fprintf(&b, "```\n%s\n```\n\n", c.UseLine())
