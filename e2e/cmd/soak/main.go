@@ -248,6 +248,9 @@ func setup(o opts) (*env, error) {
 	policy := fmt.Sprintf(`defaultAction: deny
 inspectTimeoutMs: %d
 rules:
+  - name: deny-mallory
+    match: {userIdentityUsernames: [mallory]}
+    action: deny
   - name: ct1-bound
     match: {callingAETitles: [CT1], peerSubjects: ["CN=CT1,O=Hospital"]}
     action: route

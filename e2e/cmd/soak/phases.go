@@ -306,6 +306,9 @@ func (e *env) phaseMalformed() []row {
 		copy(rq[26:42], "CT1\x00SPOOF       ") // calling AE title: bytes 26..41 of the RQ
 		return rq
 	}, true)
+	tlsAttack(`two user identities, "alice" then "mallory" (bypass of a deny-mallory rule)`, "refused as malformed (a second user-identity sub-item)", func(int) []byte {
+		return rqTwoIdentities("SOAK", "PACS_A", "alice", "mallory")
+	}, true)
 	tlsAttack("no client certificate (mutual TLS)", "refused in the TLS handshake", func(int) []byte {
 		return rqBytes("SOAK", "PACS_A")
 	}, false)

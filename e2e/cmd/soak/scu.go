@@ -49,6 +49,46 @@ func rqBytes(calling, called string) []byte {
 	return rq.AppendEncode(nil)
 }
 
+// rqTwoIdentities is rqBytes with two user-identity sub-items (0x58): the
+// usernames first and then second. A filter that judges one and a PACS that
+// uses the other disagree (issue 11), so the filter must refuse it.
+func rqTwoIdentities(calling, called, first, second string) []byte {
+	c1, c2 := make([]byte, 16), make([]byte, 16)
+	pdu.PadAETitle(c1, called)
+	pdu.PadAETitle(c2, calling)
+	rq := pdu.AssociateRQ{
+		ProtocolVersion:    1,
+		CalledAETitleRaw:   c1,
+		CallingAETitleRaw:  c2,
+		ApplicationContext: []byte(uidAppContext),
+		PresentationContexts: []pdu.PresentationContextRQ{{
+			ID: 1, AbstractSyntax: []byte(uidSecondaryCapture), TransferSyntaxes: [][]byte{[]byte(uidImplicitLE)},
+		}},
+		UserInformation: pdu.UserInformation{
+			MaxLength: 16384, HasMaxLength: true,
+			ImplementationClassUID: []byte(uidImplClass),
+			UserIdentity:           pdu.UserIdentity{Type: 1, Primary: []byte(first)},
+			HasUserIdentity:        true,
+		},
+	}
+	b := rq.AppendEncode(nil)
+	// The user-information item (0x50) is the RQ's last item: append the
+	// second sub-item to it and fix its length and the PDU length.
+	sub := []byte{0x58, 0, 0, 0, 1, 0}
+	sub = binary.BigEndian.AppendUint16(sub, uint16(len(second)))
+	sub = append(sub, second...)
+	sub = append(sub, 0, 0)
+	binary.BigEndian.PutUint16(sub[2:4], uint16(len(sub)-4))
+	off := 74 // items start after the 6-byte header and 68 fixed bytes
+	for off+4 <= len(b) && b[off] != 0x50 {
+		off += 4 + int(binary.BigEndian.Uint16(b[off+2:off+4]))
+	}
+	binary.BigEndian.PutUint16(b[off+2:off+4], binary.BigEndian.Uint16(b[off+2:off+4])+uint16(len(sub)))
+	b = append(b, sub...)
+	binary.BigEndian.PutUint32(b[2:6], uint32(len(b)-6))
+	return b
+}
+
 // scu is one open association.
 type scu struct {
 	c       net.Conn
