@@ -329,3 +329,26 @@ func TestCLIReference(t *testing.T) {
 	}
 	require.NotContains(t, got, "## dicomgate docs", "docs is a hidden maintenance command")
 }
+
+// TestHelpExamplesRun runs the examples of the commands that work on the
+// repository's own files, from the repository root, as a user would paste
+// them: each must exit as the help says (eval's example decides allow).
+func TestHelpExamplesRun(t *testing.T) {
+	t.Chdir("../..")
+	ran := 0
+	for _, name := range []string{"check", "decode", "eval"} {
+		c, _, err := rootCmd.Find([]string{name})
+		require.NoError(t, err)
+		example := strings.ReplaceAll(c.Example, "\\\n", " ")
+		for _, line := range strings.Split(example, "\n") {
+			fields := strings.Fields(line)
+			if len(fields) < 2 || fields[0] != "dicomgate" || strings.Contains(line, "policy.yaml") {
+				continue // an example on the user's own file
+			}
+			_, errOut, code := runCLI(t, nil, fields[1:]...)
+			require.Equal(t, 0, code, "%s\n%s", line, errOut)
+			ran++
+		}
+	}
+	require.GreaterOrEqual(t, ran, 5)
+}
