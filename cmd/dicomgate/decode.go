@@ -133,7 +133,8 @@ func decodeError(name string, off int, h pdu.Header, err error) error {
 	}
 	switch {
 	case pe.Msg != "":
-		b.WriteString(": " + pe.Msg)
+		// The framer's hint names its Go field; here the knob is the flag.
+		b.WriteString(": " + strings.Replace(pe.Msg, "raise MaxPDULength", "raise --max-pdu-length", 1))
 	case pe.Err != nil:
 		b.WriteString(": " + pe.Err.Error())
 	}

@@ -189,7 +189,7 @@ func TestDecodeErrors(t *testing.T) {
 		t.Fatalf("HTTP: %v", err)
 	}
 	_, err = runDecodeCmd(t, nil, "--json=false", "--max-pdu-length=1000", filepath.Join(captures, "echo_ppc128_pts38.c2s.bin"))
-	if exitCode(err) != 2 || !strings.Contains(err.Error(), "length 129691 exceeds the maximum of 1000 bytes") {
+	if exitCode(err) != 2 || !strings.Contains(err.Error(), "length 129691 exceeds the maximum of 1000 bytes (raise --max-pdu-length if the peer legitimately sends larger PDUs)") {
 		t.Fatalf("--max-pdu-length: %v", err)
 	}
 	_, err = runDecodeCmd(t, nil, "--json=false", filepath.Join(t.TempDir(), "missing.bin"))
