@@ -29,6 +29,13 @@
 //   - propagates half-closes (FIN / TLS close_notify) and closes both sockets
 //     when the filter or tcp_proxy says so, or when a side goes away.
 //
+// Under load it keeps serving: accept errors from resource exhaustion
+// (EMFILE, ENFILE, ENOBUFS, …) back off instead of ending Serve; connections
+// beyond Config.MaxConnections are closed at accept and counted; the bytes
+// held for filters and queued for writing are bounded by
+// Config.MaxBufferedBytes, and memory freed after a flood is returned to the
+// OS.
+//
 // All calls into one connection's Filter are serialized by a per-connection
 // mutex. Transport methods never take that mutex, so a filter may call them
 // from inside its own methods or from a tick on another goroutine.
