@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"flag"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -230,6 +231,13 @@ func TestCompletion(t *testing.T) {
 		require.Contains(t, out, "dicomgate", shell)
 		require.Greater(t, len(out), 1000, shell)
 	}
+	// bash loads the script and registers the completion function.
+	script, _, _ := runCLI(t, nil, "completion", "bash")
+	file := writeTemp(t, "dicomgate.bash", script)
+	reg, err := exec.Command("bash", "-c", "source "+file+" && complete -p dicomgate").CombinedOutput()
+	require.NoError(t, err, "%s", reg)
+	require.Equal(t, "complete -o default -F __start_dicomgate dicomgate\n", string(reg))
+
 	_, errOut, code := runCLI(t, nil, "completion", "tcsh")
 	require.Equal(t, 2, code)
 	require.Contains(t, errOut, `invalid argument "tcsh"`)
