@@ -28,13 +28,16 @@ var bootstrapTemplate string
 // bootstrapValues are the values of bootstrap.yaml.tmpl.
 type bootstrapValues struct {
 	AdminPort, FilterPort, PlainPort int
-	EarlyPort                        int
+	EarlyPort, NoopPort              int
 	BackendPort, UnroutedPort        int
 	// Filter adds the "filter" listener; without it Envoy runs the plain listener only (the cold-start and RSS
 	// baseline).
 	Filter bool
 	// Early adds the diagnostic "early" listener (tcp_proxy with max_early_data_bytes, no filter).
-	Early                bool
+	Early bool
+	// Noop adds the diagnostic "noop" listener (the do-nothing Go filter NoopWasmFile, then plain tcp_proxy).
+	Noop                 bool
+	NoopWasmFile         string
 	WasmFile, PolicyJSON string
 	EarlyDataBytes       int
 	CertFile, KeyFile    string

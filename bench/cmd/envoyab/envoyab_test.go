@@ -111,14 +111,24 @@ func TestStoreStreamFraming(t *testing.T) {
 }
 
 func TestBootstrapDecodesAsEnvoyConfig(t *testing.T) {
+	for _, uri := range []string{"spiffe://dicomgate.demo/AB-SCU", ""} {
+		pol, err := benchPolicy(uri)
+		require.NoError(t, err)
+		_, diags, err := policy.Load([]byte(pol))
+		require.NoError(t, err, "benchmark policy: %v", diags)
+		require.Equal(t, uri != "", strings.Contains(pol, "peerURISANs"))
+	}
 	pol, err := benchPolicy("spiffe://dicomgate.demo/AB-SCU")
 	require.NoError(t, err)
-	_, diags, err := policy.Load([]byte(pol))
-	require.NoError(t, err, "benchmark policy: %v", diags)
 	for _, withFilter := range []bool{true, false} {
+		// The plain-only case also checks server-only TLS (-mtls=false): no client CA, no client certificate required.
+		ca := "/ca"
+		if !withFilter {
+			ca = ""
+		}
 		y, err := renderBootstrap(bootstrapValues{AdminPort: 1, FilterPort: 2, PlainPort: 3, BackendPort: 4, UnroutedPort: 5,
-			Filter: withFilter, Early: withFilter, EarlyPort: 6, WasmFile: "/x/dicomgate.wasm", PolicyJSON: pol, EarlyDataBytes: 1 << 20,
-			CertFile: "/c", KeyFile: "/k", ClientCAFile: "/ca"})
+			Filter: withFilter, Early: withFilter, EarlyPort: 6, Noop: withFilter, NoopPort: 7, NoopWasmFile: "/x/noop.wasm", WasmFile: "/x/dicomgate.wasm", PolicyJSON: pol, EarlyDataBytes: 1 << 20,
+			CertFile: "/c", KeyFile: "/k", ClientCAFile: ca})
 		require.NoError(t, err)
 		js, err := yaml.YAMLToJSON(y)
 		require.NoError(t, err)
@@ -127,17 +137,22 @@ func TestBootstrapDecodesAsEnvoyConfig(t *testing.T) {
 		require.NoError(t, b.ValidateAll())
 		ls := b.GetStaticResources().GetListeners()
 		if withFilter {
-			require.Len(t, ls, 3)
+			require.Len(t, ls, 4)
 			require.Equal(t, "filter", ls[0].GetName())
 			require.Equal(t, "envoy.filters.network.wasm", ls[0].GetFilterChains()[0].GetFilters()[0].GetName())
 			require.Equal(t, "early", ls[1].GetName())
 			require.Len(t, ls[1].GetFilterChains()[0].GetFilters(), 1, "the early listener has tcp_proxy only")
-			require.Equal(t, 2, strings.Count(string(js), `"max_early_data_bytes":1048576`))
+			require.Equal(t, 2, strings.Count(string(js), `"max_early_data_bytes":1048576`), "filter and early only")
+			require.Equal(t, "noop", ls[2].GetName())
+			require.Equal(t, "envoy.filters.network.wasm", ls[2].GetFilterChains()[0].GetFilters()[0].GetName())
+			require.Contains(t, string(js), `"filename":"/x/noop.wasm"`)
 		} else {
 			require.Len(t, ls, 1)
 			require.NotContains(t, string(js), "max_early_data_bytes")
 		}
 		require.Equal(t, "plain", ls[len(ls)-1].GetName())
+		require.Equal(t, len(ls)*map[bool]int{true: 1, false: 0}[withFilter], strings.Count(string(js), `"require_client_certificate":true`))
+		require.Equal(t, withFilter, strings.Contains(string(js), "trusted_ca"))
 		require.Len(t, ls[len(ls)-1].GetFilterChains()[0].GetFilters(), 1, "the plain listener has tcp_proxy only")
 	}
 }

@@ -61,6 +61,8 @@ type options struct {
 	early         bool
 	wasmLog       string
 	perfAssocs    int
+	noop          bool
+	mtls          bool
 }
 
 // Benchmark identities: the policy routes exactly this caller (AE titles and client-certificate URI SAN).
@@ -90,6 +92,8 @@ func main() {
 	flag.BoolVar(&o.early, "early", true, "add the diagnostic listener \"early\" (tcp_proxy with max_early_data_bytes, no filter) to the A/B rotation")
 	flag.StringVar(&o.wasmLog, "wasm-log", "info", "Envoy's wasm log level in the A/B run (info: the filter's audit line per association is written, as with the manifests' install values; warning drops it)")
 	flag.IntVar(&o.perfAssocs, "perf", 0, "after the A/B run, profile Envoy with `perf record` during this many associations per side (filter, plain) and print the CPU per association by shared object; 0: no profile")
+	flag.BoolVar(&o.noop, "noop", false, "add the diagnostic listener \"noop\" (a do-nothing Go proxy-wasm filter, built from bench/cmd/envoyab/noopfilter, in front of plain tcp_proxy) to the A/B rotation")
+	flag.BoolVar(&o.mtls, "mtls", true, "mutual TLS on every listener (false, a diagnostic: server-only TLS, so the filter reads no peer-certificate property and the policy matches AE titles only)")
 	flag.Parse()
 	var err error
 	if o.clients, err = parseInts("clients", clients); err == nil {
@@ -169,17 +173,35 @@ func (o *options) resolve() error {
 	return nil
 }
 
+// buildNoop compiles bench/cmd/envoyab/noopfilter for wasip1 into dir (same flags as `make wasm`).
+func buildNoop(dir string) (string, error) {
+	root, err := repoRoot()
+	if err != nil {
+		return "", err
+	}
+	out := filepath.Join(dir, "noop.wasm")
+	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-trimpath", "-ldflags=-s", "-o", out, "./bench/cmd/envoyab/noopfilter")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building the noop filter (%s): %w\n%s", strings.Join(cmd.Args, " "), err, b)
+	}
+	return out, nil
+}
+
 // benchPolicy routes the benchmark caller to the backend cluster; everything else is denied.
+// An empty clientURI leaves the certificate out of the match (server-only TLS).
 func benchPolicy(clientURI string) (string, error) {
+	match := map[string]any{"callingAETitles": []string{benchCallingAE}, "calledAETitles": []string{benchCalledAE}}
+	if clientURI != "" {
+		match["peerURISANs"] = []string{clientURI}
+	}
 	b, err := json.Marshal(map[string]any{
 		"defaultAction":   "deny",
 		"upstreamConnect": "after-decision",
 		"rules": []map[string]any{{
-			"name": benchRule,
-			"match": map[string]any{
-				"callingAETitles": []string{benchCallingAE}, "calledAETitles": []string{benchCalledAE},
-				"peerURISANs": []string{clientURI},
-			},
+			"name":   benchRule,
+			"match":  match,
 			"action": "route", "cluster": "backend",
 		}},
 	})
@@ -215,10 +237,14 @@ func run(o options) error {
 	if e.pki, err = gateway.WriteDemoPKI(filepath.Join(e.dir, "pki"), gateway.PKIOptions{ClientCN: benchCallingAE}); err != nil {
 		return err
 	}
-	if e.tls, err = clientTLS(e.pki); err != nil {
+	if e.tls, err = clientTLS(e.pki, o.mtls); err != nil {
 		return err
 	}
-	if e.policy, err = benchPolicy(e.pki.ClientURI); err != nil {
+	uri := e.pki.ClientURI
+	if !o.mtls {
+		uri = ""
+	}
+	if e.policy, err = benchPolicy(uri); err != nil {
 		return err
 	}
 	// The backend discards instances (no directory): the benchmark measures the proxy, not a disk.
@@ -248,7 +274,7 @@ func run(o options) error {
 
 // clientTLS is the requester's TLS: TLS 1.3, the demo client certificate, the demo CA, no session cache (every
 // association is a full handshake on both listeners alike).
-func clientTLS(p *gateway.DemoPKI) (*tls.Config, error) {
+func clientTLS(p *gateway.DemoPKI, withCert bool) (*tls.Config, error) {
 	cert, err := tls.LoadX509KeyPair(p.ClientCert, p.ClientKey)
 	if err != nil {
 		return nil, err
@@ -261,7 +287,11 @@ func clientTLS(p *gateway.DemoPKI) (*tls.Config, error) {
 	if !pool.AppendCertsFromPEM(caPEM) {
 		return nil, fmt.Errorf("%s: no certificate", p.CACert)
 	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS13}, nil
+	c := &tls.Config{RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS13}
+	if withCert {
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return c, nil
 }
 
 func printHeader(o options) {
@@ -332,12 +362,18 @@ type abResult struct {
 
 // runAB starts one Envoy with both listeners and runs the interleaved repetitions.
 func (e *env) runAB() (*abResult, error) {
-	ports, err := freePorts(5)
+	ports, err := freePorts(6)
 	if err != nil {
 		return nil, err
 	}
 	v := e.values(ports, true)
 	v.Early = e.o.early
+	if e.o.noop {
+		v.Noop, v.NoopPort = true, ports[5]
+		if v.NoopWasmFile, err = buildNoop(e.dir); err != nil {
+			return nil, err
+		}
+	}
 	p, ready, err := startEnvoy(e.o.envoy, filepath.Join(e.dir, "ab"), v, e.o.workers, e.o.wasmLog)
 	if err != nil {
 		return nil, err
@@ -347,6 +383,9 @@ func (e *env) runAB() (*abResult, error) {
 	sides := []listener{{"filter", v.FilterPort}, {"plain", v.PlainPort}}
 	if v.Early {
 		sides = append(sides, listener{"early", v.EarlyPort})
+	}
+	if v.Noop {
+		sides = append(sides, listener{"noop", v.NoopPort})
 	}
 	// Warm-up (not measured): V8 tiers the filter's code up, Envoy and the backend grow their buffers.
 	for _, l := range sides {
@@ -424,12 +463,16 @@ func (e *env) values(ports []int, filter bool) bootstrapValues {
 	if len(ports) > 4 {
 		early = ports[4]
 	}
-	return bootstrapValues{EarlyPort: early,
+	v := bootstrapValues{EarlyPort: early,
 		AdminPort: ports[0], FilterPort: ports[1], PlainPort: ports[2], UnroutedPort: ports[3],
 		BackendPort: e.backend.Addr().(*net.TCPAddr).Port,
 		Filter:      filter, WasmFile: e.o.wasm, PolicyJSON: e.policy, EarlyDataBytes: 1 << 20,
 		CertFile: e.pki.ServerCert, KeyFile: e.pki.ServerKey, ClientCAFile: e.pki.CACert,
 	}
+	if !e.o.mtls {
+		v.ClientCAFile = ""
+	}
+	return v
 }
 
 func (e *env) assocConfig(l listener, abstract string) assocConfig {
@@ -512,7 +555,7 @@ func (e *env) measure(p *envoyProc, l listener, n int, f func() error) (phase, e
 const (
 	statAssociations = "wasmcustom.dicomgate_associations_total"
 	statRouted       = "wasmcustom.action=.=route;.;rule=.=" + benchRule + ";.;dicomgate_decisions_total"
-	statsFilter      = `^(tcp\.(filter|plain|early)\.downstream_cx_total|wasmcustom\..*|cluster\.unrouted\.upstream_cx_total)$`
+	statsFilter      = `^(tcp\.(filter|plain|early|noop)\.downstream_cx_total|wasmcustom\..*|cluster\.unrouted\.upstream_cx_total)$`
 )
 
 func keys(m map[string]int64) []string {

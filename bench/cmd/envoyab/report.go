@@ -270,13 +270,19 @@ func summarize(o options, ab *abResult, a, b string) []abSummary {
 
 func printReport(o options, ab *abResult, starts []startResult) {
 	sum := summarize(o, ab, "filter", "plain")
-	fmt.Printf("\n### A/B, %d worker(s), %d interleaved repetitions (orders: %s; f = filter, p = plain, e = early)\n\n", o.workers, len(ab.reps), strings.Join(ab.orders, " "))
+	fmt.Printf("\n### A/B, %d worker(s), %d interleaved repetitions (orders: %s; f = filter, p = plain, e = early, n = noop)\n\n", o.workers, len(ab.reps), strings.Join(ab.orders, " "))
 	printTable(sum, "filter", "plain")
 	if o.early {
 		fmt.Printf("\nDecomposition: \"early\" is tcp_proxy with max_early_data_bytes and no filter (connect after the first bytes).\n\n")
 		printTable(summarize(o, ab, "early", "plain"), "early", "plain")
 		fmt.Println()
 		printTable(summarize(o, ab, "filter", "early"), "filter", "early")
+	}
+	if o.noop {
+		fmt.Printf("\nDecomposition: \"noop\" is a do-nothing Go proxy-wasm filter in front of plain tcp_proxy (the fixed cost of any Go filter on V8).\n\n")
+		printTable(summarize(o, ab, "noop", "plain"), "noop", "plain")
+		fmt.Println()
+		printTable(summarize(o, ab, "filter", "noop"), "filter", "noop")
 	}
 	printRest(o, ab, sum, starts)
 }
