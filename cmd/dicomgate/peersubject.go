@@ -86,8 +86,8 @@ func lintPeerSubject(s string) string {
 		}
 		return fmt.Sprintf("%q is in OpenSSL's -subj form (the certificate's RDNs first to last, \"/\"-separated); Envoy reports subjects in RFC 2253 form, last RDN first and comma-separated, so this never matches: write %q", s, strings.Join(parts, ","))
 	}
-	if strings.TrimSpace(s) != s {
-		return fmt.Sprintf("%q has a leading or trailing space, which Envoy never prints unescaped, so it never matches: write %q%s", s, strings.TrimSpace(s), exact)
+	if trimSubjectSpace(s) != s {
+		return fmt.Sprintf("%q has a leading or trailing space, which Envoy never prints unescaped, so it never matches: write %q%s", s, trimSubjectSpace(s), exact)
 	}
 	rdns, spaced, semicolon := splitSubject(s)
 	if semicolon {
@@ -138,7 +138,7 @@ func splitSubject(s string) (rdns []subjectRDN, spaced, semicolon bool) {
 	flush := func() {
 		part := cur.String()
 		cur.Reset()
-		t := strings.TrimSpace(part)
+		t := trimSubjectSpace(part)
 		if t != part {
 			spaced = true
 		}
@@ -172,6 +172,16 @@ func splitSubject(s string) (rdns []subjectRDN, spaced, semicolon bool) {
 	}
 	flush()
 	return rdns, spaced, semicolon
+}
+
+// trimSubjectSpace trims spaces at both ends of s except a trailing space
+// escaped with a backslash (how Envoy prints a value's trailing space).
+func trimSubjectSpace(s string) string {
+	s = strings.TrimLeft(s, " ")
+	for strings.HasSuffix(s, " ") && !strings.HasSuffix(s, `\ `) {
+		s = s[:len(s)-1]
+	}
+	return s
 }
 
 // escapeSubjectValue escapes what Envoy escapes in a value and a policy

@@ -17,6 +17,8 @@ var envoySubjects = []string{
 	"CN=ct1,O=dicomgate e2e",                                          // pkix.Name{CommonName: "ct1", Organization: ...}
 	"CN=CT1,O=Hospital",
 	"1.2.3.4=#0C0141,CN=x",
+	`CN=trailing\ ,O=x`, // a value's trailing space, escaped
+	`O=x,CN=trailing\ `,
 }
 
 func TestLintPeerSubjectAcceptsEnvoyForms(t *testing.T) {
