@@ -89,8 +89,9 @@ func newShape(s shape) *shape {
 // nodeID is Envoy's node id (property xds.node.id), given to the host as a static property.
 const nodeID = "router~127.0.0.1~conformance.default~default.svc.cluster.local"
 
-// clusterNames are the STATIC clusters of both sides: a and b are recording backends, dead refuses connections.
-var clusterNames = []string{"a", "b", "dead"}
+// clusterNames are the STATIC clusters of both sides: a, b and tick-cluster (the probe's on_tick choice) are
+// recording backends, dead refuses connections.
+var clusterNames = []string{"a", "b", "tick-cluster", "dead"}
 
 // --- the suite ---------------------------------------------------------------------------------------------
 

@@ -90,3 +90,58 @@ func TestVMStartLines(t *testing.T) {
 	require.NotEmpty(t, envoy, "no VM start lines from Envoy")
 	require.Equal(t, envoy, distinct(s.host.logs(sh)))
 }
+
+var (
+	// tickContinueShape pauses the connection and its data; every tick continues each open connection
+	// (proxy_set_effective_context + continue_stream(DOWNSTREAM)).
+	tickContinueShape = newShape(shape{name: "tick-continue", earlyData: 64 << 10,
+		filter: `{"new_conn":"pause","on_data":"pause","tick_ms":100,"tick_action":"continue"}`})
+	// tickForeignShape sets envoy.tcp_proxy.cluster to tick-cluster from every tick for each open connection;
+	// the connection stays paused until the client has sent 10 bytes, so tcp_proxy picks its route after
+	// the tick did.
+	tickForeignShape = newShape(shape{name: "tick-foreign", earlyData: 64 << 10,
+		filter: `{"new_conn":"pause","pause_until":10,"tick_ms":100,"tick_action":"foreign"}`})
+)
+
+var tickProbe = regexp.MustCompile(`^PROBE tick_\w+ `)
+
+// tickLines removes the per-tick probe lines (their number depends on timing) and returns them, each distinct
+// line once.
+func tickLines(o *observation) []string {
+	seen := map[string]bool{}
+	var kept, distinct []string
+	for _, e := range o.Events {
+		if !tickProbe.MatchString(e) {
+			kept = append(kept, e)
+			continue
+		}
+		if !seen[e] {
+			seen[e] = true
+			distinct = append(distinct, e)
+		}
+	}
+	o.Events = kept
+	return distinct
+}
+
+// Host calls from on_tick on behalf of a connection (proxy_set_effective_context first): continue_stream
+// resumes a paused connection (tcp_proxy then connects and flushes what the filter held);
+// set_envoy_filter_state acts on the effective connection — the route tcp_proxy picks later is the tick's.
+func TestCallsFromTick(t *testing.T) {
+	for _, sh := range []*shape{tickContinueShape, tickForeignShape} {
+		t.Run(sh.name, func(t *testing.T) {
+			envoy, hst := compare(t, sh, reply{after: 5, data: []byte("AC")}, func(r *run) {
+				c := r.dial(dialOpts{})
+				c.write([]byte("hello"))
+				time.Sleep(400 * time.Millisecond)
+				c.write([]byte("world"))
+				time.Sleep(200 * time.Millisecond)
+				c.closeWrite()
+			})
+			et, ht := tickLines(&envoy), tickLines(&hst)
+			require.NotEmpty(t, et, "no tick probe line from Envoy")
+			require.Equal(t, et, ht, "per-tick probe lines")
+			requireSame(t, envoy, hst)
+		})
+	}
+}

@@ -153,8 +153,10 @@ func envCallForeignFunction(v *vm, s []uint64) {
 }
 
 // setEnvoyFilterState is Envoy foreign.cc registerSetEnvoyFilterStateForeignFunction +
-// Context::setEnvoyFilterState. It acts on cpp-host's *current* context (proxy_wasm::current_context_),
-// not the effective one: from a root-context callback (tick, configure) it finds no stream info.
+// Context::setEnvoyFilterState. It acts on the effective context (the stream chosen with
+// proxy_set_effective_context, else the current one): from on_tick after set_effective_context it sets
+// the connection's filter state, and tcp_proxy routes by it later — real Envoy 1.40 does so
+// (wasm/conformance TestCallsFromTick). Without a stream (root context) it is NOT_FOUND.
 func (v *vm) setEnvoyFilterState(args []byte) uint32 {
 	a, err := parseSetEnvoyFilterStateArgs(args)
 	if err != nil {
@@ -168,7 +170,7 @@ func (v *vm) setEnvoyFilterState(args []byte) uint32 {
 	if !factory.valid(value) {
 		return statusBadArgument
 	}
-	c := v.current
+	c := v.contextOrEffective()
 	if c == nil || c.conn == nil {
 		return statusNotFound
 	}

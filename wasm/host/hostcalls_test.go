@@ -84,16 +84,17 @@ func TestForeign_SetEnvoyFilterState_Statuses(t *testing.T) {
 	}
 }
 
-// Envoy foreign.cc uses cpp-host's current context: from proxy_on_tick (root context), even after
-// set_effective_context to a stream, set_envoy_filter_state finds no stream info ⇒ NOT_FOUND.
-func TestForeign_SetEnvoyFilterState_NotFoundOnTick(t *testing.T) {
+// From proxy_on_tick after set_effective_context to a stream, set_envoy_filter_state acts on that
+// stream's connection (real Envoy 1.40 returns OK and tcp_proxy then routes by it:
+// wasm/conformance TestCallsFromTick).
+func TestForeign_SetEnvoyFilterState_OnTickActsOnEffectiveContext(t *testing.T) {
 	e := newTestPlugin(t, `{"new_conn":"pause","tick_ms":10,"tick_action":"foreign"}`, nil)
 	c := e.conn(t, TCPProxyConfig{Cluster: "default"}, &recTransport{})
 	e.p.Tick(e.clk.Advance(10 * time.Millisecond))
-	if got := e.log.probe(t, "tick_foreign"); got != "id=2 status=1" {
-		t.Fatalf("tick_foreign = %q, want NOT_FOUND", got)
+	if got := e.log.probe(t, "tick_foreign"); got != "id=2 status=0" {
+		t.Fatalf("tick_foreign = %q, want OK", got)
 	}
-	if fs := c.FilterState(); len(fs) != 0 {
+	if fs := c.FilterState(); fs["envoy.tcp_proxy.cluster"] != "tick-cluster" || len(fs) != 1 {
 		t.Fatalf("filter state = %v", fs)
 	}
 }
