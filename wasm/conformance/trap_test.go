@@ -48,3 +48,29 @@ func TestTrapFailurePolicies(t *testing.T) {
 		})
 	}
 }
+
+// trapReloadShape: FAIL_RELOAD with Envoy's default reload backoff (1 s base interval).
+var trapReloadShape = newShape(shape{name: "trap-fail-reload", ownVM: true, earlyData: 64 << 10, failure: host.FailReload, filter: trapFilter})
+
+// FAIL_RELOAD: the trapping connection is closed; a connection right after the trap (within the backoff) is
+// closed at accept; one after the backoff gets a fresh VM and passes through the filter again.
+func TestTrapFailReload(t *testing.T) {
+	envoy, hst := compare(t, trapReloadShape, reply{}, func(r *run) {
+		r.vmFails = true
+		c1 := r.dial(dialOpts{})
+		time.Sleep(300 * time.Millisecond)
+		c1.write([]byte("PANIC"))
+		time.Sleep(300 * time.Millisecond)
+		c2 := r.dial(dialOpts{})
+		time.Sleep(300 * time.Millisecond)
+		c2.write([]byte("early"))
+		time.Sleep(2 * time.Second) // past the jittered backoff (at most 1.5 s)
+		c3 := r.dial(dialOpts{})
+		c3.write([]byte("later"))
+		time.Sleep(300 * time.Millisecond)
+		for _, c := range []*client{c1, c2, c3} {
+			c.closeWrite()
+		}
+	})
+	requireSame(t, envoy, hst)
+}
