@@ -197,7 +197,7 @@ func (c *conn) inspect(size int, eos bool) types.Action {
 		}
 		h, need, err := p.framer.Peek(buf)
 		if err != nil {
-			return c.rejectFraming(err)
+			return c.rejectFraming(err, buf)
 		}
 		if buf[0] != byte(pdu.TypeAssociateRQ) {
 			return c.reject(reasonNotDICOM, "the first PDU is "+pdu.Type(buf[0]).String()+", not an A-ASSOCIATE-RQ")
@@ -231,15 +231,18 @@ func (c *conn) waitMore(eos bool, need int) types.Action {
 }
 
 // rejectFraming maps a framing error of the first bytes to a reason.
-func (c *conn) rejectFraming(err error) types.Action {
+func (c *conn) rejectFraming(err error, buf []byte) types.Action {
 	switch {
 	case errors.Is(err, pdu.ErrTLS):
 		return c.reject(reasonTLSOnPlainPort, "the client sent a TLS record to a plain-text DICOM port (terminate TLS in front of the filter or let the client connect without TLS): "+err.Error())
 	case errors.Is(err, pdu.ErrNotDICOM), errors.Is(err, pdu.ErrUnknownType):
 		return c.reject(reasonNotDICOM, err.Error())
 	case errors.Is(err, pdu.ErrTooLarge):
-		return c.reject(reasonTooLarge, "the A-ASSOCIATE-RQ is larger than maxAssociateRQBytes "+
-			strconv.FormatUint(uint64(c.p.pol.MaxAssociateRQBytes()), 10)+": "+err.Error())
+		detail := "the A-ASSOCIATE-RQ is larger than maxAssociateRQBytes " + strconv.FormatUint(uint64(c.p.pol.MaxAssociateRQBytes()), 10)
+		if len(buf) >= pdu.HeaderLen {
+			detail += ": its header announces " + strconv.FormatUint(uint64(binary.BigEndian.Uint32(buf[2:6]))+pdu.HeaderLen, 10) + " bytes"
+		}
+		return c.reject(reasonTooLarge, detail+" (raise maxAssociateRQBytes in the policy if such RQs are legitimate)")
 	}
 	return c.reject(reasonMalformed, err.Error())
 }
@@ -252,7 +255,8 @@ func (c *conn) decide(rqBytes []byte) types.Action {
 		return c.reject(reasonMalformed, "malformed A-ASSOCIATE-RQ: "+err.Error())
 	}
 	if n := len(rq.PresentationContexts); n > maxPresentationContexts {
-		// The decoder is lenient (dicom-ul §10); the proxy is not: such an RQ
+		// The decoder is lenient (docs/internals.md, "PDU decoder
+		// leniency"); the proxy is not: such an RQ
 		// cannot be valid and would make every abstract-syntax rule scan all
 		// of its contexts.
 		return c.reject(reasonMalformed, "malformed A-ASSOCIATE-RQ: "+strconv.Itoa(n)+

@@ -13,7 +13,8 @@ import (
 
 // yieldEvery is how many callbacks pass between runtime.Gosched calls. In a
 // c-shared reactor Go's background GC only runs when the guest yields; the
-// design note measured flat memory with a yield every 64 callbacks.
+// guest memory stays flat with a yield every 64 callbacks (see
+// docs/internals.md, "Guest memory and yields"; pinned by the soak test).
 const yieldEvery = 64
 
 // Tick period bounds: the deadline check runs every min(timeout/4, 500ms),
