@@ -84,6 +84,8 @@ test: lint wasip1 build
 	$(MAKE) deps
 	DICOMGATE_WASM=$(abspath $(WASM)) DICOMGATE_BIN=$(abspath $(BIN)) $(GO) test -count=1 -timeout 20m ./...
 	$(MAKE) manifests-test
+	$(MAKE) race
+	$(MAKE) soak SOAK_FLAGS=-short
 	$(MAKE) fuzz FUZZTIME=5s
 
 ## manifests-test: the Istio validation of every manifest (a separate module: istio.io/istio is heavy).

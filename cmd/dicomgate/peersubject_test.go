@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"testing"
 
+	"github.com/dicomgate/dicomgate/wasm/host"
 	"github.com/stretchr/testify/require"
 )
 
@@ -84,4 +86,15 @@ spec:
 	_, errOut, code = runCLI(t, nil, "manifest", "--config", cfg, "--image", "oci://r.example/x:1")
 	require.Equal(t, 0, code, errOut)
 	require.Contains(t, errOut, `warning: rules[0].match.peerSubjects[1]: "/CN=CT2/O=Hospital" is in OpenSSL's -subj form`)
+}
+
+// serve gives the peerSubjects warnings `check` gives, at start (and on every reload, which uses the same check).
+func TestServeWarnsAboutPeerSubjectsEnvoyNeverPrints(t *testing.T) {
+	var out bytes.Buffer
+	js := []byte(`{"defaultAction": "deny", "rules": [{"name": "ct", "match": {"peerSubjects": ["/CN=CT1/O=Hospital"]}, "action": "allow"}]}`)
+	pol, err := serveCheckPolicy(js, "policy.json", &serveLog{w: &out, min: host.LogInfo})
+	require.NoError(t, err)
+	require.NotNil(t, pol)
+	require.Contains(t, out.String(), "/CN=CT1/O=Hospital")
+	require.Contains(t, out.String(), "warning")
 }

@@ -528,6 +528,9 @@ func serveParseClusters(specs []string) ([]*gateway.Cluster, error) {
 // with their JSON paths before the filter is started.
 func serveCheckPolicy(js []byte, file string, log *serveLog) (*policy.Policy, error) {
 	pol, diags, err := policy.Load(js)
+	if err == nil {
+		diags = append(diags, lintPolicy(js)...) // the warnings `check` gives (peerSubjects Envoy never prints)
+	}
 	var b strings.Builder
 	printDiagnostics(&b, file, diags)
 	for _, line := range strings.Split(strings.TrimSpace(b.String()), "\n") {
