@@ -1,0 +1,203 @@
+// Package rejectwire is the channel between the dicomgate filter and the
+// rejector (`dicomgate reject`): a fixed-size, versioned preamble,
+// authenticated with HMAC-SHA256, that the filter puts in front of a denied
+// A-ASSOCIATE-RQ when it routes the association to the rejector instead of
+// closing it. The rejector verifies it and answers the requester with the
+// A-ASSOCIATE-RJ the preamble names.
+//
+// Version 1 wire format (Size = 56 bytes, integers big-endian):
+//
+//	offset  size  field
+//	0       4     magic "DGRJ" (0x44 0x47 0x52 0x4A)
+//	4       1     version (1)
+//	5       1     A-ASSOCIATE-RJ result (1 rejected-permanent, 2 rejected-transient)
+//	6       1     A-ASSOCIATE-RJ source (1 service-user, 2 ACSE provider, 3 presentation provider)
+//	7       1     A-ASSOCIATE-RJ reason/diagnostic (1-7)
+//	8       8     the filter's connection id (Envoy connection.id), for logs
+//	16      8     when the filter decided, Unix nanoseconds
+//	24      32    HMAC-SHA256(key, bytes 0-23)
+//
+// The first byte, 0x44, is no PDU type (DICOM PDU types are 0x01-0x07):
+// a DICOM acceptor that receives a preamble by misconfiguration refuses it
+// as an unknown PDU, and the rejector never mistakes an RQ for a preamble.
+//
+// The package is pure Go, builds for wasip1, and Sign and Verify do not
+// allocate (the filter signs on its hot path).
+package rejectwire
+
+import (
+	"encoding/binary"
+	"errors"
+)
+
+// Wire format constants.
+const (
+	// Size is the length of a version 1 preamble.
+	Size = 56
+	// Version is the preamble version this package writes and reads.
+	Version = 1
+	// MinKeyLen is the shortest key accepted (32 bytes: HMAC-SHA256's
+	// output size, RFC 2104 §3).
+	MinKeyLen = 32
+	// MaxKeyLen is the longest key accepted.
+	MaxKeyLen = 128
+	// signedLen is the length of the authenticated header.
+	signedLen = 24
+)
+
+// Magic is the preamble's first four bytes.
+const Magic = "DGRJ"
+
+// Errors of NewKey, Verify and Sign; each names one cause.
+var (
+	// ErrShort: fewer than Size bytes.
+	ErrShort = errors.New("rejectwire: fewer than 56 bytes")
+	// ErrMagic: the bytes do not start with "DGRJ" (not from the filter).
+	ErrMagic = errors.New(`rejectwire: no "DGRJ" preamble (the connection does not come from the dicomgate filter)`)
+	// ErrVersion: an unknown preamble version.
+	ErrVersion = errors.New("rejectwire: unsupported preamble version")
+	// ErrMAC: no configured key produces the preamble's HMAC (forged, or the
+	// filter and the rejector use different keys).
+	ErrMAC = errors.New("rejectwire: preamble authentication failed (forged, or rejectKey differs from the rejector's keys)")
+	// ErrExpired: the timestamp is outside the accepted window.
+	ErrExpired = errors.New("rejectwire: preamble timestamp outside the accepted window (replayed, or clocks differ)")
+	// ErrCode: result/source/reason is not an A-ASSOCIATE-RJ combination.
+	ErrCode = errors.New("rejectwire: invalid A-ASSOCIATE-RJ result/source/reason")
+	// ErrKey: a key shorter than MinKeyLen or longer than MaxKeyLen.
+	ErrKey = errors.New("rejectwire: key must be 32 to 128 bytes")
+)
+
+// Preamble is the decoded content of a preamble.
+type Preamble struct {
+	// Result, Source and Reason are the A-ASSOCIATE-RJ fields (PS3.8
+	// §9.3.4).
+	Result, Source, Reason byte
+	// ConnID is the filter's connection id.
+	ConnID uint64
+	// Time is when the filter decided, Unix nanoseconds.
+	Time int64
+}
+
+// Key is an HMAC-SHA256 key with its inner and outer pad blocks already
+// compressed, so that a signature costs two SHA-256 compressions. The zero
+// Key is unusable; create it with NewKey.
+type Key struct {
+	inner, outer [8]uint32
+}
+
+// NewKey prepares key (MinKeyLen to MaxKeyLen bytes) for signing and
+// verifying.
+func NewKey(key []byte) (*Key, error) {
+	if len(key) < MinKeyLen || len(key) > MaxKeyLen {
+		return nil, ErrKey
+	}
+	var kb [64]byte
+	if len(key) > 64 {
+		d := sum256(key)
+		copy(kb[:], d[:])
+	} else {
+		copy(kb[:], key)
+	}
+	var ipad, opad [64]byte
+	for i := range kb {
+		ipad[i] = kb[i] ^ 0x36
+		opad[i] = kb[i] ^ 0x5c
+	}
+	k := &Key{inner: iv, outer: iv}
+	compress(&k.inner, &ipad)
+	compress(&k.outer, &opad)
+	return k, nil
+}
+
+// mac is HMAC-SHA256 of the 24-byte header.
+func (k *Key) mac(hdr []byte) [32]byte {
+	h := k.inner
+	finish(&h, hdr[:signedLen], 64+signedLen)
+	in := digest(&h)
+	h = k.outer
+	finish(&h, in[:], 64+32)
+	return digest(&h)
+}
+
+// validCode reports whether result/source/reason is an A-ASSOCIATE-RJ
+// combination PS3.8 §9.3.4 defines: result 1 or 2; source 1 (service-user)
+// with reason 1, 2, 3 or 7, source 2 (ACSE provider) or 3 (presentation
+// provider) with reason 1 or 2.
+func validCode(result, source, reason byte) bool {
+	if result != 1 && result != 2 {
+		return false
+	}
+	switch source {
+	case 1:
+		return reason == 1 || reason == 2 || reason == 3 || reason == 7
+	case 2, 3:
+		return reason == 1 || reason == 2
+	}
+	return false
+}
+
+// Sign writes the preamble of p into dst. It panics if p's
+// result/source/reason is not an A-ASSOCIATE-RJ combination.
+func (k *Key) Sign(dst *[Size]byte, p Preamble) {
+	if !validCode(p.Result, p.Source, p.Reason) {
+		panic(ErrCode)
+	}
+	copy(dst[0:4], Magic)
+	dst[4] = Version
+	dst[5], dst[6], dst[7] = p.Result, p.Source, p.Reason
+	binary.BigEndian.PutUint64(dst[8:], p.ConnID)
+	binary.BigEndian.PutUint64(dst[16:], uint64(p.Time))
+	m := k.mac(dst[:signedLen])
+	copy(dst[signedLen:], m[:])
+}
+
+// Verify checks b (at least Size bytes; only the first Size are read)
+// against keys, any of which may have signed it (several keys allow a
+// rotation, see the package documentation in sdk/policy/README.md), and
+// requires its timestamp within maxAge of now (both Unix nanoseconds; a
+// timestamp up to maxAge in the future is accepted as clock skew). It
+// checks the MAC before trusting any field.
+func Verify(b []byte, keys []*Key, now, maxAge int64) (Preamble, error) {
+	if len(b) < Size {
+		return Preamble{}, ErrShort
+	}
+	if string(b[:4]) != Magic {
+		return Preamble{}, ErrMagic
+	}
+	if b[4] != Version {
+		return Preamble{}, ErrVersion
+	}
+	ok := false
+	for _, k := range keys {
+		m := k.mac(b[:signedLen])
+		if equal(m[:], b[signedLen:Size]) {
+			ok = true
+			break
+		}
+	}
+	if !ok {
+		return Preamble{}, ErrMAC
+	}
+	p := Preamble{Result: b[5], Source: b[6], Reason: b[7],
+		ConnID: binary.BigEndian.Uint64(b[8:]), Time: int64(binary.BigEndian.Uint64(b[16:]))}
+	if d := now - p.Time; d > maxAge || d < -maxAge {
+		return p, ErrExpired
+	}
+	if !validCode(p.Result, p.Source, p.Reason) {
+		return p, ErrCode
+	}
+	return p, nil
+}
+
+// equal compares in constant time (a MAC comparison must not reveal how
+// many leading bytes matched).
+func equal(a, b []byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	var v byte
+	for i := range a {
+		v |= a[i] ^ b[i]
+	}
+	return v == 0
+}
