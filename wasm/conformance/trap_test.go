@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/dicomgate/dicomgate/wasm/host"
 )
 
@@ -52,25 +54,30 @@ func TestTrapFailurePolicies(t *testing.T) {
 // trapReloadShape: FAIL_RELOAD with Envoy's default reload backoff (1 s base interval).
 var trapReloadShape = newShape(shape{name: "trap-fail-reload", ownVM: true, earlyData: 64 << 10, failure: host.FailReload, filter: trapFilter})
 
-// FAIL_RELOAD: the trapping connection is closed; a connection right after the trap (within the backoff) is
-// closed at accept; one after the backoff gets a fresh VM and passes through the filter again.
+// FAIL_RELOAD: the backoff counts from the VM's last (re)load, not from the trap. With a VM loaded long ago,
+// the first connection after a trap reloads it at once and passes through the filter; after a trap of that
+// fresh VM, a connection within the backoff (1 s base) is closed at accept, and one after it reloads again.
 func TestTrapFailReload(t *testing.T) {
 	envoy, hst := compare(t, trapReloadShape, reply{}, func(r *run) {
 		r.vmFails = true
-		c1 := r.dial(dialOpts{})
-		time.Sleep(300 * time.Millisecond)
-		c1.write([]byte("PANIC"))
-		time.Sleep(300 * time.Millisecond)
-		c2 := r.dial(dialOpts{})
-		time.Sleep(300 * time.Millisecond)
-		c2.write([]byte("early"))
-		time.Sleep(2 * time.Second) // past the jittered backoff (at most 1.5 s)
-		c3 := r.dial(dialOpts{})
-		c3.write([]byte("later"))
-		time.Sleep(300 * time.Millisecond)
-		for _, c := range []*client{c1, c2, c3} {
+		time.Sleep(2 * time.Second) // both VMs loaded more than the backoff ago
+		var cs []*client
+		step := func(data string, settle time.Duration) {
+			c := r.dial(dialOpts{})
+			time.Sleep(150 * time.Millisecond)
+			c.write([]byte(data))
+			time.Sleep(settle)
+			cs = append(cs, c)
+		}
+		step("PANIC", 150*time.Millisecond) // traps the VM loaded at start-up
+		step("first", 150*time.Millisecond) // reloads at once: passes
+		step("PANIC", 150*time.Millisecond) // traps the fresh VM
+		step("early", 2*time.Second)        // within the backoff: closed at accept
+		step("later", 300*time.Millisecond) // after it: reloads, passes
+		for _, c := range cs {
 			c.closeWrite()
 		}
 	})
 	requireSame(t, envoy, hst)
+	require.Equal(t, []string{`"" +eof`, `"first" +eof`, `"" +eof`, `"later" +eof`}, envoy.Backends["a"])
 }
