@@ -527,6 +527,7 @@ func startEnvoySide(s *suite, bin string, modules map[string][]byte) (*envoySide
 		return nil, err
 	}
 	e.cmd.Stdout = io.Discard
+	dieWithParent(e.cmd)
 	if err := e.cmd.Start(); err != nil {
 		return nil, err
 	}
