@@ -145,3 +145,25 @@ func TestCallsFromTick(t *testing.T) {
 		})
 	}
 }
+
+var (
+	closeDownstreamShape = newShape(shape{name: "close-downstream", earlyData: 64 << 10, filter: `{"new_conn":"pause","close_on_data":"downstream"}`})
+	closeUpstreamShape   = newShape(shape{name: "close-upstream", earlyData: 64 << 10, filter: `{"new_conn":"pause","close_on_data":"upstream"}`})
+	// closeAfterConnectShape continues at accept (tcp_proxy connects a) and closes on the first data.
+	closeAfterConnectShape = newShape(shape{name: "close-after-connect", earlyData: 64 << 10, filter: `{"close_on_data":"upstream"}`})
+)
+
+// close_stream(DOWNSTREAM) and close_stream(UPSTREAM) from on_downstream_data: both close the client's
+// connection (peer 1, local), before and after tcp_proxy connected its upstream; no byte reaches a backend.
+func TestCloseStream(t *testing.T) {
+	for _, sh := range []*shape{closeDownstreamShape, closeUpstreamShape, closeAfterConnectShape} {
+		t.Run(sh.name, func(t *testing.T) {
+			envoy, hst := compare(t, sh, reply{}, func(r *run) {
+				c := r.dial(dialOpts{})
+				time.Sleep(150 * time.Millisecond)
+				c.write([]byte("hello"))
+			})
+			requireSame(t, envoy, hst)
+		})
+	}
+}
