@@ -5,7 +5,9 @@ import "unsafe"
 // TrimAETitle returns title without leading spaces and without trailing
 // spaces and NULs, the form policies compare (PS3.5: leading and trailing
 // spaces are not significant; dcmtk also accepts NUL padding). It aliases
-// title.
+// title. DecodeAssociateRQ refuses AE title fields holding a NUL or a leading
+// space (stacks read those differently) unless Decoder.AllowAmbiguous is
+// set, so on a decoded RQ it only drops the trailing space padding.
 func TrimAETitle(title []byte) []byte {
 	end := len(title)
 	// Trailing padding 8 bytes at a time (a wire title is 16 bytes, usually
