@@ -148,7 +148,9 @@ type UserInformation struct {
 	HasUserIdentityResponse bool
 	// Unknown are sub-items of unknown type, kept for re-encoding. In lenient
 	// mode repeated singleton sub-items (a second 0x51, 0x52, ...) and
-	// singleton sub-items with a wrong fixed length land here too.
+	// singleton sub-items with a wrong fixed length land here too (in an
+	// A-ASSOCIATE-RQ only with Decoder.AllowAmbiguous; by default they are
+	// refused as ambiguous).
 	Unknown []RawItem
 
 	order   []itemRef

@@ -9,7 +9,8 @@ import "encoding/binary"
 // Lenient (default) behaviour follows what real stacks accept (dcmtk, see
 // DICOM PS3.8 and dicom-ul.md §10): unknown variable items and unknown
 // user-information sub-items are kept, items may come in any order, repeated
-// singleton items are kept as unknown items, reserved fields are never
+// singleton items are kept as unknown items (in an A-ASSOCIATE-RQ only with
+// AllowAmbiguous, see below), reserved fields are never
 // tested, UIDs may carry one trailing NUL (stripped). Always rejected: a
 // length that runs past its container, items that do not tile their
 // container, fixed-size PDUs with the wrong length, an A-ASSOCIATE body
