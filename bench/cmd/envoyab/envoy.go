@@ -28,20 +28,27 @@ var bootstrapTemplate string
 // bootstrapValues are the values of bootstrap.yaml.tmpl.
 type bootstrapValues struct {
 	AdminPort, FilterPort, PlainPort int
-	EarlyPort, NoopPort              int
+	EarlyPort                        int
 	BackendPort, UnroutedPort        int
 	// Filter adds the "filter" listener; without it Envoy runs the plain listener only (the cold-start and RSS
 	// baseline).
 	Filter bool
 	// Early adds the diagnostic "early" listener (tcp_proxy with max_early_data_bytes, no filter).
 	Early bool
-	// Noop adds the diagnostic "noop" listener (the do-nothing Go filter NoopWasmFile, then plain tcp_proxy).
-	Noop                 bool
+	// NoopListeners are diagnostic listeners running the do-nothing Go filter NoopWasmFile, then plain tcp_proxy.
+	NoopListeners        []noopListener
 	NoopWasmFile         string
 	WasmFile, PolicyJSON string
 	EarlyDataBytes       int
 	CertFile, KeyFile    string
 	ClientCAFile         string
+}
+
+// noopListener is one listener with the noop filter; Config is its plugin configuration (host calls per
+// connection, "" for none) and Name its listener name, Wasm plugin name and tcp_proxy stat prefix.
+type noopListener struct {
+	Name, Config string
+	Port         int
 }
 
 // renderBootstrap renders the embedded template.

@@ -127,7 +127,7 @@ func TestBootstrapDecodesAsEnvoyConfig(t *testing.T) {
 			ca = ""
 		}
 		y, err := renderBootstrap(bootstrapValues{AdminPort: 1, FilterPort: 2, PlainPort: 3, BackendPort: 4, UnroutedPort: 5,
-			Filter: withFilter, Early: withFilter, EarlyPort: 6, Noop: withFilter, NoopPort: 7, NoopWasmFile: "/x/noop.wasm", WasmFile: "/x/dicomgate.wasm", PolicyJSON: pol, EarlyDataBytes: 1 << 20,
+			Filter: withFilter, Early: withFilter, EarlyPort: 6, NoopListeners: noops(withFilter), NoopWasmFile: "/x/noop.wasm", WasmFile: "/x/dicomgate.wasm", PolicyJSON: pol, EarlyDataBytes: 1 << 20,
 			CertFile: "/c", KeyFile: "/k", ClientCAFile: ca})
 		require.NoError(t, err)
 		js, err := yaml.YAMLToJSON(y)
@@ -137,7 +137,7 @@ func TestBootstrapDecodesAsEnvoyConfig(t *testing.T) {
 		require.NoError(t, b.ValidateAll())
 		ls := b.GetStaticResources().GetListeners()
 		if withFilter {
-			require.Len(t, ls, 4)
+			require.Len(t, ls, 5)
 			require.Equal(t, "filter", ls[0].GetName())
 			require.Equal(t, "envoy.filters.network.wasm", ls[0].GetFilterChains()[0].GetFilters()[0].GetName())
 			require.Equal(t, "early", ls[1].GetName())
@@ -146,6 +146,8 @@ func TestBootstrapDecodesAsEnvoyConfig(t *testing.T) {
 			require.Equal(t, "noop", ls[2].GetName())
 			require.Equal(t, "envoy.filters.network.wasm", ls[2].GetFilterChains()[0].GetFilters()[0].GetName())
 			require.Contains(t, string(js), `"filename":"/x/noop.wasm"`)
+			require.Equal(t, "calls", ls[3].GetName())
+			require.Contains(t, string(js), `"value":"20"`)
 		} else {
 			require.Len(t, ls, 1)
 			require.NotContains(t, string(js), "max_early_data_bytes")
@@ -155,6 +157,13 @@ func TestBootstrapDecodesAsEnvoyConfig(t *testing.T) {
 		require.Equal(t, withFilter, strings.Contains(string(js), "trusted_ca"))
 		require.Len(t, ls[len(ls)-1].GetFilterChains()[0].GetFilters(), 1, "the plain listener has tcp_proxy only")
 	}
+}
+
+func noops(on bool) []noopListener {
+	if !on {
+		return nil
+	}
+	return []noopListener{{Name: "noop", Port: 7}, {Name: "calls", Port: 8, Config: "20"}}
 }
 
 // A log of a real 2-worker start (Envoy 1.40.0, wasm:debug), shortened.

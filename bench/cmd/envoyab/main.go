@@ -68,6 +68,7 @@ type options struct {
 	wasmLog       string
 	perfAssocs    int
 	noop          bool
+	noopCalls     int
 	mtls          bool
 }
 
@@ -99,6 +100,7 @@ func main() {
 	flag.StringVar(&o.wasmLog, "wasm-log", "info", "Envoy's wasm log level in the A/B run (info: the filter's audit line per association is written, as with the manifests' install values; warning drops it)")
 	flag.IntVar(&o.perfAssocs, "perf", 0, "after the A/B run, profile Envoy with `perf record` during this many associations per side (filter, plain) and print the CPU per association by shared object; 0: no profile")
 	flag.BoolVar(&o.noop, "noop", false, "add the diagnostic listener \"noop\" (a do-nothing Go proxy-wasm filter, built from bench/cmd/envoyab/noopfilter, in front of plain tcp_proxy) to the A/B rotation")
+	flag.IntVar(&o.noopCalls, "noop-calls", 0, "with -noop, also add the listener \"calls\": the noop filter making this many proxy_get_property calls per connection (calls − noop = their cost)")
 	flag.BoolVar(&o.mtls, "mtls", true, "mutual TLS on every listener (false, a diagnostic: server-only TLS, so the filter reads no peer-certificate property and the policy matches AE titles only)")
 	flag.Parse()
 	var err error
@@ -368,14 +370,17 @@ type abResult struct {
 
 // runAB starts one Envoy with both listeners and runs the interleaved repetitions.
 func (e *env) runAB() (*abResult, error) {
-	ports, err := freePorts(6)
+	ports, err := freePorts(7)
 	if err != nil {
 		return nil, err
 	}
 	v := e.values(ports, true)
 	v.Early = e.o.early
 	if e.o.noop {
-		v.Noop, v.NoopPort = true, ports[5]
+		v.NoopListeners = []noopListener{{Name: "noop", Port: ports[5]}}
+		if e.o.noopCalls > 0 {
+			v.NoopListeners = append(v.NoopListeners, noopListener{Name: "calls", Port: ports[6], Config: strconv.Itoa(e.o.noopCalls)})
+		}
 		if v.NoopWasmFile, err = buildNoop(e.dir); err != nil {
 			return nil, err
 		}
@@ -390,8 +395,8 @@ func (e *env) runAB() (*abResult, error) {
 	if v.Early {
 		sides = append(sides, listener{"early", v.EarlyPort})
 	}
-	if v.Noop {
-		sides = append(sides, listener{"noop", v.NoopPort})
+	for _, n := range v.NoopListeners {
+		sides = append(sides, listener{n.Name, n.Port})
 	}
 	// Warm-up (not measured): V8 tiers the filter's code up, Envoy and the backend grow their buffers.
 	for _, l := range sides {
@@ -561,7 +566,7 @@ func (e *env) measure(p *envoyProc, l listener, n int, f func() error) (phase, e
 const (
 	statAssociations = "wasmcustom.dicomgate_associations_total"
 	statRouted       = "wasmcustom.action=.=route;.;rule=.=" + benchRule + ";.;dicomgate_decisions_total"
-	statsFilter      = `^(tcp\.(filter|plain|early|noop)\.downstream_cx_total|wasmcustom\..*|cluster\.unrouted\.upstream_cx_total)$`
+	statsFilter      = `^(tcp\.(filter|plain|early|noop|calls)\.downstream_cx_total|wasmcustom\..*|cluster\.unrouted\.upstream_cx_total)$`
 )
 
 func keys(m map[string]int64) []string {

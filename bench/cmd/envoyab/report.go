@@ -270,7 +270,7 @@ func summarize(o options, ab *abResult, a, b string) []abSummary {
 
 func printReport(o options, ab *abResult, starts []startResult) {
 	sum := summarize(o, ab, "filter", "plain")
-	fmt.Printf("\n### A/B, %d worker(s), %d interleaved repetitions (orders: %s; f = filter, p = plain, e = early, n = noop)\n\n", o.workers, len(ab.reps), strings.Join(ab.orders, " "))
+	fmt.Printf("\n### A/B, %d worker(s), %d interleaved repetitions (orders: %s; f = filter, p = plain, e = early, n = noop, c = calls)\n\n", o.workers, len(ab.reps), strings.Join(ab.orders, " "))
 	printTable(sum, "filter", "plain")
 	if o.early {
 		fmt.Printf("\nDecomposition: \"early\" is tcp_proxy with max_early_data_bytes and no filter (connect after the first bytes).\n\n")
@@ -283,6 +283,10 @@ func printReport(o options, ab *abResult, starts []startResult) {
 		printTable(summarize(o, ab, "noop", "plain"), "noop", "plain")
 		fmt.Println()
 		printTable(summarize(o, ab, "filter", "noop"), "filter", "noop")
+		if o.noopCalls > 0 {
+			fmt.Printf("\nDecomposition: \"calls\" is the noop filter making %d proxy_get_property(source.address) calls per connection.\n\n", o.noopCalls)
+			printTable(summarize(o, ab, "calls", "noop"), "calls", "noop")
+		}
 	}
 	printRest(o, ab, sum, starts)
 }
