@@ -151,7 +151,15 @@ func startSuite() (*suite, error) {
 	if s.host, err = startHostSide(s, modules); err != nil {
 		return nil, err
 	}
-	if s.envoy, err = startEnvoySide(s, bin, modules); err != nil {
+	// The listener ports are picked free and bound by Envoy a moment later; another test binary may take
+	// one in between, so a bind failure is retried with fresh ports.
+	for attempt := 1; ; attempt++ {
+		s.envoy, err = startEnvoySide(s, bin, modules)
+		if err == nil || attempt == 3 || !strings.Contains(err.Error(), "Address already in use") {
+			break
+		}
+	}
+	if err != nil {
 		s.host.close()
 		return nil, err
 	}
@@ -544,6 +552,7 @@ func startEnvoySide(s *suite, bin string, modules map[string][]byte) (*envoySide
 		}
 		select {
 		case <-e.done:
+			e.close()
 			return nil, fmt.Errorf("envoy exited during start-up; bootstrap %s; log:\n%s", e.bootPath, strings.Join(e.raw.since(0), "\n"))
 		default:
 		}
