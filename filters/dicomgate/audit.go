@@ -20,7 +20,11 @@ type auditEntry struct {
 	cluster      string
 	reason       reason // for deny: the dicomgate_denied_total reason
 	rejectReason string
-	dryRun       bool
+	// respond is how a policy deny was carried out: "close" or "reject"
+	// (routed to the rejector, which answers the A-ASSOCIATE-RJ); "" for
+	// every other line.
+	respond string
+	dryRun  bool
 
 	calledAE, callingAE           string
 	rewriteCalled, rewriteCalling string
@@ -31,7 +35,7 @@ type auditEntry struct {
 // object per association, built by hand (no encoding/json, no reflection).
 // Fields: time, conn, source, calling_ae, called_ae, peer_uri_san,
 // peer_subject, peer_sha256, presentation_contexts, sop_classes, decision,
-// rule, cluster, reason, reject_reason, rewrite_called_ae,
+// rule, cluster, reason, reject_reason, respond, rewrite_called_ae,
 // rewrite_calling_ae, latency_us, dry_run.
 func (p *plugin) logAudit(c *conn, e *auditEntry) {
 	p.audit = appendAuditLine(p.audit[:0], c, e)
@@ -66,6 +70,7 @@ var (
 	fragCluster        = newFrag(`","cluster":"`)
 	fragReason         = newFrag(`","reason":"`)
 	fragRejectReason   = newFrag(`,"reject_reason":"`)
+	fragRespond        = newFrag(`,"respond":"`)
 	fragRewriteCalled  = newFrag(`,"rewrite_called_ae":"`)
 	fragRewriteCalling = newFrag(`,"rewrite_calling_ae":"`)
 	fragLatency        = newFrag(`,"latency_us":`)
@@ -106,7 +111,7 @@ func appendAuditLine(b []byte, c *conn, e *auditEntry) []byte {
 
 	texts := len(id.source) + len(e.callingAE) + len(e.calledAE) + len(id.conn.PeerURISAN) +
 		len(id.conn.PeerSubject) + len(id.sha256) + len(e.decision) + len(e.rule) + len(e.cluster) +
-		len(reasonName) + len(e.rejectReason) + len(e.rewriteCalled) + len(e.rewriteCalling)
+		len(reasonName) + len(e.rejectReason) + len(e.respond) + len(e.rewriteCalled) + len(e.rewriteCalling)
 	n := len(b)
 	if need := auditFixedMax + jsonEscapeMax*texts; cap(b)-n < need {
 		nb := make([]byte, n, n+need)
@@ -152,6 +157,9 @@ func appendAuditLine(b []byte, c *conn, e *auditEntry) []byte {
 	n++
 	if e.rejectReason != "" {
 		n = putOptional(w, n, &fragRejectReason, e.rejectReason)
+	}
+	if e.respond != "" {
+		n = putOptional(w, n, &fragRespond, e.respond)
 	}
 	if e.rewriteCalled != "" {
 		n = putOptional(w, n, &fragRewriteCalled, e.rewriteCalled)

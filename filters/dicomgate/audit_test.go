@@ -15,7 +15,7 @@ import (
 // present (logAudit's doc comment).
 var auditKeys = []string{"time", "conn", "source", "calling_ae", "called_ae", "peer_uri_san", "peer_subject",
 	"peer_sha256", "presentation_contexts", "sop_classes", "decision", "rule", "cluster", "reason",
-	"reject_reason", "rewrite_called_ae", "rewrite_calling_ae", "latency_us", "dry_run"}
+	"reject_reason", "respond", "rewrite_called_ae", "rewrite_calling_ae", "latency_us", "dry_run"}
 
 // decodeAuditLine parses line as one JSON object and returns its members in
 // order, failing the test on anything else.
@@ -65,7 +65,7 @@ func TestAuditLineMembersAndEscaping(t *testing.T) {
 		id := identity{source: "10.1.2.3:" + s, connID: 1 << 40, hasID: true, sha256: s}
 		id.conn.PeerURISAN, id.conn.PeerSubject = "spiffe://x/"+s, "CN="+s
 		e := auditEntry{at: at.UnixNano(), identity: &id, decision: "deny", rule: "r" + s, ruleIndex: 3, cluster: s,
-			reason: reasonPolicy, rejectReason: "called-ae-not-recognized", calledAE: s, callingAE: strings.ToLower(s),
+			reason: reasonPolicy, rejectReason: "called-ae-not-recognized", respond: "reject", calledAE: s, callingAE: strings.ToLower(s),
 			rewriteCalled: s + "X", rewriteCalling: "Y" + s, contexts: 128, sopClasses: i}
 		c := &conn{id: 7, start: at.UnixNano() - 1_500_000}
 		for _, prefix := range [][]byte{nil, []byte("prefix"), make([]byte, 3, 2000)} {
@@ -88,7 +88,7 @@ func TestAuditLineMembersAndEscaping(t *testing.T) {
 				"peer_sha256": asJSONText(s), "presentation_contexts": json.Number("128"),
 				"sop_classes": json.Number(strconv.Itoa(i)), "decision": "deny",
 				"rule": asJSONText(e.rule), "cluster": asJSONText(s), "reason": "policy",
-				"reject_reason": "called-ae-not-recognized", "rewrite_called_ae": asJSONText(e.rewriteCalled),
+				"reject_reason": "called-ae-not-recognized", "respond": "reject", "rewrite_called_ae": asJSONText(e.rewriteCalled),
 				"rewrite_calling_ae": asJSONText(e.rewriteCalling), "latency_us": json.Number("1500"), "dry_run": false}
 			if s == "" {
 				delete(want, "peer_sha256")

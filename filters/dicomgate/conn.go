@@ -9,6 +9,7 @@ import (
 
 	"github.com/dicomgate/dicomgate/sdk/pdu"
 	"github.com/dicomgate/dicomgate/sdk/policy"
+	"github.com/dicomgate/dicomgate/sdk/rejectwire"
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
 )
@@ -277,7 +278,7 @@ func (c *conn) decide(rqBytes []byte) types.Action {
 	decision, calledAE, callingAE := d.Action.String(), view(rq.CalledAETitle()), view(rq.CallingAETitle())
 	setProperties(callingAE, calledAE, decision, d.Rule)
 	e.at, e.identity, e.decision, e.rule, e.ruleIndex = t, id, decision, d.Rule, d.RuleIndex
-	e.reason, e.rejectReason, e.dryRun = 0, d.RejectReason, d.DryRun || p.dryRun
+	e.reason, e.rejectReason, e.dryRun, e.respond = 0, d.RejectReason, d.DryRun || p.dryRun, ""
 	e.calledAE, e.callingAE = calledAE, callingAE
 	e.contexts, e.sopClasses = len(rq.PresentationContexts), distinctAbstractSyntaxes(rq)
 	e.cluster, e.rewriteCalled, e.rewriteCalling = "", "", ""
@@ -299,17 +300,14 @@ func (c *conn) decide(rqBytes []byte) types.Action {
 	case policy.ActionDeny:
 		p.m.decision(d.RuleIndex)
 		e.reason = reasonPolicy
+		if d.Respond == policy.RespondReject {
+			return c.rejectVia(e, d.RejectReason, id.connID, t)
+		}
+		e.respond = respondClose
 		return c.closeWith(e)
 	case policy.ActionRoute:
-		// The arguments depend only on the cluster; the policy hands out the
-		// same string for the same rule, so the last ones are kept.
-		if !sameString(d.Cluster, p.fsCluster) {
-			p.fs = appendFilterStateArgs(p.fs[:0], filterStateCluster, d.Cluster, lifeSpanDownstreamConnection)
-			p.fsCluster = d.Cluster
-		}
-		if err := callForeignFunction(foreignSetFilterState, p.fs); err != nil {
-			return c.fail("set_envoy_filter_state(" + filterStateCluster + "=" + d.Cluster + ") failed: " + err.Error() +
-				" (Envoy ≥ 1.28 is needed, and the call must happen in a connection callback)")
+		if err := p.setCluster(d.Cluster); err != nil {
+			return c.fail(err.Error())
 		}
 	}
 	if e.rewriteCalled != "" || e.rewriteCalling != "" {
@@ -318,6 +316,54 @@ func (c *conn) decide(rqBytes []byte) types.Action {
 		}
 	}
 	p.m.decision(d.RuleIndex)
+	return c.pass(e)
+}
+
+// setCluster makes tcp_proxy connect cluster (the filter state
+// envoy.tcp_proxy.cluster). The arguments depend only on the cluster; the
+// policy hands out the same string for the same rule, so the last ones are
+// kept.
+func (p *plugin) setCluster(cluster string) error {
+	if !sameString(cluster, p.fsCluster) {
+		p.fs = appendFilterStateArgs(p.fs[:0], filterStateCluster, cluster, lifeSpanDownstreamConnection)
+		p.fsCluster = cluster
+	}
+	if err := callForeignFunction(foreignSetFilterState, p.fs); err != nil {
+		return errors.New("set_envoy_filter_state(" + filterStateCluster + "=" + cluster + ") failed: " + err.Error() +
+			" (Envoy ≥ 1.28 is needed, and the call must happen in a connection callback)")
+	}
+	return nil
+}
+
+// Values of the audit line's "respond".
+const (
+	respondClose  = "close"
+	respondReject = "reject"
+)
+
+// rejectVia carries out a policy deny with "respond": "reject": the
+// association goes to the rejector cluster instead of the backend, with
+// the signed preamble (sdk/rejectwire) prepended to the RQ, and the
+// rejector answers the A-ASSOCIATE-RJ of reasonName. The backend never sees
+// the association: the cluster is set before the chain continues, and a
+// failure of either host call closes the connection (fail closed).
+func (c *conn) rejectVia(e *auditEntry, reasonName string, connID uint64, t int64) types.Action {
+	p := c.p
+	result, source, code, ok := policy.RejectCode(reasonName)
+	if !ok || p.rejectKey == nil {
+		return c.fail("no reject code for " + reasonName)
+	}
+	if err := p.setCluster(p.rejectCluster); err != nil {
+		return c.fail(err.Error())
+	}
+	p.rejectKey.Sign(&p.preamble, rejectwire.Preamble{Result: result, Source: source, Reason: code, ConnID: connID, Time: t})
+	// set_buffer_bytes(DOWNSTREAM_DATA, 0, 0, preamble): drain nothing,
+	// prepend the preamble (context.cc Buffer::copyFrom).
+	if err := hostReplaceDownstreamPrefix(c.id, 0, p.preamble[:]); err != nil {
+		return c.fail("prepending the reject preamble: " + err.Error())
+	}
+	e.respond, e.cluster = respondReject, p.rejectCluster
+	p.m.deny(reasonPolicy)
 	return c.pass(e)
 }
 

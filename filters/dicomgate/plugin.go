@@ -7,6 +7,7 @@ import (
 
 	"github.com/dicomgate/dicomgate/sdk/pdu"
 	"github.com/dicomgate/dicomgate/sdk/policy"
+	"github.com/dicomgate/dicomgate/sdk/rejectwire"
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
 )
@@ -58,6 +59,13 @@ type plugin struct {
 	fsCluster string
 	// free are connection contexts whose stream is done (see recycle).
 	free []*conn
+
+	// rejectCluster and rejectKey are the policy's rejector (nil key: every
+	// deny closes); preamble is the scratch a reject preamble is signed
+	// into (the host copies it).
+	rejectCluster string
+	rejectKey     *rejectwire.Key
+	preamble      [rejectwire.Size]byte
 }
 
 func newPlugin(id uint32) types.PluginContext {
@@ -110,6 +118,13 @@ func (p *plugin) OnPluginStart(int) (st types.OnPluginStartStatus) {
 	p.dryRun = pol.DryRun()
 	p.framer = pdu.Framer{MaxPDULength: pol.MaxAssociateRQBytes() - pdu.HeaderLen}
 	p.dec = pdu.Decoder{MaxPDULength: p.framer.MaxPDULength}
+	p.rejectCluster, p.rejectKey = pol.RejectCluster(), nil
+	if k := pol.RejectKey(); k != "" {
+		if p.rejectKey, err = rejectwire.NewKey(k); err != nil {
+			proxywasm.LogError("dicomgate: configuration rejected: " + err.Error())
+			return types.OnPluginStartStatusFailed
+		}
+	}
 	actions, def := pol.Actions()
 	m, err := defineMetrics(pol.RuleNames(), actions, def, p.dryRun)
 	if err != nil {
@@ -130,7 +145,7 @@ func (p *plugin) OnPluginStart(int) (st types.OnPluginStartStatus) {
 	}
 	proxywasm.LogInfo("dicomgate: configured: " + strconv.Itoa(len(pol.RuleNames())) + " rule(s), mode " + pol.Mode() +
 		", upstreamConnect " + p.mode.String() + ", inspectTimeoutMs " + strconv.FormatInt(p.timeoutNs/1e6, 10) +
-		", maxAssociateRQBytes " + strconv.FormatUint(uint64(pol.MaxAssociateRQBytes()), 10))
+		", maxAssociateRQBytes " + strconv.FormatUint(uint64(pol.MaxAssociateRQBytes()), 10) + ", rejectCluster " + p.rejectCluster)
 	return types.OnPluginStartStatusOK
 }
 

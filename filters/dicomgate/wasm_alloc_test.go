@@ -37,6 +37,27 @@ func TestWasmRoutedAssociationAllocatesNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the wasm module; skipped in -short mode")
 	}
+	const policy = `{"defaultAction": "deny", "rules": [{"name": "any-scp", "match": {"calledAETitles": ["ANY-SCP"]},
+		"action": "route", "cluster": "pacs-a"}]}`
+	wasmAssociationsAllocateNothing(t, policy, "pacs-a", 0)
+}
+
+// A denied association answered with an A-ASSOCIATE-RJ (routed to the
+// rejector with a signed preamble) allocates nothing either.
+func TestWasmRejectedAssociationAllocatesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the wasm module; skipped in -short mode")
+	}
+	const policy = `{"defaultAction": "allow", "rejectCluster": "rejector", "rejectKey": "` + filtertable.RejectKey + `",
+		"rules": [{"name": "any-scp", "match": {"calledAETitles": ["ANY-SCP"]}, "action": "deny", "respond": "reject"}]}`
+	wasmAssociationsAllocateNothing(t, policy, "rejector", 56)
+}
+
+// wasmAssociationsAllocateNothing runs 250 echo associations through a
+// plugin configured with policy, each of which must go to cluster with
+// extra bytes put before the client's, and requires that the last 200
+// did not call runtime.mallocgc in the guest.
+func wasmAssociationsAllocateNothing(t *testing.T, policy, cluster string, extra int) {
 	// The shipped module has no name section; this build of the same
 	// source keeps it, so that the listener can find runtime.mallocgc.
 	wasm, err := wasmbuild.DicomgateWithNames()
@@ -53,8 +74,6 @@ func TestWasmRoutedAssociationAllocatesNothing(t *testing.T) {
 		return nil
 	})
 	ctx := experimental.WithFunctionListenerFactory(context.Background(), factory)
-	const policy = `{"defaultAction": "deny", "rules": [{"name": "any-scp", "match": {"calledAETitles": ["ANY-SCP"]},
-		"action": "route", "cluster": "pacs-a"}]}`
 	p, err := host.NewPlugin(ctx, wasm, host.PluginConfig{
 		Name: "istio-ingress.dicomgate", RootID: "dicomgate", Configuration: []byte(policy), Workers: 1,
 		Clock:  host.NewManualClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)),
@@ -91,11 +110,11 @@ func TestWasmRoutedAssociationAllocatesNothing(t *testing.T) {
 	}
 	before := counter.n.Load()
 	for i := uint64(51); i <= 250; i++ {
-		if tr := associate(i); tr.cluster != "pacs-a" || tr.closed || len(tr.forwarded) != len(echo) {
+		if tr := associate(i); tr.cluster != cluster || tr.closed || len(tr.forwarded) != extra+len(echo) {
 			t.Fatalf("association %d not routed: cluster %q closed %v forwarded %d", i, tr.cluster, tr.closed, len(tr.forwarded))
 		}
 	}
 	if n := counter.n.Load() - before; n != 0 {
-		t.Fatalf("200 routed associations called runtime.mallocgc %d times in the guest; want 0", n)
+		t.Fatalf("200 associations to %s called runtime.mallocgc %d times in the guest; want 0", cluster, n)
 	}
 }

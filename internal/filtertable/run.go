@@ -2,10 +2,14 @@ package filtertable
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/dicomgate/dicomgate/sdk/rejectwire"
 )
 
 // Run drives every case of the table through r, one subtest per case.
@@ -65,6 +69,9 @@ func runCase(t *testing.T, r Runner, c Case) {
 			continue
 		}
 		checkAudit(t, i, lines[0], cs.Want)
+		if cs.Want.Preamble != nil {
+			checkPreambleConn(t, i, lines[0], conn.Observe().Forwarded, cs.Want.Preamble)
+		}
 		diag := append(append([]string(nil), r.Logs(LevelWarn)[warnBefore:]...), r.Logs(LevelError)[errBefore:]...)
 		checkLogsJoinAudit(t, i, lines[0], diag)
 	}
@@ -105,6 +112,14 @@ func checkObserved(t *testing.T, what string, got Observed, want Want) {
 		t.Errorf("%s: tcp_proxy connected upstream = %v; want %v", what, got.UpstreamConnect, want.UpstreamConnect)
 	} else if want.UpstreamConnect && got.Cluster != want.Cluster {
 		t.Errorf("%s: cluster = %q; want %q", what, got.Cluster, want.Cluster)
+	}
+	if want.Preamble != nil {
+		if _, err := checkPreamble(got.Forwarded, want.Preamble); err != nil {
+			t.Errorf("%s: %v", what, err)
+		}
+		if len(got.Forwarded) >= rejectwire.Size {
+			got.Forwarded = got.Forwarded[rejectwire.Size:]
+		}
 	}
 	if !bytes.Equal(got.Forwarded, want.Forwarded) {
 		t.Errorf("%s: forwarded upstream %d bytes; want %d bytes%s", what, len(got.Forwarded), len(want.Forwarded), firstDiff(got.Forwarded, want.Forwarded))
@@ -233,5 +248,51 @@ func checkLogsJoinAudit(t *testing.T, i int, audit string, diag []string) {
 		if end < 0 || rest[:end] != itoa(int(*a.Conn)) {
 			t.Errorf("conn %d: log line %q does not name the audit line's conn %d", i, l, *a.Conn)
 		}
+	}
+}
+
+// checkPreamble verifies that fwd starts with a preamble signed with
+// want.Key carrying want's result/source/reason (the timestamp is checked
+// against itself: the runners' clocks are their own).
+func checkPreamble(fwd []byte, want *Preamble) (rejectwire.Preamble, error) {
+	if len(fwd) < rejectwire.Size {
+		return rejectwire.Preamble{}, fmt.Errorf("forwarded %d bytes upstream; want a %d-byte reject preamble first", len(fwd), rejectwire.Size)
+	}
+	k, err := rejectwire.NewKey(want.Key)
+	if err != nil {
+		return rejectwire.Preamble{}, fmt.Errorf("the case's preamble key: %v", err)
+	}
+	ts := int64(binary.BigEndian.Uint64(fwd[16:24]))
+	p, err := rejectwire.Verify(fwd, []*rejectwire.Key{k}, ts, 0)
+	if err != nil {
+		return p, fmt.Errorf("reject preamble: %v", err)
+	}
+	if p.Result != want.Result || p.Source != want.Source || p.Reason != want.Reason {
+		return p, fmt.Errorf("reject preamble result/source/reason %d/%d/%d; want %d/%d/%d",
+			p.Result, p.Source, p.Reason, want.Result, want.Source, want.Reason)
+	}
+	if p.Time <= 0 {
+		return p, fmt.Errorf("reject preamble timestamp %d; want the decision's wall-clock time", p.Time)
+	}
+	return p, nil
+}
+
+// checkPreambleConn: the preamble names the connection the audit line
+// names.
+func checkPreambleConn(t *testing.T, i int, audit string, fwd []byte, want *Preamble) {
+	t.Helper()
+	p, err := checkPreamble(fwd, want)
+	if err != nil {
+		return // reported by checkObserved
+	}
+	var a struct {
+		Conn uint64 `json:"conn"`
+	}
+	if err := json.Unmarshal([]byte(audit), &a); err != nil {
+		t.Errorf("conn %d: audit line: %v", i, err)
+		return
+	}
+	if p.ConnID != a.Conn {
+		t.Errorf("conn %d: reject preamble names connection %d; the audit line says %d", i, p.ConnID, a.Conn)
 	}
 }

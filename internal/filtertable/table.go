@@ -36,6 +36,14 @@ type Case struct {
 	ErrorLogs []string
 }
 
+// Preamble is the reject preamble a connection must start with upstream.
+type Preamble struct {
+	// Key is the policy's rejectKey.
+	Key string
+	// Result, Source and Reason are the A-ASSOCIATE-RJ fields.
+	Result, Source, Reason byte
+}
+
 // ConnScript is one downstream connection of a Case.
 type ConnScript struct {
 	// Props are the connection's properties.
@@ -72,8 +80,13 @@ type Want struct {
 	// Cluster is the cluster tcp_proxy picked (only checked when
 	// UpstreamConnect is true).
 	Cluster string
-	// Forwarded is exactly what reached the upstream (nil = nothing).
+	// Forwarded is exactly what reached the upstream (nil = nothing); with
+	// Preamble set, what followed the preamble.
 	Forwarded []byte
+	// Preamble, when set, requires that the upstream first received a reject
+	// preamble (sdk/rejectwire) signed with its Key, carrying its
+	// result/source/reason and the audit line's conn.
+	Preamble *Preamble
 	// Properties must all be set to these values (other properties may
 	// exist).
 	Properties map[string]string
@@ -839,7 +852,7 @@ func Cases(c Captures) []Case {
 			Conns:   []ConnScript{{Props: src, Steps: []Step{{Data: echoRQ}}, Want: Want{Closed: true, Audit: map[string]any{"decision": "deny", "reason": "policy"}}}},
 			Metrics: map[string]uint64{denied("policy"): 1},
 		},
-	}, pinnedCases(c)...)
+	}, append(pinnedCases(c), rejectCases(c)...)...)
 }
 
 func decisions(action, rule string) string {

@@ -169,10 +169,57 @@ type Decision struct {
 	// RejectReason is the A-ASSOCIATE-RJ reason name for ActionDeny (always
 	// set for a deny; see [RejectCode]) and "" otherwise.
 	RejectReason string
+	// Respond is how a deny is carried out: RespondReject (route the
+	// association to [Policy.RejectCluster], which answers the
+	// A-ASSOCIATE-RJ of RejectReason) or RespondClose (close the
+	// connection). It is RespondReject only for a deny whose rule (or the
+	// default) says "respond": "reject" in a policy that can carry it out
+	// (rejectCluster set, upstreamConnect after-decision); RespondClose for
+	// every other decision.
+	Respond Respond
 	// DryRun is true when the policy runs in mode "dry-run": the decision is
 	// only reported, and the filter must let the association through
 	// unchanged whatever Action says.
 	DryRun bool
+}
+
+// Respond is how the filter carries out a deny.
+type Respond uint8
+
+const (
+	// RespondClose closes the client connection (the requester sees the
+	// connection drop; dcmtk: "Peer aborted Association").
+	RespondClose Respond = iota
+	// RespondReject routes the association to the rejector, which answers
+	// with an A-ASSOCIATE-RJ.
+	RespondReject
+)
+
+// String returns "close" or "reject".
+func (r Respond) String() string {
+	if r == RespondReject {
+		return "reject"
+	}
+	return "close"
+}
+
+// RejectCluster is the rejector's Envoy cluster (rejectCluster) when denies
+// can be answered with an A-ASSOCIATE-RJ, "" otherwise (not configured, or
+// upstreamConnect immediate).
+func (p *Policy) RejectCluster() string {
+	if !p.rejectOn {
+		return ""
+	}
+	return p.rejectCluster
+}
+
+// RejectKey is rejectKey, the text whose bytes are the HMAC-SHA256 key of
+// the reject preamble (see package rejectwire); "" when RejectCluster is "".
+func (p *Policy) RejectKey() string {
+	if !p.rejectOn {
+		return ""
+	}
+	return p.rejectKey
 }
 
 // MatchesSource reports whether a rule has a sourceCIDRs condition. When it

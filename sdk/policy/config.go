@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dicomgate/dicomgate/sdk/rejectwire"
 )
 
 // Configuration defaults and limits (documented in README.md).
@@ -27,8 +29,8 @@ const (
 
 // Keys allowed in each configuration object.
 var (
-	topKeys     = []string{"defaultAction", "defaultRejectReason", "rules", "mode", "inspectTimeoutMs", "maxAssociateRQBytes", "upstreamConnect"}
-	ruleKeys    = []string{"name", "match", "action", "cluster", "service", "rewriteCalledAETitle", "rewriteCallingAETitle", "rejectReason", "aeTitleCaseInsensitive"}
+	topKeys     = []string{"defaultAction", "defaultRejectReason", "defaultRespond", "rejectCluster", "rejectKey", "rules", "mode", "inspectTimeoutMs", "maxAssociateRQBytes", "upstreamConnect"}
+	ruleKeys    = []string{"name", "match", "action", "cluster", "service", "rewriteCalledAETitle", "rewriteCallingAETitle", "rejectReason", "respond", "aeTitleCaseInsensitive"}
 	matchKeys   = []string{"calledAETitles", "callingAETitles", "sourceCIDRs", "peerURISANs", "peerDNSSANs", "peerSubjects", "abstractSyntaxes", "onlyAbstractSyntaxes", "userIdentityUsernames"}
 	serviceKeys = []string{"host", "port", "subset"}
 )
@@ -310,6 +312,11 @@ type config struct {
 	maxRQ         uint32
 	connect       ConnectMode
 	rules         []*rule
+	// defaultRespond is how the default deny answers; rejectCluster and
+	// rejectKey configure the rejector (both or neither).
+	defaultRespond Respond
+	rejectCluster  string
+	rejectKey      string
 }
 
 // config validates the top-level object.
@@ -365,6 +372,15 @@ func (l *loader) config(root *jnode) *config {
 				l.errf("defaultRejectReason", `only allowed when "defaultAction" is "deny"`)
 			}
 			cfg.defaultReason = r
+		}
+	}
+	l.rejector(m, cfg)
+	if n := m["defaultRespond"]; n != nil {
+		if r, ok := l.respond(n, "defaultRespond", cfg); ok {
+			if cfg.defaultAction != ActionDeny {
+				l.errf("defaultRespond", `only allowed when "defaultAction" is "deny"`)
+			}
+			cfg.defaultRespond = r
 		}
 	}
 	if n := m["rules"]; n != nil {
@@ -496,14 +512,7 @@ func (l *loader) rule(rn *jnode, path string, cfg *config) *rule {
 		}
 	}
 	if cluster != nil {
-		p := child(path, "cluster")
-		if s, ok := l.str(cluster, p, "an Envoy cluster name such as \"outbound|11112||pacs.dicom.svc.cluster.local\""); ok {
-			if s == "" || hasControl(s) || containsByte(s, " \t") {
-				l.errf(p, quote(s)+" is not a cluster name; expected e.g. \"outbound|11112||pacs.dicom.svc.cluster.local\" (no spaces)")
-			} else {
-				r.cluster = s
-			}
-		}
+		r.cluster = l.clusterName(cluster, child(path, "cluster"))
 	}
 	if service != nil {
 		r.cluster = l.service(service, child(path, "service"))
@@ -515,6 +524,14 @@ func (l *loader) rule(rn *jnode, path string, cfg *config) *rule {
 			l.errf(p, `only allowed with action "deny" (this rule's action is `+quote(r.action.String())+`)`)
 		} else if s, ok := l.enum(n, p, rejectReasonNames()); ok {
 			r.rejectReason = s
+		}
+	}
+	if n := m["respond"]; n != nil {
+		p := child(path, "respond")
+		if actionOK && r.action != ActionDeny {
+			l.errf(p, `only allowed with action "deny" (this rule's action is `+quote(r.action.String())+`)`)
+		} else if v, ok := l.respond(n, p, cfg); ok {
+			r.respond = v
 		}
 	}
 	for _, rw := range []struct {
@@ -539,6 +556,64 @@ func (l *loader) rule(rn *jnode, path string, cfg *config) *rule {
 		}
 	}
 	return r
+}
+
+// clusterName validates an Envoy cluster name; "" when invalid.
+func (l *loader) clusterName(n *jnode, path string) string {
+	s, ok := l.str(n, path, "an Envoy cluster name such as \"outbound|11112||pacs.dicom.svc.cluster.local\"")
+	if !ok {
+		return ""
+	}
+	if s == "" || hasControl(s) || containsByte(s, " \t") {
+		l.errf(path, quote(s)+" is not a cluster name; expected e.g. \"outbound|11112||pacs.dicom.svc.cluster.local\" (no spaces)")
+		return ""
+	}
+	return s
+}
+
+// rejector validates rejectCluster and rejectKey (before the rules, whose
+// "respond" warnings depend on them).
+func (l *loader) rejector(m map[string]*jnode, cfg *config) {
+	cn, kn := m["rejectCluster"], m["rejectKey"]
+	if cn != nil {
+		cfg.rejectCluster = l.clusterName(cn, "rejectCluster")
+	}
+	if kn != nil {
+		if s, ok := l.str(kn, "rejectKey", "44 to 64 base64 characters, e.g. the output of `openssl rand -base64 32`"); ok {
+			if _, err := rejectwire.NewKey(s); err != nil {
+				l.errf("rejectKey", err.Error()+", got "+itoa(len(s))+" characters")
+			} else {
+				cfg.rejectKey = s
+			}
+		}
+	}
+	switch {
+	case cn != nil && kn == nil:
+		l.errf("rejectCluster", `needs "rejectKey" (the rejector's key, see sdk/policy/README.md)`)
+	case cn == nil && kn != nil:
+		l.warnf("rejectKey", `is unused without "rejectCluster"`)
+	case cn != nil && cfg.connect == ConnectImmediate:
+		l.warnf("rejectCluster", `is ignored with "upstreamConnect": "immediate": every deny closes`)
+	}
+}
+
+// respond reads a "respond" value ("close" or "reject") and warns when a
+// reject cannot be carried out and falls back to close.
+func (l *loader) respond(n *jnode, path string, cfg *config) (Respond, bool) {
+	s, ok := l.enum(n, path, []string{"close", "reject"})
+	if !ok {
+		return RespondClose, false
+	}
+	if s == "close" {
+		return RespondClose, true
+	}
+	switch {
+	case cfg.rejectCluster == "":
+		l.warnf(path, `"reject" falls back to "close" without "rejectCluster"`)
+	case cfg.connect == ConnectImmediate:
+		l.warnf(path, `"reject" falls back to "close" with "upstreamConnect": "immediate"`)
+	}
+	return RespondReject, true
 }
 
 // service validates a service reference and returns its cluster name.

@@ -18,6 +18,7 @@ type rule struct {
 	rewriteCalled  string
 	rewriteCalling string
 	rejectReason   string // explicit; "" means computed (see denyReason)
+	respond        Respond
 	fold           bool
 
 	called, calling *aeSet
@@ -47,6 +48,13 @@ type Policy struct {
 	inspectTimeout time.Duration
 	maxRQBytes     uint32
 	connect        ConnectMode
+	defaultRespond Respond
+	rejectCluster  string
+	rejectKey      string
+	// rejectOn: a deny that says "respond": "reject" is carried out as one
+	// (rejectCluster set and mode after-decision); otherwise every deny
+	// closes.
+	rejectOn bool
 
 	// The candidate filter (see index.go). words is the bitset length.
 	words                    int
@@ -91,6 +99,10 @@ func compile(cfg *config) *Policy {
 		inspectTimeout: cfg.timeout,
 		maxRQBytes:     cfg.maxRQ,
 		connect:        cfg.connect,
+		defaultRespond: cfg.defaultRespond,
+		rejectCluster:  cfg.rejectCluster,
+		rejectKey:      cfg.rejectKey,
+		rejectOn:       cfg.rejectCluster != "" && cfg.connect == ConnectAfterDecision,
 	}
 	// Keep the rules contiguous in memory: Evaluate touches only the
 	// surviving candidates, but those should share cache lines.
@@ -506,8 +518,12 @@ func mask1(ids []int32) uint64 {
 func (p *Policy) ruleDecision(r *rule, id int, in *input, d *Decision) {
 	d.Action, d.Rule, d.RuleIndex, d.DryRun = r.action, r.name, id, p.dryRun
 	d.Cluster, d.RewriteCalledAETitle, d.RewriteCallingAETitle, d.RejectReason = "", "", "", ""
+	d.Respond = RespondClose
 	switch r.action {
 	case ActionDeny:
+		if p.rejectOn {
+			d.Respond = r.respond
+		}
 		d.RejectReason = r.rejectReason
 		if d.RejectReason == "" {
 			d.RejectReason = p.denyReason(in)
@@ -525,7 +541,11 @@ func (p *Policy) ruleDecision(r *rule, id int, in *input, d *Decision) {
 func (p *Policy) defaultDecision(in *input, d *Decision) {
 	d.Action, d.Rule, d.RuleIndex, d.DryRun = p.defaultAction, "", -1, p.dryRun
 	d.Cluster, d.RewriteCalledAETitle, d.RewriteCallingAETitle, d.RejectReason = "", "", "", ""
+	d.Respond = RespondClose
 	if d.Action == ActionDeny {
+		if p.rejectOn {
+			d.Respond = p.defaultRespond
+		}
 		d.RejectReason = p.defaultReason
 		if d.RejectReason == "" {
 			d.RejectReason = p.denyReason(in)

@@ -49,13 +49,13 @@ func TestValidationErrors(t *testing.T) {
 		{"unknown match key", oneRule(`{"calledAETitle":["A"]}`), []diag{
 			{"rules[0].match.calledAETitle", `unknown key "calledAETitle"; did you mean "calledAETitles"? (allowed: calledAETitles, callingAETitles, sourceCIDRs, peerURISANs, peerDNSSANs, peerSubjects, abstractSyntaxes, onlyAbstractSyntaxes, userIdentityUsernames)`, false}}},
 		{"unknown key case", `{"DefaultAction":"deny"}`, []diag{
-			{"DefaultAction", `unknown key "DefaultAction"; did you mean "defaultAction"? (allowed: defaultAction, defaultRejectReason, rules, mode, inspectTimeoutMs, maxAssociateRQBytes, upstreamConnect)`, false}}},
+			{"DefaultAction", `unknown key "DefaultAction"; did you mean "defaultAction"? (allowed: defaultAction, defaultRejectReason, defaultRespond, rejectCluster, rejectKey, rules, mode, inspectTimeoutMs, maxAssociateRQBytes, upstreamConnect)`, false}}},
 		{"empty key", `{"":1}`, []diag{
-			{`[""]`, `unknown key "" (allowed: defaultAction, defaultRejectReason, rules, mode, inspectTimeoutMs, maxAssociateRQBytes, upstreamConnect)`, false}}},
+			{`[""]`, `unknown key "" (allowed: defaultAction, defaultRejectReason, defaultRespond, rejectCluster, rejectKey, rules, mode, inspectTimeoutMs, maxAssociateRQBytes, upstreamConnect)`, false}}},
 		{"odd key in match", oneRule(`{"called AE":["X"]}`), []diag{
 			{`rules[0].match["called AE"]`, `unknown key "called AE" (allowed: calledAETitles, callingAETitles, sourceCIDRs, peerURISANs, peerDNSSANs, peerSubjects, abstractSyntaxes, onlyAbstractSyntaxes, userIdentityUsernames)`, false}}},
 		{"unknown key far", `{"zzz":1}`, []diag{
-			{"zzz", `unknown key "zzz" (allowed: defaultAction, defaultRejectReason, rules, mode, inspectTimeoutMs, maxAssociateRQBytes, upstreamConnect)`, false}}},
+			{"zzz", `unknown key "zzz" (allowed: defaultAction, defaultRejectReason, defaultRespond, rejectCluster, rejectKey, rules, mode, inspectTimeoutMs, maxAssociateRQBytes, upstreamConnect)`, false}}},
 		{"misplaced case flag", oneRule(`{"aeTitleCaseInsensitive":true}`), []diag{
 			{"rules[0].match.aeTitleCaseInsensitive", `unknown key "aeTitleCaseInsensitive" here; "aeTitleCaseInsensitive" belongs to the rule, next to "match"`, false}}},
 		{"match key on rule", `{"rules":[{"name":"r","action":"allow","calledAETitles":["A"]}]}`, []diag{

@@ -25,10 +25,7 @@
 // allocate (the filter signs on its hot path).
 package rejectwire
 
-import (
-	"encoding/binary"
-	"errors"
-)
+import "encoding/binary"
 
 // Wire format constants.
 const (
@@ -36,11 +33,14 @@ const (
 	Size = 56
 	// Version is the preamble version this package writes and reads.
 	Version = 1
-	// MinKeyLen is the shortest key accepted (32 bytes: HMAC-SHA256's
-	// output size, RFC 2104 §3).
-	MinKeyLen = 32
-	// MaxKeyLen is the longest key accepted.
-	MaxKeyLen = 128
+	// MinKeyLen is the shortest key accepted: 44 base64 characters, what
+	// `openssl rand -base64 32` prints (256 random bits, HMAC-SHA256's output
+	// size; RFC 2104 §3).
+	MinKeyLen = 44
+	// MaxKeyLen is the longest key accepted: one SHA-256 block, so that the
+	// key is used as is (RFC 2104 §2) and the module needs no general
+	// SHA-256 (`openssl rand -base64 48` prints 64 characters).
+	MaxKeyLen = 64
 	// signedLen is the length of the authenticated header.
 	signedLen = 24
 )
@@ -48,23 +48,31 @@ const (
 // Magic is the preamble's first four bytes.
 const Magic = "DGRJ"
 
+// Error is an error of this package. The errors are constants (not
+// errors.New variables) so that the filter module links only the texts it
+// can return.
+type Error string
+
+// Error returns the text.
+func (e Error) Error() string { return string(e) }
+
 // Errors of NewKey, Verify and Sign; each names one cause.
-var (
+const (
 	// ErrShort: fewer than Size bytes.
-	ErrShort = errors.New("rejectwire: fewer than 56 bytes")
+	ErrShort = Error("rejectwire: fewer than 56 bytes")
 	// ErrMagic: the bytes do not start with "DGRJ" (not from the filter).
-	ErrMagic = errors.New(`rejectwire: no "DGRJ" preamble (the connection does not come from the dicomgate filter)`)
+	ErrMagic = Error(`rejectwire: no "DGRJ" preamble (the connection does not come from the dicomgate filter)`)
 	// ErrVersion: an unknown preamble version.
-	ErrVersion = errors.New("rejectwire: unsupported preamble version")
+	ErrVersion = Error("rejectwire: unsupported preamble version")
 	// ErrMAC: no configured key produces the preamble's HMAC (forged, or the
 	// filter and the rejector use different keys).
-	ErrMAC = errors.New("rejectwire: preamble authentication failed (forged, or rejectKey differs from the rejector's keys)")
+	ErrMAC = Error("rejectwire: preamble authentication failed (forged, or the policy's rejectKey is not one of the rejector's keys)")
 	// ErrExpired: the timestamp is outside the accepted window.
-	ErrExpired = errors.New("rejectwire: preamble timestamp outside the accepted window (replayed, or clocks differ)")
+	ErrExpired = Error("rejectwire: preamble timestamp outside the accepted window (replayed, or the clocks of the gateway and the rejector differ)")
 	// ErrCode: result/source/reason is not an A-ASSOCIATE-RJ combination.
-	ErrCode = errors.New("rejectwire: invalid A-ASSOCIATE-RJ result/source/reason")
-	// ErrKey: a key shorter than MinKeyLen or longer than MaxKeyLen.
-	ErrKey = errors.New("rejectwire: key must be 32 to 128 bytes")
+	ErrCode = Error("rejectwire: invalid A-ASSOCIATE-RJ result/source/reason")
+	// ErrKey: a key that is not 44 to 64 base64 characters.
+	ErrKey = Error("must be 44 to 64 base64 characters (A-Z a-z 0-9 + / =), e.g. from `openssl rand -base64 32`")
 )
 
 // Preamble is the decoded content of a preamble.
@@ -85,23 +93,26 @@ type Key struct {
 	inner, outer [8]uint32
 }
 
-// NewKey prepares key (MinKeyLen to MaxKeyLen bytes) for signing and
-// verifying.
-func NewKey(key []byte) (*Key, error) {
+// NewKey prepares key for signing and verifying. A key is text: MinKeyLen
+// to MaxKeyLen characters of the base64 alphabet (A-Z a-z 0-9 + / =), and
+// its bytes, as written, are the HMAC key (the filter and the rejector never
+// decode it, so the two cannot disagree on a decoding). Generate one with
+// `openssl rand -base64 32`.
+func NewKey(key string) (*Key, error) {
 	if len(key) < MinKeyLen || len(key) > MaxKeyLen {
 		return nil, ErrKey
 	}
-	var kb [64]byte
-	if len(key) > 64 {
-		d := sum256(key)
-		copy(kb[:], d[:])
-	} else {
-		copy(kb[:], key)
-	}
 	var ipad, opad [64]byte
-	for i := range kb {
-		ipad[i] = kb[i] ^ 0x36
-		opad[i] = kb[i] ^ 0x5c
+	for i := range ipad {
+		var c byte
+		if i < len(key) {
+			c = key[i]
+			if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '=') {
+				return nil, ErrKey
+			}
+		}
+		ipad[i] = c ^ 0x36
+		opad[i] = c ^ 0x5c
 	}
 	k := &Key{inner: iv, outer: iv}
 	compress(&k.inner, &ipad)
@@ -136,12 +147,10 @@ func validCode(result, source, reason byte) bool {
 	return false
 }
 
-// Sign writes the preamble of p into dst. It panics if p's
-// result/source/reason is not an A-ASSOCIATE-RJ combination.
+// Sign writes the preamble of p into dst. p's result/source/reason must be
+// an A-ASSOCIATE-RJ combination (policy.RejectCode returns one); Verify
+// refuses any other.
 func (k *Key) Sign(dst *[Size]byte, p Preamble) {
-	if !validCode(p.Result, p.Source, p.Reason) {
-		panic(ErrCode)
-	}
 	copy(dst[0:4], Magic)
 	dst[4] = Version
 	dst[5], dst[6], dst[7] = p.Result, p.Source, p.Reason

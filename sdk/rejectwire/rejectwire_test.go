@@ -8,6 +8,16 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// b64Key is a key of n base64 characters.
+func b64Key(n int, seed byte) string {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = alphabet[(int(seed)+i*7)%64]
+	}
+	return string(b)
+}
+
 func testKey(n int, seed byte) []byte {
 	b := make([]byte, n)
 	for i := range b {
@@ -16,39 +26,37 @@ func testKey(n int, seed byte) []byte {
 	return b
 }
 
-// TestSum256MatchesStdlib pins the compact SHA-256 to crypto/sha256 for
-// every length around the block and padding boundaries.
-func TestSum256MatchesStdlib(t *testing.T) {
-	for n := 0; n <= 200; n++ {
-		msg := testKey(n, byte(n))
-		require.Equal(t, sha256.Sum256(msg), sum256(msg), "length %d", n)
-	}
-}
-
 // TestMACMatchesHMAC pins the precomputed-pad HMAC to crypto/hmac, for keys
-// shorter than, equal to and longer than the 64-byte block.
+// shorter than and as long as the 64-byte block.
 func TestMACMatchesHMAC(t *testing.T) {
 	hdr := testKey(signedLen, 9)
-	for _, n := range []int{32, 63, 64, 65, 100, 128} {
-		key := testKey(n, 3)
+	for _, n := range []int{44, 63, 64} {
+		key := b64Key(n, 3)
 		k, err := NewKey(key)
 		require.NoError(t, err)
-		h := hmac.New(sha256.New, key)
+		h := hmac.New(sha256.New, []byte(key))
 		h.Write(hdr)
 		got := k.mac(hdr)
 		require.Equal(t, h.Sum(nil), got[:], "key length %d", n)
 	}
 }
 
-func TestNewKeyLength(t *testing.T) {
-	for _, n := range []int{0, 16, 31, 129} {
-		_, err := NewKey(make([]byte, n))
+func TestNewKeyValidation(t *testing.T) {
+	for _, n := range []int{0, 16, 43, 65} {
+		_, err := NewKey(b64Key(n, 1))
 		require.ErrorIs(t, err, ErrKey, "length %d", n)
 	}
+	good := b64Key(44, 1)
+	for _, bad := range []string{good[:43] + " ", good[:43] + "\n", "-" + good[1:], good[:43] + "\x00"} {
+		_, err := NewKey(bad)
+		require.ErrorIs(t, err, ErrKey, "%q", bad)
+	}
+	_, err := NewKey("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=") // openssl rand -base64 32
+	require.NoError(t, err)
 }
 
 func TestSignVerify(t *testing.T) {
-	k, err := NewKey(testKey(32, 1))
+	k, err := NewKey(b64Key(44, 1))
 	require.NoError(t, err)
 	const now = int64(1_700_000_000_000_000_000)
 	p := Preamble{Result: 1, Source: 1, Reason: 3, ConnID: 42, Time: now}
@@ -94,7 +102,7 @@ func TestSignVerify(t *testing.T) {
 }
 
 func TestVerifyWindow(t *testing.T) {
-	k, err := NewKey(testKey(48, 2))
+	k, err := NewKey(b64Key(60, 2))
 	require.NoError(t, err)
 	const now = int64(1_700_000_000_000_000_000)
 	var b [Size]byte
@@ -118,9 +126,9 @@ func TestVerifyWindow(t *testing.T) {
 // preambles signed with either; one holding only the new key refuses the
 // old key's.
 func TestVerifyRotation(t *testing.T) {
-	oldK, err := NewKey(testKey(32, 10))
+	oldK, err := NewKey(b64Key(44, 10))
 	require.NoError(t, err)
-	newK, err := NewKey(testKey(32, 20))
+	newK, err := NewKey(b64Key(44, 20))
 	require.NoError(t, err)
 	var a, b [Size]byte
 	oldK.Sign(&a, Preamble{Result: 1, Source: 1, Reason: 7, Time: 1})
@@ -136,18 +144,22 @@ func TestVerifyRotation(t *testing.T) {
 	require.ErrorIs(t, err, ErrMAC)
 }
 
-func TestSignRefusesInvalidCode(t *testing.T) {
-	k, err := NewKey(testKey(32, 1))
+// TestVerifyRefusesInvalidCode: a validly signed preamble whose
+// result/source/reason is no A-ASSOCIATE-RJ combination is refused.
+func TestVerifyRefusesInvalidCode(t *testing.T) {
+	k, err := NewKey(b64Key(44, 1))
 	require.NoError(t, err)
 	var b [Size]byte
 	for _, c := range [][3]byte{{0, 1, 1}, {3, 1, 1}, {1, 1, 4}, {1, 2, 3}, {1, 3, 7}, {1, 4, 1}} {
-		require.PanicsWithValue(t, ErrCode, func() { k.Sign(&b, Preamble{Result: c[0], Source: c[1], Reason: c[2]}) }, "%v", c)
+		k.Sign(&b, Preamble{Result: c[0], Source: c[1], Reason: c[2], Time: 9})
+		_, err := Verify(b[:], []*Key{k}, 9, 1)
+		require.ErrorIs(t, err, ErrCode, "%v", c)
 	}
 }
 
 // TestSignVerifyDoNotAllocate: the filter signs on its hot path.
 func TestSignVerifyDoNotAllocate(t *testing.T) {
-	k, err := NewKey(testKey(32, 1))
+	k, err := NewKey(b64Key(44, 1))
 	require.NoError(t, err)
 	keys := []*Key{k}
 	var b [Size]byte

@@ -63,28 +63,6 @@ func finish(h *[8]uint32, tail []byte, total int) {
 	compress(h, &blk)
 }
 
-// sum256 is SHA-256 of msg (used for keys longer than one block).
-func sum256(msg []byte) [32]byte {
-	h := iv
-	n := len(msg)
-	for len(msg) >= 64 {
-		compress(&h, (*[64]byte)(msg[:64]))
-		msg = msg[64:]
-	}
-	if len(msg) >= 56 {
-		var blk [64]byte
-		copy(blk[:], msg)
-		blk[len(msg)] = 0x80
-		compress(&h, &blk)
-		var last [64]byte
-		binary.BigEndian.PutUint64(last[56:], uint64(n)*8)
-		compress(&h, &last)
-	} else {
-		finish(&h, msg, n)
-	}
-	return digest(&h)
-}
-
 // digest serializes h big-endian.
 func digest(h *[8]uint32) [32]byte {
 	var out [32]byte
