@@ -145,6 +145,9 @@ func decodeError(name string, off int, h pdu.Header, err error) error {
 // holds no passcode or token.
 func writeText(w io.Writer, v *pduView) {
 	fmt.Fprintf(w, "@%d %s (type 0x%02x, length %d)\n", v.Offset, v.Type, v.PDUType, v.Length)
+	if v.RefusedAsMalformed != nil {
+		fmt.Fprintf(w, "  REFUSED by the filter as malformed (a PACS could read it differently): %s\n", *v.RefusedAsMalformed)
+	}
 	if v.ProtocolVersion != nil {
 		fmt.Fprintf(w, "  protocol version:    %d\n", *v.ProtocolVersion)
 		fmt.Fprintf(w, "  called AE title:     %q\n", *v.CalledAETitle)

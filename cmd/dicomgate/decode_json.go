@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"github.com/dicomgate/dicomgate/sdk/pdu"
 )
 
@@ -14,6 +15,10 @@ type pduView struct {
 	PDUType uint8  `json:"pduType"`
 	Type    string `json:"type"`
 	Length  uint32 `json:"length"`
+
+	// RefusedAsMalformed: the A-ASSOCIATE-RQ is ambiguous (a PACS could read
+	// a field differently); the filter closes it as malformed for this reason.
+	RefusedAsMalformed *string `json:"refusedAsMalformed,omitempty"`
 
 	// A-ASSOCIATE-RQ / -AC.
 	ProtocolVersion      *uint16       `json:"protocolVersion,omitempty"`
@@ -122,7 +127,17 @@ func (v *pduViewer) view(off int, p []byte) (*pduView, error) {
 	switch h.Type {
 	case pdu.TypeAssociateRQ:
 		if err := v.dec.DecodeAssociateRQ(p, &v.rq); err != nil {
-			return nil, err
+			if !errors.Is(err, pdu.ErrAmbiguous) {
+				return nil, err
+			}
+			// Shown anyway (decode is a viewer), with the reason the filter
+			// refuses it: a PACS could read one of its fields differently.
+			lenient := v.dec
+			lenient.AllowAmbiguous = true
+			if err2 := lenient.DecodeAssociateRQ(p, &v.rq); err2 != nil {
+				return nil, err
+			}
+			pv.RefusedAsMalformed = ptr(err.Error())
 		}
 		rq := &v.rq
 		pv.ProtocolVersion = ptr(rq.ProtocolVersion)

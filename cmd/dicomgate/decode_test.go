@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"github.com/stretchr/testify/require"
 	"os"
 	"path/filepath"
 	"sort"
@@ -226,4 +227,21 @@ func TestDecodeAllCaptures(t *testing.T) {
 			t.Errorf("%s: output does not start with the first PDU:\n%.200s", f, out)
 		}
 	}
+}
+
+// decode shows an A-ASSOCIATE-RQ the filter refuses as ambiguous (here a NUL inside the calling AE title, which
+// dcmtk reads only up to the NUL) with the refusal, while eval keeps refusing it.
+func TestDecodeShowsAmbiguousRQWithTheRefusal(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(captures, "echo_default.c2s.bin"))
+	require.NoError(t, err)
+	spoof := append([]byte{}, raw...)
+	copy(spoof[26:42], "CT1\x00SPOOF       ")
+	out, err := runDecodeCmd(t, spoof, "--json=false", "-")
+	require.NoError(t, err)
+	require.Contains(t, out, "REFUSED by the filter as malformed")
+	require.Contains(t, out, "calling AE title: NUL at position 3")
+	require.Contains(t, out, `calling AE title:    "CT1\x00SPOOF"`)
+	out, err = runDecodeCmd(t, spoof, "--json=true", "-")
+	require.NoError(t, err)
+	require.Contains(t, out, `"refusedAsMalformed":"pdu: offset 29: A-ASSOCIATE-RQ calling AE title: NUL at position 3`)
 }
