@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dicomgate/dicomgate/sdk/rejectwire"
+	"github.com/stretchr/testify/require"
+)
+
+const testRejectKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+
+func TestRejectUsage(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.key")
+	require.NoError(t, os.WriteFile(bad, []byte("too short\n"), 0o600))
+	good := filepath.Join(dir, "good.key")
+	require.NoError(t, os.WriteFile(good, []byte(testRejectKey+"\n"), 0o600))
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"reject"}, "missing --key-file"},
+		{[]string{"reject", "--key-file", bad}, "bad.key:1: the key must be 44 to 64 base64 characters"},
+		{[]string{"reject", "--key-file", filepath.Join(dir, "none")}, "no such file"},
+		{[]string{"reject", "--key-file", good, "--artim", "0s"}, "--artim 0s: must be positive"},
+		{[]string{"reject", "--key-file", good, "extra"}, `unexpected argument "extra"`},
+	} {
+		_, stderr, code := runCLI(t, nil, tc.args...)
+		require.Equal(t, exitUsage, code, "%v: %s", tc.args, stderr)
+		require.Contains(t, stderr, tc.want, tc.args)
+	}
+}
+
+// syncBuf is an io.Writer safe for the command's goroutines.
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestRejectCommand runs the command: a signed preamble and an RQ get the
+// A-ASSOCIATE-RJ, a bare RQ is refused and logged, and cancelling (the
+// signal) exits cleanly.
+func TestRejectCommand(t *testing.T) {
+	key := filepath.Join(t.TempDir(), "reject.key")
+	require.NoError(t, os.WriteFile(key, []byte(testRejectKey+"\n"), 0o600))
+	ctx, cancel := context.WithCancel(context.Background())
+	stderr := &syncBuf{}
+	done := make(chan error, 1)
+	go func() {
+		done <- runReject(ctx, stderr, rejectFlags{listen: "127.0.0.1:0", keyFiles: []string{key}, artim: 5 * time.Second,
+			maxAge: 30 * time.Second, linger: time.Second, drain: 5 * time.Second, maxRQBytes: 1 << 20, maxConn: 100})
+	}()
+	re := regexp.MustCompile(`dicomgate: rejector listening on (\S+)`)
+	require.Eventually(t, func() bool { return re.MatchString(stderr.String()) }, 10*time.Second, 10*time.Millisecond)
+	addr := re.FindStringSubmatch(stderr.String())[1]
+
+	stream, err := os.ReadFile(filepath.Join("..", "..", "sdk", "pdu", "testdata", "echo_default.c2s.bin"))
+	require.NoError(t, err)
+	rq := stream[:6+binary.BigEndian.Uint32(stream[2:6])]
+	k, err := rejectwire.NewKey(testRejectKey)
+	require.NoError(t, err)
+	var pre [rejectwire.Size]byte
+	k.Sign(&pre, rejectwire.Preamble{Result: 1, Source: 1, Reason: 3, ConnID: 5, Time: time.Now().UnixNano()})
+
+	send := func(b []byte) []byte {
+		c, err := net.Dial("tcp", addr)
+		require.NoError(t, err)
+		defer c.Close()
+		require.NoError(t, c.SetDeadline(time.Now().Add(10*time.Second)))
+		_, err = c.Write(b)
+		require.NoError(t, err)
+		out, _ := io.ReadAll(c) // a refusal may end in a reset
+		return out
+	}
+	require.Equal(t, []byte{0x03, 0, 0, 0, 0, 4, 0, 1, 1, 3}, send(append(pre[:], rq...)))
+	require.Empty(t, send(rq))
+	require.Eventually(t, func() bool { return strings.Contains(stderr.String(), "refused (not_from_filter)") }, 5*time.Second, 10*time.Millisecond)
+	cancel()
+	require.NoError(t, <-done)
+}
