@@ -122,7 +122,7 @@ func getSuite(t *testing.T) *suite {
 	return theSuite
 }
 
-func startSuite() (*suite, error) {
+func startSuite() (_ *suite, err error) {
 	bin, err := envoyBin()
 	if err != nil {
 		return nil, err
@@ -131,6 +131,11 @@ func startSuite() (*suite, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(dir)
+		}
+	}()
 	s := &suite{dir: dir}
 	if s.pki, err = gateway.WriteDemoPKI(filepath.Join(dir, "pki"), gateway.PKIOptions{ClientCN: "CT1", ClientOrg: "Hospital"}); err != nil {
 		return nil, err
@@ -155,7 +160,7 @@ func startSuite() (*suite, error) {
 	// one in between, so a bind failure is retried with fresh ports.
 	for attempt := 1; ; attempt++ {
 		s.envoy, err = startEnvoySide(s, bin, modules)
-		if err == nil || attempt == 3 || !strings.Contains(err.Error(), "Address already in use") {
+		if err == nil || attempt == 3 || !strings.Contains(err.Error(), "Address already in use") && !strings.Contains(err.Error(), "duplicate address") {
 			break
 		}
 	}
@@ -539,7 +544,8 @@ func startEnvoySide(s *suite, bin string, modules map[string][]byte) (*envoySide
 	if err := e.cmd.Start(); err != nil {
 		return nil, err
 	}
-	go e.readLog(stderr)
+	logDone := make(chan struct{})
+	go func() { e.readLog(stderr); close(logDone) }()
 	go func() { _ = e.cmd.Wait(); close(e.done) }()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -553,6 +559,10 @@ func startEnvoySide(s *suite, bin string, modules map[string][]byte) (*envoySide
 		select {
 		case <-e.done:
 			e.close()
+			select { // the last lines (the reason) may still be in the pipe
+			case <-logDone:
+			case <-time.After(2 * time.Second):
+			}
 			return nil, fmt.Errorf("envoy exited during start-up; bootstrap %s; log:\n%s", e.bootPath, strings.Join(e.raw.since(0), "\n"))
 		default:
 		}
@@ -620,14 +630,31 @@ func (e *envoySide) stat(name string) (int, error) {
 	return 0, fmt.Errorf("envoy stat %s not found in:\n%s", name, b)
 }
 
+// freePort returns a port nothing listens on. The ports of one test binary are held until the binary exits
+// (heldPorts), so two calls never return the same port; another process may still take one before it is
+// bound (startSuite retries Envoy's start for that).
 func freePort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	port := ln.Addr().(*net.TCPAddr).Port
+	heldMu.Lock()
+	defer heldMu.Unlock()
+	if heldPorts[port] {
+		// The kernel handed out a port picked before (and released again below): try once more.
+		defer ln.Close()
+		return freePort()
+	}
+	heldPorts[port] = true
+	ln.Close()
+	return port, nil
 }
+
+var (
+	heldMu    sync.Mutex
+	heldPorts = map[int]bool{}
+)
 
 // --- wasm/gateway + wasm/host --------------------------------------------------------------------------------
 

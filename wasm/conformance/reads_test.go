@@ -49,8 +49,11 @@ func partialReads(t *testing.T, label string, events []string, total, step int) 
 	return out
 }
 
-// An RQ split into many small writes (TCP_NODELAY, 15 ms apart): the paused filter is re-run over the whole
-// buffer on every read until it has the RQ, then routes; the backend gets the RQ once.
+// routeTLSShape is routeShape behind mutual TLS.
+var routeTLSShape = newShape(shape{name: "route-mtls", tls: mutualTLS, earlyData: 64 << 10, filter: routeFilter})
+
+// An RQ split into many small writes (TCP_NODELAY, 15 ms apart; over TLS one record each): the paused filter is
+// re-run over the whole buffer on every read until it has the RQ, then routes; the backend gets the RQ once.
 func TestSplitRQManySmallWrites(t *testing.T) {
 	req := rq(t, "echo_default.c2s.bin")
 	const chunk = 10
@@ -63,13 +66,17 @@ func TestSplitRQManySmallWrites(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 		c.closeWrite()
 	}
-	envoy, hst := compare(t, routeShape, reply{after: len(req), data: []byte("AC")}, sc)
-	require.Greater(t, countPrefix(envoy.Events, "EVT downstream_data"), 3, "Envoy delivered the split RQ in too few reads to show re-dispatch")
-	// The last write is shorter than chunk: the full size is not a multiple of it, and is kept in the events.
-	envoy.Events = partialReads(t, "envoy", envoy.Events, len(req), chunk)
-	hst.Events = partialReads(t, "host", hst.Events, len(req), chunk)
-	requireSame(t, envoy, hst)
-	require.Equal(t, []string{digest(req) + " +eof"}, envoy.Backends["b"])
+	for _, sh := range []*shape{routeShape, routeTLSShape} {
+		t.Run(sh.name, func(t *testing.T) {
+			envoy, hst := compare(t, sh, reply{after: len(req), data: []byte("AC")}, sc)
+			require.Greater(t, countPrefix(envoy.Events, "EVT downstream_data"), 3, "Envoy delivered the split RQ in too few reads to show re-dispatch")
+			// The last write is shorter than chunk: the full size is not a multiple of it, and is kept in the events.
+			envoy.Events = partialReads(t, "envoy", envoy.Events, len(req), chunk)
+			hst.Events = partialReads(t, "host", hst.Events, len(req), chunk)
+			requireSame(t, envoy, hst)
+			require.Equal(t, []string{digest(req) + " +eof"}, envoy.Backends["b"])
+		})
+	}
 }
 
 // An RQ larger than max_early_data_bytes in one write: the paused filter keeps the bytes in the connection's
