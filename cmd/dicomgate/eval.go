@@ -48,9 +48,13 @@ e.g. "O=Hospital,CN=CT1" for a certificate made with -subj
 With -o json (or --json) exactly one JSON object is printed, with the keys
 action ("allow", "deny" or "route"), rule (the matching rule's name, "" for
 the default action), cluster, rewriteCalledAETitle, rejectReason and
-explanation; the key dryRun (true) is added only when the policy is in mode
-"dry-run" (the filter would then let the association through whatever
-action says). -o yaml prints the same keys as YAML.
+explanation; on a deny the key respond says what the client receives:
+"reject" (the rejector at rejectCluster answers with the A-ASSOCIATE-RJ of
+rejectReason) or "close" (the connection is closed, no A-ASSOCIATE-RJ: a Wasm
+network filter cannot write one itself). The key dryRun (true) is added only
+when the policy is in mode "dry-run" (the filter would then let the
+association through whatever action says; respond is then absent). -o yaml
+prints the same keys as YAML.
 
 Exit status: 0 allow or route, 1 deny (also in mode "dry-run": the status is
 the policy's decision, not what the filter enforces), 2 on bad flags, an
@@ -110,8 +114,12 @@ type evalResult struct {
 	Cluster              string `json:"cluster"`
 	RewriteCalledAETitle string `json:"rewriteCalledAETitle"`
 	RejectReason         string `json:"rejectReason"`
-	Explanation          string `json:"explanation"`
-	DryRun               bool   `json:"dryRun,omitempty"`
+	// Respond is what the client receives on a deny: "reject" (the
+	// rejector's A-ASSOCIATE-RJ) or "close"; absent for allow, route and
+	// in dry-run.
+	Respond     string `json:"respond,omitempty"`
+	Explanation string `json:"explanation"`
+	DryRun      bool   `json:"dryRun,omitempty"`
 }
 
 // runEval implements `dicomgate eval`.
@@ -179,6 +187,15 @@ func denyWhy(d policy.Decision) string {
 	return who
 }
 
+// respondOf is what the client of a deny receives ("" when the
+// association goes through).
+func respondOf(d policy.Decision) string {
+	if d.Action != policy.ActionDeny || d.DryRun {
+		return ""
+	}
+	return d.Respond.String()
+}
+
 // printDecision writes a decision and its explanation in the output format.
 func printDecision(stdout io.Writer, format string, d policy.Decision, expl string) error {
 	if format == formatJSON || format == formatYAML {
@@ -188,6 +205,7 @@ func printDecision(stdout io.Writer, format string, d policy.Decision, expl stri
 			Cluster:              d.Cluster,
 			RewriteCalledAETitle: d.RewriteCalledAETitle,
 			RejectReason:         d.RejectReason,
+			Respond:              respondOf(d),
 			Explanation:          expl,
 			DryRun:               d.DryRun,
 		})
@@ -211,6 +229,12 @@ func printDecision(stdout io.Writer, format string, d policy.Decision, expl stri
 	if d.RejectReason != "" {
 		res, src, code, _ := policy.RejectCode(d.RejectReason)
 		fmt.Fprintf(&b, "rejectReason: %s (A-ASSOCIATE-RJ result %d, source %d, reason %d)\n", d.RejectReason, res, src, code)
+	}
+	switch respondOf(d) {
+	case "reject":
+		b.WriteString("respond: reject (the rejector answers with this A-ASSOCIATE-RJ)\n")
+	case "close":
+		b.WriteString("respond: close (the connection is closed; the client receives no A-ASSOCIATE-RJ)\n")
 	}
 	if d.DryRun {
 		b.WriteString("dryRun: true (the filter lets the association through unchanged)\n")

@@ -67,10 +67,10 @@ func TestEvalJSONOnCaptures(t *testing.T) {
 			map[string]any{"action": "allow", "rule": "alice-ct-store", "cluster": "", "rewriteCalledAETitle": "", "rejectReason": ""},
 			[]string{`username "alice" is listed`}},
 		{"default deny", evalFlags{config: example, stream: "echo_default.c2s.bin", source: "192.168.1.1:5000"},
-			map[string]any{"action": "deny", "rule": "", "cluster": "", "rewriteCalledAETitle": "", "rejectReason": "calling-ae-not-recognized"},
+			map[string]any{"action": "deny", "rule": "", "cluster": "", "rewriteCalledAETitle": "", "rejectReason": "calling-ae-not-recognized", "respond": "close"},
 			[]string{"no rule matched (5 rules)", "source 192.168.1.1"}},
 		{"deny rule", evalFlags{config: example, stream: "rj_calling_ae.c2s.bin"},
-			map[string]any{"action": "deny", "rule": "block-intruder", "cluster": "", "rewriteCalledAETitle": "", "rejectReason": "calling-ae-not-recognized"},
+			map[string]any{"action": "deny", "rule": "block-intruder", "cluster": "", "rewriteCalledAETitle": "", "rejectReason": "calling-ae-not-recognized", "respond": "close"},
 			[]string{`calling AE "INTRUDER" matches "INTRUDER"`}},
 	}
 	for _, tc := range tests {
@@ -127,7 +127,7 @@ rules:
 func TestEvalJSONKeys(t *testing.T) {
 	stream := filepath.Join(evalCaptures, "echo_default.c2s.bin")
 	m := evalJSON(t, evalFlags{config: filepath.Join(policyTestdata, "example.json"), stream: stream})
-	if got := strings.Join(sortedKeys(m), ","); got != "action,cluster,explanation,rejectReason,rewriteCalledAETitle,rule" {
+	if got := strings.Join(sortedKeys(m), ","); got != "action,cluster,explanation,rejectReason,respond,rewriteCalledAETitle,rule" {
 		t.Errorf("keys %s", got)
 	}
 	m = evalJSON(t, evalFlags{config: filepath.Join(policyTestdata, "wasmplugin.yaml"), stream: stream})
@@ -158,6 +158,7 @@ func TestEvalText(t *testing.T) {
 		"action: deny\n",
 		"rule: (none: default action)\n",
 		"rejectReason: calling-ae-not-recognized (A-ASSOCIATE-RJ result 1, source 1, reason 3)\n",
+		"respond: close (the connection is closed; the client receives no A-ASSOCIATE-RJ)\n",
 		"explanation:\n  association: called AE \"ANY-SCP\", calling AE \"ECHOSCU\", source 10.0.0.9, no client certificate\n",
 		`  rules[0] "ct-to-pacs-a" did not match: called AE "ANY-SCP" is not in ["PACS_A"]`,
 	} {

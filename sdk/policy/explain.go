@@ -60,7 +60,13 @@ func (p *Policy) actionText(d Decision, in *input) string {
 	switch d.Action {
 	case ActionDeny:
 		res, src, code, _ := RejectCode(d.RejectReason)
-		s = "deny with A-ASSOCIATE-RJ " + d.RejectReason + " (result " + itoa(int(res)) + ", source " + itoa(int(src)) + ", reason " + itoa(int(code)) + ")"
+		rj := "A-ASSOCIATE-RJ " + d.RejectReason + " (result " + itoa(int(res)) + ", source " + itoa(int(src)) + ", reason " + itoa(int(code)) + ")"
+		if d.Respond == RespondReject {
+			s = "deny: the rejector (rejectCluster " + quote(p.rejectCluster) + ") answers with " + rj
+		} else {
+			s = "deny: the connection is closed, no A-ASSOCIATE-RJ is sent (" + p.closeWhy(d) + "); the reject reason is " + d.RejectReason +
+				" (result " + itoa(int(res)) + ", source " + itoa(int(src)) + ", reason " + itoa(int(code)) + ")"
+		}
 		explicit := d.RuleIndex >= 0 && d.RuleIndex < len(p.rules) && p.rules[d.RuleIndex].rejectReason != ""
 		if d.RuleIndex < 0 && p.defaultReason != "" {
 			explicit = true
@@ -87,6 +93,21 @@ func (p *Policy) actionText(d Decision, in *input) string {
 		s += " (default action)"
 	}
 	return s
+}
+
+// closeWhy says why a deny closes rather than rejects.
+func (p *Policy) closeWhy(d Decision) string {
+	asked := p.defaultRespond
+	if d.RuleIndex >= 0 && d.RuleIndex < len(p.rules) {
+		asked = p.rules[d.RuleIndex].respond
+	}
+	switch {
+	case asked != RespondReject:
+		return `"respond" is "close"`
+	case p.rejectCluster == "":
+		return `"respond": "reject" needs "rejectCluster"`
+	}
+	return `"respond": "reject" needs "upstreamConnect": "after-decision"`
 }
 
 func addrString(in *input) string {
@@ -242,9 +263,17 @@ func (p *Policy) Summary() string {
 	b.WriteString("upstreamConnect: " + p.connect.String() + "\n")
 	b.WriteString("inspectTimeout: " + p.inspectTimeout.String() + "\n")
 	b.WriteString("maxAssociateRQBytes: " + itoa(int(p.maxRQBytes)) + "\n")
+	switch {
+	case p.rejectOn:
+		b.WriteString("rejectCluster: " + p.rejectCluster + " (denies that say \"respond\": \"reject\" get an A-ASSOCIATE-RJ from the rejector)\n")
+	case p.rejectCluster != "":
+		b.WriteString("rejectCluster: " + p.rejectCluster + " (ignored in mode immediate: every deny closes the connection)\n")
+	default:
+		b.WriteString("rejectCluster: none (every deny closes the connection)\n")
+	}
 	b.WriteString("rules: " + itoa(len(p.rules)) + "\n")
 	for i, r := range p.rules {
-		b.WriteString("  [" + itoa(i) + "] " + r.name + ": " + ruleActionText(r) + "\n")
+		b.WriteString("  [" + itoa(i) + "] " + r.name + ": " + ruleActionText(r) + p.respondText(r.action, r.respond) + "\n")
 		if c := conditionsText(r); c != "" {
 			b.WriteString("      when " + c + "\n")
 		} else {
@@ -255,12 +284,26 @@ func (p *Policy) Summary() string {
 	if p.defaultAction == ActionAllow {
 		b.WriteString("allow\n")
 	} else if p.defaultReason != "" {
-		b.WriteString("deny (" + p.defaultReason + ")\n")
+		b.WriteString("deny (" + p.defaultReason + ")" + p.respondText(ActionDeny, p.defaultRespond) + "\n")
 	} else {
-		b.WriteString("deny (called-ae-not-recognized when no allow/route rule accepts the called AE title, else calling-ae-not-recognized)\n")
+		b.WriteString("deny (called-ae-not-recognized when no allow/route rule accepts the called AE title, else calling-ae-not-recognized)" +
+			p.respondText(ActionDeny, p.defaultRespond) + "\n")
 	}
 	b.WriteString("index: " + itoa(p.nCalled) + " rules filtered by called AE, " + itoa(p.nCalling) + " by calling AE, " + itoa(p.nCIDR) + " by source CIDR, " + itoa(p.nUser) + " by username; " + itoa(p.nUnfiltered) + " checked for every association\n")
 	return b.String()
+}
+
+// respondText says how a deny is carried out ("" for allow and route).
+func (p *Policy) respondText(a Action, r Respond) string {
+	switch {
+	case a != ActionDeny:
+		return ""
+	case r == RespondReject && p.rejectOn:
+		return ", answered with an A-ASSOCIATE-RJ by the rejector"
+	case r == RespondReject:
+		return ", connection closed (\"respond\": \"reject\" falls back to close)"
+	}
+	return ", connection closed"
 }
 
 func ruleActionText(r *rule) string {

@@ -103,3 +103,39 @@ func TestRespondValidation(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{`rejectKey: is unused without "rejectCluster"`}, diagStrings(diags, SeverityWarning))
 }
+
+// TestExplainSaysWhatTheClientReceives: the explanation says whether the
+// rejector answers or the connection is closed, and why it is closed.
+func TestExplainSaysWhatTheClientReceives(t *testing.T) {
+	for _, tc := range []struct {
+		cfg, calling, want string
+	}{
+		{rejectPolicy, "RJ", `decision: deny: the rejector (rejectCluster "outbound|11112||reject.dicom") answers with A-ASSOCIATE-RJ calling-ae-not-recognized (result 1, source 1, reason 3)`},
+		{rejectPolicy, "CL", `decision: deny: the connection is closed, no A-ASSOCIATE-RJ is sent ("respond" is "close"); the reject reason is calling-ae-not-recognized`},
+		{`{"defaultRespond": "reject"}`, "X", `decision: deny: the connection is closed, no A-ASSOCIATE-RJ is sent ("respond": "reject" needs "rejectCluster")`},
+		{`{"upstreamConnect": "immediate", "defaultRespond": "reject", "rejectCluster": "rj", "rejectKey": "` + testRejectKey + `"}`, "X",
+			`decision: deny: the connection is closed, no A-ASSOCIATE-RJ is sent ("respond": "reject" needs "upstreamConnect": "after-decision")`},
+	} {
+		p := mustLoad(t, tc.cfg)
+		rq := mkRQ("PACS", tc.calling)
+		d := p.Evaluate(rq, &Conn{})
+		require.Contains(t, p.Explain(rq, &Conn{}, d), tc.want, tc.cfg)
+	}
+}
+
+// TestSummaryShowsRespond: `dicomgate check` shows how each deny is carried
+// out.
+func TestSummaryShowsRespond(t *testing.T) {
+	s := mustLoad(t, rejectPolicy).Summary()
+	for _, want := range []string{
+		`rejectCluster: outbound|11112||reject.dicom (denies that say "respond": "reject" get an A-ASSOCIATE-RJ from the rejector)`,
+		"[1] rj: deny (reason chosen like the default: called or calling AE not recognized), answered with an A-ASSOCIATE-RJ by the rejector\n",
+		"[2] close: deny (reason chosen like the default: called or calling AE not recognized), connection closed\n",
+		"default: deny (no-reason-given), answered with an A-ASSOCIATE-RJ by the rejector\n",
+	} {
+		require.Contains(t, s, want)
+	}
+	s = mustLoad(t, `{"defaultRespond": "reject"}`).Summary()
+	require.Contains(t, s, "rejectCluster: none (every deny closes the connection)\n")
+	require.Contains(t, s, `connection closed ("respond": "reject" falls back to close)`)
+}
