@@ -539,7 +539,7 @@ func TestExplainFailures(t *testing.T) {
 		`rules[5] "any-syntax" did not match: no proposed abstract syntax is in ["` + uidCTStorage + `"]`,
 		`rules[6] "only-syntax" did not match: proposed abstract syntax "` + uidMRStorage + `" (context 3) is not in ["` + uidVerification + `"]`,
 		`rules[7] "src" did not match: source unknown is not in [10.0.0.0/8]`,
-		`decision: deny: the connection is closed, no A-ASSOCIATE-RJ is sent ("respond" is "close"); the reject reason is calling-ae-not-recognized (result 1, source 1, reason 3); reason chosen because`+" the called AE title is accepted by the policy",
+		`decision: deny: the connection is closed, no A-ASSOCIATE-RJ is sent ("respond" is "close"); the reject reason is calling-ae-not-recognized (result 1, source 1, reason 3); reason chosen because` + " the called AE title is accepted by the policy",
 		"(default action)",
 	} {
 		if !strings.Contains(s, want) {
