@@ -183,7 +183,7 @@ func startEnvoy(label string, o gatewayOpts) (*gateway, error) {
 }
 
 var (
-	envoyMTLSSh, envoyPlainSh, envoyDrySh shared[*gateway]
+	envoyMTLSSh, envoyPlainSh, envoyDrySh, envoyRejectSh shared[*gateway]
 )
 
 // envoyLane runs the scenarios through real Envoy processes. TLS handshake failures are Envoy's listener
@@ -210,6 +210,13 @@ var envoyLane = &lane{
 		c := clusters(t)
 		return envoyDrySh.get(t, func() (*gateway, error) {
 			return startEnvoy("envoy-dryrun", gatewayOpts{tls: true, clientCA: true, policy: e2ePolicy("dry-run"), clusters: c, defaultCluster: clusterOrthanc})
+		})
+	},
+	reject: func(t testing.TB) *gateway {
+		t.Helper()
+		c := rejectClusters(t)
+		return envoyRejectSh.get(t, func() (*gateway, error) {
+			return startEnvoy("envoy-reject", gatewayOpts{tls: true, clientCA: true, policy: e2eRejectPolicy(), clusters: c, defaultCluster: clusterSink})
 		})
 	},
 	tlsHandshakeFailures: []string{"listener_ssl_connection_error", "listener_ssl_fail_verify_no_cert"},

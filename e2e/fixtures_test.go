@@ -74,13 +74,15 @@ type lane struct {
 	// mtls, plain and dryRun return the lane's gateways (started on first use): mutual TLS + enforce, plain +
 	// enforce, mutual TLS + dry-run; see mtlsGateway, plainGateway and dryRunGateway.
 	mtls, plain, dryRun func(t testing.TB) *gateway
+	// reject returns the lane's gateway with the reject policy (e2eRejectPolicy) and the rejector cluster.
+	reject func(t testing.TB) *gateway
 	// tlsHandshakeFailures are the host's metrics that, summed, count failed TLS handshakes on the listener.
 	tlsHandshakeFailures []string
 }
 
 // localLane runs the scenarios through `dicomgate serve`.
 var localLane = &lane{
-	name: "dicomgate serve", mtls: mtlsGateway, plain: plainGateway, dryRun: dryRunGateway,
+	name: "dicomgate serve", mtls: mtlsGateway, plain: plainGateway, dryRun: dryRunGateway, reject: rejectGateway,
 	tlsHandshakeFailures: []string{"dicomgate_gateway_tls_handshake_failures_total"},
 }
 
@@ -97,6 +99,7 @@ var scenarios = []struct {
 	{"DryRun", scenarioDryRun},
 	{"FindQueryOnlyRule", scenarioFindQueryOnlyRule},
 	{"OrthancAsSCU", scenarioOrthancAsSCU},
+	{"RejectAnswersWithRJ", scenarioRejectAnswersWithRJ},
 }
 
 // tlsArgs are dcmtk's TLS options for a client presenting kp (nil: anonymous TLS, no client certificate).

@@ -56,6 +56,8 @@ type policyRule struct {
 	Action               string      `json:"action"`
 	Cluster              string      `json:"cluster,omitempty"`
 	RewriteCalledAETitle string      `json:"rewriteCalledAETitle,omitempty"`
+	RejectReason         string      `json:"rejectReason,omitempty"`
+	Respond              string      `json:"respond,omitempty"`
 }
 
 type policyDoc struct {
@@ -63,6 +65,9 @@ type policyDoc struct {
 	Mode             string       `json:"mode"`
 	InspectTimeoutMs int          `json:"inspectTimeoutMs"`
 	UpstreamConnect  string       `json:"upstreamConnect"`
+	DefaultRespond   string       `json:"defaultRespond,omitempty"`
+	RejectCluster    string       `json:"rejectCluster,omitempty"`
+	RejectKey        string       `json:"rejectKey,omitempty"`
 	Rules            []policyRule `json:"rules"`
 }
 
