@@ -171,3 +171,17 @@ func TestSignVerifyDoNotAllocate(t *testing.T) {
 	})
 	require.Zero(t, n)
 }
+
+// BenchmarkSign is the filter's cost of a reject preamble, natively (the
+// guest figure is BenchmarkWasmRejectedAssociation in wasm/host).
+func BenchmarkSign(b *testing.B) {
+	k, err := NewKey(b64Key(44, 1))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var buf [Size]byte
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		k.Sign(&buf, Preamble{Result: 1, Source: 1, Reason: 3, ConnID: uint64(i), Time: int64(i)})
+	}
+}
