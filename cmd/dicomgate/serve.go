@@ -81,8 +81,10 @@ supports allow/deny with upstreamConnect "immediate".
 Without --policy and --cluster it runs a self-contained demo: it generates a
 throw-away CA with server and client certificates, starts two in-process DICOM
 acceptors PACS_A and PACS_B (clusters pacs-a and pacs-b, instances stored
-under the demo directory), loads the embedded demo policy with early data on,
-and prints echoscu/storescu command lines that show allow, route and deny.`,
+under the demo directory) and an in-process rejector (cluster rejector, what
+"dicomgate reject" runs, with a random key), loads the embedded demo policy
+with early data on, and prints echoscu/storescu command lines that show allow,
+route and deny (the deny is answered with an A-ASSOCIATE-RJ).`,
 		Example: `  # the demo (after 'make wasm'):
   dicomgate serve
 
@@ -197,15 +199,17 @@ type serveSetup struct {
 
 // serveDemo is the state of the demo mode.
 type serveDemo struct {
-	dir        string
-	removeDir  bool
-	pki        *gateway.DemoPKI
-	sample     string
-	pacsA      *demopacs.Server
-	pacsB      *demopacs.Server
-	storeA     string
-	storeB     string
-	listenHost string
+	dir       string
+	removeDir bool
+	pki       *gateway.DemoPKI
+	sample    string
+	pacsA     *demopacs.Server
+	pacsB     *demopacs.Server
+	// stopRejector stops the in-process rejector (nil: not started).
+	stopRejector func()
+	storeA       string
+	storeB       string
+	listenHost   string
 }
 
 func (d *serveDemo) close() {
@@ -217,6 +221,9 @@ func (d *serveDemo) close() {
 	}
 	if d.pacsB != nil {
 		d.pacsB.Close()
+	}
+	if d.stopRejector != nil {
+		d.stopRejector()
 	}
 	if d.removeDir {
 		os.RemoveAll(d.dir)
@@ -607,11 +614,17 @@ func serveDemoSetup(f serveFlags, log *serveLog, changed func(string) bool) (_ *
 	if d.pacsB, err = demopacs.Start("127.0.0.1:0", demopacs.Config{Name: defaults.AETitleB, Dir: d.storeB, Logf: plog}); err != nil {
 		return nil, &exitError{1, err}
 	}
+	rj, polJSON, stop, err := startDemoRejector(defaults.Policy, func(format string, args ...any) { log.printf(format, args...) })
+	if err != nil {
+		return nil, &exitError{1, err}
+	}
+	d.stopRejector = stop
 	s.clusters = []*gateway.Cluster{
 		{Name: defaults.ClusterA, Endpoints: []string{d.pacsA.Addr().String()}},
 		{Name: defaults.ClusterB, Endpoints: []string{d.pacsB.Addr().String()}},
+		rj,
 	}
-	s.policyJSON = defaults.Policy
+	s.policyJSON = polJSON
 	pol, err := serveCheckPolicy(s.policyJSON, "embedded demo policy", log)
 	if err != nil {
 		return nil, err
@@ -643,16 +656,17 @@ func serveDemoBanner(log *serveLog, s *serveSetup, listenAddr string) {
   acceptors : PACS_A on %s (cluster pacs-a, stores into %s)
               PACS_B on %s (cluster pacs-b, stores into %s)
   policy    : embedded (known callers ECHOSCU, STORESCU, DEMO-SCU): PACS_A -> pacs-a, PACS_B -> pacs-b,
-              C-ECHO to DICOMGATE -> default cluster pacs-a; everything else denied (connection closed)
+              C-ECHO to DICOMGATE -> default cluster pacs-a; everything else denied with an A-ASSOCIATE-RJ
+  rejector  : in-process on %s (cluster rejector, random rejectKey): answers the denies
   tcp_proxy : max_early_data_bytes %d%s
   try (dcmtk):
     allow: echoscu -v %s-aet ECHOSCU -aec DICOMGATE %s
     route: echoscu -v %s-aet ECHOSCU -aec PACS_A %s
     route: storescu -v %s-aet STORESCU -aec PACS_B %s %s
-    deny : echoscu -v %s-aet INTRUDER -aec PACS_A %s`,
+    deny : echoscu -v %s-aet INTRUDER -aec PACS_A %s   # Association Rejected: calling AE title not recognized`,
 		d.dir, map[bool]string{true: " (removed at exit; keep it with --demo-dir DIR)", false: ""}[d.removeDir],
 		pkiPath(d, "ca"), pkiPath(d, "server"), pkiPath(d, "client"),
-		d.pacsA.Addr(), d.storeA, d.pacsB.Addr(), d.storeB,
+		d.pacsA.Addr(), d.storeA, d.pacsB.Addr(), d.storeB, s.clusters[2].Endpoints[0],
 		s.earlyData, map[bool]string{true: " (0: routing cannot work, every association times out)", false: " (the filter reads the A-ASSOCIATE-RQ before the upstream is chosen)"}[s.earlyData == 0],
 		tlsArgs, target, tlsArgs, target, tlsArgs, target, shellQuote(d.sample), tlsArgs, target)
 }

@@ -215,7 +215,10 @@ func TestServeDemo(t *testing.T) {
 		require.Equal(t, pdu.TypeAssociateAC, firstType(got), "%s: want an A-ASSOCIATE-AC from the demo acceptor, got % x", called, got)
 		require.True(t, bytes.HasSuffix(got, releaseRP), "%s: the association must end with A-RELEASE-RP", called)
 	}
-	require.Empty(t, exchange(withAEs(echo, "PACS_A", "INTRUDER")), "a denied association gets no bytes")
+	// The demo answers the deny with an A-ASSOCIATE-RJ from its in-process rejector: rejected-permanent,
+	// service-user, calling AE title not recognized (PACS_A is a called AE the policy knows).
+	require.Equal(t, []byte{0x03, 0, 0, 0, 0, 4, 0, 1, 1, 3}, exchange(withAEs(echo, "PACS_A", "INTRUDER")),
+		"a denied association gets exactly the A-ASSOCIATE-RJ")
 
 	store := withAEs(readCapture(t, "store_default.c2s.bin"), "PACS_B", "STORESCU")
 	got := exchange(store)
@@ -246,7 +249,9 @@ func TestServeDemo(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 
 	// The filter's audit lines reach stderr.
-	require.Regexp(t, `"calling_ae":"INTRUDER".*"decision":"deny"`, stderr.String())
+	require.Regexp(t, `"calling_ae":"INTRUDER".*"decision":"deny".*"cluster":"rejector".*"reject_reason":"calling-ae-not-recognized","respond":"reject"`, stderr.String())
+	require.Contains(t, out, "rejector  : in-process on 127.0.0.1:")
+	require.Contains(t, out, "   # Association Rejected: calling AE title not recognized")
 
 	cancel()
 	select {
