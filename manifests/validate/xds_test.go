@@ -1,6 +1,7 @@
 package validate
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -18,11 +19,19 @@ import (
 	istiolog "istio.io/istio/pkg/log"
 )
 
-// gatewayListeners runs istiod's own listener and cluster generation
-// (pilot/pkg/networking/core ConfigGeneratorImpl, the code that answers the
-// gateway's LDS/CDS) over the rendered manifests for an ingress gateway pod
-// labelled istio=ingressgateway in namespace istio-ingress.
-func gatewayListeners(t *testing.T, objs []*Object) ([]*listener.Listener, map[string]bool) {
+// istiodGen is istiod's own config generation (pilot/pkg/networking/core
+// ConfigGeneratorImpl, the code that answers the gateway's LDS/CDS/RDS/ECDS)
+// over the rendered manifests, for an ingress gateway pod labelled
+// istio=ingressgateway in namespace istio-ingress.
+type istiodGen struct {
+	cg    *core.ConfigGenTest
+	proxy *model.Proxy
+}
+
+// newIstiodGen feeds the rendered objects to istiod's generator: Istio
+// configs into its config store (WasmPlugins through the TrafficExtension
+// controller istiod wires in), Services into its service registry.
+func newIstiodGen(t *testing.T, objs []*Object) *istiodGen {
 	t.Helper()
 	var cfgs []config.Config
 	var svcs []*model.Service
@@ -55,15 +64,31 @@ func gatewayListeners(t *testing.T, objs []*Object) ([]*listener.Listener, map[s
 	labels := map[string]string{"istio": "ingressgateway"}
 	proxy := cg.SetupProxy(&model.Proxy{
 		Type:            model.Router,
+		ID:              gatewayPodID,
 		ConfigNamespace: "istio-ingress",
 		Labels:          labels,
-		Metadata:        &model.NodeMetadata{Namespace: "istio-ingress", Labels: labels, IstioVersion: "1.28.0"},
+		Metadata:        &model.NodeMetadata{Namespace: "istio-ingress", Labels: labels, IstioVersion: gatewayIstioVersion},
 	})
+	return &istiodGen{cg: cg, proxy: proxy}
+}
+
+// gatewayPodID and gatewayIstioVersion describe the gateway proxy istiod
+// generates for (and the node the real Envoy announces itself as).
+const (
+	gatewayPodID        = "istio-ingressgateway-0.istio-ingress"
+	gatewayIstioVersion = "1.28.0"
+)
+
+// gatewayListeners returns istiod's listeners for the gateway and the names
+// of the clusters it pushes.
+func gatewayListeners(t *testing.T, objs []*Object) ([]*listener.Listener, map[string]bool) {
+	t.Helper()
+	g := newIstiodGen(t, objs)
 	clusters := map[string]bool{}
-	for _, c := range cg.Clusters(proxy) {
+	for _, c := range g.cg.Clusters(g.proxy) {
 		clusters[c.GetName()] = true
 	}
-	return cg.Listeners(proxy), clusters
+	return g.cg.Listeners(g.proxy), clusters
 }
 
 func findListener(ls []*listener.Listener, port uint32) *listener.Listener {
@@ -186,10 +211,21 @@ func TestWeightedDestinationsBecomeWeightedClusters(t *testing.T) {
 	t.Fatal("no tcp_proxy on 11112")
 }
 
-// TestMain silences istiod's informational logging (krt sync chatter).
+// TestMain silences istiod's informational logging (krt sync chatter) and,
+// after the run, stops every peer process the real-Envoy tests started; their
+// logs are kept (and the directory printed) when a test failed.
 func TestMain(m *testing.M) {
 	for _, s := range istiolog.Scopes() {
 		s.SetOutputLevel(istiolog.NoneLevel)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	stopAllProcs()
+	if workDir != "" {
+		if code != 0 {
+			fmt.Fprintln(os.Stderr, "real-Envoy test logs kept in", workDir)
+		} else {
+			_ = os.RemoveAll(workDir)
+		}
+	}
+	os.Exit(code)
 }
