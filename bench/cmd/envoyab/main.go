@@ -19,11 +19,12 @@
 //
 // Diagnostics, each an extra side in the same interleaved rotation or an extra pass: -early (default on: tcp_proxy
 // with max_early_data_bytes and no filter), -noop (a do-nothing Go proxy-wasm filter, bench/cmd/envoyab/noopfilter,
-// in front of plain tcp_proxy: the fixed cost of any Go filter on V8), -mtls=false (server-only TLS: the filter reads
+// in front of plain tcp_proxy: the fixed cost of any Go filter on V8), -noop-calls N (the same filter making N
+// proxy_get_property calls per connection: the cost of a host call), -mtls=false (server-only TLS: the filter reads
 // no peer-certificate property), -wasm-log LEVEL (audit lines on or off), -perf N (Envoy's CPU per association by
 // shared object from `perf record`, filter vs plain, 4 rounds ABBA).
 //
-// The tables it prints (markdown) are what bench/RESULTS.md §6 records.
+// The tables it prints (markdown) are what bench/RESULTS.md §7 records.
 package main
 
 import (
