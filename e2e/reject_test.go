@@ -169,6 +169,7 @@ func scenarioRejectAnswersWithRJ(t *testing.T, l *lane) {
 			}
 			p.wantDelta(t, 1, "dicomgate_associations_total")
 			p.wantDelta(t, 1, "dicomgate_denied_total", "reason", "policy")
+			p.wantDelta(t, 1, "dicomgate_rejected_total")
 			rule := tc.rule
 			if rule == "" {
 				rule = "default"
@@ -196,6 +197,8 @@ func scenarioRejectAnswersWithRJ(t *testing.T, l *lane) {
 			t.Errorf("audit respond = %q, want close\nrecord: %s", got, rec)
 		}
 		p.wantNoUpstreamAttempt(t)
+		p.wantDelta(t, 1, "dicomgate_denied_total", "reason", "policy")
+		p.wantDelta(t, 0, "dicomgate_rejected_total")
 		wantRejectorUpstream(t, p, 0)
 		wantRejectorDelta(t, rj, before, 0, "dicomgate_reject_connections_total")
 	})

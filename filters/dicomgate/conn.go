@@ -349,10 +349,9 @@ const (
 // failure of either host call closes the connection (fail closed).
 func (c *conn) rejectVia(e *auditEntry, reasonName string, connID uint64, t int64) types.Action {
 	p := c.p
-	result, source, code, ok := policy.RejectCode(reasonName)
-	if !ok || p.rejectKey == nil {
-		return c.fail("no reject code for " + reasonName)
-	}
+	// A validated policy only hands out known reasons; an unknown one would
+	// give the codes 0/0/0, which the rejector refuses (a close).
+	result, source, code, _ := policy.RejectCode(reasonName)
 	if err := p.setCluster(p.rejectCluster); err != nil {
 		return c.fail(err.Error())
 	}
@@ -364,6 +363,7 @@ func (c *conn) rejectVia(e *auditEntry, reasonName string, connID uint64, t int6
 	}
 	e.respond, e.cluster = respondReject, p.rejectCluster
 	p.m.deny(reasonPolicy)
+	inc(p.m.rejected)
 	return c.pass(e)
 }
 

@@ -12,6 +12,7 @@ const (
 	metricDecisions    = "dicomgate_decisions_total"
 	metricDenied       = "dicomgate_denied_total"
 	metricDryRunDenies = "dicomgate_dry_run_denies_total"
+	metricRejected     = "dicomgate_rejected_total"
 	// ruleDefault is the rule label when the policy's default action applied.
 	ruleDefault = "default"
 )
@@ -37,11 +38,14 @@ var reasonNames = [numReasons]string{"policy", "malformed", "not_dicom", "tls_on
 // metrics holds every counter of one plugin configuration. Every series is
 // defined at configure time (label values come only from the configuration:
 // rule names, their actions, fixed reasons), so cardinality is bounded by
-// rules + 1 + 10.
+// rules + 1 + 11.
 type metrics struct {
 	associations counter
 	dryRunDenies counter
-	denied       [numReasons]counter
+	// rejected counts policy denies routed to the rejector (also counted
+	// in denied[reasonPolicy]).
+	rejected counter
+	denied   [numReasons]counter
 	// decisions[ruleIndex+1] counts the action the rule enforces (index 0:
 	// the default action); in dry-run every enforced action is allow.
 	decisions []counter
@@ -62,6 +66,7 @@ func defineMetrics(names []string, actions []policy.Action, def policy.Action, d
 	}
 	m.associations = define(metricAssociations)
 	m.dryRunDenies = define(metricDryRunDenies)
+	m.rejected = define(metricRejected)
 	for i, r := range reasonNames {
 		m.denied[i] = define(metricname.Encode(metricDenied, "reason", r))
 	}

@@ -63,7 +63,7 @@ func rejectCases(c Captures) []Case {
 					Want: Want{UpstreamConnect: true, Cluster: DefaultCluster, Forwarded: echoRQ,
 						Audit: map[string]any{"decision": "allow", "rule": "echo-allow"}, AuditLacks: []string{"respond"}}},
 			},
-			Metrics: map[string]uint64{denied("policy"): 3, decisions("deny", "intruder"): 1, decisions("deny", "congested"): 1,
+			Metrics: map[string]uint64{denied("policy"): 3, MetricRejected: 3, decisions("deny", "intruder"): 1, decisions("deny", "congested"): 1,
 				decisions("deny", "no-reason"): 1, decisions("allow", "echo-allow"): 1, MetricAssociations: 4},
 		},
 		{
@@ -78,7 +78,7 @@ func rejectCases(c Captures) []Case {
 					Want: Want{UpstreamConnect: true, Cluster: ClusterReject, Preamble: pre(1, 1, 3), Forwarded: knownCalled,
 						Audit: rejected("", "calling-ae-not-recognized")}},
 			},
-			Metrics: map[string]uint64{denied("policy"): 2, decisions("deny", "default"): 2},
+			Metrics: map[string]uint64{denied("policy"): 2, MetricRejected: 2, decisions("deny", "default"): 2},
 		},
 		{
 			Name:   "reject/rq_in_pieces_and_later_bytes_follow_the_preamble",
@@ -94,7 +94,7 @@ func rejectCases(c Captures) []Case {
 			Config: rejectPolicy,
 			Conns: []ConnScript{{Props: src, Steps: []Step{{Data: closer}},
 				Want: Want{Closed: true, Audit: map[string]any{"decision": "deny", "rule": "closer", "reason": "policy", "respond": "close"}}}},
-			Metrics: map[string]uint64{denied("policy"): 1},
+			Metrics: map[string]uint64{denied("policy"): 1, MetricRejected: 0},
 		},
 		{
 			Name:   "reject/protocol_rejects_still_close",
@@ -113,7 +113,7 @@ func rejectCases(c Captures) []Case {
 				{Props: src, Steps: []Step{{Data: unknownCalled}},
 					Want: Want{Closed: true, Audit: map[string]any{"decision": "deny", "rule": "", "reason": "policy", "respond": "close"}}},
 			},
-			Metrics: map[string]uint64{denied("policy"): 2},
+			Metrics: map[string]uint64{denied("policy"): 2, MetricRejected: 0},
 		},
 		{
 			Name:   "reject/falls_back_to_close_in_mode_immediate",

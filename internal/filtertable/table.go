@@ -872,6 +872,8 @@ const (
 	MetricDenied = "dicomgate_denied_total"
 	// MetricDryRunDenies counts associations a dry-run policy would deny.
 	MetricDryRunDenies = "dicomgate_dry_run_denies_total"
+	// MetricRejected counts policy denies routed to the rejector.
+	MetricRejected = "dicomgate_rejected_total"
 	// DefaultRule is the rule label when the policy's default action applied.
 	DefaultRule = "default"
 )
