@@ -13,7 +13,7 @@ const rejectPreambleLen = 56
 
 // BenchmarkWasmRejectedAssociation: BenchmarkWasmAssociation for a deny answered with an A-ASSOCIATE-RJ (issue 13):
 // the filter signs the 56-byte preamble (HMAC-SHA256 in the guest), prepends it to the RQ (one more host call,
-// proxy_set_buffer_bytes) and routes to the rejector cluster. Reports host calls per association and the VM's
+// proxy_set_buffer_bytes), routes to the rejector cluster and counts dicomgate_rejected_total (one more). Reports host calls per association and the VM's
 // linear memory.
 func BenchmarkWasmRejectedAssociation(b *testing.B) {
 	p, logs := loadFilter(b, rejectPolicy)
