@@ -100,3 +100,18 @@ func TestRejectCommand(t *testing.T) {
 	cancel()
 	require.NoError(t, <-done)
 }
+
+// TestCheckWarnsRejectFallback: check warns when "respond": "reject" cannot
+// be carried out, and --strict turns it into exit status 1.
+func TestCheckWarnsRejectFallback(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "p.json")
+	require.NoError(t, os.WriteFile(cfg, []byte(`{"defaultAction": "deny", "defaultRespond": "reject",
+	  "rules": [{"name": "x", "match": {"callingAETitles": ["X"]}, "action": "deny", "respond": "reject"}]}`), 0o600))
+	stdout, _, code := runCLI(t, nil, "check", cfg)
+	require.Equal(t, exitOK, code)
+	require.Contains(t, stdout, `warning: defaultRespond: "reject" falls back to "close" without "rejectCluster"`)
+	require.Contains(t, stdout, `warning: rules[0].respond: "reject" falls back to "close" without "rejectCluster"`)
+	require.Contains(t, stdout, "rejectCluster: none (every deny closes the connection)")
+	_, _, code = runCLI(t, nil, "check", "--strict", cfg)
+	require.Equal(t, exitNegative, code)
+}
