@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/dicomgate/dicomgate/sdk/rejectwire"
+	"github.com/dicomgate/dicomgate/wasm/gateway"
 	"github.com/stretchr/testify/require"
 )
 
@@ -114,4 +115,16 @@ func TestCheckWarnsRejectFallback(t *testing.T) {
 	require.Contains(t, stdout, "rejectCluster: none (every deny closes the connection)")
 	_, _, code = runCLI(t, nil, "check", "--strict", cfg)
 	require.Equal(t, exitNegative, code)
+}
+
+// TestServeChecksRejectCluster: serve refuses a policy whose rejectCluster
+// no --cluster defines (every "reject" deny would fail to connect and
+// close), except in mode immediate, where rejectCluster is ignored.
+func TestServeChecksRejectCluster(t *testing.T) {
+	pol := []byte(`{"defaultRespond": "reject", "rejectCluster": "rj", "rejectKey": "` + testRejectKey + `"}`)
+	err := serveCheckRouteClusters(pol, "p.json", []*gateway.Cluster{{Name: "pacs"}})
+	require.EqualError(t, err, "p.json: rejectCluster \"rj\" is not defined by any --cluster (defined: pacs); add --cluster rj=HOST:PORT pointing at `dicomgate reject`")
+	require.NoError(t, serveCheckRouteClusters(pol, "p.json", []*gateway.Cluster{{Name: "pacs"}, {Name: "rj"}}))
+	immediate := []byte(`{"upstreamConnect": "immediate", "rejectCluster": "rj", "rejectKey": "` + testRejectKey + `"}`)
+	require.NoError(t, serveCheckRouteClusters(immediate, "p.json", []*gateway.Cluster{{Name: "pacs"}}))
 }

@@ -445,7 +445,9 @@ func serveConfigSetup(f serveFlags, log *serveLog) (*serveSetup, error) {
 // per association.
 func serveCheckRouteClusters(policyJSON []byte, file string, clusters []*gateway.Cluster) error {
 	var doc struct {
-		Rules []struct {
+		RejectCluster   string `json:"rejectCluster"`
+		UpstreamConnect string `json:"upstreamConnect"`
+		Rules           []struct {
 			Name    string `json:"name"`
 			Action  string `json:"action"`
 			Cluster string `json:"cluster"`
@@ -481,6 +483,10 @@ func serveCheckRouteClusters(policyJSON []byte, file string, clusters []*gateway
 		}
 		errs = append(errs, fmt.Errorf("%s: %s routes to cluster %q, which no --cluster defines (defined: %s); add --cluster %s=HOST:PORT or route the rule to a defined cluster",
 			file, name, cluster, strings.Join(names, ", "), cluster))
+	}
+	if c := doc.RejectCluster; c != "" && doc.UpstreamConnect != "immediate" && !defined[c] {
+		errs = append(errs, fmt.Errorf("%s: rejectCluster %q is not defined by any --cluster (defined: %s); add --cluster %s=HOST:PORT pointing at `dicomgate reject`",
+			file, c, strings.Join(names, ", "), c))
 	}
 	return errors.Join(errs...)
 }
