@@ -682,3 +682,21 @@ func dbg(f string, a ...any) {
 		fmt.Fprintf(os.Stderr, "xds cache: "+f+"\n", a...)
 	}
 }
+
+// TestBootstrapStatTagsAreIstios: the stat tags of the test bootstrap are
+// the ones Istio's own bootstrap template renders for extraStatTags (read
+// from the istio.io/istio module this module builds against), so the
+// Prometheus labels the tests assert are the ones a gateway installed with
+// meshConfig.defaultConfig.extraStatTags={action,rule,reason} exposes.
+func TestBootstrapStatTagsAreIstios(t *testing.T) {
+	out, err := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "list", "-m", "-f", "{{.Dir}}", "istio.io/istio").Output()
+	require.NoError(t, err, "go list -m istio.io/istio")
+	tmpl, err := os.ReadFile(filepath.Join(strings.TrimSpace(string(out)), "tools", "packaging", "common", "envoy_bootstrap.json"))
+	require.NoError(t, err)
+	require.Contains(t, string(tmpl), `"regex": "({{ $tag }}=\\.=(.*?);\\.;)",`+"\n"+`        "tag_name": "{{ $tag }}"`,
+		"Istio's bootstrap template no longer renders extraStatTags this way; update bootstrapYAML")
+	b := bootstrapYAML(1, 2)
+	for _, tag := range extraStatTags {
+		require.Contains(t, b, fmt.Sprintf("tag_name: %q\n    regex: %q", tag, "("+tag+`=\.=(.*?);\.;)`))
+	}
+}
