@@ -7,7 +7,7 @@ import "encoding/binary"
 // Decoder holds no per-call state and may be shared between goroutines.
 //
 // Lenient (default) behaviour follows what real stacks accept (dcmtk, see
-// DICOM PS3.8 and dicom-ul.md §10): unknown variable items and unknown
+// DICOM PS3.8 and docs/internals.md, "PDU decoder leniency"): unknown variable items and unknown
 // user-information sub-items are kept, items may come in any order, repeated
 // singleton items are kept as unknown items (in an A-ASSOCIATE-RQ only with
 // AllowAmbiguous, see below), reserved fields are never

@@ -120,7 +120,7 @@ func TestCommandSetFields(t *testing.T) {
 		string(cs.AffectedSOPClassUID) != "1.2.840.10008.5.1.4.1.2.2.2" || !cs.HasPriority || cs.Priority != 0 {
 		t.Fatalf("C-MOVE-RQ = %s dest %q class %q priority %v/%d", cs.Name(), cs.MoveDestination, cs.AffectedSOPClassUID, cs.HasPriority, cs.Priority)
 	}
-	// echo_default: the worked example of dicom-ul.md §8.
+	// echo_default: the worked example of docs/internals.md ("A worked example: a C-ECHO association").
 	msgs = dimseMessages(t, readCapture(t, "echo_default.c2s.bin"))
 	cs = msgs[0].cs
 	if cs.CommandField != 0x0030 || cs.CommandGroupLength != 56 || cs.MessageID != 1 ||

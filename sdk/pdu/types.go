@@ -26,7 +26,7 @@
 // lenient as dcmtk (unknown items are kept, item order is free, reserved
 // fields are not tested, one trailing NUL of a UID is stripped) but it always
 // rejects lengths that do not fit their container; Decoder.Strict adds the
-// rules of the standard that real stacks do not enforce (see dicom-ul.md §10).
+// rules of the standard that real stacks do not enforce (see docs/internals.md, "PDU decoder leniency").
 // AE titles are compared after [TrimAETitle] (CalledAETitle, CallingAETitle);
 // [ValidAETitle] checks the PS3.5 character rules.
 //

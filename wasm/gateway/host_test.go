@@ -116,7 +116,7 @@ func TestRealFilterRoutesOnRQAndPeerSubject(t *testing.T) {
 // Istio's default (no early data): tcp_proxy connects the default cluster at
 // once and keeps client reads disabled until it is up; the filter (upstreamConnect
 // "immediate") then allows or denies. A denied client's bytes never reach the
-// upstream, which only sees a TCP connect (design note §0.1).
+// upstream, which only sees a TCP connect (docs/internals.md, "Envoy's L4 chain and the two connect modes").
 func TestRealFilterWithoutEarlyData(t *testing.T) {
 	reply := []byte("pong")
 	up := newBackend(t, reply)

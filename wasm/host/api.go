@@ -3,7 +3,7 @@
 // It loads a proxy-wasm module (ABI 0.2.0/0.2.1, e.g. a Go wasip1 c-shared build of a proxy-wasm-go-sdk
 // plugin), runs one VM per worker like Envoy does, and models Envoy's network filter manager with the
 // plugin's filter followed by a tcp_proxy terminal filter. Every emulated behaviour names the Envoy or
-// proxy-wasm-cpp-host source it mirrors (see the note docs/design "envoy-l4").
+// proxy-wasm-cpp-host source it mirrors (docs/internals.md, "Envoy's L4 chain and the two connect modes").
 //
 // Concurrency: all guest calls for one VM are serialized by one mutex per VM (= per worker, like Envoy's
 // worker thread). A Conn is pinned to one worker. Conn methods are safe to call from one goroutine per
@@ -21,7 +21,7 @@
 //   - tcp_proxy is modelled in its IMMEDIATE upstream_connect_mode only (ON_DOWNSTREAM_DATA and
 //     ON_DOWNSTREAM_TLS_HANDSHAKE are not modelled).
 //   - path_link / path_symlink use the WASI signatures (cpp-host declares one parameter fewer).
-//   - Properties cover the L4 set of the design note §4.2 plus static PluginConfig.Properties;
+//   - Properties cover the L4 set of docs/internals.md ("Connection properties") plus static PluginConfig.Properties;
 //     xds.*, metadata and request.* are only available through PluginConfig.Properties.
 //   - Transport.CloseUpstream has no reset flag: Envoy closes the upstream with an RST when the client
 //     reset the connection (tcp_proxy TcpUpstream::onDownstreamEvent), the host's owner cannot tell.

@@ -290,7 +290,7 @@ func TestWasmVMMemory1000Rules(t *testing.T) {
 // keeping every passed connection in the filter's pending map grows memory from 6.3 to 13.1 MB and
 // fails this test. Removing the filter's periodic runtime.Gosched does NOT make memory grow, even
 // with 1 KiB of extra garbage per callback: Go 1.26 completes GC cycles through mutator assists
-// without the background workers running, so the design note's unbounded growth (§0.1) does not
+// without the background workers running, so the unbounded growth described in docs/internals.md ("Guest memory and yields") does not
 // reproduce with this toolchain; the yield stays as cheap insurance.
 //
 // Tolerance: one Wasm page (64 KiB). The guest is deterministic (no ticks here, GC driven by
