@@ -1,6 +1,7 @@
 package validate
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -45,6 +46,7 @@ func TestEnvoyBase(t *testing.T) {
 		g.requireUpstream(t, b, a, map[string]float64{clusterPACSB: 1})
 		require.True(t, p.pacsB.sawCallingAE("TESTER", mark), "pacs-b (Orthanc) did not log the association")
 		f := fields(g.auditLine(t, b, "TESTER", "PACS_B"))
+		require.Equal(t, "route-pacs-b", f["rule"])
 		require.Equal(t, "ORTHANC", f["rewrite_called_ae"])
 	})
 
@@ -57,6 +59,7 @@ func TestEnvoyBase(t *testing.T) {
 		g.requireUpstream(t, b, a, nil)
 		f := fields(g.auditLine(t, b, "TESTER", "PACS_X"))
 		require.Equal(t, "deny", f["decision"])
+		require.Equal(t, "policy", f["reason"])
 	})
 
 	t.Run("CT01 without its certificate denied", func(t *testing.T) {
@@ -127,6 +130,7 @@ func TestEnvoyMutualTLS(t *testing.T) {
 		require.NotEqual(t, 0, r.code, "%s", r)
 		a := g.read(t)
 		g.requireUpstream(t, b, a, nil)
+		require.Equal(t, 1.0, statDelta(t, b, a, fmt.Sprintf("listener.127.0.0.1_%d.ssl.fail_verify_no_cert", g.dicomPort)))
 		require.Equal(t, 0.0, promDelta(t, b, a, "dicomgate_associations_total"), "a failed handshake is no association")
 	})
 }
@@ -139,7 +143,11 @@ func TestEnvoyDryRun(t *testing.T) {
 	defer dump(t, g)
 	p := g.peers
 	// README section 5, steps 4 and 5: both would be denied, both pass.
-	for _, c := range []struct{ calling, called string }{{"TESTER", "PACS_X"}, {"CT01", "PACS_A"}} {
+	// In dry-run the enforced action is always allow, counted under the rule
+	// that would have denied.
+	for _, c := range []struct{ calling, called, rule string }{
+		{"TESTER", "PACS_X", "default"}, {"CT01", "PACS_A", "ct01-without-its-certificate"},
+	} {
 		t.Run(c.calling+" to "+c.called, func(t *testing.T) {
 			b := g.read(t)
 			mark := p.orthanc.proc.mark()
@@ -149,6 +157,10 @@ func TestEnvoyDryRun(t *testing.T) {
 			g.requireUpstream(t, b, a, map[string]float64{clusterOrthanc: 1})
 			require.True(t, p.orthanc.sawCallingAE(c.calling, mark), "orthanc did not log the association")
 			require.Equal(t, 0.0, promDelta(t, b, a, denied("policy")), "dry-run closed a connection")
+			require.Equal(t, 1.0, promDelta(t, b, a, decision("allow", c.rule)))
+			f := fields(g.auditLine(t, b, c.calling, c.called))
+			require.Equal(t, "deny", f["decision"], "the audit line reports the decision it would have made")
+			require.Equal(t, "true", f["dry_run"])
 		})
 	}
 }

@@ -176,6 +176,7 @@ type state struct {
 	log         int // Envoy output mark
 }
 
+// read takes a reading now.
 func (g *gateway) read(t *testing.T) state {
 	t.Helper()
 	return state{stats: g.envoy.counters(t), prom: g.envoy.prometheus(t), log: g.envoy.proc.mark()}
@@ -246,7 +247,8 @@ func (g *gateway) auditLine(t *testing.T, since state, calling, called string) s
 	return l
 }
 
-// waitSettled waits until the prometheus sample reaches want (metrics are
+// waitProm waits until the Prometheus sample key has grown by want since
+// before and returns that reading (metrics are
 // flushed when the connection closes, a moment after the client exits).
 func (g *gateway) waitProm(t *testing.T, before state, key string, want float64) state {
 	t.Helper()
@@ -277,12 +279,16 @@ func fields(line string) map[string]string {
 	return m
 }
 
+// decision is the key of dicomgate_decisions_total{action, rule}.
 func decision(action, rule string) string {
 	return sample("dicomgate_decisions_total", "action", action, "rule", rule)
 }
 
+// denied is the key of dicomgate_denied_total{reason}.
 func denied(reason string) string { return sample("dicomgate_denied_total", "reason", reason) }
 
+// dump logs the tail of Envoy's output when the test failed (the whole run
+// directory is kept then, and its path printed).
 func dump(t *testing.T, g *gateway) {
 	if t.Failed() {
 		t.Logf("envoy output (last lines):\n%s", tail(g.envoy.proc.output(), 60))
