@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/dicomgate/dicomgate/sdk/metricname"
 	"io"
 	"net"
 	"net/http"
@@ -241,6 +242,12 @@ func TestServeDemo(t *testing.T) {
 	resp.Body.Close()
 	page := string(body)
 	require.Contains(t, page, "dicomgate_associations_total")
+	// Every family of the filter and of the host has its HELP and TYPE.
+	for name, help := range metricname.Help {
+		require.Contains(t, page, "# HELP "+name+" "+help+"\n# TYPE "+name+" ", "HELP/TYPE of %s", name)
+	}
+	require.Contains(t, page, "# HELP wasm_host_vm_failures_total ")
+	require.Contains(t, page, `wasm_host_vm_failures_total{plugin=`)
 	require.Contains(t, page, "dicomgate_gateway_connections_total 4")
 	require.Contains(t, page, `dicomgate_gateway_upstream_connections_total{cluster="pacs-b"} 1`)
 	resp, err = http.Get("http://" + mm[1] + "/readyz")

@@ -323,16 +323,25 @@ func TestMetrics_DefineIncrementRecordGetAndExposition(t *testing.T) {
 	if strings.Contains(out, "envoy_") || strings.Contains(out, "wasmcustom") {
 		t.Errorf("exposition has a prefix it should not:\n%s", out)
 	}
-	// Host counters exist per plugin from NewPlugin on, but one that never counted is neither
-	// exposed nor found (like a counter that was never created).
+	// Host counters exist per plugin from NewPlugin on: one that never counted is exported at 0 with
+	// its HELP (a missing series would read as "never happened", and a dashboard could not tell).
 	for _, never := range []string{"wasm_host_vm_failures_total", "wasm_host_vm_reloads_total",
 		"wasm_host_connections_fail_open_total", "wasm_host_connections_fail_closed_total"} {
-		if strings.Contains(out, never) {
-			t.Errorf("exposition has %s, which never counted:\n%s", never, out)
+		if !strings.Contains(out, never+"{plugin=\"ns.testfilter\"} 0\n") || !strings.Contains(out, "# HELP "+never+" ") {
+			t.Errorf("exposition lacks %s at 0 with its HELP:\n%s", never, out)
 		}
-		if v, ok := m.Get(never); ok || v != 0 {
-			t.Errorf("Get(%s) = %d, %v; want 0, false", never, v, ok)
+		if v, ok := m.Get(never); !ok || v != 0 {
+			t.Errorf("Get(%s) = %d, %v; want 0, true", never, v, ok)
 		}
+	}
+	// Guest families get the HELP the embedding program sets.
+	m.SetHelp("tf_size", "Sizes seen by the test filter.")
+	var hb strings.Builder
+	if err := m.WritePrometheus(&hb); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(hb.String(), "# HELP tf_size Sizes seen by the test filter.\n# TYPE tf_size histogram\n") {
+		t.Errorf("exposition lacks the HELP set for tf_size:\n%s", hb.String())
 	}
 	if v, ok := m.Get("wasm_host_connections_total"); !ok || v != 2 {
 		t.Errorf("Get(wasm_host_connections_total) = %d, %v; want 2, true", v, ok)

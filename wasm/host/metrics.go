@@ -51,9 +51,43 @@ type metricSnapshot struct {
 type Metrics struct {
 	mu      sync.Mutex
 	guest   map[string]*metric                   // key: type + "/" + name
-	host    map[string]map[string]*atomic.Uint64 // name → plugin → count; 0 = never counted, not shown
+	host    map[string]map[string]*atomic.Uint64 // name → plugin → count, exported from registration on
 	ordered []*metric
 	tags    []TagSpecifier
+	help    map[string]string // Prometheus family name → HELP text
+}
+
+// hostMetricHelp are the HELP texts of the host's own counters.
+var hostMetricHelp = map[string]string{
+	"wasm_host_connections_total":             "Downstream connections the plugin's filter chain was created for.",
+	"wasm_host_connections_fail_open_total":   "Connections passed through without the filter because its VM had failed (FAIL_OPEN).",
+	"wasm_host_connections_fail_closed_total": "Connections closed because the plugin's VM had failed (FAIL_CLOSED).",
+	"wasm_host_vm_failures_total":             "Times a VM of the plugin trapped and was failed for good.",
+	"wasm_host_vm_reloads_total":              "Times a failed VM was replaced by a new one (FAIL_RELOAD).",
+}
+
+// SetHelp sets the Prometheus HELP text of the metric family name (the exported name, after tag
+// extraction, e.g. "dicomgate_denied_total"). proxy-wasm metrics carry no description, so the
+// embedding program supplies it; a family without one is written without a HELP line.
+func (m *Metrics) SetHelp(name, help string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.help == nil {
+		m.help = map[string]string{}
+	}
+	m.help[name] = help
+}
+
+// writeHelp writes the HELP line of family n when one is known (m.help, then the host's own).
+func (m *Metrics) writeHelp(w io.Writer, n string, help map[string]string) {
+	h, ok := help[n]
+	if !ok {
+		h, ok = hostMetricHelp[n]
+	}
+	if ok {
+		h = strings.ReplaceAll(strings.ReplaceAll(h, `\`, `\\`), "\n", `\n`)
+		fmt.Fprintf(w, "# HELP %s %s\n", n, h)
+	}
 }
 
 // TagSpecifier is one of Envoy's stats tag extractors
@@ -110,9 +144,9 @@ func (m *Metrics) define(typ int, name string) *metric {
 	return x
 }
 
-// hostCounter returns the counter of host metric name for plugin, creating it at 0. A counter
-// that was never incremented is not exposed (Get, WritePrometheus), exactly as if it did not
-// exist, so a plugin can resolve its counters once and increment them without a lock or a lookup.
+// hostCounter returns the counter of host metric name for plugin, creating it at 0, so a plugin can
+// resolve its counters once and increment them without a lock or a lookup. A registered counter is
+// exported from then on, also at 0 (a missing series would read as "never happened").
 func (m *Metrics) hostCounter(name, plugin string) *atomic.Uint64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -146,10 +180,8 @@ func (m *Metrics) Get(name string) (uint64, bool) {
 	var sum uint64
 	counted := false
 	for _, c := range m.host[name] {
-		if v := c.Load(); v != 0 {
-			sum += v
-			counted = true
-		}
+		sum += c.Load()
+		counted = true
 	}
 	return sum, counted
 }
@@ -195,14 +227,16 @@ func (m *Metrics) WritePrometheus(w io.Writer) error {
 	for n, byPlugin := range m.host {
 		cp := map[string]uint64{}
 		for p, c := range byPlugin {
-			if v := c.Load(); v != 0 {
-				cp[p] = v
-			}
+			cp[p] = c.Load()
 		}
 		if len(cp) > 0 {
 			hostNames = append(hostNames, n)
 			host[n] = cp
 		}
+	}
+	help := make(map[string]string, len(m.help))
+	for k, v := range m.help {
+		help[k] = v
 	}
 	m.mu.Unlock()
 
@@ -238,6 +272,7 @@ func (m *Metrics) WritePrometheus(w io.Writer) error {
 		f := families[key]
 		sort.Slice(f.series, func(i, j int) bool { return f.series[i].labels < f.series[j].labels })
 		n := f.name
+		m.writeHelp(bw, n, help)
 		switch f.typ {
 		case metricCounter:
 			fmt.Fprintf(bw, "# TYPE %s counter\n", n)
@@ -266,6 +301,7 @@ func (m *Metrics) WritePrometheus(w io.Writer) error {
 	}
 	for _, name := range hostNames {
 		n := promName(name)
+		m.writeHelp(bw, n, help)
 		fmt.Fprintf(bw, "# TYPE %s counter\n", n)
 		plugins := make([]string, 0, len(host[name]))
 		for p := range host[name] {
