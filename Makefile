@@ -89,8 +89,8 @@ test: lint wasip1 build
 	$(MAKE) fuzz FUZZTIME=5s
 
 ## manifests-test: the Istio validation of every manifest (a separate module: istio.io/istio is heavy).
-manifests-test:
-	cd manifests/validate && $(GO) vet ./... && $(GO) test -count=1 -timeout 15m ./...
+manifests-test: $(WASM)
+	cd manifests/validate && $(GO) vet ./... && DICOMGATE_WASM=$(abspath $(WASM)) $(GO) test -count=1 -timeout 15m ./...
 
 ## image: the Istio-compatible OCI image of the filter (IMAGE=oci://REG/REPO:TAG pushes; default: an OCI layout in build/oci).
 image: $(WASM) $(BIN)
