@@ -21,6 +21,7 @@ import (
 	"istio.io/istio/pkg/config/schema/resource"
 	"istio.io/istio/pkg/config/validation"
 	"istio.io/istio/pkg/config/validation/envoyfilter"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sschema "k8s.io/apimachinery/pkg/runtime/schema"
@@ -46,6 +47,8 @@ type Object struct {
 	Istio *config.Config
 	// Service is set for core/v1 Services.
 	Service *corev1.Service
+	// Deployment is set for apps/v1 Deployments (the rejector component).
+	Deployment *appsv1.Deployment
 }
 
 // ID returns "Kind namespace/name".
@@ -74,8 +77,9 @@ type envelope struct {
 
 // Parse splits a YAML stream and decodes every document strictly: Istio
 // kinds into their istio.io/api spec (Istio's own strict JSON decoding, so an
-// unknown or misspelled field is an error), Services into core/v1 Service.
-// Any other kind is an error: the manifests contain nothing else.
+// unknown or misspelled field is an error), Services into core/v1 Service,
+// Deployments (the rejector component) into apps/v1 Deployment. Any other
+// kind is an error: the manifests contain nothing else.
 func Parse(stream []byte, source string) ([]*Object, error) {
 	var out []*Object
 	var errs []error
@@ -159,6 +163,14 @@ func parseOne(doc []byte, src string) (*Object, error) {
 			return nil, fmt.Errorf("Service %s: %w", o.Meta.Name, err)
 		}
 		o.Service = &svc
+		return o, nil
+	}
+	if gv.Group == "apps" && gv.Version == "v1" && env.Kind == "Deployment" {
+		var dep appsv1.Deployment
+		if err := yaml.UnmarshalStrict(doc, &dep); err != nil {
+			return nil, fmt.Errorf("Deployment %s: %w", o.Meta.Name, err)
+		}
+		o.Deployment = &dep
 		return o, nil
 	}
 	gvk := k8sschema.GroupVersionKind{Group: gv.Group, Version: gv.Version, Kind: env.Kind}
@@ -346,6 +358,9 @@ type Deployment struct {
 	EarlyDataBytes uint32
 	// Clusters are the clusters the policy's route rules name.
 	Clusters []string
+	// RejectCluster is the policy's rejectCluster when denies can be
+	// answered with an A-ASSOCIATE-RJ ("" otherwise).
+	RejectCluster string
 }
 
 // CrossCheck checks the objects against each other and the dicomgate
@@ -500,6 +515,15 @@ func CrossCheck(objs []*Object) (*Deployment, []error) {
 		}
 		if pc.Subset != "" && !subsets[pc.Host][pc.Subset] {
 			fail("%s: rule cluster %s: no DestinationRule defines subset %q for %s", wpObj.ID(), c, pc.Subset, pc.Host)
+		}
+	}
+
+	// The rejector cluster, like a route cluster, must be a Service port.
+	if d.RejectCluster = p.RejectCluster(); d.RejectCluster != "" {
+		if pc, err := ParseCluster(d.RejectCluster); err != nil {
+			fail("%s: rejectCluster: %v", wpObj.ID(), err)
+		} else if err := servicePort(services, pc.Host, pc.Port); err != nil {
+			fail("%s: rejectCluster %s: %v", wpObj.ID(), d.RejectCluster, err)
 		}
 	}
 
