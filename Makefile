@@ -16,7 +16,7 @@ ENVOY := $(BUILD)/envoy
 ENVOY_BIN ?= $(abspath $(ENVOY))
 export ENVOY_BIN
 
-.PHONY: all build wasm test unit e2e run bench bench-wasip1 fuzz lint deps envoy wasip1 image manifests-test clean
+.PHONY: all build wasm test unit e2e run bench bench-wasip1 fuzz lint deps envoy wasip1 image image-reject manifests-test clean
 
 all: build
 
@@ -95,6 +95,11 @@ manifests-test: $(WASM)
 ## image: the Istio-compatible OCI image of the filter (IMAGE=oci://REG/REPO:TAG pushes; default: an OCI layout in build/oci).
 image: $(WASM) $(BIN)
 	$(BIN) push $(WASM) $(or $(IMAGE),--layout $(BUILD)/oci) $(if $(INSECURE),--insecure)
+
+## image-reject: the rejector's container image (dicomgate reject; REJECT_IMAGE=oci://REG/REPO:TAG pushes; default: an OCI layout in build/oci-reject).
+image-reject: $(BIN)
+	CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -ldflags=-s -o $(BUILD)/dicomgate-linux ./cmd/dicomgate
+	$(BIN) push --rejector $(BUILD)/dicomgate-linux $(or $(REJECT_IMAGE),--layout $(BUILD)/oci-reject) $(if $(INSECURE),--insecure)
 
 ## fuzz: run every fuzz target (seeded with the real captures) for FUZZTIME (.ci/fuzz-one reruns once on Go 1.26's -fuzztime deadline race).
 fuzz:

@@ -15,6 +15,9 @@ import (
 type pushFlags struct {
 	layout           string
 	insecure, docker bool
+	// rejector: FILE is a static Linux dicomgate binary; build the
+	// rejector's container image instead of the plugin image.
+	rejector bool
 	// output is the format: text, json or yaml.
 	output string
 }
@@ -31,6 +34,8 @@ type pushResult struct {
 	Digest string `json:"digest"`
 	// SHA256 is the WasmPlugin spec.sha256 value (the digest's hex).
 	SHA256 string `json:"sha256"`
+	// rejector: a rejector image (no WasmPlugin line in the text output).
+	rejector bool
 }
 
 func init() {
@@ -49,11 +54,20 @@ of being pushed (the reference, if given, names it there). Registry
 credentials come from the Docker config (docker login) and its credential
 helpers.
 
+With --rejector, FILE is instead a static Linux build of the dicomgate CLI
+(CGO_ENABLED=0 GOOS=linux go build ./cmd/dicomgate; make image-reject does
+both steps) and the image is the rejector's container image: that binary as
+/dicomgate, entrypoint /dicomgate, default arguments "reject", user
+65532:65532, nothing else (manifests/components/rejector runs it). It is
+reproducible too; its digest is not a WasmPlugin sha256.
+
 Exit status: 0 pushed or written, 1 the registry or the layout directory
-failed, 2 bad arguments or a file that is not a WebAssembly module.`,
+failed, 2 bad arguments or a file that is not a WebAssembly module (with
+--rejector: not a static Linux amd64/arm64 executable).`,
 		Example: `  dicomgate push build/dicomgate.wasm oci://registry.example/dicomgate:0.1.0
   dicomgate push build/dicomgate.wasm oci://localhost:5000/dicomgate:dev --insecure
-  dicomgate push build/dicomgate.wasm --layout build/oci`,
+  dicomgate push build/dicomgate.wasm --layout build/oci
+  dicomgate push --rejector build/dicomgate-linux oci://registry.example/dicomgate-reject:0.1.0`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			switch {
 			case len(args) == 0:
@@ -72,6 +86,7 @@ failed, 2 bad arguments or a file that is not a WebAssembly module.`,
 	cmd.Flags().StringVar(&f.layout, "layout", "", "write an OCI image layout to this directory instead of pushing")
 	cmd.Flags().BoolVar(&f.insecure, "insecure", false, "allow a registry served over plain HTTP")
 	cmd.Flags().BoolVar(&f.docker, "docker", false, "use Docker media types instead of OCI ones")
+	cmd.Flags().BoolVar(&f.rejector, "rejector", false, "FILE is a static Linux dicomgate binary: build the rejector's container image (dicomgate reject)")
 	rootCmd.AddCommand(cmd)
 }
 
@@ -100,7 +115,11 @@ func runPush(ctx context.Context, stdout io.Writer, args []string, f pushFlags, 
 	if f.docker {
 		format = oci.FormatDocker
 	}
-	img, err := oci.Build(module, format)
+	build := oci.Build
+	if f.rejector {
+		build = oci.BuildRejector
+	}
+	img, err := build(module, format)
 	if err != nil {
 		return invalid(fmt.Errorf("%s: %w", args[0], err))
 	}
@@ -114,14 +133,14 @@ func runPush(ctx context.Context, stdout io.Writer, args []string, f pushFlags, 
 		if err != nil {
 			return &exitError{exitNegative, err}
 		}
-		return printPush(stdout, f.output, pushResult{Reference: ref, Layout: f.layout, Format: format.String(), Digest: d.String(), SHA256: d.Hex},
+		return printPush(stdout, f.output, pushResult{Reference: ref, Layout: f.layout, Format: format.String(), Digest: d.String(), SHA256: d.Hex, rejector: f.rejector},
 			fmt.Sprintf("wrote %s (%s format) digest %s\n", f.layout, format, d))
 	}
 	d, err := oci.Push(ctx, img, ref, popts)
 	if err != nil {
 		return &exitError{exitNegative, err}
 	}
-	return printPush(stdout, f.output, pushResult{Reference: ref, Format: format.String(), Digest: d.String(), SHA256: d.Hex},
+	return printPush(stdout, f.output, pushResult{Reference: ref, Format: format.String(), Digest: d.String(), SHA256: d.Hex, rejector: f.rejector},
 		fmt.Sprintf("pushed %s (%s format) digest %s\n", strings.TrimPrefix(ref, oci.URLScheme), format, d))
 }
 
@@ -130,6 +149,10 @@ func runPush(ctx context.Context, stdout io.Writer, args []string, f pushFlags, 
 func printPush(stdout io.Writer, format string, r pushResult, text string) error {
 	if format == formatJSON || format == formatYAML {
 		return writeStructured(stdout, format, r)
+	}
+	if r.rejector {
+		_, err := io.WriteString(stdout, text)
+		return err
 	}
 	_, err := fmt.Fprintf(stdout, "%sWasmPlugin spec.sha256: %s\n", text, r.SHA256)
 	return err

@@ -6,13 +6,16 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/dicomgate/dicomgate/manifests/oci"
 	"github.com/dicomgate/dicomgate/sdk/rejectwire"
 	"github.com/dicomgate/dicomgate/wasm/gateway"
 	"github.com/stretchr/testify/require"
@@ -127,4 +130,39 @@ func TestServeChecksRejectCluster(t *testing.T) {
 	require.NoError(t, serveCheckRouteClusters(pol, "p.json", []*gateway.Cluster{{Name: "pacs"}, {Name: "rj"}}))
 	immediate := []byte(`{"upstreamConnect": "immediate", "rejectCluster": "rj", "rejectKey": "` + testRejectKey + `"}`)
 	require.NoError(t, serveCheckRouteClusters(immediate, "p.json", []*gateway.Cluster{{Name: "pacs"}}))
+}
+
+// TestPushRejectorImage: push --rejector writes the rejector image of a
+// static Linux binary (the digest BuildRejector gives, no WasmPlugin line)
+// and refuses a Wasm module with exit status 2.
+func TestPushRejectorImage(t *testing.T) {
+	if runtime.GOARCH != "amd64" && runtime.GOARCH != "arm64" {
+		t.Skipf("GOARCH %s: the rejector image supports amd64 and arm64", runtime.GOARCH)
+	}
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module x\n\ngo 1.22\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "main.go"), []byte("package main\n\nfunc main() {}\n"), 0o644))
+	bin := filepath.Join(dir, "x")
+	build := exec.Command("go", "build", "-trimpath", "-o", bin, ".")
+	build.Dir = dir
+	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOFLAGS=", "GOWORK=off")
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	b, err := os.ReadFile(bin)
+	require.NoError(t, err)
+	img, err := oci.BuildRejector(b, oci.FormatOCI)
+	require.NoError(t, err)
+	want, err := img.Digest()
+	require.NoError(t, err)
+
+	layout := filepath.Join(dir, "layout")
+	stdout, stderr, code := runCLI(t, nil, "push", "--rejector", bin, "--layout", layout)
+	require.Equal(t, exitOK, code, stderr)
+	require.Equal(t, "wrote "+layout+" (oci format) digest "+want.String()+"\n", stdout)
+
+	wasm := filepath.Join(dir, "m.wasm")
+	require.NoError(t, os.WriteFile(wasm, []byte("\x00asm\x01\x00\x00\x00"), 0o644))
+	_, stderr, code = runCLI(t, nil, "push", "--rejector", wasm, "--layout", layout)
+	require.Equal(t, exitUsage, code)
+	require.Contains(t, stderr, "not an ELF executable")
 }

@@ -1,0 +1,140 @@
+package oci
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"debug/elf"
+	"errors"
+	"fmt"
+	"io"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// RejectorBinaryName is the path (from /) of the dicomgate binary in the
+// rejector image.
+const RejectorBinaryName = "dicomgate"
+
+// RejectorUser is the image's user: the distroless "nonroot" uid/gid, so
+// that the image runs under runAsNonRoot without a passwd file.
+const RejectorUser = "65532:65532"
+
+// CheckLinuxBinary checks that b is a statically linked Linux executable
+// (what `CGO_ENABLED=0 GOOS=linux go build` makes) and returns its GOARCH.
+// The rejector image holds nothing else, so a dynamically linked binary
+// could not start there.
+func CheckLinuxBinary(b []byte) (string, error) {
+	f, err := elf.NewFile(bytes.NewReader(b))
+	if err != nil {
+		return "", errors.New("not an ELF executable: build the CLI for Linux with CGO_ENABLED=0 GOOS=linux go build ./cmd/dicomgate")
+	}
+	defer f.Close()
+	if f.Type != elf.ET_EXEC && f.Type != elf.ET_DYN {
+		return "", fmt.Errorf("ELF type %v is not an executable", f.Type)
+	}
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return "", errors.New("dynamically linked (it needs an ELF interpreter the image does not have): build it with CGO_ENABLED=0")
+		}
+	}
+	switch f.Machine {
+	case elf.EM_X86_64:
+		return "amd64", nil
+	case elf.EM_AARCH64:
+		return "arm64", nil
+	}
+	return "", fmt.Errorf("ELF machine %v: only amd64 and arm64 are supported", f.Machine)
+}
+
+// BuildRejector returns the reproducible container image of the rejector
+// (`dicomgate reject`): one layer holding binary, a static Linux dicomgate
+// CLI, as /dicomgate (mode 0555, owned by root), entrypoint /dicomgate,
+// default arguments "reject", user 65532:65532, and nothing else (no shell,
+// no libc: distroless-style). The same binary and format always give the
+// same manifest digest. A Deployment passes the flags as args, starting with
+// "reject" (manifests/components/rejector).
+func BuildRejector(binary []byte, format Format) (v1.Image, error) {
+	arch, err := CheckLinuxBinary(binary)
+	if err != nil {
+		return nil, err
+	}
+	layerBytes, err := fileTarGz(RejectorBinaryName, 0o555, binary)
+	if err != nil {
+		return nil, err
+	}
+	layerType, manifestType, configType := types.OCILayer, types.OCIManifestSchema1, types.OCIConfigJSON
+	if format == FormatDocker {
+		layerType, manifestType, configType = types.DockerLayer, types.DockerManifestSchema2, types.DockerConfigJSON
+	}
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(layerBytes)), nil
+	}, tarball.WithMediaType(layerType))
+	if err != nil {
+		return nil, fmt.Errorf("building the image layer: %w", err)
+	}
+	img := mutate.MediaType(empty.Image, manifestType)
+	img = mutate.ConfigMediaType(img, configType)
+	img, err = mutate.Append(img, mutate.Addendum{
+		Layer:     layer,
+		MediaType: layerType,
+		History: v1.History{
+			Created:   v1.Time{Time: Epoch},
+			CreatedBy: "dicomgate push --rejector: COPY " + RejectorBinaryName + " /" + RejectorBinaryName,
+			Comment:   "dicomgate reject: answers denied associations with an A-ASSOCIATE-RJ",
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("adding the layer: %w", err)
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("reading the image config: %w", err)
+	}
+	cfg = cfg.DeepCopy()
+	cfg.Created = v1.Time{Time: Epoch}
+	cfg.OS = "linux"
+	cfg.Architecture = arch
+	cfg.Config.Entrypoint = []string{"/" + RejectorBinaryName}
+	cfg.Config.Cmd = []string{"reject"}
+	cfg.Config.User = RejectorUser
+	cfg.Config.WorkingDir = "/"
+	img, err = mutate.ConfigFile(img, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("setting the image config: %w", err)
+	}
+	return img, nil
+}
+
+// fileTarGz is a gzip-compressed tar holding one regular file with fixed
+// metadata (as layerTarGz).
+func fileTarGz(name string, mode int64, data []byte) ([]byte, error) {
+	var tarBuf bytes.Buffer
+	tw := tar.NewWriter(&tarBuf)
+	hdr := &tar.Header{Typeflag: tar.TypeReg, Name: name, Size: int64(len(data)), Mode: mode, ModTime: Epoch, Format: tar.FormatUSTAR}
+	if err := tw.WriteHeader(hdr); err != nil {
+		return nil, fmt.Errorf("writing the tar header: %w", err)
+	}
+	if _, err := tw.Write(data); err != nil {
+		return nil, fmt.Errorf("writing %s into the tar: %w", name, err)
+	}
+	if err := tw.Close(); err != nil {
+		return nil, fmt.Errorf("closing the tar: %w", err)
+	}
+	var gz bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&gz, gzip.BestSpeed)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := zw.Write(tarBuf.Bytes()); err != nil {
+		return nil, fmt.Errorf("compressing the layer: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return nil, fmt.Errorf("compressing the layer: %w", err)
+	}
+	return gz.Bytes(), nil
+}
