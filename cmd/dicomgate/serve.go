@@ -300,7 +300,7 @@ func serveRun(ctx context.Context, log *serveLog, f serveFlags, setup *serveSetu
 	// The tags the filter encodes into its metric names, extracted the way Istio does for
 	// meshConfig.defaultConfig.extraStatTags [action, rule, reason] (see manifests/README.md).
 	metrics := host.NewMetrics(host.IstioExtraStatTag("action"), host.IstioExtraStatTag("rule"), host.IstioExtraStatTag("reason"))
-	for name, help := range metricname.Help {
+	for name, help := range metricname.Help() {
 		metrics.SetHelp(name, help)
 	}
 	plugin, err := host.NewPlugin(ctx, wasmBytes, host.PluginConfig{

@@ -243,7 +243,7 @@ func TestServeDemo(t *testing.T) {
 	page := string(body)
 	require.Contains(t, page, "dicomgate_associations_total")
 	// Every family of the filter and of the host has its HELP and TYPE.
-	for name, help := range metricname.Help {
+	for name, help := range metricname.Help() {
 		require.Contains(t, page, "# HELP "+name+" "+help+"\n# TYPE "+name+" ", "HELP/TYPE of %s", name)
 	}
 	require.Contains(t, page, "# HELP wasm_host_vm_failures_total ")

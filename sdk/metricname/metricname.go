@@ -115,13 +115,17 @@ func Series(name string) string {
 	return b.String()
 }
 
-// Help are the Prometheus HELP texts of the dicomgate filter's metric families (the exported names,
-// after tag extraction). proxy-wasm metrics carry no description, so a host that exports them
-// (dicomgate serve) adds these.
-var Help = map[string]string{
-	"dicomgate_associations_total":   "Association attempts: connections that sent at least one byte, or that the filter closed.",
-	"dicomgate_decisions_total":      "Enforced policy decisions, by action and rule (rule=\"default\" for the default action).",
-	"dicomgate_denied_total":         "Connections the filter closed, by reason (policy, malformed, not_dicom, tls_on_plain_port, too_large, timeout, eof, internal).",
-	"dicomgate_dry_run_denies_total": "Associations a dry-run policy would have denied (let through).",
-	"dicomgate_rejected_total":       "Policy denials answered with an A-ASSOCIATE-RJ by the rejector (also counted in dicomgate_denied_total{reason=\"policy\"}).",
+// Help returns the Prometheus HELP texts of the dicomgate filter's metric families (the exported
+// names, after tag extraction). proxy-wasm metrics carry no description, so a host that exports
+// them (dicomgate serve) adds these. A function rather than a package-level map: a map variable is
+// built by the package's init and so linked into every importer, the filter module included
+// (2.2 KB over its 3 MiB budget); a function is linked only where it is called.
+func Help() map[string]string {
+	return map[string]string{
+		"dicomgate_associations_total":   "Association attempts: connections that sent at least one byte, or that the filter closed.",
+		"dicomgate_decisions_total":      "Enforced policy decisions, by action and rule (rule=\"default\" for the default action).",
+		"dicomgate_denied_total":         "Connections the filter closed, and policy denials sent to the rejector, by reason (policy, malformed, not_dicom, tls_on_plain_port, too_large, timeout, eof, internal).",
+		"dicomgate_dry_run_denies_total": "Associations a dry-run policy would have denied (let through).",
+		"dicomgate_rejected_total":       "Policy denials answered with an A-ASSOCIATE-RJ by the rejector (also counted in dicomgate_denied_total{reason=\"policy\"}).",
+	}
 }
