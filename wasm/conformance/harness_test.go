@@ -924,18 +924,20 @@ func observe(t *testing.T, s *suite, sd side, sh *shape, rp reply, sc script) ob
 	for _, c := range r.clients {
 		c.wait()
 	}
-	// Every connection the filter saw must be done (stream_done), and the log quiet for a moment.
-	// Close callbacks run after the client saw its connection end; a failed VM's last lines (its trap) may
-	// come later still.
-	quiet := 150 * time.Millisecond
+	ended := time.Now()
+	// Every connection the filter saw must be done (stream_done), and the log quiet for a moment after the
+	// clients finished: close callbacks run after the client saw its connection end, Envoy's log lines reach
+	// the reader later still (a case whose client ended at once could otherwise be judged before any of its
+	// lines arrived), and a failed VM's last lines (its trap) may come last.
+	quiet := 300 * time.Millisecond
 	if r.vmFails {
-		quiet = 400 * time.Millisecond
+		quiet = 500 * time.Millisecond
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		l := logs.since(mark)
 		done := r.vmFails || countPrefix(l, "EVT new_connection") == countPrefix(l, "EVT stream_done")
-		if done && logs.quietFor() > quiet {
+		if done && logs.quietFor() > quiet && time.Since(ended) > quiet {
 			break
 		}
 		if time.Now().After(deadline) {
