@@ -3,12 +3,11 @@ package main
 import (
 	"crypto/tls"
 	"encoding/binary"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"time"
 
+	"github.com/dicomgate/dicomgate/internal/dicomscu"
 	"github.com/dicomgate/dicomgate/sdk/pdu"
 )
 
@@ -58,10 +57,7 @@ type assocTiming struct {
 type association struct {
 	c       net.Conn
 	cfg     assocConfig
-	framer  pdu.Framer
-	dec     pdu.Decoder
-	rbuf    []byte
-	used    int    // bytes of rbuf consumed by the last returned PDU
+	r       *dicomscu.Reader
 	peerMax uint32 // the acceptor's maximum P-DATA-TF length (0: unlimited)
 	msgID   uint16
 	started time.Time
@@ -121,14 +117,13 @@ func associate(cfg assocConfig, rq []byte) (*association, assocTiming, error) {
 		c = tc
 		tm.Handshake = time.Since(start) - tm.Connect
 	}
-	a := &association{c: c, cfg: cfg, rbuf: make([]byte, 0, 64<<10), started: start,
-		framer: pdu.Framer{MaxPDULength: 1 << 20}, dec: pdu.Decoder{MaxPDULength: 1 << 20}}
+	a := &association{c: c, cfg: cfg, r: dicomscu.NewReader(c), started: start}
 	t0 := time.Now()
 	if _, err := c.Write(rq); err != nil {
 		c.Close()
 		return nil, tm, fmt.Errorf("writing A-ASSOCIATE-RQ: %w", err)
 	}
-	p, err := a.readPDU()
+	p, err := a.r.ReadPDU()
 	if err != nil {
 		c.Close()
 		return nil, tm, fmt.Errorf("waiting for A-ASSOCIATE-AC: %w", err)
@@ -144,7 +139,7 @@ func associate(cfg assocConfig, rq []byte) (*association, assocTiming, error) {
 		return nil, tm, fmt.Errorf("got %s instead of A-ASSOCIATE-AC", pdu.Type(p[0]))
 	}
 	var ac pdu.AssociateAC
-	if err := a.dec.DecodeAssociateAC(p, &ac); err != nil {
+	if err := a.r.Dec.DecodeAssociateAC(p, &ac); err != nil {
 		c.Close()
 		return nil, tm, fmt.Errorf("A-ASSOCIATE-AC: %w", err)
 	}
@@ -158,53 +153,10 @@ func associate(cfg assocConfig, rq []byte) (*association, assocTiming, error) {
 	return a, tm, nil
 }
 
-// readPDU returns the next complete PDU; the slice is valid until the next call.
-func (a *association) readPDU() ([]byte, error) {
-	if a.used > 0 {
-		a.rbuf = append(a.rbuf[:0], a.rbuf[a.used:]...)
-		a.used = 0
-	}
-	for {
-		h, need, err := a.framer.Peek(a.rbuf)
-		if err != nil {
-			return nil, err
-		}
-		if need == 0 {
-			a.used = h.Total()
-			return a.rbuf[:a.used], nil
-		}
-		if cap(a.rbuf)-len(a.rbuf) < need {
-			grown := make([]byte, len(a.rbuf), len(a.rbuf)+max(need, 64<<10))
-			copy(grown, a.rbuf)
-			a.rbuf = grown
-		}
-		n, err := a.c.Read(a.rbuf[len(a.rbuf):cap(a.rbuf)])
-		a.rbuf = a.rbuf[:len(a.rbuf)+n]
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil, fmt.Errorf("the peer closed the connection (%d bytes of a PDU buffered): %w", len(a.rbuf), io.ErrUnexpectedEOF)
-			}
-			return nil, err
-		}
-	}
-}
-
 // release sends A-RELEASE-RQ, waits for A-RELEASE-RP and closes the connection.
 func (a *association) release() error {
 	defer a.c.Close()
-	_ = a.c.SetDeadline(time.Now().Add(a.cfg.Timeout))
-	rq := pdu.ReleaseRQ{}
-	if _, err := a.c.Write(rq.AppendEncode(nil)); err != nil {
-		return fmt.Errorf("writing A-RELEASE-RQ: %w", err)
-	}
-	p, err := a.readPDU()
-	if err != nil {
-		return fmt.Errorf("waiting for A-RELEASE-RP: %w", err)
-	}
-	if pdu.Type(p[0]) != pdu.TypeReleaseRP {
-		return fmt.Errorf("got %s instead of A-RELEASE-RP", pdu.Type(p[0]))
-	}
-	return nil
+	return a.r.Release(a.cfg.Timeout)
 }
 
 // abort closes the connection without a release.
@@ -246,8 +198,8 @@ func newStoreStream(size int64, maxPDU uint32, msgID uint16, instance string) (*
 		return nil, fmt.Errorf("maximum PDU length %d is too small for the benchmark (need >= 64)", maxPDU)
 	}
 	var head []byte
-	head = appendElem(head, 0x0008, 0x0016, padUID(uidSecondaryCapture))
-	head = appendElem(head, 0x0008, 0x0018, padUID(instance))
+	head = dicomscu.AppendElem(head, 0x0008, 0x0016, dicomscu.PadUID(uidSecondaryCapture))
+	head = dicomscu.AppendElem(head, 0x0008, 0x0018, dicomscu.PadUID(instance))
 	pixels := size - int64(len(head)) - 8
 	if pixels < 0 || pixels%2 != 0 || pixels > 0xFFFFFFFE {
 		return nil, fmt.Errorf("data set size %d: want an even size between %d and 4 GiB", size, len(head)+8)
@@ -256,7 +208,7 @@ func newStoreStream(size int64, maxPDU uint32, msgID uint16, instance string) (*
 	head = binary.LittleEndian.AppendUint16(head, 0x0010)
 	head = binary.LittleEndian.AppendUint32(head, uint32(pixels))
 
-	cmd := storeCommand(msgID, instance)
+	cmd := dicomscu.StoreCommand(uidSecondaryCapture, msgID, instance)
 	frag := int64(maxPDU) - 6
 	nPDU := (size + frag - 1) / frag
 	out := make([]byte, 0, int64(len(cmd))+12+size+nPDU*12)
@@ -286,36 +238,6 @@ func newStoreStream(size int64, maxPDU uint32, msgID uint16, instance string) (*
 	return &storeStream{Bytes: out, DataSetBytes: size, SOPInstanceUID: instance}, nil
 }
 
-// storeCommand is the C-STORE-RQ command set (group 0000, implicit VR little endian, PS3.7 §9.3.1.1).
-func storeCommand(msgID uint16, instance string) []byte {
-	var body []byte
-	body = appendElem(body, 0x0000, 0x0002, padUID(uidSecondaryCapture))
-	body = appendElem(body, 0x0000, 0x0100, binary.LittleEndian.AppendUint16(nil, 0x0001))
-	body = appendElem(body, 0x0000, 0x0110, binary.LittleEndian.AppendUint16(nil, msgID))
-	body = appendElem(body, 0x0000, 0x0700, binary.LittleEndian.AppendUint16(nil, 0))
-	body = appendElem(body, 0x0000, 0x0800, binary.LittleEndian.AppendUint16(nil, 0x0000)) // a data set follows
-	body = appendElem(body, 0x0000, 0x1000, padUID(instance))
-	cmd := appendElem(nil, 0x0000, 0x0000, binary.LittleEndian.AppendUint32(nil, uint32(len(body))))
-	return append(cmd, body...)
-}
-
-// appendElem appends one implicit VR little endian element.
-func appendElem(dst []byte, group, elem uint16, value []byte) []byte {
-	dst = binary.LittleEndian.AppendUint16(dst, group)
-	dst = binary.LittleEndian.AppendUint16(dst, elem)
-	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(value)))
-	return append(dst, value...)
-}
-
-// padUID returns a UID value padded to even length with a NUL (PS3.5 §9.1).
-func padUID(uid string) []byte {
-	b := []byte(uid)
-	if len(b)%2 == 1 {
-		b = append(b, 0)
-	}
-	return b
-}
-
 // store writes s and waits for the C-STORE-RSP, which must answer message s's ID with status Success (0x0000)
 // for s's instance.
 func (a *association) store(s *storeStream, msgID uint16, timeout time.Duration) error {
@@ -323,42 +245,5 @@ func (a *association) store(s *storeStream, msgID uint16, timeout time.Duration)
 	if _, err := a.c.Write(s.Bytes); err != nil {
 		return fmt.Errorf("writing the C-STORE-RQ (%d bytes): %w", len(s.Bytes), err)
 	}
-	var cmdBuf []byte
-	var pd pdu.PDataTF
-	for {
-		p, err := a.readPDU()
-		if err != nil {
-			return fmt.Errorf("waiting for the C-STORE-RSP: %w", err)
-		}
-		if pdu.Type(p[0]) != pdu.TypePDataTF {
-			return fmt.Errorf("got %s while waiting for the C-STORE-RSP", pdu.Type(p[0]))
-		}
-		if err := a.dec.DecodePDataTF(p, &pd); err != nil {
-			return fmt.Errorf("P-DATA-TF: %w", err)
-		}
-		for _, v := range pd.PDVs {
-			if !v.IsCommand() {
-				return fmt.Errorf("data set fragment while waiting for the C-STORE-RSP")
-			}
-			cmdBuf = append(cmdBuf, v.Data...)
-			if !v.IsLast() {
-				continue
-			}
-			var cs pdu.CommandSet
-			if err := pdu.ReadCommandSet(cmdBuf, &cs); err != nil {
-				return fmt.Errorf("C-STORE-RSP command set: %w", err)
-			}
-			switch {
-			case cs.CommandField != 0x8001:
-				return fmt.Errorf("got %s instead of C-STORE-RSP", pdu.CommandFieldName(cs.CommandField))
-			case cs.MessageIDBeingRespondedTo != msgID:
-				return fmt.Errorf("C-STORE-RSP answers message %d, want %d", cs.MessageIDBeingRespondedTo, msgID)
-			case !cs.HasStatus || cs.Status != 0:
-				return fmt.Errorf("C-STORE-RSP status %#04x, want 0x0000 (Success)", cs.Status)
-			case string(cs.AffectedSOPInstanceUID) != s.SOPInstanceUID:
-				return fmt.Errorf("C-STORE-RSP names instance %q, want %q", cs.AffectedSOPInstanceUID, s.SOPInstanceUID)
-			}
-			return nil
-		}
-	}
+	return a.r.AwaitStoreRSP(msgID, s.SOPInstanceUID)
 }

@@ -5,10 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"time"
 
+	"github.com/dicomgate/dicomgate/internal/dicomscu"
 	"github.com/dicomgate/dicomgate/sdk/pdu"
 )
 
@@ -92,10 +92,7 @@ func rqTwoIdentities(calling, called, first, second string) []byte {
 // scu is one open association.
 type scu struct {
 	c       net.Conn
-	framer  pdu.Framer
-	dec     pdu.Decoder
-	rbuf    []byte
-	used    int
+	r       *dicomscu.Reader
 	peerMax uint32
 }
 
@@ -117,12 +114,12 @@ func dialTLS(addr string, cfg *tls.Config, timeout time.Duration) (net.Conn, err
 
 // open sends rq on c and waits for an A-ASSOCIATE-AC accepting context 1.
 func open(c net.Conn, rq []byte, timeout time.Duration) (*scu, error) {
-	a := &scu{c: c, framer: pdu.Framer{MaxPDULength: 1 << 20}, dec: pdu.Decoder{MaxPDULength: 1 << 20}}
+	a := &scu{c: c, r: dicomscu.NewReader(c)}
 	_ = c.SetDeadline(time.Now().Add(timeout))
 	if _, err := c.Write(rq); err != nil {
 		return nil, fmt.Errorf("writing the A-ASSOCIATE-RQ: %w", err)
 	}
-	p, err := a.readPDU()
+	p, err := a.r.ReadPDU()
 	if err != nil {
 		return nil, fmt.Errorf("waiting for the A-ASSOCIATE-AC: %w", err)
 	}
@@ -130,7 +127,7 @@ func open(c net.Conn, rq []byte, timeout time.Duration) (*scu, error) {
 		return nil, fmt.Errorf("got %s instead of an A-ASSOCIATE-AC", pdu.Type(p[0]))
 	}
 	var ac pdu.AssociateAC
-	if err := a.dec.DecodeAssociateAC(p, &ac); err != nil {
+	if err := a.r.Dec.DecodeAssociateAC(p, &ac); err != nil {
 		return nil, fmt.Errorf("A-ASSOCIATE-AC: %w", err)
 	}
 	if len(ac.PresentationContexts) != 1 || ac.PresentationContexts[0].Result != 0 {
@@ -143,37 +140,6 @@ func open(c net.Conn, rq []byte, timeout time.Duration) (*scu, error) {
 	return a, nil
 }
 
-// readPDU returns the next complete PDU (valid until the next call).
-func (a *scu) readPDU() ([]byte, error) {
-	if a.used > 0 {
-		a.rbuf = append(a.rbuf[:0], a.rbuf[a.used:]...)
-		a.used = 0
-	}
-	for {
-		h, need, err := a.framer.Peek(a.rbuf)
-		if err != nil {
-			return nil, err
-		}
-		if need == 0 {
-			a.used = h.Total()
-			return a.rbuf[:a.used], nil
-		}
-		if cap(a.rbuf)-len(a.rbuf) < need {
-			grown := make([]byte, len(a.rbuf), len(a.rbuf)+max(need, 16<<10))
-			copy(grown, a.rbuf)
-			a.rbuf = grown
-		}
-		n, err := a.c.Read(a.rbuf[len(a.rbuf):cap(a.rbuf)])
-		a.rbuf = a.rbuf[:len(a.rbuf)+n]
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil, io.ErrUnexpectedEOF
-			}
-			return nil, err
-		}
-	}
-}
-
 // instance is a Secondary Capture data set (implicit VR little endian) with
 // pseudo-random pixel data, so a corrupted or truncated copy never matches.
 type instance struct {
@@ -184,8 +150,8 @@ type instance struct {
 // newInstance builds an instance of about size bytes from seed.
 func newInstance(uid string, size int, seed uint64) instance {
 	var ds []byte
-	ds = appendElem(ds, 0x0008, 0x0016, padUID(uidSecondaryCapture))
-	ds = appendElem(ds, 0x0008, 0x0018, padUID(uid))
+	ds = dicomscu.AppendElem(ds, 0x0008, 0x0016, dicomscu.PadUID(uidSecondaryCapture))
+	ds = dicomscu.AppendElem(ds, 0x0008, 0x0018, dicomscu.PadUID(uid))
 	pixels := make([]byte, size&^1)
 	x := seed | 1
 	for i := range pixels { // xorshift64
@@ -194,7 +160,7 @@ func newInstance(uid string, size int, seed uint64) instance {
 		x ^= x << 17
 		pixels[i] = byte(x)
 	}
-	ds = appendElem(ds, 0x7FE0, 0x0010, pixels)
+	ds = dicomscu.AppendElem(ds, 0x7FE0, 0x0010, pixels)
 	return instance{uid: uid, dataSet: ds}
 }
 
@@ -202,7 +168,7 @@ func newInstance(uid string, size int, seed uint64) instance {
 func (a *scu) store(inst instance, msgID uint16, timeout time.Duration) error {
 	_ = a.c.SetDeadline(time.Now().Add(timeout))
 	var out []byte
-	cmd := storeCommand(msgID, inst.uid)
+	cmd := dicomscu.StoreCommand(uidSecondaryCapture, msgID, inst.uid)
 	out = (&pdu.PDataTF{PDVs: []pdu.PDV{{ContextID: 1, MessageControlHeader: pdu.MCHCommand | pdu.MCHLast, Data: cmd}}}).AppendEncode(out)
 	frag := int(a.peerMax) - 6
 	for off := 0; off < len(inst.dataSet); off += frag {
@@ -216,82 +182,8 @@ func (a *scu) store(inst instance, msgID uint16, timeout time.Duration) error {
 	if _, err := a.c.Write(out); err != nil {
 		return fmt.Errorf("writing the C-STORE-RQ: %w", err)
 	}
-	var cmdBuf []byte
-	var pd pdu.PDataTF
-	for {
-		p, err := a.readPDU()
-		if err != nil {
-			return fmt.Errorf("waiting for the C-STORE-RSP: %w", err)
-		}
-		if pdu.Type(p[0]) != pdu.TypePDataTF {
-			return fmt.Errorf("got %s while waiting for the C-STORE-RSP", pdu.Type(p[0]))
-		}
-		if err := a.dec.DecodePDataTF(p, &pd); err != nil {
-			return fmt.Errorf("P-DATA-TF: %w", err)
-		}
-		for _, v := range pd.PDVs {
-			cmdBuf = append(cmdBuf, v.Data...)
-			if !v.IsLast() {
-				continue
-			}
-			var cs pdu.CommandSet
-			if err := pdu.ReadCommandSet(cmdBuf, &cs); err != nil {
-				return fmt.Errorf("C-STORE-RSP: %w", err)
-			}
-			switch {
-			case cs.CommandField != 0x8001 || cs.MessageIDBeingRespondedTo != msgID:
-				return fmt.Errorf("unexpected response %s to message %d", pdu.CommandFieldName(cs.CommandField), cs.MessageIDBeingRespondedTo)
-			case !cs.HasStatus || cs.Status != 0:
-				return fmt.Errorf("C-STORE-RSP status %#04x", cs.Status)
-			case string(cs.AffectedSOPInstanceUID) != inst.uid:
-				return fmt.Errorf("C-STORE-RSP names instance %q", cs.AffectedSOPInstanceUID)
-			}
-			return nil
-		}
-	}
+	return a.r.AwaitStoreRSP(msgID, inst.uid)
 }
 
 // release sends A-RELEASE-RQ and waits for A-RELEASE-RP.
-func (a *scu) release(timeout time.Duration) error {
-	_ = a.c.SetDeadline(time.Now().Add(timeout))
-	if _, err := a.c.Write((&pdu.ReleaseRQ{}).AppendEncode(nil)); err != nil {
-		return fmt.Errorf("writing the A-RELEASE-RQ: %w", err)
-	}
-	p, err := a.readPDU()
-	if err != nil {
-		return fmt.Errorf("waiting for the A-RELEASE-RP: %w", err)
-	}
-	if pdu.Type(p[0]) != pdu.TypeReleaseRP {
-		return fmt.Errorf("got %s instead of the A-RELEASE-RP", pdu.Type(p[0]))
-	}
-	return nil
-}
-
-// storeCommand is the C-STORE-RQ command set (PS3.7 §9.3.1.1).
-func storeCommand(msgID uint16, uid string) []byte {
-	var body []byte
-	body = appendElem(body, 0x0000, 0x0002, padUID(uidSecondaryCapture))
-	body = appendElem(body, 0x0000, 0x0100, binary.LittleEndian.AppendUint16(nil, 0x0001))
-	body = appendElem(body, 0x0000, 0x0110, binary.LittleEndian.AppendUint16(nil, msgID))
-	body = appendElem(body, 0x0000, 0x0700, binary.LittleEndian.AppendUint16(nil, 0))
-	body = appendElem(body, 0x0000, 0x0800, binary.LittleEndian.AppendUint16(nil, 0x0000))
-	body = appendElem(body, 0x0000, 0x1000, padUID(uid))
-	return append(appendElem(nil, 0x0000, 0x0000, binary.LittleEndian.AppendUint32(nil, uint32(len(body)))), body...)
-}
-
-// appendElem appends one implicit VR little endian element.
-func appendElem(dst []byte, group, elem uint16, value []byte) []byte {
-	dst = binary.LittleEndian.AppendUint16(dst, group)
-	dst = binary.LittleEndian.AppendUint16(dst, elem)
-	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(value)))
-	return append(dst, value...)
-}
-
-// padUID pads a UID to even length with a NUL (PS3.5 §9.1).
-func padUID(uid string) []byte {
-	b := []byte(uid)
-	if len(b)%2 == 1 {
-		b = append(b, 0)
-	}
-	return b
-}
+func (a *scu) release(timeout time.Duration) error { return a.r.Release(timeout) }

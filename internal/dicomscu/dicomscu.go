@@ -1,0 +1,160 @@
+// Package dicomscu is the minimal DICOM requester (SCU) the project's load and attack tools share
+// (bench/cmd/envoyab, e2e/cmd/soak): it reads whole PDUs off a connection with sdk/pdu's framer,
+// builds the C-STORE-RQ command set, waits for and checks the C-STORE-RSP, and releases. It opens no
+// connection itself and proposes nothing: each tool builds its own A-ASSOCIATE-RQ and timing.
+//
+// Every wait is bounded by the deadline the caller sets on the connection; every reply is checked
+// (type, message ID, status, instance), so a tool counts an operation only when the acceptor really
+// did it.
+package dicomscu
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/dicomgate/dicomgate/sdk/pdu"
+)
+
+// MaxPDULength is the largest PDU a Reader accepts.
+const MaxPDULength = 1 << 20
+
+// Reader returns the complete PDUs arriving on a connection, one at a time.
+type Reader struct {
+	c      net.Conn
+	framer pdu.Framer
+	// Dec decodes what ReadPDU returns (MaxPDULength set).
+	Dec  pdu.Decoder
+	rbuf []byte
+	used int // bytes of rbuf consumed by the last returned PDU
+}
+
+// NewReader reads PDUs from c.
+func NewReader(c net.Conn) *Reader {
+	return &Reader{c: c, framer: pdu.Framer{MaxPDULength: MaxPDULength}, Dec: pdu.Decoder{MaxPDULength: MaxPDULength},
+		rbuf: make([]byte, 0, 16<<10)}
+}
+
+// ReadPDU returns the next complete PDU; the slice is valid until the next call. An end of stream
+// inside a PDU (or before one) is io.ErrUnexpectedEOF.
+func (r *Reader) ReadPDU() ([]byte, error) {
+	if r.used > 0 {
+		r.rbuf = append(r.rbuf[:0], r.rbuf[r.used:]...)
+		r.used = 0
+	}
+	for {
+		h, need, err := r.framer.Peek(r.rbuf)
+		if err != nil {
+			return nil, err
+		}
+		if need == 0 {
+			r.used = h.Total()
+			return r.rbuf[:r.used], nil
+		}
+		if cap(r.rbuf)-len(r.rbuf) < need {
+			grown := make([]byte, len(r.rbuf), len(r.rbuf)+max(need, 64<<10))
+			copy(grown, r.rbuf)
+			r.rbuf = grown
+		}
+		n, err := r.c.Read(r.rbuf[len(r.rbuf):cap(r.rbuf)])
+		r.rbuf = r.rbuf[:len(r.rbuf)+n]
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil, fmt.Errorf("the peer closed the connection (%d bytes of a PDU buffered): %w", len(r.rbuf), io.ErrUnexpectedEOF)
+			}
+			return nil, err
+		}
+	}
+}
+
+// AwaitStoreRSP reads P-DATA-TF PDUs until a whole command set arrives and checks that it is the
+// C-STORE-RSP to message msgID, with status Success (0x0000), for instance.
+func (r *Reader) AwaitStoreRSP(msgID uint16, instance string) error {
+	var cmdBuf []byte
+	var pd pdu.PDataTF
+	for {
+		p, err := r.ReadPDU()
+		if err != nil {
+			return fmt.Errorf("waiting for the C-STORE-RSP: %w", err)
+		}
+		if pdu.Type(p[0]) != pdu.TypePDataTF {
+			return fmt.Errorf("got %s while waiting for the C-STORE-RSP", pdu.Type(p[0]))
+		}
+		if err := r.Dec.DecodePDataTF(p, &pd); err != nil {
+			return fmt.Errorf("P-DATA-TF: %w", err)
+		}
+		for _, v := range pd.PDVs {
+			if !v.IsCommand() {
+				return fmt.Errorf("data set fragment while waiting for the C-STORE-RSP")
+			}
+			cmdBuf = append(cmdBuf, v.Data...)
+			if !v.IsLast() {
+				continue
+			}
+			var cs pdu.CommandSet
+			if err := pdu.ReadCommandSet(cmdBuf, &cs); err != nil {
+				return fmt.Errorf("C-STORE-RSP command set: %w", err)
+			}
+			switch {
+			case cs.CommandField != 0x8001:
+				return fmt.Errorf("got %s instead of C-STORE-RSP", pdu.CommandFieldName(cs.CommandField))
+			case cs.MessageIDBeingRespondedTo != msgID:
+				return fmt.Errorf("C-STORE-RSP answers message %d, want %d", cs.MessageIDBeingRespondedTo, msgID)
+			case !cs.HasStatus || cs.Status != 0:
+				return fmt.Errorf("C-STORE-RSP status %#04x, want 0x0000 (Success)", cs.Status)
+			case string(cs.AffectedSOPInstanceUID) != instance:
+				return fmt.Errorf("C-STORE-RSP names instance %q, want %q", cs.AffectedSOPInstanceUID, instance)
+			}
+			return nil
+		}
+	}
+}
+
+// Release sends A-RELEASE-RQ on c and waits (until timeout) for the A-RELEASE-RP; it does not close c.
+func (r *Reader) Release(timeout time.Duration) error {
+	_ = r.c.SetDeadline(time.Now().Add(timeout))
+	if _, err := r.c.Write((&pdu.ReleaseRQ{}).AppendEncode(nil)); err != nil {
+		return fmt.Errorf("writing the A-RELEASE-RQ: %w", err)
+	}
+	p, err := r.ReadPDU()
+	if err != nil {
+		return fmt.Errorf("waiting for the A-RELEASE-RP: %w", err)
+	}
+	if pdu.Type(p[0]) != pdu.TypeReleaseRP {
+		return fmt.Errorf("got %s instead of the A-RELEASE-RP", pdu.Type(p[0]))
+	}
+	return nil
+}
+
+// StoreCommand is the C-STORE-RQ command set (group 0000, implicit VR little endian, PS3.7 §9.3.1.1)
+// for instance of sopClass, message msgID, priority medium, a data set following.
+func StoreCommand(sopClass string, msgID uint16, instance string) []byte {
+	var body []byte
+	body = AppendElem(body, 0x0000, 0x0002, PadUID(sopClass))
+	body = AppendElem(body, 0x0000, 0x0100, binary.LittleEndian.AppendUint16(nil, 0x0001))
+	body = AppendElem(body, 0x0000, 0x0110, binary.LittleEndian.AppendUint16(nil, msgID))
+	body = AppendElem(body, 0x0000, 0x0700, binary.LittleEndian.AppendUint16(nil, 0))
+	body = AppendElem(body, 0x0000, 0x0800, binary.LittleEndian.AppendUint16(nil, 0x0000)) // a data set follows
+	body = AppendElem(body, 0x0000, 0x1000, PadUID(instance))
+	return append(AppendElem(nil, 0x0000, 0x0000, binary.LittleEndian.AppendUint32(nil, uint32(len(body)))), body...)
+}
+
+// AppendElem appends one implicit VR little endian element.
+func AppendElem(dst []byte, group, elem uint16, value []byte) []byte {
+	dst = binary.LittleEndian.AppendUint16(dst, group)
+	dst = binary.LittleEndian.AppendUint16(dst, elem)
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(value)))
+	return append(dst, value...)
+}
+
+// PadUID returns a UID value padded to even length with a NUL (PS3.5 §9.1).
+func PadUID(uid string) []byte {
+	b := []byte(uid)
+	if len(b)%2 == 1 {
+		b = append(b, 0)
+	}
+	return b
+}
