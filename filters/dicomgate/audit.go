@@ -92,9 +92,14 @@ func appendAuditLine(b []byte, c *conn, e *auditEntry) []byte {
 		readSource(&src, false)
 		id = &src
 	}
+	// The same number the connection's log lines carry (conn.connID),
+	// without a host call of its own.
 	connID := id.connID
 	if !id.hasID {
-		connID = c.connID()
+		connID = c.envoyConnID
+		if connID == 0 {
+			connID = uint64(c.id)
+		}
 	}
 	origin := c.firstData
 	if origin == 0 {
