@@ -16,7 +16,8 @@ import (
 // ignores what it cannot parse.
 func lintPolicy(js []byte) []policy.Diagnostic {
 	var p struct {
-		Rules []struct {
+		MaxAssociateRQBytes *uint64 `json:"maxAssociateRQBytes"`
+		Rules               []struct {
 			Match struct {
 				PeerSubjects []json.RawMessage `json:"peerSubjects"`
 			} `json:"match"`
@@ -26,6 +27,16 @@ func lintPolicy(js []byte) []policy.Diagnostic {
 		return nil
 	}
 	var out []policy.Diagnostic
+	if n := p.MaxAssociateRQBytes; n != nil && *n > envoyDefaultBufferLimit {
+		out = append(out, policy.Diagnostic{
+			Path: "maxAssociateRQBytes",
+			Message: fmt.Sprintf("%d is more than Envoy's default per_connection_buffer_limit_bytes (%d): while the filter waits for "+
+				"the RQ, Envoy stops reading at that limit, so a larger RQ stalls until inspectTimeoutMs and is closed as timeout "+
+				"(max_early_data_bytes does not matter); raise the listener's per_connection_buffer_limit_bytes too, or keep "+
+				"maxAssociateRQBytes at most %d", *n, envoyDefaultBufferLimit, envoyDefaultBufferLimit),
+			Severity: policy.SeverityWarning,
+		})
+	}
 	for i, r := range p.Rules {
 		for j, raw := range r.Match.PeerSubjects {
 			var s string
@@ -43,6 +54,11 @@ func lintPolicy(js []byte) []policy.Diagnostic {
 	}
 	return out
 }
+
+// envoyDefaultBufferLimit is Envoy's default listener
+// per_connection_buffer_limit_bytes: a paused filter can be sent no more
+// (real Envoy 1.40: wasm/conformance TestRQLargerThanReadBufferLimit).
+const envoyDefaultBufferLimit = 1 << 20
 
 // subjectShortNames are the attribute type names Envoy prints in a subject
 // (BoringSSL's short names, X509_NAME_print_ex with XN_FLAG_RFC2253), keyed

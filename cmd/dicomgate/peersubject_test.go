@@ -98,3 +98,14 @@ func TestServeWarnsAboutPeerSubjectsEnvoyNeverPrints(t *testing.T) {
 	require.Contains(t, out.String(), "/CN=CT1/O=Hospital")
 	require.Contains(t, out.String(), "warning")
 }
+
+// A maxAssociateRQBytes above Envoy's default read buffer limit is warned about (a larger RQ would stall in
+// Envoy, wasm/conformance TestRQLargerThanReadBufferLimit); the default and smaller values are not.
+func TestLintWarnsAboutRQLimitAboveEnvoysBufferLimit(t *testing.T) {
+	d := lintPolicy([]byte(`{"maxAssociateRQBytes": 2097152}`))
+	require.Len(t, d, 1)
+	require.Equal(t, "maxAssociateRQBytes", d[0].Path)
+	require.Contains(t, d[0].Message, "per_connection_buffer_limit_bytes")
+	require.Empty(t, lintPolicy([]byte(`{"maxAssociateRQBytes": 1048576}`)))
+	require.Empty(t, lintPolicy([]byte(`{}`)))
+}
