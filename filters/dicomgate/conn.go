@@ -171,6 +171,7 @@ func (c *conn) inspect(size int, eos bool) types.Action {
 	if size > 0 && c.firstData == 0 {
 		c.firstData = now()
 		c.count()
+		p.sawData = true
 	}
 	if size > c.seen {
 		c.seen = size
@@ -461,12 +462,19 @@ func (c *conn) onTimeout(t int64) {
 	p := c.p
 	msg := c.logPrefix() + "no complete A-ASSOCIATE-RQ within inspectTimeoutMs " +
 		strconv.FormatInt(p.timeoutNs/1e6, 10) + " (" + strconv.Itoa(c.seen) + " byte(s) received); closing"
-	if p.mode == policy.ConnectAfterDecision && c.seen == 0 {
+	if p.mode == policy.ConnectAfterDecision && c.seen == 0 && !p.sawData {
 		msg += `. No data arrived at all: with "upstreamConnect": "after-decision" the filter pauses the connection before tcp_proxy runs, ` +
 			"and tcp_proxy only lets data through early when it has max_early_data_bytes set (Envoy >= 1.37; in Istio an EnvoyFilter MERGE on the DICOM port's tcp_proxy). " +
 			`Set it, or use "upstreamConnect": "immediate" (no route rules)`
 	}
-	proxywasm.LogError(msg)
+	if c.seen == 0 && p.sawData {
+		// An idle client (a probe holding the port): this listener has
+		// received data before, so early data works and nothing is
+		// misconfigured; still counted and audited as a timeout.
+		proxywasm.LogDebug(msg)
+	} else {
+		proxywasm.LogError(msg)
+	}
 	c.closeWith(&auditEntry{at: t, decision: "deny", reason: reasonTimeout, ruleIndex: -1})
 }
 

@@ -33,6 +33,11 @@ type plugin struct {
 	pol    *policy.Policy
 	framer pdu.Framer
 	mode   policy.ConnectMode
+	// sawData: some connection of this filter configuration has sent a
+	// byte, so tcp_proxy lets data through before connecting (early data
+	// works): a later connection that sends nothing is an idle client,
+	// logged at debug, not a configuration error.
+	sawData bool
 	// timeoutNs is inspectTimeoutMs in nanoseconds (an int64 rather than a
 	// time.Duration keeps Duration.String out of the module).
 	timeoutNs int64

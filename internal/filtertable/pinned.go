@@ -42,6 +42,20 @@ func pinnedCases(c Captures) []Case {
 			Metrics: map[string]uint64{denied("timeout"): 1, MetricAssociations: 1},
 		},
 		{
+			Name: "timeout/idle_client_after_data_is_not_blamed_on_early_data",
+			Source: "a connection that sent nothing, on a listener whose earlier connections did send data: early data " +
+				"works, so the client is idle (a probe): counted and audited as timeout, logged at debug only",
+			Config: policy(`, "inspectTimeoutMs": 1000`),
+			Conns: []ConnScript{
+				{Props: src, Steps: []Step{{Data: echoRQ}},
+					Want: Want{UpstreamConnect: true, Cluster: DefaultCluster, Forwarded: echoRQ, Audit: map[string]any{"decision": "allow"}}},
+				{Props: src, Steps: []Step{{Advance: 1200 * time.Millisecond}},
+					Want: Want{Closed: true, Audit: map[string]any{"decision": "deny", "reason": "timeout"}}},
+			},
+			Metrics:     map[string]uint64{denied("timeout"): 1, MetricAssociations: 2},
+			NoErrorLogs: []string{"max_early_data_bytes", "inspectTimeoutMs"},
+		},
+		{
 			Name:   "route/two_rules_to_two_clusters",
 			Source: "tcp_proxy.cc: the filter state envoy.tcp_proxy.cluster is per connection; each rule names its own cluster",
 			Config: twoRoutes,

@@ -101,6 +101,13 @@ func runCase(t *testing.T, r Runner, c Case) {
 			t.Errorf("no error log line contains %q; error lines: %q", sub, errs)
 		}
 	}
+	for _, sub := range c.NoErrorLogs {
+		for _, l := range errs {
+			if strings.Contains(l, sub) {
+				t.Errorf("error log line %q contains %q", l, sub)
+			}
+		}
+	}
 }
 
 func checkObserved(t *testing.T, what string, got Observed, want Want) {

@@ -34,6 +34,9 @@ type Case struct {
 	// ErrorLogs are substrings each of which must occur in some error-level
 	// log line of the case.
 	ErrorLogs []string
+	// NoErrorLogs are substrings no error-level log line of the case may
+	// contain.
+	NoErrorLogs []string
 }
 
 // Preamble is the reject preamble a connection must start with upstream.
