@@ -128,10 +128,10 @@ bench-wasip1:
 	  $(GO) run ./wasm/internal/wasip1bench $$pkg -test.run='^$$' -test.bench='$(or $(BENCH),.)' -test.benchmem -test.count=$(or $(COUNT),1); \
 	done | tee $(BUILD)/bench-wasip1.txt
 
-## race: the race detector on the packages whose goroutines meet (wasm/host, wasm/gateway, the CLI).
+## race: the race detector on the packages whose goroutines meet (wasm/host, gateway, the CLI).
 .PHONY: race soak
 race: $(WASM)
-	$(GO) test -race -count=1 -timeout 30m ./wasm/host/... ./wasm/gateway/... ./cmd/dicomgate/...
+	$(GO) test -race -count=1 -timeout 30m ./wasm/host/... ./gateway/... ./cmd/dicomgate/...
 
 ## soak: the attacker campaign against `dicomgate serve` (e2e/cmd/soak): 2,000 concurrent TLS C-STOREs checked byte for
 ## byte, slowloris, oversize, malformed, memory and fd floods; prints what was tried and what was lost (must be 0, else

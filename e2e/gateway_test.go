@@ -123,7 +123,7 @@ type metricRef struct {
 	labels []string
 }
 
-// localUpstreamAttempts are `dicomgate serve`'s per-cluster connects plus connect failures (wasm/gateway metrics).
+// localUpstreamAttempts are `dicomgate serve`'s per-cluster connects plus connect failures (gateway metrics).
 func localUpstreamAttempts(cluster string) []metricRef {
 	return []metricRef{
 		{"dicomgate_gateway_upstream_connections_total", []string{"cluster", cluster}},

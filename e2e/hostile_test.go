@@ -39,7 +39,7 @@ func scenarioHostileClients(t *testing.T, l *lane) {
 		p := newProbe(t, g)
 		r := runTool(30*time.Second, "echoscu", "-v", "-aet", allowedModalityAE, "-aec", routeToOrthancAE, "127.0.0.1", strconv.Itoa(g.port))
 		wantFailed(t, r, "echoscu without TLS against the TLS listener")
-		// The handshake fails before any filter exists (wasm/gateway: the filter is created after the handshake).
+		// The handshake fails: the filter sees a connection without bytes, which is no association.
 		p.wantTLSFailures(t, l, 1)
 		p.wantDelta(t, 0, "dicomgate_associations_total")
 		p.wantNoUpstreamAttempt(t)

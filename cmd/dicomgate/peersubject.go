@@ -57,7 +57,7 @@ func lintPolicy(js []byte) []policy.Diagnostic {
 
 // envoyDefaultBufferLimit is Envoy's default listener
 // per_connection_buffer_limit_bytes: a paused filter can be sent no more
-// (real Envoy 1.40: wasm/conformance TestRQLargerThanReadBufferLimit).
+// (real Envoy 1.40: conformance TestRQLargerThanReadBufferLimit).
 const envoyDefaultBufferLimit = 1 << 20
 
 // subjectShortNames are the attribute type names Envoy prints in a subject

@@ -100,7 +100,7 @@ func TestServeWarnsAboutPeerSubjectsEnvoyNeverPrints(t *testing.T) {
 }
 
 // A maxAssociateRQBytes above Envoy's default read buffer limit is warned about (a larger RQ would stall in
-// Envoy, wasm/conformance TestRQLargerThanReadBufferLimit); the default and smaller values are not.
+// Envoy, conformance TestRQLargerThanReadBufferLimit); the default and smaller values are not.
 func TestLintWarnsAboutRQLimitAboveEnvoysBufferLimit(t *testing.T) {
 	d := lintPolicy([]byte(`{"maxAssociateRQBytes": 2097152}`))
 	require.Len(t, d, 1)

@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dicomgate/dicomgate/gateway"
 	"github.com/dicomgate/dicomgate/manifests/oci"
 	"github.com/dicomgate/dicomgate/sdk/rejectwire"
-	"github.com/dicomgate/dicomgate/wasm/gateway"
 	"github.com/stretchr/testify/require"
 )
 

@@ -24,9 +24,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dicomgate/dicomgate/cmd/dicomgate/defaults"
+	"github.com/dicomgate/dicomgate/gateway"
+	"github.com/dicomgate/dicomgate/internal/demopacs"
 	"github.com/dicomgate/dicomgate/sdk/policy"
-	"github.com/dicomgate/dicomgate/wasm/demopacs"
-	"github.com/dicomgate/dicomgate/wasm/gateway"
 	"github.com/dicomgate/dicomgate/wasm/host"
 )
 

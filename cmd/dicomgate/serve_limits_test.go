@@ -15,8 +15,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/dicomgate/dicomgate/gateway"
 	"github.com/dicomgate/dicomgate/internal/wasmbuild"
-	"github.com/dicomgate/dicomgate/wasm/gateway"
 	"github.com/dicomgate/dicomgate/wasm/host"
 )
 

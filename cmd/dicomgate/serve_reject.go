@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/dicomgate/dicomgate/cmd/dicomgate/defaults"
+	"github.com/dicomgate/dicomgate/gateway"
 	"github.com/dicomgate/dicomgate/internal/rejector"
-	"github.com/dicomgate/dicomgate/wasm/gateway"
 )
 
 // startDemoRejector starts the demo's in-process rejector (what `dicomgate

@@ -25,9 +25,9 @@ import (
 	"github.com/suyashkumar/dicom"
 	"github.com/suyashkumar/dicom/pkg/tag"
 
+	"github.com/dicomgate/dicomgate/gateway"
+	"github.com/dicomgate/dicomgate/internal/demopacs"
 	"github.com/dicomgate/dicomgate/sdk/pdu"
-	"github.com/dicomgate/dicomgate/wasm/demopacs"
-	"github.com/dicomgate/dicomgate/wasm/gateway"
 )
 
 // lockedBuf is a goroutine-safe bytes.Buffer.

@@ -96,7 +96,7 @@ func moduleRoot() (string, error) {
 }
 
 // TestFilter returns wasm/testdata/testfilter (the configuration-driven probe
-// module of the wasm/host and wasm/conformance tests) built for wasip1 as a
+// module of the wasm/host and conformance tests) built for wasip1 as a
 // c-shared module with the given build tags ("" for none), once per tag set
 // per test binary.
 func TestFilter(tags string) ([]byte, error) {

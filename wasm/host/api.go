@@ -27,7 +27,7 @@
 //     reset the connection (tcp_proxy TcpUpstream::onDownstreamEvent), the host's owner cannot tell.
 //
 // What real Envoy 1.40 confirmed, what was fixed after comparing with it and the remaining differences
-// of the gateway built on this host are in README.md ("Checked against real Envoy", wasm/conformance).
+// of the gateway built on this host are in README.md ("Checked against real Envoy", conformance).
 package host
 
 import (

@@ -156,7 +156,7 @@ func envCallForeignFunction(v *vm, s []uint64) {
 // Context::setEnvoyFilterState. It acts on the effective context (the stream chosen with
 // proxy_set_effective_context, else the current one): from on_tick after set_effective_context it sets
 // the connection's filter state, and tcp_proxy routes by it later — real Envoy 1.40 does so
-// (wasm/conformance TestCallsFromTick). Without a stream (root context) it is NOT_FOUND.
+// (conformance TestCallsFromTick). Without a stream (root context) it is NOT_FOUND.
 func (v *vm) setEnvoyFilterState(args []byte) uint32 {
 	a, err := parseSetEnvoyFilterStateArgs(args)
 	if err != nil {

@@ -86,7 +86,7 @@ func TestForeign_SetEnvoyFilterState_Statuses(t *testing.T) {
 
 // From proxy_on_tick after set_effective_context to a stream, set_envoy_filter_state acts on that
 // stream's connection (real Envoy 1.40 returns OK and tcp_proxy then routes by it:
-// wasm/conformance TestCallsFromTick).
+// conformance TestCallsFromTick).
 func TestForeign_SetEnvoyFilterState_OnTickActsOnEffectiveContext(t *testing.T) {
 	e := newTestPlugin(t, `{"new_conn":"pause","tick_ms":10,"tick_action":"foreign"}`, nil)
 	c := e.conn(t, TCPProxyConfig{Cluster: "default"}, &recTransport{})
@@ -131,7 +131,7 @@ func decodeProp(t *testing.T, e *env, path string) (status string, val []byte) {
 
 // Envoy expr context.cc ConnectionLookup/UpstreamLookup + context.cc serializeValue: strings raw,
 // ports int64 LE, ids uint64 LE, mtls bool; SAN lists give the first entry, an empty list ⇒
-// NOT_FOUND (as real Envoy 1.40 answers, wasm/conformance); TLS fields on plaintext ⇒ NOT_FOUND;
+// NOT_FOUND (as real Envoy 1.40 answers, conformance); TLS fields on plaintext ⇒ NOT_FOUND;
 // upstream.* only after connect.
 func TestContext_GetProperty_FromConnInfoAndTLS(t *testing.T) {
 	e := newTestPlugin(t, `{"probe":"props"}`, func(c *PluginConfig) {

@@ -206,7 +206,7 @@ func (c *Conn) connectionProperty(name string) propResult {
 		return notFound()
 	}
 	// An empty SAN list or digest is NOT_FOUND: ConnectionLookup only returns these fields when they are
-	// non-empty (filters/common/expr/context.cc; checked against Envoy 1.40 by wasm/conformance).
+	// non-empty (filters/common/expr/context.cc; checked against Envoy 1.40 by conformance).
 	first := func(list []string) propResult {
 		if len(list) == 0 {
 			return notFound()
@@ -218,7 +218,7 @@ func (c *Conn) connectionProperty(name string) propResult {
 		// Envoy caches the first answer (Ssl ConnectionInfoImplBase::tlsVersion, cached_tls_version_);
 		// before the handshake BoringSSL reports "TLSv1.2", so a filter that reads the version in
 		// on_new_connection keeps seeing "TLSv1.2" after a TLS 1.3 handshake. Observed with Envoy 1.40
-		// (wasm/conformance TestPropertiesOnRealConnections).
+		// (conformance TestPropertiesOnRealConnections).
 		if c.tlsVersion == "" {
 			c.tlsVersion = tls.Version
 			if c.tlsVersion == "" {

@@ -17,9 +17,9 @@ import (
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	_ "google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/dicomgate/dicomgate/internal/demopacs"
 	"github.com/dicomgate/dicomgate/sdk/pdu"
 	"github.com/dicomgate/dicomgate/sdk/policy"
-	"github.com/dicomgate/dicomgate/wasm/demopacs"
 )
 
 // The program's pieces without Envoy: the DICOM client against the demo acceptor, the C-STORE encoding, the

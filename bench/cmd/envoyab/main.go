@@ -1,7 +1,7 @@
 // Command envoyab measures what the dicomgate filter costs inside a real Envoy (issue #17, item 4): one Envoy
 // process with two listeners on the same mutual TLS — "filter" (the compiled build/dicomgate.wasm in
 // envoy.filters.network.wasm on V8, routing the benchmark AE with tcp_proxy max_early_data_bytes) and "plain"
-// (tcp_proxy only) — in front of one in-process DICOM acceptor (wasm/demopacs, nothing stored). It runs
+// (tcp_proxy only) — in front of one in-process DICOM acceptor (internal/demopacs, nothing stored). It runs
 // interleaved repetitions (filter and plain alternate within every phase, and the order flips every repetition)
 // of: sequential associations (A-ASSOCIATE-RQ -> AC -> A-RELEASE-RQ -> RP, new TCP + TLS connection each, Go
 // client with TCP_NODELAY) for latency p50/p99; associations/s with 8 and 32 concurrent clients; one C-STORE of a
@@ -47,8 +47,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/dicomgate/dicomgate/wasm/demopacs"
-	"github.com/dicomgate/dicomgate/wasm/gateway"
+	"github.com/dicomgate/dicomgate/gateway"
+	"github.com/dicomgate/dicomgate/internal/demopacs"
 )
 
 // options are the command-line flags.

@@ -1,7 +1,7 @@
 // Command soak is the attacker campaign against `dicomgate serve`, as a
 // rerunnable program (make soak; make soak SOAK_FLAGS=-short in CI).
 //
-// It starts two in-process DICOM acceptors (wasm/demopacs, storing every
+// It starts two in-process DICOM acceptors (internal/demopacs, storing every
 // instance), runs the dicomgate CLI (build/dicomgate, with
 // build/dicomgate.wasm) as a subprocess with mutual TLS, a routing policy and
 // metrics, and then, phase by phase:
@@ -47,8 +47,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/dicomgate/dicomgate/wasm/demopacs"
-	"github.com/dicomgate/dicomgate/wasm/gateway"
+	"github.com/dicomgate/dicomgate/gateway"
+	"github.com/dicomgate/dicomgate/internal/demopacs"
 )
 
 // inspectTimeout is the policy's inspectTimeoutMs: how long a connection may

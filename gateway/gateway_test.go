@@ -241,7 +241,7 @@ func (b *backend) snapshot() (accepted int, received [][]byte, eof []bool) {
 
 func capture(t *testing.T, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "sdk", "pdu", "testdata", name))
+	b, err := os.ReadFile(filepath.Join("..", "sdk", "pdu", "testdata", name))
 	require.NoError(t, err)
 	return b
 }

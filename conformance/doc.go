@@ -1,4 +1,4 @@
-// Package conformance holds the tests that hold wasm/host (through wasm/gateway) to real Envoy: every case runs
+// Package conformance holds the tests that hold wasm/host (through gateway) to real Envoy: every case runs
 // the same client byte script over real sockets through Envoy 1.40 (envoy.filters.network.wasm with the V8
 // runtime in front of tcp_proxy) and through the in-process gateway built on wasm/host, with the probe module
 // wasm/testdata/testfilter as the filter, and compares what the filter saw and did (its EVT/PROBE log lines,

@@ -28,8 +28,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/dicomgate/dicomgate/gateway"
 	"github.com/dicomgate/dicomgate/internal/wasmbuild"
-	"github.com/dicomgate/dicomgate/wasm/gateway"
 	"github.com/dicomgate/dicomgate/wasm/host"
 )
 
@@ -190,10 +190,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// repoRoot is the module root (this package is <root>/wasm/conformance).
+// repoRoot is the module root (this package is <root>/conformance).
 func repoRoot() string {
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+	return filepath.Clean(filepath.Join(filepath.Dir(file), ".."))
 }
 
 // envoyBin is $ENVOY_BIN, else <repo>/build/envoy; neither existing is an error naming the install command.
@@ -366,7 +366,7 @@ func digest(b []byte) string {
 
 // --- a side --------------------------------------------------------------------------------------------------
 
-// side is one implementation under comparison: real Envoy or wasm/gateway + wasm/host.
+// side is one implementation under comparison: real Envoy or gateway + wasm/host.
 type side interface {
 	label() string
 	addr(sh *shape) string
@@ -656,7 +656,7 @@ var (
 	heldPorts = map[int]bool{}
 )
 
-// --- wasm/gateway + wasm/host --------------------------------------------------------------------------------
+// --- gateway + wasm/host --------------------------------------------------------------------------------
 
 type hostSide struct {
 	mu       sync.Mutex

@@ -138,7 +138,7 @@ func last(s []string) string {
 var preHandshakeProps = regexp.MustCompile(`^PROBE prop connection\.(requested_server_name|subject_local_certificate|uri_san_local_certificate|dns_san_local_certificate) `)
 
 // preHandshakeLocalTLS is the known deviation "SNI and local certificate unknown before the handshake":
-// wasm/gateway creates the filter at accept with an empty TLSInfo (filled by Conn.SetTLS after the
+// gateway creates the filter at accept with an empty TLSInfo (filled by Conn.SetTLS after the
 // handshake), while Envoy answers these from the ClientHello (tls_inspector) and the configured certificate
 // already in on_new_connection. It checks Envoy's answers, then gives the host's probe lines before the first
 // data Envoy's values so the rest compares exactly.
@@ -152,11 +152,11 @@ func preHandshakeLocalTLS(t *testing.T, envoy, hst *observation) {
 			continue
 		}
 		require.NotRegexp(t, `requested_server_name status=0 hex=$`, e[i], "Envoy knows the SNI at accept")
-		t.Logf("known deviation (wasm/gateway, before the handshake): envoy %q, host %q", e[i], h[i])
+		t.Logf("known deviation (gateway, before the handshake): envoy %q, host %q", e[i], h[i])
 		h[i] = e[i]
 		differ++
 	}
-	require.NotZero(t, differ, "wasm/gateway now knows SNI and the local certificate at accept: remove this known deviation (preHandshakeLocalTLS) and its README row")
+	require.NotZero(t, differ, "gateway now knows SNI and the local certificate at accept: remove this known deviation (preHandshakeLocalTLS) and its README row")
 }
 
 // beforeFirstData returns the events before the first on_downstream_data.
@@ -172,7 +172,7 @@ func beforeFirstData(events []string) []string {
 // The same slow client on a listener with tls_inspector (Istio's SNI-matching gateway listeners): the listener
 // filter holds the connection until the ClientHello arrives (listener_filters_timeout, 15 s by default) and
 // only then builds the filter chain, so the filter's deadline counts from the ClientHello and this client
-// gets through. wasm/gateway has no listener-filter phase: it builds the chain at accept, so its deadline
+// gets through. gateway has no listener-filter phase: it builds the chain at accept, so its deadline
 // counts from accept and closes the client — a known deviation (wasm/host/README.md), checked here.
 func TestSlowClientBeforeClientHelloWithTLSInspector(t *testing.T) {
 	req := rq(t, "echo_default.c2s.bin")
@@ -185,8 +185,8 @@ func TestSlowClientBeforeClientHelloWithTLSInspector(t *testing.T) {
 	require.Equal(t, []string{`"AC" eof`}, envoy.Clients, "Envoy: the filter only exists from the ClientHello on")
 	require.Equal(t, []string{digest(req) + " +eof"}, envoy.Backends["b"])
 	if dump(envoy) == dump(hst) {
-		t.Fatal("wasm/gateway now builds the chain after the ClientHello like Envoy with tls_inspector: remove this known deviation from the test and the README")
+		t.Fatal("gateway now builds the chain after the ClientHello like Envoy with tls_inspector: remove this known deviation from the test and the README")
 	}
 	require.Equal(t, []string{"EVT new_connection id=c1", "EVT deadline id=c1 close_status=0",
-		"EVT downstream_close id=c1 peer=1", "EVT stream_done id=c1"}, hst.Events, "wasm/gateway: deadline from accept")
+		"EVT downstream_close id=c1 peer=1", "EVT stream_done id=c1"}, hst.Events, "gateway: deadline from accept")
 }

@@ -127,7 +127,7 @@ func BenchmarkRealFilterAssociation(b *testing.B) {
 	}
 	go g.Serve(ln)
 	b.Cleanup(func() { g.Close() })
-	req, err := os.ReadFile(filepath.Join("..", "..", "sdk", "pdu", "testdata", "echo_default.c2s.bin"))
+	req, err := os.ReadFile(filepath.Join("..", "sdk", "pdu", "testdata", "echo_default.c2s.bin"))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -84,7 +84,7 @@ var (
 // eosWithLastBytes is the known deviation "end of stream in the same callback as the last bytes": Envoy reads a
 // socket until EAGAIN and reports the peer's FIN with the bytes of the same read (ConnectionImpl::onReadReady,
 // RawBufferSocket::doRead), so a FIN that arrives with the last bytes gives one callback with size=N end=true;
-// wasm/gateway hands each Read to the host separately, so the FIN always arrives as its own size=0 end=true
+// gateway hands each Read to the host separately, so the FIN always arrives as its own size=0 end=true
 // callback. Each side must still see exactly one end of stream per direction; the comparison then ignores
 // where it came.
 func eosWithLastBytes(t *testing.T, envoy, hst *observation) {
@@ -112,12 +112,12 @@ func eosWithLastBytes(t *testing.T, envoy, hst *observation) {
 // resetNotPropagated is the known deviation "a client RST is not passed on as an RST": Envoy closes the
 // upstream with an RST when the downstream was reset (tcp_proxy TcpUpstream::onDownstreamEvent, close reason
 // ClosingUpstreamTcpDueToDownstreamResetClose; ConnectionImpl sets SO_LINGER 0), so the backend sees a reset;
-// wasm/host's Transport.CloseUpstream has no reset flag and wasm/gateway closes the upstream with a FIN.
+// wasm/host's Transport.CloseUpstream has no reset flag and gateway closes the upstream with a FIN.
 func resetNotPropagated(t *testing.T, envoy, hst *observation) {
 	t.Helper()
 	require.Len(t, envoy.Backends["b"], 1)
 	require.NotContains(t, envoy.Backends["b"][0], "+eof", "Envoy passed the client's RST on as a FIN")
 	require.Len(t, hst.Backends["b"], 1)
-	require.Contains(t, hst.Backends["b"][0], "+eof", "wasm/gateway now propagates the RST: remove this known deviation")
+	require.Contains(t, hst.Backends["b"][0], "+eof", "gateway now propagates the RST: remove this known deviation")
 	hst.Backends["b"] = []string{strings.TrimSuffix(hst.Backends["b"][0], " +eof")}
 }
