@@ -7,13 +7,8 @@ import (
 	"debug/elf"
 	"errors"
 	"fmt"
-	"io"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // RejectorBinaryName is the path (from /) of the dicomgate binary in the
@@ -67,47 +62,17 @@ func BuildRejector(binary []byte, format Format) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	layerType, manifestType, configType := types.OCILayer, types.OCIManifestSchema1, types.OCIConfigJSON
-	if format == FormatDocker {
-		layerType, manifestType, configType = types.DockerLayer, types.DockerManifestSchema2, types.DockerConfigJSON
-	}
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(layerBytes)), nil
-	}, tarball.WithMediaType(layerType))
-	if err != nil {
-		return nil, fmt.Errorf("building the image layer: %w", err)
-	}
-	img := mutate.MediaType(empty.Image, manifestType)
-	img = mutate.ConfigMediaType(img, configType)
-	img, err = mutate.Append(img, mutate.Addendum{
-		Layer:     layer,
-		MediaType: layerType,
-		History: v1.History{
-			Created:   v1.Time{Time: Epoch},
-			CreatedBy: "dicomgate push --rejector: COPY " + RejectorBinaryName + " /" + RejectorBinaryName,
-			Comment:   "dicomgate reject: answers denied associations with an A-ASSOCIATE-RJ",
-		},
+	return singleLayerImage(layerBytes, format, v1.History{
+		CreatedBy: "dicomgate push --rejector: COPY " + RejectorBinaryName + " /" + RejectorBinaryName,
+		Comment:   "dicomgate reject: answers denied associations with an A-ASSOCIATE-RJ",
+	}, func(cfg *v1.ConfigFile) {
+		cfg.OS = "linux"
+		cfg.Architecture = arch
+		cfg.Config.Entrypoint = []string{"/" + RejectorBinaryName}
+		cfg.Config.Cmd = []string{"reject"}
+		cfg.Config.User = RejectorUser
+		cfg.Config.WorkingDir = "/"
 	})
-	if err != nil {
-		return nil, fmt.Errorf("adding the layer: %w", err)
-	}
-	cfg, err := img.ConfigFile()
-	if err != nil {
-		return nil, fmt.Errorf("reading the image config: %w", err)
-	}
-	cfg = cfg.DeepCopy()
-	cfg.Created = v1.Time{Time: Epoch}
-	cfg.OS = "linux"
-	cfg.Architecture = arch
-	cfg.Config.Entrypoint = []string{"/" + RejectorBinaryName}
-	cfg.Config.Cmd = []string{"reject"}
-	cfg.Config.User = RejectorUser
-	cfg.Config.WorkingDir = "/"
-	img, err = mutate.ConfigFile(img, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("setting the image config: %w", err)
-	}
-	return img, nil
 }
 
 // fileTarGz is a gzip-compressed tar holding one regular file with fixed

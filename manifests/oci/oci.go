@@ -111,6 +111,19 @@ func Build(module []byte, format Format) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
+	return singleLayerImage(layerBytes, format, v1.History{
+		CreatedBy: "dicomgate push: COPY " + PluginFileName + " /" + PluginFileName,
+		Comment:   "dicomgate proxy-wasm network filter",
+	}, func(cfg *v1.ConfigFile) {
+		cfg.OS = "wasip1"
+		cfg.Architecture = "wasm"
+	})
+}
+
+// singleLayerImage is the reproducible one-layer image both images are made of: layerBytes (a .tar.gz)
+// as its only layer, with history h, media types of format, every timestamp Epoch, and its config
+// file completed by setConfig.
+func singleLayerImage(layerBytes []byte, format Format, h v1.History, setConfig func(*v1.ConfigFile)) (v1.Image, error) {
 	layerType, manifestType, configType := types.OCILayer, types.OCIManifestSchema1, types.OCIConfigJSON
 	if format == FormatDocker {
 		layerType, manifestType, configType = types.DockerLayer, types.DockerManifestSchema2, types.DockerConfigJSON
@@ -121,17 +134,10 @@ func Build(module []byte, format Format) (v1.Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("building the image layer: %w", err)
 	}
+	h.Created = v1.Time{Time: Epoch}
 	img := mutate.MediaType(empty.Image, manifestType)
 	img = mutate.ConfigMediaType(img, configType)
-	img, err = mutate.Append(img, mutate.Addendum{
-		Layer:     layer,
-		MediaType: layerType,
-		History: v1.History{
-			Created:   v1.Time{Time: Epoch},
-			CreatedBy: "dicomgate push: COPY " + PluginFileName + " /" + PluginFileName,
-			Comment:   "dicomgate proxy-wasm network filter",
-		},
-	})
+	img, err = mutate.Append(img, mutate.Addendum{Layer: layer, MediaType: layerType, History: h})
 	if err != nil {
 		return nil, fmt.Errorf("adding the layer: %w", err)
 	}
@@ -141,8 +147,7 @@ func Build(module []byte, format Format) (v1.Image, error) {
 	}
 	cfg = cfg.DeepCopy()
 	cfg.Created = v1.Time{Time: Epoch}
-	cfg.OS = "wasip1"
-	cfg.Architecture = "wasm"
+	setConfig(cfg)
 	img, err = mutate.ConfigFile(img, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("setting the image config: %w", err)
