@@ -8,6 +8,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/dicomgate/dicomgate/internal/pduconn"
 	"github.com/dicomgate/dicomgate/sdk/pdu"
 )
 
@@ -20,11 +21,8 @@ type assoc struct {
 	c    net.Conn
 	peer string
 
-	rbuf     []byte
-	consumed int
-	framer   pdu.Framer
-	dec      pdu.Decoder
-	pdata    pdu.PDataTF
+	r     *pduconn.Reader
+	pdata pdu.PDataTF
 
 	called, calling string
 	ts              map[uint8]string // accepted context ID -> transfer syntax
@@ -66,38 +64,6 @@ func (a *assoc) logf(format string, args ...any) {
 	a.s.cfg.Logf("%s: "+format, append([]any{a.s.cfg.Name}, args...)...)
 }
 
-// readPDU returns the next complete PDU. The slice is valid until the next call.
-func (a *assoc) readPDU() ([]byte, error) {
-	if a.consumed > 0 {
-		a.rbuf = append(a.rbuf[:0], a.rbuf[a.consumed:]...)
-		a.consumed = 0
-	}
-	for {
-		h, need, err := a.framer.Peek(a.rbuf)
-		if err != nil {
-			return nil, err
-		}
-		if need == 0 {
-			a.consumed = h.Total()
-			return a.rbuf[:a.consumed], nil
-		}
-		if cap(a.rbuf)-len(a.rbuf) < need {
-			grown := make([]byte, len(a.rbuf), len(a.rbuf)+max(need, 32<<10))
-			copy(grown, a.rbuf)
-			a.rbuf = grown
-		}
-		_ = a.c.SetReadDeadline(time.Now().Add(a.s.cfg.IdleTimeout))
-		n, err := a.c.Read(a.rbuf[len(a.rbuf):cap(a.rbuf)])
-		a.rbuf = a.rbuf[:len(a.rbuf)+n]
-		if err != nil {
-			if errors.Is(err, io.EOF) && len(a.rbuf) > 0 {
-				return nil, fmt.Errorf("connection closed inside a PDU (%d bytes buffered): %w", len(a.rbuf), io.ErrUnexpectedEOF)
-			}
-			return nil, err
-		}
-	}
-}
-
 func (a *assoc) send(b []byte) error {
 	_ = a.c.SetWriteDeadline(time.Now().Add(a.s.cfg.IdleTimeout))
 	_, err := a.c.Write(b)
@@ -111,7 +77,7 @@ func (a *assoc) sendAbort(reason uint8) {
 
 // run negotiates the association and serves it until release, abort or error.
 func (a *assoc) run() error {
-	first, err := a.readPDU()
+	first, err := a.r.ReadPDU()
 	if err != nil {
 		if errors.Is(err, pdu.ErrTLS) {
 			return fmt.Errorf("peer speaks TLS to this plain DICOM port: %w", err)
@@ -123,7 +89,7 @@ func (a *assoc) run() error {
 		return fmt.Errorf("first PDU is %s, want A-ASSOCIATE-RQ", pdu.Type(first[0]))
 	}
 	var rq pdu.AssociateRQ
-	if err := a.dec.DecodeAssociateRQ(first, &rq); err != nil {
+	if err := a.r.Dec.DecodeAssociateRQ(first, &rq); err != nil {
 		a.sendAbort(abortInvalidParamValue)
 		return fmt.Errorf("A-ASSOCIATE-RQ: %w", err)
 	}
@@ -168,7 +134,7 @@ func (a *assoc) run() error {
 	a.logf("association %s -> %s from %s accepted (%d/%d presentation contexts)", a.calling, a.called, a.peer, len(a.ts), len(rq.PresentationContexts))
 
 	for {
-		p, err := a.readPDU()
+		p, err := a.r.ReadPDU()
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				return fmt.Errorf("%s closed the connection without A-RELEASE or A-ABORT", a.calling)
@@ -180,7 +146,7 @@ func (a *assoc) run() error {
 		}
 		switch pdu.Type(p[0]) {
 		case pdu.TypePDataTF:
-			if err := a.dec.DecodePDataTF(p, &a.pdata); err != nil {
+			if err := a.r.Dec.DecodePDataTF(p, &a.pdata); err != nil {
 				a.sendAbort(abortInvalidParamValue)
 				return fmt.Errorf("P-DATA-TF: %w", err)
 			}

@@ -13,6 +13,7 @@ package demopacs
 import (
 	"errors"
 	"fmt"
+	"github.com/dicomgate/dicomgate/internal/pduconn"
 	"io"
 	"net"
 	"sync"
@@ -196,7 +197,8 @@ func (s *Server) handle(c net.Conn) {
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	a := &assoc{s: s, c: c, peer: c.RemoteAddr().String()}
+	a := &assoc{s: s, c: c, peer: c.RemoteAddr().String(), r: pduconn.NewReader(c)}
+	a.r.IdleTimeout = s.cfg.IdleTimeout
 	if err := a.run(); err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 		s.cfg.Logf("%s: association from %s: %v", s.cfg.Name, a.peer, err)
 	}

@@ -7,7 +7,7 @@ import (
 	"net"
 	"time"
 
-	"github.com/dicomgate/dicomgate/internal/dicomscu"
+	"github.com/dicomgate/dicomgate/internal/pduconn"
 	"github.com/dicomgate/dicomgate/sdk/pdu"
 )
 
@@ -57,7 +57,7 @@ type assocTiming struct {
 type association struct {
 	c       net.Conn
 	cfg     assocConfig
-	r       *dicomscu.Reader
+	r       *pduconn.Reader
 	peerMax uint32 // the acceptor's maximum P-DATA-TF length (0: unlimited)
 	msgID   uint16
 	started time.Time
@@ -117,7 +117,7 @@ func associate(cfg assocConfig, rq []byte) (*association, assocTiming, error) {
 		c = tc
 		tm.Handshake = time.Since(start) - tm.Connect
 	}
-	a := &association{c: c, cfg: cfg, r: dicomscu.NewReader(c), started: start}
+	a := &association{c: c, cfg: cfg, r: pduconn.NewReader(c), started: start}
 	t0 := time.Now()
 	if _, err := c.Write(rq); err != nil {
 		c.Close()
@@ -198,8 +198,8 @@ func newStoreStream(size int64, maxPDU uint32, msgID uint16, instance string) (*
 		return nil, fmt.Errorf("maximum PDU length %d is too small for the benchmark (need >= 64)", maxPDU)
 	}
 	var head []byte
-	head = dicomscu.AppendElem(head, 0x0008, 0x0016, dicomscu.PadUID(uidSecondaryCapture))
-	head = dicomscu.AppendElem(head, 0x0008, 0x0018, dicomscu.PadUID(instance))
+	head = pduconn.AppendElem(head, 0x0008, 0x0016, pduconn.PadUID(uidSecondaryCapture))
+	head = pduconn.AppendElem(head, 0x0008, 0x0018, pduconn.PadUID(instance))
 	pixels := size - int64(len(head)) - 8
 	if pixels < 0 || pixels%2 != 0 || pixels > 0xFFFFFFFE {
 		return nil, fmt.Errorf("data set size %d: want an even size between %d and 4 GiB", size, len(head)+8)
@@ -208,7 +208,7 @@ func newStoreStream(size int64, maxPDU uint32, msgID uint16, instance string) (*
 	head = binary.LittleEndian.AppendUint16(head, 0x0010)
 	head = binary.LittleEndian.AppendUint32(head, uint32(pixels))
 
-	cmd := dicomscu.StoreCommand(uidSecondaryCapture, msgID, instance)
+	cmd := pduconn.StoreCommand(uidSecondaryCapture, msgID, instance)
 	frag := int64(maxPDU) - 6
 	nPDU := (size + frag - 1) / frag
 	out := make([]byte, 0, int64(len(cmd))+12+size+nPDU*12)

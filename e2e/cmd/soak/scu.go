@@ -8,7 +8,7 @@ import (
 	"net"
 	"time"
 
-	"github.com/dicomgate/dicomgate/internal/dicomscu"
+	"github.com/dicomgate/dicomgate/internal/pduconn"
 	"github.com/dicomgate/dicomgate/sdk/pdu"
 )
 
@@ -92,7 +92,7 @@ func rqTwoIdentities(calling, called, first, second string) []byte {
 // scu is one open association.
 type scu struct {
 	c       net.Conn
-	r       *dicomscu.Reader
+	r       *pduconn.Reader
 	peerMax uint32
 }
 
@@ -114,7 +114,7 @@ func dialTLS(addr string, cfg *tls.Config, timeout time.Duration) (net.Conn, err
 
 // open sends rq on c and waits for an A-ASSOCIATE-AC accepting context 1.
 func open(c net.Conn, rq []byte, timeout time.Duration) (*scu, error) {
-	a := &scu{c: c, r: dicomscu.NewReader(c)}
+	a := &scu{c: c, r: pduconn.NewReader(c)}
 	_ = c.SetDeadline(time.Now().Add(timeout))
 	if _, err := c.Write(rq); err != nil {
 		return nil, fmt.Errorf("writing the A-ASSOCIATE-RQ: %w", err)
@@ -150,8 +150,8 @@ type instance struct {
 // newInstance builds an instance of about size bytes from seed.
 func newInstance(uid string, size int, seed uint64) instance {
 	var ds []byte
-	ds = dicomscu.AppendElem(ds, 0x0008, 0x0016, dicomscu.PadUID(uidSecondaryCapture))
-	ds = dicomscu.AppendElem(ds, 0x0008, 0x0018, dicomscu.PadUID(uid))
+	ds = pduconn.AppendElem(ds, 0x0008, 0x0016, pduconn.PadUID(uidSecondaryCapture))
+	ds = pduconn.AppendElem(ds, 0x0008, 0x0018, pduconn.PadUID(uid))
 	pixels := make([]byte, size&^1)
 	x := seed | 1
 	for i := range pixels { // xorshift64
@@ -160,7 +160,7 @@ func newInstance(uid string, size int, seed uint64) instance {
 		x ^= x << 17
 		pixels[i] = byte(x)
 	}
-	ds = dicomscu.AppendElem(ds, 0x7FE0, 0x0010, pixels)
+	ds = pduconn.AppendElem(ds, 0x7FE0, 0x0010, pixels)
 	return instance{uid: uid, dataSet: ds}
 }
 
@@ -168,7 +168,7 @@ func newInstance(uid string, size int, seed uint64) instance {
 func (a *scu) store(inst instance, msgID uint16, timeout time.Duration) error {
 	_ = a.c.SetDeadline(time.Now().Add(timeout))
 	var out []byte
-	cmd := dicomscu.StoreCommand(uidSecondaryCapture, msgID, inst.uid)
+	cmd := pduconn.StoreCommand(uidSecondaryCapture, msgID, inst.uid)
 	out = (&pdu.PDataTF{PDVs: []pdu.PDV{{ContextID: 1, MessageControlHeader: pdu.MCHCommand | pdu.MCHLast, Data: cmd}}}).AppendEncode(out)
 	frag := int(a.peerMax) - 6
 	for off := 0; off < len(inst.dataSet); off += frag {

@@ -1,12 +1,13 @@
-// Package dicomscu is the minimal DICOM requester (SCU) the project's load and attack tools share
-// (bench/cmd/envoyab, e2e/cmd/soak): it reads whole PDUs off a connection with sdk/pdu's framer,
-// builds the C-STORE-RQ command set, waits for and checks the C-STORE-RSP, and releases. It opens no
-// connection itself and proposes nothing: each tool builds its own A-ASSOCIATE-RQ and timing.
+// Package pduconn reads whole DICOM Upper Layer PDUs off a connection and holds the DIMSE pieces the
+// project's own peers share: the demo acceptors (internal/demopacs) and the requesters of the load and
+// attack tools (bench/cmd/envoyab, e2e/cmd/soak). It builds the C-STORE-RQ command set, waits for and checks
+// the C-STORE-RSP, and releases. It opens no connection and proposes nothing: each peer builds its own
+// A-ASSOCIATE PDUs and timing.
 //
-// Every wait is bounded by the deadline the caller sets on the connection; every reply is checked
-// (type, message ID, status, instance), so a tool counts an operation only when the acceptor really
+// Every wait is bounded by the connection's deadline (or Reader.IdleTimeout per read); every reply is
+// checked (type, message ID, status, instance), so a tool counts an operation only when the peer really
 // did it.
-package dicomscu
+package pduconn
 
 import (
 	"encoding/binary"
@@ -27,9 +28,12 @@ type Reader struct {
 	c      net.Conn
 	framer pdu.Framer
 	// Dec decodes what ReadPDU returns (MaxPDULength set).
-	Dec  pdu.Decoder
-	rbuf []byte
-	used int // bytes of rbuf consumed by the last returned PDU
+	Dec pdu.Decoder
+	// IdleTimeout, when set, is the read deadline set before every read (an acceptor's idle timeout);
+	// otherwise the connection's own deadline applies.
+	IdleTimeout time.Duration
+	rbuf        []byte
+	used        int // bytes of rbuf consumed by the last returned PDU
 }
 
 // NewReader reads PDUs from c.
@@ -38,8 +42,8 @@ func NewReader(c net.Conn) *Reader {
 		rbuf: make([]byte, 0, 16<<10)}
 }
 
-// ReadPDU returns the next complete PDU; the slice is valid until the next call. An end of stream
-// inside a PDU (or before one) is io.ErrUnexpectedEOF.
+// ReadPDU returns the next complete PDU; the slice is valid until the next call. The peer closing
+// between two PDUs is io.EOF; inside a PDU, io.ErrUnexpectedEOF.
 func (r *Reader) ReadPDU() ([]byte, error) {
 	if r.used > 0 {
 		r.rbuf = append(r.rbuf[:0], r.rbuf[r.used:]...)
@@ -59,10 +63,13 @@ func (r *Reader) ReadPDU() ([]byte, error) {
 			copy(grown, r.rbuf)
 			r.rbuf = grown
 		}
+		if r.IdleTimeout > 0 {
+			_ = r.c.SetReadDeadline(time.Now().Add(r.IdleTimeout))
+		}
 		n, err := r.c.Read(r.rbuf[len(r.rbuf):cap(r.rbuf)])
 		r.rbuf = r.rbuf[:len(r.rbuf)+n]
 		if err != nil {
-			if errors.Is(err, io.EOF) {
+			if errors.Is(err, io.EOF) && len(r.rbuf) > 0 {
 				return nil, fmt.Errorf("the peer closed the connection (%d bytes of a PDU buffered): %w", len(r.rbuf), io.ErrUnexpectedEOF)
 			}
 			return nil, err

@@ -1,4 +1,4 @@
-package dicomscu
+package pduconn
 
 import (
 	"encoding/binary"
@@ -65,4 +65,14 @@ func TestStoreCommandReadsBack(t *testing.T) {
 	require.EqualValues(t, 42, cs.MessageID)
 	require.Equal(t, "1.2.840.10008.5.1.4.1.1.7", string(cs.AffectedSOPClassUID))
 	require.Equal(t, "1.2.3", string(cs.AffectedSOPInstanceUID))
+}
+
+// The peer closing between two PDUs is a clean io.EOF (an acceptor tells it from a cut PDU).
+func TestReadPDUEndOfStreamBetweenPDUs(t *testing.T) {
+	r := serve(t, storeRSP(1, 0, "1.2"), 7)
+	_, err := r.ReadPDU()
+	require.NoError(t, err)
+	_, err = r.ReadPDU()
+	require.ErrorIs(t, err, io.EOF)
+	require.False(t, errors.Is(err, io.ErrUnexpectedEOF))
 }
