@@ -18,7 +18,7 @@ type Metrics struct {
 	ConnectionsTotal         atomic.Uint64 // accepted client connections
 	ConnectionsActive        atomic.Int64  // client connections not yet fully closed
 	TLSHandshakeFailures     atomic.Uint64 // TLS handshakes that failed or timed out
-	NoCluster                atomic.Uint64 // connect requests naming no or an unknown cluster
+	NoCluster                atomic.Uint64 // connect requests naming a cluster the gateway does not define
 	IdleTimeouts             atomic.Uint64 // connections closed by Config.IdleTimeout
 	DownstreamRxBytes        atomic.Uint64 // bytes read from clients
 	DownstreamTxBytes        atomic.Uint64 // bytes written to clients
@@ -92,7 +92,7 @@ func (m *Metrics) WritePrometheus(w io.Writer) error {
 	one("connections_total", "counter", "Client connections accepted.", m.ConnectionsTotal.Load())
 	one("connections_active", "gauge", "Client connections open.", m.ConnectionsActive.Load())
 	one("tls_handshake_failures_total", "counter", "TLS handshakes that failed or timed out.", m.TLSHandshakeFailures.Load())
-	one("no_cluster_total", "counter", "Connections closed because the chosen cluster is empty or unknown.", m.NoCluster.Load())
+	one("no_cluster_total", "counter", "Connections closed because the route names a cluster the gateway does not define (no route at all is tcp_proxy's NoRouteFound, in downstream_closes_total).", m.NoCluster.Load())
 	one("idle_timeouts_total", "counter", "Connections closed after IdleTimeout without traffic.", m.IdleTimeouts.Load())
 	one("downstream_rx_bytes_total", "counter", "Bytes received from clients.", m.DownstreamRxBytes.Load())
 	one("downstream_tx_bytes_total", "counter", "Bytes sent to clients.", m.DownstreamTxBytes.Load())
