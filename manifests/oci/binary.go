@@ -1,7 +1,6 @@
 package oci
 
 import (
-	"archive/tar"
 	"bytes"
 	"compress/gzip"
 	"debug/elf"
@@ -58,7 +57,7 @@ func BuildRejector(binary []byte, format Format) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	layerBytes, err := fileTarGz(RejectorBinaryName, 0o555, binary)
+	layerBytes, err := fileTarGz(RejectorBinaryName, 0o555, binary, gzip.BestSpeed)
 	if err != nil {
 		return nil, err
 	}
@@ -73,33 +72,4 @@ func BuildRejector(binary []byte, format Format) (v1.Image, error) {
 		cfg.Config.User = RejectorUser
 		cfg.Config.WorkingDir = "/"
 	})
-}
-
-// fileTarGz is a gzip-compressed tar holding one regular file with fixed
-// metadata (as layerTarGz).
-func fileTarGz(name string, mode int64, data []byte) ([]byte, error) {
-	var tarBuf bytes.Buffer
-	tw := tar.NewWriter(&tarBuf)
-	hdr := &tar.Header{Typeflag: tar.TypeReg, Name: name, Size: int64(len(data)), Mode: mode, ModTime: Epoch, Format: tar.FormatUSTAR}
-	if err := tw.WriteHeader(hdr); err != nil {
-		return nil, fmt.Errorf("writing the tar header: %w", err)
-	}
-	if _, err := tw.Write(data); err != nil {
-		return nil, fmt.Errorf("writing %s into the tar: %w", name, err)
-	}
-	if err := tw.Close(); err != nil {
-		return nil, fmt.Errorf("closing the tar: %w", err)
-	}
-	var gz bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&gz, gzip.BestSpeed)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := zw.Write(tarBuf.Bytes()); err != nil {
-		return nil, fmt.Errorf("compressing the layer: %w", err)
-	}
-	if err := zw.Close(); err != nil {
-		return nil, fmt.Errorf("compressing the layer: %w", err)
-	}
-	return gz.Bytes(), nil
 }

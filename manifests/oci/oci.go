@@ -155,31 +155,30 @@ func singleLayerImage(layerBytes []byte, format Format, h v1.History, setConfig 
 	return img, nil
 }
 
-// layerTarGz returns a gzip-compressed tar holding module as /plugin.wasm with
-// fixed metadata (mtime Epoch, uid/gid 0, mode 0444, no user or group names)
-// and a gzip header without name or time.
+// layerTarGz returns the plugin layer: module as /plugin.wasm (mode 0444),
+// best compression.
 func layerTarGz(module []byte) ([]byte, error) {
+	return fileTarGz(PluginFileName, 0o444, module, gzip.BestCompression)
+}
+
+// fileTarGz returns a gzip-compressed tar holding one regular file with fixed
+// metadata (mtime Epoch, uid/gid 0, no user or group names) and a gzip header
+// without name or time: the same input always gives the same bytes.
+func fileTarGz(name string, mode int64, data []byte, level int) ([]byte, error) {
 	var tarBuf bytes.Buffer
 	tw := tar.NewWriter(&tarBuf)
-	hdr := &tar.Header{
-		Typeflag: tar.TypeReg,
-		Name:     PluginFileName,
-		Size:     int64(len(module)),
-		Mode:     0o444,
-		ModTime:  Epoch,
-		Format:   tar.FormatUSTAR,
-	}
+	hdr := &tar.Header{Typeflag: tar.TypeReg, Name: name, Size: int64(len(data)), Mode: mode, ModTime: Epoch, Format: tar.FormatUSTAR}
 	if err := tw.WriteHeader(hdr); err != nil {
 		return nil, fmt.Errorf("writing the tar header: %w", err)
 	}
-	if _, err := tw.Write(module); err != nil {
-		return nil, fmt.Errorf("writing plugin.wasm into the tar: %w", err)
+	if _, err := tw.Write(data); err != nil {
+		return nil, fmt.Errorf("writing %s into the tar: %w", name, err)
 	}
 	if err := tw.Close(); err != nil {
 		return nil, fmt.Errorf("closing the tar: %w", err)
 	}
 	var gz bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&gz, gzip.BestCompression)
+	zw, err := gzip.NewWriterLevel(&gz, level)
 	if err != nil {
 		return nil, err
 	}
