@@ -26,13 +26,13 @@ const (
 	uidImplClass        = "2.25.93120465820974155287766152934805511202" // a 2.25 UUID-derived UID (PS3.5 §B.2)
 )
 
-// rqBytes encodes an A-ASSOCIATE-RQ from calling to called proposing
-// Secondary Capture storage.
-func rqBytes(calling, called string) []byte {
+// newRQ is an A-ASSOCIATE-RQ from calling to called proposing Secondary
+// Capture storage.
+func newRQ(calling, called string) pdu.AssociateRQ {
 	c1, c2 := make([]byte, 16), make([]byte, 16)
 	pdu.PadAETitle(c1, called)
 	pdu.PadAETitle(c2, calling)
-	rq := pdu.AssociateRQ{
+	return pdu.AssociateRQ{
 		ProtocolVersion:    1,
 		CalledAETitleRaw:   c1,
 		CallingAETitleRaw:  c2,
@@ -46,6 +46,11 @@ func rqBytes(calling, called string) []byte {
 			ImplementationVersionName: []byte("DICOMGATE_SOAK"),
 		},
 	}
+}
+
+// rqBytes encodes newRQ(calling, called).
+func rqBytes(calling, called string) []byte {
+	rq := newRQ(calling, called)
 	return rq.AppendEncode(nil)
 }
 
@@ -53,24 +58,9 @@ func rqBytes(calling, called string) []byte {
 // usernames first and then second. A filter that judges one and a PACS that
 // uses the other disagree (issue 11), so the filter must refuse it.
 func rqTwoIdentities(calling, called, first, second string) []byte {
-	c1, c2 := make([]byte, 16), make([]byte, 16)
-	pdu.PadAETitle(c1, called)
-	pdu.PadAETitle(c2, calling)
-	rq := pdu.AssociateRQ{
-		ProtocolVersion:    1,
-		CalledAETitleRaw:   c1,
-		CallingAETitleRaw:  c2,
-		ApplicationContext: []byte(uidAppContext),
-		PresentationContexts: []pdu.PresentationContextRQ{{
-			ID: 1, AbstractSyntax: []byte(uidSecondaryCapture), TransferSyntaxes: [][]byte{[]byte(uidImplicitLE)},
-		}},
-		UserInformation: pdu.UserInformation{
-			MaxLength: 16384, HasMaxLength: true,
-			ImplementationClassUID: []byte(uidImplClass),
-			UserIdentity:           pdu.UserIdentity{Type: 1, Primary: []byte(first)},
-			HasUserIdentity:        true,
-		},
-	}
+	rq := newRQ(calling, called)
+	rq.UserInformation.UserIdentity = pdu.UserIdentity{Type: 1, Primary: []byte(first)}
+	rq.UserInformation.HasUserIdentity = true
 	b := rq.AppendEncode(nil)
 	// The user-information item (0x50) is the RQ's last item: append the
 	// second sub-item to it and fix its length and the PDU length.
