@@ -1,7 +1,7 @@
 // Package pduconn reads whole DICOM Upper Layer PDUs off a connection and holds the DIMSE pieces the
 // project's own peers share: the demo acceptors (internal/demopacs) and the requesters of the load and
-// attack tools (bench/cmd/envoyab, e2e/cmd/soak). It builds the C-STORE-RQ command set, waits for and checks
-// the C-STORE-RSP, and releases. It opens no connection and proposes nothing: each peer builds its own
+// attack tools (internal/scu, e2e/cmd/soak). It builds the C-STORE-RQ and C-ECHO-RQ command sets, waits for
+// and checks their responses, and releases. It opens no connection and proposes nothing: each peer builds its own
 // A-ASSOCIATE PDUs and timing.
 //
 // Every wait is bounded by the connection's deadline (or Reader.IdleTimeout per read); every reply is
@@ -77,25 +77,46 @@ func (r *Reader) ReadPDU() ([]byte, error) {
 	}
 }
 
+// StatusError is a DIMSE response whose status is not Success: the peer answered, and refused or failed the
+// operation.
+type StatusError struct {
+	// Response is the response's command name (e.g. "C-STORE-RSP").
+	Response string
+	// Status is the DIMSE status (PS3.7 Annex C).
+	Status uint16
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("%s status %#04x, want 0x0000 (Success)", e.Response, e.Status)
+}
+
 // AwaitStoreRSP reads P-DATA-TF PDUs until a whole command set arrives and checks that it is the
 // C-STORE-RSP to message msgID, with status Success (0x0000), for instance.
 func (r *Reader) AwaitStoreRSP(msgID uint16, instance string) error {
+	return r.AwaitRSP(0x8001, msgID, instance)
+}
+
+// AwaitRSP reads P-DATA-TF PDUs until a whole command set arrives and checks that it is the response with
+// command field field (e.g. 0x8030 C-ECHO-RSP) to message msgID, with status Success (0x0000), naming
+// instance when instance is not empty. A status other than Success is a *StatusError.
+func (r *Reader) AwaitRSP(field, msgID uint16, instance string) error {
+	want := pdu.CommandFieldName(field)
 	var cmdBuf []byte
 	var pd pdu.PDataTF
 	for {
 		p, err := r.ReadPDU()
 		if err != nil {
-			return fmt.Errorf("waiting for the C-STORE-RSP: %w", err)
+			return fmt.Errorf("waiting for the %s: %w", want, err)
 		}
 		if pdu.Type(p[0]) != pdu.TypePDataTF {
-			return fmt.Errorf("got %s while waiting for the C-STORE-RSP", pdu.Type(p[0]))
+			return fmt.Errorf("got %s while waiting for the %s", pdu.Type(p[0]), want)
 		}
 		if err := r.Dec.DecodePDataTF(p, &pd); err != nil {
 			return fmt.Errorf("P-DATA-TF: %w", err)
 		}
 		for _, v := range pd.PDVs {
 			if !v.IsCommand() {
-				return fmt.Errorf("data set fragment while waiting for the C-STORE-RSP")
+				return fmt.Errorf("data set fragment while waiting for the %s", want)
 			}
 			cmdBuf = append(cmdBuf, v.Data...)
 			if !v.IsLast() {
@@ -103,17 +124,17 @@ func (r *Reader) AwaitStoreRSP(msgID uint16, instance string) error {
 			}
 			var cs pdu.CommandSet
 			if err := pdu.ReadCommandSet(cmdBuf, &cs); err != nil {
-				return fmt.Errorf("C-STORE-RSP command set: %w", err)
+				return fmt.Errorf("%s command set: %w", want, err)
 			}
 			switch {
-			case cs.CommandField != 0x8001:
-				return fmt.Errorf("got %s instead of C-STORE-RSP", pdu.CommandFieldName(cs.CommandField))
+			case cs.CommandField != field:
+				return fmt.Errorf("got %s instead of %s", pdu.CommandFieldName(cs.CommandField), want)
 			case cs.MessageIDBeingRespondedTo != msgID:
-				return fmt.Errorf("C-STORE-RSP answers message %d, want %d", cs.MessageIDBeingRespondedTo, msgID)
+				return fmt.Errorf("%s answers message %d, want %d", want, cs.MessageIDBeingRespondedTo, msgID)
 			case !cs.HasStatus || cs.Status != 0:
-				return fmt.Errorf("C-STORE-RSP status %#04x, want 0x0000 (Success)", cs.Status)
-			case string(cs.AffectedSOPInstanceUID) != instance:
-				return fmt.Errorf("C-STORE-RSP names instance %q, want %q", cs.AffectedSOPInstanceUID, instance)
+				return &StatusError{Response: want, Status: cs.Status}
+			case instance != "" && string(cs.AffectedSOPInstanceUID) != instance:
+				return fmt.Errorf("%s names instance %q, want %q", want, cs.AffectedSOPInstanceUID, instance)
 			}
 			return nil
 		}
@@ -146,6 +167,16 @@ func StoreCommand(sopClass string, msgID uint16, instance string) []byte {
 	body = AppendElem(body, 0x0000, 0x0700, binary.LittleEndian.AppendUint16(nil, 0))
 	body = AppendElem(body, 0x0000, 0x0800, binary.LittleEndian.AppendUint16(nil, 0x0000)) // a data set follows
 	body = AppendElem(body, 0x0000, 0x1000, PadUID(instance))
+	return append(AppendElem(nil, 0x0000, 0x0000, binary.LittleEndian.AppendUint32(nil, uint32(len(body)))), body...)
+}
+
+// EchoCommand is the C-ECHO-RQ command set (PS3.7 §9.3.5.1) for message msgID, no data set.
+func EchoCommand(msgID uint16) []byte {
+	var body []byte
+	body = AppendElem(body, 0x0000, 0x0002, PadUID("1.2.840.10008.1.1"))
+	body = AppendElem(body, 0x0000, 0x0100, binary.LittleEndian.AppendUint16(nil, 0x0030))
+	body = AppendElem(body, 0x0000, 0x0110, binary.LittleEndian.AppendUint16(nil, msgID))
+	body = AppendElem(body, 0x0000, 0x0800, binary.LittleEndian.AppendUint16(nil, 0x0101)) // no data set
 	return append(AppendElem(nil, 0x0000, 0x0000, binary.LittleEndian.AppendUint32(nil, uint32(len(body)))), body...)
 }
 

@@ -45,7 +45,12 @@ func TestAwaitStoreRSPChecksEveryField(t *testing.T) {
 	const inst = "1.2.3.4.5"
 	require.NoError(t, serve(t, storeRSP(7, 0, inst), 3).AwaitStoreRSP(7, inst), "success, PDU split in 3-byte reads")
 	require.ErrorContains(t, serve(t, storeRSP(8, 0, inst), 64).AwaitStoreRSP(7, inst), "answers message 8, want 7")
-	require.ErrorContains(t, serve(t, storeRSP(7, 0xA700, inst), 64).AwaitStoreRSP(7, inst), "status 0xa700")
+	err := serve(t, storeRSP(7, 0xA700, inst), 64).AwaitStoreRSP(7, inst)
+	var se *StatusError
+	require.ErrorAs(t, err, &se, "a failing status is a *StatusError (tools count it apart from protocol errors)")
+	require.Equal(t, uint16(0xA700), se.Status)
+	require.ErrorContains(t, err, "C-STORE-RSP status 0xa700")
+	require.ErrorContains(t, serve(t, storeRSP(7, 0, inst), 64).AwaitRSP(0x8030, 7, ""), "got C-STORE-RSP instead of C-ECHO-RSP")
 	require.ErrorContains(t, serve(t, storeRSP(7, 0, "1.2.3.4.6"), 64).AwaitStoreRSP(7, inst), `names instance "1.2.3.4.6"`)
 	rel := (&pdu.ReleaseRP{}).AppendEncode(nil)
 	require.ErrorContains(t, serve(t, rel, 64).AwaitStoreRSP(7, inst), "A-RELEASE-RP while waiting for the C-STORE-RSP")
@@ -65,6 +70,16 @@ func TestStoreCommandReadsBack(t *testing.T) {
 	require.EqualValues(t, 42, cs.MessageID)
 	require.Equal(t, "1.2.840.10008.5.1.4.1.1.7", string(cs.AffectedSOPClassUID))
 	require.Equal(t, "1.2.3", string(cs.AffectedSOPInstanceUID))
+}
+
+// EchoCommand reads back as a C-ECHO-RQ without a data set.
+func TestEchoCommandReadsBack(t *testing.T) {
+	var cs pdu.CommandSet
+	require.NoError(t, pdu.ReadCommandSet(EchoCommand(9), &cs))
+	require.EqualValues(t, 0x0030, cs.CommandField)
+	require.EqualValues(t, 9, cs.MessageID)
+	require.Equal(t, "1.2.840.10008.1.1", string(cs.AffectedSOPClassUID))
+	require.False(t, cs.HasDataSet())
 }
 
 // The peer closing between two PDUs is a clean io.EOF (an acceptor tells it from a cut PDU).

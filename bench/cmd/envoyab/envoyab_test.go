@@ -17,98 +17,11 @@ import (
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	_ "google.golang.org/protobuf/types/known/wrapperspb"
 
-	"github.com/dicomgate/dicomgate/internal/demopacs"
-	"github.com/dicomgate/dicomgate/sdk/pdu"
 	"github.com/dicomgate/dicomgate/sdk/policy"
 )
 
-// The program's pieces without Envoy: the DICOM client against the demo acceptor, the C-STORE encoding, the
-// bootstrap (decoded with Envoy's own API types), the policy, the log and /proc parsers. Nothing here is timed.
-
-func TestAssociationAndStoreAgainstDemoPACS(t *testing.T) {
-	var got []demopacs.Stored
-	dir := t.TempDir()
-	s, err := demopacs.Start("127.0.0.1:0", demopacs.Config{Dir: dir, OnStored: func(st demopacs.Stored) { got = append(got, st) }})
-	require.NoError(t, err)
-	defer s.Close()
-	cfg := assocConfig{Addr: s.Addr().String(), CallingAE: benchCallingAE, CalledAE: benchCalledAE, AbstractSyntax: uidVerification, Timeout: 10 * time.Second}
-
-	tm, err := runAssociation(cfg, associationRQ(cfg))
-	require.NoError(t, err)
-	require.Positive(t, tm.RQAC)
-	require.GreaterOrEqual(t, tm.Total, tm.Connect+tm.RQAC)
-
-	cfg.AbstractSyntax = uidSecondaryCapture
-	st, err := newStoreStream(1<<20, 16384, 7, demopacs.NewUID())
-	require.NoError(t, err)
-	a, _, err := associate(cfg, associationRQ(cfg))
-	require.NoError(t, err)
-	require.NoError(t, a.store(st, 7, 10*time.Second))
-	require.NoError(t, a.release())
-
-	require.Len(t, got, 1)
-	require.Equal(t, int64(1<<20), got[0].DataSetBytes)
-	require.Equal(t, st.SOPInstanceUID, got[0].SOPInstanceUID)
-	require.Equal(t, uidSecondaryCapture, got[0].SOPClassUID)
-	require.Equal(t, benchCallingAE, got[0].CallingAETitle)
-}
-
-func TestStoreChecksTheResponse(t *testing.T) {
-	s, err := demopacs.Start("127.0.0.1:0", demopacs.Config{})
-	require.NoError(t, err)
-	defer s.Close()
-	// The acceptor answers message 3; a client expecting another message's response must not count the store.
-	cfg := assocConfig{Addr: s.Addr().String(), CallingAE: "A", CalledAE: "B", AbstractSyntax: uidSecondaryCapture, Timeout: 10 * time.Second}
-	st, err := newStoreStream(4096, 16384, 3, demopacs.NewUID())
-	require.NoError(t, err)
-	a, _, err := associate(cfg, associationRQ(cfg))
-	require.NoError(t, err)
-	defer a.abort()
-	require.ErrorContains(t, a.store(st, 4, 10*time.Second), "C-STORE-RSP answers message 3, want 4")
-}
-
-func TestStoreStreamFraming(t *testing.T) {
-	const size = 100_000
-	st, err := newStoreStream(size, 16384, 9, "1.2.3.4")
-	require.NoError(t, err)
-	var f pdu.Framer
-	var d pdu.Decoder
-	var pd pdu.PDataTF
-	var dataBytes int64
-	var lasts, pdus int
-	rest := st.Bytes
-	for len(rest) > 0 {
-		p, r, err := f.Next(rest)
-		require.NoError(t, err)
-		rest = r
-		require.LessOrEqual(t, len(p)-pdu.HeaderLen, 16384, "PDU length above the acceptor's maximum")
-		require.NoError(t, d.DecodePDataTF(p, &pd))
-		require.Len(t, pd.PDVs, 1)
-		v := pd.PDVs[0]
-		if pdus == 0 {
-			require.True(t, v.IsCommand() && v.IsLast())
-			var cs pdu.CommandSet
-			require.NoError(t, pdu.ReadCommandSet(v.Data, &cs))
-			require.Equal(t, uint16(0x0001), cs.CommandField)
-			require.Equal(t, uint16(9), cs.MessageID)
-			require.Equal(t, "1.2.3.4", string(cs.AffectedSOPInstanceUID))
-			require.True(t, cs.HasDataSet())
-		} else {
-			require.False(t, v.IsCommand())
-			dataBytes += int64(len(v.Data))
-			if v.IsLast() {
-				lasts++
-				require.Empty(t, rest, "the last data fragment must end the stream")
-			}
-		}
-		pdus++
-	}
-	require.Equal(t, int64(size), dataBytes)
-	require.Equal(t, 1, lasts)
-
-	_, err = newStoreStream(101, 16384, 1, "1.2.3")
-	require.ErrorContains(t, err, "even size")
-}
+// The program's pieces without Envoy: the bootstrap (decoded with Envoy's own API types), the policy, the log and
+// /proc parsers (the DICOM client is internal/scu, tested there). Nothing here is timed.
 
 func TestBootstrapDecodesAsEnvoyConfig(t *testing.T) {
 	for _, uri := range []string{"spiffe://dicomgate.demo/AB-SCU", ""} {

@@ -49,6 +49,7 @@ import (
 
 	"github.com/dicomgate/dicomgate/gateway"
 	"github.com/dicomgate/dicomgate/internal/demopacs"
+	"github.com/dicomgate/dicomgate/internal/scu"
 )
 
 // options are the command-line flags.
@@ -351,7 +352,7 @@ type cpuDelta struct{ stat, sched float64 }
 
 // sideResult is one listener's measurements in one repetition.
 type sideResult struct {
-	seq      []assocTiming
+	seq      []scu.Timing
 	seqCPU   cpuDelta
 	rate     map[int]float64 // clients -> associations/s
 	rateCPU  map[int]cpuDelta
@@ -405,7 +406,12 @@ func (e *env) runAB() (*abResult, error) {
 			return nil, fmt.Errorf("warm-up on %s: %w", l.name, err)
 		}
 	}
-	store, err := newStoreStream(int64(e.o.storeMiB)<<20, 16384, 1, demopacs.NewUID())
+	inst, err := scu.GenerateInstance(int64(e.o.storeMiB)<<20, demopacs.NewUID())
+	if err != nil {
+		return nil, err
+	}
+	// The acceptor is the demo PACS: it accepts the single proposed context as ID 1 and takes 16 KiB PDUs.
+	store, err := scu.EncodeStream(inst, 1, scu.DefaultMaxPDU)
 	if err != nil {
 		return nil, err
 	}
@@ -446,8 +452,8 @@ func (e *env) runAB() (*abResult, error) {
 				return nil, fmt.Errorf("repetition %d, C-STORE, %s: %w", r+1, l.name, err)
 			}
 			sr := rep[l.name]
-			sr.storeGB = float64(store.DataSetBytes) / 1e9
-			sr.storeMBs, sr.storeCPU = float64(store.DataSetBytes)/1e6/ph.elapsed.Seconds(), ph.cpu
+			sr.storeGB = float64(len(inst.DataSet)) / 1e9
+			sr.storeMBs, sr.storeCPU = float64(len(inst.DataSet))/1e6/ph.elapsed.Seconds(), ph.cpu
 		}
 		res.reps = append(res.reps, rep)
 		f, pl := rep["filter"], rep["plain"]
@@ -487,9 +493,10 @@ func (e *env) values(ports []int, filter bool) bootstrapValues {
 	return v
 }
 
-func (e *env) assocConfig(l listener, abstract string) assocConfig {
-	return assocConfig{Addr: fmt.Sprintf("127.0.0.1:%d", l.port), TLS: e.tls, CallingAE: benchCallingAE, CalledAE: benchCalledAE,
-		AbstractSyntax: abstract, Timeout: 30 * time.Second}
+func (e *env) assocConfig(l listener, abstract string) scu.Config {
+	return scu.Config{Addr: fmt.Sprintf("127.0.0.1:%d", l.port), TLS: e.tls, CallingAE: benchCallingAE, CalledAE: benchCalledAE,
+		Contexts: []scu.Context{{AbstractSyntax: abstract, TransferSyntax: scu.UIDImplicitVRLittleEndian}}, VersionName: "DICOMGATE_AB",
+		Timeout: 30 * time.Second}
 }
 
 // phase is one measured phase.
@@ -602,13 +609,13 @@ func (e *env) checkNothingUnrouted(p *envoyProc) error {
 }
 
 // sequential runs n associations one after another.
-func (e *env) sequential(p *envoyProc, l listener, n int) ([]assocTiming, cpuDelta, error) {
-	cfg := e.assocConfig(l, uidVerification)
-	rq := associationRQ(cfg)
-	out := make([]assocTiming, 0, n)
+func (e *env) sequential(p *envoyProc, l listener, n int) ([]scu.Timing, cpuDelta, error) {
+	cfg := e.assocConfig(l, scu.UIDVerification)
+	rq := cfg.RQ()
+	out := make([]scu.Timing, 0, n)
 	ph, err := e.measure(p, l, n, func() error {
 		for i := range n {
-			t, err := runAssociation(cfg, rq)
+			t, err := scu.Run(cfg, rq)
 			if err != nil {
 				return fmt.Errorf("association %d: %w", i+1, err)
 			}
@@ -621,8 +628,8 @@ func (e *env) sequential(p *envoyProc, l listener, n int) ([]assocTiming, cpuDel
 
 // concurrent runs count associations from clients goroutines.
 func (e *env) concurrent(p *envoyProc, l listener, clients, count int) (phase, error) {
-	cfg := e.assocConfig(l, uidVerification)
-	rq := associationRQ(cfg)
+	cfg := e.assocConfig(l, scu.UIDVerification)
+	rq := cfg.RQ()
 	return e.measure(p, l, count, func() error {
 		var next atomic.Int64
 		var wg sync.WaitGroup
@@ -633,7 +640,7 @@ func (e *env) concurrent(p *envoyProc, l listener, clients, count int) (phase, e
 			go func() {
 				defer wg.Done()
 				for next.Add(1) <= int64(count) {
-					if _, err := runAssociation(cfg, rq); err != nil {
+					if _, err := scu.Run(cfg, rq); err != nil {
 						mu.Lock()
 						if first == nil {
 							first = err
@@ -652,31 +659,27 @@ func (e *env) concurrent(p *envoyProc, l listener, clients, count int) (phase, e
 
 // storeOnce opens an association, sends s and releases. The phase's elapsed time covers the C-STORE only (from
 // the first P-DATA-TF byte to the C-STORE-RSP); its CPU covers the whole association.
-func (e *env) storeOnce(p *envoyProc, l listener, s *storeStream) (phase, error) {
-	cfg := e.assocConfig(l, uidSecondaryCapture)
+func (e *env) storeOnce(p *envoyProc, l listener, s *scu.Stream) (phase, error) {
+	cfg := e.assocConfig(l, scu.UIDSecondaryCapture)
 	var storeTime time.Duration
 	ph, err := e.measure(p, l, 1, func() error {
-		a, _, err := associate(cfg, associationRQ(cfg))
+		a, _, err := scu.Associate(cfg, cfg.RQ())
 		if err != nil {
 			return err
 		}
-		if a.peerMax != 0 && a.peerMax < 16384 {
-			a.abort()
-			return fmt.Errorf("the backend accepts P-DATA-TF of at most %d bytes; the stream was encoded for 16384", a.peerMax)
-		}
 		t0 := time.Now()
-		if err := a.store(s, 1, 5*time.Minute); err != nil {
-			a.abort()
+		if err := a.Store(s, 1, 5*time.Minute); err != nil {
+			a.Abort()
 			return err
 		}
 		storeTime = time.Since(t0)
-		return a.release()
+		return a.Release()
 	})
 	ph.elapsed = storeTime
 	return ph, err
 }
 
-func totals(ts []assocTiming) []float64 {
+func totals(ts []scu.Timing) []float64 {
 	out := make([]float64, len(ts))
 	for i, t := range ts {
 		out[i] = t.Total.Seconds()
@@ -684,7 +687,7 @@ func totals(ts []assocTiming) []float64 {
 	return out
 }
 
-func rqacs(ts []assocTiming) []float64 {
+func rqacs(ts []scu.Timing) []float64 {
 	out := make([]float64, len(ts))
 	for i, t := range ts {
 		out[i] = t.RQAC.Seconds()

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dicomgate/dicomgate/internal/pduconn"
+	stdscu "github.com/dicomgate/dicomgate/internal/scu"
 	"github.com/dicomgate/dicomgate/sdk/pdu"
 )
 
@@ -18,11 +19,11 @@ import (
 // accepts the context, a store only with a C-STORE-RSP of status Success
 // naming the instance, a release only with an A-RELEASE-RP.
 
-// UIDs the soak proposes.
+// UIDs the soak proposes (the standard ones are internal/scu's).
 const (
-	uidAppContext       = "1.2.840.10008.3.1.1.1"
-	uidImplicitLE       = "1.2.840.10008.1.2"
-	uidSecondaryCapture = "1.2.840.10008.5.1.4.1.1.7"
+	uidAppContext       = stdscu.UIDApplicationContext
+	uidImplicitLE       = stdscu.UIDImplicitVRLittleEndian
+	uidSecondaryCapture = stdscu.UIDSecondaryCapture
 	uidImplClass        = "2.25.93120465820974155287766152934805511202" // a 2.25 UUID-derived UID (PS3.5 §B.2)
 )
 
