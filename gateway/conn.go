@@ -7,8 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -85,8 +85,9 @@ func newConn(g *Gateway, id uint64, nc net.Conn) *conn {
 	return c
 }
 
-func (c *conn) logf(format string, args ...any) {
-	c.g.cfg.Logf("conn %d: "+format, append([]any{c.id}, args...)...)
+// logf logs one diagnostic about this connection.
+func (c *conn) logf(level slog.Level, format string, args ...any) {
+	c.g.logf(level, c.id, format, args...)
 }
 
 func setNoDelay(nc net.Conn) {
@@ -192,9 +193,11 @@ func (c *conn) handshake(tc *tls.Conn) bool {
 		g.metrics.TLSHandshakeFailures.Add(1)
 		timedOut := errors.Is(err, context.DeadlineExceeded)
 		if timedOut {
-			c.logf("TLS handshake with %s timed out after %v", c.raw.RemoteAddr(), g.cfg.HandshakeTimeout)
+			g.metrics.countClose(CloseTLSHandshakeTimeout)
+			c.logf(slog.LevelWarn, "closing client: %s: TLS handshake with %s took longer than %v", CloseTLSHandshakeTimeout, c.raw.RemoteAddr(), g.cfg.HandshakeTimeout)
 		} else {
-			c.logf("TLS handshake with %s failed: %v", c.raw.RemoteAddr(), err)
+			g.metrics.countClose(CloseTLSHandshakeFailed)
+			c.logf(slog.LevelWarn, "closing client: %s: TLS handshake with %s: %v", CloseTLSHandshakeFailed, c.raw.RemoteAddr(), err)
 		}
 		c.closeSide(&c.down, !timedOut)
 		return false
@@ -317,7 +320,7 @@ func (c *conn) readLoop(s *side) {
 			}
 			return
 		}
-		c.logf("%s read: %v", s.name, err)
+		c.logf(slog.LevelInfo, "%s read: %v", s.name, err)
 		c.closeSide(s, true)
 		return
 	}
@@ -374,7 +377,7 @@ func (c *conn) writeLoop(s *side) {
 			c.mu.Unlock()
 			if err != nil {
 				if !closing {
-					c.logf("%s write: %v", s.name, err)
+					c.logf(slog.LevelInfo, "%s write: %v", s.name, err)
 				}
 				c.closeSide(s, !closing)
 				return
@@ -500,9 +503,16 @@ func (c *conn) checkDone() {
 	}
 }
 
-// abort closes both sides at once (gateway shutdown after the drain deadline).
-func (c *conn) abort(reason string) {
-	c.logf("closing: %s", reason)
+// abort closes both sides at once (idle timeout, gateway shutdown after the
+// drain deadline) and counts the close by reason.
+func (c *conn) abort(reason CloseReason) {
+	c.mu.Lock()
+	already := c.down.closed || c.down.closeQueued
+	c.mu.Unlock()
+	if !already {
+		c.g.metrics.countClose(reason)
+		c.logf(reason.level(), "closing client: %s", reason)
+	}
 	c.raw.Close()
 	c.closeSide(&c.down, false)
 	c.closeSide(&c.up, false)
@@ -555,12 +565,12 @@ func (c *conn) dial(ctx context.Context, cancel context.CancelFunc, cluster stri
 	g := c.g
 	cl := g.clusters[cluster]
 	if cl == nil {
-		g.metrics.NoCluster.Add(1)
 		var reason string
 		if cluster == "" {
-			reason = "NoClusterFound: no cluster chosen (give a --default-cluster or route the association in the policy)"
+			reason = fmt.Sprintf("%s: no cluster chosen (give a --default-cluster or route the association in the policy)", CloseNoRoute)
 		} else {
-			reason = fmt.Sprintf("NoClusterFound: cluster %q is not configured (add --cluster %s=HOST:PORT)", cluster, cluster)
+			g.metrics.NoCluster.Add(1)
+			reason = fmt.Sprintf("%s: cluster %q is not configured (add --cluster %s=HOST:PORT)", CloseUnknownCluster, cluster, cluster)
 		}
 		c.connectFailed(reason)
 		return
@@ -576,7 +586,7 @@ func (c *conn) dial(ctx context.Context, cancel context.CancelFunc, cluster stri
 			return
 		}
 		g.metrics.incCluster(&g.metrics.upstreamConnectFailures, cluster)
-		c.connectFailed(fmt.Sprintf("UpstreamConnectFailure: cluster %s endpoint %s: %v", cluster, ep, err))
+		c.connectFailed(fmt.Sprintf("%s: cluster %s endpoint %s: %v", CloseUpstreamConnectFailed, cluster, ep, err))
 		return
 	}
 	setNoDelay(nc)
@@ -604,12 +614,13 @@ func (c *conn) dial(ctx context.Context, cancel context.CancelFunc, cluster stri
 	c.readLoop(&c.up)
 }
 
-// connectFailed reports a failed connect to the filter. Unless the filter
-// retried (tcp_proxy picks the route again and reconnects while attempts
-// remain), the client is closed: tcp_proxy.cc Filter::onInitFailure closes
-// the downstream, so a client is never left hanging.
+// connectFailed reports a failed connect to the filter; reason is
+// "<CloseReason>: detail", which the host hands back to CloseDownstream.
+// Unless the filter retried (tcp_proxy picks the route again and reconnects
+// while attempts remain), the client is closed: tcp_proxy.cc
+// Filter::onInitFailure closes the downstream, so a client is never left
+// hanging.
 func (c *conn) connectFailed(reason string) {
-	c.logf("%s", reason)
 	c.mu.Lock()
 	c.upState = upFailed
 	c.dialCancel = nil
@@ -624,19 +635,31 @@ func (c *conn) connectFailed(reason string) {
 	closing := c.down.closed || c.down.closeQueued
 	c.mu.Unlock()
 	if !retrying && !closing {
-		c.countClose(reason)
-		c.closeAfterFlush(&c.down)
+		c.closeClient(reason)
+	} else if retrying {
+		r, detail := parseCloseReason(reason)
+		c.logf(slog.LevelWarn, "%s: %s; tcp_proxy retries", r, detail)
 	}
 }
 
-// countClose counts a gateway- or filter-initiated client close by the reason's
-// first word (the part before ':').
-func (c *conn) countClose(reason string) {
-	key, _, _ := strings.Cut(reason, ":")
-	if key == "" {
-		key = "unspecified"
+// closeClient logs and counts a gateway- or filter-initiated client close
+// (reason as the host passes it, see parseCloseReason) and closes the client
+// after flushing. The normal end of an association (upstream_closed) is
+// counted, not logged.
+func (c *conn) closeClient(reason string) {
+	r, detail := parseCloseReason(reason)
+	c.g.metrics.countClose(r)
+	if r != CloseUpstreamClosed {
+		if detail == "" {
+			detail = r.hint()
+		}
+		if detail != "" {
+			c.logf(r.level(), "closing client: %s: %s", r, detail)
+		} else {
+			c.logf(r.level(), "closing client: %s", r)
+		}
 	}
-	c.g.metrics.incCluster(&c.g.metrics.downstreamCloseByReasons, key)
+	c.closeAfterFlush(&c.down)
 }
 
 // WriteUpstream implements host.Transport.
@@ -650,13 +673,11 @@ func (c *conn) CloseDownstream(reason string) {
 	c.mu.Lock()
 	already := c.down.closed || c.down.closeQueued
 	c.mu.Unlock()
-	if !already {
-		if reason != "upstream_closed" { // the normal end of an association is not news
-			c.logf("closing client: %s", reason)
-		}
-		c.countClose(reason)
+	if already {
+		c.closeAfterFlush(&c.down)
+		return
 	}
-	c.closeAfterFlush(&c.down)
+	c.closeClient(reason)
 }
 
 // CloseUpstream implements host.Transport: close the upstream after flushing

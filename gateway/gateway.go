@@ -47,6 +47,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"runtime/debug"
@@ -141,9 +142,14 @@ type Config struct {
 	// which the opposite side stops reading; 0 means 1 MiB (Envoy's default
 	// per_connection_buffer_limit_bytes).
 	BufferLimit int
-	// Logf receives the gateway's own diagnostics (one line per call); nil
-	// discards them.
+	// Logf receives the gateway's own diagnostics (one line per call, those
+	// about one connection prefixed "conn N: "); nil discards them. Log, when
+	// set, is used instead.
 	Logf func(format string, args ...any)
+	// Log receives the gateway's own diagnostics with their level and the
+	// connection they are about (0: none; the same number as the filter's
+	// connection.id), msg without a "conn N: " prefix. It wins over Logf.
+	Log func(level slog.Level, conn uint64, msg string)
 	// Metrics receives the gateway's counters; nil allocates a new set
 	// (see Gateway.Metrics).
 	Metrics *Metrics
@@ -290,11 +296,26 @@ func New(cfg Config) (*Gateway, error) {
 	if g.cfg.MaxBufferedBytes == 0 {
 		g.cfg.MaxBufferedBytes = defaultMaxBufferedBytes
 	}
-	if g.cfg.Logf == nil {
-		g.cfg.Logf = func(string, ...any) {}
+	if g.cfg.Log == nil {
+		logf := g.cfg.Logf
+		if logf == nil {
+			logf = func(string, ...any) {}
+		}
+		g.cfg.Log = func(_ slog.Level, conn uint64, msg string) {
+			if conn != 0 {
+				logf("conn %d: %s", conn, msg)
+				return
+			}
+			logf("%s", msg)
+		}
 	}
 	g.localSubject, g.localURIs, g.localDN = localTLSInfo(cfg.TLS)
 	return g, nil
+}
+
+// logf logs one diagnostic through Config.Log.
+func (g *Gateway) logf(level slog.Level, conn uint64, format string, args ...any) {
+	g.cfg.Log(level, conn, fmt.Sprintf(format, args...))
 }
 
 func (g *Gateway) clusterNames() []string {
@@ -360,7 +381,7 @@ func (g *Gateway) Serve(ln net.Listener) error {
 			// descriptors are freed. Never give up the listener for this.
 			g.metrics.AcceptErrors.Add(1)
 			backoff = min(max(2*backoff, acceptBackoffMin), acceptBackoffMax)
-			g.cfg.Logf("accept: %v; %d connection(s) open; retrying in %v", err, g.ActiveConnections(), backoff)
+			g.logf(slog.LevelWarn, 0, "accept: %v; %d connection(s) open; retrying in %v", err, g.ActiveConnections(), backoff)
 			select {
 			case <-time.After(backoff):
 			case <-g.stop:
@@ -393,6 +414,7 @@ func (g *Gateway) accept(nc net.Conn) {
 	if g.closing {
 		g.mu.Unlock()
 		nc.Close()
+		g.metrics.countClose(CloseShutdown)
 		return
 	}
 	if g.cfg.MaxConnections > 0 && len(g.conns) >= g.cfg.MaxConnections {
@@ -401,9 +423,10 @@ func (g *Gateway) accept(nc net.Conn) {
 		// connection limit the socket is closed at once, no filter chain.
 		nc.Close()
 		g.metrics.ConnectionsOverflow.Add(1)
+		g.metrics.countClose(CloseConnectionLimit)
 		if now := time.Now().UnixNano(); now-g.lastOverflowLog.Load() > int64(time.Second) {
 			g.lastOverflowLog.Store(now)
-			g.cfg.Logf("refusing connections: %d open = MaxConnections (raise --max-connections or the file descriptor limit); counted in connections_overflow_total", g.cfg.MaxConnections)
+			g.logf(slog.LevelWarn, 0, "refusing connections: %d open = MaxConnections (raise --max-connections or the file descriptor limit); counted in connections_overflow_total and downstream_closes_total{reason=%q}", g.cfg.MaxConnections, CloseConnectionLimit)
 		}
 		return
 	}
@@ -534,7 +557,7 @@ func (g *Gateway) sweepIdle() {
 			g.mu.Unlock()
 			for _, c := range idle {
 				g.metrics.IdleTimeouts.Add(1)
-				c.abort("idle_timeout")
+				c.abort(CloseIdleTimeout)
 			}
 		}
 	}
@@ -548,7 +571,7 @@ func (g *Gateway) closeAll() {
 	}
 	g.mu.Unlock()
 	for _, c := range conns {
-		c.abort("gateway_shutdown")
+		c.abort(CloseShutdown)
 	}
 }
 

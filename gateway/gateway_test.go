@@ -501,10 +501,14 @@ func TestUpstreamDownAndUnknownCluster(t *testing.T) {
 			if tc.route == "down" {
 				require.EqualValues(t, 1, m.UpstreamConnectFailures("down"))
 				require.EqualValues(t, 0, m.NoCluster.Load())
+				require.EqualValues(t, 1, m.DownstreamCloses(CloseUpstreamConnectFailed))
+				require.Regexp(t, `conn 1: closing client: upstream_connect_failed: cluster down endpoint 127\.0\.0\.1:\d+: `, e.logs.String())
 			} else {
 				require.EqualValues(t, 1, m.NoCluster.Load())
-				require.Contains(t, e.logs.String(), `cluster "nope" is not configured`)
+				require.EqualValues(t, 1, m.DownstreamCloses(CloseUnknownCluster))
+				require.Contains(t, e.logs.String(), `conn 1: closing client: unknown_cluster: cluster "nope" is not configured`)
 			}
+			require.Equal(t, 1, strings.Count(e.logs.String(), "closing client:"), "one line per close:\n%s", e.logs.String())
 			var sb strings.Builder
 			require.NoError(t, e.g.WritePrometheus(&sb))
 			if tc.route == "down" {
@@ -553,6 +557,8 @@ func TestMutualTLSProperties(t *testing.T) {
 	// closes with RemoteClose.
 	require.True(t, f2.downstreamClosed(t), "a failed handshake is a remote close")
 	waitFor(t, "handshake failure count", func() bool { return e.g.Metrics().TLSHandshakeFailures.Load() == 1 })
+	require.EqualValues(t, 1, e.g.Metrics().DownstreamCloses(CloseTLSHandshakeFailed))
+	require.Contains(t, e.logs.String(), "closing client: tls_handshake_failed: TLS handshake with ")
 	select {
 	case <-f2.tlsDone:
 		t.Fatal("SetTLS was called for a failed handshake")
@@ -613,6 +619,8 @@ func TestShutdownDeadlineClosesConnections(t *testing.T) {
 	_, err := c.Read(make([]byte, 1))
 	require.True(t, errors.Is(err, io.EOF) || isReset(err), "client must be closed, got %v", err)
 	waitFor(t, "cleanup", func() bool { return e.g.ActiveConnections() == 0 })
+	require.EqualValues(t, 1, e.g.Metrics().DownstreamCloses(CloseShutdown))
+	require.Contains(t, e.logs.String(), "conn 1: closing client: shutdown")
 }
 
 func isReset(err error) bool { return err != nil && strings.Contains(err.Error(), "reset") }
@@ -674,6 +682,8 @@ func TestIdleTimeout(t *testing.T) {
 	require.Error(t, err)
 	require.False(t, errors.Is(err, os.ErrDeadlineExceeded), "the idle connection must be closed by the gateway")
 	require.EqualValues(t, 1, e.g.Metrics().IdleTimeouts.Load())
+	require.EqualValues(t, 1, e.g.Metrics().DownstreamCloses(CloseIdleTimeout))
+	require.Contains(t, e.logs.String(), "closing client: idle_timeout")
 	require.Equal(t, 1, e.g.ActiveConnections())
 }
 
@@ -696,6 +706,8 @@ func TestHandshakeTimeout(t *testing.T) {
 	require.False(t, f.downstreamClosed(t), "the handshake timeout is a local close")
 	waitFor(t, "count", func() bool { return e.g.Metrics().TLSHandshakeFailures.Load() == 1 })
 	waitFor(t, "cleanup", func() bool { return e.g.ActiveConnections() == 0 })
+	require.EqualValues(t, 1, e.g.Metrics().DownstreamCloses(CloseTLSHandshakeTimeout))
+	require.EqualValues(t, 0, e.g.Metrics().DownstreamCloses(CloseTLSHandshakeFailed))
 	require.Empty(t, f.buf)
 }
 
@@ -708,7 +720,7 @@ func TestFilterDeadlineCoversHandshake(t *testing.T) {
 		inner := rec.factory(nil, false)
 		return func(info host.ConnInfo, proxy host.TCPProxyConfig, tr host.Transport) Filter {
 			f := inner(info, proxy, tr)
-			time.AfterFunc(50*time.Millisecond, func() { tr.CloseDownstream("inspect_timeout: no A-ASSOCIATE-RQ") })
+			time.AfterFunc(50*time.Millisecond, func() { tr.CloseDownstream("wasm_downstream_close") })
 			return f
 		}
 	})
@@ -725,7 +737,7 @@ func TestFilterDeadlineCoversHandshake(t *testing.T) {
 	require.Zero(t, e.g.Metrics().TLSHandshakeFailures.Load())
 	var sb strings.Builder
 	require.NoError(t, e.g.WritePrometheus(&sb))
-	require.Contains(t, sb.String(), `dicomgate_gateway_downstream_closes_total{reason="inspect_timeout"} 1`)
+	require.Contains(t, sb.String(), `dicomgate_gateway_downstream_closes_total{reason="filter_closed"} 1`)
 }
 
 // Every goroutine a connection starts (reader, writers, dialer) ends with it,

@@ -79,6 +79,7 @@ func TestMaxConnectionsClosesExcess(t *testing.T) {
 	var sb strings.Builder
 	require.NoError(t, e.g.WritePrometheus(&sb))
 	require.Contains(t, sb.String(), "dicomgate_gateway_connections_overflow_total 1\n")
+	require.Contains(t, sb.String(), `dicomgate_gateway_downstream_closes_total{reason="connection_limit"} 1`+"\n")
 	require.Contains(t, e.logs.String(), "MaxConnections")
 
 	closeConn(0) // the filter closes the first connection

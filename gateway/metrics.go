@@ -35,6 +35,17 @@ type Metrics struct {
 	downstreamCloseByReasons map[string]uint64
 }
 
+// countClose counts a client connection the gateway closed, by reason.
+func (m *Metrics) countClose(r CloseReason) { m.incCluster(&m.downstreamCloseByReasons, string(r)) }
+
+// DownstreamCloses returns the client connections the gateway closed with
+// reason r.
+func (m *Metrics) DownstreamCloses(r CloseReason) uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.downstreamCloseByReasons[string(r)]
+}
+
 func (m *Metrics) buffered() int64 {
 	if m.bufferedFn == nil {
 		return 0
@@ -117,7 +128,11 @@ func (m *Metrics) WritePrometheus(w io.Writer) error {
 	}
 	labelled("upstream_connections_total", "Upstream connections established, by cluster.", "cluster", m.upstreamConnects)
 	labelled("upstream_connect_failures_total", "Upstream connect attempts that failed, by cluster.", "cluster", m.upstreamConnectFailures)
-	labelled("downstream_closes_total", "Client connections closed by the gateway, by reason.", "reason", m.downstreamCloseByReasons)
+	closes := make(map[string]uint64, len(Reasons))
+	for _, r := range Reasons { // every reason from the start, at 0
+		closes[string(r)] = m.downstreamCloseByReasons[string(r)]
+	}
+	labelled("downstream_closes_total", "Client connections the gateway closed (not the client), by reason (gateway/README.md, Close reasons).", "reason", closes)
 	m.mu.Unlock()
 	return bw.Flush()
 }

@@ -569,7 +569,7 @@ func serveWarnMismatch(pol *policy.Policy, s *serveSetup, log *serveLog) {
 			"give --early-data-bytes 65536 (or set \"upstreamConnect\": \"immediate\" for allow/deny only)")
 	}
 	if s.defCluster == "" {
-		log.printf("warning: no --default-cluster: associations the policy allows (action \"allow\") have no upstream and are closed (NoRouteFound)")
+		log.printf("warning: no --default-cluster: associations the policy allows (action \"allow\") have no upstream and are closed (no_route)")
 	}
 }
 
