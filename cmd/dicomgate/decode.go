@@ -77,7 +77,10 @@ func runDecode(stdin io.Reader, stdout io.Writer, name string, f decodeFlags) er
 	}
 	w := bufio.NewWriter(stdout)
 	defer w.Flush()
-	v := pduViewer{dec: pdu.Decoder{Strict: f.strict, MaxPDULength: f.maxPDU}}
+	v := pduViewer{dec: pdu.Decoder{MaxPDULength: f.maxPDU}}
+	if f.strict {
+		v.dec = *v.dec.Strict()
+	}
 	fr := pdu.Framer{MaxPDULength: f.maxPDU}
 	for off, n := 0, 0; off < len(data); n++ {
 		rest := data[off:]

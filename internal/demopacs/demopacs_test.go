@@ -108,7 +108,7 @@ func TestEcho(t *testing.T) {
 
 	var d pdu.Decoder
 	var ac pdu.AssociateAC
-	require.NoError(t, (&pdu.Decoder{Strict: true}).DecodeAssociateAC(pdus[0], &ac))
+	require.NoError(t, (pdu.Decoder{}).Strict().DecodeAssociateAC(pdus[0], &ac))
 	require.Equal(t, "ANY-SCP", string(ac.CalledAETitle()))
 	require.Equal(t, "ECHOSCU", string(ac.CallingAETitle()))
 	require.Equal(t, "ANY-SCP         ", string(ac.CalledAETitleRaw), "the AC echoes the RQ's AE fields byte for byte")

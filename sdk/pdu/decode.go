@@ -29,18 +29,8 @@ type Decoder struct {
 	// MaxPDULength is the largest PDU length field accepted; 0 means
 	// DefaultMaxPDULength.
 	MaxPDULength uint32
-	// Strict additionally rejects what the standard forbids but real stacks
-	// tolerate: invalid AE titles (empty, only spaces, control characters,
-	// backslash), a missing, repeated or misplaced application context or
-	// user information item, an RQ without presentation contexts, 0x21 items
-	// in an RQ or 0x20 items in an AC, contexts without exactly one abstract
-	// syntax (first) and at least one transfer syntax, even or repeated
-	// context IDs, a missing 0x51 or 0x52 sub-item, 0x51/0x53 with a wrong
-	// length, repeated singleton sub-items, malformed UIDs (over 64
-	// characters, not digits and dots, leading zeros), an application context
-	// other than 1.2.840.10008.3.1.1.1, an implementation version name over
-	// 16 characters, out-of-range AC results and RJ/A-ABORT codes.
-	Strict bool
+	// strict holds the checks of strict mode (see Strict); nil otherwise.
+	strict strictChecks
 	// AllowAmbiguous turns off the ambiguity checks of DecodeAssociateRQ.
 	// By default (false) it refuses, with an *Error matching ErrAmbiguous
 	// that names the field and its offset, every RQ that a DICOM acceptor
@@ -71,7 +61,36 @@ func (d *Decoder) max() uint32 {
 	return d.MaxPDULength
 }
 
-func (d *Decoder) strict() bool { return d != nil && d.Strict }
+// Strict returns a copy of d in strict mode: it additionally rejects what
+// the standard forbids but real stacks tolerate: invalid AE titles (empty,
+// only spaces, control characters, backslash), a missing, repeated or
+// misplaced application context or user information item, an RQ without
+// presentation contexts, 0x21 items in an RQ or 0x20 items in an AC,
+// contexts without exactly one abstract syntax (first) and at least one
+// transfer syntax, even or repeated context IDs, a missing 0x51 or 0x52
+// sub-item, 0x51/0x53 with a wrong length, repeated singleton sub-items,
+// malformed UIDs (over 64 characters, not digits and dots, leading zeros),
+// an application context other than 1.2.840.10008.3.1.1.1, an
+// implementation version name over 16 characters, out-of-range AC results
+// and RJ/A-ABORT codes.
+//
+// The strict checks are reached only through the value Strict stores, so a
+// program that never calls Strict (the filter) does not link them.
+func (d Decoder) Strict() *Decoder {
+	d.strict = strictRules{}
+	return &d
+}
+
+// IsStrict reports whether d is in strict mode (see Strict).
+func (d *Decoder) IsStrict() bool { return d != nil && d.strict != nil }
+
+// checks returns the strict checks of d, nil when d is not strict.
+func (d *Decoder) checks() strictChecks {
+	if d == nil {
+		return nil
+	}
+	return d.strict
+}
 
 // amb reports whether the ambiguity checks apply (see AllowAmbiguous).
 func (d *Decoder) amb() bool { return d == nil || !d.AllowAmbiguous }
@@ -164,12 +183,12 @@ func (d *Decoder) DecodeAssociateRQ(pdu []byte, rq *AssociateRQ) error {
 	if rq.ProtocolVersion&1 == 0 {
 		return versionError(TypeAssociateRQ, rq.ProtocolVersion)
 	}
-	strict, amb := d.strict(), d.amb()
+	strict, amb := d.checks(), d.amb()
 	if amb && !(aeFieldOK(pdu[OffsetCalledAETitle:OffsetCallingAETitle]) && aeFieldOK(pdu[OffsetCallingAETitle:OffsetCallingAETitle+AETitleLen])) {
 		return aeAmbError(pdu)
 	}
-	if strict {
-		if err := checkAEs(pdu, TypeAssociateRQ); err != nil {
+	if strict != nil {
+		if err := strict.aes(pdu, TypeAssociateRQ); err != nil {
 			return err
 		}
 	}
@@ -187,8 +206,8 @@ func (d *Decoder) DecodeAssociateRQ(pdu []byte, rq *AssociateRQ) error {
 			if amb && !uidOK(rq.ApplicationContext) {
 				return checkUIDAmb(OffsetVariableItems, ItemApplicationContext, rq.ApplicationContext)
 			}
-			if strict {
-				if err := checkAppCtx(OffsetVariableItems, 0, rq.ApplicationContext); err != nil {
+			if strict != nil {
+				if err := strict.appCtx(OffsetVariableItems, 0, rq.ApplicationContext); err != nil {
 					return err
 				}
 			}
@@ -207,8 +226,8 @@ func (d *Decoder) DecodeAssociateRQ(pdu []byte, rq *AssociateRQ) error {
 			return err
 		}
 		i := len(rq.PresentationContexts) - 1
-		if strict {
-			if err := checkPCID(pc.ID, len(pdu)-len(items)+4, rq.PresentationContexts[:i], nil); err != nil {
+		if strict != nil {
+			if err := strict.pcID(pc.ID, len(pdu)-len(items)+4, rq.PresentationContexts[:i], nil); err != nil {
 				return err
 			}
 		}
@@ -226,7 +245,7 @@ func (d *Decoder) DecodeAssociateRQ(pdu []byte, rq *AssociateRQ) error {
 			items = items[4+n:]
 		}
 	}
-	if len(items) == 0 && haveUI && !strict {
+	if len(items) == 0 && haveUI && strict == nil {
 		return nil
 	}
 	return d.decodeItems(pdu, items, rq, nil, haveApp, haveUI)
@@ -253,8 +272,8 @@ func (d *Decoder) DecodeAssociateAC(pdu []byte, ac *AssociateAC) error {
 	if ac.ProtocolVersion&1 == 0 {
 		return versionError(TypeAssociateAC, ac.ProtocolVersion)
 	}
-	if d.strict() {
-		if err := checkAEs(pdu, TypeAssociateAC); err != nil {
+	if s := d.checks(); s != nil {
+		if err := s.aes(pdu, TypeAssociateAC); err != nil {
 			return err
 		}
 	}
@@ -278,7 +297,7 @@ func (d *Decoder) decodeItems(pdu, items []byte, rq *AssociateRQ, ac *AssociateA
 		raw, appCtx, ui, unknown = &ac.raw, &ac.ApplicationContext, &ac.UserInformation, &ac.UnknownItems
 		t = TypeAssociateAC
 	}
-	strict, amb := d.strict(), rq != nil && d.amb()
+	strict, amb := d.checks(), rq != nil && d.amb()
 	for len(items) > 0 {
 		off := len(pdu) - len(items)
 		if len(items) < 4 {
@@ -296,8 +315,8 @@ func (d *Decoder) decodeItems(pdu, items []byte, rq *AssociateRQ, ac *AssociateA
 				return err
 			}
 			i := len(rq.PresentationContexts) - 1
-			if strict {
-				if err := checkPCID(pc.ID, off+4, rq.PresentationContexts[:i], nil); err != nil {
+			if strict != nil {
+				if err := strict.pcID(pc.ID, off+4, rq.PresentationContexts[:i], nil); err != nil {
 					return err
 				}
 			}
@@ -308,8 +327,8 @@ func (d *Decoder) decodeItems(pdu, items []byte, rq *AssociateRQ, ac *AssociateA
 				return err
 			}
 			i := len(ac.PresentationContexts) - 1
-			if strict {
-				if err := checkPCID(pc.ID, off+4, nil, ac.PresentationContexts[:i]); err != nil {
+			if strict != nil {
+				if err := strict.pcID(pc.ID, off+4, nil, ac.PresentationContexts[:i]); err != nil {
 					return err
 				}
 			}
@@ -320,8 +339,8 @@ func (d *Decoder) decodeItems(pdu, items []byte, rq *AssociateRQ, ac *AssociateA
 			if amb && !uidOK(*appCtx) {
 				return checkUIDAmb(off, typ, *appCtx)
 			}
-			if strict {
-				if err := checkAppCtx(off, len(raw.order), *appCtx); err != nil {
+			if strict != nil {
+				if err := strict.appCtx(off, len(raw.order), *appCtx); err != nil {
 					return err
 				}
 			}
@@ -347,9 +366,9 @@ func (d *Decoder) decodeItems(pdu, items []byte, rq *AssociateRQ, ac *AssociateA
 	if !haveUI {
 		ui.reset()
 	}
-	if strict {
+	if strict != nil {
 		// An AC needs no presentation context.
-		return checkAssocEnd(t, len(pdu), haveApp, ac != nil || len(rq.PresentationContexts) > 0, haveUI, raw.order)
+		return strict.assocEnd(t, len(pdu), haveApp, ac != nil || len(rq.PresentationContexts) > 0, haveUI, raw.order)
 	}
 	return nil
 }
@@ -404,14 +423,11 @@ func checkAppCtx(off, idx int, appCtx []byte) error {
 // known item, which strict mode rejects instead.
 //
 //go:noinline
-func keepItem(it []byte, off int, strict bool, t Type, unknown *[]RawItem, raw *associateRaw) error {
+func keepItem(it []byte, off int, strict strictChecks, t Type, unknown *[]RawItem, raw *associateRaw) error {
 	typ := it[0]
-	if strict {
-		switch typ {
-		case ItemApplicationContext, ItemUserInformation:
-			return newErr(off, itemName(typ), ErrInvalid, "repeated item (strict: exactly one is allowed)")
-		case ItemPresentationContextRQ, ItemPresentationContextAC:
-			return newErr(off, itemName(typ), ErrInvalid, "not allowed in an "+t.String()+" (strict)")
+	if strict != nil {
+		if err := strict.item(off, typ, t); err != nil {
+			return err
 		}
 	}
 	ri := grow(unknown)
@@ -611,8 +627,8 @@ func (d *Decoder) decodePCRQ(c []byte, off int, res uint8, pc, prev *Presentatio
 			return err
 		}
 	}
-	if d.strict() {
-		return checkPCRQ(off, pc)
+	if s := d.checks(); s != nil {
+		return s.pcRQ(off, pc)
 	}
 	return nil
 }
@@ -726,8 +742,8 @@ func (d *Decoder) decodePCAC(c []byte, off int, res uint8, pc *PresentationConte
 		pc.TransferSyntax, pc.nul = trimUID(subs[4 : 4+n : 4+n])
 		subs = subs[4+n:]
 	}
-	if d.strict() {
-		return checkPCAC(off, pc)
+	if s := d.checks(); s != nil {
+		return s.pcAC(off, pc)
 	}
 	return nil
 }
@@ -805,7 +821,7 @@ const singletonSubItems = 1<<(ItemMaxLength-ItemMaxLength) | 1<<(ItemImplementat
 // decodeUserInfo resets u and decodes into it the content c of the user
 // information item at offset off; amb applies the ambiguity checks (of an
 // RQ, see Decoder.AllowAmbiguous).
-func decodeUserInfo(c []byte, off int, u *UserInformation, strict, isRQ, amb bool) error {
+func decodeUserInfo(c []byte, off int, u *UserInformation, strict strictChecks, isRQ, amb bool) error {
 	u.order = u.order[:0]
 	var seen uint16 // bit (type-0x51) set once a sub-item was decoded
 	// A sub-item starts at offset end-len(subs).
@@ -831,8 +847,8 @@ func decodeUserInfo(c []byte, off int, u *UserInformation, strict, isRQ, amb boo
 			if amb && !uidOK(implUID) {
 				return checkUIDAmb(end-len(subs), ItemImplementationClassUID, implUID)
 			}
-			if strict {
-				if err := checkUID(end-len(subs), ItemImplementationClassUID, implUID); err != nil {
+			if strict != nil {
+				if err := strict.uid(end-len(subs), ItemImplementationClassUID, implUID); err != nil {
 					return err
 				}
 			}
@@ -847,8 +863,8 @@ func decodeUserInfo(c []byte, off int, u *UserInformation, strict, isRQ, amb boo
 			if amb && (n > 16 || !printable(implVer)) {
 				return checkVersionNameAmb(end-len(subs), implVer)
 			}
-			if strict && (n == 0 || n > 16) {
-				return uiError(end-len(subs), ItemImplementationVersion, uiVersionLen, n)
+			if strict != nil && (n == 0 || n > 16) {
+				return strict.ui(end-len(subs), ItemImplementationVersion, uiVersionLen, n)
 			}
 			u.order = append(u.order, itemRef{typ: ItemImplementationVersion})
 			seen |= 1 << (ItemImplementationVersion - ItemMaxLength)
@@ -881,8 +897,8 @@ func decodeUserInfo(c []byte, off int, u *UserInformation, strict, isRQ, amb boo
 			if amb {
 				return ambSubItemError(sub, typ, ambRepeated, 0)
 			}
-			if strict {
-				return uiError(sub, typ, uiRepeated, 0)
+			if strict != nil {
+				return strict.ui(sub, typ, uiRepeated, 0)
 			}
 			keepRaw = true
 		case typ == ItemMaxLength:
@@ -890,8 +906,8 @@ func decodeUserInfo(c []byte, off int, u *UserInformation, strict, isRQ, amb boo
 				if amb {
 					return ambSubItemError(sub, typ, ambLen4, len(c))
 				}
-				if strict {
-					return uiError(sub, typ, uiLen4, len(c))
+				if strict != nil {
+					return strict.ui(sub, typ, uiLen4, len(c))
 				}
 				keepRaw = true
 				break
@@ -902,8 +918,8 @@ func decodeUserInfo(c []byte, off int, u *UserInformation, strict, isRQ, amb boo
 			if amb && !uidOK(u.ImplementationClassUID) {
 				return checkUIDAmb(sub, typ, u.ImplementationClassUID)
 			}
-			if strict {
-				if err := checkUID(sub, typ, u.ImplementationClassUID); err != nil {
+			if strict != nil {
+				if err := strict.uid(sub, typ, u.ImplementationClassUID); err != nil {
 					return err
 				}
 			}
@@ -912,16 +928,16 @@ func decodeUserInfo(c []byte, off int, u *UserInformation, strict, isRQ, amb boo
 			if amb && (len(c) > 16 || !printable(c)) {
 				return checkVersionNameAmb(sub, c)
 			}
-			if strict && (len(c) == 0 || len(c) > 16) {
-				return uiError(sub, typ, uiVersionLen, len(c))
+			if strict != nil && (len(c) == 0 || len(c) > 16) {
+				return strict.ui(sub, typ, uiVersionLen, len(c))
 			}
 		case typ == ItemAsyncOperationsWindow:
 			if len(c) != 4 {
 				if amb {
 					return ambSubItemError(sub, typ, ambLen4, len(c))
 				}
-				if strict {
-					return uiError(sub, typ, uiLen4, len(c))
+				if strict != nil {
+					return strict.ui(sub, typ, uiLen4, len(c))
 				}
 				keepRaw = true
 				break
@@ -976,8 +992,8 @@ func decodeUserInfo(c []byte, off int, u *UserInformation, strict, isRQ, amb boo
 		}
 		subs = subs[4+n:]
 	}
-	if strict {
-		return checkUserInfo(off, u, isRQ)
+	if strict != nil {
+		return strict.userInfo(off, u, isRQ)
 	}
 	return nil
 }
@@ -991,22 +1007,28 @@ const (
 )
 
 // uiError builds the error of kind for the user-information sub-item of
-// type typ at sub; n is the length (or trailing byte count) to report.
+// type typ at sub; n is the length (or trailing byte count) to report. The
+// strict kinds (uiRepeated, uiLen4, uiVersionLen) are built by uiStrictError.
 //
 //go:noinline
 func uiError(sub int, typ uint8, kind, n int) error {
+	if typ == ItemUserIdentityAC {
+		return newErr(sub, itemName(typ), ErrInvalid, itoa(n)+" bytes follow the server response (the lengths do not add up)")
+	}
+	return newErr(sub, itemName(typ), ErrInvalid, itoa(n)+" bytes follow the secondary field (the lengths do not add up)")
+}
+
+// uiStrictError builds the strict-mode error of kind (uiRepeated, uiLen4,
+// uiVersionLen) for the user-information sub-item of type typ at sub; n is
+// the length to report.
+func uiStrictError(sub int, typ uint8, kind, n int) error {
 	switch kind {
 	case uiRepeated:
 		return newErr(sub, itemName(typ), ErrInvalid, "repeated sub-item (strict: at most one is allowed)")
 	case uiLen4:
 		return newErr(sub, itemName(typ), ErrInvalid, "length "+itoa(n)+" must be 4 (strict)")
-	case uiVersionLen:
-		return newErr(sub, itemName(typ), ErrInvalid, "length "+itoa(n)+" is not 1-16 characters (strict)")
 	}
-	if typ == ItemUserIdentityAC {
-		return newErr(sub, itemName(typ), ErrInvalid, itoa(n)+" bytes follow the server response (the lengths do not add up)")
-	}
-	return newErr(sub, itemName(typ), ErrInvalid, itoa(n)+" bytes follow the secondary field (the lengths do not add up)")
+	return newErr(sub, itemName(typ), ErrInvalid, "length "+itoa(n)+" is not 1-16 characters (strict)")
 }
 
 // checkUID applies the strict UID rules to the UID of the sub-item at sub.
@@ -1030,7 +1052,7 @@ func keepSubItem(it []byte, u *UserInformation) {
 }
 
 // decodeRoleSelection decodes sub-item 0x54 (content c at sub).
-func decodeRoleSelection(sub int, c []byte, u *UserInformation, strict, amb bool) error {
+func decodeRoleSelection(sub int, c []byte, u *UserInformation, strict strictChecks, amb bool) error {
 	name := itemName(ItemRoleSelection)
 	uid, rest, err := lenPrefixed(sub+4, c, name, "SOP class UID")
 	if err != nil {
@@ -1045,8 +1067,8 @@ func decodeRoleSelection(sub int, c []byte, u *UserInformation, strict, amb bool
 	if amb && !uidOK(rs.SOPClassUID) {
 		return checkUIDAmb(sub, ItemRoleSelection, rs.SOPClassUID)
 	}
-	if strict {
-		return checkUID(sub, ItemRoleSelection, rs.SOPClassUID)
+	if strict != nil {
+		return strict.uid(sub, ItemRoleSelection, rs.SOPClassUID)
 	}
 	return nil
 }
@@ -1067,7 +1089,7 @@ func decodeExtNeg(sub int, c []byte, u *UserInformation, amb bool) error {
 }
 
 // decodeUserIdentity decodes sub-item 0x58 (content c at sub).
-func decodeUserIdentity(sub int, c []byte, u *UserInformation, strict bool) error {
+func decodeUserIdentity(sub int, c []byte, u *UserInformation, strict strictChecks) error {
 	name := itemName(ItemUserIdentityRQ)
 	if len(c) < 2 {
 		return newErr(sub, name, ErrTruncated, "length "+itoa(len(c))+" is shorter than the type and positive-response bytes")
@@ -1085,8 +1107,10 @@ func decodeUserIdentity(sub int, c []byte, u *UserInformation, strict bool) erro
 		return uiError(sub, ItemUserIdentityRQ, uiTrailing, len(rest))
 	}
 	ui.Primary, ui.Secondary = p, s2
-	if strict && (ui.Type < 1 || ui.Type > 5) {
-		return newErr(sub+4, name, ErrInvalid, "user identity type "+itoa(int(ui.Type))+" is not 1-5 (strict)")
+	if strict != nil {
+		if err := strict.identityType(sub, ui.Type); err != nil {
+			return err
+		}
 	}
 	u.UserIdentity, u.HasUserIdentity = ui, true
 	return nil
@@ -1269,13 +1293,8 @@ func (d *Decoder) DecodeAssociateRJ(pdu []byte, rj *AssociateRJ) error {
 		return err
 	}
 	*rj = AssociateRJ{hdrReserved: pdu[1], reserved: pdu[6], Result: pdu[7], Source: pdu[8], Reason: pdu[9]}
-	if d.strict() {
-		if rj.Result != 1 && rj.Result != 2 {
-			return newErr(7, "A-ASSOCIATE-RJ result", ErrInvalid, "result "+itoa(int(rj.Result))+" is not 1 (permanent) or 2 (transient) (strict)")
-		}
-		if rj.Source < 1 || rj.Source > 3 {
-			return newErr(8, "A-ASSOCIATE-RJ source", ErrInvalid, "source "+itoa(int(rj.Source))+" is not 1-3 (strict)")
-		}
+	if s := d.checks(); s != nil {
+		return s.rj(rj)
 	}
 	return nil
 }
@@ -1306,13 +1325,8 @@ func (d *Decoder) DecodeAbort(pdu []byte, a *Abort) error {
 		return err
 	}
 	*a = Abort{hdrReserved: pdu[1], Reserved: [2]byte{pdu[6], pdu[7]}, Source: pdu[8], Reason: pdu[9]}
-	if d.strict() {
-		if a.Source != 0 && a.Source != 2 {
-			return newErr(8, "A-ABORT source", ErrInvalid, "source "+itoa(int(a.Source))+" is not 0 (service user) or 2 (service provider) (strict)")
-		}
-		if a.Reason > 6 || a.Reason == 3 {
-			return newErr(9, "A-ABORT reason", ErrInvalid, "reason "+itoa(int(a.Reason))+" is not 0-2 or 4-6 (strict)")
-		}
+	if s := d.checks(); s != nil {
+		return s.abort(a)
 	}
 	return nil
 }
@@ -1342,8 +1356,10 @@ func (d *Decoder) DecodePDataTF(pdu []byte, p *PDataTF) error {
 		if v.MessageControlHeader&0xfc != 0 {
 			return newErr(off+5, name, ErrInvalid, "message control header "+hex8(v.MessageControlHeader)+" has reserved bits 2-7 set")
 		}
-		if d.strict() && v.ContextID%2 == 0 {
-			return newErr(off+4, name, ErrInvalid, "presentation context ID "+itoa(int(v.ContextID))+" is even (strict)")
+		if s := d.checks(); s != nil {
+			if err := s.pdvContextID(off+4, v.ContextID); err != nil {
+				return err
+			}
 		}
 		p.PDVs = append(p.PDVs, v)
 		off = end

@@ -199,7 +199,7 @@ func TestLenientKeeps(t *testing.T) {
 		t.Errorf("user identity %+v", u.UserIdentity)
 	}
 	// The same PDU is rejected in strict mode (0x51 of length 2 is one reason).
-	if err := (&Decoder{Strict: true, AllowAmbiguous: true}).DecodeAssociateRQ(in, &rq); !errors.Is(err, ErrInvalid) {
+	if err := (Decoder{AllowAmbiguous: true}).Strict().DecodeAssociateRQ(in, &rq); !errors.Is(err, ErrInvalid) {
 		t.Errorf("strict decoder accepted the lenient PDU: %v", err)
 	}
 }
@@ -246,7 +246,7 @@ func TestStrict(t *testing.T) {
 			if got := rq.AppendEncode(nil); !bytes.Equal(got, tt.in) {
 				t.Fatalf("lenient round trip differs at byte %d", firstDiff(got, tt.in))
 			}
-			err := (&Decoder{Strict: true, AllowAmbiguous: true}).DecodeAssociateRQ(tt.in, &rq)
+			err := (Decoder{AllowAmbiguous: true}).Strict().DecodeAssociateRQ(tt.in, &rq)
 			if !errors.Is(err, ErrInvalid) || !strings.Contains(fmt.Sprint(err), tt.msg) {
 				t.Fatalf("strict: err = %v, want ErrInvalid containing %q", err, tt.msg)
 			}
@@ -254,12 +254,12 @@ func TestStrict(t *testing.T) {
 	}
 	// Every real RQ/AC in the captures passes strict mode.
 	var v decoded
-	d := Decoder{Strict: true}
+	d := (Decoder{}).Strict()
 	for _, c := range loadIndex(t) {
 		for _, f := range []string{c.Files.C2S, c.Files.S2C} {
 			pdus, _ := splitStream(readCapture(t, f))
 			for i, p := range pdus {
-				if _, err := v.decodeEncode(&d, p); err != nil {
+				if _, err := v.decodeEncode(d, p); err != nil {
 					t.Errorf("%s PDU %d: strict: %v", f, i, err)
 				}
 			}
@@ -307,7 +307,7 @@ func TestBuildAndModify(t *testing.T) {
 		t.Fatal("AppendEncode overwrote dst")
 	}
 	var back AssociateRQ
-	if err := (&Decoder{Strict: true}).DecodeAssociateRQ(enc[6:], &back); err != nil {
+	if err := (Decoder{}).Strict().DecodeAssociateRQ(enc[6:], &back); err != nil {
 		t.Fatalf("hand-built RQ does not decode strictly: %v", err)
 	}
 	if string(back.CalledAETitle()) != "PACS" || string(back.CallingAETitleRaw) != "MODALITY        " || back.ProtocolVersion != 1 ||
@@ -380,7 +380,7 @@ func TestFixedPDUs(t *testing.T) {
 	if err := d.DecodeAssociateRJ([]byte{3, 0, 0, 0, 0, 4, 0, 2, 3, 2}, &rj); err != nil || rj.Result != 2 || rj.Source != 3 || rj.Reason != 2 {
 		t.Fatalf("RJ = %+v, %v", rj, err)
 	}
-	if err := (&Decoder{Strict: true}).DecodeAssociateRJ([]byte{3, 0, 0, 0, 0, 4, 0, 9, 1, 1}, &rj); !errors.Is(err, ErrInvalid) {
+	if err := (Decoder{}).Strict().DecodeAssociateRJ([]byte{3, 0, 0, 0, 0, 4, 0, 9, 1, 1}, &rj); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("strict RJ result 9: %v", err)
 	}
 	var ab Abort
@@ -449,7 +449,7 @@ func TestBuildOtherPDUs(t *testing.T) {
 	}
 	enc := ac.AppendEncode(nil)
 	var back AssociateAC
-	if err := (&Decoder{Strict: true}).DecodeAssociateAC(enc, &back); err != nil {
+	if err := (Decoder{}).Strict().DecodeAssociateAC(enc, &back); err != nil {
 		t.Fatalf("hand-built AC: %v", err)
 	}
 	u := back.UserInformation

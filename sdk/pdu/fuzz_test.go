@@ -39,15 +39,14 @@ func FuzzDecode(f *testing.F) {
 	f.Add(withAEs("ANY-SCP         ", "CT1\x00SPOOF       "))
 	f.Add(rqBytes(TypeAssociateRQ, appCtx, pcEcho, ambUI(ident(1, "alice", ""), ident(1, "mallory", ""))))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		for _, mode := range []Decoder{{}, {Strict: true}, {AllowAmbiguous: true}} {
-			d := Decoder{Strict: mode.Strict, AllowAmbiguous: mode.AllowAmbiguous, MaxPDULength: 1 << 18}
+		for _, d := range []*Decoder{{MaxPDULength: 1 << 18}, Decoder{MaxPDULength: 1 << 18}.Strict(), {AllowAmbiguous: true, MaxPDULength: 1 << 18}} {
 			var v1, v2 decoded
 			for typ := TypeAssociateRQ; typ <= TypeAbort; typ++ {
 				in := data
 				if len(in) > 0 {
 					in = append([]byte{byte(typ)}, data[1:]...)
 				}
-				enc1, err := v1.decodeEncode(&d, in)
+				enc1, err := v1.decodeEncode(d, in)
 				if err != nil {
 					if _, ok := err.(*Error); !ok {
 						t.Fatalf("%s: error %T is not *Error", typ, err)
