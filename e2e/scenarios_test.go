@@ -65,7 +65,7 @@ func scenarioEchoAllowedAndUnknownCaller(t *testing.T, l *lane) {
 	if o.sawCallingAE(intruderAE, om) {
 		t.Errorf("Orthanc saw an association from %s, which the gateway must have denied", intruderAE)
 	}
-	wantAuditFields(t, p.wantAudit(t, intruderAE), "deny", "", "", "policy")
+	wantAuditFields(t, p.wantAudit(t, intruderAE), "deny", "default", "", "policy")
 	p.wantDelta(t, 1, "dicomgate_associations_total")
 	p.wantDelta(t, 1, "dicomgate_denied_total", "reason", "policy")
 	p.wantDelta(t, 1, "dicomgate_decisions_total", "action", "deny", "rule", "default")
@@ -202,7 +202,7 @@ func scenarioMutualTLSAEBinding(t *testing.T, l *lane) {
 		r := echoVia(g, d.kp, d.calling, routeToOrthancAE)
 		wantFailed(t, r, d.what)
 		rec := p.wantAudit(t, d.calling)
-		wantAuditFields(t, rec, "deny", "", "", "policy")
+		wantAuditFields(t, rec, "deny", "default", "", "policy")
 		p.wantDelta(t, 1, "dicomgate_denied_total", "reason", "policy")
 		p.wantNoUpstreamAttempt(t)
 	}
@@ -224,7 +224,7 @@ func scenarioMutualTLSAEBinding(t *testing.T, l *lane) {
 	pp := newProbe(t, pg)
 	r = echoVia(pg, nil, ct1AE, routeToOrthancAE)
 	wantFailed(t, r, "CT1 over the plain listener (no certificate)")
-	wantAuditFields(t, pp.wantAudit(t, ct1AE), "deny", "", "", "policy")
+	wantAuditFields(t, pp.wantAudit(t, ct1AE), "deny", "default", "", "policy")
 	pp.wantDelta(t, 1, "dicomgate_denied_total", "reason", "policy")
 	pp.wantNoUpstreamAttempt(t)
 	if o.sawCallingAE(ct1AE, om) {
@@ -292,7 +292,7 @@ func scenarioFindQueryOnlyRule(t *testing.T, l *lane) {
 	p := newProbe(t, g)
 	r := storeVia(g, &certs.NoSAN, queryOnlyAE, routeToOrthancAE, files[:1])
 	wantFailed(t, r, "storescu as QUERY1 (query-only)")
-	wantAuditFields(t, p.wantAudit(t, queryOnlyAE), "deny", "", "", "policy")
+	wantAuditFields(t, p.wantAudit(t, queryOnlyAE), "deny", "default", "", "policy")
 	p.wantDelta(t, 1, "dicomgate_denied_total", "reason", "policy")
 	if o.sawCallingAE(queryOnlyAE, om) {
 		t.Errorf("Orthanc saw QUERY1's store association, which the gateway must have denied")
@@ -301,7 +301,7 @@ func scenarioFindQueryOnlyRule(t *testing.T, l *lane) {
 	p = newProbe(t, g)
 	r = findVia(g, &certs.NoSAN, allowedModalityAE, studyUID)
 	wantFailed(t, r, "findscu as MODALITY1 (storage rule only)")
-	wantAuditFields(t, p.wantAudit(t, allowedModalityAE), "deny", "", "", "policy")
+	wantAuditFields(t, p.wantAudit(t, allowedModalityAE), "deny", "default", "", "policy")
 	p.wantDelta(t, 1, "dicomgate_denied_total", "reason", "policy")
 
 	p = newProbe(t, g)

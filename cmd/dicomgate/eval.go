@@ -46,7 +46,7 @@ e.g. "O=Hospital,CN=CT1" for a certificate made with -subj
 "/CN=CT1/O=Hospital" (see docs/peer-identity.md).
 
 With -o json (or --json) exactly one JSON object is printed, with the keys
-action ("allow", "deny" or "route"), rule (the matching rule's name, "" for
+action ("allow", "deny" or "route"), rule (the matching rule's name, "default" for
 the default action), cluster, rewriteCalledAETitle, rejectReason and
 explanation; on a deny the key respond says what the client receives:
 "reject" (the rejector at rejectCluster answers with the A-ASSOCIATE-RJ of

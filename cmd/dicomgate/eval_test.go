@@ -67,7 +67,7 @@ func TestEvalJSONOnCaptures(t *testing.T) {
 			map[string]any{"action": "allow", "rule": "alice-ct-store", "cluster": "", "rewriteCalledAETitle": "", "rejectReason": ""},
 			[]string{`username "alice" is listed`}},
 		{"default deny", evalFlags{config: example, stream: "echo_default.c2s.bin", source: "192.168.1.1:5000"},
-			map[string]any{"action": "deny", "rule": "", "cluster": "", "rewriteCalledAETitle": "", "rejectReason": "calling-ae-not-recognized", "respond": "close"},
+			map[string]any{"action": "deny", "rule": "default", "cluster": "", "rewriteCalledAETitle": "", "rejectReason": "calling-ae-not-recognized", "respond": "close"},
 			[]string{"no rule matched (5 rules)", "source 192.168.1.1"}},
 		{"deny rule", evalFlags{config: example, stream: "rj_calling_ae.c2s.bin"},
 			map[string]any{"action": "deny", "rule": "block-intruder", "cluster": "", "rewriteCalledAETitle": "", "rejectReason": "calling-ae-not-recognized", "respond": "close"},

@@ -273,7 +273,7 @@ func (c *conn) decide(rqBytes []byte) types.Action {
 	// link their types' equality functions and time.Time's formatter.)
 	id, d, e := &deciding.id, &deciding.d, &deciding.e
 	id.reset()
-	readIdentity(id, p.pol.MatchesSource())
+	readIdentity(id, p.pol.MatchesSource(), p.pol.MatchesDNSSAN())
 	p.pol.EvaluateInto(rq, &id.conn, d)
 	t := now()
 	decision, calledAE, callingAE := d.Action.String(), view(rq.CalledAETitle()), view(rq.CallingAETitle())
@@ -507,7 +507,6 @@ type identity struct {
 const (
 	propSource  = "source\x00address"
 	propConnID  = "connection\x00id"
-	propMTLS    = "connection\x00mtls"
 	propURISAN  = "connection\x00uri_san_peer_certificate"
 	propDNSSAN  = "connection\x00dns_san_peer_certificate"
 	propSubject = "connection\x00subject_peer_certificate"
@@ -535,17 +534,23 @@ func sameString(a, b string) bool {
 }
 
 // readIdentity reads the connection properties the policy and the audit
-// line need. An absent or failing property means "unknown"; the peer
-// certificate properties are only read (and trusted) when connection.mtls
-// is true.
-func readIdentity(id *identity, parseSource bool) {
+// line need. An absent or failing property means "unknown". The peer
+// certificate properties are only read (and trusted) when the client
+// presented a certificate, which the digest tells: Envoy's
+// sha256PeerCertificateDigest is "" exactly when there is no peer
+// certificate (envoy/ssl/connection.h), and connection.mtls is
+// peerCertificatePresented() (filters/common/expr/context.cc), so one
+// property read answers both. The DNS SAN is read only when a rule matches
+// on it (readDNS): the audit line does not carry it.
+func readIdentity(id *identity, parseSource, readDNS bool) {
 	readSource(id, parseSource)
-	if b, ok := getProperty(propMTLS); ok && len(b) == 1 && b[0] != 0 {
-		id.conn.MTLS = true
+	if d := propString(propDigest); d != "" {
+		id.conn.MTLS, id.sha256 = true, d
 		id.conn.PeerURISAN = propString(propURISAN)
-		id.conn.PeerDNSSAN = propString(propDNSSAN)
+		if readDNS {
+			id.conn.PeerDNSSAN = propString(propDNSSAN)
+		}
 		id.conn.PeerSubject = propString(propSubject)
-		id.sha256 = propString(propDigest)
 	}
 }
 

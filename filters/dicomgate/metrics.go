@@ -13,8 +13,9 @@ const (
 	metricDenied       = "dicomgate_denied_total"
 	metricDryRunDenies = "dicomgate_dry_run_denies_total"
 	metricRejected     = "dicomgate_rejected_total"
-	// ruleDefault is the rule label when the policy's default action applied.
-	ruleDefault = "default"
+	// ruleDefault is the rule label when the policy's default action
+	// applied, the same name the audit line and dicom.rule carry.
+	ruleDefault = policy.DefaultRule
 )
 
 // reason is the reason label of dicomgate_denied_total.

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/dicomgate/dicomgate/internal/filtertable"
+	"github.com/stretchr/testify/require"
 )
 
 const echoPolicy = `{"defaultAction": "deny", "rules": [{"name": "echo", "match": {"callingAETitles": ["ECHOSCU"]}, "action": "allow"}]}`
@@ -59,5 +60,48 @@ func TestWasmHostCalls(t *testing.T) {
 	}
 	if o := tr.Observe(); o.Closed || len(o.Forwarded) != len(rq)+100*len(rest) {
 		t.Fatalf("after the decision: closed=%v forwarded=%d", o.Closed, len(o.Forwarded))
+	}
+}
+
+// The decision reads only the properties it needs: source.address,
+// connection.id and the peer certificate digest always (a non-empty digest
+// is connection.mtls), the URI SAN and subject only with a client
+// certificate (the audit line logs them), the DNS SAN only when a rule
+// matches on it. Exact counts: one more host call on this path is a
+// regression of the per-association cost inside Envoy (bench/RESULTS.md §7).
+func TestWasmDecisionHostCalls(t *testing.T) {
+	rq := filtertable.FirstPDU(captures(t)["echo_default"])
+	const uriPolicy = `{"rules": [{"name": "ct", "match": {"peerURISANs": ["spiffe://h/ct1"]}, "action": "allow"}]}`
+	const dnsPolicy = `{"rules": [{"name": "ct", "match": {"peerDNSSANs": ["ct1.h"]}, "action": "allow"}]}`
+	mtls := filtertable.ConnProps{Source: "10.1.2.3:40000", MTLS: true, URISAN: "spiffe://h/ct1", DNSSAN: "ct1.h", Subject: "CN=CT1", SHA256: "ab12"}
+	plain := filtertable.ConnProps{Source: "10.1.2.3:40000"}
+	// Common to every decision (env.proxy_* calls, which Plugin.HostCalls
+	// counts; the WASI clock read is not counted): the buffer read,
+	// source.address, connection.id, the digest, four set_property
+	// (dicom.*), the decision counter and the audit line.
+	const common = 10
+	for _, tc := range []struct {
+		name   string
+		policy string
+		props  filtertable.ConnProps
+		want   int
+	}{
+		{"no client certificate", echoPolicy, plain, common},
+		{"client certificate, URI SAN rule", uriPolicy, mtls, common + 2},
+		{"client certificate, DNS SAN rule", dnsPolicy, mtls, common + 3},
+		{"client certificate, AE title rule", echoPolicy, mtls, common + 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newWasmRunner(t)
+			require.NoError(t, r.Configure([]byte(tc.policy), filtertable.Listener{}))
+			c, err := r.NewConn(tc.props)
+			require.NoError(t, err)
+			tr := c.(*wasmTransport)
+			tr.Data(rq[:10], false) // the first byte counts the association
+			before := r.plugin.HostCalls()
+			tr.Data(rq[10:], false)
+			require.Equal(t, tc.want, int(r.plugin.HostCalls()-before), "host calls of the decision")
+			require.False(t, tr.Observe().Closed)
+		})
 	}
 }

@@ -39,6 +39,9 @@ func runCase(t *testing.T, r Runner, c Case) {
 	for i, cs := range c.Conns {
 		before := len(AuditLines(r.Logs(LevelInfo)))
 		warnBefore, errBefore := len(r.Logs(LevelWarn)), len(r.Logs(LevelError))
+		if cs.Props.MTLS != (cs.Props.SHA256 != "") {
+			t.Fatalf("conn %d: ConnProps MTLS %v with SHA256 %q: Envoy reports a peer certificate digest exactly when a client certificate was presented (connection.mtls); set both or neither", i, cs.Props.MTLS, cs.Props.SHA256)
+		}
 		conn, err := r.NewConn(cs.Props)
 		if err != nil {
 			t.Fatalf("conn %d: NewConn: %v", i, err)

@@ -93,7 +93,9 @@ type ConnProps struct {
 	// Source is source.address, "ip:port".
 	Source string
 	// MTLS is connection.mtls (TLS terminated and a client certificate was
-	// presented and verified).
+	// presented and verified). It is true exactly when SHA256 is set, as in
+	// Envoy (Run refuses a case where they disagree): the filter tells mTLS
+	// from the digest alone.
 	MTLS bool
 	// URISAN, DNSSAN, Subject and SHA256 are the peer certificate
 	// properties connection.uri_san_peer_certificate,

@@ -474,7 +474,7 @@ func Cases(c Captures) []Case {
 			Config: policy(""),
 			Conns: []ConnScript{{Props: src, Steps: []Step{{Data: rjCalled}},
 				Want: Want{Closed: true, Properties: map[string]string{"dicom.decision": "deny", "dicom.called_ae": "NOSUCHAE"},
-					Audit: map[string]any{"decision": "deny", "rule": "", "reason": "policy", "reject_reason": "called-ae-not-recognized", "called_ae": "NOSUCHAE"}}}},
+					Audit: map[string]any{"decision": "deny", "rule": "default", "reason": "policy", "reject_reason": "called-ae-not-recognized", "called_ae": "NOSUCHAE"}}}},
 			Metrics: map[string]uint64{denied("policy"): 1, decisions("deny", DefaultRule): 1, MetricAssociations: 1},
 		},
 		{
@@ -641,7 +641,7 @@ func Cases(c Captures) []Case {
 				{Props: src, Steps: []Step{{Data: nulUsername}}, Want: refused},
 				{Props: src, Steps: []Step{{Data: mallory}}, Want: Want{Closed: true, Audit: map[string]any{"decision": "deny", "rule": "no-mallory", "reason": "policy"}}},
 				{Props: src, Steps: []Step{{Data: alice}},
-					Want: Want{UpstreamConnect: true, Cluster: DefaultCluster, Forwarded: alice, Audit: map[string]any{"decision": "allow", "rule": ""}}},
+					Want: Want{UpstreamConnect: true, Cluster: DefaultCluster, Forwarded: alice, Audit: map[string]any{"decision": "allow", "rule": "default"}}},
 			},
 			Metrics: map[string]uint64{denied("malformed"): 4, denied("policy"): 1, decisions("allow", DefaultRule): 1},
 		},
@@ -820,7 +820,7 @@ func Cases(c Captures) []Case {
 			Config: `{"defaultAction": "allow"}`,
 			Conns: []ConnScript{{Props: src, Steps: []Step{{Data: WithAETitles(echoRQ, `A"B/C`, "Q{\"x\"}")}},
 				Want: Want{UpstreamConnect: true, Cluster: DefaultCluster, Forwarded: WithAETitles(echoRQ, `A"B/C`, "Q{\"x\"}"),
-					Audit: map[string]any{"called_ae": `A"B/C`, "calling_ae": "Q{\"x\"}", "rule": ""}}}},
+					Audit: map[string]any{"called_ae": `A"B/C`, "calling_ae": "Q{\"x\"}", "rule": "default"}}}},
 			Metrics: map[string]uint64{decisions("allow", DefaultRule): 1},
 		},
 		{

@@ -154,8 +154,8 @@ type Conn struct {
 type Decision struct {
 	// Action is allow, deny or route.
 	Action Action
-	// Rule is the name of the rule that matched; "" when the default action
-	// applied.
+	// Rule is the name of the rule that matched; DefaultRule when the
+	// default action applied.
 	Rule string
 	// RuleIndex is the index of that rule in the configuration's rules
 	// array, -1 when the default action applied.
@@ -226,6 +226,11 @@ func (p *Policy) RejectKey() string {
 // does not, Evaluate never reads Conn.Source, and a caller may leave it
 // unset (the filter then skips parsing source.address).
 func (p *Policy) MatchesSource() bool { return p.nCIDR > 0 }
+
+// MatchesDNSSAN reports whether a rule has a peerDNSSANs condition. When it
+// does not, Evaluate never reads Conn.PeerDNSSAN, and a caller may leave it
+// unset (the filter then skips reading the property).
+func (p *Policy) MatchesDNSSAN() bool { return p.nDNS > 0 }
 
 // Mode returns "enforce" or "dry-run".
 func (p *Policy) Mode() string {

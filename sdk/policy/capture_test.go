@@ -55,18 +55,18 @@ func TestCaptureDecisions(t *testing.T) {
 		{"uid_username", example, nil, ActionAllow, "alice-ct-store", "", ""},
 		{"uid_username_password", example, nil, ActionAllow, "alice-ct-store", "", ""},
 		// A JWT (type 5) is not a username.
-		{"uid_jwt", example, nil, ActionDeny, "", "", ReasonCallingAENotRecognized},
+		{"uid_jwt", example, nil, ActionDeny, DefaultRule, "", ReasonCallingAENotRecognized},
 		{"rj_calling_ae", example, nil, ActionDeny, "block-intruder", "", ReasonCallingAENotRecognized},
-		{"echo_default", example, nil, ActionDeny, "", "", ReasonCallingAENotRecognized},
+		{"echo_default", example, nil, ActionDeny, DefaultRule, "", ReasonCallingAENotRecognized},
 		{"find_study", byCalled, nil, ActionRoute, "qr", "outbound|11112||qr.dicom.svc.cluster.local", ""},
 		{"move_study", byCalled, nil, ActionRoute, "qr", "outbound|11112||qr.dicom.svc.cluster.local", ""},
-		{"rj_limit", byCalled, nil, ActionDeny, "", "", ReasonCallingAENotRecognized}, // QRSCP from ECHOSCU
+		{"rj_limit", byCalled, nil, ActionDeny, DefaultRule, "", ReasonCallingAENotRecognized}, // QRSCP from ECHOSCU
 		{"orthanc_echo", byCalled, nil, ActionRoute, "orthanc", "outbound|4242||orthanc.dicom.svc.cluster.local", ""},
 		{"echo_default", byCalled, loop, ActionAllow, "scp", "", ""},
 		{"echo_custom_ae", byCalled, loop6, ActionAllow, "scp", "", ""},
-		{"echo_default", byCalled, outside, ActionDeny, "", "", ReasonCallingAENotRecognized},
-		{"rj_called_ae", byCalled, loop, ActionDeny, "", "", ReasonCalledAENotRecognized}, // NOSUCHAE
-		{"orthanc_rj_called_ae", byCalled, loop, ActionDeny, "", "", ReasonCalledAENotRecognized},
+		{"echo_default", byCalled, outside, ActionDeny, DefaultRule, "", ReasonCallingAENotRecognized},
+		{"rj_called_ae", byCalled, loop, ActionDeny, DefaultRule, "", ReasonCalledAENotRecognized}, // NOSUCHAE
+		{"orthanc_rj_called_ae", byCalled, loop, ActionDeny, DefaultRule, "", ReasonCalledAENotRecognized},
 	}
 	for _, tc := range tests {
 		rq := captureRQ(t, tc.capture)

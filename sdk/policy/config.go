@@ -25,6 +25,11 @@ const (
 	MaxInspectTimeoutMs = 600000
 	// maxRuleNameLen bounds rule names, which end up in logs and metrics.
 	maxRuleNameLen = 128
+	// DefaultRule is Decision.Rule when no rule matched and the default
+	// action applied: the audit line's "rule", the dicom.rule property and
+	// the rule label of dicomgate_decisions_total all say it. No rule may
+	// have this name.
+	DefaultRule = "default"
 )
 
 // Keys allowed in each configuration object.
@@ -460,6 +465,8 @@ func (l *loader) rule(rn *jnode, path string, cfg *config) *rule {
 			l.errf(child(path, "name"), "is "+itoa(len(s))+" characters long; rule names are at most "+itoa(maxRuleNameLen))
 		case hasControl(s):
 			l.errf(child(path, "name"), quote(s)+" contains control characters; use printable characters only")
+		case s == DefaultRule:
+			l.errf(child(path, "name"), quote(s)+" is reserved: audit lines and metrics name the default action "+quote(DefaultRule)+"; choose another rule name")
 		default:
 			r.name = s
 		}

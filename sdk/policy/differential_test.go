@@ -387,24 +387,24 @@ func TestReferenceSemantics(t *testing.T) {
 		rule   string
 	}{
 		{"STORE SCP", nil, nil, "space"},
-		{"STORE  SCP", nil, nil, ""}, // embedded spaces are significant
+		{"STORE  SCP", nil, nil, DefaultRule}, // embedded spaces are significant
 		{"A*", nil, nil, "literal-star"},
-		{"AB", nil, nil, ""},
+		{"AB", nil, nil, DefaultRule},
 		{"orthanc", nil, nil, "fold"},
 		{"ORTH_NC", nil, nil, "fold"},
-		{"pacs", nil, nil, ""}, // case-sensitive by default
+		{"pacs", nil, nil, DefaultRule}, // case-sensitive by default
 		{"PACS", nil, nil, "exact-case"},
 		{"NET", nil, mapped, "net"}, // host bits masked; mapped source is IPv4
-		{"NET", nil, &Conn{Source: netip.MustParseAddr("10.1.3.1")}, ""},
-		{"NET", nil, nil, ""}, // unknown source
+		{"NET", nil, &Conn{Source: netip.MustParseAddr("10.1.3.1")}, DefaultRule},
+		{"NET", nil, nil, DefaultRule}, // unknown source
 		{"DNS", nil, mtls, "dns"},
-		{"DNS", nil, &Conn{PeerDNSSAN: "ct1.example.org"}, ""}, // no mTLS
-		{"DNS", nil, &Conn{MTLS: true, PeerDNSSAN: "a.ct1.example.org"}, ""},
+		{"DNS", nil, &Conn{PeerDNSSAN: "ct1.example.org"}, DefaultRule}, // no mTLS
+		{"DNS", nil, &Conn{MTLS: true, PeerDNSSAN: "a.ct1.example.org"}, DefaultRule},
 		{"USER", []rqOpt{withUser(2, "alice")}, nil, "user"},
-		{"USER", []rqOpt{withUser(5, "alice")}, nil, ""}, // a JWT is not a username
+		{"USER", []rqOpt{withUser(5, "alice")}, nil, DefaultRule}, // a JWT is not a username
 		{"ONLY", nil, nil, "only"},
-		{"ONLY", []rqOpt{withSyntaxes()}, nil, ""}, // no context proposed
-		{"ONLY", []rqOpt{withSyntaxes(uidVerification, uidCTStorage)}, nil, ""},
+		{"ONLY", []rqOpt{withSyntaxes()}, nil, DefaultRule}, // no context proposed
+		{"ONLY", []rqOpt{withSyntaxes(uidVerification, uidCTStorage)}, nil, DefaultRule},
 	}
 	for _, tc := range tests {
 		rq := mkRQ(tc.called, "CALLER", tc.opts...)
@@ -418,7 +418,7 @@ func TestReferenceSemantics(t *testing.T) {
 	d = checkDecision(t, cfg, p, ref, mkRQ("", "", withRawAE([]byte("PACS\x00\x00 \x00          "), pad16("X"))), nil)
 	require.Equal(t, "exact-case", d.Rule)
 	d = checkDecision(t, cfg, p, ref, mkRQ("", "", withRawAE([]byte("PACS\x00X          "), pad16("X"))), nil)
-	require.Equal(t, "", d.Rule)
+	require.Equal(t, DefaultRule, d.Rule)
 	require.Equal(t, ReasonCalledAENotRecognized, d.RejectReason) // no allow/route rule accepts that called AE
 }
 

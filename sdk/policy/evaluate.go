@@ -66,6 +66,7 @@ type Policy struct {
 	userAny                  []uint64 // rules without userIdentityUsernames
 	allRules                 []uint64 // every rule
 	nCalled, nCalling, nCIDR int      // rules filtered per dimension (Summary)
+	nDNS                     int      // rules with a peerDNSSANs condition
 	nUser                    int
 	nUnfiltered              int // rules no dimension can exclude
 
@@ -134,6 +135,9 @@ func compile(cfg *config) *Policy {
 			filtered = true
 		} else {
 			setBit(p.callingAny, id)
+		}
+		if r.hasDNS {
+			p.nDNS++
 		}
 		if r.hasCIDRs {
 			p.nCIDR++
@@ -539,7 +543,7 @@ func (p *Policy) ruleDecision(r *rule, id int, in *input, d *Decision) {
 
 // defaultDecision writes the decision when no rule matches in.
 func (p *Policy) defaultDecision(in *input, d *Decision) {
-	d.Action, d.Rule, d.RuleIndex, d.DryRun = p.defaultAction, "", -1, p.dryRun
+	d.Action, d.Rule, d.RuleIndex, d.DryRun = p.defaultAction, DefaultRule, -1, p.dryRun
 	d.Cluster, d.RewriteCalledAETitle, d.RewriteCallingAETitle, d.RejectReason = "", "", "", ""
 	d.Respond = RespondClose
 	if d.Action == ActionDeny {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 // foldBytes is the specification of foldInto: upper applied to every byte.
@@ -58,5 +60,18 @@ func TestMatchesSource(t *testing.T) {
 		if got := mustLoad(t, cfg).MatchesSource(); got != want {
 			t.Errorf("%s: MatchesSource() = %v; want %v", cfg, got, want)
 		}
+	}
+}
+
+// MatchesDNSSAN tells the filter whether it must read the peer
+// certificate's DNS SAN (the audit line does not log it).
+func TestMatchesDNSSAN(t *testing.T) {
+	for cfg, want := range map[string]bool{
+		`{"rules": [{"name": "a", "match": {"peerURISANs": ["spiffe://h/ct1"]}, "action": "allow"}]}`: false,
+		`{"defaultAction": "allow"}`: false,
+		`{"rules": [{"name": "a", "match": {"calledAETitles": ["PACS"]}, "action": "allow"},
+		  {"name": "dns", "match": {"peerDNSSANs": ["ct1.example.org"]}, "action": "allow"}]}`: true,
+	} {
+		require.Equal(t, want, mustLoad(t, cfg).MatchesDNSSAN(), cfg)
 	}
 }

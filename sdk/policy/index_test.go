@@ -50,7 +50,7 @@ func linearEvaluate(p *Policy, rq *pdu.AssociateRQ, conn *Conn) Decision {
 		}
 		return d
 	}
-	d := Decision{Action: p.defaultAction, RuleIndex: -1, DryRun: p.dryRun}
+	d := Decision{Action: p.defaultAction, Rule: DefaultRule, RuleIndex: -1, DryRun: p.dryRun}
 	if d.Action == ActionDeny {
 		d.RejectReason = p.defaultReason
 		if d.RejectReason == "" {

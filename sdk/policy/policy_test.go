@@ -296,7 +296,7 @@ func TestActions(t *testing.T) {
 		// default allow: every called AE counts as recognized.
 		{"E", Decision{Action: ActionDeny, Rule: "deny-implicit", RuleIndex: 4, RejectReason: "calling-ae-not-recognized"}},
 		{"F", Decision{Action: ActionAllow, Rule: "allow-rewrite", RuleIndex: 5, RewriteCallingAETitle: "NEWCALLER"}},
-		{"G", Decision{Action: ActionAllow, Rule: "", RuleIndex: -1}},
+		{"G", Decision{Action: ActionAllow, Rule: DefaultRule, RuleIndex: -1}},
 	}
 	for _, tc := range tests {
 		if got := p.Evaluate(mkRQ(tc.called, "CALLER"), nil); got != tc.want {
@@ -315,11 +315,11 @@ func TestDefaultRejectReason(t *testing.T) {
 	  {"name":"c","match":{"calledAETitles":["*_QR"],"callingAETitles":["CT1"]},"action":"allow"},
 	  {"name":"old","match":{"calledAETitles":["OLD"]},"action":"deny"}]}`)
 	tests := []struct{ called, calling, reason, rule string }{
-		{"NOSUCH", "CT1", ReasonCalledAENotRecognized, ""},
-		{"PACS_A", "MR1", ReasonCallingAENotRecognized, ""},
-		{"ARCHIVE2", "MR1", ReasonCallingAENotRecognized, ""},
-		{"MAIN_QR", "MR1", ReasonCallingAENotRecognized, ""},
-		{"pacs_a", "CT1", ReasonCalledAENotRecognized, ""}, // case-sensitive
+		{"NOSUCH", "CT1", ReasonCalledAENotRecognized, DefaultRule},
+		{"PACS_A", "MR1", ReasonCallingAENotRecognized, DefaultRule},
+		{"ARCHIVE2", "MR1", ReasonCallingAENotRecognized, DefaultRule},
+		{"MAIN_QR", "MR1", ReasonCallingAENotRecognized, DefaultRule},
+		{"pacs_a", "CT1", ReasonCalledAENotRecognized, DefaultRule}, // case-sensitive
 		{"OLD", "CT1", ReasonCalledAENotRecognized, "old"},
 	}
 	for _, tc := range tests {

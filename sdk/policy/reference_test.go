@@ -591,7 +591,7 @@ func refEvaluate(p *refPolicy, req refRequest) Decision {
 		d.RewriteCalledAETitle, d.RewriteCallingAETitle = r.rewriteCalled, r.rewriteCalling
 		return d
 	}
-	d := Decision{Action: actions[p.defaultAction], RuleIndex: -1, DryRun: p.dryRun}
+	d := Decision{Action: actions[p.defaultAction], Rule: "default", RuleIndex: -1, DryRun: p.dryRun}
 	if p.defaultAction == "deny" {
 		d.RejectReason = p.defaultReason
 		if d.RejectReason == "" {

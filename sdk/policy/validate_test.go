@@ -62,6 +62,8 @@ func TestValidationErrors(t *testing.T) {
 			{"rules[0].calledAETitles", `unknown key "calledAETitles" here; match conditions belong inside "match"`, false}}},
 		{"duplicate key", `{"mode":"enforce","mode":"dry-run"}`, []diag{
 			{"mode", `duplicate key "mode"; each key may appear once`, false}}},
+		{"reserved rule name", `{"rules":[{"name":"default","action":"deny"}]}`, []diag{
+			{"rules[0].name", `"default" is reserved: audit lines and metrics name the default action "default"; choose another rule name`, false}}},
 		{"duplicate rule name", `{"rules":[{"name":"x","match":{"callingAETitles":["A"]},"action":"allow"},{"name":"x","action":"deny"}]}`, []diag{
 			{"rules[1].name", `duplicate rule name "x" (also rules[0].name); rule names must be unique`, false}}},
 		{"empty rule name", `{"rules":[{"name":"","action":"allow"}]}`, []diag{
