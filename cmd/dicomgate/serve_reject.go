@@ -17,23 +17,23 @@ import (
 // startDemoRejector starts the demo's in-process rejector (what `dicomgate
 // reject` runs) on a loopback port with a fresh random key, and returns its
 // cluster, the demo policy with that key in place of the embedded
-// placeholder, and a function that stops it.
-func startDemoRejector(policyJSON []byte, logf func(string, ...any)) (*gateway.Cluster, []byte, func(), error) {
+// placeholder, the server (for its counters) and a function that stops it.
+func startDemoRejector(policyJSON []byte, logf func(string, ...any)) (*gateway.Cluster, []byte, *rejector.Server, func(), error) {
 	if n := bytes.Count(policyJSON, []byte(defaults.DemoRejectKeyPlaceholder)); n != 1 {
-		return nil, nil, nil, fmt.Errorf("the embedded demo policy holds the rejectKey placeholder %d times, want once", n)
+		return nil, nil, nil, nil, fmt.Errorf("the embedded demo policy holds the rejectKey placeholder %d times, want once", n)
 	}
 	raw := make([]byte, 32)
 	if _, err := rand.Read(raw); err != nil {
-		return nil, nil, nil, fmt.Errorf("demo rejector key: %w", err)
+		return nil, nil, nil, nil, fmt.Errorf("demo rejector key: %w", err)
 	}
 	key := base64.StdEncoding.EncodeToString(raw)
 	s, err := rejector.New(rejector.Config{Keys: []string{key}, Logf: logf})
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("demo rejector: %w", err)
+		return nil, nil, nil, nil, fmt.Errorf("demo rejector: %w", err)
 	}
 	done := make(chan struct{})
 	go func() {
@@ -49,5 +49,5 @@ func startDemoRejector(policyJSON []byte, logf func(string, ...any)) (*gateway.C
 		<-done
 	}
 	pol := bytes.Replace(policyJSON, []byte(defaults.DemoRejectKeyPlaceholder), []byte(key), 1)
-	return &gateway.Cluster{Name: defaults.ClusterRejector, Endpoints: []string{ln.Addr().String()}}, pol, stop, nil
+	return &gateway.Cluster{Name: defaults.ClusterRejector, Endpoints: []string{ln.Addr().String()}}, pol, s, stop, nil
 }

@@ -44,7 +44,7 @@ func (l *lockedBuf) Write(p []byte) (int, error) {
 func (l *lockedBuf) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 func serveDefaults() serveFlags {
-	return serveFlags{listen: "127.0.0.1:0", wasm: defaultWasmPath, failPolicy: "close", logLevel: "info",
+	return serveFlags{listen: "127.0.0.1:0", wasm: defaultWasmPath, failPolicy: "close", logLevel: "info", logFormat: "text",
 		connectTimeout: 5 * time.Second, handshakeTimeout: 5 * time.Second, drainTimeout: 5 * time.Second, idleTimeout: time.Hour}
 }
 
@@ -68,6 +68,7 @@ func TestServeFlagErrors(t *testing.T) {
 		{"early data too big", func(f *serveFlags) { f.earlyDataBytes = 2 << 20 }, "0..1048576"},
 		{"fail policy", func(f *serveFlags) { f.failPolicy = "sometimes" }, "want close, open or reload"},
 		{"log level", func(f *serveFlags) { f.logLevel = "loud" }, "--log-level"},
+		{"log format", func(f *serveFlags) { f.logFormat = "xml" }, `--log-format "xml": want text or json`},
 		{"cert without key", func(f *serveFlags) { f.tlsCert = "x.crt" }, "--tls-cert and --tls-key go together"},
 		{"client CA without TLS", func(f *serveFlags) { f.clientCA = "ca.crt" }, "--client-ca needs TLS"},
 		{"default cluster in demo", func(f *serveFlags) { f.defaultCluster = "x" }, "--default-cluster needs"},
@@ -250,6 +251,11 @@ func TestServeDemo(t *testing.T) {
 	require.Contains(t, page, `wasm_host_vm_failures_total{plugin=`)
 	require.Contains(t, page, "dicomgate_gateway_connections_total 4")
 	require.Contains(t, page, `dicomgate_gateway_upstream_connections_total{cluster="pacs-b"} 1`)
+	// The in-process rejector's counters (issue 13): the one deny above was answered with its RJ.
+	require.Contains(t, page, "# HELP dicomgate_reject_sent_total A-ASSOCIATE-RJs sent, by result, source and reason.\n# TYPE dicomgate_reject_sent_total counter\n"+
+		`dicomgate_reject_sent_total{result="1",source="1",reason="3"} 1`+"\n")
+	require.Contains(t, page, "dicomgate_reject_connections_total 1\n")
+	require.Contains(t, page, `dicomgate_reject_refused_total{cause="forged"} 0`+"\n")
 	resp, err = http.Get("http://" + mm[1] + "/readyz")
 	require.NoError(t, err)
 	resp.Body.Close()
@@ -283,11 +289,12 @@ func startServe(t *testing.T, f serveFlags) (addr string, stderr *lockedBuf, sto
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- runServe(ctx, nil, stderr, f) }()
-	ready := regexp.MustCompile(`(?m)^dicomgate: listening on (\S+)$`)
+	// The ready line in text form, or its "listen" field with --log-format json.
+	ready := regexp.MustCompile(`(?m)^dicomgate: listening on (\S+)$|^\{.*"listen":"([^"]+)"`)
 	deadline := time.Now().Add(25 * time.Second)
 	for {
 		if m := ready.FindStringSubmatch(stderr.String()); m != nil {
-			addr = m[1]
+			addr = m[1] + m[2]
 			break
 		}
 		select {
