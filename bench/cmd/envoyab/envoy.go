@@ -39,21 +39,46 @@ type bootstrapValues struct {
 	NoopListeners        []noopListener
 	NoopWasmFile         string
 	WasmFile, PolicyJSON string
-	EarlyDataBytes       int
-	CertFile, KeyFile    string
-	ClientCAFile         string
+	// BeforeWasmFile, when set, adds the diagnostic listener "before" on BeforePort: the "filter" listener with
+	// this other build of the filter (envoyab -before-wasm).
+	BeforeWasmFile    string
+	BeforePort        int
+	EarlyDataBytes    int
+	CertFile, KeyFile string
+	ClientCAFile      string
 }
 
 // noopListener is one listener with the noop filter; Config is its plugin configuration (host calls per
-// connection, "" for none) and Name its listener name, Wasm plugin name and tcp_proxy stat prefix.
+// connection, "" for none, or "pause") and Name its listener name, Wasm plugin name and tcp_proxy stat prefix;
+// EarlyData sets max_early_data_bytes on its tcp_proxy (needed with "pause").
 type noopListener struct {
 	Name, Config string
 	Port         int
+	EarlyData    bool
+}
+
+// filterListenerValues are the values of the template "filterListener": one listener running a build of the
+// filter (WasmFile) with the policy, then tcp_proxy with max_early_data_bytes. PluginName is the Wasm plugin's
+// name ("dicomgate" on the "filter" listener, as in the manifests).
+type filterListenerValues struct {
+	Root                       bootstrapValues
+	Name, PluginName, WasmFile string
+	Port                       int
+}
+
+// newFilterListener is the template function filterListener.
+func newFilterListener(root bootstrapValues, name string, port int, wasm string) filterListenerValues {
+	plugin := "dicomgate"
+	if name != "filter" {
+		plugin += "-" + name
+	}
+	return filterListenerValues{Root: root, Name: name, PluginName: plugin, WasmFile: wasm, Port: port}
 }
 
 // renderBootstrap renders the embedded template.
 func renderBootstrap(v bootstrapValues) ([]byte, error) {
 	tmpl, err := template.New("bootstrap").Option("missingkey=error").Funcs(template.FuncMap{
+		"filterListener": newFilterListener,
 		"json": func(v any) (string, error) {
 			out, err := json.Marshal(v)
 			return string(out), err

@@ -39,8 +39,12 @@ func TestBootstrapDecodesAsEnvoyConfig(t *testing.T) {
 		if !withFilter {
 			ca = ""
 		}
+		before := ""
+		if withFilter {
+			before = "/x/before.wasm"
+		}
 		y, err := renderBootstrap(bootstrapValues{AdminPort: 1, FilterPort: 2, PlainPort: 3, BackendPort: 4, UnroutedPort: 5,
-			Filter: withFilter, Early: withFilter, EarlyPort: 6, NoopListeners: noops(withFilter), NoopWasmFile: "/x/noop.wasm", WasmFile: "/x/dicomgate.wasm", PolicyJSON: pol, EarlyDataBytes: 1 << 20,
+			BeforeWasmFile: before, BeforePort: 10, Filter: withFilter, Early: withFilter, EarlyPort: 6, NoopListeners: noops(withFilter), NoopWasmFile: "/x/noop.wasm", WasmFile: "/x/dicomgate.wasm", PolicyJSON: pol, EarlyDataBytes: 1 << 20,
 			CertFile: "/c", KeyFile: "/k", ClientCAFile: ca})
 		require.NoError(t, err)
 		js, err := yaml.YAMLToJSON(y)
@@ -50,17 +54,23 @@ func TestBootstrapDecodesAsEnvoyConfig(t *testing.T) {
 		require.NoError(t, b.ValidateAll())
 		ls := b.GetStaticResources().GetListeners()
 		if withFilter {
-			require.Len(t, ls, 5)
+			require.Len(t, ls, 7)
 			require.Equal(t, "filter", ls[0].GetName())
 			require.Equal(t, "envoy.filters.network.wasm", ls[0].GetFilterChains()[0].GetFilters()[0].GetName())
-			require.Equal(t, "early", ls[1].GetName())
-			require.Len(t, ls[1].GetFilterChains()[0].GetFilters(), 1, "the early listener has tcp_proxy only")
-			require.Equal(t, 2, strings.Count(string(js), `"max_early_data_bytes":1048576`), "filter and early only")
-			require.Equal(t, "noop", ls[2].GetName())
-			require.Equal(t, "envoy.filters.network.wasm", ls[2].GetFilterChains()[0].GetFilters()[0].GetName())
+			require.Contains(t, string(js), `"name":"dicomgate","root_id":"dicomgate"`, "the filter's plugin is named as in the manifests")
+			require.Equal(t, "before", ls[1].GetName())
+			require.Contains(t, string(js), `"filename":"/x/before.wasm"`)
+			require.Contains(t, string(js), `"name":"dicomgate-before"`)
+			require.Equal(t, "early", ls[2].GetName())
+			require.Len(t, ls[2].GetFilterChains()[0].GetFilters(), 1, "the early listener has tcp_proxy only")
+			require.Equal(t, 4, strings.Count(string(js), `"max_early_data_bytes":1048576`), "filter, before, early and held only")
+			require.Equal(t, "noop", ls[3].GetName())
+			require.Equal(t, "envoy.filters.network.wasm", ls[3].GetFilterChains()[0].GetFilters()[0].GetName())
 			require.Contains(t, string(js), `"filename":"/x/noop.wasm"`)
-			require.Equal(t, "calls", ls[3].GetName())
+			require.Equal(t, "calls", ls[4].GetName())
 			require.Contains(t, string(js), `"value":"20"`)
+			require.Equal(t, "held", ls[5].GetName())
+			require.Contains(t, string(js), `"value":"pause"`)
 		} else {
 			require.Len(t, ls, 1)
 			require.NotContains(t, string(js), "max_early_data_bytes")
@@ -76,7 +86,7 @@ func noops(on bool) []noopListener {
 	if !on {
 		return nil
 	}
-	return []noopListener{{Name: "noop", Port: 7}, {Name: "calls", Port: 8, Config: "20"}}
+	return []noopListener{{Name: "noop", Port: 7}, {Name: "calls", Port: 8, Config: "20"}, {Name: "held", Port: 9, Config: "pause", EarlyData: true}}
 }
 
 // A log of a real 2-worker start (Envoy 1.40.0, wasm:debug), shortened.

@@ -71,6 +71,8 @@ type options struct {
 	perfAssocs    int
 	noop          bool
 	noopCalls     int
+	noopHeld      bool
+	beforeWasm    string
 	mtls          bool
 }
 
@@ -103,6 +105,8 @@ func main() {
 	flag.IntVar(&o.perfAssocs, "perf", 0, "after the A/B run, profile Envoy with `perf record` during this many associations per side (filter, plain) and print the CPU per association by shared object; 0: no profile")
 	flag.BoolVar(&o.noop, "noop", false, "add the diagnostic listener \"noop\" (a do-nothing Go proxy-wasm filter, built from bench/cmd/envoyab/noopfilter, in front of plain tcp_proxy) to the A/B rotation")
 	flag.IntVar(&o.noopCalls, "noop-calls", 0, "with -noop, also add the listener \"calls\": the noop filter making this many proxy_get_property calls per connection (calls − noop = their cost)")
+	flag.BoolVar(&o.noopHeld, "noop-held", false, "with -noop, also add the listener \"held\": the noop filter pausing each connection until its first bytes, with max_early_data_bytes, so tcp_proxy connects after the A-ASSOCIATE-RQ as with dicomgate (held − noop = the latency and CPU of connecting upstream after the first bytes; filter − held = dicomgate's decision)")
+	flag.StringVar(&o.beforeWasm, "before-wasm", "", "another build of the filter (e.g. the previous commit's) for the diagnostic listener \"before\", same policy and configuration as \"filter\": filter/before measures a change in the same run")
 	flag.BoolVar(&o.mtls, "mtls", true, "mutual TLS on every listener (false, a diagnostic: server-only TLS, so the filter reads no peer-certificate property and the policy matches AE titles only)")
 	flag.Parse()
 	var err error
@@ -372,16 +376,22 @@ type abResult struct {
 
 // runAB starts one Envoy with both listeners and runs the interleaved repetitions.
 func (e *env) runAB() (*abResult, error) {
-	ports, err := freePorts(7)
+	ports, err := freePorts(9)
 	if err != nil {
 		return nil, err
 	}
 	v := e.values(ports, true)
 	v.Early = e.o.early
+	if e.o.beforeWasm != "" {
+		v.BeforeWasmFile, v.BeforePort = e.o.beforeWasm, ports[7]
+	}
 	if e.o.noop {
 		v.NoopListeners = []noopListener{{Name: "noop", Port: ports[5]}}
 		if e.o.noopCalls > 0 {
 			v.NoopListeners = append(v.NoopListeners, noopListener{Name: "calls", Port: ports[6], Config: strconv.Itoa(e.o.noopCalls)})
+		}
+		if e.o.noopHeld {
+			v.NoopListeners = append(v.NoopListeners, noopListener{Name: "held", Port: ports[8], Config: "pause", EarlyData: true})
 		}
 		if v.NoopWasmFile, err = buildNoop(e.dir); err != nil {
 			return nil, err
@@ -396,6 +406,9 @@ func (e *env) runAB() (*abResult, error) {
 	sides := []listener{{"filter", v.FilterPort}, {"plain", v.PlainPort}}
 	if v.Early {
 		sides = append(sides, listener{"early", v.EarlyPort})
+	}
+	if v.BeforeWasmFile != "" {
+		sides = append(sides, listener{"before", v.BeforePort})
 	}
 	for _, n := range v.NoopListeners {
 		sides = append(sides, listener{n.Name, n.Port})
@@ -552,7 +565,9 @@ func (e *env) measure(p *envoyProc, l listener, n int, f func() error) (phase, e
 		return ph, err
 	}
 	want := map[string]int64{"tcp." + l.name + ".downstream_cx_total": int64(n)}
-	if l.name == "filter" {
+	if l.name == "filter" || l.name == "before" {
+		// Both builds define the same metric names, which Envoy keeps as one counter each; only one side runs
+		// at a time, so the phase's delta is still this side's.
 		want[statAssociations] = int64(n)
 		want[statRouted] = int64(n)
 	}
@@ -574,7 +589,7 @@ func (e *env) measure(p *envoyProc, l listener, n int, f func() error) (phase, e
 const (
 	statAssociations = "wasmcustom.dicomgate_associations_total"
 	statRouted       = "wasmcustom.action=.=route;.;rule=.=" + benchRule + ";.;dicomgate_decisions_total"
-	statsFilter      = `^(tcp\.(filter|plain|early|noop|calls)\.downstream_cx_total|wasmcustom\..*|cluster\.unrouted\.upstream_cx_total)$`
+	statsFilter      = `^(tcp\.(filter|plain|early|noop|calls|held|before)\.downstream_cx_total|wasmcustom\..*|cluster\.unrouted\.upstream_cx_total)$`
 )
 
 func keys(m map[string]int64) []string {

@@ -270,7 +270,7 @@ func summarize(o options, ab *abResult, a, b string) []abSummary {
 
 func printReport(o options, ab *abResult, starts []startResult) {
 	sum := summarize(o, ab, "filter", "plain")
-	fmt.Printf("\n### A/B, %d worker(s), %d interleaved repetitions (orders: %s; f = filter, p = plain, e = early, n = noop, c = calls)\n\n", o.workers, len(ab.reps), strings.Join(ab.orders, " "))
+	fmt.Printf("\n### A/B, %d worker(s), %d interleaved repetitions (orders: %s; f = filter, p = plain, e = early, n = noop, c = calls, h = held, b = before)\n\n", o.workers, len(ab.reps), strings.Join(ab.orders, " "))
 	printTable(sum, "filter", "plain")
 	if o.early {
 		fmt.Printf("\nDecomposition: \"early\" is tcp_proxy with max_early_data_bytes and no filter (connect after the first bytes).\n\n")
@@ -287,6 +287,16 @@ func printReport(o options, ab *abResult, starts []startResult) {
 			fmt.Printf("\nDecomposition: \"calls\" is the noop filter making %d proxy_get_property(source.address) calls per connection.\n\n", o.noopCalls)
 			printTable(summarize(o, ab, "calls", "noop"), "calls", "noop")
 		}
+		if o.noopHeld {
+			fmt.Printf("\nDecomposition: \"held\" is the noop filter pausing each connection until its first bytes (tcp_proxy with max_early_data_bytes connects after the A-ASSOCIATE-RQ, as with dicomgate).\n\n")
+			printTable(summarize(o, ab, "held", "noop"), "held", "noop")
+			fmt.Println()
+			printTable(summarize(o, ab, "filter", "held"), "filter", "held")
+		}
+	}
+	if o.beforeWasm != "" {
+		fmt.Printf("\nThe change: \"before\" runs %s, \"filter\" %s, same policy and configuration.\n\n", o.beforeWasm, o.wasm)
+		printTable(summarize(o, ab, "filter", "before"), "filter", "before")
 	}
 	printRest(o, ab, sum, starts)
 }
