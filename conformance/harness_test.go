@@ -658,6 +658,12 @@ var (
 
 // --- gateway + wasm/host --------------------------------------------------------------------------------
 
+// hostEngine is the Engine of every host-side gateway of the test binary (like Envoy's one Wasm
+// engine per process: the shapes' plugins share its shared data by vm_id).
+var hostEngine = sync.OnceValues(func() (*host.Engine, error) {
+	return host.NewEngine(context.Background(), host.EngineConfig{CompilationCache: wasmbuild.CompilationCache()})
+})
+
 type hostSide struct {
 	mu       sync.Mutex
 	s        *suite
@@ -717,8 +723,11 @@ func (h *hostSide) gateway(sh *shape) *hostGateway {
 	g := &hostGateway{logs: &lines{}}
 	h.gws[sh.name] = g
 	g.err = func() error {
-		var err error
-		g.plugin, err = host.NewPlugin(context.Background(), h.modules[sh.module], host.PluginConfig{
+		engine, err := hostEngine()
+		if err != nil {
+			return err
+		}
+		g.plugin, err = engine.NewPlugin(context.Background(), h.modules[sh.module], host.PluginConfig{
 			Name: sh.name, RootID: sh.name, VMID: sh.vmID(), Configuration: []byte(sh.filter),
 			FailurePolicy: sh.failure, Workers: 1, Logger: logTo{g.logs},
 			Properties: map[string][]byte{"xds.node.id": []byte(nodeID)},

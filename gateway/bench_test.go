@@ -105,7 +105,7 @@ func BenchmarkProxyEcho64K(b *testing.B) {
 // the called AE, the upstream's reply, both closes.
 func BenchmarkRealFilterAssociation(b *testing.B) {
 	up := echoServer(b)
-	p, err := host.NewPlugin(context.Background(), filterModule(b), host.PluginConfig{
+	p, err := testEngine(b).NewPlugin(context.Background(), filterModule(b), host.PluginConfig{
 		Name: "dicomgate", RootID: "dicomgate", Workers: 1, Logger: &lineLogger{},
 		Configuration: []byte(`{"defaultAction":"deny","rules":[{"name":"r","match":{"calledAETitles":["ANY-SCP"]},"action":"route","cluster":"echo"}]}`),
 	})

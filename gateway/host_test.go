@@ -24,6 +24,16 @@ func filterModule(t testing.TB) []byte {
 	return b
 }
 
+// testEngine returns an Engine for one test or benchmark (the compilation cache is shared: the
+// filter is compiled once per machine), closed when it ends.
+func testEngine(tb testing.TB) *host.Engine {
+	tb.Helper()
+	e, err := host.NewEngine(context.Background(), host.EngineConfig{CompilationCache: wasmbuild.CompilationCache()})
+	require.NoError(tb, err)
+	tb.Cleanup(func() { _ = e.Close(context.Background()) })
+	return e
+}
+
 type lineLogger struct {
 	mu    sync.Mutex
 	lines []string
@@ -44,7 +54,7 @@ func (l *lineLogger) String() string {
 func realPlugin(t *testing.T, policy string) (*host.Plugin, *lineLogger) {
 	t.Helper()
 	log := &lineLogger{}
-	p, err := host.NewPlugin(context.Background(), filterModule(t), host.PluginConfig{
+	p, err := testEngine(t).NewPlugin(context.Background(), filterModule(t), host.PluginConfig{
 		Name: "dicomgate", RootID: "dicomgate", Configuration: []byte(policy), Workers: 1, Logger: log,
 	})
 	require.NoError(t, err, "filter log:\n%s", log)

@@ -74,12 +74,17 @@ func wasmAssociationsAllocateNothing(t *testing.T, policy, cluster string, extra
 		return nil
 	})
 	ctx := experimental.WithFunctionListenerFactory(context.Background(), factory)
-	p, err := host.NewPlugin(ctx, wasm, host.PluginConfig{
+	// An Engine without a compilation cache: a module compiled with listeners must not share the
+	// others' cache.
+	engine, err := host.NewEngine(ctx, host.EngineConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer engine.Close(context.Background())
+	p, err := engine.NewPlugin(ctx, wasm, host.PluginConfig{
 		Name: "istio-ingress.dicomgate", RootID: "dicomgate", Configuration: []byte(policy), Workers: 1,
 		Clock:  host.NewManualClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)),
 		Logger: &levelLogger{lines: map[filtertable.Level][]string{}},
-		// a module compiled with listeners must not share the others' cache
-		CacheDir: t.TempDir(),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -26,6 +26,7 @@ func wasmModule() ([]byte, error) {
 type wasmRunner struct {
 	tb       testing.TB
 	wasm     []byte
+	engine   *host.Engine
 	plugin   *host.Plugin
 	clock    *host.ManualClock
 	logs     *levelLogger
@@ -58,8 +59,12 @@ func newWasmRunner(tb testing.TB) *wasmRunner {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	r := &wasmRunner{tb: tb, wasm: wasm}
-	tb.Cleanup(r.close)
+	engine, err := host.NewEngine(context.Background(), host.EngineConfig{CompilationCache: wasmbuild.CompilationCache()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	r := &wasmRunner{tb: tb, wasm: wasm, engine: engine}
+	tb.Cleanup(func() { r.close(); _ = engine.Close(context.Background()) })
 	return r
 }
 
@@ -75,7 +80,7 @@ func (r *wasmRunner) Configure(config []byte, l filtertable.Listener) error {
 	r.close()
 	r.clock = host.NewManualClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	r.logs = &levelLogger{lines: map[filtertable.Level][]string{}}
-	p, err := host.NewPlugin(context.Background(), r.wasm, host.PluginConfig{
+	p, err := r.engine.NewPlugin(context.Background(), r.wasm, host.PluginConfig{
 		Name: "istio-ingress.dicomgate", RootID: "dicomgate", Configuration: config,
 		Workers: 1, Clock: r.clock, Logger: r.logs,
 	})

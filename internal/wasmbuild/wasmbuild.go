@@ -5,6 +5,8 @@
 // That module has no name section (-ldflags=-s); DicomgateWithNames builds
 // one that has it, for tests that find guest functions by name. TestFilter
 // builds the probe module wasm/testdata/testfilter the same way.
+// CompilationCache is the on-disk wazero cache the tests share, so that each
+// module is compiled once per machine rather than once per host.Engine.
 //
 // It only runs the go tool on the filter's source path; it never imports the
 // filter, so wasm/ may use it.
@@ -18,7 +20,25 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+
+	"github.com/tetratelabs/wazero"
 )
+
+// CompilationCache returns the wazero compilation cache of tests and
+// benchmarks (os.TempDir()/dicomgate-wasmhost-test-cache), opened once per
+// test binary; pass it as host.EngineConfig.CompilationCache. A test that
+// compiles with function listeners must not use it (a module compiled with
+// listeners would be cached under the same key as one without).
+func CompilationCache() wazero.CompilationCache { return compilationCache() }
+
+var compilationCache = sync.OnceValue(func() wazero.CompilationCache {
+	dir := filepath.Join(os.TempDir(), "dicomgate-wasmhost-test-cache")
+	c, err := wazero.NewCompilationCacheWithDir(dir)
+	if err != nil {
+		panic("wasmbuild: compilation cache " + dir + ": " + err.Error() + " (set TMPDIR to a writable directory)")
+	}
+	return c
+})
 
 // Dicomgate returns the filter module and where it came from
 // ("$DICOMGATE_WASM=PATH" or "built from filters/dicomgate").

@@ -160,9 +160,6 @@ type PluginConfig struct {
 	// Properties are static properties keyed by their dot-joined path, e.g. "xds.node.id" answers
 	// get_property(["xds","node","id"]). Values are returned verbatim.
 	Properties map[string][]byte
-	// CacheDir is the wazero compilation cache directory; "" means os.UserCacheDir()/dicomgate/wazero.
-	// Set to "-" to disable the on-disk cache.
-	CacheDir string
 	// LegacyFailOpen models Envoy's legacy PluginConfig.fail_open = true (FailurePolicy must be
 	// FailOpen): connections already open on a VM that traps continue as pass-through (CHECK_FAIL
 	// returns Continue) instead of being closed.

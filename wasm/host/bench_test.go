@@ -19,9 +19,9 @@ func (n *nopTransport) SetDownstreamReadDisabled(bool) {}
 // BenchmarkConn_Association runs one connection through the test filter: new connection, a
 // 200-byte request in two reads, a response, close. It reports host calls per association.
 func BenchmarkConn_Association(b *testing.B) {
-	p, err := NewPlugin(context.Background(), testFilter(b, ""), PluginConfig{
+	p, err := testEngine(b).NewPlugin(context.Background(), testFilter(b, ""), PluginConfig{
 		Name: "bench", Workers: 1, Configuration: []byte(`{"pause_until":200}`),
-		Logger: discardLogger{}, CacheDir: cacheDir(b),
+		Logger: discardLogger{},
 	})
 	if err != nil {
 		b.Fatal(err)

@@ -36,7 +36,15 @@ func Example() {
 		return
 	}
 	ctx := context.Background()
-	p, err := host.NewPlugin(ctx, wasm, host.PluginConfig{
+	// One Engine per process: the wazero runtime, its compilation cache and the shared data of
+	// every plugin. Pass wazero.NewCompilationCacheWithDir(dir) to keep compiled modules on disk.
+	eng, err := host.NewEngine(ctx, host.EngineConfig{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer eng.Close(ctx)
+	p, err := eng.NewPlugin(ctx, wasm, host.PluginConfig{
 		Name: "istio-ingress.dicomgate", RootID: "dicomgate",
 		Configuration: []byte(`{"rules":[]}`), FailurePolicy: host.FailClosed,
 	})

@@ -185,7 +185,7 @@ func TestFailurePolicy_TrapInNewConnection(t *testing.T) {
 }
 
 func TestNewPlugin_LegacyFailOpenNeedsFailOpen(t *testing.T) {
-	_, err := NewPlugin(t.Context(), testFilter(t, ""), PluginConfig{Name: "x", LegacyFailOpen: true, CacheDir: cacheDir(t)})
+	_, err := testEngine(t).NewPlugin(t.Context(), testFilter(t, ""), PluginConfig{Name: "x", LegacyFailOpen: true})
 	if err == nil || !strings.Contains(err.Error(), "LegacyFailOpen") {
 		t.Fatalf("err = %v", err)
 	}

@@ -10,7 +10,6 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -103,16 +102,27 @@ func loadFilter(tb testing.TB, policy string) (*host.Plugin, *countLogger) {
 		tb.Fatal(err)
 	}
 	logs := &countLogger{}
-	p, err := host.NewPlugin(context.Background(), wasm, host.PluginConfig{
+	p, err := newEngine(tb).NewPlugin(context.Background(), wasm, host.PluginConfig{
 		Name: "istio-ingress.dicomgate", RootID: "dicomgate", Configuration: []byte(policy), Workers: 1,
 		Clock: &benchClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}, Logger: logs,
-		CacheDir: filepath.Join(os.TempDir(), "dicomgate-wasmhost-test-cache"),
 	})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = p.Close(context.Background()) })
 	return p, logs
+}
+
+// newEngine returns an Engine for one test or benchmark, closed when it ends (the compilation
+// cache is shared: the filter is compiled once per machine).
+func newEngine(tb testing.TB) *host.Engine {
+	tb.Helper()
+	e, err := host.NewEngine(context.Background(), host.EngineConfig{CompilationCache: wasmbuild.CompilationCache()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = e.Close(context.Background()) })
+	return e
 }
 
 // syncTransport plays the sockets without any: the upstream connects at once (inside

@@ -3,7 +3,6 @@ package host_test
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"sort"
 	"testing"
 	"time"
@@ -37,10 +36,16 @@ func TestGuestCallCounts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := host.NewPlugin(ctx, wasm, host.PluginConfig{
+	// An Engine without a compilation cache: a module compiled with listeners is not cached with
+	// the others.
+	eng, err := host.NewEngine(ctx, host.EngineConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close(context.Background())
+	p, err := eng.NewPlugin(ctx, wasm, host.PluginConfig{
 		Name: "istio-ingress.dicomgate", RootID: "dicomgate", Configuration: []byte(routePolicy), Workers: 1,
 		Clock: &benchClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}, Logger: &countLogger{},
-		CacheDir: filepath.Join(t.TempDir(), "cache"), // a module compiled with listeners is not cached with the others
 	})
 	if err != nil {
 		t.Fatal(err)

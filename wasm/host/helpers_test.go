@@ -3,8 +3,6 @@ package host
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -174,9 +172,16 @@ type env struct {
 	clk *fakeClock
 }
 
-func cacheDir(t testing.TB) string {
-	d := filepath.Join(os.TempDir(), "dicomgate-wasmhost-test-cache")
-	return d
+// testEngine returns an Engine of its own for one test (shared data included), closed when the
+// test ends. The compilation cache is shared: the test filter is compiled once per machine.
+func testEngine(t testing.TB) *Engine {
+	t.Helper()
+	e, err := NewEngine(context.Background(), EngineConfig{CompilationCache: wasmbuild.CompilationCache()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close(context.Background()) })
+	return e
 }
 
 // newTestPlugin loads the test filter with the given JSON configuration.
@@ -185,7 +190,7 @@ func newTestPlugin(t *testing.T, conf string, mod func(*PluginConfig)) *env {
 	e := &env{log: &captureLogger{}, clk: newFakeClock()}
 	cfg := PluginConfig{
 		Name: "ns.testfilter", RootID: "testfilter", Configuration: []byte(conf), Workers: 1,
-		Clock: e.clk, Logger: e.log, CacheDir: cacheDir(t),
+		Clock: e.clk, Logger: e.log,
 	}
 	if mod != nil {
 		mod(&cfg)
@@ -194,7 +199,7 @@ func newTestPlugin(t *testing.T, conf string, mod func(*PluginConfig)) *env {
 	if cfg.Env["TF_TAGS"] != "" {
 		tags = cfg.Env["TF_TAGS"]
 	}
-	p, err := NewPlugin(context.Background(), testFilter(t, tags), cfg)
+	p, err := testEngine(t).NewPlugin(context.Background(), testFilter(t, tags), cfg)
 	if err != nil {
 		t.Fatalf("NewPlugin: %v\nlog:\n%s", err, e.log.dump())
 	}

@@ -32,8 +32,8 @@ func TestWasmBase_Start_RootContextAndConfigure(t *testing.T) {
 // Envoy: a false proxy_on_configure rejects the config; the error carries the guest's log lines.
 func TestNewPlugin_ConfigRejected(t *testing.T) {
 	log := &captureLogger{}
-	_, err := NewPlugin(context.Background(), testFilter(t, ""), PluginConfig{
-		Name: "rej", Configuration: []byte(`{"reject":true}`), Workers: 1, Logger: log, CacheDir: cacheDir(t),
+	_, err := testEngine(t).NewPlugin(context.Background(), testFilter(t, ""), PluginConfig{
+		Name: "rej", Configuration: []byte(`{"reject":true}`), Workers: 1, Logger: log,
 	})
 	if !errors.Is(err, ErrConfigRejected) {
 		t.Fatalf("err = %v, want ErrConfigRejected", err)
@@ -96,8 +96,8 @@ func TestContext_Lifecycle_IDsAndCloseSequence(t *testing.T) {
 // cpp-host src/wasm.cc WasmBase::startVm: non-logging host calls during _initialize trap.
 func TestWasmBase_StartVm_RestrictedCallTraps(t *testing.T) {
 	log := &captureLogger{}
-	_, err := NewPlugin(context.Background(), testFilter(t, ""), PluginConfig{
-		Name: "init", Workers: 1, Logger: log, CacheDir: cacheDir(t),
+	_, err := testEngine(t).NewPlugin(context.Background(), testFilter(t, ""), PluginConfig{
+		Name: "init", Workers: 1, Logger: log,
 		Env: map[string]string{"TF_INIT_HOSTCALL": "1"},
 	})
 	if err == nil || !strings.Contains(err.Error(), "restricted_callback") || !strings.Contains(err.Error(), "proxy_set_tick_period_milliseconds") {
@@ -109,8 +109,8 @@ func TestWasmBase_StartVm_RestrictedCallTraps(t *testing.T) {
 // allocator; `malloc` is preferred over proxy_on_memory_allocate (WasmBase::getFunctions).
 func TestWasmBase_AllocMemory_RestrictedCallTraps(t *testing.T) {
 	log := &captureLogger{}
-	_, err := NewPlugin(context.Background(), testFilter(t, "tfmalloc"), PluginConfig{
-		Name: "alloc", Workers: 1, Logger: log, CacheDir: cacheDir(t), Configuration: []byte(`{}`),
+	_, err := testEngine(t).NewPlugin(context.Background(), testFilter(t, "tfmalloc"), PluginConfig{
+		Name: "alloc", Workers: 1, Logger: log, Configuration: []byte(`{}`),
 		Env: map[string]string{"TF_MALLOC_HOSTCALL": "1"},
 	})
 	// The first allocation (returning PLUGIN_CONFIGURATION in on_configure) runs the guest's
@@ -119,8 +119,8 @@ func TestWasmBase_AllocMemory_RestrictedCallTraps(t *testing.T) {
 		t.Fatalf("err = %v, want restricted_callback trap inside malloc", err)
 	}
 	// Without the restricted call, the same module (malloc export) works.
-	p, err := NewPlugin(context.Background(), testFilter(t, "tfmalloc"), PluginConfig{
-		Name: "alloc-ok", Workers: 1, Logger: log, CacheDir: cacheDir(t), Configuration: []byte(`{}`),
+	p, err := testEngine(t).NewPlugin(context.Background(), testFilter(t, "tfmalloc"), PluginConfig{
+		Name: "alloc-ok", Workers: 1, Logger: log, Configuration: []byte(`{}`),
 	})
 	if err != nil {
 		t.Fatalf("malloc-exporting module: %v", err)
@@ -141,7 +141,7 @@ func TestNewPlugin_RejectsBadModules(t *testing.T) {
 		"truncated": {[]byte("\x00asm\x01\x00\x00\x00\x01\x05"), "compile module"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := NewPlugin(context.Background(), tc.wasm, PluginConfig{Name: "bad", Workers: 1, CacheDir: cacheDir(t), Logger: &captureLogger{}})
+			_, err := testEngine(t).NewPlugin(context.Background(), tc.wasm, PluginConfig{Name: "bad", Workers: 1, Logger: &captureLogger{}})
 			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), `"bad"`) {
 				t.Fatalf("err = %v, want it to mention %q and the plugin name", err, tc.want)
 			}

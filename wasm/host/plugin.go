@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dicomgate/dicomgate/wasm/host/internal/shared"
 	"github.com/tetratelabs/wazero"
 )
 
@@ -26,7 +27,7 @@ type worker struct {
 // Plugin is one loaded plugin: a compiled module and one VM per worker.
 type Plugin struct {
 	cfg      PluginConfig
-	runtime  wazero.Runtime
+	engine   *Engine
 	compiled wazero.CompiledModule
 	workers  []*worker
 	next     atomic.Uint64
@@ -40,7 +41,7 @@ type Plugin struct {
 
 	connPool sync.Pool // *Conn given back with Conn.Release
 
-	// Host counters of this plugin, resolved once (Metrics.hostCounter): no lock, no lookup per use.
+	// Host counters of this plugin, resolved once (metrics.Registry.HostCounter): no lock, no lookup per use.
 	cxTotal, cxFailOpen, cxFailClosed, vmFailures, vmReloads *atomic.Uint64
 
 	cfgMu         sync.Mutex
@@ -70,11 +71,8 @@ func (stderrLogger) LogView(level LogLevel, plugin string, msg []byte) {
 	fmt.Fprintf(os.Stderr, "[%s] wasm log %s: %s\n", level, plugin, msg)
 }
 
-// NewPlugin compiles wasm, instantiates cfg.Workers VMs and runs, per VM, _initialize, the root context
-// create, proxy_on_vm_start and proxy_on_configure (cpp-host WasmBase::initialize/startVm/configure).
-// A false on_configure yields an error wrapping ErrConfigRejected whose message carries the guest's
-// log lines.
-func NewPlugin(ctx context.Context, wasm []byte, cfg PluginConfig) (*Plugin, error) {
+// newPlugin is Engine.NewPlugin.
+func newPlugin(ctx context.Context, e *Engine, wasm []byte, cfg PluginConfig) (*Plugin, error) {
 	if cfg.Workers <= 0 {
 		cfg.Workers = runtime.GOMAXPROCS(0)
 	}
@@ -84,16 +82,16 @@ func NewPlugin(ctx context.Context, wasm []byte, cfg PluginConfig) (*Plugin, err
 	if cfg.ReloadBackoff <= 0 {
 		cfg.ReloadBackoff = time.Second
 	}
-	p := &Plugin{cfg: cfg, metrics: cfg.Metrics, clock: cfg.Clock, logger: cfg.Logger, logLevel: LogInfo,
+	p := &Plugin{cfg: cfg, engine: e, metrics: cfg.Metrics, clock: cfg.Clock, logger: cfg.Logger, logLevel: LogInfo,
 		configuration: cfg.Configuration, stop: make(chan struct{})}
 	if p.metrics == nil {
 		p.metrics = NewMetrics()
 	}
-	p.cxTotal = p.metrics.hostCounter("wasm_host_connections_total", cfg.Name)
-	p.cxFailOpen = p.metrics.hostCounter("wasm_host_connections_fail_open_total", cfg.Name)
-	p.cxFailClosed = p.metrics.hostCounter("wasm_host_connections_fail_closed_total", cfg.Name)
-	p.vmFailures = p.metrics.hostCounter("wasm_host_vm_failures_total", cfg.Name)
-	p.vmReloads = p.metrics.hostCounter("wasm_host_vm_reloads_total", cfg.Name)
+	p.cxTotal = p.metrics.r.HostCounter("wasm_host_connections_total", cfg.Name)
+	p.cxFailOpen = p.metrics.r.HostCounter("wasm_host_connections_fail_open_total", cfg.Name)
+	p.cxFailClosed = p.metrics.r.HostCounter("wasm_host_connections_fail_closed_total", cfg.Name)
+	p.vmFailures = p.metrics.r.HostCounter("wasm_host_vm_failures_total", cfg.Name)
+	p.vmReloads = p.metrics.r.HostCounter("wasm_host_vm_reloads_total", cfg.Name)
 	if p.clock == nil {
 		p.clock = realClock{start: time.Now()}
 	}
@@ -101,12 +99,7 @@ func NewPlugin(ctx context.Context, wasm []byte, cfg PluginConfig) (*Plugin, err
 		p.logger = stderrLogger{}
 	}
 	p.logView, _ = p.logger.(LogViewer)
-	r, err := sharedRuntime(ctx, cfg.CacheDir)
-	if err != nil {
-		return nil, err
-	}
-	p.runtime = r
-	compiled, err := r.CompileModule(ctx, wasm)
+	compiled, err := e.runtime.CompileModule(ctx, wasm)
 	if err != nil {
 		return nil, fmt.Errorf("wasm plugin %q: compile module: %w", cfg.Name, err)
 	}
@@ -320,7 +313,8 @@ func (p *Plugin) Close(ctx context.Context) error {
 		return nil
 	}
 	p.stopOnce.Do(func() { close(p.stop) })
-	releaseSharedQueues(p)
+	p.engine.shared.ForgetOwners(func(o shared.Owner) bool { v, ok := o.(*vm); return ok && v.p == p })
+	defer p.engine.forget(p)
 	for _, w := range p.workers {
 		w.mu.Lock()
 		if v := w.vm; v != nil {

@@ -3,9 +3,6 @@ package host
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/tetratelabs/wazero"
@@ -41,45 +38,6 @@ func vmFromContext(ctx context.Context) *vm {
 	}
 	v, _ := ctx.Value(vmKey{}).(*vm)
 	return v
-}
-
-// runtimes holds one wazero runtime per compilation-cache directory, shared by all plugins of the
-// process (like Envoy's single Wasm engine); host modules are instantiated once per runtime.
-var (
-	runtimesMu sync.Mutex
-	runtimes   = map[string]wazero.Runtime{}
-)
-
-// sharedRuntime returns the wazero runtime for cacheDir ("" = os.UserCacheDir()/dicomgate/wazero,
-// "-" = no on-disk cache), creating it and its host modules on first use.
-func sharedRuntime(ctx context.Context, cacheDir string) (wazero.Runtime, error) {
-	if cacheDir == "" {
-		base, err := os.UserCacheDir()
-		if err != nil {
-			base = os.TempDir()
-		}
-		cacheDir = filepath.Join(base, "dicomgate", "wazero")
-	}
-	runtimesMu.Lock()
-	defer runtimesMu.Unlock()
-	if r, ok := runtimes[cacheDir]; ok {
-		return r, nil
-	}
-	rc := wazero.NewRuntimeConfig()
-	if cacheDir != "-" {
-		cache, err := wazero.NewCompilationCacheWithDir(cacheDir)
-		if err != nil {
-			return nil, fmt.Errorf("wazero compilation cache %q: %w (set PluginConfig.CacheDir to a writable directory, or \"-\" to disable)", cacheDir, err)
-		}
-		rc = rc.WithCompilationCache(cache)
-	}
-	r := wazero.NewRuntimeWithConfig(ctx, rc)
-	if err := instantiateHostModules(ctx, r); err != nil {
-		_ = r.Close(ctx)
-		return nil, err
-	}
-	runtimes[cacheDir] = r
-	return r, nil
 }
 
 // hostFunc is one import provided to guests.

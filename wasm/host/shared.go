@@ -1,37 +1,10 @@
 package host
 
-import (
-	"sync"
-)
+// The proxy_* shared data and shared queue imports over the Engine's shared.Store (cpp-host
+// src/exports.cc get/set_shared_data, register/resolve/dequeue/enqueue_shared_queue).
 
-// Process-wide shared data and shared queues keyed by vm_id (cpp-host src/shared_data.cc,
-// src/shared_queue.cc). Istio leaves vm_id empty, so all plugins share one namespace.
-var shared = struct {
-	mu      sync.Mutex
-	data    map[string]map[string]*sharedValue
-	cas     uint32
-	queues  map[uint32]*sharedQueue
-	byName  map[string]uint32 // vmID + "\x00" + name → token
-	nextTok uint32
-}{data: map[string]map[string]*sharedValue{}, queues: map[uint32]*sharedQueue{}, byName: map[string]uint32{}}
-
-type sharedValue struct {
-	value []byte
-	cas   uint32
-}
-
-type sharedQueue struct {
-	items [][]byte
-	owner *vm // registrant: receives proxy_on_queue_ready on its root context
-}
-
-func nextCAS() uint32 {
-	shared.cas++
-	if shared.cas == 0 {
-		shared.cas++
-	}
-	return shared.cas
-}
+// QueueReady makes the VM a shared.Owner: proxy_on_queue_ready on its root context.
+func (v *vm) QueueReady(token uint32) { v.p.queueReady(v, token) }
 
 // envGetSharedData is cpp-host exports.cc get_shared_data: NOT_FOUND if absent.
 func envGetSharedData(v *vm, s []uint64) {
@@ -40,14 +13,7 @@ func envGetSharedData(v *vm, s []uint64) {
 		ret(s, statusInvalidMemoryAccess)
 		return
 	}
-	shared.mu.Lock()
-	var val []byte
-	var cas uint32
-	sv, found := shared.data[v.p.cfg.VMID][key]
-	if found {
-		val, cas = append([]byte(nil), sv.value...), sv.cas
-	}
-	shared.mu.Unlock()
+	val, cas, found := v.p.engine.shared.Get(v.p.cfg.VMID, key)
 	if !found {
 		ret(s, statusNotFound)
 		return
@@ -67,23 +33,9 @@ func envSetSharedData(v *vm, s []uint64) {
 		ret(s, statusInvalidMemoryAccess)
 		return
 	}
-	cas := u32(s, 4)
-	shared.mu.Lock()
-	defer shared.mu.Unlock()
-	m := shared.data[v.p.cfg.VMID]
-	if m == nil {
-		m = map[string]*sharedValue{}
-		shared.data[v.p.cfg.VMID] = m
-	}
-	if cur, ok := m[key]; ok {
-		if cas != 0 && cas != cur.cas {
-			ret(s, statusCASMismatch)
-			return
-		}
-		cur.value = val
-		cur.cas = nextCAS()
-	} else {
-		m[key] = &sharedValue{value: val, cas: nextCAS()}
+	if !v.p.engine.shared.Set(v.p.cfg.VMID, key, val, u32(s, 4)) {
+		ret(s, statusCASMismatch)
+		return
 	}
 	ret(s, statusOK)
 }
@@ -96,17 +48,7 @@ func envRegisterSharedQueue(v *vm, s []uint64) {
 		ret(s, statusInvalidMemoryAccess)
 		return
 	}
-	shared.mu.Lock()
-	key := v.p.cfg.VMID + "\x00" + name
-	tok, exists := shared.byName[key]
-	if !exists {
-		shared.nextTok++
-		tok = shared.nextTok
-		shared.byName[key] = tok
-		shared.queues[tok] = &sharedQueue{}
-	}
-	shared.queues[tok].owner = v
-	shared.mu.Unlock()
+	tok := v.p.engine.shared.RegisterQueue(v.p.cfg.VMID, name, v)
 	if !v.mem.WriteUint32Le(u32(s, 2), tok) {
 		ret(s, statusInvalidMemoryAccess)
 		return
@@ -125,9 +67,7 @@ func envResolveSharedQueue(v *vm, s []uint64) {
 	if vmID == "" {
 		vmID = v.p.cfg.VMID
 	}
-	shared.mu.Lock()
-	tok, ok := shared.byName[vmID+"\x00"+name]
-	shared.mu.Unlock()
+	tok, ok := v.p.engine.shared.ResolveQueue(vmID, name)
 	if !ok {
 		ret(s, statusNotFound)
 		return
@@ -141,28 +81,17 @@ func envResolveSharedQueue(v *vm, s []uint64) {
 
 // envDequeueSharedQueue: unknown token ⇒ NOT_FOUND; empty ⇒ EMPTY.
 func envDequeueSharedQueue(v *vm, s []uint64) {
-	shared.mu.Lock()
-	q, ok := shared.queues[u32(s, 0)]
-	var item []byte
-	empty := true
-	if ok && len(q.items) > 0 {
-		item, q.items = q.items[0], q.items[1:]
-		empty = false
-	}
-	shared.mu.Unlock()
-	if !ok {
+	item, found, empty := v.p.engine.shared.Dequeue(u32(s, 0))
+	switch {
+	case !found:
 		ret(s, statusNotFound)
-		return
-	}
-	if empty {
+	case empty:
 		ret(s, statusEmpty)
-		return
-	}
-	if !v.copyOut(item, u32(s, 1), u32(s, 2)) {
+	case !v.copyOut(item, u32(s, 1), u32(s, 2)):
 		ret(s, statusInvalidMemoryAccess)
-		return
+	default:
+		ret(s, statusOK)
 	}
-	ret(s, statusOK)
 }
 
 // envEnqueueSharedQueue posts proxy_on_queue_ready(root, token) to the registrant's worker
@@ -174,32 +103,13 @@ func envEnqueueSharedQueue(v *vm, s []uint64) {
 		ret(s, statusInvalidMemoryAccess)
 		return
 	}
-	shared.mu.Lock()
-	q, found := shared.queues[tok]
-	var owner *vm
-	if found {
-		q.items = append(q.items, data)
-		owner = q.owner
-	}
-	shared.mu.Unlock()
+	owner, found := v.p.engine.shared.Enqueue(tok, data)
 	if !found {
 		ret(s, statusNotFound)
 		return
 	}
 	if owner != nil {
-		go owner.p.queueReady(owner, tok)
+		go owner.QueueReady(tok)
 	}
 	ret(s, statusOK)
-}
-
-// releaseSharedQueues forgets p's VMs as queue registrants (queues and their items stay, like
-// cpp-host's process-wide SharedQueue).
-func releaseSharedQueues(p *Plugin) {
-	shared.mu.Lock()
-	defer shared.mu.Unlock()
-	for _, q := range shared.queues {
-		if q.owner != nil && q.owner.p == p {
-			q.owner = nil
-		}
-	}
 }

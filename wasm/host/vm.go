@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dicomgate/dicomgate/wasm/host/internal/metrics"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 )
@@ -72,8 +73,7 @@ type vm struct {
 	tickPeriod time.Duration
 	nextTick   time.Time
 
-	metricIDs                         []*metric // by id (setMetricID, metricByID)
-	nextCounter, nextGauge, nextHisto uint32
+	metricIDs metrics.IDs
 
 	// interned holds filter-state keys and values set by the guest (bounded, see intern): most
 	// repeat across connections, and interning saves their allocations. internCache and
@@ -99,10 +99,9 @@ type vm struct {
 // proxy_on_context_create(root, 0), proxy_on_vm_start(root, vm_config_len),
 // proxy_on_configure(root, plugin_config_len).
 func newVM(ctx context.Context, p *Plugin, w *worker, configuration []byte) (*vm, error) {
-	v := &vm{p: p, w: w, contexts: map[uint32]*wctx{},
-		nextCounter: metricCounter, nextGauge: metricGauge, nextHisto: metricHistogram}
+	v := &vm{p: p, w: w, contexts: map[uint32]*wctx{}}
 	v.ctx = &vmContext{v: v}
-	mod, err := p.runtime.InstantiateModule(ctx, p.compiled, wazero.NewModuleConfig().WithName("").WithStartFunctions())
+	mod, err := p.engine.runtime.InstantiateModule(ctx, p.compiled, wazero.NewModuleConfig().WithName("").WithStartFunctions())
 	if err != nil {
 		return nil, fmt.Errorf("wasm plugin %q: instantiate module: %w", p.cfg.Name, err)
 	}

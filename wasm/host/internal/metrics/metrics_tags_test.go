@@ -1,7 +1,8 @@
-package host
+package metrics
 
 import (
 	"bytes"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -10,12 +11,12 @@ import (
 // regexes Istio generates for extraStatTags (pkg/bootstrap/config.go), exported by
 // source/server/admin/prometheus_stats.cc with one TYPE line per tag-extracted name.
 func TestTagExtractor_IstioExtraStatTags_PrometheusLabels(t *testing.T) {
-	m := NewMetrics(IstioExtraStatTag("action"), IstioExtraStatTag("rule"), IstioExtraStatTag("reason"))
-	m.define(metricCounter, "action=.=route;.;rule=.=ct-to-pacs-a;.;dicomgate_decisions_total").value.Store(3)
-	m.define(metricCounter, "action=.=deny;.;rule=.=default;.;dicomgate_decisions_total").value.Store(1)
-	m.define(metricCounter, "reason=.=policy;.;dicomgate_denied_total").value.Store(1)
-	m.define(metricCounter, "dicomgate_associations_total").value.Store(4)
-	m.define(metricCounter, "other=.=x;.;untagged_total").value.Store(2)
+	m := New(istioTag("action"), istioTag("rule"), istioTag("reason"))
+	m.define(Counter, "action=.=route;.;rule=.=ct-to-pacs-a;.;dicomgate_decisions_total").value.Store(3)
+	m.define(Counter, "action=.=deny;.;rule=.=default;.;dicomgate_decisions_total").value.Store(1)
+	m.define(Counter, "reason=.=policy;.;dicomgate_denied_total").value.Store(1)
+	m.define(Counter, "dicomgate_associations_total").value.Store(4)
+	m.define(Counter, "other=.=x;.;untagged_total").value.Store(2)
 
 	var buf bytes.Buffer
 	if err := m.WritePrometheus(&buf); err != nil {
@@ -43,4 +44,9 @@ func TestTagExtractor_IstioExtraStatTags_PrometheusLabels(t *testing.T) {
 	if v, ok := m.Get("reason=.=policy;.;dicomgate_denied_total"); !ok || v != 1 {
 		t.Errorf("Get = %d, %v", v, ok)
 	}
+}
+
+// istioTag is the extractor Istio generates for an extraStatTags entry (host.IstioExtraStatTag).
+func istioTag(name string) TagSpecifier {
+	return TagSpecifier{Name: name, Regex: regexp.MustCompile("(" + regexp.QuoteMeta(name) + `=\.=(.*?);\.;)`)}
 }
