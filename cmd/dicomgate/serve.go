@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -27,6 +26,7 @@ import (
 	"github.com/dicomgate/dicomgate/cmd/dicomgate/defaults"
 	"github.com/dicomgate/dicomgate/gateway"
 	"github.com/dicomgate/dicomgate/internal/demopacs"
+	"github.com/dicomgate/dicomgate/internal/rejector"
 	"github.com/dicomgate/dicomgate/sdk/policy"
 	"github.com/dicomgate/dicomgate/wasm/host"
 )
@@ -48,6 +48,7 @@ type serveFlags struct {
 	metrics          string
 	failPolicy       string
 	logLevel         string
+	logFormat        string
 	connectTimeout   time.Duration
 	handshakeTimeout time.Duration
 	drainTimeout     time.Duration
@@ -67,7 +68,8 @@ with optional TLS (and mutual TLS with --client-ca), the compiled proxy-wasm
 filter (--wasm) running in an Envoy-faithful host with the policy (--policy),
 and a TCP proxy to the named clusters (--cluster NAME=HOST:PORT[,HOST:PORT...],
 round robin). The filter's audit lines and the gateway's diagnostics go to
-standard error; Prometheus metrics, /healthz and /readyz are served on
+standard error (--log-format json: one JSON object per line, the audit
+records as the filter wrote them); Prometheus metrics, /healthz and /readyz are served on
 --metrics (/readyz fails while starting, draining, or after a filter VM
 trapped under --fail-policy close). When listening it prints exactly "dicomgate: listening on ADDR".
 SIGINT or SIGTERM stops accepting, drains open associations (up to
@@ -116,6 +118,7 @@ route and deny (the deny is answered with an A-ASSOCIATE-RJ).`,
 	fl.StringVar(&f.metrics, "metrics", "", "HOST:PORT serving /metrics (Prometheus text), /healthz and /readyz")
 	fl.StringVar(&f.failPolicy, "fail-policy", "close", "what a filter VM crash does: close (FAIL_CLOSE), open (FAIL_OPEN: pass through) or reload (FAIL_RELOAD)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "lowest filter log level printed: trace, debug, info, warn, error, critical")
+	fl.StringVar(&f.logFormat, "log-format", logFormatText, "standard error format: text (timestamped lines) or json (one JSON object per line: the filter's audit records as they are, every other line as {time, level, logger, msg, conn})")
 	fl.DurationVar(&f.connectTimeout, "connect-timeout", 5*time.Second, "upstream connect timeout (Envoy cluster connect_timeout)")
 	fl.DurationVar(&f.handshakeTimeout, "handshake-timeout", 15*time.Second, "TLS handshake timeout (Envoy transport_socket_connect_timeout); the filter runs from accept, so its inspect deadline covers the handshake")
 	fl.DurationVar(&f.idleTimeout, "idle-timeout", time.Hour, "close connections without traffic for this long (tcp_proxy idle_timeout; 0 disables)")
@@ -124,36 +127,6 @@ route and deny (the deny is answered with an A-ASSOCIATE-RJ).`,
 	fl.Int64Var(&f.maxBuffered, "max-buffered-bytes", 128<<20, "budget of bytes held for unfinished A-ASSOCIATE-RQs and queued writes, all connections; above it only connections holding nothing are read (negative = no budget)")
 	fl.StringVar(&f.demoDir, "demo-dir", "", "demo only: directory for the generated certificates and stored instances (kept); default a temporary directory removed at exit")
 	rootCmd.AddCommand(cmd)
-}
-
-// serveLog writes timestamped lines to one writer from many goroutines.
-type serveLog struct {
-	mu  sync.Mutex
-	w   io.Writer
-	min host.LogLevel
-}
-
-func (l *serveLog) printf(format string, args ...any) {
-	line := fmt.Sprintf(format, args...)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	fmt.Fprintf(l.w, "%s %s\n", time.Now().UTC().Format("2006-01-02T15:04:05.000Z"), strings.TrimRight(line, "\n"))
-}
-
-// raw writes a line without a timestamp.
-func (l *serveLog) raw(format string, args ...any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	fmt.Fprintf(l.w, format+"\n", args...)
-}
-
-// Log implements host.Logger: the filter's lines (its audit records among
-// them) in Envoy's "wasm log <plugin>: <message>" form.
-func (l *serveLog) Log(level host.LogLevel, plugin, msg string) {
-	if level < l.min {
-		return
-	}
-	l.printf("[%s] wasm log %s: %s", level, plugin, msg)
 }
 
 func serveLogLevel(s string) (host.LogLevel, error) {
@@ -207,7 +180,9 @@ type serveDemo struct {
 	sample    string
 	pacsA     *demopacs.Server
 	pacsB     *demopacs.Server
-	// stopRejector stops the in-process rejector (nil: not started).
+	// rejector is the in-process rejector (its counters are on /metrics);
+	// stopRejector stops it (nil: not started).
+	rejector     *rejector.Server
 	stopRejector func()
 	storeA       string
 	storeB       string
@@ -238,6 +213,10 @@ func runServe(ctx context.Context, cmd *cobra.Command, stderr io.Writer, f serve
 	if err != nil {
 		return &exitError{2, err}
 	}
+	jsonLog, err := serveLogFormat(f.logFormat)
+	if err != nil {
+		return &exitError{2, err}
+	}
 	failPolicy, err := serveFailPolicy(f.failPolicy)
 	if err != nil {
 		return &exitError{2, err}
@@ -254,7 +233,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, stderr io.Writer, f serve
 	if f.clientCA != "" && f.tlsCert == "" {
 		return &exitError{2, errors.New("--client-ca needs TLS: add --tls-cert and --tls-key")}
 	}
-	log := &serveLog{w: stderr, min: lv}
+	log := &serveLog{w: stderr, min: lv, json: jsonLog}
 
 	changed := func(name string) bool { return cmd != nil && cmd.Flags().Changed(name) }
 	var setup *serveSetup
@@ -347,7 +326,7 @@ func serveRun(ctx context.Context, log *serveLog, f serveFlags, setup *serveSetu
 		IdleTimeout:       serveIdle(f.idleTimeout),
 		MaxConnections:    serveMaxConnections(f.maxConnections),
 		MaxBufferedBytes:  f.maxBuffered,
-		Logf:              func(format string, args ...any) { log.printf("gateway: "+format, args...) },
+		Log:               log.gateway,
 	}
 	if f.maxBuffered == 0 {
 		gcfg.MaxBufferedBytes = -1 // the flag's 0 is "no budget" too
@@ -365,7 +344,11 @@ func serveRun(ctx context.Context, log *serveLog, f serveFlags, setup *serveSetu
 		if err != nil {
 			return &exitError{1, fmt.Errorf("--metrics %s: %w", setup.metrics, err)}
 		}
-		msrv = &http.Server{Handler: serveMetricsHandler(plugin, gw, &ready, failPolicy), ReadHeaderTimeout: 10 * time.Second}
+		var extra []func(io.Writer) error
+		if setup.demo != nil && setup.demo.rejector != nil {
+			extra = append(extra, setup.demo.rejector.WriteMetrics)
+		}
+		msrv = &http.Server{Handler: serveMetricsHandler(plugin, gw, &ready, failPolicy, extra...), ReadHeaderTimeout: 10 * time.Second}
 		go msrv.Serve(mln)
 		defer msrv.Close()
 		log.printf("metrics: http://%s/metrics (also /healthz, /readyz)", mln.Addr())
@@ -386,7 +369,7 @@ func serveRun(ctx context.Context, log *serveLog, f serveFlags, setup *serveSetu
 		signal.Notify(hup, syscall.SIGHUP)
 		defer signal.Stop(hup)
 	}
-	log.raw("dicomgate: listening on %s", ln.Addr())
+	log.listening(ln.Addr().String())
 
 wait:
 	for {
@@ -633,18 +616,18 @@ func serveDemoSetup(f serveFlags, log *serveLog, changed func(string) bool) (_ *
 		return nil, &exitError{1, err}
 	}
 	d.storeA, d.storeB = filepath.Join(d.dir, defaults.ClusterA), filepath.Join(d.dir, defaults.ClusterB)
-	plog := func(format string, args ...any) { log.printf("demopacs "+format, args...) }
+	plog := log.demopacsf
 	if d.pacsA, err = demopacs.Start("127.0.0.1:0", demopacs.Config{Name: defaults.AETitleA, Dir: d.storeA, Logf: plog}); err != nil {
 		return nil, &exitError{1, err}
 	}
 	if d.pacsB, err = demopacs.Start("127.0.0.1:0", demopacs.Config{Name: defaults.AETitleB, Dir: d.storeB, Logf: plog}); err != nil {
 		return nil, &exitError{1, err}
 	}
-	rj, polJSON, stop, err := startDemoRejector(defaults.Policy, func(format string, args ...any) { log.printf(format, args...) })
+	rj, polJSON, rjs, stop, err := startDemoRejector(defaults.Policy, log.rejectorf)
 	if err != nil {
 		return nil, &exitError{1, err}
 	}
-	d.stopRejector = stop
+	d.rejector, d.stopRejector = rjs, stop
 	s.clusters = []*gateway.Cluster{
 		{Name: defaults.ClusterA, Endpoints: []string{d.pacsA.Addr().String()}},
 		{Name: defaults.ClusterB, Endpoints: []string{d.pacsB.Addr().String()}},
@@ -757,7 +740,8 @@ func serveLoadWasm(ctx context.Context, path string, explicit bool, log *serveLo
 }
 
 // serveMetricsHandler serves /metrics (the filter's metrics from the host
-// registry, then the gateway's), /healthz and /readyz.
+// registry, then the gateway's, then extra's: the demo's in-process
+// rejector), /healthz and /readyz.
 //
 // /healthz (liveness) is OK as long as the process serves HTTP. /readyz
 // (readiness) fails while starting or draining, and while the filter cannot
@@ -766,14 +750,21 @@ func serveLoadWasm(ctx context.Context, path string, explicit bool, log *serveLo
 // restart recovers it). Under FAIL_RELOAD a failed VM is recreated by the
 // next connection, and under FAIL_OPEN traffic passes unfiltered: both stay
 // ready (failing readiness would stop the very connections that reload).
-func serveMetricsHandler(p *host.Plugin, gw *gateway.Gateway, ready *atomic.Bool, failPolicy host.FailurePolicy) http.Handler {
+func serveMetricsHandler(p *host.Plugin, gw *gateway.Gateway, ready *atomic.Bool, failPolicy host.FailurePolicy, extra ...func(io.Writer) error) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		if err := p.Metrics().WritePrometheus(w); err != nil {
 			return
 		}
-		_ = gw.WritePrometheus(w)
+		if err := gw.WritePrometheus(w); err != nil {
+			return
+		}
+		for _, write := range extra {
+			if err := write(w); err != nil {
+				return
+			}
+		}
 	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok\n")
