@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"time"
 	"unsafe"
+
+	"github.com/dicomgate/dicomgate/wasm/host/internal/properties"
 )
 
 // filterStatus is Network::FilterStatus.
@@ -41,14 +43,8 @@ type Conn struct {
 	w     *worker
 	v     *vm   // VM serving this connection's filter (nil if none)
 	sc    *wctx // stream context
-	info  ConnInfo
 	proxy TCPProxyConfig
 	t     Transport
-
-	// tlsVersion is the first answer to connection.tls_version, kept for the connection's lifetime:
-	// Envoy's TLS connection info caches it, so a read before the handshake pins the pre-handshake
-	// answer (see Conn.connectionProperty).
-	tlsVersion string
 
 	hasWasm  bool // the Wasm filter is in the chain (false: FAIL_OPEN on a failed VM)
 	emptyCtx bool // FAIL_CLOSED: filter present without a VM ⇒ fails every connection
@@ -68,11 +64,8 @@ type Conn struct {
 	earlyDisabled bool
 	upEndSent     bool
 
-	cluster           string
 	upstreamRequested bool
-	upstreamConnected bool
 	upstreamClosed    bool
-	upRemote, upLocal netip.AddrPort
 
 	dsAvail bool   // network_downstream_data_buffer_ != nullptr
 	usAvail bool   // network_upstream_data_buffer_ != nullptr
@@ -83,9 +76,11 @@ type Conn struct {
 	downstreamClose bool // Context::downstream_closed_
 	tcpClosedDone   bool // Context::tcp_connection_closed_
 
-	filterState filterState // set_envoy_filter_state and set_property objects
-	bytesUp     uint64
-	bytesDown   uint64
+	// props is what the connection's properties are read from: its ConnInfo, the upstream, the
+	// cluster tcp_proxy picked and the filter state (set_envoy_filter_state and set_property objects).
+	props     properties.Conn
+	bytesUp   uint64
+	bytesDown uint64
 
 	outbox     []action // queued Transport calls
 	outSpare   []action // the other outbox buffer (reused while one is delivered)
@@ -123,7 +118,9 @@ func (p *Plugin) NewConn(info ConnInfo, proxy TCPProxyConfig, t Transport) *Conn
 	} else {
 		c = new(Conn)
 	}
-	c.p, c.w, c.info, c.proxy, c.t, c.hasWasm = p, w, info, proxy, t, true
+	c.p, c.w, c.proxy, c.t, c.hasWasm = p, w, proxy, t, true
+	c.props.Info = properties.ConnInfo{ID: info.ID, Source: info.Source, Destination: info.Destination,
+		TLS: (*properties.TLSInfo)(info.TLS), RequestedServerName: info.RequestedServerName}
 	c.outbox, c.outSpare = c.outArr[0:0:2], c.outArr[2:2:4]
 	if b, ok := t.(ConnBinder); ok {
 		b.Bind(c)
@@ -359,11 +356,11 @@ func (c *Conn) UpstreamConnectedAddr(remote, local netip.AddrPort) {
 			}
 			return
 		}
-		if c.upstreamConnected || !c.upstreamRequested {
+		if c.props.UpstreamConnected || !c.upstreamRequested {
 			return
 		}
-		c.upstreamConnected = true
-		c.upRemote, c.upLocal = remote, local
+		c.props.UpstreamConnected = true
+		c.props.UpstreamRemote, c.props.UpstreamLocal = remote, local
 		if len(c.earlyBuf) > 0 || c.earlyEnd {
 			data, end := c.earlyBuf, c.earlyEnd
 			c.earlyBuf = nil
@@ -480,15 +477,15 @@ func (c *Conn) UpstreamClosed() {
 // SetTLS runs no guest code and queues no Transport call; it is safe to call concurrently with
 // Plugin.Tick and with the Conn's other methods. It does nothing on a closed Conn.
 func (c *Conn) SetTLS(tls *TLSInfo, requestedServerName string) {
-	var cp *TLSInfo
+	var cp *properties.TLSInfo
 	if tls != nil {
-		v := *tls
+		v := properties.TLSInfo(*tls)
 		cp = &v
 	}
 	c.w.mu.Lock()
 	if !c.closed {
-		c.info.TLS = cp
-		c.info.RequestedServerName = requestedServerName
+		c.props.Info.TLS = cp
+		c.props.Info.RequestedServerName = requestedServerName
 	}
 	c.w.mu.Unlock()
 }
@@ -498,10 +495,10 @@ func (c *Conn) State() ConnState {
 	c.w.mu.Lock()
 	defer c.w.mu.Unlock()
 	return ConnState{
-		ID:                     c.info.ID,
-		Cluster:                c.cluster,
+		ID:                     c.props.Info.ID,
+		Cluster:                c.props.Cluster,
 		TCPProxyInitialized:    c.initialized[filterTCP],
-		UpstreamConnected:      c.upstreamConnected,
+		UpstreamConnected:      c.props.UpstreamConnected,
 		DownstreamReadDisabled: c.readDisableCount > 0,
 		Buffered:               len(c.readBuf),
 		BytesToUpstream:        c.bytesUp,
@@ -522,7 +519,7 @@ func (c *Conn) FilterState() map[string]string {
 	return c.filterStateLocked()
 }
 
-func (c *Conn) filterStateLocked() map[string]string { return c.filterState.snapshot() }
+func (c *Conn) filterStateLocked() map[string]string { return c.props.FilterState.Snapshot() }
 
 // Release gives a finished connection back to its plugin, so that a later NewConn reuses its memory
 // instead of allocating a new Conn. It is optional: a Conn that is never released is garbage
@@ -784,10 +781,10 @@ func (c *Conn) filterOnData(i int) filterStatus {
 // receive_before_connect mode (so onData buffers the bytes at once) and StopIteration otherwise.
 func (c *Conn) tcpOnNewConnection() filterStatus {
 	cluster := c.proxy.Cluster
-	if fs, ok := c.filterState.get("envoy.tcp_proxy.cluster"); ok {
+	if fs, ok := c.props.FilterState.Get("envoy.tcp_proxy.cluster"); ok {
 		cluster = fs
 	}
-	c.cluster = cluster
+	c.props.Cluster = cluster
 	if cluster == "" {
 		// No route: downstream_cx_no_route, connection closed.
 		c.closeDownstreamLocal("NoRouteFound")
@@ -806,7 +803,7 @@ func (c *Conn) tcpOnNewConnection() filterStatus {
 // max_early_data_bytes or more are buffered (read_disabled_due_to_buffer_). Always StopIteration.
 func (c *Conn) tcpOnData() filterStatus {
 	switch {
-	case c.upstreamConnected:
+	case c.props.UpstreamConnected:
 		data, end := c.readBuf, c.readEnd
 		c.readBuf = nil
 		c.writeUpstream(data, end)

@@ -99,22 +99,6 @@ func TestForeign_SetEnvoyFilterState_OnTickActsOnEffectiveContext(t *testing.T) 
 	}
 }
 
-func TestParseSetEnvoyFilterStateArgs(t *testing.T) {
-	a, err := parseSetEnvoyFilterStateArgs([]byte("\x0a\x03abc\x12\x02xy\x18\x02"))
-	if err != nil || string(a.path) != "abc" || string(a.value) != "xy" || a.span != 2 {
-		t.Fatalf("got %+v, %v", a, err)
-	}
-	for _, bad := range [][]byte{{0x0a, 0x05, 'a'}, {0x0a}, {0x08, 0x01}, {0x12, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, {0x07}} {
-		if _, err := parseSetEnvoyFilterStateArgs(bad); err == nil {
-			t.Errorf("parse(%x) succeeded", bad)
-		}
-	}
-	// Unknown fields are skipped.
-	if a, err := parseSetEnvoyFilterStateArgs([]byte("\x22\x01z\x0a\x01p")); err != nil || string(a.path) != "p" {
-		t.Fatalf("unknown field: %+v %v", a, err)
-	}
-}
-
 func decodeProp(t *testing.T, e *env, path string) (status string, val []byte) {
 	t.Helper()
 	got := e.log.probe(t, "prop "+path)

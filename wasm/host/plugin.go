@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dicomgate/dicomgate/wasm/host/internal/properties"
 	"github.com/dicomgate/dicomgate/wasm/host/internal/shared"
 	"github.com/tetratelabs/wazero"
 )
@@ -27,6 +28,7 @@ type worker struct {
 // Plugin is one loaded plugin: a compiled module and one VM per worker.
 type Plugin struct {
 	cfg      PluginConfig
+	props    properties.Plugin // plugin_* and static properties
 	engine   *Engine
 	compiled wazero.CompiledModule
 	workers  []*worker
@@ -82,7 +84,8 @@ func newPlugin(ctx context.Context, e *Engine, wasm []byte, cfg PluginConfig) (*
 	if cfg.ReloadBackoff <= 0 {
 		cfg.ReloadBackoff = time.Second
 	}
-	p := &Plugin{cfg: cfg, engine: e, metrics: cfg.Metrics, clock: cfg.Clock, logger: cfg.Logger, logLevel: LogInfo,
+	p := &Plugin{cfg: cfg, engine: e, props: properties.Plugin{Name: cfg.Name, RootID: cfg.RootID, VMID: cfg.VMID, Static: cfg.Properties},
+		metrics: cfg.Metrics, clock: cfg.Clock, logger: cfg.Logger, logLevel: LogInfo,
 		configuration: cfg.Configuration, stop: make(chan struct{})}
 	if p.metrics == nil {
 		p.metrics = NewMetrics()

@@ -2,14 +2,13 @@ package host
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/bits"
 	"strings"
 	"time"
 
 	"github.com/dicomgate/dicomgate/wasm/host/internal/metrics"
+	"github.com/dicomgate/dicomgate/wasm/host/internal/properties"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 )
@@ -75,12 +74,9 @@ type vm struct {
 
 	metricIDs metrics.IDs
 
-	// interned holds filter-state keys and values set by the guest (bounded, see intern): most
-	// repeat across connections, and interning saves their allocations. internCache and
-	// celKeyCache are direct-mapped caches in front of it (intern, celStateKey).
-	interned    map[string]string
-	internCache internCache
-	celKeyCache internCache
+	// intern turns the filter-state keys and values the guest sets into strings, reusing earlier
+	// identical ones.
+	intern properties.Interner
 	// scratch is reused to format property values.
 	scratch []byte
 	// logBuf is reused to join the iovecs of one fd_write line.
@@ -352,104 +348,6 @@ func (v *vm) view(ptr, n uint32) ([]byte, bool) {
 		return nil, true
 	}
 	return v.mem.Read(ptr, n)
-}
-
-// maxInterned bounds the intern table of a VM (a guest writing ever-new values must not grow it
-// without bound; past the limit values are simply allocated).
-const maxInterned = 4096
-
-// maxInternedLen is the longest string the intern table and its caches keep.
-const maxInternedLen = 256
-
-// internCache is a 2-way set-associative cache of interned strings in front of the intern table:
-// the strings a filter sets on every connection (the same keys, mostly the same values) are found
-// with one cheap hash and one or two comparisons. Entries may carry a fixed prefix that the lookup
-// skips (celStateKey keeps "wasm."+path under the hash of path).
-type internCache [2 * internSets]string
-
-// internSets is the number of sets of an internCache (a power of two: internSlot takes the top bits).
-const internSets = 1 << internSetBits
-
-const internSetBits = 6
-
-// lookup returns the cached string equal to prefix+b (prefix of length pre, not compared: a cache
-// holds one prefix only) from set.
-func (c *internCache) lookup(set int, b []byte, pre int) (string, bool) {
-	i := 2 * set
-	if s := c[i]; len(s) == pre+len(b) && s[pre:] == string(b) {
-		return s, true
-	}
-	if s := c[i+1]; len(s) == pre+len(b) && s[pre:] == string(b) {
-		c[i], c[i+1] = s, c[i] // most recently used first
-		return s, true
-	}
-	return "", false
-}
-
-// insert makes s the most recently used entry of set, evicting the least recently used one.
-func (c *internCache) insert(set int, s string) {
-	if len(s) > maxInternedLen {
-		return // keep the cache from pinning large strings
-	}
-	i := 2 * set
-	c[i+1] = c[i]
-	c[i] = s
-}
-
-// intern returns b as a string, reusing an earlier identical string when there is one (cache, then
-// the bounded table).
-func (v *vm) intern(b []byte) string {
-	set := internSlot(b)
-	if s, ok := v.internCache.lookup(set, b, 0); ok {
-		return s
-	}
-	s := v.internTable(b)
-	v.internCache.insert(set, s)
-	return s
-}
-
-// internTable is intern without the cache.
-func (v *vm) internTable(b []byte) string {
-	if s, ok := v.interned[string(b)]; ok {
-		return s
-	}
-	s := string(b)
-	if len(v.interned) < maxInterned && len(b) <= maxInternedLen {
-		if v.interned == nil {
-			v.interned = map[string]string{}
-		}
-		v.interned[s] = s
-	}
-	return s
-}
-
-// celStateKey returns the filter-state key celStatePrefix+path of a set_property path, interned
-// like intern.
-func (v *vm) celStateKey(path []byte) string {
-	set := internSlot(path)
-	if k, ok := v.celKeyCache.lookup(set, path, len(celStatePrefix)); ok {
-		return k
-	}
-	v.scratch = append(append(v.scratch[:0], celStatePrefix...), path...)
-	k := v.internTable(v.scratch)
-	v.celKeyCache.insert(set, k)
-	return k
-}
-
-// internSlot hashes b (its length and up to 16 bytes from both ends) to an internCache set.
-func internSlot(b []byte) int {
-	n := len(b)
-	var x uint64
-	switch {
-	case n >= 8:
-		x = binary.LittleEndian.Uint64(b) ^ bits.RotateLeft64(binary.LittleEndian.Uint64(b[n-8:]), 31)
-	case n >= 4:
-		x = uint64(binary.LittleEndian.Uint32(b)) | uint64(binary.LittleEndian.Uint32(b[n-4:]))<<32
-	case n > 0:
-		x = uint64(b[0]) | uint64(b[n/2])<<8 | uint64(b[n-1])<<16
-	}
-	x = (x ^ uint64(n)) * 0x9e3779b97f4a7c15
-	return int(x >> (64 - internSetBits))
 }
 
 func (v *vm) readString(ptr, n uint32) (string, bool) {

@@ -1,4 +1,4 @@
-package host
+package properties
 
 import (
 	"errors"
@@ -125,55 +125,28 @@ func parseSetEnvoyFilterStateArgs(b []byte) (setEnvoyFilterStateArgs, error) {
 	return a, nil
 }
 
-// envCallForeignFunction is cpp-host exports.cc call_foreign_function. Only
-// "set_envoy_filter_state" is registered (Envoy foreign.cc); other names ⇒ NOT_FOUND.
-func envCallForeignFunction(v *vm, s []uint64) {
-	// Views of guest memory: only read before anything runs the guest again.
-	name, ok1 := v.view(u32(s, 0), u32(s, 1))
-	args, ok2 := v.view(u32(s, 2), u32(s, 3))
-	if !ok1 || !ok2 {
-		ret(s, statusInvalidMemoryAccess)
-		return
-	}
-	if string(name) != "set_envoy_filter_state" {
-		ret(s, statusNotFound)
-		return
-	}
-	st := v.setEnvoyFilterState(args)
-	// The function never allocates a result: results ⇒ 0, results_size ⇒ 0.
-	if p := u32(s, 4); p != 0 && !v.mem.WriteUint32Le(p, 0) {
-		ret(s, statusInvalidMemoryAccess)
-		return
-	}
-	if p := u32(s, 5); p != 0 && !v.mem.WriteUint32Le(p, 0) {
-		ret(s, statusInvalidMemoryAccess)
-		return
-	}
-	ret(s, st)
-}
-
 // setEnvoyFilterState is Envoy foreign.cc registerSetEnvoyFilterStateForeignFunction +
 // Context::setEnvoyFilterState. It acts on the effective context (the stream chosen with
 // proxy_set_effective_context, else the current one): from on_tick after set_effective_context it sets
 // the connection's filter state, and tcp_proxy routes by it later — real Envoy 1.40 does so
-// (conformance TestCallsFromTick). Without a stream (root context) it is NOT_FOUND.
-func (v *vm) setEnvoyFilterState(args []byte) uint32 {
+// (conformance TestCallsFromTick); the caller passes that context's connection. Without a stream
+// (root context: conn nil) it is NOT_FOUND. Values are interned with in.
+func SetEnvoyFilterState(in *Interner, conn *Conn, args []byte) Status {
 	a, err := parseSetEnvoyFilterStateArgs(args)
 	if err != nil {
-		return statusBadArgument
+		return BadArgument
 	}
 	factory, ok := filterStateFactories[string(a.path)]
 	if !ok {
-		return statusNotFound
+		return NotFound
 	}
-	value := v.intern(a.value)
+	value := in.Intern(a.value)
 	if !factory.valid(value) {
-		return statusBadArgument
+		return BadArgument
 	}
-	c := v.contextOrEffective()
-	if c == nil || c.conn == nil {
-		return statusNotFound
+	if conn == nil {
+		return NotFound
 	}
-	c.conn.filterState.set(factory.key, value)
-	return statusOK
+	conn.FilterState.Set(factory.key, value)
+	return OK
 }

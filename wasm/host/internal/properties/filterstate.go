@@ -1,4 +1,4 @@
-package host
+package properties
 
 import "strings"
 
@@ -6,19 +6,19 @@ import "strings"
 // a set_envoy_filter_state key, or the CelState of a set_property path under "wasm.<path>".
 type fsEntry struct{ key, val string }
 
-// filterState is a connection's filter state. A filter sets a handful of keys, so they live in a
+// FilterState is a connection's filter state. A filter sets a handful of keys, so they live in a
 // slice backed by an array inside the Conn (no allocation, a linear scan beats hashing); once a
 // guest sets more keys than the array holds, a map indexes the slice so lookups stay O(1).
 // Setting an existing key replaces its value (Envoy FilterStateImpl::setData with
 // StateType::Mutable, which is what both set_property and set_envoy_filter_state use).
-type filterState struct {
+type FilterState struct {
 	entries []fsEntry      // in first-set order; nil until the first set
 	index   map[string]int // key → position in entries; nil while len(entries) <= len(arr)
 	arr     [8]fsEntry
 }
 
-// get returns the value stored under key.
-func (fs *filterState) get(key string) (string, bool) {
+// Get returns the value stored under key.
+func (fs *FilterState) Get(key string) (string, bool) {
 	if fs.index != nil {
 		if i, ok := fs.index[key]; ok {
 			return fs.entries[i].val, true
@@ -33,23 +33,23 @@ func (fs *filterState) get(key string) (string, bool) {
 	return "", false
 }
 
-// getCel returns the CelState set_property stored for the top-level path segment name, i.e. the
-// value of key celStatePrefix+name (without building that key).
-func (fs *filterState) getCel(name string) (string, bool) {
+// GetCel returns the CelState set_property stored for the top-level path segment name, i.e. the
+// value of key CelStatePrefix+name (without building that key).
+func (fs *FilterState) GetCel(name string) (string, bool) {
 	if fs.index != nil {
-		return fs.get(celStatePrefix + name)
+		return fs.Get(CelStatePrefix + name)
 	}
 	for i := range fs.entries {
 		k := fs.entries[i].key
-		if len(k) == len(celStatePrefix)+len(name) && k[len(celStatePrefix):] == name && k[:len(celStatePrefix)] == celStatePrefix {
+		if len(k) == len(CelStatePrefix)+len(name) && k[len(CelStatePrefix):] == name && k[:len(CelStatePrefix)] == CelStatePrefix {
 			return fs.entries[i].val, true
 		}
 	}
 	return "", false
 }
 
-// set stores val under key, replacing an earlier value.
-func (fs *filterState) set(key, val string) {
+// Set stores val under key, replacing an earlier value.
+func (fs *FilterState) Set(key, val string) {
 	if fs.index != nil {
 		if i, ok := fs.index[key]; ok {
 			fs.entries[i].val = val
@@ -78,12 +78,12 @@ func (fs *filterState) set(key, val string) {
 	fs.entries = append(fs.entries, fsEntry{key, val})
 }
 
-// len returns the number of keys.
-func (fs *filterState) len() int { return len(fs.entries) }
+// Len returns the number of keys.
+func (fs *FilterState) Len() int { return len(fs.entries) }
 
-// snapshot returns the filter state as a new map for Conn.FilterState (NUL path separators of
+// Snapshot returns the filter state as a new map for host.Conn.FilterState (NUL path separators of
 // set_property keys shown as '.', see filterStateKeyForDisplay).
-func (fs *filterState) snapshot() map[string]string {
+func (fs *FilterState) Snapshot() map[string]string {
 	out := make(map[string]string, len(fs.entries))
 	for _, e := range fs.entries {
 		out[filterStateKeyForDisplay(e.key)] = e.val
@@ -91,6 +91,6 @@ func (fs *filterState) snapshot() map[string]string {
 	return out
 }
 
-// filterStateKeyForDisplay renders a filter-state key for Conn.FilterState (NUL path separators of
+// filterStateKeyForDisplay renders a filter-state key for host.Conn.FilterState (NUL path separators of
 // set_property keys shown as '.').
 func filterStateKeyForDisplay(k string) string { return strings.ReplaceAll(k, "\x00", ".") }

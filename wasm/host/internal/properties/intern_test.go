@@ -1,4 +1,4 @@
-package host
+package properties
 
 import (
 	"strconv"
@@ -12,7 +12,7 @@ import (
 // an earlier identical value, and not keep guest memory: the result must not change when the input
 // buffer is overwritten.
 func TestIntern_ReturnsEqualImmutableStrings(t *testing.T) {
-	v := &vm{}
+	v := &Interner{}
 	var inputs []string
 	for n := 0; n <= 20; n++ {
 		inputs = append(inputs, strings.Repeat("x", n), strings.Repeat("y", n))
@@ -24,42 +24,42 @@ func TestIntern_ReturnsEqualImmutableStrings(t *testing.T) {
 	for round := 0; round < 2; round++ {
 		for _, in := range inputs {
 			buf := []byte(in)
-			got := v.intern(buf)
-			key := v.celStateKey(buf)
+			got := v.Intern(buf)
+			key := v.CelStateKey(buf)
 			for i := range buf {
 				buf[i] = '!'
 			}
 			if got != in {
 				t.Fatalf("intern(%q) = %q", in, got)
 			}
-			if key != celStatePrefix+in {
+			if key != CelStatePrefix+in {
 				t.Fatalf("celStateKey(%q) = %q", in, key)
 			}
 		}
 	}
-	a, b := v.intern([]byte("ANY-SCP")), v.intern([]byte("ANY-SCP"))
+	a, b := v.Intern([]byte("ANY-SCP")), v.Intern([]byte("ANY-SCP"))
 	if unsafe.StringData(a) != unsafe.StringData(b) {
 		t.Fatalf("a repeated value was not interned")
 	}
-	k1, k2 := v.celStateKey([]byte("dicom.rule")), v.celStateKey([]byte("dicom.rule"))
+	k1, k2 := v.CelStateKey([]byte("dicom.rule")), v.CelStateKey([]byte("dicom.rule"))
 	if unsafe.StringData(k1) != unsafe.StringData(k2) {
 		t.Fatalf("a repeated set_property key was not interned")
 	}
-	if len(v.interned) > maxInterned {
-		t.Fatalf("intern table grew to %d entries", len(v.interned))
+	if len(v.table) > maxInterned {
+		t.Fatalf("intern table grew to %d entries", len(v.table))
 	}
 }
 
 // Interning saves the per-call allocation of repeated values: once a value was seen, interning it
 // again allocates nothing (the cache and the table look up []byte without converting).
 func TestIntern_RepeatedValueDoesNotAllocate(t *testing.T) {
-	v := &vm{}
+	v := &Interner{}
 	key, val := []byte("dicom.calling_ae"), []byte("ECHOSCU")
-	v.intern(val)
-	v.celStateKey(key)
+	v.Intern(val)
+	v.CelStateKey(key)
 	if n := testing.AllocsPerRun(100, func() {
-		v.intern(val)
-		v.celStateKey(key)
+		v.Intern(val)
+		v.CelStateKey(key)
 	}); n != 0 {
 		t.Fatalf("%v allocations per repeated intern", n)
 	}
@@ -75,14 +75,14 @@ func TestIntern_TwoWaySetKeepsCollidingValues(t *testing.T) {
 			b = c
 		}
 	}
-	v := &vm{}
-	sa, sb := v.intern([]byte(a)), v.intern([]byte(b))
-	v.interned = nil // only the cache can return the same strings now
+	v := &Interner{}
+	sa, sb := v.Intern([]byte(a)), v.Intern([]byte(b))
+	v.table = nil // only the cache can return the same strings now
 	for i := 0; i < 3; i++ {
-		if x := v.intern([]byte(a)); unsafe.StringData(x) != unsafe.StringData(sa) {
+		if x := v.Intern([]byte(a)); unsafe.StringData(x) != unsafe.StringData(sa) {
 			t.Fatalf("%q was evicted by %q (same set)", a, b)
 		}
-		if x := v.intern([]byte(b)); unsafe.StringData(x) != unsafe.StringData(sb) {
+		if x := v.Intern([]byte(b)); unsafe.StringData(x) != unsafe.StringData(sb) {
 			t.Fatalf("%q was evicted by %q (same set)", b, a)
 		}
 	}

@@ -1,4 +1,4 @@
-package host
+package properties
 
 import (
 	"strconv"
@@ -10,34 +10,34 @@ import (
 // and above the inline capacity, where the slice gets a map index.
 func TestFilterState_SetReplacesAndGetFindsEveryKey(t *testing.T) {
 	for _, n := range []int{1, 7, 8, 9, 40} {
-		var fs filterState
+		var fs FilterState
 		for i := 0; i < n; i++ {
-			fs.set("k"+strconv.Itoa(i), "v"+strconv.Itoa(i))
+			fs.Set("k"+strconv.Itoa(i), "v"+strconv.Itoa(i))
 		}
 		for i := 0; i < n; i += 2 { // replace every other key
-			fs.set("k"+strconv.Itoa(i), "w"+strconv.Itoa(i))
+			fs.Set("k"+strconv.Itoa(i), "w"+strconv.Itoa(i))
 		}
-		if fs.len() != n {
-			t.Fatalf("n=%d: %d keys after replacing, want %d", n, fs.len(), n)
+		if fs.Len() != n {
+			t.Fatalf("n=%d: %d keys after replacing, want %d", n, fs.Len(), n)
 		}
 		for i := 0; i < n; i++ {
 			want := "v" + strconv.Itoa(i)
 			if i%2 == 0 {
 				want = "w" + strconv.Itoa(i)
 			}
-			if got, ok := fs.get("k" + strconv.Itoa(i)); !ok || got != want {
+			if got, ok := fs.Get("k" + strconv.Itoa(i)); !ok || got != want {
 				t.Fatalf("n=%d: get(k%d) = %q, %v; want %q", n, i, got, ok, want)
 			}
 		}
-		if _, ok := fs.get("k" + strconv.Itoa(n)); ok {
+		if _, ok := fs.Get("k" + strconv.Itoa(n)); ok {
 			t.Fatalf("n=%d: get of a key never set succeeded", n)
 		}
-		m := fs.snapshot()
+		m := fs.Snapshot()
 		if len(m) != n {
 			t.Fatalf("n=%d: snapshot has %d keys", n, len(m))
 		}
 		for k, v := range m {
-			if got, _ := fs.get(k); got != v {
+			if got, _ := fs.Get(k); got != v {
 				t.Fatalf("n=%d: snapshot[%s] = %q, get = %q", n, k, v, got)
 			}
 		}
@@ -49,25 +49,25 @@ func TestFilterState_SetReplacesAndGetFindsEveryKey(t *testing.T) {
 // those keys, below and above the inline capacity.
 func TestFilterState_CelStateLookup(t *testing.T) {
 	for _, extra := range []int{0, 10} {
-		var fs filterState
-		fs.set("dicom.decision", "not a CelState")
-		fs.set(celStatePrefix+"dicom.decision", "route")
-		fs.set(celStatePrefix+"a\x00b", "nested")
+		var fs FilterState
+		fs.Set("dicom.decision", "not a CelState")
+		fs.Set(CelStatePrefix+"dicom.decision", "route")
+		fs.Set(CelStatePrefix+"a\x00b", "nested")
 		for i := 0; i < extra; i++ {
-			fs.set("other"+strconv.Itoa(i), "x")
+			fs.Set("other"+strconv.Itoa(i), "x")
 		}
-		if got, ok := fs.getCel("dicom.decision"); !ok || got != "route" {
+		if got, ok := fs.GetCel("dicom.decision"); !ok || got != "route" {
 			t.Fatalf("extra=%d: getCel(dicom.decision) = %q, %v", extra, got, ok)
 		}
-		if got, ok := fs.getCel("a\x00b"); !ok || got != "nested" {
+		if got, ok := fs.GetCel("a\x00b"); !ok || got != "nested" {
 			t.Fatalf("extra=%d: getCel(a NUL b) = %q, %v", extra, got, ok)
 		}
 		for _, miss := range []string{"dicom", "dicom.decisio", "wasm.dicom.decision", ""} {
-			if got, ok := fs.getCel(miss); ok {
+			if got, ok := fs.GetCel(miss); ok {
 				t.Fatalf("extra=%d: getCel(%q) = %q, want not found", extra, miss, got)
 			}
 		}
-		if m := fs.snapshot(); m["wasm.a.b"] != "nested" || m["dicom.decision"] != "not a CelState" {
+		if m := fs.Snapshot(); m["wasm.a.b"] != "nested" || m["dicom.decision"] != "not a CelState" {
 			t.Fatalf("extra=%d: snapshot = %v", extra, m)
 		}
 	}
