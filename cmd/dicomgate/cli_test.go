@@ -63,7 +63,7 @@ func TestExitStatusConvention(t *testing.T) {
 		{"decode empty", []string{"decode", empty}, 2, []string{"empty.bin: is empty; expected DICOM Upper Layer PDUs"}},
 		{"decode empty stdin", []string{"decode"}, 2, []string{"stdin: is empty"}},
 		{"push no argument", []string{"push"}, 2, []string{"missing WASM"}},
-		{"unknown command", []string{"evaluate"}, 2, []string{`unknown command "evaluate"`, "Commands: check"}},
+		{"unknown command", []string{"evaluate"}, 2, []string{`unknown command "evaluate"`, "Commands: bench, check"}},
 		{"negative drain timeout", []string{"serve", "--drain-timeout", "-1s"}, 2, []string{"--drain-timeout -1s: a duration cannot be negative"}},
 		{"negative idle timeout", []string{"serve", "--idle-timeout=-5m"}, 2, []string{"--idle-timeout -5m0s: a duration cannot be negative"}},
 		{"json and yaml", []string{"eval", "--json", "-o", "yaml", example, allowRQ}, 2, []string{"--json and -o yaml contradict each other"}},

@@ -430,7 +430,8 @@ func (r *runner) fail(err error) bool {
 	return false
 }
 
-// Kind names the kind of an association's failure: connect (TCP), tls (handshake), rejected (A-ASSOCIATE-RJ),
+// Kind names the kind of an association's failure: connect (TCP), tls (handshake, or a TLS alert after it),
+// rejected (A-ASSOCIATE-RJ),
 // status (a DIMSE response with a failing status), timeout, closed (the peer closed or reset the connection),
 // accepted (the reject scenario's A-ASSOCIATE-AC), or protocol (anything else the peer did wrong: an unexpected PDU, an AC accepting no context, …).
 func Kind(err error) string {
@@ -441,7 +442,10 @@ func Kind(err error) string {
 	var rj *scu.RejectedError
 	var st *pduconn.StatusError
 	var ne net.Error
+	var oe *net.OpError
 	switch {
+	case errors.As(err, &oe) && oe.Op == "remote error": // a TLS alert from the peer (crypto/tls), e.g. a refused client certificate under TLS 1.3
+		return "tls"
 	case errors.As(err, &rj):
 		return "rejected"
 	case errors.As(err, &st):
