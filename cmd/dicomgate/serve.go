@@ -86,7 +86,8 @@ Without --policy and --cluster it runs a self-contained demo: it generates a
 throw-away CA with server and client certificates, starts two in-process DICOM
 acceptors PACS_A and PACS_B (clusters pacs-a and pacs-b, instances stored
 under the demo directory) and an in-process rejector (cluster rejector, what
-"dicomgate reject" runs, with a random key), loads the embedded demo policy
+"dicomgate reject" runs, with a random key; its dicomgate_reject_* counters
+are on --metrics too), loads the embedded demo policy
 with early data on, and prints echoscu/storescu command lines that show allow,
 route and deny (the deny is answered with an A-ASSOCIATE-RJ).`,
 		Example: `  # the demo (after 'make wasm'):
