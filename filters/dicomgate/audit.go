@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/dicomgate/dicomgate/filters/dicomgate/internal/abi"
 )
 
 // auditEntry is one association's audit record.
@@ -39,7 +41,7 @@ type auditEntry struct {
 // rewrite_calling_ae, latency_us, dry_run.
 func (p *plugin) logAudit(c *conn, e *auditEntry) {
 	p.audit = appendAuditLine(p.audit[:0], c, e)
-	logInfoBytes(p.audit)
+	abi.LogInfo(p.audit)
 }
 
 // auditFixedMax bounds the bytes of an audit line that are not escaped

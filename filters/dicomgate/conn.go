@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"unsafe"
 
+	"github.com/dicomgate/dicomgate/filters/dicomgate/internal/abi"
 	"github.com/dicomgate/dicomgate/sdk/pdu"
 	"github.com/dicomgate/dicomgate/sdk/policy"
 	"github.com/dicomgate/dicomgate/sdk/rejectwire"
@@ -84,7 +85,7 @@ func (c *conn) OnNewConnection() (act types.Action) {
 			act = types.ActionPause
 		}
 	}()
-	c.start = now()
+	c.start = abi.Now()
 	if p.pol == nil {
 		c.fail("the plugin has no valid configuration")
 		return types.ActionPause
@@ -109,10 +110,10 @@ func (c *conn) OnDownstreamData(size int, eos bool) (act types.Action) {
 	}
 	c.p.yield()
 	// Values the host returns during the inspection (the RQ, the property
-	// values) go to the scratch area; see hostmem_wasip1.go.
-	scratchBegin()
+	// values) go to the scratch area; see abi.ScratchBegin.
+	abi.ScratchBegin()
 	defer func() {
-		scratchEnd()
+		abi.ScratchEnd()
 		if r := recover(); r != nil {
 			c.fail("panic in OnDownstreamData: " + panicString(r))
 			act = types.ActionPause
@@ -145,11 +146,11 @@ func (c *conn) OnDownstreamClose(peer types.PeerType) {
 		return
 	}
 	if peer == types.PeerTypeLocal {
-		c.p.logAudit(c, &auditEntry{decision: "none", at: now(), ruleIndex: -1})
+		c.p.logAudit(c, &auditEntry{decision: "none", at: abi.Now(), ruleIndex: -1})
 		return
 	}
 	c.p.m.deny(reasonEOF)
-	c.p.logAudit(c, &auditEntry{decision: "deny", reason: reasonEOF, at: now(), ruleIndex: -1})
+	c.p.logAudit(c, &auditEntry{decision: "deny", reason: reasonEOF, at: abi.Now(), ruleIndex: -1})
 }
 
 // OnStreamDone forgets the connection.
@@ -169,7 +170,7 @@ func (c *conn) OnStreamDone() {
 func (c *conn) inspect(size int, eos bool) types.Action {
 	p := c.p
 	if size > 0 && c.firstData == 0 {
-		c.firstData = now()
+		c.firstData = abi.Now()
 		c.count()
 		p.sawData = true
 	}
@@ -182,7 +183,7 @@ func (c *conn) inspect(size int, eos bool) types.Action {
 			// audit line, as if the client had closed.
 			c.state = stateClosed
 			c.p.removePending(c)
-			if err := hostCloseDownstream(c.id); err != nil {
+			if err := abi.CloseDownstream(c.id); err != nil {
 				proxywasm.LogError(c.logPrefix() + "close failed: " + err.Error())
 			}
 		}
@@ -193,7 +194,7 @@ func (c *conn) inspect(size int, eos bool) types.Action {
 		if n > inlineFetch {
 			n = pdu.HeaderLen
 		}
-		buf, err := getDownstreamData(0, n)
+		buf, err := abi.GetDownstreamData(0, n)
 		if err != nil || len(buf) == 0 {
 			return c.fail("reading " + strconv.Itoa(n) + " of " + strconv.Itoa(size) + " buffered bytes: " + errString(err))
 		}
@@ -217,7 +218,7 @@ func (c *conn) inspect(size int, eos bool) types.Action {
 	} else if size < c.total {
 		return c.waitMore(eos, c.total-size)
 	}
-	buf, err := getDownstreamData(0, c.total)
+	buf, err := abi.GetDownstreamData(0, c.total)
 	if err != nil || len(buf) < c.total {
 		return c.fail("reading the " + strconv.Itoa(c.total) + "-byte A-ASSOCIATE-RQ: " + errString(err))
 	}
@@ -275,7 +276,7 @@ func (c *conn) decide(rqBytes []byte) types.Action {
 	id.reset()
 	readIdentity(id, p.pol.MatchesSource(), p.pol.MatchesDNSSAN())
 	p.pol.EvaluateInto(rq, &id.conn, d)
-	t := now()
+	t := abi.Now()
 	decision, calledAE, callingAE := d.Action.String(), view(rq.CalledAETitle()), view(rq.CallingAETitle())
 	setProperties(callingAE, calledAE, decision, d.Rule)
 	e.at, e.identity, e.decision, e.rule, e.ruleIndex = t, id, decision, d.Rule, d.RuleIndex
@@ -326,11 +327,11 @@ func (c *conn) decide(rqBytes []byte) types.Action {
 // kept.
 func (p *plugin) setCluster(cluster string) error {
 	if !sameString(cluster, p.fsCluster) {
-		p.fs = appendFilterStateArgs(p.fs[:0], filterStateCluster, cluster, lifeSpanDownstreamConnection)
+		p.fs = abi.AppendFilterStateArgs(p.fs[:0], abi.FilterStateCluster, cluster, abi.LifeSpanDownstreamConnection)
 		p.fsCluster = cluster
 	}
-	if err := callForeignFunction(foreignSetFilterState, p.fs); err != nil {
-		return errors.New("set_envoy_filter_state(" + filterStateCluster + "=" + cluster + ") failed: " + err.Error() +
+	if err := abi.SetFilterState(p.fs); err != nil {
+		return errors.New("set_envoy_filter_state(" + abi.FilterStateCluster + "=" + cluster + ") failed: " + err.Error() +
 			" (Envoy ≥ 1.28 is needed, and the call must happen in a connection callback)")
 	}
 	return nil
@@ -359,7 +360,7 @@ func (c *conn) rejectVia(e *auditEntry, reasonName string, connID uint64, t int6
 	p.rejectKey.Sign(&p.preamble, rejectwire.Preamble{Result: result, Source: source, Reason: code, ConnID: connID, Time: t})
 	// set_buffer_bytes(DOWNSTREAM_DATA, 0, 0, preamble): drain nothing,
 	// prepend the preamble (context.cc Buffer::copyFrom).
-	if err := hostReplaceDownstreamPrefix(c.id, 0, p.preamble[:]); err != nil {
+	if err := abi.ReplaceDownstreamPrefix(c.id, 0, p.preamble[:]); err != nil {
 		return c.fail("prepending the reject preamble: " + err.Error())
 	}
 	e.respond, e.cluster = respondReject, p.rejectCluster
@@ -387,7 +388,7 @@ func (c *conn) rewrite(rqBytes []byte, called, calling string) error {
 	if calling != "" {
 		pdu.PadAETitle(prefix[pdu.OffsetCallingAETitle:pdu.OffsetCallingAETitle+pdu.AETitleLen], calling)
 	}
-	return hostReplaceDownstreamPrefix(c.id, n, prefix[:n])
+	return abi.ReplaceDownstreamPrefix(c.id, n, prefix[:n])
 }
 
 // pass marks the connection decided-and-through and continues the chain.
@@ -404,7 +405,7 @@ func (c *conn) pass(e *auditEntry) types.Action {
 // decided association reads connection.id with its other properties.
 func (c *conn) connID() uint64 {
 	if c.envoyConnID == 0 {
-		if b, ok := getProperty(propConnID); ok && len(b) == 8 {
+		if b, ok := abi.GetProperty(propConnID); ok && len(b) == 8 {
 			c.envoyConnID = binary.LittleEndian.Uint64(b)
 		} else {
 			return uint64(c.id)
@@ -433,7 +434,7 @@ func (c *conn) closeWith(e *auditEntry) types.Action {
 	c.state = stateClosed
 	c.p.removePending(c)
 	c.p.m.deny(e.reason)
-	if err := hostCloseDownstream(c.id); err != nil {
+	if err := abi.CloseDownstream(c.id); err != nil {
 		proxywasm.LogError(c.logPrefix() + "close failed: " + err.Error())
 	}
 	c.p.logAudit(c, e)
@@ -444,7 +445,7 @@ func (c *conn) closeWith(e *auditEntry) types.Action {
 // decision), logging detail at warn level.
 func (c *conn) reject(r reason, detail string) types.Action {
 	proxywasm.LogWarn(c.logPrefix() + "closing (" + reasonNames[r] + "): " + detail)
-	return c.closeWith(&auditEntry{at: now(), decision: "deny", reason: r, ruleIndex: -1})
+	return c.closeWith(&auditEntry{at: abi.Now(), decision: "deny", reason: r, ruleIndex: -1})
 }
 
 // fail closes the connection after an internal error (fail closed).
@@ -453,7 +454,7 @@ func (c *conn) fail(detail string) types.Action {
 	if c.state == stateClosed {
 		return types.ActionPause
 	}
-	return c.closeWith(&auditEntry{at: now(), decision: "deny", reason: reasonInternal, ruleIndex: -1})
+	return c.closeWith(&auditEntry{at: abi.Now(), decision: "deny", reason: reasonInternal, ruleIndex: -1})
 }
 
 // onTimeout closes a connection whose RQ did not complete in time; the
@@ -486,10 +487,10 @@ func (c *conn) onTimeout(t int64) {
 // a wasmimport makes whatever holds it escape, and the entry points to the
 // identity, which would then be allocated on every decision.
 func setProperties(callingAE, calledAE, decision, rule string) {
-	setProperty("dicom.calling_ae", callingAE)
-	setProperty("dicom.called_ae", calledAE)
-	setProperty("dicom.decision", decision)
-	setProperty("dicom.rule", rule)
+	abi.SetProperty("dicom.calling_ae", callingAE)
+	abi.SetProperty("dicom.called_ae", calledAE)
+	abi.SetProperty("dicom.decision", decision)
+	abi.SetProperty("dicom.rule", rule)
 }
 
 // identity is what the connection's properties say about the peer, read
@@ -558,13 +559,13 @@ func readIdentity(id *identity, parseSource, readDNS bool) {
 // parses the address into id.conn.Source only when parseSource is set (the
 // policy matches on it).
 func readSource(id *identity, parseSource bool) {
-	if b, ok := getProperty(propSource); ok {
+	if b, ok := abi.GetProperty(propSource); ok {
 		id.source = view(b) // the audit line logs the text as Envoy gave it
 		if parseSource {
 			id.conn.Source = parseSourceAddress(id.source)
 		}
 	}
-	if b, ok := getProperty(propConnID); ok && len(b) == 8 {
+	if b, ok := abi.GetProperty(propConnID); ok && len(b) == 8 {
 		id.connID, id.hasID = binary.LittleEndian.Uint64(b), true
 	}
 }
@@ -585,7 +586,7 @@ func parseSourceAddress(s string) netip.Addr {
 }
 
 func propString(path string) string {
-	b, ok := getProperty(path)
+	b, ok := abi.GetProperty(path)
 	if !ok {
 		return ""
 	}

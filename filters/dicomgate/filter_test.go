@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"io"
 	"log"
@@ -12,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dicomgate/dicomgate/filters/dicomgate/internal/abi"
 	"github.com/dicomgate/dicomgate/internal/filtertable"
 )
 
@@ -30,24 +30,6 @@ func captures(t testing.TB) filtertable.Captures {
 		t.Fatal(err)
 	}
 	return c
-}
-
-// The wire bytes of SetEnvoyFilterStateArguments (Envoy
-// source/extensions/common/wasm/ext/set_envoy_filter_state.proto).
-func TestFilterStateArgsWireBytes(t *testing.T) {
-	got := appendFilterStateArgs(nil, "envoy.tcp_proxy.cluster", "c1", lifeSpanDownstreamConnection)
-	want := append(append([]byte{0x0a, 23}, "envoy.tcp_proxy.cluster"...), 0x12, 2, 'c', '1', 0x18, 2)
-	if !bytes.Equal(got, want) {
-		t.Fatalf("got %x\nwant %x", got, want)
-	}
-	long := strings.Repeat("x", 300) // length needs a 2-byte varint
-	p, v, span, err := decodeFilterStateArgs(appendFilterStateArgs(nil, filterStateCluster, long, 2))
-	if err != nil || p != filterStateCluster || v != long || span != 2 {
-		t.Fatalf("round trip: %q %d %d %v", p, len(v), span, err)
-	}
-	if got := appendFilterStateArgs(nil, "k", "v", 0); !bytes.Equal(got, []byte{0x0a, 1, 'k', 0x12, 1, 'v'}) {
-		t.Fatalf("span 0 (FilterChain) must be omitted: %x", got)
-	}
 }
 
 func TestAppendJSONStringIsValidJSON(t *testing.T) {
@@ -95,7 +77,7 @@ func TestPanicInCallbackFailsClosed(t *testing.T) {
 	if err := r.Configure([]byte(`{"rules": [{"name": "rw", "action": "allow", "rewriteCalledAETitle": "PACS"}]}`), filtertable.Listener{}); err != nil {
 		t.Fatal(err)
 	}
-	hostReplaceDownstreamPrefix = func(uint32, int, []byte) error { panic("boom") }
+	abi.Emulated.ReplaceDownstreamPrefix = func(uint32, int, []byte) error { panic("boom") }
 	c, err := r.NewConn(filtertable.ConnProps{Source: "10.0.0.1:1"})
 	if err != nil {
 		t.Fatal(err)
@@ -125,7 +107,7 @@ func TestRewriteHostErrorFailsClosed(t *testing.T) {
 	if err := r.Configure([]byte(`{"rules": [{"name": "rw", "action": "allow", "rewriteCalledAETitle": "PACS"}]}`), filtertable.Listener{}); err != nil {
 		t.Fatal(err)
 	}
-	hostReplaceDownstreamPrefix = func(uint32, int, []byte) error { return statusError("proxy_set_buffer_bytes", 2) }
+	abi.Emulated.ReplaceDownstreamPrefix = func(uint32, int, []byte) error { return abi.StatusError("proxy_set_buffer_bytes", 2) }
 	c, _ := r.NewConn(filtertable.ConnProps{Source: "10.0.0.1:1"})
 	c.Data(rq, false)
 	if o := c.Observe(); !o.Closed || len(o.Forwarded) != 0 {

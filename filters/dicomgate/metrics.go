@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/dicomgate/dicomgate/filters/dicomgate/internal/abi"
 	"github.com/dicomgate/dicomgate/sdk/metricname"
 	"github.com/dicomgate/dicomgate/sdk/policy"
 )
@@ -41,15 +42,15 @@ var reasonNames = [numReasons]string{"policy", "malformed", "not_dicom", "tls_on
 // rule names, their actions, fixed reasons), so cardinality is bounded by
 // rules + 1 + 11.
 type metrics struct {
-	associations counter
-	dryRunDenies counter
+	associations abi.Counter
+	dryRunDenies abi.Counter
 	// rejected counts policy denies routed to the rejector (also counted
 	// in denied[reasonPolicy]).
-	rejected counter
-	denied   [numReasons]counter
+	rejected abi.Counter
+	denied   [numReasons]abi.Counter
 	// decisions[ruleIndex+1] counts the action the rule enforces (index 0:
 	// the default action); in dry-run every enforced action is allow.
-	decisions []counter
+	decisions []abi.Counter
 }
 
 // defineMetrics defines every counter for the rules (names and actions,
@@ -58,8 +59,8 @@ type metrics struct {
 func defineMetrics(names []string, actions []policy.Action, def policy.Action, dryRun bool) (*metrics, error) {
 	m := &metrics{}
 	var err error
-	define := func(name string) counter {
-		c, e := defineCounter(name)
+	define := func(name string) abi.Counter {
+		c, e := abi.DefineCounter(name)
 		if e != nil && err == nil {
 			err = e
 		}
@@ -71,7 +72,7 @@ func defineMetrics(names []string, actions []policy.Action, def policy.Action, d
 	for i, r := range reasonNames {
 		m.denied[i] = define(metricname.Encode(metricDenied, "reason", r))
 	}
-	m.decisions = make([]counter, len(names)+1)
+	m.decisions = make([]abi.Counter, len(names)+1)
 	for i := 0; i <= len(names); i++ {
 		rule, action := ruleDefault, def
 		if i > 0 && i-1 < len(actions) {
@@ -86,7 +87,7 @@ func defineMetrics(names []string, actions []policy.Action, def policy.Action, d
 }
 
 // inc increments a counter; it never fails a connection.
-func inc(c counter) { c.inc() }
+func inc(c abi.Counter) { c.Inc() }
 
 // decision counts the enforced decision of rule ruleIndex (-1: default).
 func (m *metrics) decision(ruleIndex int) {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dicomgate/dicomgate/filters/dicomgate/internal/abi"
 	"github.com/dicomgate/dicomgate/internal/filtertable"
 	"github.com/dicomgate/dicomgate/sdk/metricname"
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
@@ -42,16 +43,15 @@ var _ filtertable.Runner = (*nativeRunner)(nil)
 
 func newNativeRunner(tb testing.TB) *nativeRunner {
 	r := &nativeRunner{tb: tb, clock: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-	oldClose, oldPrefix, oldNow := hostCloseDownstream, hostReplaceDownstreamPrefix, now
-	hostCloseDownstream = r.closeDownstream
-	hostReplaceDownstreamPrefix = r.replacePrefix
-	now = func() int64 { return r.clock.UnixNano() }
+	old := abi.Emulated
+	abi.Emulated = abi.Emulation{CloseDownstream: r.closeDownstream, ReplaceDownstreamPrefix: r.replacePrefix,
+		Now: func() int64 { return r.clock.UnixNano() }}
 	tb.Cleanup(func() {
 		if r.reset != nil {
 			r.reset()
 			r.reset = nil
 		}
-		hostCloseDownstream, hostReplaceDownstreamPrefix, now = oldClose, oldPrefix, oldNow
+		abi.Emulated = old
 	})
 	return r
 }
@@ -83,7 +83,7 @@ func (r *nativeRunner) Configure(config []byte, l filtertable.Listener) error {
 		}).
 		WithPluginConfiguration(config)
 	r.host, r.reset = proxytest.NewHostEmulator(opt)
-	r.host.RegisterForeignFunction(foreignSetFilterState, r.setFilterState)
+	r.host.RegisterForeignFunction(abi.ForeignSetFilterState, r.setFilterState)
 	if st := r.host.StartVM(); st != types.OnVMStartStatusOK {
 		return errors.New("proxy_on_vm_start returned false")
 	}
@@ -159,11 +159,11 @@ func (r *nativeRunner) setFilterState(arg []byte) []byte {
 		r.tb.Errorf("set_envoy_filter_state: %v (arg %x)", err, arg)
 		return []byte{2}
 	}
-	if path != filterStateCluster {
+	if path != abi.FilterStateCluster {
 		r.tb.Errorf("set_envoy_filter_state: no object factory for %q", path)
 		return []byte{1}
 	}
-	if span != lifeSpanDownstreamConnection {
+	if span != abi.LifeSpanDownstreamConnection {
 		r.tb.Errorf("set_envoy_filter_state: span %d; want DownstreamConnection (2)", span)
 	}
 	if r.cur == nil {
@@ -360,7 +360,7 @@ func (c *nativeConn) Data(chunk []byte, eos bool) {
 func (c *nativeConn) tcpProxyNewConnection() {
 	c.connected = true
 	c.cluster = filtertable.DefaultCluster
-	if v, ok := c.filterState[filterStateCluster]; ok {
+	if v, ok := c.filterState[abi.FilterStateCluster]; ok {
 		c.cluster = v
 	}
 }

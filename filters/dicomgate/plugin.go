@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/dicomgate/dicomgate/filters/dicomgate/internal/abi"
 	"github.com/dicomgate/dicomgate/sdk/pdu"
 	"github.com/dicomgate/dicomgate/sdk/policy"
 	"github.com/dicomgate/dicomgate/sdk/rejectwire"
@@ -185,7 +186,7 @@ const maxFreeConns = 64
 // proxy_on_delete only drops the context from its map without calling it,
 // so nothing uses c under its old id any more. Reusing it saves one guest
 // heap allocation per connection (with the scratch allocator, see
-// hostmem_wasip1.go, the last one of a routed association).
+// internal/abi, the last one of a routed association).
 func (p *plugin) recycle(c *conn) {
 	if len(p.free) < maxFreeConns {
 		p.free = append(p.free, c)
@@ -207,7 +208,7 @@ func (p *plugin) OnTick() {
 	if p.pol == nil || len(p.pending) == 0 {
 		return
 	}
-	tn := now()
+	tn := abi.Now()
 	var expired []*conn
 	for _, c := range p.pending {
 		if tn-c.start >= p.timeoutNs {
