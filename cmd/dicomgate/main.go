@@ -97,6 +97,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		// command, argument count): every RunE is wrapped by preRun.
 		ee = &exitError{exitUsage, &usageError{err}}
 	}
+	var reported *reportedError
+	if errors.As(ee.err, &reported) { // already on stderr (serve --log-format json)
+		return ee.code
+	}
 	fmt.Fprintln(stderr, "dicomgate:", ee.err)
 	var ue *usageError
 	if errors.As(ee.err, &ue) && cmd != nil {

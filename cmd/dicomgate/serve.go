@@ -218,6 +218,11 @@ func runServe(ctx context.Context, cmd *cobra.Command, stderr io.Writer, f serve
 	if err != nil {
 		return &exitError{2, err}
 	}
+	log := &serveLog{w: stderr, min: lv, json: jsonLog}
+	if jsonLog {
+		// The error that ends serve is a JSON line too (main does not print it again).
+		defer func() { err = log.fatal(err) }()
+	}
 	failPolicy, err := serveFailPolicy(f.failPolicy)
 	if err != nil {
 		return &exitError{2, err}
@@ -234,7 +239,6 @@ func runServe(ctx context.Context, cmd *cobra.Command, stderr io.Writer, f serve
 	if f.clientCA != "" && f.tlsCert == "" {
 		return &exitError{2, errors.New("--client-ca needs TLS: add --tls-cert and --tls-key")}
 	}
-	log := &serveLog{w: stderr, min: lv, json: jsonLog}
 
 	changed := func(name string) bool { return cmd != nil && cmd.Flags().Changed(name) }
 	var setup *serveSetup

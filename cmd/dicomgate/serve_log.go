@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -219,4 +220,28 @@ func (l *serveLog) rejectorf(format string, args ...any) {
 func (l *serveLog) demopacsf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	l.write("info", loggerDemoPACS, 0, msg, "demopacs "+msg, false, "")
+}
+
+// reportedError is an error serve already wrote as a JSON line
+// (--log-format json): main exits with its status without printing it.
+type reportedError struct{ err error }
+
+func (e *reportedError) Error() string { return e.err.Error() }
+func (e *reportedError) Unwrap() error { return e.err }
+
+// fatal writes the error that ends serve as an error line
+// ("dicomgate: ERROR", as main would print it) and returns it marked as
+// reported, with the same exit status (1 unless it carries one).
+func (l *serveLog) fatal(err error) error {
+	if err == nil {
+		return nil
+	}
+	code := 1
+	var ee *exitError
+	if errors.As(err, &ee) {
+		code, err = ee.code, ee.err
+	}
+	msg := "dicomgate: " + err.Error()
+	l.write("error", loggerServe, 0, msg, msg, false, "")
+	return &exitError{code, &reportedError{err}}
 }

@@ -236,3 +236,34 @@ $`), b.String())
 }
 
 func jsonInt(i int64) string { b, _ := json.Marshal(i); return string(b) }
+
+// With --log-format json the error that ends serve is a JSON line too, with
+// the usual exit status, and is not printed again as text.
+func TestServeJSONFatalError(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "policy.json")
+	require.NoError(t, os.WriteFile(good, []byte(`{"defaultAction":"allow"}`), 0o644))
+	for _, tc := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"--wasm", filepath.Join(dir, "none.wasm"), "--policy", good, "--cluster", "a=127.0.0.1:1"}, 1,
+			"dicomgate: --wasm " + filepath.Join(dir, "none.wasm") + ": no such file; build it with `make wasm`"},
+		{[]string{"--early-data-bytes", "-1"}, 2, "dicomgate: --early-data-bytes -1: must be 0..1048576"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(append([]string{"serve", "--log-format", "json"}, tc.args...), strings.NewReader(""), &stdout, &stderr)
+		require.Equal(t, tc.code, code, stderr.String())
+		objs := jsonLines(t, stderr.String())
+		last := objs[len(objs)-1]
+		require.Equal(t, "error", last["level"])
+		require.Equal(t, "dicomgate", last["logger"])
+		require.Contains(t, last["msg"], tc.msg)
+		require.Empty(t, stdout.String())
+	}
+	// Text form: main prints it, as before.
+	var stdout, stderr bytes.Buffer
+	require.Equal(t, 2, run([]string{"serve", "--early-data-bytes", "-1"}, strings.NewReader(""), &stdout, &stderr))
+	require.Equal(t, "dicomgate: --early-data-bytes -1: must be 0..1048576 (Envoy's max_early_data_bytes limit)\n", stderr.String())
+}
