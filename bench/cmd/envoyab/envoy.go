@@ -55,6 +55,8 @@ type noopListener struct {
 	Name, Config string
 	Port         int
 	EarlyData    bool
+	// WasmFile replaces NoopWasmFile for this listener (the WebAssembly-text noop of -noop-wat).
+	WasmFile string
 }
 
 // filterListenerValues are the values of the template "filterListener": one listener running a build of the

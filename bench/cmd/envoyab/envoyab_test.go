@@ -54,7 +54,7 @@ func TestBootstrapDecodesAsEnvoyConfig(t *testing.T) {
 		require.NoError(t, b.ValidateAll())
 		ls := b.GetStaticResources().GetListeners()
 		if withFilter {
-			require.Len(t, ls, 7)
+			require.Len(t, ls, 8)
 			require.Equal(t, "filter", ls[0].GetName())
 			require.Equal(t, "envoy.filters.network.wasm", ls[0].GetFilterChains()[0].GetFilters()[0].GetName())
 			require.Contains(t, string(js), `"name":"dicomgate","root_id":"dicomgate"`, "the filter's plugin is named as in the manifests")
@@ -71,6 +71,8 @@ func TestBootstrapDecodesAsEnvoyConfig(t *testing.T) {
 			require.Contains(t, string(js), `"value":"20"`)
 			require.Equal(t, "held", ls[5].GetName())
 			require.Contains(t, string(js), `"value":"pause"`)
+			require.Equal(t, "watnoop", ls[6].GetName())
+			require.Contains(t, string(js), `"filename":"/x/watnoop.wasm"`)
 		} else {
 			require.Len(t, ls, 1)
 			require.NotContains(t, string(js), "max_early_data_bytes")
@@ -86,7 +88,7 @@ func noops(on bool) []noopListener {
 	if !on {
 		return nil
 	}
-	return []noopListener{{Name: "noop", Port: 7}, {Name: "calls", Port: 8, Config: "20"}, {Name: "held", Port: 9, Config: "pause", EarlyData: true}}
+	return []noopListener{{Name: "noop", Port: 7}, {Name: "calls", Port: 8, Config: "20"}, {Name: "held", Port: 9, Config: "pause", EarlyData: true}, {Name: "watnoop", Port: 11, WasmFile: "/x/watnoop.wasm"}}
 }
 
 // A log of a real 2-worker start (Envoy 1.40.0, wasm:debug), shortened.

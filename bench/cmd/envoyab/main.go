@@ -72,6 +72,7 @@ type options struct {
 	noop          bool
 	noopCalls     int
 	noopHeld      bool
+	noopWAT       bool
 	beforeWasm    string
 	mtls          bool
 }
@@ -106,6 +107,7 @@ func main() {
 	flag.BoolVar(&o.noop, "noop", false, "add the diagnostic listener \"noop\" (a do-nothing Go proxy-wasm filter, built from bench/cmd/envoyab/noopfilter, in front of plain tcp_proxy) to the A/B rotation")
 	flag.IntVar(&o.noopCalls, "noop-calls", 0, "with -noop, also add the listener \"calls\": the noop filter making this many proxy_get_property calls per connection (calls − noop = their cost)")
 	flag.BoolVar(&o.noopHeld, "noop-held", false, "with -noop, also add the listener \"held\": the noop filter pausing each connection until its first bytes, with max_early_data_bytes, so tcp_proxy connects after the A-ASSOCIATE-RQ as with dicomgate (held − noop = the latency and CPU of connecting upstream after the first bytes; filter − held = dicomgate's decision)")
+	flag.BoolVar(&o.noopWAT, "noop-wat", false, "with -noop, also add the listener \"watnoop\": a do-nothing filter written in WebAssembly text (bench/cmd/envoyab/noopfilter/noop.wat, built with wat2wasm from the Debian package wabt), no language runtime: watnoop − plain is Envoy's and V8's own cost per connection, noop − watnoop what stock Go and the SDK add")
 	flag.StringVar(&o.beforeWasm, "before-wasm", "", "another build of the filter (e.g. the previous commit's) for the diagnostic listener \"before\", same policy and configuration as \"filter\": filter/before measures a change in the same run")
 	flag.BoolVar(&o.mtls, "mtls", true, "mutual TLS on every listener (false, a diagnostic: server-only TLS, so the filter reads no peer-certificate property and the policy matches AE titles only)")
 	flag.Parse()
@@ -185,6 +187,17 @@ func (o *options) resolve() error {
 		return fmt.Errorf("-seq %d: want at least 100 sequential associations (p99 needs them)", o.seq)
 	}
 	return nil
+}
+
+// buildWATNoop assembles bench/cmd/envoyab/noopfilter/noop.wat into dir with wat2wasm.
+func buildWATNoop(dir string) (string, error) {
+	out := filepath.Join(dir, "watnoop.wasm")
+	cmd := exec.Command("wat2wasm", "bench/cmd/envoyab/noopfilter/noop.wat", "-o", out)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("assembling the WebAssembly-text noop filter (%s; wat2wasm is in the Debian package wabt: apt-get install wabt): %w\n%s",
+			strings.Join(cmd.Args, " "), err, b)
+	}
+	return out, nil
 }
 
 // buildNoop compiles bench/cmd/envoyab/noopfilter for wasip1 into dir (same flags as `make wasm`).
@@ -376,7 +389,7 @@ type abResult struct {
 
 // runAB starts one Envoy with both listeners and runs the interleaved repetitions.
 func (e *env) runAB() (*abResult, error) {
-	ports, err := freePorts(9)
+	ports, err := freePorts(10)
 	if err != nil {
 		return nil, err
 	}
@@ -392,6 +405,13 @@ func (e *env) runAB() (*abResult, error) {
 		}
 		if e.o.noopHeld {
 			v.NoopListeners = append(v.NoopListeners, noopListener{Name: "held", Port: ports[8], Config: "pause", EarlyData: true})
+		}
+		if e.o.noopWAT {
+			wat, err := buildWATNoop(e.dir)
+			if err != nil {
+				return nil, err
+			}
+			v.NoopListeners = append(v.NoopListeners, noopListener{Name: "watnoop", Port: ports[9], WasmFile: wat})
 		}
 		if v.NoopWasmFile, err = buildNoop(e.dir); err != nil {
 			return nil, err
@@ -589,7 +609,7 @@ func (e *env) measure(p *envoyProc, l listener, n int, f func() error) (phase, e
 const (
 	statAssociations = "wasmcustom.dicomgate_associations_total"
 	statRouted       = "wasmcustom.action=.=route;.;rule=.=" + benchRule + ";.;dicomgate_decisions_total"
-	statsFilter      = `^(tcp\.(filter|plain|early|noop|calls|held|before)\.downstream_cx_total|wasmcustom\..*|cluster\.unrouted\.upstream_cx_total)$`
+	statsFilter      = `^(tcp\.(filter|plain|early|noop|calls|held|before|watnoop)\.downstream_cx_total|wasmcustom\..*|cluster\.unrouted\.upstream_cx_total)$`
 )
 
 func keys(m map[string]int64) []string {

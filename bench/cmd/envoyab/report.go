@@ -270,7 +270,7 @@ func summarize(o options, ab *abResult, a, b string) []abSummary {
 
 func printReport(o options, ab *abResult, starts []startResult) {
 	sum := summarize(o, ab, "filter", "plain")
-	fmt.Printf("\n### A/B, %d worker(s), %d interleaved repetitions (orders: %s; f = filter, p = plain, e = early, n = noop, c = calls, h = held, b = before)\n\n", o.workers, len(ab.reps), strings.Join(ab.orders, " "))
+	fmt.Printf("\n### A/B, %d worker(s), %d interleaved repetitions (orders: %s; f = filter, p = plain, e = early, n = noop, c = calls, h = held, b = before, w = watnoop)\n\n", o.workers, len(ab.reps), strings.Join(ab.orders, " "))
 	printTable(sum, "filter", "plain")
 	if o.early {
 		fmt.Printf("\nDecomposition: \"early\" is tcp_proxy with max_early_data_bytes and no filter (connect after the first bytes).\n\n")
@@ -286,6 +286,12 @@ func printReport(o options, ab *abResult, starts []startResult) {
 		if o.noopCalls > 0 {
 			fmt.Printf("\nDecomposition: \"calls\" is the noop filter making %d proxy_get_property(source.address) calls per connection.\n\n", o.noopCalls)
 			printTable(summarize(o, ab, "calls", "noop"), "calls", "noop")
+		}
+		if o.noopWAT {
+			fmt.Printf("\nDecomposition: \"watnoop\" is a do-nothing filter written in WebAssembly text (no language runtime): Envoy's and V8's own cost per connection.\n\n")
+			printTable(summarize(o, ab, "watnoop", "plain"), "watnoop", "plain")
+			fmt.Println()
+			printTable(summarize(o, ab, "noop", "watnoop"), "noop", "watnoop")
 		}
 		if o.noopHeld {
 			fmt.Printf("\nDecomposition: \"held\" is the noop filter pausing each connection until its first bytes (tcp_proxy with max_early_data_bytes connects after the A-ASSOCIATE-RQ, as with dicomgate).\n\n")
