@@ -34,6 +34,8 @@ import (
 	"errors"
 	"net/netip"
 	"time"
+
+	"github.com/dicomgate/dicomgate/wasm/host/internal/vm"
 )
 
 // FailurePolicy selects what happens to connections when a VM traps (Envoy
@@ -261,7 +263,7 @@ type ConnState struct {
 // Errors returned by the package.
 var (
 	// ErrConfigRejected: proxy_on_configure (or proxy_on_vm_start) returned false.
-	ErrConfigRejected = errors.New("wasm plugin rejected its configuration")
+	ErrConfigRejected = vm.ErrConfigRejected
 	// ErrClosed: the plugin was closed.
 	ErrClosed = errors.New("wasm plugin closed")
 )

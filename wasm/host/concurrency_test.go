@@ -89,7 +89,7 @@ func TestConn_ConcurrentConnectionsAcrossWorkers(t *testing.T) {
 	// Host-side state is released: only the root context remains per VM.
 	for _, w := range e.p.workers {
 		w.mu.Lock()
-		if got := len(w.vm.contexts); got != 1 {
+		if got := len(w.vm.Contexts); got != 1 {
 			t.Errorf("worker %d: %d live contexts after every connection closed", w.index, got)
 		}
 		w.mu.Unlock()

@@ -8,6 +8,7 @@ import (
 	"unsafe"
 
 	"github.com/dicomgate/dicomgate/wasm/host/internal/properties"
+	"github.com/dicomgate/dicomgate/wasm/host/internal/vm"
 )
 
 // filterStatus is Network::FilterStatus.
@@ -41,8 +42,8 @@ const (
 type Conn struct {
 	p     *Plugin
 	w     *worker
-	v     *vm   // VM serving this connection's filter (nil if none)
-	sc    *wctx // stream context
+	v     *vm.VM      // VM serving this connection's filter (nil if none)
+	sc    *vm.Context // stream context
 	proxy TCPProxyConfig
 	t     Transport
 
@@ -85,7 +86,7 @@ type Conn struct {
 	outbox     []action // queued Transport calls
 	outSpare   []action // the other outbox buffer (reused while one is delivered)
 	outArr     [4]action
-	scStore    wctx // backing store of sc
+	scStore    vm.Context // backing store of sc
 	delivering bool
 	inDirty    bool
 	released   bool // given back with Release and not handed out again
@@ -130,7 +131,7 @@ func (p *Plugin) NewConn(info ConnInfo, proxy TCPProxyConfig, t Transport) *Conn
 	v := w.vm
 	if p.closed.Load() {
 		c.emptyCtx = true
-	} else if v == nil || v.failed {
+	} else if v == nil || v.Failed {
 		switch p.cfg.FailurePolicy {
 		case FailOpen:
 			c.hasWasm = false
@@ -146,8 +147,8 @@ func (p *Plugin) NewConn(info ConnInfo, proxy TCPProxyConfig, t Transport) *Conn
 	}
 	if c.hasWasm && !c.emptyCtx {
 		c.v = v
-		c.scStore = wctx{conn: c}
-		c.sc = v.addContext(&c.scStore)
+		c.scStore = vm.Context{Stream: c}
+		c.sc = v.AddContext(&c.scStore)
 	}
 	if c.emptyCtx {
 		p.cxFailClosed.Add(1)
@@ -166,7 +167,7 @@ func (p *Plugin) NewConn(info ConnInfo, proxy TCPProxyConfig, t Transport) *Conn
 // PluginConfig::maybeReloadHandleIfNeeded: the interval is measured from the handle's last load —
 // its creation, then every attempt — and drawn from JitteredLowerBoundBackOffStrategy, i.e. in
 // [base, 1.5·base)). Called with w.mu held.
-func (p *Plugin) maybeReload(w *worker) *vm {
+func (p *Plugin) maybeReload(w *worker) *vm.VM {
 	now := p.clock.Now()
 	base := p.cfg.ReloadBackoff
 	interval := base + time.Duration(rand.Int64N(int64(base/2)+1))
@@ -177,13 +178,13 @@ func (p *Plugin) maybeReload(w *worker) *vm {
 	p.cfgMu.Lock()
 	conf := p.configuration
 	p.cfgMu.Unlock()
-	nv, err := newVM(context.Background(), p, w, conf)
+	nv, err := p.newVM(context.Background(), w, conf)
 	if err != nil {
 		p.log(LogError, "FAIL_RELOAD: recreating the VM failed: "+err.Error())
 		return nil
 	}
 	if old := w.vm; old != nil {
-		old.close(context.Background())
+		old.Close(context.Background())
 	}
 	w.vm = nv
 	p.vmReloads.Add(1)
@@ -504,7 +505,7 @@ func (c *Conn) State() ConnState {
 		BytesToUpstream:        c.bytesUp,
 		BytesToDownstream:      c.bytesDown,
 		FilterInstalled:        c.hasWasm,
-		FilterFailed:           c.emptyCtx || (c.v != nil && c.v.failed),
+		FilterFailed:           c.emptyCtx || (c.v != nil && c.v.Failed),
 		Closed:                 c.closed,
 		CloseReason:            c.closeReason,
 		FilterState:            c.filterStateLocked(),
@@ -841,7 +842,7 @@ func (c *Conn) writeUpstream(data []byte, end bool) {
 
 // --- Wasm filter (Envoy Context + cpp-host ContextBase) -----------------------------------------
 
-func (c *Conn) vmFailed() bool { return c.emptyCtx || c.v == nil || c.v.failed }
+func (c *Conn) vmFailed() bool { return c.emptyCtx || c.v == nil || c.v.Failed }
 
 // checkFailNet is cpp-host context.cc CHECK_FAIL_NET: on a failed VM, plugin_->fail_open_ (the
 // legacy fail_open bool) ⇒ Continue; else failStream(Downstream) + failStream(Upstream) (both close
@@ -862,13 +863,13 @@ func (c *Conn) checkFailNet() (bool, filterStatus) {
 
 // callGuest makes a top-level call on this connection's stream context and then runs the deferred
 // actions (cpp-host DeferAfterCallActions).
-func (c *Conn) callGuest(fn *guestFunc, args ...uint64) (uint64, bool) {
+func (c *Conn) callGuest(fn *vm.Func, args ...uint64) (uint64, bool) {
 	v := c.v
 	if fn == nil {
 		return 0, true
 	}
-	r, ok := v.call(c.sc, fn, args...)
-	c.p.runDeferred(c.w, v.takeDeferred())
+	r, ok := v.Call(c.sc, fn, args...)
+	c.p.runDeferred(c.w, v.TakeDeferred())
 	return r, ok
 }
 
@@ -877,18 +878,18 @@ func (c *Conn) callGuest(fn *guestFunc, args ...uint64) (uint64, bool) {
 func (c *Conn) wasmOnNewConnection() filterStatus {
 	if !c.vmFailed() && !c.wasmCreated {
 		c.wasmCreated = true
-		c.callGuest(c.v.fnContextCreate, uint64(c.sc.id), uint64(c.v.root.id))
+		c.callGuest(c.v.FnContextCreate, uint64(c.sc.ID), uint64(c.v.Root.ID))
 	}
 	c.wasmCreated = true
 	if failed, st := c.checkFailNet(); failed {
 		return st
 	}
-	if c.v.fnNewConnection == nil {
+	if c.v.FnNewConnection == nil {
 		return filterContinue
 	}
-	r, _ := c.callGuestNoDefer(c.v.fnNewConnection, uint64(c.sc.id))
+	r, _ := c.callGuestNoDefer(c.v.FnNewConnection, uint64(c.sc.ID))
 	failed, st := c.checkFailNet()
-	c.p.runDeferred(c.w, c.v.takeDeferred())
+	c.p.runDeferred(c.w, c.v.TakeDeferred())
 	if failed {
 		return st
 	}
@@ -917,16 +918,16 @@ func (c *Conn) onDownstreamData() filterStatus {
 	if failed, st := c.checkFailNet(); failed {
 		return st
 	}
-	if c.v.fnDownstreamData == nil {
+	if c.v.FnDownstreamData == nil {
 		return filterContinue
 	}
 	end := uint64(0)
 	if c.readEnd {
 		end = 1
 	}
-	r, _ := c.callGuestNoDefer(c.v.fnDownstreamData, uint64(c.sc.id), uint64(len(c.readBuf)), end)
+	r, _ := c.callGuestNoDefer(c.v.FnDownstreamData, uint64(c.sc.ID), uint64(len(c.readBuf)), end)
 	failed, st := c.checkFailNet()
-	c.p.runDeferred(c.w, c.v.takeDeferred())
+	c.p.runDeferred(c.w, c.v.TakeDeferred())
 	if failed {
 		return st
 	}
@@ -945,14 +946,14 @@ func (c *Conn) wasmOnWrite(end bool) filterStatus {
 	st := filterContinue
 	if failed, fst := c.checkFailNet(); failed {
 		st = fst
-	} else if c.v.fnUpstreamData != nil {
+	} else if c.v.FnUpstreamData != nil {
 		e := uint64(0)
 		if end {
 			e = 1
 		}
-		r, _ := c.callGuestNoDefer(c.v.fnUpstreamData, uint64(c.sc.id), uint64(len(c.usBuf)), e)
+		r, _ := c.callGuestNoDefer(c.v.FnUpstreamData, uint64(c.sc.ID), uint64(len(c.usBuf)), e)
 		failed, fst := c.checkFailNet()
-		c.p.runDeferred(c.w, c.v.takeDeferred())
+		c.p.runDeferred(c.w, c.v.TakeDeferred())
 		switch {
 		case failed:
 			st = fst
@@ -971,14 +972,14 @@ func (c *Conn) wasmOnWrite(end bool) filterStatus {
 
 // callGuestNoDefer makes a top-level call without running deferred actions (the caller runs them
 // after CHECK_FAIL, in DeferAfterCallActions' destructor order).
-func (c *Conn) callGuestNoDefer(fn *guestFunc, args ...uint64) (uint64, bool) {
-	return c.v.call(c.sc, fn, args...)
+func (c *Conn) callGuestNoDefer(fn *vm.Func, args ...uint64) (uint64, bool) {
+	return c.v.Call(c.sc, fn, args...)
 }
 
 // onUpstreamConnectionClose is Envoy Context::onUpstreamConnectionClose.
 func (c *Conn) onUpstreamConnectionClose(peer uint64) {
-	if !c.vmFailed() && c.v.fnUpstreamClose != nil {
-		c.callGuest(c.v.fnUpstreamClose, uint64(c.sc.id), peer)
+	if !c.vmFailed() && c.v.FnUpstreamClose != nil {
+		c.callGuest(c.v.FnUpstreamClose, uint64(c.sc.ID), peer)
 	}
 	if c.downstreamClose {
 		c.onCloseTCP()
@@ -992,8 +993,8 @@ func (c *Conn) onDownstreamCloseEvent(peer uint64) {
 	if !c.hasWasm || !c.wasmCreated {
 		return
 	}
-	if !c.vmFailed() && c.v.fnDownstreamClose != nil && !c.tcpClosedDone {
-		c.callGuest(c.v.fnDownstreamClose, uint64(c.sc.id), peer)
+	if !c.vmFailed() && c.v.FnDownstreamClose != nil && !c.tcpClosedDone {
+		c.callGuest(c.v.FnDownstreamClose, uint64(c.sc.ID), peer)
 	}
 	c.downstreamClose = true
 	c.onCloseTCP()
@@ -1006,12 +1007,12 @@ func (c *Conn) onCloseTCP() {
 	}
 	c.tcpClosedDone = true
 	if !c.vmFailed() {
-		c.callGuest(c.v.fnDone, uint64(c.sc.id))
-		c.callGuest(c.v.fnLog, uint64(c.sc.id))
-		c.callGuest(c.v.fnDelete, uint64(c.sc.id))
+		c.callGuest(c.v.FnDone, uint64(c.sc.ID))
+		c.callGuest(c.v.FnLog, uint64(c.sc.ID))
+		c.callGuest(c.v.FnDelete, uint64(c.sc.ID))
 	}
 	if c.v != nil {
-		delete(c.v.contexts, c.sc.id)
+		delete(c.v.Contexts, c.sc.ID)
 	}
 }
 
@@ -1021,12 +1022,12 @@ func (c *Conn) applyDeferred(kind int) {
 		return
 	}
 	switch kind {
-	case deferContinueDownstream:
+	case vm.DeferContinueDownstream:
 		// ActiveReadFilter::continueReading: resume after the Wasm filter.
 		c.continueReading(filterWasm)
-	case deferCloseDownstream:
+	case vm.DeferCloseDownstream:
 		c.closeDownstreamLocal("wasm_downstream_close")
-	case deferCloseUpstream:
+	case vm.DeferCloseUpstream:
 		c.closeDownstreamLocal("wasm_upstream_close")
 	}
 	c.checkReadWatermark()
@@ -1041,3 +1042,16 @@ func (discardTransport) WriteDownstream([]byte, bool)   {}
 func (discardTransport) CloseDownstream(string)         {}
 func (discardTransport) CloseUpstream()                 {}
 func (discardTransport) SetDownstreamReadDisabled(bool) {}
+
+// Props, DownstreamBuffer and UpstreamBuffer make the Conn a vm.Stream: what the imports see of it.
+
+// Props returns what the connection's properties are read from.
+func (c *Conn) Props() *properties.Conn { return &c.props }
+
+// DownstreamBuffer is the read buffer; held while the filter holds it (Envoy
+// network_downstream_data_buffer_ set in onData, kept while paused).
+func (c *Conn) DownstreamBuffer() (*[]byte, bool) { return &c.readBuf, c.dsAvail }
+
+// UpstreamBuffer is the bytes from upstream not yet written to the client; held during onWrite
+// and while paused.
+func (c *Conn) UpstreamBuffer() (*[]byte, bool) { return &c.usBuf, c.usAvail }

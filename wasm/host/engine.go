@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/dicomgate/dicomgate/wasm/host/internal/abi"
 	"github.com/dicomgate/dicomgate/wasm/host/internal/shared"
+	"github.com/dicomgate/dicomgate/wasm/host/internal/vm"
+	"github.com/dicomgate/dicomgate/wasm/host/internal/wasi"
 	"github.com/tetratelabs/wazero"
 )
 
@@ -42,7 +45,7 @@ func NewEngine(ctx context.Context, cfg EngineConfig) (*Engine, error) {
 		rc = rc.WithCompilationCache(cfg.CompilationCache)
 	}
 	r := wazero.NewRuntimeWithConfig(ctx, rc)
-	if err := instantiateHostModules(ctx, r); err != nil {
+	if err := vm.InstantiateHostModules(ctx, r, abi.Funcs(), wasi.Funcs()); err != nil {
 		_ = r.Close(ctx)
 		return nil, err
 	}

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/dicomgate/dicomgate/wasm/host/internal/properties"
 	"github.com/dicomgate/dicomgate/wasm/host/internal/shared"
+	"github.com/dicomgate/dicomgate/wasm/host/internal/vm"
 	"github.com/tetratelabs/wazero"
 )
 
@@ -20,7 +22,7 @@ import (
 type worker struct {
 	index      int
 	mu         sync.Mutex
-	vm         *vm
+	vm         *vm.VM
 	lastReload time.Time
 	dirty      []*Conn // connections with undelivered Transport actions
 }
@@ -28,6 +30,7 @@ type worker struct {
 // Plugin is one loaded plugin: a compiled module and one VM per worker.
 type Plugin struct {
 	cfg      PluginConfig
+	vmPlugin vm.Plugin         // what the VMs share
 	props    properties.Plugin // plugin_* and static properties
 	engine   *Engine
 	compiled wazero.CompiledModule
@@ -111,12 +114,13 @@ func newPlugin(ctx context.Context, e *Engine, wasm []byte, cfg PluginConfig) (*
 		_ = compiled.Close(ctx)
 		return nil, fmt.Errorf("wasm plugin %q: %w", cfg.Name, err)
 	}
+	p.initVMPlugin()
 	for i := 0; i < cfg.Workers; i++ {
 		w := &worker{index: i}
-		v, err := newVM(ctx, p, w, cfg.Configuration)
+		v, err := p.newVM(ctx, w, cfg.Configuration)
 		if err != nil {
 			for _, ow := range p.workers {
-				ow.vm.close(ctx)
+				ow.vm.Close(ctx)
 			}
 			_ = compiled.Close(ctx)
 			return nil, err
@@ -126,6 +130,38 @@ func newPlugin(ctx context.Context, e *Engine, wasm []byte, cfg PluginConfig) (*
 		p.workers = append(p.workers, w)
 	}
 	return p, nil
+}
+
+// initVMPlugin fills what the plugin's VMs share (vm.Plugin): configuration, time, logging,
+// metrics, properties, the Engine's shared data, and the hooks by which a VM reports back.
+func (p *Plugin) initVMPlugin() {
+	keys := make([]string, 0, len(p.cfg.Env))
+	for k := range p.cfg.Env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys) // environ_get in a deterministic order
+	env := make([]string, len(keys))
+	for i, k := range keys {
+		env[i] = k + "=" + p.cfg.Env[k]
+	}
+	p.vmPlugin = vm.Plugin{Name: p.cfg.Name, VMID: p.cfg.VMID, VMConfig: p.cfg.VMConfig, Env: env,
+		Clock: p.clock, LogLevel: vm.LogLevel(p.logLevel), Metrics: p.metrics.r, Props: &p.props,
+		Shared: p.engine.shared, Runtime: p.engine.runtime, Compiled: p.compiled, HostCalls: &p.hostCalls,
+		Log: func(level vm.LogLevel, msg string) { p.logger.Log(LogLevel(level), p.cfg.Name, msg) },
+		Fail: func(v *vm.VM, msg string) {
+			p.vmFailures.Add(1)
+			p.log(LogCritical, fmt.Sprintf("wasm VM failed (worker %d, failure policy %s): %s", v.Worker, p.cfg.FailurePolicy, msg))
+		},
+		QueueReady: p.queueReady,
+	}
+	if lv := p.logView; lv != nil {
+		p.vmPlugin.LogView = func(level vm.LogLevel, msg []byte) { lv.LogView(LogLevel(level), p.cfg.Name, msg) }
+	}
+}
+
+// newVM starts a VM for worker w with configuration (vm.New: the cpp-host start sequence).
+func (p *Plugin) newVM(ctx context.Context, w *worker, configuration []byte) (*vm.VM, error) {
+	return vm.New(ctx, &p.vmPlugin, w, w.index, configuration)
 }
 
 // checkABI is cpp-host BytecodeUtil::getAbiVersion + WasmBase::load: a proxy_abi_version_* export
@@ -150,26 +186,26 @@ func (p *Plugin) Reconfigure(ctx context.Context, configuration []byte) error {
 	if p.closed.Load() {
 		return ErrClosed
 	}
-	canary, err := newVM(ctx, p, &worker{index: -1}, configuration)
+	canary, err := p.newVM(ctx, &worker{index: -1}, configuration)
 	if err != nil {
 		return err
 	}
-	canary.close(ctx)
+	canary.Close(ctx)
 	p.cfgMu.Lock()
 	p.configuration = configuration
 	p.cfgMu.Unlock()
 	var errs []error
 	for _, w := range p.workers {
 		w.mu.Lock()
-		if w.vm != nil && !w.vm.failed {
-			ok, err := w.vm.configure(configuration)
+		if w.vm != nil && !w.vm.Failed {
+			ok, err := w.vm.Configure(configuration)
 			switch {
 			case err != nil:
 				errs = append(errs, fmt.Errorf("worker %d: proxy_on_configure trapped: %w", w.index, err))
 			case !ok:
 				errs = append(errs, fmt.Errorf("worker %d: %w: proxy_on_configure returned false", w.index, ErrConfigRejected))
 			}
-			p.runDeferred(w, w.vm.takeDeferred())
+			p.runDeferred(w, w.vm.TakeDeferred())
 		}
 		w.unlockAndDeliver()
 	}
@@ -185,10 +221,10 @@ func (p *Plugin) Tick(now time.Time) {
 	for _, w := range p.workers {
 		w.mu.Lock()
 		v := w.vm
-		if v != nil && !v.failed && v.fnTick != nil && v.tickPeriod > 0 && !now.Before(v.nextTick) {
-			v.nextTick = now.Add(v.tickPeriod)
-			v.call(v.root, v.fnTick, uint64(v.root.id))
-			p.runDeferred(w, v.takeDeferred())
+		if v != nil && !v.Failed && v.FnTick != nil && v.TickPeriod > 0 && !now.Before(v.NextTick) {
+			v.NextTick = now.Add(v.TickPeriod)
+			v.Call(v.Root, v.FnTick, uint64(v.Root.ID))
+			p.runDeferred(w, v.TakeDeferred())
 		}
 		w.unlockAndDeliver()
 	}
@@ -204,8 +240,8 @@ func (p *Plugin) Start(ctx context.Context) {
 				now := p.clock.Now()
 				for _, w := range p.workers {
 					w.mu.Lock()
-					if v := w.vm; v != nil && !v.failed && v.tickPeriod > 0 {
-						if d := v.nextTick.Sub(now); d < wait {
+					if v := w.vm; v != nil && !v.Failed && v.TickPeriod > 0 {
+						if d := v.NextTick.Sub(now); d < wait {
 							wait = d
 						}
 					}
@@ -231,30 +267,31 @@ func (p *Plugin) Start(ctx context.Context) {
 }
 
 // queueReady delivers proxy_on_queue_ready to the registrant VM of a shared queue.
-func (p *Plugin) queueReady(v *vm, token uint32) {
+func (p *Plugin) queueReady(v *vm.VM, token uint32) {
 	if p.closed.Load() {
 		return
 	}
-	w := v.w
-	if w.index < 0 {
+	w, _ := v.Owner.(*worker)
+	if w == nil || w.index < 0 {
 		return
 	}
 	w.mu.Lock()
-	if w.vm == v && !v.failed && v.fnQueueReady != nil {
-		v.call(v.root, v.fnQueueReady, uint64(v.root.id), uint64(token))
-		p.runDeferred(w, v.takeDeferred())
+	if w.vm == v && !v.Failed && v.FnQueueReady != nil {
+		v.Call(v.Root, v.FnQueueReady, uint64(v.Root.ID), uint64(token))
+		p.runDeferred(w, v.TakeDeferred())
 	}
 	w.unlockAndDeliver()
 }
 
 // runDeferred runs continue/close actions queued by a guest call (cpp-host DeferAfterCallActions).
 // Called with w.mu held; every target connection is on the same VM, hence the same worker.
-func (p *Plugin) runDeferred(w *worker, actions []deferredAction) {
+func (p *Plugin) runDeferred(w *worker, actions []vm.Deferred) {
 	for _, a := range actions {
-		if a.conn == nil || a.conn.w != w {
+		c, _ := a.Stream.(*Conn) // the only vm.Stream there is
+		if c == nil || c.w != w {
 			continue
 		}
-		a.conn.applyDeferred(a.kind)
+		c.applyDeferred(a.Kind)
 	}
 }
 
@@ -269,7 +306,7 @@ func (p *Plugin) HostCalls() uint64 {
 	for _, w := range p.workers {
 		w.mu.Lock()
 		if w.vm != nil {
-			sum += w.vm.hostCalls
+			sum += w.vm.HostCalls
 		}
 		w.mu.Unlock()
 	}
@@ -282,7 +319,7 @@ func (p *Plugin) GuestMemoryBytes() uint64 {
 	for _, w := range p.workers {
 		w.mu.Lock()
 		if w.vm != nil {
-			sum += w.vm.memoryBytes()
+			sum += w.vm.MemoryBytes()
 		}
 		w.mu.Unlock()
 	}
@@ -300,7 +337,7 @@ func (p *Plugin) FailedVMs() int {
 	n := 0
 	for _, w := range p.workers {
 		w.mu.Lock()
-		if w.vm == nil || w.vm.failed {
+		if w.vm == nil || w.vm.Failed {
 			n++
 		}
 		w.mu.Unlock()
@@ -316,23 +353,23 @@ func (p *Plugin) Close(ctx context.Context) error {
 		return nil
 	}
 	p.stopOnce.Do(func() { close(p.stop) })
-	p.engine.shared.ForgetOwners(func(o shared.Owner) bool { v, ok := o.(*vm); return ok && v.p == p })
+	p.engine.shared.ForgetOwners(func(o shared.Owner) bool { v, ok := o.(*vm.VM); return ok && v.Plugin == &p.vmPlugin })
 	defer p.engine.forget(p)
 	for _, w := range p.workers {
 		w.mu.Lock()
 		if v := w.vm; v != nil {
-			if !v.failed && v.fnDone != nil {
-				r, ok := v.call(v.root, v.fnDone, uint64(v.root.id))
-				if ok && uint32(r) != 0 && v.fnDelete != nil {
-					v.call(v.root, v.fnDelete, uint64(v.root.id))
+			if !v.Failed && v.FnDone != nil {
+				r, ok := v.Call(v.Root, v.FnDone, uint64(v.Root.ID))
+				if ok && uint32(r) != 0 && v.FnDelete != nil {
+					v.Call(v.Root, v.FnDelete, uint64(v.Root.ID))
 				} else if ok {
-					v.pendingDone = true
+					v.PendingDone = true
 				}
-				v.takeDeferred()
+				v.TakeDeferred()
 			}
-			v.failed = true
-			v.failMsg = "plugin closed"
-			v.close(ctx)
+			v.Failed = true
+			v.FailMsg = "plugin closed"
+			v.Close(ctx)
 		}
 		w.mu.Unlock()
 	}

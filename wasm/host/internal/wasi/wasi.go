@@ -1,9 +1,17 @@
-package host
+// Package wasi is the WASI imports a proxy-wasm guest gets (modules wasi_snapshot_preview1 and
+// wasi_unstable): stdout/stderr writes become log lines, clocks come from the plugin's Clock, the
+// environment from its configuration, random bytes from crypto/rand, and everything that would
+// touch files or sockets fails with the errno cpp-host returns.
+//
+// It follows proxy-wasm-cpp-host include/proxy-wasm/exports.h (FOR_ALL_WASI_FUNCTIONS) and
+// src/exports.cc (wasi_unstable_*), with the start-up and allocator allow lists of src/wasm.cc
+// WasmBase::startVm and include/proxy-wasm/wasm.h WasmBase::allocMemory.
+package wasi
 
 import (
 	"crypto/rand"
-	"sort"
 
+	"github.com/dicomgate/dicomgate/wasm/host/internal/vm"
 	"github.com/tetratelabs/wazero/api"
 )
 
@@ -22,40 +30,40 @@ const (
 
 func ret(stack []uint64, v uint32) { stack[0] = uint64(v) }
 
-// sig builds a parameter list from a compact string: 'i' = i32, 'I' = i64.
-func sig(s string) []api.ValueType {
-	out := make([]api.ValueType, len(s))
-	for i, c := range s {
-		if c == 'I' {
-			out[i] = i64
-		} else {
-			out[i] = i32
+var (
+	resI32  = []api.ValueType{api.ValueTypeI32}
+	resNone = []api.ValueType{}
+)
+
+// Funcs is cpp-host include/proxy-wasm/exports.h FOR_ALL_WASI_FUNCTIONS with the behaviour of
+// src/exports.cc wasi_unstable_*; allowInit mirrors WasmBase::startVm's allow list, allowAlloc
+// WasmBase::allocMemory's.
+func Funcs() []*vm.HostFunc {
+	var out []*vm.HostFunc
+	for _, hf := range funcs() {
+		// cpp-host registers every WASI function under both module names (WasmBase::registerCallbacks).
+		for _, mod := range []string{"wasi_snapshot_preview1", "wasi_unstable"} {
+			c := *hf
+			c.Module = mod
+			out = append(out, &c)
 		}
 	}
 	return out
 }
 
-var (
-	resI32  = []api.ValueType{i32}
-	resNone = []api.ValueType{}
-)
-
-// wasiFuncs is cpp-host include/proxy-wasm/exports.h FOR_ALL_WASI_FUNCTIONS with the behaviour of
-// src/exports.cc wasi_unstable_*; allowInit mirrors WasmBase::startVm's allow list, allowAlloc
-// WasmBase::allocMemory's.
-func wasiFuncs() []*hostFunc {
-	w := func(name, params string, res []api.ValueType, init, alloc bool, fn func(v *vm, s []uint64)) *hostFunc {
-		return &hostFunc{module: "wasi_snapshot_preview1", name: name, params: sig(params), results: res, fn: fn, allowInit: init, allowAlloc: alloc}
+func funcs() []*vm.HostFunc {
+	w := func(name, params string, res []api.ValueType, init, alloc bool, fn func(v *vm.VM, s []uint64)) *vm.HostFunc {
+		return &vm.HostFunc{Module: "wasi_snapshot_preview1", Name: name, Params: vm.Sig(params), Results: res, Fn: fn, AllowInit: init, AllowAlloc: alloc}
 	}
 	const (
 		deny  = false
 		allow = true
 	)
-	constErr := func(e uint32) func(v *vm, s []uint64) {
-		return func(_ *vm, s []uint64) { ret(s, e) }
+	constErr := func(e uint32) func(v *vm.VM, s []uint64) {
+		return func(_ *vm.VM, s []uint64) { ret(s, e) }
 	}
-	stdioOnly := func(okErr uint32) func(v *vm, s []uint64) {
-		return func(_ *vm, s []uint64) {
+	stdioOnly := func(okErr uint32) func(v *vm.VM, s []uint64) {
+		return func(_ *vm.VM, s []uint64) {
 			fd := uint32(s[0])
 			if fd != 1 && fd != 2 {
 				ret(s, errnoBadf)
@@ -64,18 +72,18 @@ func wasiFuncs() []*hostFunc {
 			ret(s, okErr)
 		}
 	}
-	return []*hostFunc{
+	return []*vm.HostFunc{
 		w("fd_write", "iiii", resI32, allow, allow, wasiFdWrite),
 		w("fd_read", "iiii", resI32, deny, deny, constErr(errnoNosys)),
-		w("fd_seek", "iIii", resI32, deny, deny, func(v *vm, s []uint64) {
-			v.p.log(LogTrace, "wasi_unstable fd_seek")
+		w("fd_seek", "iIii", resI32, deny, deny, func(v *vm.VM, s []uint64) {
+			v.Plugin.Log(vm.LogTrace, "wasi_unstable fd_seek")
 			ret(s, errnoSuccess)
 		}),
-		w("fd_close", "i", resI32, deny, deny, func(v *vm, s []uint64) {
-			v.p.log(LogTrace, "wasi_unstable fd_close")
+		w("fd_close", "i", resI32, deny, deny, func(v *vm.VM, s []uint64) {
+			v.Plugin.Log(vm.LogTrace, "wasi_unstable fd_close")
 			ret(s, errnoSuccess)
 		}),
-		w("fd_fdstat_get", "ii", resI32, allow, deny, func(v *vm, s []uint64) {
+		w("fd_fdstat_get", "ii", resI32, allow, deny, func(v *vm.VM, s []uint64) {
 			fd, out := uint32(s[0]), uint32(s[1])
 			if fd != 1 && fd != 2 {
 				ret(s, errnoBadf)
@@ -83,7 +91,7 @@ func wasiFuncs() []*hostFunc {
 			}
 			var st [24]byte
 			st[8] = 64 // fs_rights_base = __WASI_RIGHTS_FD_WRITE
-			v.mem.Write(out, st[:])
+			v.Mem.Write(out, st[:])
 			ret(s, errnoSuccess)
 		}),
 		w("fd_fdstat_set_flags", "ii", resI32, allow, deny, constErr(errnoNosys)),
@@ -91,36 +99,36 @@ func wasiFuncs() []*hostFunc {
 		w("environ_get", "ii", resI32, allow, deny, wasiEnvironGet),
 		w("environ_sizes_get", "ii", resI32, allow, deny, wasiEnvironSizesGet),
 		w("args_get", "ii", resI32, allow, deny, constErr(errnoSuccess)),
-		w("args_sizes_get", "ii", resI32, allow, deny, func(v *vm, s []uint64) {
-			if !v.mem.WriteUint32Le(uint32(s[0]), 0) || !v.mem.WriteUint32Le(uint32(s[1]), 0) {
+		w("args_sizes_get", "ii", resI32, allow, deny, func(v *vm.VM, s []uint64) {
+			if !v.Mem.WriteUint32Le(uint32(s[0]), 0) || !v.Mem.WriteUint32Le(uint32(s[1]), 0) {
 				ret(s, errnoFault)
 				return
 			}
 			ret(s, errnoSuccess)
 		}),
-		w("clock_time_get", "iIi", resI32, allow, allow, func(v *vm, s []uint64) {
+		w("clock_time_get", "iIi", resI32, allow, allow, func(v *vm.VM, s []uint64) {
 			var t uint64
 			switch uint32(s[0]) {
 			case 0:
-				t = uint64(v.p.clock.Now().UnixNano())
+				t = uint64(v.Plugin.Clock.Now().UnixNano())
 			case 1:
-				t = uint64(v.p.clock.Monotonic().Nanoseconds())
+				t = uint64(v.Plugin.Clock.Monotonic().Nanoseconds())
 			default:
 				ret(s, errnoNotsup)
 				return
 			}
-			if !v.mem.WriteUint64Le(uint32(s[2]), t) {
+			if !v.Mem.WriteUint64Le(uint32(s[2]), t) {
 				ret(s, errnoFault)
 				return
 			}
 			ret(s, errnoSuccess)
 		}),
-		w("clock_res_get", "ii", resI32, allow, deny, func(v *vm, s []uint64) {
+		w("clock_res_get", "ii", resI32, allow, deny, func(v *vm.VM, s []uint64) {
 			if id := uint32(s[0]); id != 0 && id != 1 {
 				ret(s, errnoNotsup)
 				return
 			}
-			if !v.mem.WriteUint64Le(uint32(s[1]), 1) {
+			if !v.Mem.WriteUint64Le(uint32(s[1]), 1) {
 				ret(s, errnoFault)
 				return
 			}
@@ -132,31 +140,31 @@ func wasiFuncs() []*hostFunc {
 		w("fd_filestat_set_size", "iI", resI32, allow, deny, stdioOnly(errnoSuccess)),
 		w("fd_filestat_set_times", "iIIi", resI32, allow, deny, stdioOnly(errnoSuccess)),
 		w("fd_pread", "iiiIi", resI32, allow, deny, constErr(errnoNosys)),
-		w("fd_pwrite", "iiiIi", resI32, allow, deny, func(v *vm, s []uint64) {
+		w("fd_pwrite", "iiiIi", resI32, allow, deny, func(v *vm.VM, s []uint64) {
 			fd := uint32(s[0])
 			if fd != 1 && fd != 2 {
 				ret(s, errnoBadf)
 				return
 			}
-			n, e := v.writev(fd, uint32(s[1]), uint32(s[2]))
+			n, e := writev(v, fd, uint32(s[1]), uint32(s[2]))
 			if e != errnoSuccess {
 				ret(s, e)
 				return
 			}
-			if !v.mem.WriteUint32Le(uint32(s[4]), n) {
+			if !v.Mem.WriteUint32Le(uint32(s[4]), n) {
 				ret(s, errnoFault)
 				return
 			}
 			ret(s, errnoSuccess)
 		}),
-		w("fd_readdir", "iiiIi", resI32, allow, deny, func(v *vm, s []uint64) {
-			if !v.mem.WriteUint32Le(uint32(s[4]), 0) {
+		w("fd_readdir", "iiiIi", resI32, allow, deny, func(v *vm.VM, s []uint64) {
+			if !v.Mem.WriteUint32Le(uint32(s[4]), 0) {
 				ret(s, errnoFault)
 				return
 			}
 			ret(s, errnoNotdir)
 		}),
-		w("fd_renumber", "ii", resI32, allow, deny, func(_ *vm, s []uint64) {
+		w("fd_renumber", "ii", resI32, allow, deny, func(_ *vm.VM, s []uint64) {
 			fd, to := uint32(s[0]), uint32(s[1])
 			if (fd != 1 && fd != 2) || (to != 1 && to != 2) {
 				ret(s, errnoBadf)
@@ -165,12 +173,12 @@ func wasiFuncs() []*hostFunc {
 			ret(s, errnoNotsup)
 		}),
 		w("fd_sync", "i", resI32, allow, deny, stdioOnly(errnoSuccess)),
-		w("fd_tell", "ii", resI32, allow, deny, func(v *vm, s []uint64) {
+		w("fd_tell", "ii", resI32, allow, deny, func(v *vm.VM, s []uint64) {
 			if fd := uint32(s[0]); fd != 1 && fd != 2 {
 				ret(s, errnoBadf)
 				return
 			}
-			if !v.mem.WriteUint64Le(uint32(s[1]), 0) {
+			if !v.Mem.WriteUint64Le(uint32(s[1]), 0) {
 				ret(s, errnoFault)
 				return
 			}
@@ -180,8 +188,8 @@ func wasiFuncs() []*hostFunc {
 		w("path_filestat_set_times", "iiiiIIi", resI32, allow, deny, constErr(errnoNotsup)),
 		// WASI signature (7 params); cpp-host declares 6, which V8 would reject at link time.
 		w("path_link", "iiiiiii", resI32, allow, deny, constErr(errnoNotsup)),
-		w("path_readlink", "iiiiii", resI32, allow, deny, func(v *vm, s []uint64) {
-			if !v.mem.WriteUint32Le(uint32(s[5]), 0) {
+		w("path_readlink", "iiiiii", resI32, allow, deny, func(v *vm.VM, s []uint64) {
+			if !v.Mem.WriteUint32Le(uint32(s[5]), 0) {
 				ret(s, errnoFault)
 				return
 			}
@@ -192,30 +200,30 @@ func wasiFuncs() []*hostFunc {
 		// WASI signature (5 params); cpp-host declares 4.
 		w("path_symlink", "iiiii", resI32, allow, deny, constErr(errnoNotsup)),
 		w("path_unlink_file", "iii", resI32, allow, deny, constErr(errnoNotsup)),
-		w("sock_accept", "iii", resI32, allow, deny, func(v *vm, s []uint64) {
+		w("sock_accept", "iii", resI32, allow, deny, func(v *vm.VM, s []uint64) {
 			// cpp-host writes a 64-bit zero (setDatatype(retptr0, 0UL)).
-			if !v.mem.WriteUint64Le(uint32(s[2]), 0) {
+			if !v.Mem.WriteUint64Le(uint32(s[2]), 0) {
 				ret(s, errnoFault)
 				return
 			}
 			ret(s, errnoNotsup)
 		}),
-		w("sock_recv", "iiiiii", resI32, allow, deny, func(v *vm, s []uint64) {
-			if !v.mem.WriteUint32Le(uint32(s[4]), 0) || !v.mem.WriteUint16Le(uint32(s[5]), 0) {
+		w("sock_recv", "iiiiii", resI32, allow, deny, func(v *vm.VM, s []uint64) {
+			if !v.Mem.WriteUint32Le(uint32(s[4]), 0) || !v.Mem.WriteUint16Le(uint32(s[5]), 0) {
 				ret(s, errnoFault)
 				return
 			}
 			ret(s, errnoNotsup)
 		}),
-		w("sock_send", "iiiii", resI32, allow, deny, func(v *vm, s []uint64) {
-			if !v.mem.WriteUint32Le(uint32(s[4]), 0) {
+		w("sock_send", "iiiii", resI32, allow, deny, func(v *vm.VM, s []uint64) {
+			if !v.Mem.WriteUint32Le(uint32(s[4]), 0) {
 				ret(s, errnoFault)
 				return
 			}
 			ret(s, errnoNotsup)
 		}),
 		w("sock_shutdown", "ii", resI32, allow, deny, constErr(errnoNotsup)),
-		w("random_get", "ii", resI32, allow, deny, func(v *vm, s []uint64) {
+		w("random_get", "ii", resI32, allow, deny, func(v *vm.VM, s []uint64) {
 			ptr, n := uint32(s[0]), uint32(s[1])
 			if n > maxRandomGetSize {
 				ret(s, errnoInval)
@@ -227,24 +235,24 @@ func wasiFuncs() []*hostFunc {
 			}
 			buf := make([]byte, n)
 			_, _ = rand.Read(buf)
-			if !v.mem.Write(ptr, buf) {
+			if !v.Mem.Write(ptr, buf) {
 				ret(s, errnoFault)
 				return
 			}
 			ret(s, errnoSuccess)
 		}),
 		w("sched_yield", "", resI32, deny, deny, constErr(errnoSuccess)),
-		w("poll_oneoff", "iiii", resI32, allow, allow, func(v *vm, s []uint64) {
+		w("poll_oneoff", "iiii", resI32, allow, allow, func(v *vm.VM, s []uint64) {
 			// No polling: nevents = 0, success at once (Go requires success; cpp-host issue #497).
-			if !v.mem.WriteUint32Le(uint32(s[3]), 0) {
+			if !v.Mem.WriteUint32Le(uint32(s[3]), 0) {
 				ret(s, errnoFault)
 				return
 			}
 			ret(s, errnoSuccess)
 		}),
-		w("proc_exit", "i", resNone, deny, deny, func(v *vm, _ []uint64) {
+		w("proc_exit", "i", resNone, deny, deny, func(v *vm.VM, _ []uint64) {
 			// cpp-host logs and returns; it does not trap.
-			v.p.log(LogTrace, "wasi_unstable proc_exit")
+			v.Plugin.Log(vm.LogTrace, "wasi_unstable proc_exit")
 		}),
 		w("path_open", "iiiiiIIii", resI32, deny, deny, constErr(errnoNoent)),
 		w("fd_prestat_get", "ii", resI32, allow, deny, constErr(errnoBadf)),
@@ -256,17 +264,17 @@ func wasiFuncs() []*hostFunc {
 
 // writev is cpp-host exports.cc writevImpl: fd 1 ⇒ info, fd 2 ⇒ error, one log line per call with
 // one trailing newline stripped.
-func (v *vm) writev(fd, iovs, iovsLen uint32) (uint32, uint32) {
-	level := LogInfo
+func writev(v *vm.VM, fd, iovs, iovsLen uint32) (uint32, uint32) {
+	level := vm.LogInfo
 	if fd == 2 {
-		level = LogError
+		level = vm.LogError
 	}
-	if uint64(iovsLen)*8 > uint64(v.mem.Size()) {
+	if uint64(iovsLen)*8 > uint64(v.Mem.Size()) {
 		return 0, errnoFault
 	}
-	sb := v.logBuf[:0]
+	sb := v.LogBuf[:0]
 	for i := uint32(0); i < iovsLen; i++ {
-		iov, ok := v.mem.Read(iovs+i*8, 8)
+		iov, ok := v.Mem.Read(iovs+i*8, 8)
 		if !ok {
 			return 0, errnoFault
 		}
@@ -275,7 +283,7 @@ func (v *vm) writev(fd, iovs, iovsLen uint32) (uint32, uint32) {
 		if n == 0 {
 			continue
 		}
-		b, ok := v.mem.Read(buf, n)
+		b, ok := v.Mem.Read(buf, n)
 		if !ok {
 			return 0, errnoFault
 		}
@@ -286,68 +294,54 @@ func (v *vm) writev(fd, iovs, iovsLen uint32) (uint32, uint32) {
 		if sb[len(sb)-1] == '\n' {
 			sb = sb[:len(sb)-1]
 		}
-		v.guestLogView(level, sb)
+		v.LogView(level, sb)
 	}
 	if cap(sb) <= 64<<10 {
-		v.logBuf = sb[:0] // reused for the next line; a huge one is left to the GC
+		v.LogBuf = sb[:0] // reused for the next line; a huge one is left to the GC
 	}
 	return written, errnoSuccess
 }
 
-func wasiFdWrite(v *vm, s []uint64) {
+func wasiFdWrite(v *vm.VM, s []uint64) {
 	fd := uint32(s[0])
 	if fd != 1 && fd != 2 {
 		ret(s, errnoBadf)
 		return
 	}
-	n, e := v.writev(fd, uint32(s[1]), uint32(s[2]))
+	n, e := writev(v, fd, uint32(s[1]), uint32(s[2]))
 	if e != errnoSuccess {
 		ret(s, e)
 		return
 	}
-	if !v.mem.WriteUint32Le(uint32(s[3]), n) {
+	if !v.Mem.WriteUint32Le(uint32(s[3]), n) {
 		ret(s, errnoFault)
 		return
 	}
 	ret(s, errnoSuccess)
 }
 
-// envList returns the environment as sorted KEY=VALUE strings (deterministic order).
-func (p *Plugin) envList() []string {
-	keys := make([]string, 0, len(p.cfg.Env))
-	for k := range p.cfg.Env {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	out := make([]string, len(keys))
-	for i, k := range keys {
-		out[i] = k + "=" + p.cfg.Env[k]
-	}
-	return out
-}
-
-func wasiEnvironSizesGet(v *vm, s []uint64) {
-	env := v.p.envList()
+func wasiEnvironSizesGet(v *vm.VM, s []uint64) {
+	env := v.Plugin.Env
 	size := 0
 	for _, e := range env {
 		size += len(e) + 1
 	}
-	if !v.mem.WriteUint32Le(uint32(s[0]), uint32(len(env))) || !v.mem.WriteUint32Le(uint32(s[1]), uint32(size)) {
+	if !v.Mem.WriteUint32Le(uint32(s[0]), uint32(len(env))) || !v.Mem.WriteUint32Le(uint32(s[1]), uint32(size)) {
 		ret(s, errnoFault)
 		return
 	}
 	ret(s, errnoSuccess)
 }
 
-func wasiEnvironGet(v *vm, s []uint64) {
+func wasiEnvironGet(v *vm.VM, s []uint64) {
 	arr, buf := uint32(s[0]), uint32(s[1])
-	for _, e := range v.p.envList() {
-		if !v.mem.WriteUint32Le(arr, buf) {
+	for _, e := range v.Plugin.Env {
+		if !v.Mem.WriteUint32Le(arr, buf) {
 			ret(s, errnoFault)
 			return
 		}
 		data := append([]byte(e), 0)
-		if !v.mem.Write(buf, data) {
+		if !v.Mem.Write(buf, data) {
 			ret(s, errnoFault)
 			return
 		}

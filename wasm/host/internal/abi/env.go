@@ -1,7 +1,19 @@
-package host
+// Package abi is the proxy-wasm ABI 0.2.x imports of module "env" (the proxy_* host functions a
+// guest calls) and the argument reader they share: each import reads its arguments from the call
+// stack, reads or writes guest memory through the VM, does its work through packages properties,
+// metrics and shared or on the calling context's stream, and returns a proxy_status_t.
+//
+// It follows proxy-wasm-cpp-host include/proxy-wasm/exports.h (FOR_ALL_HOST_FUNCTIONS) and
+// src/exports.cc (argument checks, status codes), src/wasm.cc WasmBase::registerCallbacks (the
+// 0.2.x-only continue_stream, close_stream, get_log_level), and Envoy
+// source/extensions/common/wasm/context.cc for what each call does on a network filter.
+package abi
 
 import (
 	"time"
+
+	"github.com/dicomgate/dicomgate/wasm/host/internal/vm"
+	"github.com/tetratelabs/wazero/api"
 )
 
 // proxy_status_t (proxy-wasm spec; proxy-wasm-cpp-sdk proxy_wasm_common.h).
@@ -42,30 +54,37 @@ const (
 
 func u32(s []uint64, i int) uint32 { return uint32(s[i]) }
 
-// envFuncs is cpp-host FOR_ALL_HOST_FUNCTIONS plus the 0.2.x ABI-specific continue_stream,
+func ret(stack []uint64, v uint32) { stack[0] = uint64(v) }
+
+var (
+	resI32  = []api.ValueType{api.ValueTypeI32}
+	resNone = []api.ValueType{}
+)
+
+// Funcs is cpp-host FOR_ALL_HOST_FUNCTIONS plus the 0.2.x ABI-specific continue_stream,
 // close_stream and get_log_level (src/wasm.cc WasmBase::registerCallbacks), and the two emscripten
 // helpers. Semantics follow src/exports.cc and Envoy source/extensions/common/wasm/context.cc.
-func envFuncs() []*hostFunc {
-	e := func(name, params string, fn func(v *vm, s []uint64)) *hostFunc {
-		return &hostFunc{module: "env", name: name, params: sig(params), results: resI32, fn: fn, countable: true}
+func Funcs() []*vm.HostFunc {
+	e := func(name, params string, fn func(v *vm.VM, s []uint64)) *vm.HostFunc {
+		return &vm.HostFunc{Module: "env", Name: name, Params: vm.Sig(params), Results: resI32, Fn: fn, Countable: true}
 	}
 	log := e("proxy_log", "iii", envLog)
-	log.allowInit, log.allowAlloc = true, true
-	notify := &hostFunc{module: "env", name: "emscripten_notify_memory_growth", params: sig("i"), results: resNone,
-		fn: func(*vm, []uint64) {}, allowInit: true}
-	return []*hostFunc{
+	log.AllowInit, log.AllowAlloc = true, true
+	notify := &vm.HostFunc{Module: "env", Name: "emscripten_notify_memory_growth", Params: vm.Sig("i"), Results: resNone,
+		Fn: func(*vm.VM, []uint64) {}, AllowInit: true}
+	return []*vm.HostFunc{
 		log,
 		notify,
-		{module: "env", name: "pthread_equal", params: sig("ii"), results: resI32, fn: func(_ *vm, s []uint64) {
+		{Module: "env", Name: "pthread_equal", Params: vm.Sig("ii"), Results: resI32, Fn: func(_ *vm.VM, s []uint64) {
 			if s[0] == s[1] {
 				ret(s, 1)
 			} else {
 				ret(s, 0)
 			}
 		}},
-		e("proxy_get_status", "iii", func(v *vm, s []uint64) {
+		e("proxy_get_status", "iii", func(v *vm.VM, s []uint64) {
 			// Root context status of the last http/grpc call: none in this host ⇒ (0, "").
-			if !v.mem.WriteUint32Le(u32(s, 0), 0) || !v.copyOut(nil, u32(s, 1), u32(s, 2)) {
+			if !v.Mem.WriteUint32Le(u32(s, 0), 0) || !v.CopyOut(nil, u32(s, 1), u32(s, 2)) {
 				ret(s, statusInvalidMemoryAccess)
 				return
 			}
@@ -75,7 +94,7 @@ func envFuncs() []*hostFunc {
 		e("proxy_get_property", "iiii", envGetProperty),
 		// HTTP-only: a network filter has no decoder callbacks, Envoy returns OK and does nothing
 		// (Context::sendLocalResponse).
-		e("proxy_send_local_response", "iiiiiiii", func(_ *vm, s []uint64) { ret(s, statusOK) }),
+		e("proxy_send_local_response", "iiiiiiii", func(_ *vm.VM, s []uint64) { ret(s, statusOK) }),
 		e("proxy_get_shared_data", "iiiii", envGetSharedData),
 		e("proxy_set_shared_data", "iiiii", envSetSharedData),
 		e("proxy_register_shared_queue", "iii", envRegisterSharedQueue),
@@ -89,12 +108,12 @@ func envFuncs() []*hostFunc {
 		e("proxy_add_header_map_value", "iiiii", headerMapBadArgument),
 		e("proxy_replace_header_map_value", "iiiii", headerMapBadArgument),
 		e("proxy_remove_header_map_value", "iii", headerMapBadArgument),
-		e("proxy_get_header_map_pairs", "iii", func(v *vm, s []uint64) {
+		e("proxy_get_header_map_pairs", "iii", func(v *vm.VM, s []uint64) {
 			if u32(s, 0) > headerMapMax {
 				ret(s, statusBadArgument)
 				return
 			}
-			if !v.copyOut(nil, u32(s, 1), u32(s, 2)) {
+			if !v.CopyOut(nil, u32(s, 1), u32(s, 2)) {
 				ret(s, statusInvalidMemoryAccess)
 				return
 			}
@@ -107,21 +126,21 @@ func envFuncs() []*hostFunc {
 		e("proxy_set_buffer_bytes", "iiiii", envSetBufferBytes),
 		// No upstream clusters are known to this host: Envoy returns BAD_ARGUMENT for an unknown
 		// cluster (Context::httpCall).
-		e("proxy_http_call", "iiiiiiiiii", func(v *vm, s []uint64) {
-			if !v.mem.WriteUint32Le(u32(s, 9), 0) {
+		e("proxy_http_call", "iiiiiiiiii", func(v *vm.VM, s []uint64) {
+			if !v.Mem.WriteUint32Le(u32(s, 9), 0) {
 				ret(s, statusInvalidMemoryAccess)
 				return
 			}
 			ret(s, statusBadArgument)
 		}),
-		e("proxy_grpc_call", "iiiiiiiiiiii", func(_ *vm, s []uint64) { ret(s, statusBadArgument) }),
-		e("proxy_grpc_stream", "iiiiiiiii", func(_ *vm, s []uint64) { ret(s, statusBadArgument) }),
-		e("proxy_grpc_close", "i", func(_ *vm, s []uint64) { ret(s, statusNotFound) }),
-		e("proxy_grpc_cancel", "i", func(_ *vm, s []uint64) { ret(s, statusNotFound) }),
-		e("proxy_grpc_send", "iiii", func(_ *vm, s []uint64) { ret(s, statusNotFound) }),
+		e("proxy_grpc_call", "iiiiiiiiiiii", func(_ *vm.VM, s []uint64) { ret(s, statusBadArgument) }),
+		e("proxy_grpc_stream", "iiiiiiiii", func(_ *vm.VM, s []uint64) { ret(s, statusBadArgument) }),
+		e("proxy_grpc_close", "i", func(_ *vm.VM, s []uint64) { ret(s, statusNotFound) }),
+		e("proxy_grpc_cancel", "i", func(_ *vm.VM, s []uint64) { ret(s, statusNotFound) }),
+		e("proxy_grpc_send", "iiii", func(_ *vm.VM, s []uint64) { ret(s, statusNotFound) }),
 		e("proxy_set_tick_period_milliseconds", "i", envSetTickPeriod),
-		e("proxy_get_current_time_nanoseconds", "i", func(v *vm, s []uint64) {
-			if !v.mem.WriteUint64Le(u32(s, 0), uint64(v.p.clock.Now().UnixNano())) {
+		e("proxy_get_current_time_nanoseconds", "i", func(v *vm.VM, s []uint64) {
+			if !v.Mem.WriteUint64Le(u32(s, 0), uint64(v.Plugin.Clock.Now().UnixNano())) {
 				ret(s, statusInvalidMemoryAccess)
 				return
 			}
@@ -131,29 +150,29 @@ func envFuncs() []*hostFunc {
 		e("proxy_increment_metric", "iI", envIncrementMetric),
 		e("proxy_record_metric", "iI", envRecordMetric),
 		e("proxy_get_metric", "ii", envGetMetric),
-		e("proxy_set_effective_context", "i", func(v *vm, s []uint64) {
+		e("proxy_set_effective_context", "i", func(v *vm.VM, s []uint64) {
 			// cpp-host exports.cc set_effective_context: unknown id ⇒ BAD_ARGUMENT.
-			if _, ok := v.contexts[u32(s, 0)]; !ok {
+			if _, ok := v.Contexts[u32(s, 0)]; !ok {
 				ret(s, statusBadArgument)
 				return
 			}
-			v.effective = u32(s, 0)
+			v.Effective = u32(s, 0)
 			ret(s, statusOK)
 		}),
-		e("proxy_done", "", func(v *vm, s []uint64) {
+		e("proxy_done", "", func(v *vm.VM, s []uint64) {
 			// cpp-host WasmBase::done: only a root context whose proxy_on_done returned false.
-			if v.contextOrEffective() != v.root || !v.pendingDone {
+			if v.ContextOrEffective() != v.Root || !v.PendingDone {
 				ret(s, statusNotFound)
 				return
 			}
-			v.pendingDone = false
+			v.PendingDone = false
 			ret(s, statusOK)
 		}),
 		e("proxy_call_foreign_function", "iiiiii", envCallForeignFunction),
 		e("proxy_continue_stream", "i", envContinueStream),
 		e("proxy_close_stream", "i", envCloseStream),
-		e("proxy_get_log_level", "i", func(v *vm, s []uint64) {
-			if !v.mem.WriteUint32Le(u32(s, 0), uint32(v.p.logLevel)) {
+		e("proxy_get_log_level", "i", func(v *vm.VM, s []uint64) {
+			if !v.Mem.WriteUint32Le(u32(s, 0), uint32(v.Plugin.LogLevel)) {
 				ret(s, statusInvalidMemoryAccess)
 				return
 			}
@@ -162,31 +181,31 @@ func envFuncs() []*hostFunc {
 	}
 }
 
-func headerMapBadArgument(_ *vm, s []uint64) { ret(s, statusBadArgument) }
+func headerMapBadArgument(_ *vm.VM, s []uint64) { ret(s, statusBadArgument) }
 
 // envLog is cpp-host exports.cc log: level > LogLevel::Max (critical = 5) ⇒ BAD_ARGUMENT.
-func envLog(v *vm, s []uint64) {
+func envLog(v *vm.VM, s []uint64) {
 	level := u32(s, 0)
-	if level > uint32(LogCritical) {
+	if level > uint32(vm.LogCritical) {
 		ret(s, statusBadArgument)
 		return
 	}
 	// A view: guestLogView copies it unless the Logger is a LogViewer.
-	msg, ok := v.view(u32(s, 1), u32(s, 2))
+	msg, ok := v.View(u32(s, 1), u32(s, 2))
 	if !ok {
 		ret(s, statusInvalidMemoryAccess)
 		return
 	}
-	v.guestLogView(LogLevel(level), msg)
+	v.LogView(vm.LogLevel(level), msg)
 	ret(s, statusOK)
 }
 
 // envSetTickPeriod is Envoy Wasm::setTimerPeriod: one period per root context per VM; 0 disables.
-func envSetTickPeriod(v *vm, s []uint64) {
+func envSetTickPeriod(v *vm.VM, s []uint64) {
 	ms := u32(s, 0)
-	v.tickPeriod = time.Duration(ms) * time.Millisecond
+	v.TickPeriod = time.Duration(ms) * time.Millisecond
 	if ms > 0 {
-		v.nextTick = v.p.clock.Now().Add(v.tickPeriod)
+		v.NextTick = v.Plugin.Clock.Now().Add(v.TickPeriod)
 	}
 	ret(s, statusOK)
 }
@@ -194,17 +213,17 @@ func envSetTickPeriod(v *vm, s []uint64) {
 // envContinueStream is Envoy Context::continueStream for a network filter: DOWNSTREAM ⇒ deferred
 // read_callbacks->continueReading(); UPSTREAM ⇒ UNIMPLEMENTED; > UPSTREAM ⇒ BAD_ARGUMENT (cpp-host
 // exports.cc); HTTP REQUEST/RESPONSE ⇒ OK and nothing (no decoder/encoder callbacks).
-func envContinueStream(v *vm, s []uint64) {
+func envContinueStream(v *vm.VM, s []uint64) {
 	t := u32(s, 0)
 	if t > streamMax {
 		ret(s, statusBadArgument)
 		return
 	}
-	c := v.contextOrEffective()
+	c := v.ContextOrEffective()
 	switch t {
 	case streamDownstream:
-		if c.conn != nil {
-			v.deferred = append(v.deferred, deferredAction{conn: c.conn, kind: deferContinueDownstream})
+		if c.Stream != nil {
+			v.Defer(c.Stream, vm.DeferContinueDownstream)
 		}
 		ret(s, statusOK)
 	case streamUpstream:
@@ -217,21 +236,21 @@ func envContinueStream(v *vm, s []uint64) {
 // envCloseStream is Envoy Context::closeStream: DOWNSTREAM and UPSTREAM both close the downstream
 // connection with FlushWrite, deferred (the read and write filter callbacks share one connection);
 // HTTP REQUEST/RESPONSE ⇒ OK and nothing on a network filter; > UPSTREAM ⇒ BAD_ARGUMENT.
-func envCloseStream(v *vm, s []uint64) {
+func envCloseStream(v *vm.VM, s []uint64) {
 	t := u32(s, 0)
 	if t > streamMax {
 		ret(s, statusBadArgument)
 		return
 	}
-	c := v.contextOrEffective()
+	c := v.ContextOrEffective()
 	switch t {
 	case streamDownstream, streamUpstream:
-		if c.conn != nil {
-			kind := deferCloseDownstream
+		if c.Stream != nil {
+			kind := vm.DeferCloseDownstream
 			if t == streamUpstream {
-				kind = deferCloseUpstream
+				kind = vm.DeferCloseUpstream
 			}
-			v.deferred = append(v.deferred, deferredAction{conn: c.conn, kind: kind})
+			v.Defer(c.Stream, kind)
 		}
 		ret(s, statusOK)
 	default:
@@ -242,30 +261,29 @@ func envCloseStream(v *vm, s []uint64) {
 // bufferOf returns the buffer for get/set_buffer_bytes (Envoy Context::getBuffer). avail=false
 // with ok=true means "an empty buffer object" (network buffer without a held pointer); ok=false
 // means no buffer at all (NOT_FOUND).
-func (v *vm) bufferOf(c *wctx, t uint32) (buf *[]byte, avail, ok bool) {
+func bufferOf(v *vm.VM, c *vm.Context, t uint32) (buf *[]byte, avail, ok bool) {
 	switch t {
 	case bufVMConfiguration:
-		b := v.p.cfg.VMConfig
+		b := v.Plugin.VMConfig
 		return &b, true, true
 	case bufPluginConfiguration:
-		if v.configuring {
-			b := v.pluginConfig
+		if v.Configuring {
+			b := v.PluginConfig
 			return &b, true, true
 		}
 		return nil, false, false
 	case bufDownstreamData:
-		if c.conn == nil {
+		if c.Stream == nil {
 			return nil, false, true
 		}
-		if !c.conn.dsAvail {
-			return nil, false, true
-		}
-		return &c.conn.readBuf, true, true
+		b, held := c.Stream.DownstreamBuffer()
+		return b, held, true
 	case bufUpstreamData:
-		if c.conn == nil || !c.conn.usAvail {
+		if c.Stream == nil {
 			return nil, false, true
 		}
-		return &c.conn.usBuf, true, true
+		b, held := c.Stream.UpstreamBuffer()
+		return b, held, true
 	case bufHTTPRequestBody, bufHTTPResponseBody, bufGRPCReceive, bufCallData:
 		// buffer_.set(nullptr) on a network filter: an empty buffer (get OK with (0,0), set
 		// BAD_ARGUMENT). CALL_DATA is Envoy's shared buffer_, only meaningful inside a call that set
@@ -277,13 +295,13 @@ func (v *vm) bufferOf(c *wctx, t uint32) (buf *[]byte, avail, ok bool) {
 }
 
 // envGetBufferBytes is cpp-host exports.cc get_buffer_bytes.
-func envGetBufferBytes(v *vm, s []uint64) {
+func envGetBufferBytes(v *vm.VM, s []uint64) {
 	t, start, length, ptrPtr, sizePtr := u32(s, 0), u32(s, 1), u32(s, 2), u32(s, 3), u32(s, 4)
 	if t > bufMax {
 		ret(s, statusBadArgument)
 		return
 	}
-	buf, avail, ok := v.bufferOf(v.contextOrEffective(), t)
+	buf, avail, ok := bufferOf(v, v.ContextOrEffective(), t)
 	if !ok {
 		ret(s, statusNotFound)
 		return
@@ -304,7 +322,7 @@ func envGetBufferBytes(v *vm, s []uint64) {
 	if ln > 0 {
 		out = data[st : st+ln]
 	}
-	if !v.copyOut(out, ptrPtr, sizePtr) {
+	if !v.CopyOut(out, ptrPtr, sizePtr) {
 		ret(s, statusInvalidMemoryAccess)
 		return
 	}
@@ -312,13 +330,13 @@ func envGetBufferBytes(v *vm, s []uint64) {
 }
 
 // envGetBufferStatus is cpp-host exports.cc get_buffer_status.
-func envGetBufferStatus(v *vm, s []uint64) {
+func envGetBufferStatus(v *vm.VM, s []uint64) {
 	t := u32(s, 0)
 	if t > bufMax {
 		ret(s, statusBadArgument)
 		return
 	}
-	buf, avail, ok := v.bufferOf(v.contextOrEffective(), t)
+	buf, avail, ok := bufferOf(v, v.ContextOrEffective(), t)
 	if !ok {
 		ret(s, statusNotFound)
 		return
@@ -327,7 +345,7 @@ func envGetBufferStatus(v *vm, s []uint64) {
 	if avail {
 		n = len(*buf)
 	}
-	if !v.mem.WriteUint32Le(u32(s, 1), uint32(n)) || !v.mem.WriteUint32Le(u32(s, 2), 0) {
+	if !v.Mem.WriteUint32Le(u32(s, 1), uint32(n)) || !v.Mem.WriteUint32Le(u32(s, 2), 0) {
 		ret(s, statusInvalidMemoryAccess)
 		return
 	}
@@ -337,18 +355,18 @@ func envGetBufferStatus(v *vm, s []uint64) {
 // envSetBufferBytes is Envoy Buffer::copyFrom: start 0 ⇒ drain `size` bytes then prepend; start ≥
 // length ⇒ append; 0 < start < length ⇒ BAD_ARGUMENT; no held buffer ⇒ BAD_ARGUMENT; immutable
 // buffers (configuration) ⇒ BAD_ARGUMENT.
-func envSetBufferBytes(v *vm, s []uint64) {
+func envSetBufferBytes(v *vm.VM, s []uint64) {
 	t, start, size, dataPtr, dataLen := u32(s, 0), u32(s, 1), u32(s, 2), u32(s, 3), u32(s, 4)
 	if t > bufMax {
 		ret(s, statusBadArgument)
 		return
 	}
-	buf, avail, ok := v.bufferOf(v.contextOrEffective(), t)
+	buf, avail, ok := bufferOf(v, v.ContextOrEffective(), t)
 	if !ok {
 		ret(s, statusNotFound)
 		return
 	}
-	data, ok := v.read(dataPtr, dataLen)
+	data, ok := v.Read(dataPtr, dataLen)
 	if !ok {
 		ret(s, statusInvalidMemoryAccess)
 		return

@@ -1,0 +1,68 @@
+package abi
+
+import "github.com/dicomgate/dicomgate/wasm/host/internal/vm"
+
+// envDefineMetric is Envoy Context::defineMetric + cpp-host exports.cc define_metric: type > 2 ⇒
+// BAD_ARGUMENT; every call returns a fresh id (type in the low 2 bits) for the same underlying stat.
+func envDefineMetric(v *vm.VM, s []uint64) {
+	typ, namePtr, nameLen, idPtr := u32(s, 0), u32(s, 1), u32(s, 2), u32(s, 3)
+	name, ok := v.ReadString(namePtr, nameLen)
+	if !ok {
+		ret(s, statusInvalidMemoryAccess)
+		return
+	}
+	id, ok := v.MetricIDs.Define(v.Plugin.Metrics, typ, name)
+	if !ok {
+		ret(s, statusBadArgument)
+		return
+	}
+	if !v.Mem.WriteUint32Le(idPtr, id) {
+		ret(s, statusInvalidMemoryAccess)
+		return
+	}
+	ret(s, statusOK)
+}
+
+// envIncrementMetric is Envoy Context::incrementMetric: counter delta ≤ 0 ⇒ BAD_ARGUMENT; gauge
+// adds/subtracts; histogram ⇒ BAD_ARGUMENT; unknown id ⇒ NOT_FOUND.
+func envIncrementMetric(v *vm.VM, s []uint64) {
+	x := v.MetricIDs.Lookup(u32(s, 0))
+	switch {
+	case x == nil:
+		ret(s, statusNotFound)
+	case !x.Increment(int64(s[1])):
+		ret(s, statusBadArgument)
+	default:
+		ret(s, statusOK)
+	}
+}
+
+// envRecordMetric is Envoy Context::recordMetric: counter add, gauge set, histogram record.
+func envRecordMetric(v *vm.VM, s []uint64) {
+	x := v.MetricIDs.Lookup(u32(s, 0))
+	if x == nil {
+		ret(s, statusNotFound)
+		return
+	}
+	x.Record(s[1])
+	ret(s, statusOK)
+}
+
+// envGetMetric is Envoy Context::getMetric: histogram ⇒ BAD_ARGUMENT; unknown ⇒ NOT_FOUND.
+func envGetMetric(v *vm.VM, s []uint64) {
+	x := v.MetricIDs.Lookup(u32(s, 0))
+	if x == nil {
+		ret(s, statusNotFound)
+		return
+	}
+	val, ok := x.Value()
+	if !ok {
+		ret(s, statusBadArgument)
+		return
+	}
+	if !v.Mem.WriteUint64Le(u32(s, 1), val) {
+		ret(s, statusInvalidMemoryAccess)
+		return
+	}
+	ret(s, statusOK)
+}
