@@ -103,7 +103,7 @@ func (m *Metrics) WritePrometheus(w io.Writer) error {
 	one("connections_total", "counter", "Client connections accepted.", m.ConnectionsTotal.Load())
 	one("connections_active", "gauge", "Client connections open.", m.ConnectionsActive.Load())
 	one("tls_handshake_failures_total", "counter", "TLS handshakes that failed or timed out.", m.TLSHandshakeFailures.Load())
-	one("no_cluster_total", "counter", "Connections closed because the route names a cluster the gateway does not define (no route at all is tcp_proxy's NoRouteFound, in downstream_closes_total).", m.NoCluster.Load())
+	one("no_cluster_total", "counter", "Connections closed because the route names a cluster the gateway does not define (also close reason unknown_cluster in downstream_closes_total; no route at all is reason no_route).", m.NoCluster.Load())
 	one("idle_timeouts_total", "counter", "Connections closed after IdleTimeout without traffic.", m.IdleTimeouts.Load())
 	one("downstream_rx_bytes_total", "counter", "Bytes received from clients.", m.DownstreamRxBytes.Load())
 	one("downstream_tx_bytes_total", "counter", "Bytes sent to clients.", m.DownstreamTxBytes.Load())
