@@ -185,14 +185,15 @@ func headerMapBadArgument(_ *vm.VM, s []uint64) { ret(s, statusBadArgument) }
 
 // envLog is cpp-host exports.cc log: level > LogLevel::Max (critical = 5) ⇒ BAD_ARGUMENT.
 func envLog(v *vm.VM, s []uint64) {
-	level := u32(s, 0)
+	a := argsOf(v, s)
+	level := a.u32()
 	if level > uint32(vm.LogCritical) {
 		ret(s, statusBadArgument)
 		return
 	}
-	// A view: guestLogView copies it unless the Logger is a LogViewer.
-	msg, ok := v.View(u32(s, 1), u32(s, 2))
-	if !ok {
+	msg := a.view() // a view: LogView copies it unless the Logger is a LogViewer
+
+	if !a.ok() {
 		ret(s, statusInvalidMemoryAccess)
 		return
 	}
@@ -356,7 +357,8 @@ func envGetBufferStatus(v *vm.VM, s []uint64) {
 // length ⇒ append; 0 < start < length ⇒ BAD_ARGUMENT; no held buffer ⇒ BAD_ARGUMENT; immutable
 // buffers (configuration) ⇒ BAD_ARGUMENT.
 func envSetBufferBytes(v *vm.VM, s []uint64) {
-	t, start, size, dataPtr, dataLen := u32(s, 0), u32(s, 1), u32(s, 2), u32(s, 3), u32(s, 4)
+	a := argsOf(v, s)
+	t, start, size := a.u32(), a.u32(), a.u32()
 	if t > bufMax {
 		ret(s, statusBadArgument)
 		return
@@ -366,8 +368,8 @@ func envSetBufferBytes(v *vm.VM, s []uint64) {
 		ret(s, statusNotFound)
 		return
 	}
-	data, ok := v.Read(dataPtr, dataLen)
-	if !ok {
+	data := a.bytes() // read after the type and buffer checks: their statuses come first
+	if !a.ok() {
 		ret(s, statusInvalidMemoryAccess)
 		return
 	}

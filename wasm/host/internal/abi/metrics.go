@@ -5,9 +5,9 @@ import "github.com/dicomgate/dicomgate/wasm/host/internal/vm"
 // envDefineMetric is Envoy Context::defineMetric + cpp-host exports.cc define_metric: type > 2 ⇒
 // BAD_ARGUMENT; every call returns a fresh id (type in the low 2 bits) for the same underlying stat.
 func envDefineMetric(v *vm.VM, s []uint64) {
-	typ, namePtr, nameLen, idPtr := u32(s, 0), u32(s, 1), u32(s, 2), u32(s, 3)
-	name, ok := v.ReadString(namePtr, nameLen)
-	if !ok {
+	a := argsOf(v, s)
+	typ, name, idPtr := a.u32(), a.str(), a.u32()
+	if !a.ok() {
 		ret(s, statusInvalidMemoryAccess)
 		return
 	}

@@ -12,8 +12,9 @@ import (
 // envGetProperty is cpp-host exports.cc get_property (on the current-or-effective context).
 func envGetProperty(v *vm.VM, s []uint64) {
 	// The path is only looked at, never kept, and is done with before copyOut runs the guest.
-	raw, ok := v.View(u32(s, 0), u32(s, 1))
-	if !ok {
+	a := argsOf(v, s)
+	raw, valuePtr, valueSize := a.view(), a.u32(), a.u32()
+	if !a.ok() {
 		ret(s, statusInvalidMemoryAccess)
 		return
 	}
@@ -28,10 +29,10 @@ func envGetProperty(v *vm.VM, s []uint64) {
 	}
 	var okOut bool
 	if r.IsString() {
-		okOut = v.CopyOutString(r.Str(), u32(s, 2), u32(s, 3))
+		okOut = v.CopyOutString(r.Str(), valuePtr, valueSize)
 	} else {
 		v.Scratch = r.AppendValue(v.Scratch[:0])
-		okOut = v.CopyOut(v.Scratch, u32(s, 2), u32(s, 3))
+		okOut = v.CopyOut(v.Scratch, valuePtr, valueSize)
 	}
 	if !okOut {
 		ret(s, statusInvalidMemoryAccess)
@@ -43,9 +44,9 @@ func envGetProperty(v *vm.VM, s []uint64) {
 // envSetProperty is Envoy Context::setProperty: stores a CelState under filter-state key
 // "wasm.<path>" on the connection's stream info; no stream info (root context) ⇒ NOT_FOUND.
 func envSetProperty(v *vm.VM, s []uint64) {
-	key, ok1 := v.View(u32(s, 0), u32(s, 1))
-	val, ok2 := v.View(u32(s, 2), u32(s, 3))
-	if !ok1 || !ok2 {
+	a := argsOf(v, s)
+	key, val := a.view(), a.view()
+	if !a.ok() {
 		ret(s, statusInvalidMemoryAccess)
 		return
 	}
@@ -62,9 +63,9 @@ func envSetProperty(v *vm.VM, s []uint64) {
 // "set_envoy_filter_state" is registered (Envoy foreign.cc); other names ⇒ NOT_FOUND.
 func envCallForeignFunction(v *vm.VM, s []uint64) {
 	// Views of guest memory: only read before anything runs the guest again.
-	name, ok1 := v.View(u32(s, 0), u32(s, 1))
-	args, ok2 := v.View(u32(s, 2), u32(s, 3))
-	if !ok1 || !ok2 {
+	a := argsOf(v, s)
+	name, args, results, resultsSize := a.view(), a.view(), a.u32(), a.u32()
+	if !a.ok() {
 		ret(s, statusInvalidMemoryAccess)
 		return
 	}
@@ -78,11 +79,11 @@ func envCallForeignFunction(v *vm.VM, s []uint64) {
 	}
 	st := properties.SetEnvoyFilterState(&v.Intern, conn, args)
 	// The function never allocates a result: results ⇒ 0, results_size ⇒ 0.
-	if p := u32(s, 4); p != 0 && !v.Mem.WriteUint32Le(p, 0) {
+	if results != 0 && !v.Mem.WriteUint32Le(results, 0) {
 		ret(s, statusInvalidMemoryAccess)
 		return
 	}
-	if p := u32(s, 5); p != 0 && !v.Mem.WriteUint32Le(p, 0) {
+	if resultsSize != 0 && !v.Mem.WriteUint32Le(resultsSize, 0) {
 		ret(s, statusInvalidMemoryAccess)
 		return
 	}

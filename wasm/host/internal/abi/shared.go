@@ -7,8 +7,9 @@ import "github.com/dicomgate/dicomgate/wasm/host/internal/vm"
 
 // envGetSharedData is cpp-host exports.cc get_shared_data: NOT_FOUND if absent.
 func envGetSharedData(v *vm.VM, s []uint64) {
-	key, ok := v.ReadString(u32(s, 0), u32(s, 1))
-	if !ok {
+	a := argsOf(v, s)
+	key, valuePtr, valueSize, casPtr := a.str(), a.u32(), a.u32(), a.u32()
+	if !a.ok() {
 		ret(s, statusInvalidMemoryAccess)
 		return
 	}
@@ -17,7 +18,7 @@ func envGetSharedData(v *vm.VM, s []uint64) {
 		ret(s, statusNotFound)
 		return
 	}
-	if !v.CopyOut(val, u32(s, 2), u32(s, 3)) || !v.Mem.WriteUint32Le(u32(s, 4), cas) {
+	if !v.CopyOut(val, valuePtr, valueSize) || !v.Mem.WriteUint32Le(casPtr, cas) {
 		ret(s, statusInvalidMemoryAccess)
 		return
 	}
@@ -26,13 +27,13 @@ func envGetSharedData(v *vm.VM, s []uint64) {
 
 // envSetSharedData is cpp-host SharedData::set: cas ≠ 0 and ≠ current ⇒ CAS_MISMATCH.
 func envSetSharedData(v *vm.VM, s []uint64) {
-	key, ok1 := v.ReadString(u32(s, 0), u32(s, 1))
-	val, ok2 := v.Read(u32(s, 2), u32(s, 3))
-	if !ok1 || !ok2 {
+	a := argsOf(v, s)
+	key, val, cas := a.str(), a.bytes(), a.u32()
+	if !a.ok() {
 		ret(s, statusInvalidMemoryAccess)
 		return
 	}
-	if !v.Plugin.Shared.Set(v.Plugin.VMID, key, val, u32(s, 4)) {
+	if !v.Plugin.Shared.Set(v.Plugin.VMID, key, val, cas) {
 		ret(s, statusCASMismatch)
 		return
 	}
@@ -42,13 +43,14 @@ func envSetSharedData(v *vm.VM, s []uint64) {
 // envRegisterSharedQueue is cpp-host SharedQueue::registerQueue: re-registration moves the
 // on_queue_ready target to the latest registrant.
 func envRegisterSharedQueue(v *vm.VM, s []uint64) {
-	name, ok := v.ReadString(u32(s, 0), u32(s, 1))
-	if !ok {
+	a := argsOf(v, s)
+	name, tokenPtr := a.str(), a.u32()
+	if !a.ok() {
 		ret(s, statusInvalidMemoryAccess)
 		return
 	}
 	tok := v.Plugin.Shared.RegisterQueue(v.Plugin.VMID, name, v)
-	if !v.Mem.WriteUint32Le(u32(s, 2), tok) {
+	if !v.Mem.WriteUint32Le(tokenPtr, tok) {
 		ret(s, statusInvalidMemoryAccess)
 		return
 	}
@@ -57,9 +59,9 @@ func envRegisterSharedQueue(v *vm.VM, s []uint64) {
 
 // envResolveSharedQueue: empty vm_id means the caller's own vm_id; unknown ⇒ NOT_FOUND.
 func envResolveSharedQueue(v *vm.VM, s []uint64) {
-	vmID, ok1 := v.ReadString(u32(s, 0), u32(s, 1))
-	name, ok2 := v.ReadString(u32(s, 2), u32(s, 3))
-	if !ok1 || !ok2 {
+	a := argsOf(v, s)
+	vmID, name, tokenPtr := a.str(), a.str(), a.u32()
+	if !a.ok() {
 		ret(s, statusInvalidMemoryAccess)
 		return
 	}
@@ -71,7 +73,7 @@ func envResolveSharedQueue(v *vm.VM, s []uint64) {
 		ret(s, statusNotFound)
 		return
 	}
-	if !v.Mem.WriteUint32Le(u32(s, 4), tok) {
+	if !v.Mem.WriteUint32Le(tokenPtr, tok) {
 		ret(s, statusInvalidMemoryAccess)
 		return
 	}
@@ -96,9 +98,9 @@ func envDequeueSharedQueue(v *vm.VM, s []uint64) {
 // envEnqueueSharedQueue posts proxy_on_queue_ready(root, token) to the registrant's worker
 // (asynchronously, like Envoy's dispatcher post).
 func envEnqueueSharedQueue(v *vm.VM, s []uint64) {
-	tok := u32(s, 0)
-	data, ok := v.Read(u32(s, 1), u32(s, 2))
-	if !ok {
+	a := argsOf(v, s)
+	tok, data := a.u32(), a.bytes()
+	if !a.ok() {
 		ret(s, statusInvalidMemoryAccess)
 		return
 	}
