@@ -121,6 +121,20 @@ bench: $(WASM)
 bench-envoy: $(WASM)
 	set -o pipefail; $(GO) run ./bench/cmd/envoyab -wasm $(abspath $(WASM)) $(ENVOYAB_FLAGS) | tee $(BUILD)/bench-envoy.md
 
+## bench-system: every alternative on loopback with the same certificates and backend — the backend with TLS, a bare Go
+## TLS proxy, dicomgate serve (1 and 1,000 rules), nginx stream, HAProxy, Envoy with and without the filter — compared
+## by `dicomgate bench compare` (bench/cmd/benchsystem; BENCHSYSTEM_FLAGS=-h lists the flags). Installs nginx and
+## HAProxy as root when missing. Prints the tables bench/RESULTS.md records (also into build/bench-system.md) and
+## writes bench/system-*.svg. Heavy: not part of `make test`.
+BENCHSYSTEM_PACKAGES := nginx libnginx-mod-stream haproxy
+.PHONY: bench-system
+bench-system: $(WASM) $(BIN) $(ENVOY)
+	@missing=""; for c in nginx haproxy; do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = "0" ]; then DEBIAN_FRONTEND=noninteractive apt-get update -qq && apt-get install -y -qq --no-install-recommends $(BENCHSYSTEM_PACKAGES) >/dev/null || exit 1; \
+	  else echo "bench-system: missing$$missing; run as root: apt-get install -y $(BENCHSYSTEM_PACKAGES) (or BENCHSYSTEM_FLAGS=-skip=nginx,haproxy)"; exit 1; fi; fi
+	set -o pipefail; $(GO) run ./bench/cmd/benchsystem -bin $(BIN) -wasm $(WASM) -envoy $(ENVOY_BIN) $(BENCHSYSTEM_FLAGS) | tee $(BUILD)/bench-system.md
+
 ## bench-wasip1: the SDK benchmarks compiled for wasip1 and run under wazero (guest-code cost; BENCH=regexp).
 bench-wasip1:
 	@mkdir -p $(BUILD)

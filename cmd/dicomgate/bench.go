@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -284,29 +283,14 @@ func (f benchFlags) tlsConfig(fs *pflag.FlagSet) (*tls.Config, error) {
 	if fs.Changed("tls") && !f.useTLS {
 		return nil, usage("--tls=false contradicts the --tls-* flags given: drop one")
 	}
-	// No session cache: every association is a full handshake.
-	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: f.serverName, InsecureSkipVerify: f.insecure}
 	if (f.cert == "") != (f.key == "") {
 		return nil, usage("--tls-cert and --tls-key go together (the client certificate and its key)")
 	}
-	if f.cert != "" {
-		cert, err := tls.LoadX509KeyPair(f.cert, f.key)
-		if err != nil {
-			return nil, invalid(fmt.Errorf("--tls-cert/--tls-key: %w", err))
-		}
-		c.Certificates = []tls.Certificate{cert}
+	c, err := scu.ClientTLS(f.ca, f.cert, f.key)
+	if err != nil {
+		return nil, invalid(fmt.Errorf("--tls-ca/--tls-cert/--tls-key: %w", err))
 	}
-	if f.ca != "" {
-		pem, err := os.ReadFile(f.ca)
-		if err != nil {
-			return nil, invalid(fmt.Errorf("--tls-ca: %w", err))
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, invalid(fmt.Errorf("--tls-ca %s: no PEM certificate in the file", f.ca))
-		}
-		c.RootCAs = pool
-	}
+	c.ServerName, c.InsecureSkipVerify = f.serverName, f.insecure
 	return c, nil
 }
 

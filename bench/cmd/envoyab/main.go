@@ -30,7 +30,6 @@ package main
 import (
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -47,6 +46,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dicomgate/dicomgate/bench/internal/machine"
 	"github.com/dicomgate/dicomgate/gateway"
 	"github.com/dicomgate/dicomgate/internal/demopacs"
 	"github.com/dicomgate/dicomgate/internal/scu"
@@ -292,7 +292,7 @@ func run(o options) error {
 		}
 	}
 	printReport(o, ab, cs)
-	fmt.Printf("\nload after: %s\n", loadavg())
+	fmt.Printf("\nload after: %s\n", machine.LoadAvg())
 	if o.keep {
 		fmt.Printf("work directory kept: %s\n", e.dir)
 	}
@@ -302,22 +302,15 @@ func run(o options) error {
 // clientTLS is the requester's TLS: TLS 1.3, the demo client certificate, the demo CA, no session cache (every
 // association is a full handshake on both listeners alike).
 func clientTLS(p *gateway.DemoPKI, withCert bool) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(p.ClientCert, p.ClientKey)
-	if err != nil {
-		return nil, err
-	}
-	caPEM, err := os.ReadFile(p.CACert)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		return nil, fmt.Errorf("%s: no certificate", p.CACert)
-	}
-	c := &tls.Config{RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS13}
+	cert, key := "", ""
 	if withCert {
-		c.Certificates = []tls.Certificate{cert}
+		cert, key = p.ClientCert, p.ClientKey
 	}
+	c, err := scu.ClientTLS(p.CACert, cert, key)
+	if err != nil {
+		return nil, err
+	}
+	c.ServerName, c.MinVersion = "localhost", tls.VersionTLS13
 	return c, nil
 }
 
@@ -330,32 +323,10 @@ func printHeader(o options) {
 	if b, err := os.ReadFile(o.wasm); err == nil {
 		fmt.Printf("filter: %s (%d bytes, sha256 %x)\n", o.wasm, len(b), sha256.Sum256(b))
 	}
-	fmt.Printf("machine: %d CPUs (%s), %s\n", runtime.NumCPU(), cpuModel(), runtime.Version())
-	fmt.Printf("load before: %s\n", loadavg())
+	fmt.Printf("machine: %d CPUs (%s), %s\n", runtime.NumCPU(), machine.CPUModel(), runtime.Version())
+	fmt.Printf("load before: %s\n", machine.LoadAvg())
 	fmt.Printf("A/B: %d workers, %d repetitions; per listener and repetition: %d sequential associations, %d associations at each of %v clients, one C-STORE of %d MiB\n\n",
 		o.workers, o.reps, o.seq, o.assocs, o.clients, o.storeMiB)
-}
-
-func cpuModel() string {
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	for _, l := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown CPU"
-}
-
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return strings.TrimSpace(string(b))
-	}
-	return strings.Join(f[:3], " ")
 }
 
 // listener is one side of the comparison.
@@ -492,7 +463,7 @@ func (e *env) runAB() (*abResult, error) {
 		f, pl := rep["filter"], rep["plain"]
 		fmt.Printf("repetition %d (%s): p50 %.3f/%.3f ms, %d clients %.0f/%.0f assoc/s, C-STORE %.0f/%.0f MB/s (filter/plain); load %s\n",
 			r+1, res.orders[r], ms(pct(totals(f.seq), 50)), ms(pct(totals(pl.seq), 50)), e.o.clients[len(e.o.clients)-1],
-			f.rate[e.o.clients[len(e.o.clients)-1]], pl.rate[e.o.clients[len(e.o.clients)-1]], f.storeMBs, pl.storeMBs, loadavg())
+			f.rate[e.o.clients[len(e.o.clients)-1]], pl.rate[e.o.clients[len(e.o.clients)-1]], f.storeMBs, pl.storeMBs, machine.LoadAvg())
 	}
 	if res.rssKiB, res.hwmKiB, err = readRSS(p.pid); err != nil {
 		return nil, err

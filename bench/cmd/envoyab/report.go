@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/dicomgate/dicomgate/bench/internal/machine"
 )
 
 // pct is the p-th percentile of xs (nearest rank: the smallest value with at least p % of the samples at or
@@ -78,7 +80,7 @@ func (e *env) runStarts() ([]startResult, error) {
 				if withFilter {
 					fmt.Printf(", main-thread load+compile+configure %.0f ms, last worker configured %.0f ms after exec", res.compile.Seconds()*1e3, res.lastWorker.Seconds()*1e3)
 				}
-				fmt.Printf(", start-up CPU %.0f ms (load %s)\n", res.startCPU.Seconds()*1e3, loadavg())
+				fmt.Printf(", start-up CPU %.0f ms (load %s)\n", res.startCPU.Seconds()*1e3, machine.LoadAvg())
 				out = append(out, res)
 			}
 		}

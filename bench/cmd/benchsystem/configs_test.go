@@ -1,0 +1,66 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	// The typed configs the bootstrap carries must be registered for protojson to resolve their Any types.
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/wasm/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	_ "google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/dicomgate/dicomgate/internal/scu"
+	"github.com/dicomgate/dicomgate/sdk/pdu"
+	"github.com/dicomgate/dicomgate/sdk/policy"
+)
+
+// The configurations the targets run, checked without starting them (the run itself checks every target with a
+// C-ECHO before measuring). Nothing here is timed.
+
+const testURI = "spiffe://dicomgate.demo/BENCH-SCU"
+
+// Both policies route the benchmark caller (with its certificate) to the backend by the last rule, and deny
+// it without the certificate.
+func TestPoliciesRouteTheBenchCallerByTheLastRule(t *testing.T) {
+	cfg := scu.Config{CallingAE: benchCallingAE, CalledAE: benchCalledAE, Contexts: []scu.Context{{AbstractSyntax: scu.UIDVerification, TransferSyntax: scu.UIDImplicitVRLittleEndian}}}
+	var rq pdu.AssociateRQ
+	require.NoError(t, (&pdu.Decoder{}).DecodeAssociateRQ(cfg.RQ(), &rq))
+	for _, n := range []int{1, 1000} {
+		js, err := benchPolicy(n, testURI)
+		require.NoError(t, err)
+		p, diags, err := policy.Load(js)
+		require.NoError(t, err, "%d rules: %v", n, diags)
+		d := p.Evaluate(&rq, &policy.Conn{MTLS: true, PeerURISAN: testURI})
+		require.Equal(t, policy.ActionRoute, d.Action, "%d rules", n)
+		require.Equal(t, "bench", d.Rule)
+		require.Equal(t, n-1, d.RuleIndex, "the last of %d rules", n)
+		require.Equal(t, "backend", d.Cluster)
+		require.Equal(t, policy.ActionDeny, p.Evaluate(&rq, &policy.Conn{}).Action, "no certificate, no route")
+	}
+	_, err := benchPolicy(0, testURI)
+	require.ErrorContains(t, err, "want 1 or more")
+}
+
+func TestEnvoyBootstrapDecodesAsEnvoyConfig(t *testing.T) {
+	pol, err := benchPolicy(1, testURI)
+	require.NoError(t, err)
+	js, err := envoyBootstrap(1, 2, 3, 4, 5, "/x/dicomgate.wasm", pol, pkiFiles{cert: "/c", key: "/k", ca: "/ca"})
+	require.NoError(t, err)
+	var b bootstrapv3.Bootstrap
+	require.NoError(t, protojson.Unmarshal(js, &b))
+	require.NoError(t, b.ValidateAll())
+	ls := b.GetStaticResources().GetListeners()
+	require.Len(t, ls, 2)
+	require.Equal(t, "envoy", ls[0].GetName())
+	require.Len(t, ls[0].GetFilterChains()[0].GetFilters(), 1, "plain: tcp_proxy only")
+	require.Equal(t, "envoy-filter", ls[1].GetName())
+	require.Equal(t, "envoy.filters.network.wasm", ls[1].GetFilterChains()[0].GetFilters()[0].GetName())
+	require.Equal(t, 1, strings.Count(string(js), `"max_early_data_bytes": 1048576`), "the filter listener only")
+	require.Equal(t, 2, strings.Count(string(js), `"require_client_certificate": true`), "mutual TLS on both")
+	require.Contains(t, string(js), `"filename": "/x/dicomgate.wasm"`)
+}
