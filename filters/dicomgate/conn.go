@@ -8,6 +8,7 @@ import (
 	"unsafe"
 
 	"github.com/dicomgate/dicomgate/filters/dicomgate/internal/abi"
+	"github.com/dicomgate/dicomgate/filters/dicomgate/internal/audit"
 	"github.com/dicomgate/dicomgate/sdk/pdu"
 	"github.com/dicomgate/dicomgate/sdk/policy"
 	"github.com/dicomgate/dicomgate/sdk/rejectwire"
@@ -146,11 +147,11 @@ func (c *conn) OnDownstreamClose(peer types.PeerType) {
 		return
 	}
 	if peer == types.PeerTypeLocal {
-		c.p.logAudit(c, &auditEntry{decision: "none", at: abi.Now(), ruleIndex: -1})
+		c.logAudit(&audit.Record{At: abi.Now(), Decision: "none"})
 		return
 	}
 	c.p.m.deny(reasonEOF)
-	c.p.logAudit(c, &auditEntry{decision: "deny", reason: reasonEOF, at: abi.Now(), ruleIndex: -1})
+	c.logAudit(&audit.Record{At: abi.Now(), Decision: "deny", Reason: reasonEOF.String()})
 }
 
 // OnStreamDone forgets the connection.
@@ -279,19 +280,22 @@ func (c *conn) decide(rqBytes []byte) types.Action {
 	t := abi.Now()
 	decision, calledAE, callingAE := d.Action.String(), view(rq.CalledAETitle()), view(rq.CallingAETitle())
 	setProperties(callingAE, calledAE, decision, d.Rule)
-	e.at, e.identity, e.decision, e.rule, e.ruleIndex = t, id, decision, d.Rule, d.RuleIndex
-	e.reason, e.rejectReason, e.dryRun, e.respond = 0, d.RejectReason, d.DryRun || p.dryRun, ""
-	e.calledAE, e.callingAE = calledAE, callingAE
-	e.contexts, e.sopClasses = len(rq.PresentationContexts), distinctAbstractSyntaxes(rq)
-	e.cluster, e.rewriteCalled, e.rewriteCalling = "", "", ""
+	// Every field of the record is set here (Start in logAudit).
+	e.At, e.Conn, e.Source = t, c.auditConnID(id), id.source
+	e.CallingAE, e.CalledAE = callingAE, calledAE
+	e.PeerURISAN, e.PeerSubject, e.PeerSHA256 = id.conn.PeerURISAN, id.conn.PeerSubject, id.sha256
+	e.Decoded, e.Contexts, e.SOPClasses = true, len(rq.PresentationContexts), distinctAbstractSyntaxes(rq)
+	e.Decision, e.Rule, e.Reason, e.RejectReason, e.Respond = decision, d.Rule, "", d.RejectReason, ""
+	e.DryRun = d.DryRun || p.dryRun
+	e.Cluster, e.RewriteCalled, e.RewriteCalling = "", "", ""
 	if d.Action == policy.ActionRoute {
-		e.cluster = d.Cluster
+		e.Cluster = d.Cluster
 	}
-	if !e.dryRun {
-		e.rewriteCalled, e.rewriteCalling = d.RewriteCalledAETitle, d.RewriteCallingAETitle
+	if !e.DryRun {
+		e.RewriteCalled, e.RewriteCalling = d.RewriteCalledAETitle, d.RewriteCallingAETitle
 	}
 
-	if e.dryRun {
+	if e.DryRun {
 		if d.Action == policy.ActionDeny {
 			inc(p.m.dryRunDenies)
 		}
@@ -301,19 +305,18 @@ func (c *conn) decide(rqBytes []byte) types.Action {
 	switch d.Action {
 	case policy.ActionDeny:
 		p.m.decision(d.RuleIndex)
-		e.reason = reasonPolicy
 		if d.Respond == policy.RespondReject {
 			return c.rejectVia(e, d.RejectReason, id.connID, t)
 		}
-		e.respond = respondClose
-		return c.closeWith(e)
+		e.Respond = respondClose
+		return c.closeWith(e, reasonPolicy)
 	case policy.ActionRoute:
 		if err := p.setCluster(d.Cluster); err != nil {
 			return c.fail(err.Error())
 		}
 	}
-	if e.rewriteCalled != "" || e.rewriteCalling != "" {
-		if err := c.rewrite(rqBytes, e.rewriteCalled, e.rewriteCalling); err != nil {
+	if e.RewriteCalled != "" || e.RewriteCalling != "" {
+		if err := c.rewrite(rqBytes, e.RewriteCalled, e.RewriteCalling); err != nil {
 			return c.fail("rewriting the AE titles: " + err.Error())
 		}
 	}
@@ -349,7 +352,7 @@ const (
 // rejector answers the A-ASSOCIATE-RJ of reasonName. The backend never sees
 // the association: the cluster is set before the chain continues, and a
 // failure of either host call closes the connection (fail closed).
-func (c *conn) rejectVia(e *auditEntry, reasonName string, connID uint64, t int64) types.Action {
+func (c *conn) rejectVia(e *audit.Record, reasonName string, connID uint64, t int64) types.Action {
 	p := c.p
 	// A validated policy only hands out known reasons; an unknown one would
 	// give the codes 0/0/0, which the rejector refuses (a close).
@@ -363,7 +366,7 @@ func (c *conn) rejectVia(e *auditEntry, reasonName string, connID uint64, t int6
 	if err := abi.ReplaceDownstreamPrefix(c.id, 0, p.preamble[:]); err != nil {
 		return c.fail("prepending the reject preamble: " + err.Error())
 	}
-	e.respond, e.cluster = respondReject, p.rejectCluster
+	e.Respond, e.Cluster, e.Reason = respondReject, p.rejectCluster, reasonPolicy.String()
 	p.m.deny(reasonPolicy)
 	inc(p.m.rejected)
 	return c.pass(e)
@@ -392,11 +395,44 @@ func (c *conn) rewrite(rqBytes []byte, called, calling string) error {
 }
 
 // pass marks the connection decided-and-through and continues the chain.
-func (c *conn) pass(e *auditEntry) types.Action {
+func (c *conn) pass(e *audit.Record) types.Action {
 	c.state = statePassed
 	c.p.removePending(c)
-	c.p.logAudit(c, e)
+	c.logAudit(e)
 	return types.ActionContinue
+}
+
+// logAudit writes the association's audit line at info level (package
+// audit). A record whose RQ was never decoded gets the connection's source
+// and number here.
+func (c *conn) logAudit(e *audit.Record) {
+	if !e.Decoded {
+		// Closed before an RQ was decoded: still say who it was (a rare
+		// path, so the two extra host calls do not matter).
+		var src identity
+		readSource(&src, false)
+		e.Source, e.Conn = src.source, c.auditConnID(&src)
+	}
+	e.Start = c.firstData // latency runs from the first byte, else from the accept
+	if e.Start == 0 {
+		e.Start = c.start
+	}
+	p := c.p
+	p.audit = audit.AppendLine(p.audit[:0], e)
+	abi.LogInfo(p.audit)
+}
+
+// auditConnID is the number the connection's log lines carry (connID)
+// without a host call of its own: connection.id as id read it, else as
+// connID read it, else the context id.
+func (c *conn) auditConnID(id *identity) uint64 {
+	if id.hasID {
+		return id.connID
+	}
+	if c.envoyConnID != 0 {
+		return c.envoyConnID
+	}
+	return uint64(c.id)
 }
 
 // connID is the connection's number in logs and audit lines: Envoy's
@@ -427,17 +463,18 @@ func (c *conn) count() {
 	}
 }
 
-// closeWith closes the client connection for e.reason and stops the chain.
+// closeWith closes the client connection for reason r and stops the chain.
 // A connection the filter closes is always an association attempt.
-func (c *conn) closeWith(e *auditEntry) types.Action {
+func (c *conn) closeWith(e *audit.Record, r reason) types.Action {
 	c.count()
 	c.state = stateClosed
 	c.p.removePending(c)
-	c.p.m.deny(e.reason)
+	c.p.m.deny(r)
+	e.Reason = r.String()
 	if err := abi.CloseDownstream(c.id); err != nil {
 		proxywasm.LogError(c.logPrefix() + "close failed: " + err.Error())
 	}
-	c.p.logAudit(c, e)
+	c.logAudit(e)
 	return types.ActionPause
 }
 
@@ -445,7 +482,7 @@ func (c *conn) closeWith(e *auditEntry) types.Action {
 // decision), logging detail at warn level.
 func (c *conn) reject(r reason, detail string) types.Action {
 	proxywasm.LogWarn(c.logPrefix() + "closing (" + reasonNames[r] + "): " + detail)
-	return c.closeWith(&auditEntry{at: abi.Now(), decision: "deny", reason: r, ruleIndex: -1})
+	return c.closeWith(&audit.Record{At: abi.Now(), Decision: "deny"}, r)
 }
 
 // fail closes the connection after an internal error (fail closed).
@@ -454,7 +491,7 @@ func (c *conn) fail(detail string) types.Action {
 	if c.state == stateClosed {
 		return types.ActionPause
 	}
-	return c.closeWith(&auditEntry{at: abi.Now(), decision: "deny", reason: reasonInternal, ruleIndex: -1})
+	return c.closeWith(&audit.Record{At: abi.Now(), Decision: "deny"}, reasonInternal)
 }
 
 // onTimeout closes a connection whose RQ did not complete in time; the
@@ -476,7 +513,7 @@ func (c *conn) onTimeout(t int64) {
 	} else {
 		proxywasm.LogError(msg)
 	}
-	c.closeWith(&auditEntry{at: t, decision: "deny", reason: reasonTimeout, ruleIndex: -1})
+	c.closeWith(&audit.Record{At: t, Decision: "deny"}, reasonTimeout)
 }
 
 // setProperties stores the association's AE titles and decision as
@@ -518,7 +555,7 @@ const (
 var deciding struct {
 	id identity
 	d  policy.Decision
-	e  auditEntry
+	e  audit.Record
 }
 
 // reset clears id field by field (see decide).

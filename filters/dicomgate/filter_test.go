@@ -32,20 +32,6 @@ func captures(t testing.TB) filtertable.Captures {
 	return c
 }
 
-func TestAppendJSONStringIsValidJSON(t *testing.T) {
-	for _, s := range []string{"", "ANY-SCP", `A"B\C`, "tab\there\nnl\r\x00\x1f\x7f", "caf\xc3\xa9", "bad\xff\xfeutf8", "</script>"} {
-		b := appendJSONString(nil, s)
-		var got string
-		if err := json.Unmarshal(b, &got); err != nil {
-			t.Fatalf("%q -> %s: %v", s, b, err)
-		}
-		want := string([]rune(s)) // each invalid byte becomes U+FFFD
-		if got != want {
-			t.Errorf("%q -> %s decodes to %q; want %q", s, b, got, want)
-		}
-	}
-}
-
 // The deadline check runs every min(inspectTimeoutMs/4, 500 ms), at least
 // every 50 ms (proxy_set_tick_period_milliseconds).
 func TestTickPeriodFollowsInspectTimeout(t *testing.T) {
@@ -209,22 +195,6 @@ func BenchmarkFilterAssociation(b *testing.B) {
 		r.host.CompleteConnection(nc.id)
 		delete(r.conns, nc.id)
 		delete(r.tcps, nc.id)
-	}
-}
-
-// appendTimeUTC agrees with time.Format over four centuries of dates.
-func TestAppendTimeUTC(t *testing.T) {
-	base := time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC)
-	for d := 0; d < 200*366; d += 17 {
-		tm := base.Add(time.Duration(d)*24*time.Hour + time.Duration(d%86400)*time.Second + time.Duration(d)*1001*time.Nanosecond)
-		want := tm.Format("2006-01-02T15:04:05.000000Z")
-		if got := string(appendTimeUTC(nil, tm)); got != want {
-			t.Fatalf("appendTimeUTC(%v) = %s; want %s", tm, got, want)
-		}
-	}
-	tm := time.Date(2024, 2, 29, 23, 59, 59, 999999999, time.FixedZone("X", 3600))
-	if got, want := string(appendTimeUTC(nil, tm)), "2024-02-29T22:59:59.999999Z"; got != want {
-		t.Fatalf("got %s; want %s", got, want)
 	}
 }
 

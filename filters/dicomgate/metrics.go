@@ -37,6 +37,9 @@ const (
 
 var reasonNames = [numReasons]string{"policy", "malformed", "not_dicom", "tls_on_plain_port", "too_large", "timeout", "eof", "internal"}
 
+// String is the reason's label value (and the audit line's "reason").
+func (r reason) String() string { return reasonNames[r] }
+
 // metrics holds every counter of one plugin configuration. Every series is
 // defined at configure time (label values come only from the configuration:
 // rule names, their actions, fixed reasons), so cardinality is bounded by

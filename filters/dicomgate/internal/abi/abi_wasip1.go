@@ -200,8 +200,9 @@ func (c Counter) Inc() { _ = proxyIncrementMetric(uint32(c), 1) }
 // values. A larger RQ falls back to the heap.
 var scratchWords [2048]uint64
 
+// scratchOn: a window is open; scratchOff: the bytes of scratchWords
+// handed out in it.
 var (
-	scratch    = unsafe.Slice((*byte)(unsafe.Pointer(&scratchWords[0])), len(scratchWords)*8)
 	scratchOn  bool
 	scratchOff int
 )
@@ -218,6 +219,9 @@ func ScratchEnd() { scratchOn = false }
 //go:wasmexport malloc
 func malloc(size uint32) *byte {
 	if scratchOn && size > 0 {
+		// The area as bytes (a conversion, not a package-level slice,
+		// which would need an init function).
+		scratch := (*[len(scratchWords) * 8]byte)(unsafe.Pointer(&scratchWords))
 		n := (int(size) + 7) &^ 7
 		if n <= len(scratch)-scratchOff {
 			p := &scratch[scratchOff]

@@ -1,4 +1,4 @@
-package main
+package audit
 
 import "unsafe"
 
@@ -12,49 +12,33 @@ import "unsafe"
 //
 // Every writer below takes the line buffer w and the write offset n, writes
 // at w[n:] and returns the new offset. The caller reserves room first (see
-// appendAuditLine): frag writes a whole fragSize-byte block, so w must have
+// AppendLine): putFrag writes a whole fragSize-byte block, so w must have
 // fragSize bytes at n even when the fragment is shorter; the bytes past the
 // fragment are overwritten by the next write or fall outside the line.
 
-// fragSize is the block a frag is written as (its longest text plus padding).
+// fragSize is the block a fragment is written as (at least its longest
+// text).
 const fragSize = 32
 
-// frag is a constant fragment of the audit line (a key with its
-// punctuation) pre-split into the little-endian words it is stored as.
-type frag struct {
-	w [fragSize / 8]uint64
-	n int
-}
+// fragPad follows every fragment's text: fragSize spaces, so that putFrag can
+// load fragSize bytes from any fragment. A fragment is a constant string, not
+// a value built at start-up: an init function that builds twenty of them
+// costs ~2.8 KB of the module's size budget.
+const fragPad = "                                "
 
-// newFrag makes the frag of s (at most fragSize bytes). Not inlined: it
-// runs once per fragment at start-up, and twenty inlined copies would cost
-// kilobytes of the module's size budget.
-//
-//go:noinline
-func newFrag(s string) frag {
-	if len(s) > fragSize {
-		panic("dicomgate: audit fragment longer than fragSize: " + s)
-	}
-	var b [fragSize]byte
-	copy(b[:], s)
-	var f frag
-	for i := range f.w {
-		// loaded the way putFrag stores it, so byte order does not matter
-		f.w[i] = *(*uint64)(unsafe.Pointer(&b[i*8]))
-	}
-	f.n = len(s)
-	return f
-}
-
-// putFrag writes f at w[n:] as four word stores (no branch, no loop).
-func putFrag(w []byte, n int, f *frag) int {
+// putFrag writes the fragment f (its text followed by fragPad) at w[n:] as
+// four word loads and stores (no branch, no loop) and advances by the text's
+// length.
+func putFrag(w []byte, n int, f string) int {
 	d := w[n : n+fragSize]
-	p := unsafe.Pointer(&d[0])
-	*(*uint64)(p) = f.w[0]
-	*(*uint64)(unsafe.Add(p, 8)) = f.w[1]
-	*(*uint64)(unsafe.Add(p, 16)) = f.w[2]
-	*(*uint64)(unsafe.Add(p, 24)) = f.w[3]
-	return n + f.n
+	_ = f[fragSize-1] // f holds at least fragSize bytes
+	src := unsafe.Pointer(unsafe.StringData(f))
+	dst := unsafe.Pointer(&d[0])
+	*(*uint64)(dst) = *(*uint64)(src)
+	*(*uint64)(unsafe.Add(dst, 8)) = *(*uint64)(unsafe.Add(src, 8))
+	*(*uint64)(unsafe.Add(dst, 16)) = *(*uint64)(unsafe.Add(src, 16))
+	*(*uint64)(unsafe.Add(dst, 24)) = *(*uint64)(unsafe.Add(src, 24))
+	return n + len(f) - len(fragPad)
 }
 
 // SWAR tests on 8 (or 4) bytes at once; each is exact for "does any byte
