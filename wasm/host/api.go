@@ -5,6 +5,12 @@
 // plugin's filter followed by a tcp_proxy terminal filter. Every emulated behaviour names the Envoy or
 // proxy-wasm-cpp-host source it mirrors (docs/internals.md, "Envoy's L4 chain and the two connect modes").
 //
+// Start with NewEngine (one per process: the wazero runtime, its compilation cache, the shared data
+// of its plugins; the package keeps no state of its own), load plugins with Engine.NewPlugin and
+// feed each downstream connection through Plugin.NewConn. The package is the public API over
+// internal packages with one job each: filtermanager, vm, abi, wasi, properties, metrics, shared
+// (README.md, "Structure").
+//
 // Concurrency: all guest calls for one VM are serialized by one mutex per VM (= per worker, like Envoy's
 // worker thread). A Conn is pinned to one worker. Conn methods are safe to call from one goroutine per
 // connection (and also concurrently with Plugin.Tick); a Transport implementation may call back into
@@ -35,6 +41,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/dicomgate/dicomgate/wasm/host/internal/filtermanager"
 	"github.com/dicomgate/dicomgate/wasm/host/internal/vm"
 )
 
@@ -45,17 +52,17 @@ type FailurePolicy int
 const (
 	// FailClosed (default): in-flight connections of the failed VM are closed, new ones are closed at
 	// new connection (Envoy wasm.cc PluginConfig::createContext with an empty Context).
-	FailClosed FailurePolicy = iota
+	FailClosed FailurePolicy = filtermanager.FailClosed
 	// FailOpen: new connections get no filter at all (plain tcp_proxy). Connections already open on
 	// the failed VM are closed like FailClosed, because Envoy's per-stream check (cpp-host context.cc
 	// CHECK_FAIL) reads PluginBase::fail_open_, which Envoy fills from the legacy fail_open bool
 	// (source/extensions/common/wasm/plugin.h), not from failure_policy — which is what Istio ≥ 1.25
 	// sends. Set PluginConfig.LegacyFailOpen to model fail_open: true (in-flight pass-through).
-	FailOpen
+	FailOpen FailurePolicy = filtermanager.FailOpen
 	// FailReload: in-flight connections are closed like FailClosed; a new connection recreates the VM
 	// when at least PluginConfig.ReloadBackoff (jittered up to 1.5×) has passed since the VM was
 	// loaded or last reloaded, and then proceeds normally; before that it is closed.
-	FailReload
+	FailReload FailurePolicy = filtermanager.FailReload
 )
 
 // String returns the Envoy enum name of the policy.

@@ -88,10 +88,10 @@ func TestConn_ConcurrentConnectionsAcrossWorkers(t *testing.T) {
 	}
 	// Host-side state is released: only the root context remains per VM.
 	for _, w := range e.p.workers {
-		w.mu.Lock()
-		if got := len(w.vm.Contexts); got != 1 {
-			t.Errorf("worker %d: %d live contexts after every connection closed", w.index, got)
+		w.Mu.Lock()
+		if got := len(w.VM.Contexts); got != 1 {
+			t.Errorf("worker %d: %d live contexts after every connection closed", w.Index, got)
 		}
-		w.mu.Unlock()
+		w.Mu.Unlock()
 	}
 }

@@ -77,7 +77,7 @@ func TestLogger_KeptLinesAreCopies(t *testing.T) {
 		c.DownstreamData([]byte("some bytes"), false)
 		c.DownstreamClosed(true)
 	}
-	mem := e.p.workers[0].vm.Mem
+	mem := e.p.workers[0].VM.Mem
 	whole, ok := mem.Read(0, mem.Size())
 	if !ok || len(whole) == 0 {
 		t.Fatal("cannot view the guest memory")

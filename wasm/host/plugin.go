@@ -11,30 +11,22 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dicomgate/dicomgate/wasm/host/internal/filtermanager"
 	"github.com/dicomgate/dicomgate/wasm/host/internal/properties"
 	"github.com/dicomgate/dicomgate/wasm/host/internal/shared"
 	"github.com/dicomgate/dicomgate/wasm/host/internal/vm"
 	"github.com/tetratelabs/wazero"
 )
 
-// worker is one Envoy worker thread: it owns one VM at a time and all connections pinned to it. Its
-// mutex serializes every guest call of its VM and every state change of its connections.
-type worker struct {
-	index      int
-	mu         sync.Mutex
-	vm         *vm.VM
-	lastReload time.Time
-	dirty      []*Conn // connections with undelivered Transport actions
-}
-
 // Plugin is one loaded plugin: a compiled module and one VM per worker.
 type Plugin struct {
 	cfg      PluginConfig
-	vmPlugin vm.Plugin         // what the VMs share
-	props    properties.Plugin // plugin_* and static properties
+	vmPlugin vm.Plugin           // what the VMs share
+	chain    filtermanager.Chain // what the connections' filter chains share
+	props    properties.Plugin   // plugin_* and static properties
 	engine   *Engine
 	compiled wazero.CompiledModule
-	workers  []*worker
+	workers  []*filtermanager.Worker
 	next     atomic.Uint64
 	metrics  *Metrics
 	clock    Clock
@@ -115,18 +107,21 @@ func newPlugin(ctx context.Context, e *Engine, wasm []byte, cfg PluginConfig) (*
 		return nil, fmt.Errorf("wasm plugin %q: %w", cfg.Name, err)
 	}
 	p.initVMPlugin()
+	p.chain = filtermanager.Chain{FailurePolicy: int(cfg.FailurePolicy), LegacyFailOpen: cfg.LegacyFailOpen,
+		Closed: p.closed.Load, ConnsTotal: p.cxTotal, ConnsFailOpen: p.cxFailOpen, ConnsFailClosed: p.cxFailClosed,
+		Reload: p.maybeReload}
 	for i := 0; i < cfg.Workers; i++ {
-		w := &worker{index: i}
+		w := &filtermanager.Worker{Index: i}
 		v, err := p.newVM(ctx, w, cfg.Configuration)
 		if err != nil {
 			for _, ow := range p.workers {
-				ow.vm.Close(ctx)
+				ow.VM.Close(ctx)
 			}
 			_ = compiled.Close(ctx)
 			return nil, err
 		}
-		w.vm = v
-		w.lastReload = p.clock.Now() // the handle's last_load: its creation
+		w.VM = v
+		w.LastReload = p.clock.Now() // the handle's last_load: its creation
 		p.workers = append(p.workers, w)
 	}
 	return p, nil
@@ -160,8 +155,8 @@ func (p *Plugin) initVMPlugin() {
 }
 
 // newVM starts a VM for worker w with configuration (vm.New: the cpp-host start sequence).
-func (p *Plugin) newVM(ctx context.Context, w *worker, configuration []byte) (*vm.VM, error) {
-	return vm.New(ctx, &p.vmPlugin, w, w.index, configuration)
+func (p *Plugin) newVM(ctx context.Context, w *filtermanager.Worker, configuration []byte) (*vm.VM, error) {
+	return vm.New(ctx, &p.vmPlugin, w, w.Index, configuration)
 }
 
 // checkABI is cpp-host BytecodeUtil::getAbiVersion + WasmBase::load: a proxy_abi_version_* export
@@ -186,7 +181,7 @@ func (p *Plugin) Reconfigure(ctx context.Context, configuration []byte) error {
 	if p.closed.Load() {
 		return ErrClosed
 	}
-	canary, err := p.newVM(ctx, &worker{index: -1}, configuration)
+	canary, err := p.newVM(ctx, &filtermanager.Worker{Index: -1}, configuration)
 	if err != nil {
 		return err
 	}
@@ -196,18 +191,18 @@ func (p *Plugin) Reconfigure(ctx context.Context, configuration []byte) error {
 	p.cfgMu.Unlock()
 	var errs []error
 	for _, w := range p.workers {
-		w.mu.Lock()
-		if w.vm != nil && !w.vm.Failed {
-			ok, err := w.vm.Configure(configuration)
+		w.Mu.Lock()
+		if w.VM != nil && !w.VM.Failed {
+			ok, err := w.VM.Configure(configuration)
 			switch {
 			case err != nil:
-				errs = append(errs, fmt.Errorf("worker %d: proxy_on_configure trapped: %w", w.index, err))
+				errs = append(errs, fmt.Errorf("worker %d: proxy_on_configure trapped: %w", w.Index, err))
 			case !ok:
-				errs = append(errs, fmt.Errorf("worker %d: %w: proxy_on_configure returned false", w.index, ErrConfigRejected))
+				errs = append(errs, fmt.Errorf("worker %d: %w: proxy_on_configure returned false", w.Index, ErrConfigRejected))
 			}
-			p.runDeferred(w, w.vm.TakeDeferred())
+			w.RunDeferred(w.VM.TakeDeferred())
 		}
-		w.unlockAndDeliver()
+		w.UnlockAndDeliver()
 	}
 	return errors.Join(errs...)
 }
@@ -219,14 +214,14 @@ func (p *Plugin) Tick(now time.Time) {
 		return
 	}
 	for _, w := range p.workers {
-		w.mu.Lock()
-		v := w.vm
+		w.Mu.Lock()
+		v := w.VM
 		if v != nil && !v.Failed && v.FnTick != nil && v.TickPeriod > 0 && !now.Before(v.NextTick) {
 			v.NextTick = now.Add(v.TickPeriod)
 			v.Call(v.Root, v.FnTick, uint64(v.Root.ID))
-			p.runDeferred(w, v.TakeDeferred())
+			w.RunDeferred(v.TakeDeferred())
 		}
-		w.unlockAndDeliver()
+		w.UnlockAndDeliver()
 	}
 }
 
@@ -239,13 +234,13 @@ func (p *Plugin) Start(ctx context.Context) {
 				wait := time.Second
 				now := p.clock.Now()
 				for _, w := range p.workers {
-					w.mu.Lock()
-					if v := w.vm; v != nil && !v.Failed && v.TickPeriod > 0 {
+					w.Mu.Lock()
+					if v := w.VM; v != nil && !v.Failed && v.TickPeriod > 0 {
 						if d := v.NextTick.Sub(now); d < wait {
 							wait = d
 						}
 					}
-					w.mu.Unlock()
+					w.Mu.Unlock()
 				}
 				if wait < time.Millisecond {
 					wait = time.Millisecond
@@ -271,28 +266,16 @@ func (p *Plugin) queueReady(v *vm.VM, token uint32) {
 	if p.closed.Load() {
 		return
 	}
-	w, _ := v.Owner.(*worker)
-	if w == nil || w.index < 0 {
+	w, _ := v.Owner.(*filtermanager.Worker)
+	if w == nil || w.Index < 0 {
 		return
 	}
-	w.mu.Lock()
-	if w.vm == v && !v.Failed && v.FnQueueReady != nil {
+	w.Mu.Lock()
+	if w.VM == v && !v.Failed && v.FnQueueReady != nil {
 		v.Call(v.Root, v.FnQueueReady, uint64(v.Root.ID), uint64(token))
-		p.runDeferred(w, v.TakeDeferred())
+		w.RunDeferred(v.TakeDeferred())
 	}
-	w.unlockAndDeliver()
-}
-
-// runDeferred runs continue/close actions queued by a guest call (cpp-host DeferAfterCallActions).
-// Called with w.mu held; every target connection is on the same VM, hence the same worker.
-func (p *Plugin) runDeferred(w *worker, actions []vm.Deferred) {
-	for _, a := range actions {
-		c, _ := a.Stream.(*Conn) // the only vm.Stream there is
-		if c == nil || c.w != w {
-			continue
-		}
-		c.applyDeferred(a.Kind)
-	}
+	w.UnlockAndDeliver()
 }
 
 // Metrics returns the plugin's metric registry.
@@ -304,11 +287,11 @@ func (p *Plugin) Metrics() *Metrics { return p.metrics }
 func (p *Plugin) HostCalls() uint64 {
 	sum := p.hostCalls.Load() // VMs closed so far (canaries, reloaded or failed-to-start VMs)
 	for _, w := range p.workers {
-		w.mu.Lock()
-		if w.vm != nil {
-			sum += w.vm.HostCalls
+		w.Mu.Lock()
+		if w.VM != nil {
+			sum += w.VM.HostCalls
 		}
-		w.mu.Unlock()
+		w.Mu.Unlock()
 	}
 	return sum
 }
@@ -317,11 +300,11 @@ func (p *Plugin) HostCalls() uint64 {
 func (p *Plugin) GuestMemoryBytes() uint64 {
 	var sum uint64
 	for _, w := range p.workers {
-		w.mu.Lock()
-		if w.vm != nil {
-			sum += w.vm.MemoryBytes()
+		w.Mu.Lock()
+		if w.VM != nil {
+			sum += w.VM.MemoryBytes()
 		}
-		w.mu.Unlock()
+		w.Mu.Unlock()
 	}
 	return sum
 }
@@ -336,11 +319,11 @@ func (p *Plugin) Workers() int { return len(p.workers) }
 func (p *Plugin) FailedVMs() int {
 	n := 0
 	for _, w := range p.workers {
-		w.mu.Lock()
-		if w.vm == nil || w.vm.Failed {
+		w.Mu.Lock()
+		if w.VM == nil || w.VM.Failed {
 			n++
 		}
-		w.mu.Unlock()
+		w.Mu.Unlock()
 	}
 	return n
 }
@@ -356,8 +339,8 @@ func (p *Plugin) Close(ctx context.Context) error {
 	p.engine.shared.ForgetOwners(func(o shared.Owner) bool { v, ok := o.(*vm.VM); return ok && v.Plugin == &p.vmPlugin })
 	defer p.engine.forget(p)
 	for _, w := range p.workers {
-		w.mu.Lock()
-		if v := w.vm; v != nil {
+		w.Mu.Lock()
+		if v := w.VM; v != nil {
 			if !v.Failed && v.FnDone != nil {
 				r, ok := v.Call(v.Root, v.FnDone, uint64(v.Root.ID))
 				if ok && uint32(r) != 0 && v.FnDelete != nil {
@@ -371,49 +354,7 @@ func (p *Plugin) Close(ctx context.Context) error {
 			v.FailMsg = "plugin closed"
 			v.Close(ctx)
 		}
-		w.mu.Unlock()
+		w.Mu.Unlock()
 	}
 	return p.compiled.Close(ctx)
-}
-
-// unlockAndDeliver releases w.mu and then delivers the queued Transport actions of every connection
-// touched while it was held (by this goroutine's step only, so a connection's own event delivers its
-// own actions on its own goroutine).
-func (w *worker) unlockAndDeliver() {
-	if len(w.dirty) == 0 {
-		w.mu.Unlock()
-		return
-	}
-	var small [4]*Conn
-	var dirty []*Conn
-	if len(w.dirty) <= len(small) {
-		dirty = small[:copy(small[:], w.dirty)]
-	} else {
-		dirty = append([]*Conn(nil), w.dirty...)
-	}
-	clear(w.dirty)
-	w.dirty = w.dirty[:0]
-	for _, c := range dirty {
-		c.inDirty = false
-		c.pendingDeliver++ // this goroutine still holds c: Release must not recycle it yet
-	}
-	w.mu.Unlock()
-	for _, c := range dirty {
-		c.deliver()
-	}
-}
-
-// removeDirty takes c off the dirty list (its caller delivers it itself). Called with w.mu held.
-func (w *worker) removeDirty(c *Conn) {
-	if !c.inDirty {
-		return
-	}
-	c.inDirty = false
-	for i, x := range w.dirty {
-		if x == c {
-			w.dirty = append(w.dirty[:i], w.dirty[i+1:]...)
-			w.dirty[len(w.dirty):cap(w.dirty)][0] = nil
-			return
-		}
-	}
 }
