@@ -45,12 +45,12 @@ const (
 // event-driven state machine: the owner feeds events through its methods and receives instructions
 // through Transport. It never touches sockets.
 //
-// Conn methods are safe to call from one goroutine per connection, concurrently with Plugin.Tick and
+// Conn methods are safe to call from one goroutine per connection, concurrently with host.Plugin.Tick and
 // with other connections; the connection's state is guarded by its Worker's mutex (Envoy: one Worker
 // thread owns both the VM and the connection). Transport methods are called without that mutex held,
 // in order, never concurrently for one Conn, and may call back into the Conn (the call is processed
 // after the current Transport method returns). They normally run on the goroutine of the Conn method
-// that caused them; actions caused by Plugin.Tick or by another connection's guest call (a close or
+// that caused them; actions caused by host.Plugin.Tick or by another connection's guest call (a close or
 // continue through proxy_set_effective_context) run on that goroutine.
 type Conn struct {
 	ch    *Chain
@@ -443,12 +443,12 @@ func (c *Conn) UpstreamClosed() {
 // proxy_on_new_connection runs before a single TLS byte was read. Envoy's Ssl::ConnectionInfo exists from the start (SslSocket::initialize creates
 // it with the transport socket; SslSocket::ssl returns it) but is only populated by the handshake
 // (SslHandshakerImpl::doHandshake): until then connection.mtls is false and the peer certificate
-// fields are empty. Pass a non-nil, empty ConnInfo.TLS to NewConn for such a connection and fill it
+// fields are empty. Pass a non-nil, empty ConnInfo.TLS to host.Plugin.NewConn (Init) for such a connection and fill it
 // with SetTLS; the handshake always completes before the first DownstreamData (SslSocket::doRead
 // returns no bytes before it), so the filter reads the final values when it decides.
 //
 // SetTLS runs no guest code and queues no Transport call; it is safe to call concurrently with
-// Plugin.Tick and with the Conn's other methods. It does nothing on a closed Conn.
+// host.Plugin.Tick and with the Conn's other methods. It does nothing on a closed Conn.
 func (c *Conn) SetTLS(tls *properties.TLSInfo, requestedServerName string) {
 	var cp *properties.TLSInfo
 	if tls != nil {
@@ -500,12 +500,12 @@ func (c *Conn) filterStateLocked() map[string]string { return c.props.FilterStat
 //
 // The rule: call Release only when nothing will use c again — neither the caller nor its Transport
 // (e.g. a connect still in progress that would report UpstreamConnected, a reader or writer
-// goroutine, State or FilterState). After Release, NewConn may return the same *Conn for another
+// goroutine, State or FilterState). After Release, the owner may Init the same *Conn for another
 // connection, so any later use of c is a use-after-free bug of the caller. Until it is handed out
 // again, a released Conn behaves as closed (its methods do nothing). Release does nothing if the
 // connection is still open, its filter context was not torn down (proxy_on_done/log/delete), or it
 // still has Transport calls to deliver. A second Release of the same Conn is ignored as long as it
-// comes before NewConn hands the Conn out again (after that it would release the new connection).
+// comes before Init hands the Conn out again (after that it would release the new connection).
 func (c *Conn) Release() bool {
 	w := c.w
 	w.Mu.Lock()

@@ -20,7 +20,7 @@ type TCPProxyConfig struct {
 }
 
 // Transport is how a Conn tells its owner (the socket gateway or a test) what to do. Methods are called
-// from inside Conn methods (or Plugin.Tick), never concurrently for one Conn. They may call back into
+// from inside Conn methods (or host.Plugin.Tick), never concurrently for one Conn. They may call back into
 // the Conn; such calls are queued and processed after the current event.
 //
 // Bytes passed to WriteUpstream and WriteDownstream are only valid during the call (they may be the

@@ -218,7 +218,8 @@ type VM struct {
 	// logBuf is reused to join the iovecs of one fd_write line.
 	LogBuf []byte
 
-	// hostCalls counts env.proxy_* calls (Plugin.HostCalls); folded into Plugin.hostCalls on close.
+	// HostCalls counts env.proxy_* calls (host.Plugin.HostCalls); FoldHostCalls moves it into
+	// Plugin.HostCalls when the VM goes away.
 	HostCalls uint64
 
 	capture     *[]string
@@ -441,6 +442,7 @@ func (v *VM) ContextOrEffective() *Context {
 	return v.current
 }
 
+// Logf logs a formatted line as the guest would (Log).
 func (v *VM) Logf(level LogLevel, format string, args ...any) {
 	v.Log(level, fmt.Sprintf(format, args...))
 }
@@ -487,6 +489,7 @@ func (v *VM) View(ptr, n uint32) ([]byte, bool) {
 	return v.Mem.Read(ptr, n)
 }
 
+// ReadString returns a copy of guest memory [ptr, ptr+n) as a string.
 func (v *VM) ReadString(ptr, n uint32) (string, bool) {
 	if n == 0 {
 		return "", true
@@ -570,6 +573,7 @@ func (v *VM) MemoryBytes() uint64 {
 	return uint64(v.Mem.Size())
 }
 
+// Close closes the module instance (once) and folds its host-call count into the plugin's.
 func (v *VM) Close(ctx context.Context) {
 	if v.closed {
 		return
