@@ -248,15 +248,28 @@ func (c *Comparison) WriteMarkdown(w io.Writer) error {
 		}
 		fmt.Fprintf(&b, " %d |\n", t.Median.Errors)
 	}
+	// The ratios: every metric but p90 (it stays in the JSON), median and every round's.
+	var rs []metric
 	for _, m := range ms {
-		fmt.Fprintf(&b, "\n| %s / %s | median ratio | per round |\n| --- | ---: | --- |\n", m.label, c.Baseline)
-		for _, t := range c.Targets {
+		if m.key != "p90_ms" {
+			rs = append(rs, m)
+		}
+	}
+	fmt.Fprintf(&b, "\n| ratio to %s: median [per round] |", c.Baseline)
+	for _, m := range rs {
+		fmt.Fprintf(&b, " %s |", m.label)
+	}
+	b.WriteString("\n| --- |" + strings.Repeat(" --- |", len(rs)) + "\n")
+	for _, t := range c.Targets {
+		fmt.Fprintf(&b, "| %s |", t.Name)
+		for _, m := range rs {
 			var per []string
 			for _, v := range t.Ratios[m.key] {
-				per = append(per, fmt.Sprintf("%.3f", v))
+				per = append(per, fmt.Sprintf("%.2f", v))
 			}
-			fmt.Fprintf(&b, "| %s | %.3f | %s |\n", t.Name, t.MedianRatio[m.key], strings.Join(per, " "))
+			fmt.Fprintf(&b, " **%.2f** [%s] |", t.MedianRatio[m.key], strings.Join(per, " "))
 		}
+		b.WriteString("\n")
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

@@ -294,7 +294,8 @@ func TestCompareTwoTargets(t *testing.T) {
 
 	var md bytes.Buffer
 	require.NoError(t, cmp.WriteMarkdown(&md))
-	require.Contains(t, md.String(), "| associations/s / b | median ratio | per round |")
+	require.Contains(t, md.String(), "| ratio to b: median [per round] | p50 latency (ms) | p99 latency (ms) | associations/s |")
+	require.Contains(t, md.String(), "| b | **1.00** [1.00 1.00] | **1.00** [1.00 1.00] | **1.00** [1.00 1.00] |")
 	require.Contains(t, md.String(), "orders: a,b | b,a")
 
 	dir := t.TempDir()

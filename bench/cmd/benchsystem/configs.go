@@ -79,7 +79,7 @@ stream {
 func haproxyConfig(port, backend, workers int, crt, ca string) string {
 	return fmt.Sprintf(`global
   nbthread %d
-  maxconn 20000
+  maxconn 8000
 defaults
   mode tcp
   timeout connect 5s
