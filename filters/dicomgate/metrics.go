@@ -101,3 +101,9 @@ func (m *metrics) decision(ruleIndex int) {
 		inc(m.decisions[i])
 	}
 }
+
+func (m *metrics) deny(r reason) {
+	if m != nil && r < numReasons {
+		inc(m.denied[r])
+	}
+}

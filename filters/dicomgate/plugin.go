@@ -219,7 +219,7 @@ func (p *plugin) OnTick() {
 		p.removePending(c)
 		if err := proxywasm.SetEffectiveContext(c.id); err != nil {
 			// The host no longer knows the context: the connection is gone.
-			c.state = stateClosed
+			c.to(stateClosed)
 			continue
 		}
 		c.onTimeout(tn)

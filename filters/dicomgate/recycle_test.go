@@ -1,6 +1,10 @@
 package main
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
 
 // TestConnRecycledAfterStreamDone: the context whose stream is done (proxy_on_log ⇒ OnStreamDone,
 // the last call Envoy makes into it before proxy_on_delete, Context::onCloseTCP) is handed out
@@ -10,7 +14,7 @@ func TestConnRecycledAfterStreamDone(t *testing.T) {
 	p := &plugin{}
 	a := p.NewTcpContext(2).(*conn)
 	b := p.NewTcpContext(3).(*conn)
-	a.state, a.total, a.seen, a.start, a.firstData = statePassed, 301, 301, 5, 6
+	a.st, a.total, a.seen, a.start, a.firstData = uint8(statePassed), 301, 301, 5, 6
 	a.OnStreamDone()
 	c := p.NewTcpContext(4).(*conn)
 	if c != a {
@@ -28,4 +32,24 @@ func TestConnRecycledAfterStreamDone(t *testing.T) {
 	if len(p.free) != maxFreeConns {
 		t.Fatalf("free list holds %d contexts; bound %d", len(p.free), maxFreeConns)
 	}
+}
+
+// A connection leaves inspect only through conn.to, which also takes it off
+// the inspect deadline's list: a stream that ends while inspecting is closed
+// and no longer pending, and the other connections stay pending.
+func TestStreamDoneWhileInspectingLeavesPending(t *testing.T) {
+	p := &plugin{}
+	a := p.NewTcpContext(2).(*conn)
+	b := p.NewTcpContext(3).(*conn)
+	p.addPending(a)
+	p.addPending(b)
+	require.Equal(t, stateInspect, a.state())
+	a.OnStreamDone()
+	require.Equal(t, "closed", a.state().String())
+	require.Equal(t, []*conn{b}, p.pending)
+	require.Equal(t, 1, b.pendingAt)
+	b.to(statePassed)
+	require.Equal(t, "passed", b.state().String())
+	require.Empty(t, p.pending)
+	require.Equal(t, "invalid", state(7).String())
 }
