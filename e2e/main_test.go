@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/dicomgate/dicomgate/internal/wasmbuild"
 )
 
 // peerCommands are the Debian-packaged programs the suite talks to (packages dcmtk and orthanc).
@@ -117,7 +119,7 @@ func resolveArtifacts() (bin, wasm string, err error) {
 	if err := build(nil, "build", "-trimpath", "-o", bin, "./cmd/dicomgate"); err != nil {
 		return "", "", fmt.Errorf("building the gateway failed (fix it, then `make build`): %w", err)
 	}
-	if err := build([]string{"GOOS=wasip1", "GOARCH=wasm"}, "build", "-buildmode=c-shared", "-trimpath", "-ldflags=-s", "-o", wasm, "./filters/dicomgate"); err != nil {
+	if err := build([]string{"GOOS=wasip1", "GOARCH=wasm"}, wasmbuild.Args(wasm, wasmbuild.FilterPackage, false)...); err != nil {
 		return "", "", fmt.Errorf("building the filter failed (fix it, then `make wasm`): %w", err)
 	}
 	return bin, wasm, nil

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/dicomgate/dicomgate/sdk/metricname"
 	"io"
 	"net"
 	"net/http"
@@ -27,6 +26,8 @@ import (
 	"github.com/dicomgate/dicomgate/gateway"
 	"github.com/dicomgate/dicomgate/internal/demopacs"
 	"github.com/dicomgate/dicomgate/internal/rejector"
+	"github.com/dicomgate/dicomgate/internal/wasmbuild"
+	"github.com/dicomgate/dicomgate/sdk/metricname"
 	"github.com/dicomgate/dicomgate/sdk/policy"
 	"github.com/dicomgate/dicomgate/wasm/host"
 )
@@ -732,12 +733,11 @@ func serveLoadWasm(ctx context.Context, path string, explicit bool, log *serveLo
 	if lookErr != nil || srcErr != nil || modErr != nil {
 		return nil, fmt.Errorf("%s not found: run `make wasm` in the dicomgate source tree (or pass --wasm FILE)", path)
 	}
-	log.printf("dicomgate: %s not found; building it (make wasm): GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -trimpath -ldflags=-s -o %s ./filters/dicomgate", path, path)
+	log.printf("dicomgate: %s not found; building it (make wasm): GOOS=wasip1 GOARCH=wasm go %s", path, strings.Join(wasmbuild.Args(path, wasmbuild.FilterPackage, false), " "))
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, err
 	}
-	c := exec.CommandContext(ctx, goBin, "build", "-buildmode=c-shared", "-trimpath", "-ldflags=-s", "-o", path, "./filters/dicomgate")
-	c.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	c := wasmbuild.Command(ctx, goBin, "", path, wasmbuild.FilterPackage)
 	if out, err := c.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("building %s failed (%v); run `make wasm` to see why:\n%s", path, err, out)
 	}

@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"github.com/dicomgate/dicomgate/sdk/metricname"
 	"io"
 	"net"
 	"net/http"
@@ -27,6 +26,8 @@ import (
 
 	"github.com/dicomgate/dicomgate/gateway"
 	"github.com/dicomgate/dicomgate/internal/demopacs"
+	"github.com/dicomgate/dicomgate/internal/wasmbuild"
+	"github.com/dicomgate/dicomgate/sdk/metricname"
 	"github.com/dicomgate/dicomgate/sdk/pdu"
 )
 
@@ -125,8 +126,7 @@ func filterWasm(t *testing.T) string {
 		t.Skip("no build/dicomgate.wasm and no Go toolchain to build it; run make wasm")
 	}
 	out := filepath.Join(t.TempDir(), "dicomgate.wasm")
-	c := exec.Command(goBin, "build", "-buildmode=c-shared", "-trimpath", "-ldflags=-s", "-o", out, "../../filters/dicomgate")
-	c.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	c := wasmbuild.Command(context.Background(), goBin, "../..", out, wasmbuild.FilterPackage)
 	if b, err := c.CombinedOutput(); err != nil {
 		t.Fatalf("building the filter: %v\n%s", err, b)
 	}

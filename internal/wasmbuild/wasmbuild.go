@@ -8,11 +8,16 @@
 // CompilationCache is the on-disk wazero cache the tests share, so that each
 // module is compiled once per machine rather than once per host.Engine.
 //
+// It also holds the one build recipe of a proxy-wasm module (Args, Command):
+// `make wasm`, `dicomgate serve`'s fallback build, the tests and the
+// benchmarks use it; TestMakefileRecipe keeps the Makefile's copy equal.
+//
 // It only runs the go tool on the filter's source path; it never imports the
 // filter, so wasm/ may use it.
 package wasmbuild
 
 import (
+	"context"
 	"errors"
 	"os"
 	"os/exec"
@@ -40,6 +45,38 @@ var compilationCache = sync.OnceValue(func() wazero.CompilationCache {
 	return c
 })
 
+// FilterPackage is the dicomgate filter's package, relative to the module
+// root.
+const FilterPackage = "./filters/dicomgate"
+
+// Args returns the go command arguments that build the Go package pkg into the
+// proxy-wasm module out: `go build -buildmode=c-shared -trimpath
+// -ldflags=-s -o out pkg`, run with Env. A reactor (c-shared) is what
+// proxy-wasm hosts instantiate; -trimpath keeps the module independent of
+// the build directory; -ldflags=-s drops the name section (~68 KB, see
+// filters/dicomgate/README.md "Module size"). keepNames keeps it, for tests
+// that find guest functions by name. extra goes before -o (e.g. "-tags", t).
+func Args(out, pkg string, keepNames bool, extra ...string) []string {
+	args := []string{"build", "-buildmode=c-shared", "-trimpath"}
+	if !keepNames {
+		args = append(args, "-ldflags=-s")
+	}
+	args = append(args, extra...)
+	return append(args, "-o", out, pkg)
+}
+
+// Env is the environment Args runs in: the current one with GOOS=wasip1 and
+// GOARCH=wasm.
+func Env() []string { return append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm") }
+
+// Command returns the command that builds pkg into out (Args, Env) with the
+// go tool goBin in directory dir (the module root; "" for the current one).
+func Command(ctx context.Context, goBin, dir, out, pkg string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, goBin, Args(out, pkg, false)...)
+	cmd.Dir, cmd.Env = dir, Env()
+	return cmd
+}
+
 // Dicomgate returns the filter module and where it came from
 // ("$DICOMGATE_WASM=PATH" or "built from filters/dicomgate").
 func Dicomgate() ([]byte, string, error) {
@@ -65,21 +102,14 @@ var dicomgate = sync.OnceValues(func() ([]byte, error) {
 	if p := os.Getenv("DICOMGATE_WASM"); p != "" {
 		return os.ReadFile(p)
 	}
-	return build("-ldflags=-s")
+	return buildPackage(FilterPackage, "dicomgate.wasm", false)
 })
 
-var dicomgateWithNames = sync.OnceValues(func() ([]byte, error) { return build() })
-
-// build runs the `make wasm` go build with extra flags into a temporary
-// directory and returns the module.
-func build(extra ...string) ([]byte, error) {
-	return buildPackage("./filters/dicomgate", "dicomgate.wasm", extra...)
-}
+var dicomgateWithNames = sync.OnceValues(func() ([]byte, error) { return buildPackage(FilterPackage, "dicomgate.wasm", true) })
 
 // buildPackage builds the package at pkg (a path relative to the module root)
-// with `GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -trimpath` and
-// extra flags into a temporary directory and returns the module.
-func buildPackage(pkg, file string, extra ...string) ([]byte, error) {
+// with Args into a temporary directory and returns the module.
+func buildPackage(pkg, file string, keepNames bool, extra ...string) ([]byte, error) {
 	root, err := moduleRoot()
 	if err != nil {
 		return nil, err
@@ -90,11 +120,9 @@ func buildPackage(pkg, file string, extra ...string) ([]byte, error) {
 	}
 	defer os.RemoveAll(dir)
 	out := filepath.Join(dir, file)
-	args := append([]string{"build", "-buildmode=c-shared", "-trimpath"}, extra...)
-	args = append(args, "-o", out, pkg)
+	args := Args(out, pkg, keepNames, extra...)
 	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), args...)
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	cmd.Dir, cmd.Env = root, Env()
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		return nil, errors.New("building " + pkg + " (GOOS=wasip1 GOARCH=wasm go " + strings.Join(args, " ") + "): " +
 			err.Error() + "\n" + string(msg))
@@ -129,7 +157,7 @@ func TestFilter(tags string) ([]byte, error) {
 	if tags != "" {
 		extra = append(extra, "-tags", tags)
 	}
-	b, err := buildPackage("./wasm/testdata/testfilter", "testfilter.wasm", extra...)
+	b, err := buildPackage("./wasm/testdata/testfilter", "testfilter.wasm", true, extra...)
 	testFilters[tags] = builtModule{b, err}
 	return b, err
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -34,5 +35,22 @@ func TestModuleRoot(t *testing.T) {
 	}
 	if !bytes.Contains(b, []byte("module github.com/dicomgate/dicomgate\n")) {
 		t.Errorf("%s/go.mod is not the dicomgate module", root)
+	}
+}
+
+// The Makefile's `make wasm` recipe is the one Args builds: the module the
+// tests and the size budget measure is the one `make wasm` ships.
+func TestMakefileRecipe(t *testing.T) {
+	root, err := moduleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk, err := os.ReadFile(filepath.Join(root, "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "\tGOOS=wasip1 GOARCH=wasm $(GO) " + strings.Join(Args("$(WASM)", FilterPackage, false), " ") + "\n"
+	if !bytes.Contains(mk, []byte(want)) {
+		t.Errorf("the Makefile's $(WASM) recipe is not the build recipe of package wasmbuild; want the line\n%q", want)
 	}
 }

@@ -50,6 +50,7 @@ import (
 	"github.com/dicomgate/dicomgate/gateway"
 	"github.com/dicomgate/dicomgate/internal/demopacs"
 	"github.com/dicomgate/dicomgate/internal/scu"
+	"github.com/dicomgate/dicomgate/internal/wasmbuild"
 )
 
 // options are the command-line flags.
@@ -207,9 +208,9 @@ func buildNoop(dir string) (string, error) {
 		return "", err
 	}
 	out := filepath.Join(dir, "noop.wasm")
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-trimpath", "-ldflags=-s", "-o", out, "./bench/cmd/envoyab/noopfilter")
+	cmd := exec.Command("go", wasmbuild.Args(out, "./bench/cmd/envoyab/noopfilter", false)...)
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	cmd.Env = wasmbuild.Env()
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("building the noop filter (%s): %w\n%s", strings.Join(cmd.Args, " "), err, b)
 	}
