@@ -100,7 +100,9 @@ type TargetSummary struct {
 
 // Comparison is the result of Compare.
 type Comparison struct {
-	Scenario Scenario  `json:"scenario"`
+	Scenario Scenario `json:"scenario"`
+	// Load says what each target ran per round, e.g. "echo, 32 clients, 2000 associations".
+	Load     string    `json:"load"`
 	Started  time.Time `json:"started"`
 	Rounds   int       `json:"rounds"`
 	Baseline string    `json:"baseline"`
@@ -141,7 +143,7 @@ func Compare(ctx context.Context, cfg CompareConfig) (*Comparison, error) {
 	if err := probe.validate(); err != nil {
 		return nil, err
 	}
-	cmp := &Comparison{Scenario: cfg.Run.Scenario, Started: time.Now(), Rounds: cfg.Rounds, Baseline: base}
+	cmp := &Comparison{Scenario: cfg.Run.Scenario, Load: probe.describe(), Started: time.Now(), Rounds: cfg.Rounds, Baseline: base}
 	sums := make([]TargetSummary, len(cfg.Targets))
 	for i, t := range cfg.Targets {
 		sums[i] = TargetSummary{Name: t.Name, Address: t.Addr, Rounds: make([]Metrics, cfg.Rounds),
@@ -200,6 +202,35 @@ func Compare(ctx context.Context, cfg CompareConfig) (*Comparison, error) {
 	return cmp, nil
 }
 
+// describe says what one run does, e.g. "store, 2 clients, 6 associations (2 C-STOREs of 16.8 MB each)".
+func (cfg *Config) describe() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s, %d client", cfg.Scenario, cfg.Concurrency)
+	if cfg.Concurrency != 1 {
+		b.WriteString("s")
+	}
+	if cfg.Count > 0 {
+		fmt.Fprintf(&b, ", %d associations", cfg.Count)
+	}
+	if cfg.Duration > 0 {
+		fmt.Fprintf(&b, ", for %v", cfg.Duration)
+	}
+	if cfg.Rate > 0 {
+		fmt.Fprintf(&b, ", at most %g/s", cfg.Rate)
+	}
+	switch cfg.Scenario {
+	case Store:
+		var bytes int64
+		for _, in := range cfg.Instances {
+			bytes += int64(len(in.DataSet))
+		}
+		fmt.Fprintf(&b, " (%d C-STORE(s) each, instances of %.3g MB on average)", cfg.StoresPerAssoc, float64(bytes)/1e6/float64(len(cfg.Instances)))
+	case Hold:
+		fmt.Fprintf(&b, " (held %v each)", cfg.Hold)
+	}
+	return b.String()
+}
+
 // ratio is a/b, NaN when b is 0 (JSON cannot carry NaN: see MarshalJSON users; the CLI prints "–").
 func ratio(a, b float64) float64 {
 	if b == 0 {
@@ -234,7 +265,7 @@ func (c *Comparison) WriteMarkdown(w io.Writer) error {
 	for _, o := range c.Orders {
 		orders = append(orders, strings.Join(o, ","))
 	}
-	fmt.Fprintf(&b, "scenario %s, %d round(s), baseline %s; orders: %s\n\n", c.Scenario, c.Rounds, c.Baseline, strings.Join(orders, " | "))
+	fmt.Fprintf(&b, "%s per target and round; %d round(s), baseline %s; orders: %s\n\n", c.Load, c.Rounds, c.Baseline, strings.Join(orders, " | "))
 	ms := metricsOf(c.Scenario)
 	b.WriteString("| target |")
 	for _, m := range ms {

@@ -139,6 +139,15 @@ func TestRateLimitByCount(t *testing.T) {
 	require.InDelta(t, 12.5, res.AssociationsPerSecond, 1e-9)
 }
 
+func TestNiceStep(t *testing.T) {
+	for x, want := range map[float64]float64{0.07: 0.1, 1: 1, 1.2: 2, 3: 5, 7.5: 10, 31.7: 50, 120: 200} {
+		require.InDelta(t, want, niceStep(x), 1e-12, "%g", x)
+	}
+	for x, want := range map[float64]float64{0.07: 0.05, 1: 1, 1.2: 1, 3: 2, 7.5: 5, 31.7: 20, 120: 100} {
+		require.InDelta(t, want, niceBelow(x), 1e-12, "%g", x)
+	}
+}
+
 func TestPercentilesExact(t *testing.T) {
 	var xs []time.Duration
 	for i := 1; i <= 100; i++ {
@@ -296,7 +305,7 @@ func TestCompareTwoTargets(t *testing.T) {
 	require.NoError(t, cmp.WriteMarkdown(&md))
 	require.Contains(t, md.String(), "| ratio to b: median [per round] | p50 latency (ms) | p99 latency (ms) | associations/s |")
 	require.Contains(t, md.String(), "| b | **1.00** [1.00 1.00] | **1.00** [1.00 1.00] | **1.00** [1.00 1.00] |")
-	require.Contains(t, md.String(), "orders: a,b | b,a")
+	require.Contains(t, md.String(), "echo, 2 clients, 10 associations per target and round; 2 round(s), baseline b; orders: a,b | b,a")
 
 	dir := t.TempDir()
 	path := filepath.Join(dir, "chart.svg")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/xml"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,8 +12,8 @@ import (
 )
 
 // The chart: a self-contained SVG (no scripts, no external references) with two panels — left, the latency
-// distribution of every target as an empirical CDF (every round's successful associations pooled; the x axis
-// ends a little above the largest p99, so the tails beyond it leave the panel); right, one bar per target of
+// distribution of every target as an empirical CDF (every round's successful associations pooled; logarithmic
+// latency axis from the fastest to the slowest association of any target); right, one bar per target of
 // the median associations/s (echo, reject, hold) or MB/s (store) across the rounds. Each target's curve is
 // one <g class="series" data-target="NAME">, each bar one <g class="bar" data-target="NAME">.
 
@@ -20,10 +21,10 @@ import (
 var palette = []string{"#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000", "#777777", "#BBBBBB"}
 
 const (
-	svgW, svgH       = 980, 440
+	svgW, svgH       = 1040, 460
 	cdfX0, cdfX1     = 70, 560
-	plotY0, plotY1   = 60, 380
-	barX0, barX1     = 720, 950
+	plotY0, plotY1   = 80, 400
+	barX0, barX1     = 800, 1020
 	cdfPointsPerLine = 200
 )
 
@@ -96,26 +97,33 @@ func (b svgBar) LabelDX() int { return b.W + 6 }
 // SVG renders the chart of c.
 func (c *Comparison) SVG() ([]byte, error) {
 	d := svgData{W: svgW, H: svgH, X0: cdfX0, X1: cdfX1, Y0: plotY0, Y1: plotY1, BX0: barX0, BX1: barX1,
-		LegendX: cdfX1 + 14, XLabel: "association latency (ms)"}
+		LegendX: cdfX1 + 14, XLabel: "association latency (ms, logarithmic)"}
 	d.Title = fmt.Sprintf("dicomgate bench compare: %s", c.Scenario)
-	d.Subtitle = fmt.Sprintf("%d interleaved round(s), %s UTC; baseline %s", c.Rounds, c.Started.UTC().Format("2006-01-02 15:04"), c.Baseline)
+	d.Subtitle = fmt.Sprintf("%s; %d interleaved round(s), %s UTC; baseline %s", c.Load, c.Rounds, c.Started.UTC().Format("2006-01-02 15:04"), c.Baseline)
 	d.CDFTitle = "fraction of associations at or below the latency"
-	// The x axis ends 10 % above the largest p99 of any target.
-	var xmax float64
+	// The x axis is logarithmic (bodies and tails both visible), from the 1-2-5 value at or below the fastest
+	// association of any target to the one at or above the slowest.
+	lo, hi := math.Inf(1), 0.0
 	for _, t := range c.Targets {
 		if n := len(t.latencies); n > 0 {
-			xmax = max(xmax, float64(Percentile(t.latencies, 99))/1e6)
+			lo, hi = min(lo, float64(t.latencies[0])/1e6), max(hi, float64(t.latencies[n-1])/1e6)
 		}
 	}
-	if xmax <= 0 {
-		xmax = 1
+	if hi <= 0 {
+		lo, hi = 0.1, 1
 	}
-	xmax *= 1.1
-	px := func(ms float64) float64 { return cdfX0 + min(ms/xmax, 1)*(cdfX1-cdfX0) }
+	lo, hi = niceBelow(max(lo, 1e-3)), niceStep(max(hi, 1e-3))
+	if hi <= lo {
+		hi = niceStep(lo * 1.01)
+	}
+	px := func(ms float64) float64 {
+		return cdfX0 + (math.Log(min(max(ms, lo), hi))-math.Log(lo))/(math.Log(hi)-math.Log(lo))*(cdfX1-cdfX0)
+	}
 	py := func(f float64) float64 { return plotY1 - f*(plotY1-plotY0) }
-	for i := range 5 {
-		v := xmax * float64(i) / 4
+	for v := lo; v <= hi*1.0001; v = niceStep(v * 1.0001) {
 		d.XTicks = append(d.XTicks, svgTick{int(px(v)), num(v)})
+	}
+	for i := range 5 {
 		f := float64(i) / 4
 		d.YTicks = append(d.YTicks, svgTick{int(py(f)), fmt.Sprintf("%.2f", f)})
 	}
@@ -159,6 +167,28 @@ func (c *Comparison) SVG() ([]byte, error) {
 		return nil, fmt.Errorf("rendering the chart: %w", err)
 	}
 	return out.Bytes(), nil
+}
+
+// niceBelow is the largest 1, 2 or 5 × 10^k at or below x (x > 0).
+func niceBelow(x float64) float64 {
+	p := math.Pow(10, math.Floor(math.Log10(x)))
+	for _, m := range []float64{5, 2, 1} {
+		if m*p <= x*(1+1e-12) {
+			return m * p
+		}
+	}
+	return p
+}
+
+// niceStep is the smallest 1, 2 or 5 × 10^k at or above x (x > 0).
+func niceStep(x float64) float64 {
+	p := math.Pow(10, math.Floor(math.Log10(x)))
+	for _, m := range []float64{1, 2, 5, 10} {
+		if m*p >= x {
+			return m * p
+		}
+	}
+	return 10 * p
 }
 
 // WriteSVG writes the chart of c to path atomically: into a temporary file in the same directory, synced,

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -63,4 +65,22 @@ func TestEnvoyBootstrapDecodesAsEnvoyConfig(t *testing.T) {
 	require.Equal(t, 1, strings.Count(string(js), `"max_early_data_bytes": 1048576`), "the filter listener only")
 	require.Equal(t, 2, strings.Count(string(js), `"require_client_certificate": true`), "mutual TLS on both")
 	require.Contains(t, string(js), `"filename": "/x/dicomgate.wasm"`)
+}
+
+// treeRSS counts a process and its children: a child started here is found, and both have a resident size.
+func TestTreeRSS(t *testing.T) {
+	cmd := exec.Command("sleep", "30")
+	require.NoError(t, cmd.Start())
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	require.Contains(t, children(os.Getpid()), cmd.Process.Pid)
+	self, err := rssKiB(os.Getpid())
+	require.NoError(t, err)
+	require.Positive(t, self)
+	child, err := rssKiB(cmd.Process.Pid)
+	require.NoError(t, err)
+	require.Positive(t, child)
+	_, err = treeRSS(os.Getpid())
+	require.NoError(t, err)
+	_, err = rssKiB(1 << 30)
+	require.Error(t, err, "no such process")
 }

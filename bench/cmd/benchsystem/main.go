@@ -97,6 +97,7 @@ type env struct {
 	client  *tls.Config
 	backend int // port of the plain backend
 	procs   []*exec.Cmd
+	names   []string // of procs
 	targets []loadgen.Target
 	cancel  context.CancelFunc
 }
@@ -131,6 +132,9 @@ func run(o options) error {
 		if err := e.runPass(p); err != nil {
 			return err
 		}
+	}
+	if err := e.printRSS(); err != nil {
+		return err
 	}
 	fmt.Printf("\nload average after: %s\n", machine.LoadAvg())
 	if o.keep {

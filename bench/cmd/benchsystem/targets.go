@@ -136,6 +136,7 @@ func (e *env) start(ctx context.Context, name, bin string, args ...string) error
 	}
 	go func() { _ = cmd.Wait(); logf.Close() }()
 	e.procs = append(e.procs, cmd)
+	e.names = append(e.names, name)
 	return nil
 }
 
@@ -285,4 +286,68 @@ func (e *env) awaitEcho(t loadgen.Target) error {
 		last = err
 	}
 	return fmt.Errorf("target %s (%s) never answered a C-ECHO: %v (logs in %s; -keep keeps them)", t.Name, t.Addr, last, e.dir)
+}
+
+// printRSS prints, per started process, its resident memory and its children's (nginx's workers) after the
+// passes: what each alternative holds once it has served every pass. The direct target and the backend run in
+// this process and are not listed.
+func (e *env) printRSS() error {
+	fmt.Printf("\n| process (after the passes) | VmRSS, process and children (MiB) |\n| --- | ---: |\n")
+	for i, c := range e.procs {
+		kib, err := treeRSS(c.Process.Pid)
+		if err != nil {
+			return fmt.Errorf("memory of %s: %w", e.names[i], err)
+		}
+		fmt.Printf("| %s | %.1f |\n", e.names[i], float64(kib)/1024)
+	}
+	return nil
+}
+
+// treeRSS is VmRSS (KiB) of pid plus that of its direct children.
+func treeRSS(pid int) (int64, error) {
+	var total int64
+	for _, p := range append(children(pid), pid) {
+		n, err := rssKiB(p)
+		if err != nil {
+			return 0, err
+		}
+		total += n
+	}
+	return total, nil
+}
+
+// children lists the processes whose parent is pid, from /proc/*/stat.
+func children(pid int) []int {
+	var out []int
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		child, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + d.Name() + "/stat")
+		if err != nil {
+			continue // exited meanwhile
+		}
+		// The fields after the command name (which may hold spaces and parentheses): state, ppid, …
+		if i := strings.LastIndexByte(string(b), ')'); i >= 0 {
+			if f := strings.Fields(string(b[i+1:])); len(f) > 1 && f[1] == strconv.Itoa(pid) {
+				out = append(out, child)
+			}
+		}
+	}
+	return out
+}
+
+// rssKiB is VmRSS of pid from /proc/<pid>/status.
+func rssKiB(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	_, rest, ok := strings.Cut(string(b), "\nVmRSS:")
+	if !ok {
+		return 0, fmt.Errorf("/proc/%d/status has no VmRSS (the process is gone)", pid)
+	}
+	return strconv.ParseInt(strings.Fields(rest)[0], 10, 64)
 }
