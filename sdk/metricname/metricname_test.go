@@ -1,6 +1,10 @@
 package metricname
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
 
 func TestEncodeSplitSeries(t *testing.T) {
 	cases := []struct {
@@ -19,25 +23,23 @@ func TestEncodeSplitSeries(t *testing.T) {
 		{"m", []string{"rule", ""}, "rule=.=none;.;m", `m{rule="none"}`},
 	}
 	for _, c := range cases {
-		got := Encode(c.base, c.kv...)
-		if got != c.name {
-			t.Errorf("Encode(%q, %q) = %q, want %q", c.base, c.kv, got, c.name)
-		}
-		base, labels := Split(got)
-		if base != c.base || len(labels) != len(c.kv)/2 {
-			t.Errorf("Split(%q) = %q, %v", got, base, labels)
-		}
-		if s := Series(got); s != c.series {
-			t.Errorf("Series(%q) = %q, want %q", got, s, c.series)
-		}
+		t.Run(c.base, func(t *testing.T) {
+			got := Encode(c.base, c.kv...)
+			require.Equal(t, c.name, got, "Encode(%q, %q)", c.base, c.kv)
+			base, labels := Split(got)
+			require.Equal(t, c.base, base, "Split(%q) base (labels %v)", got, labels)
+			require.Len(t, labels, len(c.kv)/2, "Split(%q) labels (base %q)", got, base)
+			require.Equal(t, c.series, Series(got), "Series(%q)", got)
+		})
 	}
 }
 
 func TestSplitMalformedKeepsName(t *testing.T) {
 	for _, n := range []string{"a=.=b", "=.=x;.;m", "plain.name"} {
-		base, labels := Split(n)
-		if base != n || len(labels) != 0 {
-			t.Errorf("Split(%q) = %q, %v; want name unchanged", n, base, labels)
-		}
+		t.Run(n, func(t *testing.T) {
+			base, labels := Split(n)
+			require.Equal(t, n, base, "Split(%q) base (labels %v); want name unchanged", n, labels)
+			require.Empty(t, labels, "Split(%q) labels (base %q); want name unchanged", n, base)
+		})
 	}
 }

@@ -2,15 +2,15 @@ package rejectwire
 
 import (
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 // FuzzVerify: Verify never panics, and accepts only the exact bytes Sign
 // wrote for a valid code within the window.
 func FuzzVerify(f *testing.F) {
 	k, err := NewKey(b64Key(44, 5))
-	if err != nil {
-		f.Fatal(err)
-	}
+	require.NoError(f, err)
 	var good [Size]byte
 	k.Sign(&good, Preamble{Result: 1, Source: 1, Reason: 3, ConnID: 7, Time: 1000})
 	f.Add(good[:], int64(1000))
@@ -23,11 +23,7 @@ func FuzzVerify(f *testing.F) {
 		}
 		var want [Size]byte
 		k.Sign(&want, p)
-		if string(want[:]) != string(b[:Size]) {
-			t.Fatalf("accepted % x, which Sign does not produce for %+v", b[:Size], p)
-		}
-		if !validCode(p.Result, p.Source, p.Reason) {
-			t.Fatalf("accepted an invalid code %+v", p)
-		}
+		require.Equal(t, want[:], b[:Size], "accepted % x, which Sign does not produce for %+v", b[:Size], p)
+		require.True(t, validCode(p.Result, p.Source, p.Reason), "accepted an invalid code %+v", p)
 	})
 }

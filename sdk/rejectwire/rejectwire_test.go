@@ -176,9 +176,7 @@ func TestSignVerifyDoNotAllocate(t *testing.T) {
 // guest figure is BenchmarkWasmRejectedAssociation in wasm/host).
 func BenchmarkSign(b *testing.B) {
 	k, err := NewKey(b64Key(44, 1))
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	var buf [Size]byte
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
