@@ -7,13 +7,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"io/fs"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -44,9 +44,7 @@ func startRegistry(t *testing.T) string {
 	srv := httptest.NewServer(registry.New())
 	t.Cleanup(srv.Close)
 	u, err := url.Parse(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return u.Host
 }
 
@@ -58,29 +56,17 @@ func TestBuildIsReproducible(t *testing.T) {
 	mod := fakeModule("dicomgate")
 	for _, f := range []Format{FormatOCI, FormatDocker} {
 		d1, err := Digest(mod, f)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		d2, err := Digest(append([]byte(nil), mod...), f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if d1 != d2 {
-			t.Fatalf("%s: two builds of the same module differ: %s vs %s", f, d1, d2)
-		}
+		require.NoError(t, err)
+		require.Equal(t, d1, d2, "%s: two builds of the same module differ", f)
 		other, err := Digest(fakeModule("other"), f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if other == d1 {
-			t.Fatalf("%s: different modules gave the same digest %s", f, d1)
-		}
+		require.NoError(t, err)
+		require.NotEqual(t, d1, other, "%s: different modules gave the same digest", f)
 	}
 	oci, _ := Digest(mod, FormatOCI)
 	docker, _ := Digest(mod, FormatDocker)
-	if oci == docker {
-		t.Fatal("OCI and Docker formats must differ (different media types)")
-	}
+	require.NotEqual(t, oci, docker, "OCI and Docker formats must differ (different media types)")
 }
 
 func TestBuildLayoutMatchesIstioCompatRules(t *testing.T) {
@@ -92,55 +78,34 @@ func TestBuildLayoutMatchesIstioCompatRules(t *testing.T) {
 		{FormatOCI, types.OCIManifestSchema1, types.OCILayer},
 		{FormatDocker, types.DockerManifestSchema2, types.DockerLayer},
 	} {
-		img, err := Build(mod, tc.f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, err := img.Manifest()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if m.MediaType != tc.manifest {
-			t.Errorf("%s: manifest media type %q, want %q", tc.f, m.MediaType, tc.manifest)
-		}
-		if len(m.Layers) != 1 || m.Layers[0].MediaType != tc.layer {
-			t.Fatalf("%s: layers %+v, want exactly one %s", tc.f, m.Layers, tc.layer)
-		}
-		// The tar entry has the fixed metadata that makes the build reproducible.
-		l, _ := img.Layers()
-		rc, err := l[0].Compressed()
-		if err != nil {
-			t.Fatal(err)
-		}
-		zr, err := gzip.NewReader(rc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !zr.ModTime.IsZero() || zr.Name != "" {
-			t.Errorf("gzip header carries time %v / name %q", zr.ModTime, zr.Name)
-		}
-		tr := tar.NewReader(zr)
-		h, err := tr.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if h.Name != PluginFileName || h.Uid != 0 || h.Gid != 0 || h.Mode != 0o444 || !h.ModTime.Equal(Epoch) || h.Uname != "" {
-			t.Errorf("tar header %+v: want plugin.wasm, uid/gid 0, mode 0444, mtime epoch", h)
-		}
-		got, _ := io.ReadAll(tr)
-		if !bytes.Equal(got, mod) {
-			t.Error("plugin.wasm in the layer differs from the module")
-		}
-		if _, err := tr.Next(); err != io.EOF {
-			t.Errorf("layer has more than one entry: %v", err)
-		}
-		cfg, err := img.ConfigFile()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !cfg.Created.Time.Equal(Epoch) || len(cfg.RootFS.DiffIDs) != 1 {
-			t.Errorf("config created=%v diffIDs=%v", cfg.Created, cfg.RootFS.DiffIDs)
-		}
+		t.Run(tc.f.String(), func(t *testing.T) {
+			img, err := Build(mod, tc.f)
+			require.NoError(t, err)
+			m, err := img.Manifest()
+			require.NoError(t, err)
+			require.Equal(t, tc.manifest, m.MediaType, "%s: manifest media type", tc.f)
+			require.Len(t, m.Layers, 1, "%s: want exactly one %s layer", tc.f, tc.layer)
+			require.Equal(t, tc.layer, m.Layers[0].MediaType, "%s: layer media type", tc.f)
+			// The tar entry has the fixed metadata that makes the build reproducible.
+			l, _ := img.Layers()
+			rc, err := l[0].Compressed()
+			require.NoError(t, err)
+			zr, err := gzip.NewReader(rc)
+			require.NoError(t, err)
+			require.True(t, zr.ModTime.IsZero() && zr.Name == "", "gzip header carries time %v / name %q", zr.ModTime, zr.Name)
+			tr := tar.NewReader(zr)
+			h, err := tr.Next()
+			require.NoError(t, err)
+			require.True(t, h.Name == PluginFileName && h.Uid == 0 && h.Gid == 0 && h.Mode == 0o444 && h.ModTime.Equal(Epoch) && h.Uname == "",
+				"tar header %+v: want plugin.wasm, uid/gid 0, mode 0444, mtime epoch", h)
+			got, _ := io.ReadAll(tr)
+			require.True(t, bytes.Equal(got, mod), "plugin.wasm in the layer differs from the module")
+			_, err = tr.Next()
+			require.ErrorIs(t, err, io.EOF, "layer has more than one entry")
+			cfg, err := img.ConfigFile()
+			require.NoError(t, err)
+			require.True(t, cfg.Created.Time.Equal(Epoch) && len(cfg.RootFS.DiffIDs) == 1, "config created=%v diffIDs=%v", cfg.Created, cfg.RootFS.DiffIDs)
+		})
 	}
 }
 
@@ -151,41 +116,24 @@ func TestPushPullRoundTrip(t *testing.T) {
 	for _, f := range []Format{FormatOCI, FormatDocker} {
 		ref := "oci://" + host + "/dicomgate/filter:" + f.String()
 		img, err := Build(mod, f)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		pushed, err := Push(ctx, img, ref, anonymous())
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		want, _ := Digest(mod, f)
-		if pushed.Hex != want {
-			t.Fatalf("%s: pushed digest %s, offline Digest %s", f, pushed.Hex, want)
-		}
+		require.Equal(t, want, pushed.Hex, "%s: pushed digest vs offline Digest", f)
 		back, err := Pull(ctx, ref, anonymous())
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		// The agent compares the WasmPlugin sha256 with this digest.
 		got, err := back.Digest()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got.Hex != want {
-			t.Fatalf("%s: pulled manifest digest %s, want %s", f, got.Hex, want)
-		}
+		require.NoError(t, err)
+		require.Equal(t, want, got.Hex, "%s: pulled manifest digest", f)
 		wasm, err := Extract(back)
-		if err != nil {
-			t.Fatalf("%s: Istio rules reject the pushed image: %v", f, err)
-		}
+		require.NoError(t, err, "%s: Istio rules reject the pushed image", f)
 		s := sha256.Sum256(wasm)
-		if hex.EncodeToString(s[:]) != ModuleSHA256(mod) {
-			t.Fatalf("%s: extracted module differs from the pushed one", f)
-		}
+		require.Equal(t, ModuleSHA256(mod), hex.EncodeToString(s[:]), "%s: extracted module differs from the pushed one", f)
 		// Pull by digest works as well (url: oci://host/repo@sha256:...).
-		if _, err := Pull(ctx, "oci://"+host+"/dicomgate/filter@sha256:"+want, anonymous()); err != nil {
-			t.Fatalf("pull by digest: %v", err)
-		}
+		_, err = Pull(ctx, "oci://"+host+"/dicomgate/filter@sha256:"+want, anonymous())
+		require.NoError(t, err, "pull by digest")
 	}
 }
 
@@ -193,61 +141,37 @@ func TestWriteLayout(t *testing.T) {
 	dir := t.TempDir()
 	mod := fakeModule("layout")
 	img, err := Build(mod, FormatOCI)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	d1, err := WriteLayout(dir, img, "0.1.0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	// Writing again under the same ref name replaces, not duplicates.
-	if _, err := WriteLayout(dir, img, "0.1.0"); err != nil {
-		t.Fatal(err)
-	}
+	_, err = WriteLayout(dir, img, "0.1.0")
+	require.NoError(t, err)
 	p, err := layout.FromPath(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	idx, err := p.ImageIndex()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	im, err := idx.IndexManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(im.Manifests) != 1 {
-		t.Fatalf("layout index has %d manifests, want 1", len(im.Manifests))
-	}
-	if im.Manifests[0].Digest != d1 || im.Manifests[0].Annotations["org.opencontainers.image.ref.name"] != "0.1.0" {
-		t.Fatalf("index entry %+v", im.Manifests[0])
-	}
+	require.NoError(t, err)
+	require.Len(t, im.Manifests, 1, "layout index manifests")
+	require.True(t, im.Manifests[0].Digest == d1 && im.Manifests[0].Annotations["org.opencontainers.image.ref.name"] == "0.1.0",
+		"index entry %+v", im.Manifests[0])
 	back, err := idx.Image(d1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	wasm, err := Extract(back)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(wasm, mod) {
-		t.Fatal("module read from the layout differs")
-	}
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(wasm, mod), "module read from the layout differs")
 }
 
 func TestExtractAppliesIstioRules(t *testing.T) {
 	mod := fakeModule("rules")
 	tgz, err := layerTarGz(mod)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	mk := func(manifest types.MediaType, layers ...v1.Layer) v1.Image {
 		img := mutate.MediaType(empty.Image, manifest)
 		for _, l := range layers {
 			img, err = mutate.AppendLayers(img, l)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 		}
 		return img
 	}
@@ -281,26 +205,21 @@ func TestExtractAppliesIstioRules(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := Extract(tc.img)
 			if tc.wantErr == "" {
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !bytes.Equal(got, mod) {
-					t.Fatal("wrong module bytes")
-				}
+				require.NoError(t, err)
+				require.True(t, bytes.Equal(got, mod), "wrong module bytes")
 				return
 			}
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Fatalf("err = %v, want it to contain %q", err, tc.wantErr)
-			}
+			require.ErrorContains(t, err, tc.wantErr)
 		})
 	}
 }
 
 func TestBuildRejectsNonWasm(t *testing.T) {
 	for _, b := range [][]byte{nil, []byte("\x00asm"), []byte("ELF\x7f....")} {
-		if _, err := Build(b, FormatOCI); err == nil || !strings.Contains(err.Error(), "not a WebAssembly module") {
-			t.Errorf("Build(%q) err = %v", b, err)
-		}
+		t.Run(fmt.Sprintf("%q", b), func(t *testing.T) {
+			_, err := Build(b, FormatOCI)
+			require.ErrorContains(t, err, "not a WebAssembly module", "Build(%q)", b)
+		})
 	}
 }
 
@@ -314,16 +233,15 @@ func TestParseReference(t *testing.T) {
 		{"oci://", "", "empty"},
 		{"oci://Registry/UPPER:tag", "", "use oci://REGISTRY/REPOSITORY:TAG"},
 	} {
-		r, err := ParseReference(tc.in, false)
-		if tc.wantErr != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Errorf("ParseReference(%q) err = %v, want %q", tc.in, err, tc.wantErr)
+		t.Run(tc.in, func(t *testing.T) {
+			r, err := ParseReference(tc.in, false)
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr, "ParseReference(%q)", tc.in)
+				return
 			}
-			continue
-		}
-		if err != nil || r.Name() != tc.want {
-			t.Errorf("ParseReference(%q) = %v, %v; want %s", tc.in, r, err, tc.want)
-		}
+			require.NoError(t, err, "ParseReference(%q)", tc.in)
+			require.Equal(t, tc.want, r.Name(), "ParseReference(%q)", tc.in)
+		})
 	}
 }
 
