@@ -20,9 +20,12 @@
 // Diagnostics, each an extra side in the same interleaved rotation or an extra pass: -early (default on: tcp_proxy
 // with max_early_data_bytes and no filter), -noop (a do-nothing Go proxy-wasm filter, bench/cmd/envoyab/noopfilter,
 // in front of plain tcp_proxy: the fixed cost of any Go filter on V8), -noop-calls N (the same filter making N
-// proxy_get_property calls per connection: the cost of a host call), -mtls=false (server-only TLS: the filter reads
-// no peer-certificate property), -wasm-log LEVEL (audit lines on or off), -perf N (Envoy's CPU per association by
-// shared object from `perf record`, filter vs plain, 4 rounds ABBA).
+// proxy_get_property calls per connection: the cost of a host call), -noop-held (the same filter holding each
+// connection until its first bytes: tcp_proxy connects after the A-ASSOCIATE-RQ as with dicomgate), -noop-wat (a
+// do-nothing filter in WebAssembly text, no language runtime: Envoy's and V8's own cost), -before-wasm FILE
+// (another build of the filter on its own listener: a change measured in the same run), -mtls=false (server-only
+// TLS: the filter reads no peer-certificate property), -wasm-log LEVEL (audit lines on or off), -perf N (Envoy's
+// CPU per association by shared object from `perf record`, filter vs plain, 4 rounds ABBA).
 //
 // The tables it prints (markdown) are what bench/RESULTS.md §7 records.
 package main
@@ -466,7 +469,7 @@ func (e *env) runAB() (*abResult, error) {
 			r+1, res.orders[r], ms(pct(totals(f.seq), 50)), ms(pct(totals(pl.seq), 50)), e.o.clients[len(e.o.clients)-1],
 			f.rate[e.o.clients[len(e.o.clients)-1]], pl.rate[e.o.clients[len(e.o.clients)-1]], f.storeMBs, pl.storeMBs, machine.LoadAvg())
 	}
-	if res.rssKiB, res.hwmKiB, err = readRSS(p.pid); err != nil {
+	if res.rssKiB, res.hwmKiB, err = machine.ReadRSS(p.pid); err != nil {
 		return nil, err
 	}
 	if e.o.perfAssocs > 0 {
@@ -520,7 +523,7 @@ func (e *env) measure(p *envoyProc, l listener, n int, f func() error) (phase, e
 	if err != nil {
 		return ph, err
 	}
-	c0, err := readCPU(p.pid)
+	c0, err := machine.ReadCPU(p.pid)
 	if err != nil {
 		return ph, err
 	}
@@ -547,11 +550,11 @@ func (e *env) measure(p *envoyProc, l listener, n int, f func() error) (phase, e
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-	c1, err := readCPU(p.pid)
+	c1, err := machine.ReadCPU(p.pid)
 	if err != nil {
 		return ph, err
 	}
-	ph.cpu.stat, ph.cpu.sched = c1.sub(c0)
+	ph.cpu.stat, ph.cpu.sched = c1.Sub(c0)
 	after, err := p.stats(statsFilter)
 	if err != nil {
 		return ph, err
