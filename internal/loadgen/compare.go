@@ -92,6 +92,9 @@ type TargetSummary struct {
 	// Ratios are, per metric key, the per-round ratio target/baseline; MedianRatio their median.
 	Ratios      map[string][]float64 `json:"ratios_to_baseline"`
 	MedianRatio map[string]float64   `json:"median_ratio_to_baseline"`
+	// Associations and Bytes sum the rounds' successful associations and data set bytes stored.
+	Associations int64 `json:"associations"`
+	Bytes        int64 `json:"bytes"`
 	// ErrorsByKind sums the rounds' errors by kind.
 	ErrorsByKind map[string]int64 `json:"errors_by_kind,omitempty"`
 
@@ -166,6 +169,8 @@ func Compare(ctx context.Context, cfg CompareConfig) (*Comparison, error) {
 			s.Rounds[r] = Metrics{P50: res.Latency.P50, P90: res.Latency.P90, P99: res.Latency.P99,
 				AssociationsPerSecond: res.AssociationsPerSecond, MBPerSecond: res.MBPerSecond, Errors: res.Errors}
 			s.latencies = append(s.latencies, res.latencies...)
+			s.Associations += res.Associations
+			s.Bytes += res.Bytes
 			for k, n := range res.ErrorsByKind {
 				if s.ErrorsByKind == nil {
 					s.ErrorsByKind = map[string]int64{}

@@ -294,6 +294,7 @@ func TestCompareTwoTargets(t *testing.T) {
 	for _, tg := range cmp.Targets {
 		require.Len(t, tg.Rounds, 2)
 		require.Len(t, tg.latencies, 20)
+		require.Equal(t, int64(20), tg.Associations)
 		require.Zero(t, tg.Median.Errors)
 		require.Len(t, tg.Ratios["p50_ms"], 2)
 		require.NotContains(t, tg.Ratios, "mb_per_s", "echo stores nothing: no MB/s ratio")

@@ -93,12 +93,12 @@ backend pacs
 `, workers, port, crt, ca, backend)
 }
 
-// envoyBootstrap is one Envoy with two listeners on the same mutual TLS: "envoy" (tcp_proxy to the backend,
-// what Istio runs on a TLS port without the plugin) and "envoy-filter" (the compiled dicomgate filter on V8 with
-// the 1-rule policy, then tcp_proxy with max_early_data_bytes; its default cluster "unrouted" is a closed port,
-// so an association the filter failed to route fails instead of being measured). JSON, which Envoy reads as
-// YAML's subset.
-func envoyBootstrap(admin, plain, filter, backend, unrouted int, wasm string, policy []byte, p pkiFiles) ([]byte, error) {
+// envoyBootstrap is an Envoy with one listener on port, with mutual TLS: without wasm, "envoy" (tcp_proxy to the
+// backend, what Istio runs on a TLS port without the plugin); with wasm, "envoy-filter" (the compiled dicomgate
+// filter on V8 with policy, then tcp_proxy with max_early_data_bytes; its default cluster "unrouted" is a closed
+// port, so an association the filter failed to route fails instead of being measured). One listener per process,
+// so each process's CPU time and memory are one target's. JSON, which Envoy reads as YAML's subset.
+func envoyBootstrap(admin, port, backend, unrouted int, wasm string, policy []byte, p pkiFiles) ([]byte, error) {
 	addr := func(port int) map[string]any {
 		return map[string]any{"socket_address": map[string]any{"address": "127.0.0.1", "port_value": port}}
 	}
@@ -131,15 +131,16 @@ func envoyBootstrap(admin, plain, filter, backend, unrouted int, wasm string, po
 		return map[string]any{"name": name, "type": "STATIC", "connect_timeout": "5s", "load_assignment": map[string]any{
 			"cluster_name": name, "endpoints": []any{map[string]any{"lb_endpoints": []any{map[string]any{"endpoint": map[string]any{"address": addr(port)}}}}}}}
 	}
+	l := listener("envoy", port, tcpProxy("envoy", "backend", 0))
+	if wasm != "" {
+		l = listener("envoy-filter", port, wasmFilter, tcpProxy("envoy_filter", "unrouted", 1<<20))
+	}
 	return json.MarshalIndent(map[string]any{
 		"node":  map[string]any{"id": "dicomgate-benchsystem", "cluster": "dicomgate-benchsystem"},
 		"admin": map[string]any{"address": addr(admin)},
 		"static_resources": map[string]any{
-			"listeners": []any{
-				listener("envoy", plain, tcpProxy("envoy", "backend", 0)),
-				listener("envoy-filter", filter, wasmFilter, tcpProxy("envoy_filter", "unrouted", 1<<20)),
-			},
-			"clusters": []any{cluster("backend", backend), cluster("unrouted", unrouted)},
+			"listeners": []any{l},
+			"clusters":  []any{cluster("backend", backend), cluster("unrouted", unrouted)},
 		},
 	}, "", " ")
 }

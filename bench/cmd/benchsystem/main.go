@@ -175,11 +175,19 @@ func (e *env) runPass(p pass) error {
 	args = append(args, p.args...)
 	fmt.Printf("\n### %s: %s\n\n```sh\n%s %s\n```\n\n", p.name, p.what, e.o.bin, strings.Join(args, " "))
 	fmt.Fprintf(os.Stderr, "benchsystem: pass %s (load %s)\n", p.name, machine.LoadAvg())
+	cpu0, err := e.cpuOf()
+	if err != nil {
+		return err
+	}
 	cmd := exec.Command(e.o.bin, args...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {
 		return fmt.Errorf("pass %s: %s: %w", p.name, e.o.bin, err)
+	}
+	cpu1, err := e.cpuOf()
+	if err != nil {
+		return err
 	}
 	var cmp loadgen.Comparison
 	if err := json.Unmarshal(out, &cmp); err != nil {
@@ -188,8 +196,32 @@ func (e *env) runPass(p pass) error {
 	if err := cmp.WriteMarkdown(os.Stdout); err != nil {
 		return err
 	}
+	printCPU(&cmp, cpu0, cpu1)
 	fmt.Printf("\nchart: %s; load average after the pass: %s\n", svg, machine.LoadAvg())
 	return nil
+}
+
+// printCPU prints each proxy process's CPU time during the pass per association and per GB stored. Each
+// process is busy only during its own target's runs (the targets take turns), so its CPU over the whole pass is
+// its target's. The direct target runs in this process with the shared backend and is not listed.
+func printCPU(cmp *loadgen.Comparison, before, after map[string]int64) {
+	fmt.Printf("\n| target | CPU of the proxy process during the pass (s) | per association (µs) | per GB stored (s) |\n| --- | ---: | ---: | ---: |\n")
+	for _, t := range cmp.Targets {
+		b, ok := before[t.Name]
+		if !ok {
+			continue
+		}
+		sec := float64(after[t.Name]-b) / 1e9
+		perGB := "–"
+		if t.Bytes > 0 {
+			perGB = fmt.Sprintf("%.3f", sec/(float64(t.Bytes)/1e9))
+		}
+		perAssoc := 0.0
+		if t.Associations > 0 {
+			perAssoc = sec / float64(t.Associations) * 1e6
+		}
+		fmt.Printf("| %s | %.3f | %.0f | %s |\n", t.Name, sec, perAssoc, perGB)
+	}
 }
 
 // header names the machine, date, load and versions.

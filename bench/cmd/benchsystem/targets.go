@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dicomgate/dicomgate/bench/internal/machine"
 	"github.com/dicomgate/dicomgate/gateway"
 	"github.com/dicomgate/dicomgate/internal/demopacs"
 	"github.com/dicomgate/dicomgate/internal/loadgen"
@@ -61,7 +62,8 @@ func (e *env) setup(ctx context.Context) error {
 		{[]string{"serve-1000"}, func(ctx context.Context) ([]int, error) { return e.startServe(ctx, 1000) }},
 		{[]string{"nginx"}, e.startNginx},
 		{[]string{"haproxy"}, e.startHAProxy},
-		{[]string{"envoy", "envoy-filter"}, e.startEnvoy},
+		{[]string{"envoy"}, func(ctx context.Context) ([]int, error) { return e.startEnvoy(ctx, false) }},
+		{[]string{"envoy-filter"}, func(ctx context.Context) ([]int, error) { return e.startEnvoy(ctx, true) }},
 	} {
 		if all(t.names, skip) {
 			continue
@@ -233,8 +235,9 @@ func (e *env) startHAProxy(ctx context.Context) ([]int, error) {
 		func(file string) []string { return []string{"-db", "-f", file} })
 }
 
-func (e *env) startEnvoy(ctx context.Context) ([]int, error) {
-	var ports [4]int // admin, plain, filter, unrouted
+// startEnvoy starts Envoy with the plain listener, or with the filter listener (and the 1-rule policy).
+func (e *env) startEnvoy(ctx context.Context, filter bool) ([]int, error) {
+	var ports [3]int // admin, listener, unrouted
 	for i := range ports {
 		p, err := freePort()
 		if err != nil {
@@ -242,26 +245,29 @@ func (e *env) startEnvoy(ctx context.Context) ([]int, error) {
 		}
 		ports[i] = p
 	}
-	pol, err := benchPolicy(1, e.pki.clientURI)
+	name, wasm, pol := "envoy", "", []byte(nil)
+	if filter {
+		var err error
+		name = "envoy-filter"
+		if pol, err = benchPolicy(1, e.pki.clientURI); err != nil {
+			return nil, err
+		}
+		if wasm, err = filepath.Abs(e.o.wasm); err != nil {
+			return nil, err
+		}
+	}
+	boot, err := envoyBootstrap(ports[0], ports[1], e.backend, ports[2], wasm, pol, e.pki)
 	if err != nil {
 		return nil, err
 	}
-	wasm, err := filepath.Abs(e.o.wasm)
-	if err != nil {
-		return nil, err
-	}
-	boot, err := envoyBootstrap(ports[0], ports[1], ports[2], e.backend, ports[3], wasm, pol, e.pki)
-	if err != nil {
-		return nil, err
-	}
-	conf := filepath.Join(e.dir, "envoy.json")
+	conf := filepath.Join(e.dir, name+".json")
 	if err := os.WriteFile(conf, boot, 0o644); err != nil {
 		return nil, err
 	}
 	// The wasm logger at info: each association writes its audit line, as with the manifests' install values
 	// and as `dicomgate serve` does.
-	return ports[1:3], e.start(ctx, "envoy", e.o.envoy, "-c", conf, "--disable-hot-restart", "--concurrency", strconv.Itoa(e.o.workers),
-		"-l", "warning", "--component-log-level", "wasm:info", "--log-path", filepath.Join(e.dir, "envoy-app.log"))
+	return ports[1:2], e.start(ctx, name, e.o.envoy, "-c", conf, "--disable-hot-restart", "--concurrency", strconv.Itoa(e.o.workers),
+		"-l", "warning", "--component-log-level", "wasm:info", "--log-path", filepath.Join(e.dir, name+"-app.log"))
 }
 
 // awaitEcho retries a checked C-ECHO association through t until it succeeds (Envoy compiles the filter for
@@ -339,15 +345,34 @@ func children(pid int) []int {
 	return out
 }
 
-// rssKiB is VmRSS of pid from /proc/<pid>/status.
+// treeCPU is the CPU time (ns, the threads' schedstat) of pid plus that of its direct children.
+func treeCPU(pid int) (int64, error) {
+	var total int64
+	for _, p := range append(children(pid), pid) {
+		c, err := machine.ReadCPU(p)
+		if err != nil {
+			return 0, err
+		}
+		total += c.SchedNs
+	}
+	return total, nil
+}
+
+// rssKiB is VmRSS of pid.
 func rssKiB(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
+	rss, _, err := machine.ReadRSS(pid)
+	return rss, err
+}
+
+// cpuOf samples every started process's CPU time (ns), by process name.
+func (e *env) cpuOf() (map[string]int64, error) {
+	out := map[string]int64{}
+	for i, c := range e.procs {
+		ns, err := treeCPU(c.Process.Pid)
+		if err != nil {
+			return nil, fmt.Errorf("CPU time of %s: %w", e.names[i], err)
+		}
+		out[e.names[i]] = ns
 	}
-	_, rest, ok := strings.Cut(string(b), "\nVmRSS:")
-	if !ok {
-		return 0, fmt.Errorf("/proc/%d/status has no VmRSS (the process is gone)", pid)
-	}
-	return strconv.ParseInt(strings.Fields(rest)[0], 10, 64)
+	return out, nil
 }

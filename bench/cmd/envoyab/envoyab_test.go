@@ -1,7 +1,6 @@
 package main
 
 import (
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -119,21 +118,7 @@ func TestColdStartFromLog(t *testing.T) {
 	require.Equal(t, 7483622*time.Microsecond, res.lastWorker)
 }
 
-func TestProcReaders(t *testing.T) {
-	c0, err := readCPU(os.Getpid())
-	require.NoError(t, err)
-	for i := 0; i < 30_000_000; i++ { // burn a little CPU so schedstat must grow
-		_ = i * i
-	}
-	c1, err := readCPU(os.Getpid())
-	require.NoError(t, err)
-	require.GreaterOrEqual(t, c1.Ticks, c0.Ticks)
-	require.Greater(t, c1.SchedNs, c0.SchedNs)
-	rss, hwm, err := readRSS(os.Getpid())
-	require.NoError(t, err)
-	require.Positive(t, rss)
-	require.GreaterOrEqual(t, hwm, rss)
-
+func TestParseStats(t *testing.T) {
 	m := parseStats([]byte("tcp.plain.downstream_cx_total: 12\nwasmcustom.action=.=route;.;rule=.=bench;.;dicomgate_decisions_total: 3\nserver.initialization_time_ms: P0(nan,1.0)\n"))
 	require.Equal(t, map[string]int64{"tcp.plain.downstream_cx_total": 12, statRouted: 3}, m)
 }

@@ -120,10 +120,10 @@ func (e *env) oneStart(r, workers int, withFilter bool) (startResult, error) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	if res.idleKiB, _, err = readRSS(p.pid); err != nil {
+	if res.idleKiB, _, err = machine.ReadRSS(p.pid); err != nil {
 		return res, err
 	}
-	c, err := readCPU(p.pid)
+	c, err := machine.ReadCPU(p.pid)
 	if err != nil {
 		return res, err
 	}
@@ -137,7 +137,7 @@ func (e *env) oneStart(r, workers int, withFilter bool) (startResult, error) {
 			return res, fmt.Errorf("associations on %s: %w", l.name, err)
 		}
 	}
-	if res.loadedKiB, res.hwmKiB, err = readRSS(p.pid); err != nil {
+	if res.loadedKiB, res.hwmKiB, err = machine.ReadRSS(p.pid); err != nil {
 		return res, err
 	}
 	return res, nil
