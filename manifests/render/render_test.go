@@ -2,13 +2,14 @@ package render
 
 import (
 	"encoding/json"
-	"errors"
+	"fmt"
 	"os"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/dicomgate/dicomgate/sdk/policy"
+	"github.com/stretchr/testify/require"
 	"sigs.k8s.io/yaml"
 )
 
@@ -16,13 +17,9 @@ import (
 func basePolicy(t *testing.T) []byte {
 	t.Helper()
 	y, err := os.ReadFile("../base/policy.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	js, err := yaml.YAMLToJSON(y)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return js
 }
 
@@ -32,9 +29,7 @@ func docs(t *testing.T, y []byte) []map[string]any {
 	var out []map[string]any
 	for _, d := range strings.Split(string(y), "\n---\n") {
 		var m map[string]any
-		if err := yaml.Unmarshal([]byte(d), &m); err != nil {
-			t.Fatalf("rendered YAML does not parse: %v\n%s", err, d)
-		}
+		require.NoError(t, yaml.Unmarshal([]byte(d), &m), "rendered YAML does not parse:\n%s", d)
 		out = append(out, m)
 	}
 	return out
@@ -57,17 +52,12 @@ const digest = "4f2a8c1b9e0d3f5a6b7c8d9e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c
 func TestRenderWasmPluginAndEnvoyFilter(t *testing.T) {
 	pol := basePolicy(t)
 	res, err := Render(Options{PolicyJSON: pol, Image: "oci://registry.example/dicomgate:0.1.0", SHA256: digest, EnvoyFilter: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(res.Warnings) != 0 {
-		t.Errorf("unexpected warnings %v", res.Warnings)
-	}
+	require.NoError(t, err)
+	require.Empty(t, res.Warnings, "unexpected warnings")
 	ds := docs(t, res.YAML)
-	if len(ds) != 2 {
-		t.Fatalf("got %d documents, want WasmPlugin + EnvoyFilter", len(ds))
-	}
+	require.Len(t, ds, 2, "want WasmPlugin + EnvoyFilter")
 	wp, ef := ds[0], ds[1]
+	var mismatches []string
 	for _, c := range []struct {
 		got  any
 		want any
@@ -85,61 +75,38 @@ func TestRenderWasmPluginAndEnvoyFilter(t *testing.T) {
 		{field(ef, "metadata", "name"), "dicomgate-early-data"},
 	} {
 		if !reflect.DeepEqual(c.got, c.want) {
-			t.Errorf("got %v, want %v", c.got, c.want)
+			mismatches = append(mismatches, fmt.Sprintf("got %v, want %v", c.got, c.want))
 		}
 	}
+	require.Empty(t, mismatches, "WasmPlugin / EnvoyFilter fields")
 	match, _ := field(wp, "spec", "match").([]any)
-	if len(match) != 1 || !reflect.DeepEqual(match[0], map[string]any{"mode": "CLIENT", "ports": []any{map[string]any{"number": float64(11112)}}}) {
-		t.Errorf("match = %v", match)
-	}
+	require.Equal(t, []any{map[string]any{"mode": "CLIENT", "ports": []any{map[string]any{"number": float64(11112)}}}}, match, "spec.match")
 	// pluginConfig is the policy, value for value.
 	var want map[string]any
-	if err := json.Unmarshal(pol, &want); err != nil {
-		t.Fatal(err)
-	}
-	if got := field(wp, "spec", "pluginConfig"); !reflect.DeepEqual(got, want) {
-		t.Errorf("pluginConfig differs from the policy:\n got %v\nwant %v", got, want)
-	}
+	require.NoError(t, json.Unmarshal(pol, &want))
+	require.Equal(t, want, field(wp, "spec", "pluginConfig"), "pluginConfig differs from the policy")
 	patches, _ := field(ef, "spec", "configPatches").([]any)
-	if len(patches) != 1 {
-		t.Fatalf("configPatches = %v", patches)
-	}
+	require.Len(t, patches, 1, "configPatches = %v", patches)
 	p := patches[0].(map[string]any)
-	if field(p, "match", "listener", "portNumber") != float64(11112) || field(p, "patch", "operation") != "MERGE" || field(p, "match", "context") != "GATEWAY" {
-		t.Errorf("patch = %v", p)
-	}
-	if got := field(p, "patch", "value", "typed_config", "max_early_data_bytes"); got != float64(65536) {
-		t.Errorf("max_early_data_bytes = %v, want the policy's maxAssociateRQBytes 65536", got)
-	}
+	require.True(t, field(p, "match", "listener", "portNumber") == float64(11112) && field(p, "patch", "operation") == "MERGE" && field(p, "match", "context") == "GATEWAY",
+		"patch = %v", p)
+	require.Equal(t, float64(65536), field(p, "patch", "value", "typed_config", "max_early_data_bytes"), "max_early_data_bytes: want the policy's maxAssociateRQBytes 65536")
 }
 
 func TestRenderOptions(t *testing.T) {
 	pol := basePolicy(t)
 	res, err := Render(Options{PolicyJSON: pol, Image: "oci://r.example/dg@sha256:" + digest, Namespace: "istio-system", Name: "dg", Port: 2762})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	wp := docs(t, res.YAML)[0]
-	if field(wp, "spec", "sha256") != digest {
-		t.Errorf("a digest-pinned URL must supply sha256, got %v", field(wp, "spec", "sha256"))
-	}
-	if field(wp, "metadata", "namespace") != "istio-system" || field(wp, "metadata", "name") != "dg" {
-		t.Errorf("metadata = %v", wp["metadata"])
-	}
-	if !strings.Contains(string(res.YAML), "number: 2762") {
-		t.Error("port 2762 not rendered")
-	}
-	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "--envoyfilter") {
-		t.Errorf("after-decision without --envoyfilter must warn, got %v", res.Warnings)
-	}
+	require.Equal(t, digest, field(wp, "spec", "sha256"), "a digest-pinned URL must supply sha256")
+	require.True(t, field(wp, "metadata", "namespace") == "istio-system" && field(wp, "metadata", "name") == "dg", "metadata = %v", wp["metadata"])
+	require.Contains(t, string(res.YAML), "number: 2762", "port 2762 not rendered")
+	require.Len(t, res.Warnings, 1, "after-decision without --envoyfilter must warn, got %v", res.Warnings)
+	require.Contains(t, res.Warnings[0], "--envoyfilter", "after-decision without --envoyfilter must warn")
 
 	res, err = Render(Options{PolicyJSON: pol, Image: "oci://r.example/dg:1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(strings.Join(res.Warnings, "\n"), "no sha256 pinned") {
-		t.Errorf("unpinned module must warn, got %v", res.Warnings)
-	}
+	require.NoError(t, err)
+	require.Contains(t, strings.Join(res.Warnings, "\n"), "no sha256 pinned", "unpinned module must warn")
 
 	for _, tc := range []struct {
 		name string
@@ -153,38 +120,32 @@ func TestRenderOptions(t *testing.T) {
 		{"bad sha", Options{Image: "oci://r/x:1", SHA256: "ABC"}, "64 lowercase hex"},
 		{"port", Options{Image: "oci://r/x:1", Port: 70000}, "--port"},
 	} {
-		tc.o.PolicyJSON = pol
-		if _, err := Render(tc.o); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: err = %v, want %q", tc.name, err, tc.want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			tc.o.PolicyJSON = pol
+			_, err := Render(tc.o)
+			require.ErrorContains(t, err, tc.want, tc.name)
+		})
 	}
 }
 
 func TestRenderRejectsInvalidPolicy(t *testing.T) {
 	res, err := Render(Options{PolicyJSON: []byte(`{"defaultAction":"maybe","rules":[{"action":"route"}]}`), Image: "oci://r/x:1"})
 	var ve *policy.ValidationError
-	if !errors.As(err, &ve) {
-		t.Fatalf("err = %v, want *policy.ValidationError", err)
-	}
-	if res == nil || len(res.Diagnostics) < 2 {
-		t.Fatalf("every diagnostic must be returned, got %+v", res)
-	}
+	require.ErrorAs(t, err, &ve)
+	require.NotNil(t, res, "every diagnostic must be returned")
+	require.GreaterOrEqual(t, len(res.Diagnostics), 2, "every diagnostic must be returned, got %+v", res)
 }
 
 func TestRenderEnvoyFilterConstraints(t *testing.T) {
 	immediate := []byte(`{"defaultAction":"deny","upstreamConnect":"immediate","rules":[{"name":"a","match":{"calledAETitles":["ORTHANC"]},"action":"allow"}]}`)
-	if _, err := Render(Options{PolicyJSON: immediate, Image: "oci://r/x:1", EnvoyFilter: true}); err == nil || !strings.Contains(err.Error(), "immediate") {
-		t.Errorf("immediate + --envoyfilter: err = %v", err)
-	}
+	_, err := Render(Options{PolicyJSON: immediate, Image: "oci://r/x:1", EnvoyFilter: true})
+	require.ErrorContains(t, err, "immediate", "immediate + --envoyfilter")
 	res, err := Render(Options{PolicyJSON: immediate, Image: "oci://r/x:1", SHA256: digest})
-	if err != nil || len(res.Warnings) != 0 {
-		t.Errorf("immediate without EnvoyFilter: err %v warnings %v", err, res.Warnings)
-	}
+	require.NoError(t, err, "immediate without EnvoyFilter")
+	require.Empty(t, res.Warnings, "immediate without EnvoyFilter: warnings")
 	big := []byte(`{"defaultAction":"deny","maxAssociateRQBytes":2097152}`)
-	if _, err := Render(Options{PolicyJSON: big, Image: "oci://r/x:1", EnvoyFilter: true}); err == nil || !strings.Contains(err.Error(), "maxAssociateRQBytes") {
-		t.Errorf("2 MiB RQ with early data: err = %v", err)
-	}
-	if _, err := EnvoyFilter(11112, MaxEarlyDataBytes, DefaultSelector); err != nil {
-		t.Errorf("1 MiB is Envoy's limit and must be accepted: %v", err)
-	}
+	_, err = Render(Options{PolicyJSON: big, Image: "oci://r/x:1", EnvoyFilter: true})
+	require.ErrorContains(t, err, "maxAssociateRQBytes", "2 MiB RQ with early data")
+	_, err = EnvoyFilter(11112, MaxEarlyDataBytes, DefaultSelector)
+	require.NoError(t, err, "1 MiB is Envoy's limit and must be accepted")
 }
