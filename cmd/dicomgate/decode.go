@@ -167,7 +167,7 @@ func writeText(w io.Writer, v *pduView) {
 		}
 	case []pcACView:
 		for _, pc := range pcs {
-			fmt.Fprintf(w, "  presentation context %d: %s", pc.ID, pcResult(pc.Result))
+			fmt.Fprintf(w, "  presentation context %d: %s", pc.ID, pdu.PCResult(pc.Result))
 			if pc.TransferSyntax != "" {
 				fmt.Fprintf(w, ", transfer syntax %s", pc.TransferSyntax)
 			}
@@ -224,21 +224,4 @@ func writeText(w io.Writer, v *pduView) {
 			fmt.Fprintln(w)
 		}
 	}
-}
-
-// pcResult names an A-ASSOCIATE-AC presentation context result.
-func pcResult(r uint8) string {
-	switch r {
-	case 0:
-		return "accepted"
-	case 1:
-		return "user-rejection"
-	case 2:
-		return "no-reason (provider rejection)"
-	case 3:
-		return "abstract-syntax-not-supported"
-	case 4:
-		return "transfer-syntaxes-not-supported"
-	}
-	return fmt.Sprintf("result %d", r)
 }

@@ -106,13 +106,6 @@ type pdvView struct {
 // several PDVs.
 type pduViewer struct {
 	dec     pdu.Decoder
-	rq      pdu.AssociateRQ
-	ac      pdu.AssociateAC
-	rj      pdu.AssociateRJ
-	pd      pdu.PDataTF
-	ab      pdu.Abort
-	rrq     pdu.ReleaseRQ
-	rrp     pdu.ReleaseRP
 	command []byte
 	cs      pdu.CommandSet
 }
@@ -124,22 +117,23 @@ func (v *pduViewer) view(off int, p []byte) (*pduView, error) {
 		return nil, err
 	}
 	pv := &pduView{Offset: off, PDUType: uint8(h.Type), Type: h.Type.String(), Length: h.Length}
-	switch h.Type {
-	case pdu.TypeAssociateRQ:
-		if err := v.dec.DecodeAssociateRQ(p, &v.rq); err != nil {
-			if !errors.Is(err, pdu.ErrAmbiguous) {
-				return nil, err
-			}
-			// Shown anyway (decode is a viewer), with the reason the filter
-			// refuses it: a PACS could read one of its fields differently.
-			lenient := v.dec
-			lenient.AllowAmbiguous = true
-			if err2 := lenient.DecodeAssociateRQ(p, &v.rq); err2 != nil {
-				return nil, err
-			}
-			pv.RefusedAsMalformed = ptr(err.Error())
+	m, err := v.dec.Decode(p)
+	if errors.Is(err, pdu.ErrAmbiguous) {
+		// Shown anyway (decode is a viewer), with the reason the filter
+		// refuses it: a PACS could read one of its fields differently.
+		lenient := v.dec
+		lenient.AllowAmbiguous = true
+		var err2 error
+		if m, err2 = lenient.Decode(p); err2 != nil {
+			return nil, err
 		}
-		rq := &v.rq
+		pv.RefusedAsMalformed = ptr(err.Error())
+	} else if err != nil {
+		return nil, err
+	}
+	switch m := m.(type) {
+	case *pdu.AssociateRQ:
+		rq := m
 		pv.ProtocolVersion = ptr(rq.ProtocolVersion)
 		pv.CalledAETitle = ptr(string(rq.CalledAETitle()))
 		pv.CallingAETitle = ptr(string(rq.CallingAETitle()))
@@ -154,49 +148,29 @@ func (v *pduViewer) view(off int, p []byte) (*pduView, error) {
 		}
 		pv.PresentationContexts = pcs
 		pv.UserInformation = userInfo(&rq.UserInformation)
-	case pdu.TypeAssociateAC:
-		if err := v.dec.DecodeAssociateAC(p, &v.ac); err != nil {
-			return nil, err
-		}
-		ac := &v.ac
+	case *pdu.AssociateAC:
+		ac := m
 		pv.ProtocolVersion = ptr(ac.ProtocolVersion)
 		pv.CalledAETitle = ptr(string(ac.CalledAETitle()))
 		pv.CallingAETitle = ptr(string(ac.CallingAETitle()))
 		pv.ApplicationContext = ptr(string(ac.ApplicationContext))
 		pcs := make([]pcACView, 0, len(ac.PresentationContexts))
 		for _, pc := range ac.PresentationContexts {
-			x := pcACView{ID: pc.ID, Result: pc.Result}
-			if pc.Result == 0 {
+			x := pcACView{ID: pc.ID, Result: uint8(pc.Result)}
+			if pc.Result == pdu.PCAccepted {
 				x.TransferSyntax = string(pc.TransferSyntax)
 			}
 			pcs = append(pcs, x)
 		}
 		pv.PresentationContexts = pcs
 		pv.UserInformation = userInfo(&ac.UserInformation)
-	case pdu.TypeAssociateRJ:
-		if err := v.dec.DecodeAssociateRJ(p, &v.rj); err != nil {
-			return nil, err
-		}
-		pv.Result, pv.Source, pv.Reason = ptr(v.rj.Result), ptr(v.rj.Source), ptr(v.rj.Reason)
-	case pdu.TypeAbort:
-		if err := v.dec.DecodeAbort(p, &v.ab); err != nil {
-			return nil, err
-		}
-		pv.Source, pv.Reason = ptr(v.ab.Source), ptr(v.ab.Reason)
-	case pdu.TypeReleaseRQ:
-		if err := v.dec.DecodeReleaseRQ(p, &v.rrq); err != nil {
-			return nil, err
-		}
-	case pdu.TypeReleaseRP:
-		if err := v.dec.DecodeReleaseRP(p, &v.rrp); err != nil {
-			return nil, err
-		}
-	case pdu.TypePDataTF:
-		if err := v.dec.DecodePDataTF(p, &v.pd); err != nil {
-			return nil, err
-		}
-		pdvs := make([]pdvView, 0, len(v.pd.PDVs))
-		for _, d := range v.pd.PDVs {
+	case *pdu.AssociateRJ:
+		pv.Result, pv.Source, pv.Reason = ptr(uint8(m.Result)), ptr(uint8(m.Source)), ptr(uint8(m.Reason))
+	case *pdu.Abort:
+		pv.Source, pv.Reason = ptr(uint8(m.Source)), ptr(uint8(m.Reason))
+	case *pdu.PDataTF:
+		pdvs := make([]pdvView, 0, len(m.PDVs))
+		for _, d := range m.PDVs {
 			x := pdvView{ContextID: d.ContextID, Command: d.IsCommand(), Last: d.IsLast(), Length: len(d.Data)}
 			if d.IsCommand() {
 				v.command = append(v.command, d.Data...)

@@ -21,8 +21,7 @@ type assoc struct {
 	c    net.Conn
 	peer string
 
-	r     *pduconn.Reader
-	pdata pdu.PDataTF
+	r *pduconn.Reader
 
 	called, calling string
 	ts              map[uint8]string // accepted context ID -> transfer syntax
@@ -42,23 +41,15 @@ type assoc struct {
 
 // errAbort carries the A-ABORT reason a protocol error is answered with.
 type errAbort struct {
-	reason uint8
+	reason pdu.AbortReason
 	msg    string
 }
 
 func (e *errAbort) Error() string { return e.msg }
 
-func protocolError(reason uint8, format string, args ...any) error {
+func protocolError(reason pdu.AbortReason, format string, args ...any) error {
 	return &errAbort{reason: reason, msg: fmt.Sprintf(format, args...)}
 }
-
-// A-ABORT reasons (source 2, service provider; PS3.8 §9.3.8).
-const (
-	abortUnexpectedPDU      = 2
-	abortInvalidParamValue  = 6
-	abortUnrecognizedPDU    = 1
-	abortUnspecifiedReasons = 0
-)
 
 func (a *assoc) logf(format string, args ...any) {
 	a.s.cfg.Logf("%s: "+format, append([]any{a.s.cfg.Name}, args...)...)
@@ -70,8 +61,8 @@ func (a *assoc) send(b []byte) error {
 	return err
 }
 
-func (a *assoc) sendAbort(reason uint8) {
-	ab := pdu.Abort{Source: 2, Reason: reason}
+func (a *assoc) sendAbort(reason pdu.AbortReason) {
+	ab := pdu.Abort{Source: pdu.AbortSourceServiceProvider, Reason: reason}
 	_ = a.send(ab.AppendEncode(nil))
 }
 
@@ -85,22 +76,22 @@ func (a *assoc) run() error {
 		return err
 	}
 	if pdu.Type(first[0]) != pdu.TypeAssociateRQ {
-		a.sendAbort(abortUnexpectedPDU)
+		a.sendAbort(pdu.AbortReasonUnexpectedPDU)
 		return fmt.Errorf("first PDU is %s, want A-ASSOCIATE-RQ", pdu.Type(first[0]))
 	}
 	var rq pdu.AssociateRQ
 	if err := a.r.Dec.DecodeAssociateRQ(first, &rq); err != nil {
-		a.sendAbort(abortInvalidParamValue)
+		a.sendAbort(pdu.AbortReasonInvalidPDUParameterValue)
 		return fmt.Errorf("A-ASSOCIATE-RQ: %w", err)
 	}
 	a.called, a.calling = string(rq.CalledAETitle()), string(rq.CallingAETitle())
 	if rq.ProtocolVersion&1 == 0 {
-		rj := pdu.AssociateRJ{Result: 1, Source: 2, Reason: 2}
+		rj := pdu.AssociateRJ{Result: pdu.RJResultPermanent, Source: pdu.RJSourceServiceProviderACSE, Reason: pdu.RJReasonProtocolVersionNotSupported}
 		_ = a.send(rj.AppendEncode(nil))
 		return fmt.Errorf("rejected %s -> %s: protocol version %#04x not supported", a.calling, a.called, rq.ProtocolVersion)
 	}
 	if string(rq.ApplicationContext) != dicomApplicationContext {
-		rj := pdu.AssociateRJ{Result: 1, Source: 1, Reason: 2}
+		rj := pdu.AssociateRJ{Result: pdu.RJResultPermanent, Source: pdu.RJSourceServiceUser, Reason: pdu.RJReasonApplicationContextNameNotSupported}
 		_ = a.send(rj.AppendEncode(nil))
 		return fmt.Errorf("rejected %s -> %s: application context %q not supported", a.calling, a.called, rq.ApplicationContext)
 	}
@@ -121,9 +112,9 @@ func (a *assoc) run() error {
 	}
 	a.ts = make(map[uint8]string, len(rq.PresentationContexts))
 	for _, pc := range rq.PresentationContexts {
-		res := pdu.PresentationContextAC{ID: pc.ID, Result: 4, TransferSyntax: []byte(ImplicitVRLittleEndian)}
+		res := pdu.PresentationContextAC{ID: pc.ID, Result: pdu.PCTransferSyntaxesNotSupported, TransferSyntax: []byte(ImplicitVRLittleEndian)}
 		if ts := chooseTransferSyntax(pc.TransferSyntaxes); ts != "" {
-			res.Result, res.TransferSyntax = 0, []byte(ts)
+			res.Result, res.TransferSyntax = pdu.PCAccepted, []byte(ts)
 			a.ts[pc.ID] = ts
 		}
 		ac.PresentationContexts = append(ac.PresentationContexts, res)
@@ -140,17 +131,18 @@ func (a *assoc) run() error {
 				return fmt.Errorf("%s closed the connection without A-RELEASE or A-ABORT", a.calling)
 			}
 			if errors.Is(err, pdu.ErrNotDICOM) || errors.Is(err, pdu.ErrUnknownType) || errors.Is(err, pdu.ErrInvalid) || errors.Is(err, pdu.ErrTooLarge) {
-				a.sendAbort(abortUnrecognizedPDU)
+				a.sendAbort(pdu.AbortReasonUnrecognizedPDU)
 			}
 			return err
 		}
-		switch pdu.Type(p[0]) {
-		case pdu.TypePDataTF:
-			if err := a.r.Dec.DecodePDataTF(p, &a.pdata); err != nil {
-				a.sendAbort(abortInvalidParamValue)
-				return fmt.Errorf("P-DATA-TF: %w", err)
-			}
-			for _, v := range a.pdata.PDVs {
+		m, err := a.r.Dec.Decode(p)
+		if err != nil {
+			a.sendAbort(pdu.AbortReasonInvalidPDUParameterValue)
+			return fmt.Errorf("%s: %w", pdu.Type(p[0]), err)
+		}
+		switch m := m.(type) {
+		case *pdu.PDataTF:
+			for _, v := range m.PDVs {
 				if err := a.onPDV(v); err != nil {
 					var ea *errAbort
 					if errors.As(err, &ea) {
@@ -159,7 +151,7 @@ func (a *assoc) run() error {
 					return err
 				}
 			}
-		case pdu.TypeReleaseRQ:
+		case *pdu.ReleaseRQ:
 			rp := pdu.ReleaseRP{}
 			if err := a.send(rp.AppendEncode(nil)); err != nil {
 				return err
@@ -170,12 +162,12 @@ func (a *assoc) run() error {
 			_ = a.c.SetReadDeadline(time.Now().Add(2 * time.Second))
 			_, _ = io.Copy(io.Discard, a.c)
 			return nil
-		case pdu.TypeAbort:
+		case *pdu.Abort:
 			a.logf("association %s -> %s aborted by the requester", a.calling, a.called)
 			return nil
 		default:
-			a.sendAbort(abortUnexpectedPDU)
-			return fmt.Errorf("unexpected %s PDU during the association", pdu.Type(p[0]))
+			a.sendAbort(pdu.AbortReasonUnexpectedPDU)
+			return fmt.Errorf("unexpected %s PDU during the association", m.Type())
 		}
 	}
 }
@@ -199,11 +191,11 @@ func chooseTransferSyntax(proposed [][]byte) string {
 func (a *assoc) onPDV(v pdu.PDV) error {
 	ts, ok := a.ts[v.ContextID]
 	if !ok {
-		return protocolError(abortInvalidParamValue, "PDV on presentation context %d, which was not accepted", v.ContextID)
+		return protocolError(pdu.AbortReasonInvalidPDUParameterValue, "PDV on presentation context %d, which was not accepted", v.ContextID)
 	}
 	if v.IsCommand() {
 		if a.expectData {
-			return protocolError(abortUnexpectedPDU, "command fragment while the data set of message %d is incomplete", a.msgID)
+			return protocolError(pdu.AbortReasonUnexpectedPDU, "command fragment while the data set of message %d is incomplete", a.msgID)
 		}
 		a.cmdBuf = append(a.cmdBuf, v.Data...)
 		if !v.IsLast() {
@@ -212,7 +204,7 @@ func (a *assoc) onPDV(v pdu.PDV) error {
 		err := pdu.ReadCommandSet(a.cmdBuf, &a.cmd)
 		a.cmdBuf = a.cmdBuf[:0]
 		if err != nil {
-			return protocolError(abortInvalidParamValue, "command set: %v", err)
+			return protocolError(pdu.AbortReasonInvalidPDUParameterValue, "command set: %v", err)
 		}
 		a.cmdCtx = v.ContextID
 		a.msgID = a.cmd.MessageID
@@ -232,10 +224,10 @@ func (a *assoc) onPDV(v pdu.PDV) error {
 		return a.respond()
 	}
 	if !a.expectData {
-		return protocolError(abortUnexpectedPDU, "data set fragment without a command that announces one")
+		return protocolError(pdu.AbortReasonUnexpectedPDU, "data set fragment without a command that announces one")
 	}
 	if v.ContextID != a.cmdCtx {
-		return protocolError(abortInvalidParamValue, "data set fragment on context %d, command was on context %d", v.ContextID, a.cmdCtx)
+		return protocolError(pdu.AbortReasonInvalidPDUParameterValue, "data set fragment on context %d, command was on context %d", v.ContextID, a.cmdCtx)
 	}
 	a.dataBytes += int64(len(v.Data))
 	if a.store != nil {

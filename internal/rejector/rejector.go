@@ -326,7 +326,7 @@ func (s *Server) ServeConn(c net.Conn) {
 		s.refuse(c, cause, fmt.Sprintf("gateway connection %d: %s", p.ConnID, detail))
 		return
 	}
-	rj := pdu.AssociateRJ{Result: p.Result, Source: p.Source, Reason: p.Reason}
+	rj := pdu.AssociateRJ{Result: pdu.RJResult(p.Result), Source: pdu.RJSource(p.Source), Reason: pdu.RJReason(p.Reason)}
 	out := rj.AppendEncode(buf[:0])
 	if _, err := c.Write(out); err != nil {
 		s.logf("rejector: %s: gateway connection %d: writing the A-ASSOCIATE-RJ: %v", c.RemoteAddr(), p.ConnID, err)

@@ -116,7 +116,10 @@ func stepErr(step string, err error) error { return &Error{Step: step, Err: err}
 
 // RejectedError is an A-ASSOCIATE-RJ (PS3.8 §9.3.4).
 type RejectedError struct {
-	Result, Source, Reason uint8
+	Result pdu.RJResult
+	Source pdu.RJSource
+	// Reason means what pdu.RJDiagnostic{Source, Reason} names.
+	Reason pdu.RJReason
 }
 
 func (e *RejectedError) Error() string {
@@ -188,25 +191,23 @@ func Associate(cfg Config, rq []byte) (*Assoc, Timing, error) {
 	if err != nil {
 		return fail(fmt.Errorf("waiting for the A-ASSOCIATE-AC: %w", err))
 	}
-	switch pdu.Type(p[0]) {
-	case pdu.TypeAssociateAC:
-	case pdu.TypeAssociateRJ:
-		var rj pdu.AssociateRJ
-		if err := a.r.Dec.DecodeAssociateRJ(p, &rj); err != nil {
-			return fail(fmt.Errorf("A-ASSOCIATE-RJ: %w", err))
-		}
-		return fail(&RejectedError{Result: rj.Result, Source: rj.Source, Reason: rj.Reason})
-	default:
-		return fail(fmt.Errorf("got %s instead of the A-ASSOCIATE-AC", pdu.Type(p[0])))
+	m, err := a.r.Dec.Decode(p)
+	if err != nil {
+		return fail(fmt.Errorf("%s: %w", pdu.Type(p[0]), err))
 	}
-	var ac pdu.AssociateAC
-	if err := a.r.Dec.DecodeAssociateAC(p, &ac); err != nil {
-		return fail(fmt.Errorf("A-ASSOCIATE-AC: %w", err))
+	var ac *pdu.AssociateAC
+	switch m := m.(type) {
+	case *pdu.AssociateAC:
+		ac = m
+	case *pdu.AssociateRJ:
+		return fail(&RejectedError{Result: m.Result, Source: m.Source, Reason: m.Reason})
+	default:
+		return fail(fmt.Errorf("got %s instead of the A-ASSOCIATE-AC", m.Type()))
 	}
 	a.accepted = map[Context]uint8{}
 	for _, pc := range ac.PresentationContexts {
 		i := int(pc.ID-1) / 2
-		if pc.Result != 0 || pc.ID%2 == 0 || i >= len(cfg.Contexts) {
+		if pc.Result != pdu.PCAccepted || pc.ID%2 == 0 || i >= len(cfg.Contexts) {
 			continue
 		}
 		if string(pc.TransferSyntax) != cfg.Contexts[i].TransferSyntax {

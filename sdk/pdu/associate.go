@@ -108,9 +108,9 @@ type PresentationContextRQ struct {
 type PresentationContextAC struct {
 	// ID is the presentation context ID as proposed in the RQ.
 	ID uint8
-	// Result is 0 acceptance, 1 user-rejection, 2 no-reason, 3 abstract syntax
-	// not supported, 4 transfer syntaxes not supported.
-	Result uint8
+	// Result is PCAccepted or why the context was rejected (a PCResult
+	// constant).
+	Result PCResult
 	// TransferSyntax is the accepted transfer syntax (meaningful when Result
 	// is 0), trailing NUL padding removed; nil when the item carried no 0x40
 	// sub-item.

@@ -227,7 +227,7 @@ func (d *Decoder) DecodeAssociateRQ(pdu []byte, rq *AssociateRQ) error {
 		}
 		i := len(rq.PresentationContexts) - 1
 		if strict != nil {
-			if err := strict.pcID(pc.ID, len(pdu)-len(items)+4, rq.PresentationContexts[:i], nil); err != nil {
+			if err := strict.pcID(pc.ID, len(pdu)-len(items)+4, rq.PresentationContexts[:i], false); err != nil {
 				return err
 			}
 		}
@@ -316,19 +316,19 @@ func (d *Decoder) decodeItems(pdu, items []byte, rq *AssociateRQ, ac *AssociateA
 			}
 			i := len(rq.PresentationContexts) - 1
 			if strict != nil {
-				if err := strict.pcID(pc.ID, off+4, rq.PresentationContexts[:i], nil); err != nil {
+				if err := strict.pcID(pc.ID, off+4, rq.PresentationContexts[:i], false); err != nil {
 					return err
 				}
 			}
 			raw.order = append(raw.order, itemRef{typ: typ, index: int32(i)})
 		case typ == ItemPresentationContextAC && ac != nil:
-			pc := grow(&ac.PresentationContexts)
+			pc := growAC(&ac.PresentationContexts)
 			if err := d.decodePCAC(c, off, items[1], pc); err != nil {
 				return err
 			}
 			i := len(ac.PresentationContexts) - 1
 			if strict != nil {
-				if err := strict.pcID(pc.ID, off+4, nil, ac.PresentationContexts[:i]); err != nil {
+				if err := strict.pcID(pc.ID, off+4, nil, acIDRepeated(ac.PresentationContexts[:i], pc.ID)); err != nil {
 					return err
 				}
 			}
@@ -724,7 +724,7 @@ func (d *Decoder) decodePCAC(c []byte, off int, res uint8, pc *PresentationConte
 	if len(c) < 4 {
 		return shortPCError(off, len(c), ItemPresentationContextAC)
 	}
-	pc.ID, pc.Result = c[0], c[2]
+	pc.ID, pc.Result = c[0], PCResult(c[2])
 	pc.TransferSyntax, pc.nul = nil, false
 	pc.res = [3]byte{res, c[1], c[3]}
 	end := off + 4 + len(c)
@@ -743,7 +743,7 @@ func (d *Decoder) decodePCAC(c []byte, off int, res uint8, pc *PresentationConte
 		subs = subs[4+n:]
 	}
 	if s := d.checks(); s != nil {
-		return s.pcAC(off, pc)
+		return s.pcAC(off, pc.ID, uint8(pc.Result), pc.TransferSyntax)
 	}
 	return nil
 }
@@ -752,17 +752,17 @@ func (d *Decoder) decodePCAC(c []byte, off int, res uint8, pc *PresentationConte
 // off.
 //
 //go:noinline
-func checkPCAC(off int, pc *PresentationContextAC) error {
+func checkPCAC(off int, id uint8, result PCResult, ts []byte) error {
 	name := itemName(ItemPresentationContextAC)
-	if pc.Result > 4 {
-		return newErr(off+6, name, ErrInvalid, "context "+itoa(int(pc.ID))+": result "+itoa(int(pc.Result))+" is not 0-4 (strict)")
+	if result > PCTransferSyntaxesNotSupported {
+		return newErr(off+6, name, ErrInvalid, "context "+itoa(int(id))+": result "+itoa(int(result))+" is not 0-4 (strict)")
 	}
-	if pc.Result == 0 {
-		if pc.TransferSyntax == nil {
-			return newErr(off, name, ErrInvalid, "accepted context "+itoa(int(pc.ID))+" has no transfer syntax sub-item 0x40 (strict)")
+	if result == PCAccepted {
+		if ts == nil {
+			return newErr(off, name, ErrInvalid, "accepted context "+itoa(int(id))+" has no transfer syntax sub-item 0x40 (strict)")
 		}
-		if msg := uidProblem(pc.TransferSyntax); msg != "" {
-			return newErr(off, name, ErrInvalid, "context "+itoa(int(pc.ID))+" transfer syntax: "+msg+" (strict)")
+		if msg := uidProblem(ts); msg != "" {
+			return newErr(off, name, ErrInvalid, "context "+itoa(int(id))+" transfer syntax: "+msg+" (strict)")
 		}
 	}
 	return nil
@@ -771,7 +771,7 @@ func checkPCAC(off int, pc *PresentationContextAC) error {
 // checkPCID applies the strict context-ID rules: odd and unique.
 //
 //go:noinline
-func checkPCID(id uint8, off int, prevRQ []PresentationContextRQ, prevAC []PresentationContextAC) error {
+func checkPCID(id uint8, off int, prevRQ []PresentationContextRQ, repeatedAC bool) error {
 	const name = "presentation context ID"
 	if id%2 == 0 {
 		return newErr(off, name, ErrInvalid, "ID "+itoa(int(id))+" is even (IDs are odd, 1-255) (strict)")
@@ -781,12 +781,21 @@ func checkPCID(id uint8, off int, prevRQ []PresentationContextRQ, prevAC []Prese
 			return newErr(off, name, ErrInvalid, "ID "+itoa(int(id))+" is repeated (strict)")
 		}
 	}
-	for i := range prevAC {
-		if prevAC[i].ID == id {
-			return newErr(off, name, ErrInvalid, "ID "+itoa(int(id))+" is repeated (strict)")
-		}
+	if repeatedAC {
+		return newErr(off, name, ErrInvalid, "ID "+itoa(int(id))+" is repeated (strict)")
 	}
 	return nil
+}
+
+// acIDRepeated reports whether a result item in prev has the ID id (for the
+// strict check, which cannot take the items: see strictChecks).
+func acIDRepeated(prev []PresentationContextAC, id uint8) bool {
+	for i := range prev {
+		if prev[i].ID == id {
+			return true
+		}
+	}
+	return false
 }
 
 // reset clears u for decoding, keeping the capacity of its slices. Fields are
@@ -1223,6 +1232,20 @@ func grow[T any](s *[]T) *T {
 	return &(*s)[len(*s)-1]
 }
 
+// growAC is grow for the AC's result items, written out: a generic
+// instantiation's dictionary makes the linker treat its type argument as
+// reaching an interface, which would link PCResult.String (a field of
+// PresentationContextAC) into every program that decodes an RQ, the filter
+// included (see strictChecks).
+func growAC(s *[]PresentationContextAC) *PresentationContextAC {
+	if n := len(*s); n < cap(*s) {
+		*s = (*s)[:n+1]
+	} else {
+		*s = append(*s, PresentationContextAC{})
+	}
+	return &(*s)[len(*s)-1]
+}
+
 // trimUID strips one trailing NUL (UIDs are sent unpadded, but some stacks
 // add a NUL) and reports whether it did.
 func trimUID(b []byte) ([]byte, bool) {
@@ -1292,9 +1315,9 @@ func (d *Decoder) DecodeAssociateRJ(pdu []byte, rj *AssociateRJ) error {
 	if err := d.header(pdu, TypeAssociateRJ); err != nil {
 		return err
 	}
-	*rj = AssociateRJ{hdrReserved: pdu[1], reserved: pdu[6], Result: pdu[7], Source: pdu[8], Reason: pdu[9]}
+	*rj = AssociateRJ{hdrReserved: pdu[1], reserved: pdu[6], Result: RJResult(pdu[7]), Source: RJSource(pdu[8]), Reason: RJReason(pdu[9])}
 	if s := d.checks(); s != nil {
-		return s.rj(rj)
+		return s.rj(uint8(rj.Result), uint8(rj.Source))
 	}
 	return nil
 }
@@ -1324,9 +1347,9 @@ func (d *Decoder) DecodeAbort(pdu []byte, a *Abort) error {
 	if err := d.header(pdu, TypeAbort); err != nil {
 		return err
 	}
-	*a = Abort{hdrReserved: pdu[1], Reserved: [2]byte{pdu[6], pdu[7]}, Source: pdu[8], Reason: pdu[9]}
+	*a = Abort{hdrReserved: pdu[1], Reserved: [2]byte{pdu[6], pdu[7]}, Source: AbortSource(pdu[8]), Reason: AbortReason(pdu[9])}
 	if s := d.checks(); s != nil {
-		return s.abort(a)
+		return s.abort(uint8(a.Source), uint8(a.Reason))
 	}
 	return nil
 }

@@ -189,7 +189,7 @@ func appendPCRQ(dst []byte, pc *PresentationContextRQ) []byte {
 
 func appendPCAC(dst []byte, pc *PresentationContextAC) []byte {
 	dst, pos := beginItem(dst, ItemPresentationContextAC, pc.res[0])
-	dst = append(dst, pc.ID, pc.res[1], pc.Result, pc.res[2])
+	dst = append(dst, pc.ID, pc.res[1], byte(pc.Result), pc.res[2])
 	if pc.TransferSyntax != nil {
 		dst = appendUIDItem(dst, ItemTransferSyntax, 0, pc.TransferSyntax, pc.nul)
 	}
@@ -372,7 +372,7 @@ func appendCommonExtNeg(dst []byte, c *CommonExtendedNegotiation) []byte {
 
 // AppendEncode appends the 10-byte A-ASSOCIATE-RJ PDU to dst.
 func (rj *AssociateRJ) AppendEncode(dst []byte) []byte {
-	return append(dst, byte(TypeAssociateRJ), rj.hdrReserved, 0, 0, 0, 4, rj.reserved, rj.Result, rj.Source, rj.Reason)
+	return append(dst, byte(TypeAssociateRJ), rj.hdrReserved, 0, 0, 0, 4, rj.reserved, byte(rj.Result), byte(rj.Source), byte(rj.Reason))
 }
 
 // AppendEncode appends the 10-byte A-RELEASE-RQ PDU to dst.
@@ -389,7 +389,7 @@ func (r *ReleaseRP) AppendEncode(dst []byte) []byte {
 
 // AppendEncode appends the 10-byte A-ABORT PDU to dst.
 func (a *Abort) AppendEncode(dst []byte) []byte {
-	return append(dst, byte(TypeAbort), a.hdrReserved, 0, 0, 0, 4, a.Reserved[0], a.Reserved[1], a.Source, a.Reason)
+	return append(dst, byte(TypeAbort), a.hdrReserved, 0, 0, 0, 4, a.Reserved[0], a.Reserved[1], byte(a.Source), byte(a.Reason))
 }
 
 // AppendEncode appends the P-DATA-TF PDU to dst, one PDV item per entry of

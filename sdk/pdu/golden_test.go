@@ -247,7 +247,7 @@ func checkExpected(t *testing.T, file string, p []byte, v *decoded, exp *expecte
 			if e.Result == nil {
 				t.Fatalf("%s: expected context %d has no result", file, i)
 			}
-			eq(fmt.Sprintf("context %d result", i), pc.Result, *e.Result)
+			eq(fmt.Sprintf("context %d result", i), uint8(pc.Result), *e.Result)
 			if e.TransferSyntax != nil {
 				eq(fmt.Sprintf("context %d transfer syntax", i), string(pc.TransferSyntax), *e.TransferSyntax)
 			}
@@ -255,9 +255,9 @@ func checkExpected(t *testing.T, file string, p []byte, v *decoded, exp *expecte
 		ui = &ac.UserInformation
 		eq("has user identity response", ui.HasUserIdentityResponse, len(exp.UserIdentityAC) > 0 && string(exp.UserIdentityAC) != "null")
 	case TypeAssociateRJ:
-		eq("RJ result", v.rj.Result, exp.Result)
-		eq("RJ source", v.rj.Source, exp.Source)
-		eq("RJ reason", v.rj.Reason, exp.Reason)
+		eq("RJ result", uint8(v.rj.Result), exp.Result)
+		eq("RJ source", uint8(v.rj.Source), exp.Source)
+		eq("RJ reason", uint8(v.rj.Reason), exp.Reason)
 		return
 	default:
 		t.Fatalf("%s: no expectations for %s", file, Type(p[0]))

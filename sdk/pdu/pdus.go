@@ -2,14 +2,14 @@ package pdu
 
 // AssociateRJ is a decoded A-ASSOCIATE-RJ PDU (type 0x03, always 10 bytes).
 type AssociateRJ struct {
-	// Result is 1 rejected-permanent or 2 rejected-transient.
-	Result uint8
-	// Source is 1 service-user, 2 service-provider (ACSE related) or 3
-	// service-provider (presentation related).
-	Source uint8
+	// Result is RJResultPermanent or RJResultTransient.
+	Result RJResult
+	// Source is the service user (1) or one of the service provider's
+	// functions (2 ACSE, 3 presentation).
+	Source RJSource
 	// Reason is the reason/diagnostic; its meaning depends on Source (e.g.
-	// source 1 reason 7 = called AE title not recognized).
-	Reason uint8
+	// source 1 reason 7 = called-AE-title-not-recognized): see Diagnostic.
+	Reason RJReason
 
 	hdrReserved uint8
 	reserved    uint8 // byte 6
@@ -31,12 +31,12 @@ type ReleaseRP struct {
 
 // Abort is an A-ABORT PDU (type 0x07, always 10 bytes).
 type Abort struct {
-	// Source is 0 service-user initiated or 2 service-provider initiated.
-	Source uint8
-	// Reason is meaningful for source 2 only: 0 not specified, 1
-	// unrecognized PDU, 2 unexpected PDU, 4 unrecognized PDU parameter, 5
-	// unexpected PDU parameter, 6 invalid PDU parameter value.
-	Reason uint8
+	// Source is AbortSourceServiceUser (0) or AbortSourceServiceProvider
+	// (2).
+	Source AbortSource
+	// Reason is meaningful for a service-provider abort only (an
+	// AbortReason constant); a service user sends 0.
+	Reason AbortReason
 	// Reserved are bytes 6-7 as received.
 	Reserved    [2]byte
 	hdrReserved uint8

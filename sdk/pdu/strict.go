@@ -5,17 +5,26 @@ package pdu
 // value in one, so a program that never calls Strict does not link them: the
 // linker keeps a method of a type only when a value of that type can reach
 // an interface (the filter's module size budget relies on this).
+//
+// Its method signatures name no type with a String method (RJResult,
+// PCResult, ...; nor a struct holding one): the linker keeps the String of
+// every type reachable from a type that reaches an interface, and Decoder,
+// which holds this interface, is one (the filter stores it in its plugin).
+// Hence codes are passed as bytes.
 type strictChecks interface {
 	// aes checks both AE title fields of the A-ASSOCIATE PDU of type t.
 	aes(pdu []byte, t Type) error
 	// appCtx checks the application context item at off, the item number
 	// idx of its PDU.
 	appCtx(off, idx int, appCtx []byte) error
-	// pcID checks a presentation context ID against the contexts before it.
-	pcID(id uint8, off int, prevRQ []PresentationContextRQ, prevAC []PresentationContextAC) error
-	// pcRQ and pcAC check a decoded presentation context item at off.
+	// pcID checks a presentation context ID against the contexts before it
+	// (prevRQ in an RQ; in an AC, repeatedAC says whether an earlier item
+	// had the same ID).
+	pcID(id uint8, off int, prevRQ []PresentationContextRQ, repeatedAC bool) error
+	// pcRQ checks a decoded presentation context item at off, pcAC the
+	// ID, result and transfer syntax of a decoded result item at off.
 	pcRQ(off int, pc *PresentationContextRQ) error
-	pcAC(off int, pc *PresentationContextAC) error
+	pcAC(off int, id, result uint8, ts []byte) error
 	// item refuses a repeated or misplaced known item of type typ at off in
 	// a PDU of type t (lenient mode keeps it as unknown).
 	item(off int, typ uint8, t Type) error
@@ -32,8 +41,8 @@ type strictChecks interface {
 	// userInfo checks the decoded user information item at off.
 	userInfo(off int, u *UserInformation, isRQ bool) error
 	// rj and abort check the codes of a decoded A-ASSOCIATE-RJ or A-ABORT.
-	rj(rj *AssociateRJ) error
-	abort(a *Abort) error
+	rj(result, source uint8) error
+	abort(source, reason uint8) error
 	// pdvContextID checks the context ID of the PDV at off.
 	pdvContextID(off int, id uint8) error
 }
@@ -43,11 +52,13 @@ type strictRules struct{}
 
 func (strictRules) aes(pdu []byte, t Type) error             { return checkAEs(pdu, t) }
 func (strictRules) appCtx(off, idx int, appCtx []byte) error { return checkAppCtx(off, idx, appCtx) }
-func (strictRules) pcID(id uint8, off int, prevRQ []PresentationContextRQ, prevAC []PresentationContextAC) error {
-	return checkPCID(id, off, prevRQ, prevAC)
+func (strictRules) pcID(id uint8, off int, prevRQ []PresentationContextRQ, repeatedAC bool) error {
+	return checkPCID(id, off, prevRQ, repeatedAC)
 }
 func (strictRules) pcRQ(off int, pc *PresentationContextRQ) error { return checkPCRQ(off, pc) }
-func (strictRules) pcAC(off int, pc *PresentationContextAC) error { return checkPCAC(off, pc) }
+func (strictRules) pcAC(off int, id, result uint8, ts []byte) error {
+	return checkPCAC(off, id, PCResult(result), ts)
+}
 func (strictRules) assocEnd(t Type, end int, haveApp, havePC, haveUI bool, order []itemRef) error {
 	return checkAssocEnd(t, end, haveApp, havePC, haveUI, order)
 }
@@ -74,22 +85,22 @@ func (strictRules) identityType(sub int, typ uint8) error {
 	return nil
 }
 
-func (strictRules) rj(rj *AssociateRJ) error {
-	if rj.Result != 1 && rj.Result != 2 {
-		return newErr(7, "A-ASSOCIATE-RJ result", ErrInvalid, "result "+itoa(int(rj.Result))+" is not 1 (permanent) or 2 (transient) (strict)")
+func (strictRules) rj(result, source uint8) error {
+	if RJResult(result) != RJResultPermanent && RJResult(result) != RJResultTransient {
+		return newErr(7, "A-ASSOCIATE-RJ result", ErrInvalid, "result "+itoa(int(result))+" is not 1 (permanent) or 2 (transient) (strict)")
 	}
-	if rj.Source < 1 || rj.Source > 3 {
-		return newErr(8, "A-ASSOCIATE-RJ source", ErrInvalid, "source "+itoa(int(rj.Source))+" is not 1-3 (strict)")
+	if source < 1 || source > 3 {
+		return newErr(8, "A-ASSOCIATE-RJ source", ErrInvalid, "source "+itoa(int(source))+" is not 1-3 (strict)")
 	}
 	return nil
 }
 
-func (strictRules) abort(a *Abort) error {
-	if a.Source != 0 && a.Source != 2 {
-		return newErr(8, "A-ABORT source", ErrInvalid, "source "+itoa(int(a.Source))+" is not 0 (service user) or 2 (service provider) (strict)")
+func (strictRules) abort(source, reason uint8) error {
+	if AbortSource(source) != AbortSourceServiceUser && AbortSource(source) != AbortSourceServiceProvider {
+		return newErr(8, "A-ABORT source", ErrInvalid, "source "+itoa(int(source))+" is not 0 (service user) or 2 (service provider) (strict)")
 	}
-	if a.Reason > 6 || a.Reason == 3 {
-		return newErr(9, "A-ABORT reason", ErrInvalid, "reason "+itoa(int(a.Reason))+" is not 0-2 or 4-6 (strict)")
+	if reason > 6 || reason == 3 {
+		return newErr(9, "A-ABORT reason", ErrInvalid, "reason "+itoa(int(reason))+" is not 0-2 or 4-6 (strict)")
 	}
 	return nil
 }
