@@ -305,7 +305,11 @@ func writeBenchText(w io.Writer, r *loadgen.Result, withTLS bool) error {
 	if r.Target != "" {
 		name = r.Target + " (" + r.Address + ")"
 	}
-	fmt.Fprintf(&b, "%s against %s (%s), %d workers: %d associations in %.2f s\n", r.Scenario, name, transport, r.Concurrency, r.Attempts, r.ElapsedSeconds)
+	workers := "workers"
+	if r.Concurrency == 1 {
+		workers = "worker"
+	}
+	fmt.Fprintf(&b, "%s against %s (%s), %d %s: %d associations in %.2f s\n", r.Scenario, name, transport, r.Concurrency, workers, r.Attempts, r.ElapsedSeconds)
 	fmt.Fprintf(&b, "  succeeded  %d, failed %d\n", r.Associations, r.Errors)
 	if r.Associations > 0 {
 		l := r.Latency
@@ -314,7 +318,7 @@ func writeBenchText(w io.Writer, r *loadgen.Result, withTLS bool) error {
 	fmt.Fprintf(&b, "  rate       %.1f associations/s\n", r.AssociationsPerSecond)
 	switch r.Scenario {
 	case loadgen.Store:
-		fmt.Fprintf(&b, "  stored     %d instances, %.1f MB of data set, %.1f MB/s\n", r.Operations, float64(r.Bytes)/1e6, r.MBPerSecond)
+		fmt.Fprintf(&b, "  stored     %d instances, %.4g MB of data set, %.4g MB/s\n", r.Operations, float64(r.Bytes)/1e6, r.MBPerSecond)
 	case loadgen.Reject:
 		fmt.Fprintf(&b, "  refused    %s\n", kinds(r.RejectedBy))
 	}

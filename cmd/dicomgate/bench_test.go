@@ -85,8 +85,8 @@ func TestBenchStoreText(t *testing.T) {
 	addr := plainPACS(t, demopacs.Config{Dir: t.TempDir(), OnStored: func(s demopacs.Stored) { stored = append(stored, s) }})
 	stdout, stderr, code := runCLI(t, nil, "bench", addr, "-s", "store", "--size", "64KiB", "-n", "3", "--stores-per-assoc", "2")
 	require.Equal(t, exitOK, code, stderr)
-	require.Contains(t, stdout, "store against "+addr+" (TCP), 1 workers: 3 associations")
-	require.Contains(t, stdout, "stored     6 instances, 0.4 MB of data set")
+	require.Contains(t, stdout, "store against "+addr+" (TCP), 1 worker: 3 associations")
+	require.Contains(t, stdout, "stored     6 instances, 0.3932 MB of data set")
 	require.Len(t, stored, 6)
 	require.Equal(t, int64(64<<10), stored[0].DataSetBytes)
 
