@@ -1,5 +1,7 @@
 package policy
 
+import "github.com/dicomgate/dicomgate/sdk/pdu"
+
 // Reject reason names used in rejectReason, defaultRejectReason and
 // Decision.RejectReason (DICOM PS3.8 §9.3.4, A-ASSOCIATE-RJ).
 const (
@@ -13,18 +15,23 @@ const (
 )
 
 // rejectCodes maps each reason name to its A-ASSOCIATE-RJ result, source
-// and reason/diagnostic bytes (PDU offsets 7, 8 and 9).
+// and reason/diagnostic (PDU offsets 7, 8 and 9). The names are the policy's
+// own (PS3.8 spells them as pdu.RJDiagnostic's String does); nothing here
+// calls a String, so the filter, which links this table, links no name of
+// sdk/pdu's.
 var rejectCodes = []struct {
-	name                   string
-	result, source, reason byte
+	name   string
+	result pdu.RJResult
+	source pdu.RJSource
+	reason pdu.RJReason
 }{
-	{ReasonNoReasonGiven, 1, 1, 1},
-	{ReasonApplicationContextNotSupported, 1, 1, 2},
-	{ReasonCallingAENotRecognized, 1, 1, 3},
-	{ReasonCalledAENotRecognized, 1, 1, 7},
-	{ReasonProtocolVersionNotSupported, 1, 2, 2},
-	{ReasonTemporaryCongestion, 2, 3, 1},
-	{ReasonLocalLimitExceeded, 2, 3, 2},
+	{ReasonNoReasonGiven, pdu.RJResultPermanent, pdu.RJSourceServiceUser, pdu.RJReasonUserNoReasonGiven},
+	{ReasonApplicationContextNotSupported, pdu.RJResultPermanent, pdu.RJSourceServiceUser, pdu.RJReasonApplicationContextNameNotSupported},
+	{ReasonCallingAENotRecognized, pdu.RJResultPermanent, pdu.RJSourceServiceUser, pdu.RJReasonCallingAETitleNotRecognized},
+	{ReasonCalledAENotRecognized, pdu.RJResultPermanent, pdu.RJSourceServiceUser, pdu.RJReasonCalledAETitleNotRecognized},
+	{ReasonProtocolVersionNotSupported, pdu.RJResultPermanent, pdu.RJSourceServiceProviderACSE, pdu.RJReasonProtocolVersionNotSupported},
+	{ReasonTemporaryCongestion, pdu.RJResultTransient, pdu.RJSourceServiceProviderPresentation, pdu.RJReasonTemporaryCongestion},
+	{ReasonLocalLimitExceeded, pdu.RJResultTransient, pdu.RJSourceServiceProviderPresentation, pdu.RJReasonLocalLimitExceeded},
 }
 
 // RejectCode returns the A-ASSOCIATE-RJ bytes for a reject reason name:
@@ -42,7 +49,7 @@ var rejectCodes = []struct {
 func RejectCode(reason string) (result, source, code byte, ok bool) {
 	for _, c := range rejectCodes {
 		if c.name == reason {
-			return c.result, c.source, c.reason, true
+			return byte(c.result), byte(c.source), byte(c.reason), true
 		}
 	}
 	return 0, 0, 0, false

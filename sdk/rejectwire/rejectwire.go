@@ -25,7 +25,11 @@
 // allocate (the filter signs on its hot path).
 package rejectwire
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/dicomgate/dicomgate/sdk/pdu"
+)
 
 // Wire format constants.
 const (
@@ -135,16 +139,9 @@ func (k *Key) mac(hdr []byte) [32]byte {
 // with reason 1, 2, 3 or 7, source 2 (ACSE provider) or 3 (presentation
 // provider) with reason 1 or 2.
 func validCode(result, source, reason byte) bool {
-	if result != 1 && result != 2 {
-		return false
-	}
-	switch source {
-	case 1:
-		return reason == 1 || reason == 2 || reason == 3 || reason == 7
-	case 2, 3:
-		return reason == 1 || reason == 2
-	}
-	return false
+	r := pdu.RJResult(result)
+	return (r == pdu.RJResultPermanent || r == pdu.RJResultTransient) &&
+		pdu.RJDiagnostic{Source: pdu.RJSource(source), Reason: pdu.RJReason(reason)}.Defined()
 }
 
 // Sign writes the preamble of p into dst. p's result/source/reason must be
