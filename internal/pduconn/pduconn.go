@@ -102,17 +102,18 @@ func (r *Reader) AwaitStoreRSP(msgID uint16, instance string) error {
 func (r *Reader) AwaitRSP(field, msgID uint16, instance string) error {
 	want := pdu.CommandFieldName(field)
 	var cmdBuf []byte
-	var pd pdu.PDataTF
 	for {
 		p, err := r.ReadPDU()
 		if err != nil {
 			return fmt.Errorf("waiting for the %s: %w", want, err)
 		}
-		if pdu.Type(p[0]) != pdu.TypePDataTF {
-			return fmt.Errorf("got %s while waiting for the %s", pdu.Type(p[0]), want)
+		m, err := r.Dec.Decode(p)
+		if err != nil {
+			return fmt.Errorf("%s: %w", pdu.Type(p[0]), err)
 		}
-		if err := r.Dec.DecodePDataTF(p, &pd); err != nil {
-			return fmt.Errorf("P-DATA-TF: %w", err)
+		pd, ok := m.(*pdu.PDataTF)
+		if !ok {
+			return fmt.Errorf("got %s while waiting for the %s", m.Type(), want)
 		}
 		for _, v := range pd.PDVs {
 			if !v.IsCommand() {
@@ -151,8 +152,12 @@ func (r *Reader) Release(timeout time.Duration) error {
 	if err != nil {
 		return fmt.Errorf("waiting for the A-RELEASE-RP: %w", err)
 	}
-	if pdu.Type(p[0]) != pdu.TypeReleaseRP {
-		return fmt.Errorf("got %s instead of the A-RELEASE-RP", pdu.Type(p[0]))
+	m, err := r.Dec.Decode(p)
+	if err != nil {
+		return fmt.Errorf("%s: %w", pdu.Type(p[0]), err)
+	}
+	if _, ok := m.(*pdu.ReleaseRP); !ok {
+		return fmt.Errorf("got %s instead of the A-RELEASE-RP", m.Type())
 	}
 	return nil
 }

@@ -114,14 +114,15 @@ func open(c net.Conn, rq []byte, timeout time.Duration) (*scu, error) {
 	if err != nil {
 		return nil, fmt.Errorf("waiting for the A-ASSOCIATE-AC: %w", err)
 	}
-	if pdu.Type(p[0]) != pdu.TypeAssociateAC {
-		return nil, fmt.Errorf("got %s instead of an A-ASSOCIATE-AC", pdu.Type(p[0]))
+	m, err := a.r.Dec.Decode(p)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", pdu.Type(p[0]), err)
 	}
-	var ac pdu.AssociateAC
-	if err := a.r.Dec.DecodeAssociateAC(p, &ac); err != nil {
-		return nil, fmt.Errorf("A-ASSOCIATE-AC: %w", err)
+	ac, ok := m.(*pdu.AssociateAC)
+	if !ok {
+		return nil, fmt.Errorf("got %s instead of an A-ASSOCIATE-AC", m.Type())
 	}
-	if len(ac.PresentationContexts) != 1 || ac.PresentationContexts[0].Result != 0 {
+	if len(ac.PresentationContexts) != 1 || ac.PresentationContexts[0].Result != pdu.PCAccepted {
 		return nil, errors.New("the A-ASSOCIATE-AC does not accept the Secondary Capture context")
 	}
 	a.peerMax = 16384
