@@ -233,6 +233,24 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	r.rq = r.scu.RQ()
+	// Encode every instance before the clock starts, for the context ID it is proposed on and the default
+	// fragment size; an acceptor announcing a smaller maximum gets its own encoding on first use (store).
+	for i, pc := range r.scu.Contexts {
+		for _, in := range cfg.Instances {
+			if in.Context() != pc {
+				continue
+			}
+			id := uint8(2*i + 1)
+			if _, done := r.streams[streamKey{in, id, scu.DefaultMaxPDU}]; done {
+				continue
+			}
+			st, err := scu.EncodeStream(in, id, scu.DefaultMaxPDU)
+			if err != nil {
+				return nil, err
+			}
+			r.streams[streamKey{in, id, scu.DefaultMaxPDU}] = st
+		}
+	}
 	clk := cfg.clock
 	start := clk.Now()
 	var deadline time.Time
