@@ -30,6 +30,18 @@
 // AE titles are compared after [TrimAETitle] (CalledAETitle, CallingAETitle);
 // [ValidAETitle] checks the PS3.5 character rules.
 //
+// Where allocation does not matter (tools, tests, a demo acceptor),
+// [Decode] or [Decoder.Decode] decodes a PDU of any type into a new value
+// and returns it as a [PDU]; the caller switches on its dynamic type
+// (*AssociateRQ, *AssociateAC, *AssociateRJ, *PDataTF, *ReleaseRQ,
+// *ReleaseRP, *Abort) instead of the type byte.
+//
+// The coded fields are typed: [RJResult], [RJSource] and [RJReason] of an
+// A-ASSOCIATE-RJ (a reason means something only with its source:
+// [RJDiagnostic] names the pair), [AbortSource] and [AbortReason] of an
+// A-ABORT, [PCResult] of an A-ASSOCIATE-AC presentation context. Their
+// String methods give the PS3.8 names.
+//
 // # Encoding
 //
 // Every PDU type has AppendEncode(dst) []byte. A decoded value re-encodes
