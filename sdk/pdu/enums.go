@@ -5,6 +5,10 @@ package pdu
 // names a value as PS3.8 spells it and a value the standard does not define
 // as "<field> N". They are plain uint8 on the wire: the decoders keep any
 // byte (the strict Decoder rejects the undefined ones).
+//
+// The names live in tables that only the String methods (and Defined) read,
+// so a program that never calls them links no name (the filter's module
+// size: see strictChecks for what else keeps a String reachable).
 
 // RJResult is the result field of an A-ASSOCIATE-RJ (PDU byte 7).
 type RJResult uint8
@@ -15,16 +19,10 @@ const (
 	RJResultTransient RJResult = 2
 )
 
+var rjResultNames = [...]string{RJResultPermanent: "rejected-permanent", RJResultTransient: "rejected-transient"}
+
 // String returns "rejected-permanent", "rejected-transient" or "result N".
-func (r RJResult) String() string {
-	switch r {
-	case RJResultPermanent:
-		return "rejected-permanent"
-	case RJResultTransient:
-		return "rejected-transient"
-	}
-	return "result " + itoa(int(r))
-}
+func (r RJResult) String() string { return name(rjResultNames[:], uint8(r), "result ") }
 
 // RJSource is the source field of an A-ASSOCIATE-RJ (PDU byte 8); it gives
 // the reason byte its meaning (see RJDiagnostic).
@@ -43,20 +41,16 @@ const (
 	RJSourceServiceProviderPresentation RJSource = 3
 )
 
+var rjSourceNames = [...]string{
+	RJSourceServiceUser:                 "service-user",
+	RJSourceServiceProviderACSE:         "service-provider (ACSE related function)",
+	RJSourceServiceProviderPresentation: "service-provider (presentation related function)",
+}
+
 // String returns "service-user", "service-provider (ACSE related
 // function)", "service-provider (presentation related function)" or
 // "source N".
-func (s RJSource) String() string {
-	switch s {
-	case RJSourceServiceUser:
-		return "service-user"
-	case RJSourceServiceProviderACSE:
-		return "service-provider (ACSE related function)"
-	case RJSourceServiceProviderPresentation:
-		return "service-provider (presentation related function)"
-	}
-	return "source " + itoa(int(s))
-}
+func (s RJSource) String() string { return name(rjSourceNames[:], uint8(s), "source ") }
 
 // RJReason is the reason/diagnostic field of an A-ASSOCIATE-RJ (PDU byte
 // 9). The same byte means different things for different sources (2 is
@@ -87,6 +81,24 @@ const (
 	RJReasonLocalLimitExceeded  RJReason = 2
 )
 
+// rjReasonNames are the reasons PS3.8 §9.3.4 defines, by source.
+var rjReasonNames = [...][]string{
+	RJSourceServiceUser: {
+		RJReasonUserNoReasonGiven:                  "no-reason-given",
+		RJReasonApplicationContextNameNotSupported: "application-context-name-not-supported",
+		RJReasonCallingAETitleNotRecognized:        "calling-AE-title-not-recognized",
+		RJReasonCalledAETitleNotRecognized:         "called-AE-title-not-recognized",
+	},
+	RJSourceServiceProviderACSE: {
+		RJReasonACSENoReasonGiven:           "no-reason-given",
+		RJReasonProtocolVersionNotSupported: "protocol-version-not-supported",
+	},
+	RJSourceServiceProviderPresentation: {
+		RJReasonTemporaryCongestion: "temporary-congestion",
+		RJReasonLocalLimitExceeded:  "local-limit-exceeded",
+	},
+}
+
 // RJDiagnostic is an A-ASSOCIATE-RJ reason with the source that gives it its
 // meaning (PS3.8 §9.3.4).
 type RJDiagnostic struct {
@@ -99,41 +111,25 @@ func (rj *AssociateRJ) Diagnostic() RJDiagnostic {
 	return RJDiagnostic{Source: rj.Source, Reason: rj.Reason}
 }
 
+// names returns the reason names of d's source (nil for an undefined source).
+func (d RJDiagnostic) names() []string {
+	if int(d.Source) < len(rjReasonNames) {
+		return rjReasonNames[d.Source]
+	}
+	return nil
+}
+
 // Defined reports whether PS3.8 §9.3.4 defines the reason for the source:
 // 1, 2, 3 or 7 from the service user, 1 or 2 from either provider.
 func (d RJDiagnostic) Defined() bool {
-	switch d.Source {
-	case RJSourceServiceUser:
-		return d.Reason == 1 || d.Reason == 2 || d.Reason == 3 || d.Reason == 7
-	case RJSourceServiceProviderACSE, RJSourceServiceProviderPresentation:
-		return d.Reason == 1 || d.Reason == 2
-	}
-	return false
+	n := d.names()
+	return int(d.Reason) < len(n) && n[d.Reason] != ""
 }
 
 // String returns the PS3.8 name of the reason for its source, e.g.
 // "called-AE-title-not-recognized", or "reason N" when the standard defines
 // no such reason for that source.
-func (d RJDiagnostic) String() string {
-	switch d {
-	case RJDiagnostic{RJSourceServiceUser, RJReasonUserNoReasonGiven},
-		RJDiagnostic{RJSourceServiceProviderACSE, RJReasonACSENoReasonGiven}:
-		return "no-reason-given"
-	case RJDiagnostic{RJSourceServiceUser, RJReasonApplicationContextNameNotSupported}:
-		return "application-context-name-not-supported"
-	case RJDiagnostic{RJSourceServiceUser, RJReasonCallingAETitleNotRecognized}:
-		return "calling-AE-title-not-recognized"
-	case RJDiagnostic{RJSourceServiceUser, RJReasonCalledAETitleNotRecognized}:
-		return "called-AE-title-not-recognized"
-	case RJDiagnostic{RJSourceServiceProviderACSE, RJReasonProtocolVersionNotSupported}:
-		return "protocol-version-not-supported"
-	case RJDiagnostic{RJSourceServiceProviderPresentation, RJReasonTemporaryCongestion}:
-		return "temporary-congestion"
-	case RJDiagnostic{RJSourceServiceProviderPresentation, RJReasonLocalLimitExceeded}:
-		return "local-limit-exceeded"
-	}
-	return "reason " + itoa(int(d.Reason))
-}
+func (d RJDiagnostic) String() string { return name(d.names(), uint8(d.Reason), "reason ") }
 
 // AbortSource is the source field of an A-ABORT (PDU byte 8).
 type AbortSource uint8
@@ -144,16 +140,10 @@ const (
 	AbortSourceServiceProvider AbortSource = 2
 )
 
+var abortSourceNames = [...]string{AbortSourceServiceUser: "service-user", AbortSourceServiceProvider: "service-provider"}
+
 // String returns "service-user", "service-provider" or "source N".
-func (s AbortSource) String() string {
-	switch s {
-	case AbortSourceServiceUser:
-		return "service-user"
-	case AbortSourceServiceProvider:
-		return "service-provider"
-	}
-	return "source " + itoa(int(s))
-}
+func (s AbortSource) String() string { return name(abortSourceNames[:], uint8(s), "source ") }
 
 // AbortReason is the reason/diagnostic field of an A-ABORT (PDU byte 9),
 // significant only when the source is AbortSourceServiceProvider (a service
@@ -170,24 +160,17 @@ const (
 	AbortReasonInvalidPDUParameterValue AbortReason = 6
 )
 
-// String returns the PS3.8 name, e.g. "unexpected-PDU", or "reason N".
-func (r AbortReason) String() string {
-	switch r {
-	case AbortReasonNotSpecified:
-		return "reason-not-specified"
-	case AbortReasonUnrecognizedPDU:
-		return "unrecognized-PDU"
-	case AbortReasonUnexpectedPDU:
-		return "unexpected-PDU"
-	case AbortReasonUnrecognizedPDUParameter:
-		return "unrecognized-PDU-parameter"
-	case AbortReasonUnexpectedPDUParameter:
-		return "unexpected-PDU-parameter"
-	case AbortReasonInvalidPDUParameterValue:
-		return "invalid-PDU-parameter-value"
-	}
-	return "reason " + itoa(int(r))
+var abortReasonNames = [...]string{
+	AbortReasonNotSpecified:             "reason-not-specified",
+	AbortReasonUnrecognizedPDU:          "unrecognized-PDU",
+	AbortReasonUnexpectedPDU:            "unexpected-PDU",
+	AbortReasonUnrecognizedPDUParameter: "unrecognized-PDU-parameter",
+	AbortReasonUnexpectedPDUParameter:   "unexpected-PDU-parameter",
+	AbortReasonInvalidPDUParameterValue: "invalid-PDU-parameter-value",
 }
+
+// String returns the PS3.8 name, e.g. "unexpected-PDU", or "reason N".
+func (r AbortReason) String() string { return name(abortReasonNames[:], uint8(r), "reason ") }
 
 // PCResult is the result/reason field of a presentation context item of an
 // A-ASSOCIATE-AC (item 0x21, byte 6 of the item).
@@ -202,22 +185,25 @@ const (
 	PCTransferSyntaxesNotSupported PCResult = 4
 )
 
+var pcResultNames = [...]string{
+	PCAccepted:                     "accepted",
+	PCUserRejection:                "user-rejection",
+	PCNoReason:                     "no-reason (provider rejection)",
+	PCAbstractSyntaxNotSupported:   "abstract-syntax-not-supported",
+	PCTransferSyntaxesNotSupported: "transfer-syntaxes-not-supported",
+}
+
 // String returns "accepted", "user-rejection", "no-reason (provider
 // rejection)", "abstract-syntax-not-supported",
 // "transfer-syntaxes-not-supported" or "result N" (the texts of `dicomgate
 // decode`).
-func (r PCResult) String() string {
-	switch r {
-	case PCAccepted:
-		return "accepted"
-	case PCUserRejection:
-		return "user-rejection"
-	case PCNoReason:
-		return "no-reason (provider rejection)"
-	case PCAbstractSyntaxNotSupported:
-		return "abstract-syntax-not-supported"
-	case PCTransferSyntaxesNotSupported:
-		return "transfer-syntaxes-not-supported"
+func (r PCResult) String() string { return name(pcResultNames[:], uint8(r), "result ") }
+
+// name returns names[v], or field followed by v in decimal when names has no
+// entry for v.
+func name(names []string, v uint8, field string) string {
+	if int(v) < len(names) && names[v] != "" {
+		return names[v]
 	}
-	return "result " + itoa(int(r))
+	return field + itoa(int(v))
 }

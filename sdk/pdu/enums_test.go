@@ -1,31 +1,54 @@
 package pdu
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 )
 
-// The enums' texts are what `dicomgate decode` and error messages show;
-// every defined value and one undefined value of each is pinned.
+// TestEnumStrings pins the text of every defined value of each enum and of
+// undefined neighbours: they are what `dicomgate decode` and error messages
+// show.
+func TestEnumStrings(t *testing.T) {
+	for _, tc := range []struct {
+		v    fmt.Stringer
+		want string
+	}{
+		{RJResult(0), "result 0"},
+		{RJResultPermanent, "rejected-permanent"},
+		{RJResultTransient, "rejected-transient"},
+		{RJResult(3), "result 3"},
 
-func TestRJResultString(t *testing.T) {
-	for v, want := range map[RJResult]string{
-		0: "result 0", RJResultPermanent: "rejected-permanent", RJResultTransient: "rejected-transient", 3: "result 3",
-	} {
-		require.Equal(t, want, v.String())
-	}
-}
+		{RJSource(0), "source 0"},
+		{RJSourceServiceUser, "service-user"},
+		{RJSourceServiceProviderACSE, "service-provider (ACSE related function)"},
+		{RJSourceServiceProviderPresentation, "service-provider (presentation related function)"},
+		{RJSource(4), "source 4"},
 
-func TestRJSourceString(t *testing.T) {
-	for v, want := range map[RJSource]string{
-		0:                                   "source 0",
-		RJSourceServiceUser:                 "service-user",
-		RJSourceServiceProviderACSE:         "service-provider (ACSE related function)",
-		RJSourceServiceProviderPresentation: "service-provider (presentation related function)",
-		4:                                   "source 4",
+		{AbortSourceServiceUser, "service-user"},
+		{AbortSource(1), "source 1"},
+		{AbortSourceServiceProvider, "service-provider"},
+		{AbortSource(3), "source 3"},
+
+		{AbortReasonNotSpecified, "reason-not-specified"},
+		{AbortReasonUnrecognizedPDU, "unrecognized-PDU"},
+		{AbortReasonUnexpectedPDU, "unexpected-PDU"},
+		{AbortReason(3), "reason 3"},
+		{AbortReasonUnrecognizedPDUParameter, "unrecognized-PDU-parameter"},
+		{AbortReasonUnexpectedPDUParameter, "unexpected-PDU-parameter"},
+		{AbortReasonInvalidPDUParameterValue, "invalid-PDU-parameter-value"},
+		{AbortReason(7), "reason 7"},
+		{AbortReason(255), "reason 255"},
+
+		{PCAccepted, "accepted"},
+		{PCUserRejection, "user-rejection"},
+		{PCNoReason, "no-reason (provider rejection)"},
+		{PCAbstractSyntaxNotSupported, "abstract-syntax-not-supported"},
+		{PCTransferSyntaxesNotSupported, "transfer-syntaxes-not-supported"},
+		{PCResult(5), "result 5"},
 	} {
-		require.Equal(t, want, v.String())
+		require.Equal(t, tc.want, tc.v.String(), "%T(%d)", tc.v, tc.v)
 	}
 }
 
@@ -43,8 +66,8 @@ func TestRJDiagnosticString(t *testing.T) {
 		{RJSourceServiceProviderPresentation, RJReasonTemporaryCongestion}: "temporary-congestion",
 		{RJSourceServiceProviderPresentation, RJReasonLocalLimitExceeded}:  "local-limit-exceeded",
 	}
-	for s := RJSource(0); s <= 4; s++ {
-		for r := RJReason(0); r <= 10; r++ {
+	for _, s := range []RJSource{0, 1, 2, 3, 4, 255} {
+		for _, r := range []RJReason{0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 255} {
 			d := RJDiagnostic{s, r}
 			want, ok := defined[d]
 			if !ok {
@@ -56,40 +79,4 @@ func TestRJDiagnosticString(t *testing.T) {
 	}
 	rj := AssociateRJ{Result: RJResultPermanent, Source: RJSourceServiceProviderACSE, Reason: 2}
 	require.Equal(t, "protocol-version-not-supported", rj.Diagnostic().String())
-}
-
-func TestAbortSourceString(t *testing.T) {
-	for v, want := range map[AbortSource]string{
-		AbortSourceServiceUser: "service-user", 1: "source 1", AbortSourceServiceProvider: "service-provider", 3: "source 3",
-	} {
-		require.Equal(t, want, v.String())
-	}
-}
-
-func TestAbortReasonString(t *testing.T) {
-	for v, want := range map[AbortReason]string{
-		AbortReasonNotSpecified:             "reason-not-specified",
-		AbortReasonUnrecognizedPDU:          "unrecognized-PDU",
-		AbortReasonUnexpectedPDU:            "unexpected-PDU",
-		3:                                   "reason 3",
-		AbortReasonUnrecognizedPDUParameter: "unrecognized-PDU-parameter",
-		AbortReasonUnexpectedPDUParameter:   "unexpected-PDU-parameter",
-		AbortReasonInvalidPDUParameterValue: "invalid-PDU-parameter-value",
-		7:                                   "reason 7",
-	} {
-		require.Equal(t, want, v.String())
-	}
-}
-
-func TestPCResultString(t *testing.T) {
-	for v, want := range map[PCResult]string{
-		PCAccepted:                     "accepted",
-		PCUserRejection:                "user-rejection",
-		PCNoReason:                     "no-reason (provider rejection)",
-		PCAbstractSyntaxNotSupported:   "abstract-syntax-not-supported",
-		PCTransferSyntaxesNotSupported: "transfer-syntaxes-not-supported",
-		5:                              "result 5",
-	} {
-		require.Equal(t, want, v.String())
-	}
 }

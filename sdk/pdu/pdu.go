@@ -51,35 +51,34 @@ func (d *Decoder) Decode(pdu []byte) (PDU, error) {
 	if len(pdu) == 0 {
 		return nil, newErr(0, "PDU header", ErrTruncated, "have 0 bytes, the header needs 6")
 	}
-	var p PDU
-	var err error
 	switch Type(pdu[0]) {
 	case TypeAssociateRQ:
-		v := new(AssociateRQ)
-		p, err = v, d.DecodeAssociateRQ(pdu, v)
+		return decodeNew(d, pdu, (*Decoder).DecodeAssociateRQ)
 	case TypeAssociateAC:
-		v := new(AssociateAC)
-		p, err = v, d.DecodeAssociateAC(pdu, v)
+		return decodeNew(d, pdu, (*Decoder).DecodeAssociateAC)
 	case TypeAssociateRJ:
-		v := new(AssociateRJ)
-		p, err = v, d.DecodeAssociateRJ(pdu, v)
+		return decodeNew(d, pdu, (*Decoder).DecodeAssociateRJ)
 	case TypePDataTF:
-		v := new(PDataTF)
-		p, err = v, d.DecodePDataTF(pdu, v)
+		return decodeNew(d, pdu, (*Decoder).DecodePDataTF)
 	case TypeReleaseRQ:
-		v := new(ReleaseRQ)
-		p, err = v, d.DecodeReleaseRQ(pdu, v)
+		return decodeNew(d, pdu, (*Decoder).DecodeReleaseRQ)
 	case TypeReleaseRP:
-		v := new(ReleaseRP)
-		p, err = v, d.DecodeReleaseRP(pdu, v)
+		return decodeNew(d, pdu, (*Decoder).DecodeReleaseRP)
 	case TypeAbort:
-		v := new(Abort)
-		p, err = v, d.DecodeAbort(pdu, v)
-	default:
-		return nil, unknownTypeError(pdu)
+		return decodeNew(d, pdu, (*Decoder).DecodeAbort)
 	}
-	if err != nil {
+	return nil, unknownTypeError(pdu)
+}
+
+// decodeNew decodes pdu into a new T with decode; nil on an error (not a
+// non-nil PDU holding a nil or half-decoded *T).
+func decodeNew[T any, P interface {
+	*T
+	PDU
+}](d *Decoder, pdu []byte, decode func(*Decoder, []byte, P) error) (PDU, error) {
+	v := P(new(T))
+	if err := decode(d, pdu, v); err != nil {
 		return nil, err
 	}
-	return p, nil
+	return v, nil
 }
