@@ -6,21 +6,17 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 // TestASCIIHelpers pins the ASCII-only case mapping and comparison used
 // for AE titles and DNS names (RFC 4343: DNS compares ASCII letters
 // case-insensitively and nothing else).
 func TestASCIIHelpers(t *testing.T) {
-	if got := asciiUpper("pacs_a-1*?"); got != "PACS_A-1*?" {
-		t.Errorf("asciiUpper = %q", got)
-	}
-	if got := asciiLower("CT1.Modalities.EXAMPLE"); got != "ct1.modalities.example" {
-		t.Errorf("asciiLower = %q", got)
-	}
-	if got := asciiUpper("é"); got != "é" { // non-ASCII bytes are left alone
-		t.Errorf("asciiUpper(é) = %q", got)
-	}
+	require.Equal(t, "PACS_A-1*?", asciiUpper("pacs_a-1*?"), "asciiUpper")
+	require.Equal(t, "ct1.modalities.example", asciiLower("CT1.Modalities.EXAMPLE"), "asciiLower")
+	require.Equal(t, "é", asciiUpper("é"), "asciiUpper(é)") // non-ASCII bytes are left alone
 	for _, tc := range []struct {
 		a, b string
 		want bool
@@ -29,22 +25,23 @@ func TestASCIIHelpers(t *testing.T) {
 		{"k.example", "\u212a.example", false}, // Kelvin sign is not an ASCII k
 		{"[", "{", false}, {"@", "`", false},   // bytes 0x20 apart that are not letters
 	} {
-		if got := asciiEqualFold(tc.a, tc.b); got != tc.want {
-			t.Errorf("asciiEqualFold(%q, %q) = %v", tc.a, tc.b, got)
-		}
-		if tc.want != strings.EqualFold(tc.a, tc.b) && tc.a != "k.example" {
-			t.Errorf("%q, %q: differs from strings.EqualFold on ASCII", tc.a, tc.b)
-		}
+		t.Run(tc.a+"|"+tc.b, func(t *testing.T) {
+			require.Equal(t, tc.want, asciiEqualFold(tc.a, tc.b), "asciiEqualFold(%q, %q)", tc.a, tc.b)
+			if tc.a != "k.example" {
+				require.Equal(t, tc.want, strings.EqualFold(tc.a, tc.b), "%q, %q: differs from strings.EqualFold on ASCII", tc.a, tc.b)
+			}
+		})
 	}
-	if !containsByte("a|b", "| ") || containsByte("ab", "| ") {
-		t.Error("containsByte")
-	}
-	if b, a, ok := cutByte("1.2.3", '.'); b != "1" || a != "2.3" || !ok {
-		t.Errorf("cutByte = %q %q %v", b, a, ok)
-	}
-	if b, a, ok := cutByte("123", '.'); b != "123" || a != "" || ok {
-		t.Errorf("cutByte no sep = %q %q %v", b, a, ok)
-	}
+	require.True(t, containsByte("a|b", "| "), "containsByte")
+	require.False(t, containsByte("ab", "| "), "containsByte")
+	b, a, ok := cutByte("1.2.3", '.')
+	require.Equal(t, "1", b, "cutByte = %q %q %v", b, a, ok)
+	require.Equal(t, "2.3", a, "cutByte = %q %q %v", b, a, ok)
+	require.True(t, ok, "cutByte = %q %q %v", b, a, ok)
+	b, a, ok = cutByte("123", '.')
+	require.Equal(t, "123", b, "cutByte no sep = %q %q %v", b, a, ok)
+	require.Empty(t, a, "cutByte no sep = %q %q %v", b, a, ok)
+	require.False(t, ok, "cutByte no sep = %q %q %v", b, a, ok)
 }
 
 // TestSortAddrs compares the heap sort used for CIDR bounds with
@@ -66,9 +63,7 @@ func TestSortAddrs(t *testing.T) {
 		want := slices.Clone(a)
 		slices.SortFunc(want, netip.Addr.Compare)
 		sortAddrs(a)
-		if !slices.Equal(a, want) {
-			t.Fatalf("n=%d: got %v, want %v", n, a, want)
-		}
+		require.Equal(t, want, a, "n=%d", n)
 	}
 }
 
@@ -80,7 +75,5 @@ func TestUIDSetOrder(t *testing.T) {
 		s.add(v)
 	}
 	want := []string{"0", "1.2", "1.2.3", "1.2.840.10008.1.1", "9"}
-	if !slices.Equal(s.list, want) {
-		t.Errorf("list %q, want %q", s.list, want)
-	}
+	require.Equal(t, want, s.list, "list")
 }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/dicomgate/dicomgate/sdk/pdu"
 )
 
@@ -15,19 +17,13 @@ import (
 func captureRQ(t testing.TB, name string) *pdu.AssociateRQ {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "pdu", "testdata", name+".c2s.bin"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	var f pdu.Framer
 	first, _, err := f.Next(b)
-	if err != nil {
-		t.Fatalf("%s: framing the first PDU: %v", name, err)
-	}
+	require.NoError(t, err, "%s: framing the first PDU", name)
 	var d pdu.Decoder
 	var rq pdu.AssociateRQ
-	if err := d.DecodeAssociateRQ(first, &rq); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
+	require.NoError(t, d.DecodeAssociateRQ(first, &rq), name)
 	return &rq
 }
 
@@ -69,19 +65,20 @@ func TestCaptureDecisions(t *testing.T) {
 		{"orthanc_rj_called_ae", byCalled, loop, ActionDeny, DefaultRule, "", ReasonCalledAENotRecognized},
 	}
 	for _, tc := range tests {
-		rq := captureRQ(t, tc.capture)
-		d := tc.policy.Evaluate(rq, tc.conn)
-		if d.Action != tc.action || d.Rule != tc.rule || d.Cluster != tc.cluster || d.RejectReason != tc.reason {
-			t.Errorf("%s: got %+v, want %s rule %q cluster %q reason %q\n%s", tc.capture, d, tc.action, tc.rule, tc.cluster, tc.reason,
-				tc.policy.Explain(rq, tc.conn, d))
-		}
-		if n := testing.AllocsPerRun(20, func() { tc.policy.Evaluate(rq, tc.conn) }); n != 0 {
-			t.Errorf("%s: Evaluate allocates %v times", tc.capture, n)
-		}
+		t.Run(tc.capture, func(t *testing.T) {
+			rq := captureRQ(t, tc.capture)
+			d := tc.policy.Evaluate(rq, tc.conn)
+			explain := tc.policy.Explain(rq, tc.conn, d)
+			require.Equal(t, tc.action, d.Action, "%s: action of %+v\n%s", tc.capture, d, explain)
+			require.Equal(t, tc.rule, d.Rule, "%s: rule of %+v\n%s", tc.capture, d, explain)
+			require.Equal(t, tc.cluster, d.Cluster, "%s: cluster of %+v\n%s", tc.capture, d, explain)
+			require.Equal(t, tc.reason, d.RejectReason, "%s: reject reason of %+v\n%s", tc.capture, d, explain)
+			n := testing.AllocsPerRun(20, func() { tc.policy.Evaluate(rq, tc.conn) })
+			require.Zero(t, n, "%s: Evaluate allocates %v times", tc.capture, n)
+		})
 	}
-	if d := byCalled.Evaluate(captureRQ(t, "echo_default"), loop); d.RewriteCalledAETitle != "STORESCP" {
-		t.Errorf("rewrite not reported: %+v", d)
-	}
+	d := byCalled.Evaluate(captureRQ(t, "echo_default"), loop)
+	require.Equal(t, "STORESCP", d.RewriteCalledAETitle, "rewrite not reported: %+v", d)
 }
 
 // TestEveryCaptureByIndex drives a policy from the expected decode in
@@ -106,9 +103,7 @@ func TestEveryCaptureByIndex(t *testing.T) {
 			} `json:"expected"`
 		} `json:"captures"`
 	}
-	if err := json.Unmarshal(readFile(t, filepath.Join("..", "pdu", "testdata", "index.json")), &index); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, json.Unmarshal(readFile(t, filepath.Join("..", "pdu", "testdata", "index.json")), &index))
 	n := 0
 	for _, c := range index.Captures {
 		e := c.Expected.First
@@ -120,29 +115,29 @@ func TestEveryCaptureByIndex(t *testing.T) {
 			continue // TLS-wrapped (tls_echo): the RQ is inside encrypted records
 		}
 		n++
-		var uids []string
-		for _, pc := range e.PCs {
-			uids = append(uids, pc.Abstract)
-		}
-		match := map[string]any{
-			"calledAETitles":       []string{e.Called},
-			"callingAETitles":      []string{e.Calling},
-			"onlyAbstractSyntaxes": uids,
-		}
-		cfg, _ := json.Marshal(map[string]any{"rules": []any{map[string]any{"name": "exact", "match": match, "action": "allow"}}})
-		p := mustLoad(t, string(cfg))
-		rq := captureRQ(t, c.Name)
-		if d := p.Evaluate(rq, nil); d.Action != ActionAllow || d.Rule != "exact" {
-			t.Errorf("%s: %+v\n%s", c.Name, d, p.Explain(rq, nil, d))
-		}
-		match["calledAETitles"] = []string{e.Called + "X"}
-		cfg, _ = json.Marshal(map[string]any{"rules": []any{map[string]any{"name": "other", "match": match, "action": "allow"}}})
-		p = mustLoad(t, string(cfg))
-		if d := p.Evaluate(rq, nil); d.Action != ActionDeny || d.RejectReason != ReasonCalledAENotRecognized {
-			t.Errorf("%s with another called AE: %+v", c.Name, d)
-		}
+		t.Run(c.Name, func(t *testing.T) {
+			var uids []string
+			for _, pc := range e.PCs {
+				uids = append(uids, pc.Abstract)
+			}
+			match := map[string]any{
+				"calledAETitles":       []string{e.Called},
+				"callingAETitles":      []string{e.Calling},
+				"onlyAbstractSyntaxes": uids,
+			}
+			cfg, _ := json.Marshal(map[string]any{"rules": []any{map[string]any{"name": "exact", "match": match, "action": "allow"}}})
+			p := mustLoad(t, string(cfg))
+			rq := captureRQ(t, c.Name)
+			d := p.Evaluate(rq, nil)
+			require.Equal(t, ActionAllow, d.Action, "%s: %+v\n%s", c.Name, d, p.Explain(rq, nil, d))
+			require.Equal(t, "exact", d.Rule, "%s: %+v\n%s", c.Name, d, p.Explain(rq, nil, d))
+			match["calledAETitles"] = []string{e.Called + "X"}
+			cfg, _ = json.Marshal(map[string]any{"rules": []any{map[string]any{"name": "other", "match": match, "action": "allow"}}})
+			p = mustLoad(t, string(cfg))
+			d = p.Evaluate(rq, nil)
+			require.Equal(t, ActionDeny, d.Action, "%s with another called AE: %+v", c.Name, d)
+			require.Equal(t, ReasonCalledAENotRecognized, d.RejectReason, "%s with another called AE: %+v", c.Name, d)
+		})
 	}
-	if n < 20 {
-		t.Fatalf("only %d captures start with an A-ASSOCIATE-RQ; index.json changed?", n)
-	}
+	require.GreaterOrEqual(t, n, 20, "only %d captures start with an A-ASSOCIATE-RQ; index.json changed?", n)
 }

@@ -27,7 +27,7 @@ func checkDecision(t testing.TB, cfg []byte, p *Policy, ref *refPolicy, rq *pdu.
 		if rq != nil {
 			called, calling = rq.CalledAETitleRaw, rq.CallingAETitleRaw
 		}
-		t.Fatalf("policy %s\nrequest: called field %q, calling field %q, request %s, conn %+v\nEvaluate  %+v\nreference %+v\nlinear    %+v\n%s",
+		require.FailNowf(t, "Evaluate disagrees with the reference or the linear scan", "policy %s\nrequest: called field %q, calling field %q, request %s, conn %+v\nEvaluate  %+v\nreference %+v\nlinear    %+v\n%s",
 			cfg, called, calling, describeRQ(rq), conn, got, want, linearEvaluate(p, rq, conn), p.Explain(rq, conn, got))
 	}
 	return got
@@ -428,15 +428,12 @@ func TestReferenceSemantics(t *testing.T) {
 func captureStreams(tb testing.TB) map[string][]byte {
 	tb.Helper()
 	files, err := filepath.Glob(filepath.Join("..", "pdu", "testdata", "*.c2s.bin"))
-	if err != nil || len(files) == 0 {
-		tb.Fatalf("no captures in ../pdu/testdata: %v", err)
-	}
+	require.NoError(tb, err, "no captures in ../pdu/testdata")
+	require.NotEmpty(tb, files, "no captures in ../pdu/testdata")
 	out := map[string][]byte{}
 	for _, name := range files {
 		b, err := os.ReadFile(name)
-		if err != nil {
-			tb.Fatal(err)
-		}
+		require.NoError(tb, err)
 		var f pdu.Framer
 		first, _, err := f.Next(b)
 		if err != nil || len(first) == 0 || first[0] != byte(pdu.TypeAssociateRQ) {
@@ -444,9 +441,7 @@ func captureStreams(tb testing.TB) map[string][]byte {
 		}
 		out[strings.TrimSuffix(filepath.Base(name), ".c2s.bin")] = first
 	}
-	if len(out) < 20 {
-		tb.Fatalf("only %d captures start with an A-ASSOCIATE-RQ", len(out))
-	}
+	require.GreaterOrEqual(tb, len(out), 20, "only %d captures start with an A-ASSOCIATE-RQ", len(out))
 	return out
 }
 

@@ -27,25 +27,20 @@ func TestFoldIntoMatchesByteFold(t *testing.T) {
 				b := bytes.Repeat([]byte{'m'}, n)
 				b[pos] = byte(c)
 				var buf [foldBufLen]byte
-				if got, want := foldInto(&buf, b), foldBytes(b); !bytes.Equal(got, want) {
-					t.Fatalf("len %d, byte %#x at %d: %q; want %q", n, c, pos, got, want)
-				}
+				require.Equal(t, foldBytes(b), foldInto(&buf, b), "len %d, byte %#x at %d", n, c, pos)
 			}
 		}
 	}
 	var buf [foldBufLen]byte
-	if got := foldInto(&buf, make([]byte, foldBufLen+1)); got != nil {
-		t.Fatalf("a title longer than %d bytes folded to %q", foldBufLen, got)
-	}
+	got := foldInto(&buf, make([]byte, foldBufLen+1))
+	require.Nil(t, got, "a title longer than %d bytes folded to %q", foldBufLen, got)
 	r := rand.New(rand.NewPCG(3, 4))
 	for i := 0; i < 100000; i++ {
 		b := make([]byte, r.IntN(foldBufLen+1))
 		for k := range b {
 			b[k] = byte(r.Uint32())
 		}
-		if got, want := foldInto(&buf, b), foldBytes(b); !bytes.Equal(got, want) {
-			t.Fatalf("%q: %q; want %q", b, got, want)
-		}
+		require.Equal(t, foldBytes(b), foldInto(&buf, b), "%q", b)
 	}
 }
 
@@ -57,9 +52,9 @@ func TestMatchesSource(t *testing.T) {
 		`{"defaultAction": "deny", "rules": [{"name": "a", "match": {"calledAETitles": ["PACS"]}, "action": "allow"},
 		  {"name": "lan", "match": {"sourceCIDRs": ["10.0.0.0/8"]}, "action": "allow"}]}`: true,
 	} {
-		if got := mustLoad(t, cfg).MatchesSource(); got != want {
-			t.Errorf("%s: MatchesSource() = %v; want %v", cfg, got, want)
-		}
+		t.Run(cfg, func(t *testing.T) {
+			require.Equal(t, want, mustLoad(t, cfg).MatchesSource(), "%s: MatchesSource()", cfg)
+		})
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/dicomgate/dicomgate/sdk/pdu"
 )
 
@@ -75,24 +77,19 @@ func FuzzLoad(f *testing.F) {
 			if d.Severity == SeverityError {
 				nerr++
 			}
-			if d.Message == "" {
-				t.Fatalf("diagnostic without message: %+v", d)
-			}
-			if d.Path == "" && !strings.HasPrefix(d.Message, "invalid JSON at byte offset ") {
-				t.Fatalf("diagnostic without path: %+v", d)
+			require.NotEmpty(t, d.Message, "diagnostic without message: %+v", d)
+			if d.Path == "" {
+				require.True(t, strings.HasPrefix(d.Message, "invalid JSON at byte offset "), "diagnostic without path: %+v", d)
 			}
 		}
-		if (err != nil) != (nerr > 0) || (p == nil) != (err != nil) {
-			t.Fatalf("err %v, %d error diagnostics, policy %v", err, nerr, p != nil)
-		}
+		require.Equal(t, nerr > 0, err != nil, "err %v, %d error diagnostics, policy %v", err, nerr, p != nil)
+		require.Equal(t, err != nil, p == nil, "err %v, %d error diagnostics, policy %v", err, nerr, p != nil)
 		if p == nil {
 			return
 		}
 		_ = p.Summary()
 		ref, err := refParse(data)
-		if err != nil {
-			t.Fatalf("Load accepted a policy the README calls invalid (%v):\n%s", err, data)
-		}
+		require.NoError(t, err, "Load accepted a policy the README calls invalid:\n%s", data)
 		check := func(rq *pdu.AssociateRQ, conn *Conn) {
 			d := checkDecision(t, data, p, ref, rq, conn)
 			_ = p.Explain(rq, conn, d)

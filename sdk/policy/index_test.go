@@ -204,9 +204,9 @@ func TestCIDRIndex(t *testing.T) {
 		"ffff:ffff::1":    "[4 6]",
 	}
 	for a, want := range tests {
-		if got := fmt.Sprint(x.lookup(netip.MustParseAddr(a))); got != want {
-			t.Errorf("%s: %s, want %s", a, got, want)
-		}
+		t.Run(a, func(t *testing.T) {
+			require.Equal(t, want, fmt.Sprint(x.lookup(netip.MustParseAddr(a))), a)
+		})
 	}
 }
 
@@ -230,10 +230,12 @@ func TestAEIndexTrie(t *testing.T) {
 		{"", "[]", "[]", "[]"},
 	}
 	for _, tc := range tests {
-		e, p, s := x.lookup([]byte(tc.in))
-		if fmt.Sprint(e) != tc.exact || fmt.Sprint(p) != tc.prefix || fmt.Sprint(s) != tc.suffix {
-			t.Errorf("%q: exact %v prefix %v suffix %v, want %s %s %s", tc.in, e, p, s, tc.exact, tc.prefix, tc.suffix)
-		}
+		t.Run(tc.in, func(t *testing.T) {
+			e, p, s := x.lookup([]byte(tc.in))
+			require.Equal(t, tc.exact, fmt.Sprint(e), "%q: exact (prefix %v suffix %v)", tc.in, p, s)
+			require.Equal(t, tc.prefix, fmt.Sprint(p), "%q: prefix (exact %v suffix %v)", tc.in, e, s)
+			require.Equal(t, tc.suffix, fmt.Sprint(s), "%q: suffix (exact %v prefix %v)", tc.in, e, p)
+		})
 	}
 }
 
@@ -254,16 +256,15 @@ func TestLargePolicy(t *testing.T) {
 		checkDecision(t, []byte("benchPolicy(3000)"), p, ref, rq, conn)
 	}
 	rq := mkRQ("PACS_1", "MOD_2981")
-	if d := p.Evaluate(rq, nil); d.Rule != "modality-2981" {
-		t.Fatalf("rule beyond 1,024 not found: %+v", d)
-	}
-	if n := testing.AllocsPerRun(20, func() { p.Evaluate(rq, nil) }); n != 0 {
-		t.Errorf("large policy: Evaluate allocates %v times", n)
-	}
+	d := p.Evaluate(rq, nil)
+	require.Equal(t, "modality-2981", d.Rule, "rule beyond 1,024 not found: %+v", d)
+	n := testing.AllocsPerRun(20, func() { p.Evaluate(rq, nil) })
+	require.Zero(t, n, "large policy: Evaluate allocates %v times", n)
 	_, diags, err := Load([]byte(`{"rules":[` + strings.Repeat(`{"name":"x","action":"allow"},`, MaxRules) + `{"name":"y","action":"allow"}]}`))
-	if err == nil || len(diags) != 1 || diags[0].Path != "rules" || diags[0].Message != "has 10001 rules; at most 10000 are allowed" {
-		t.Fatalf("MaxRules: %v", diags)
-	}
+	require.Error(t, err, "MaxRules: %v", diags)
+	require.Len(t, diags, 1, "MaxRules: %v", diags)
+	require.Equal(t, "rules", diags[0].Path, "MaxRules: %v", diags)
+	require.Equal(t, "has 10001 rules; at most 10000 are allowed", diags[0].Message, "MaxRules: %v", diags)
 }
 
 // benchPolicy builds n rules mixing exact, glob and CIDR conditions the
@@ -309,17 +310,12 @@ func BenchmarkPolicyEvaluate(b *testing.B) {
 	for _, n := range []int{10, 1000} {
 		b.Run(fmt.Sprintf("rules=%d", n), func(b *testing.B) {
 			p, _, err := Load(benchPolicy(n))
-			if err != nil {
-				b.Fatal(err)
-			}
+			require.NoError(b, err)
 			rq := mkRQ("PACS_3", "d4_x", withSyntaxes(uidCTStorage, uidMRStorage))
 			conn := &Conn{Source: netip.MustParseAddr("10.0.7.5"), MTLS: true, PeerURISAN: "spiffe://h/x"}
-			if d := p.Evaluate(rq, conn); d.RuleIndex != -1 {
-				b.Fatalf("benchmark request matched %q; it must take the default action", d.Rule)
-			}
-			if want := linearEvaluate(p, rq, conn); p.Evaluate(rq, conn) != want {
-				b.Fatal("index disagrees with linear scan")
-			}
+			d := p.Evaluate(rq, conn)
+			require.Equal(b, -1, d.RuleIndex, "benchmark request matched %q; it must take the default action", d.Rule)
+			require.Equal(b, linearEvaluate(p, rq, conn), p.Evaluate(rq, conn), "index disagrees with linear scan")
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
@@ -332,9 +328,7 @@ func BenchmarkPolicyEvaluate(b *testing.B) {
 // BenchmarkPolicyEvaluateLinear is the unindexed scan, for comparison.
 func BenchmarkPolicyEvaluateLinear(b *testing.B) {
 	p, _, err := Load(benchPolicy(1000))
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	rq := mkRQ("PACS_3", "d4_x", withSyntaxes(uidCTStorage, uidMRStorage))
 	conn := &Conn{Source: netip.MustParseAddr("10.0.7.5"), MTLS: true, PeerURISAN: "spiffe://h/x"}
 	b.ReportAllocs()
@@ -368,8 +362,6 @@ func TestConcurrentEvaluate(t *testing.T) {
 		}(uint64(g))
 	}
 	for g := 0; g < 4; g++ {
-		if msg := <-done; msg != "" {
-			t.Fatal(msg)
-		}
+		require.Empty(t, <-done, "a goroutine saw the index disagree")
 	}
 }

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 // refTree builds a jnode tree with encoding/json's token stream (no depth
@@ -209,31 +212,31 @@ var jsonSeeds = []string{
 // encoding/json: the same trees for valid input, the same message and
 // offset for invalid input.
 func TestParseJSONMatchesStdlib(t *testing.T) {
+	var mismatches []string
 	for _, s := range jsonSeeds {
 		if d := diffStdlib([]byte(s)); d != "" {
-			t.Errorf("%q: %s", s, d)
+			mismatches = append(mismatches, fmt.Sprintf("%q: %s", s, d))
 		}
 	}
+	require.Empty(t, mismatches, "parseJSON differs from encoding/json")
 }
 
 // TestParseJSONValues pins decoded values that users write in policies.
 func TestParseJSONValues(t *testing.T) {
 	n, se := parseJSON([]byte(`{"k\u00e9y": "\ud83d\ude00 \"x\"", "n": -1.50e3, "b": false, "z": null, "a": [], "k\u00e9y": 1}`))
-	if se != nil {
-		t.Fatal(se.msg)
-	}
-	if got := strings.Join(n.keys, ","); got != "kéy,n,b,z,a,kéy" {
-		t.Errorf("keys %q (order and duplicates must be kept)", got)
-	}
-	if v := n.vals[0]; v.kind != jString || v.str != "😀 \"x\"" {
-		t.Errorf("string %v %q", v.kind, v.str)
-	}
-	if v := n.vals[1]; v.kind != jNumber || v.str != "-1.50e3" {
-		t.Errorf("number %v %q (the literal text is kept)", v.kind, v.str)
-	}
-	if n.vals[2].kind != jBool || n.vals[2].b || n.vals[3].kind != jNull || n.vals[4].kind != jArray || len(n.vals[4].elems) != 0 {
-		t.Errorf("false/null/[] decoded as %+v %+v %+v", n.vals[2], n.vals[3], n.vals[4])
-	}
+	require.Nil(t, se, "parseJSON: %v", se)
+	require.Equal(t, "kéy,n,b,z,a,kéy", strings.Join(n.keys, ","), "keys (order and duplicates must be kept)")
+	v := n.vals[0]
+	require.Equal(t, jString, v.kind, "string %v %q", v.kind, v.str)
+	require.Equal(t, "😀 \"x\"", v.str, "string %v %q", v.kind, v.str)
+	v = n.vals[1]
+	require.Equal(t, jNumber, v.kind, "number %v %q (the literal text is kept)", v.kind, v.str)
+	require.Equal(t, "-1.50e3", v.str, "number %v %q (the literal text is kept)", v.kind, v.str)
+	require.Equal(t, jBool, n.vals[2].kind, "false decoded as %+v", n.vals[2])
+	require.False(t, n.vals[2].b, "false decoded as %+v", n.vals[2])
+	require.Equal(t, jNull, n.vals[3].kind, "null decoded as %+v", n.vals[3])
+	require.Equal(t, jArray, n.vals[4].kind, "[] decoded as %+v", n.vals[4])
+	require.Empty(t, n.vals[4].elems, "[] decoded as %+v", n.vals[4])
 }
 
 // TestParseJSONErrors pins offsets, line/column and messages of syntax
@@ -253,10 +256,13 @@ func TestParseJSONErrors(t *testing.T) {
 		{strings.Repeat("[", 70), `invalid JSON at byte offset 64 (line 1, column 65): nesting deeper than 64 levels`},
 	}
 	for _, tc := range tests {
-		_, diags, err := Load([]byte(tc.in))
-		if err == nil || len(diags) != 1 || diags[0].Path != "" || diags[0].Message != tc.want {
-			t.Errorf("%q:\n got %+v\nwant %s", tc.in, diags, tc.want)
-		}
+		t.Run(tc.in, func(t *testing.T) {
+			_, diags, err := Load([]byte(tc.in))
+			require.Error(t, err, "%q: diagnostics %+v", tc.in, diags)
+			require.Len(t, diags, 1, "%q:\n got %+v\nwant %s", tc.in, diags, tc.want)
+			require.Empty(t, diags[0].Path, "%q: %+v", tc.in, diags[0])
+			require.Equal(t, tc.want, diags[0].Message, "%q", tc.in)
+		})
 	}
 }
 
@@ -266,9 +272,7 @@ func FuzzParseJSON(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if d := diffStdlib(data); d != "" {
-			t.Fatalf("%q: %s", data, d)
-		}
+		require.Empty(t, diffStdlib(data), "%q", data)
 	})
 }
 
@@ -289,9 +293,11 @@ func TestWholeNumber(t *testing.T) {
 		{"1e400", 0, true, true}, {"-1e99999999999999999999", 0, true, true}, {"123456789012345678901", 0, true, true},
 	}
 	for _, tc := range tests {
-		v, whole, huge := wholeNumber(tc.lit)
-		if v != tc.v || whole != tc.whole || huge != tc.huge {
-			t.Errorf("wholeNumber(%s) = %d, %v, %v; want %d, %v, %v", tc.lit, v, whole, huge, tc.v, tc.whole, tc.huge)
-		}
+		t.Run(tc.lit, func(t *testing.T) {
+			v, whole, huge := wholeNumber(tc.lit)
+			require.Equal(t, tc.v, v, "wholeNumber(%s) value (whole %v, huge %v)", tc.lit, whole, huge)
+			require.Equal(t, tc.whole, whole, "wholeNumber(%s) whole (value %d, huge %v)", tc.lit, v, huge)
+			require.Equal(t, tc.huge, huge, "wholeNumber(%s) huge (value %d, whole %v)", tc.lit, v, whole)
+		})
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 // cidrRulesPolicy is the shape of the filter's memory-budget test
@@ -37,15 +39,15 @@ func BenchmarkPolicyLoad(b *testing.B) {
 		for _, n := range []int{100, 1000} {
 			b.Run(fmt.Sprintf("%s/rules=%d", shape.name, n), func(b *testing.B) {
 				cfg := shape.gen(n)
-				if _, _, err := Load(cfg); err != nil {
-					b.Fatal(err)
-				}
+				_, _, err := Load(cfg)
+				require.NoError(b, err)
 				b.SetBytes(int64(len(cfg)))
 				b.ReportAllocs()
 				b.ResetTimer()
 				for i := 0; i < b.N; i++ {
+					// require only on failure: the measured loop does not pay for b.Helper.
 					if _, _, err := Load(cfg); err != nil {
-						b.Fatal(err)
+						require.NoError(b, err)
 					}
 				}
 			})
@@ -59,14 +61,12 @@ func BenchmarkPolicyLoad(b *testing.B) {
 func BenchmarkPolicyEvaluateRoute1(b *testing.B) {
 	p, _, err := Load([]byte(`{"defaultAction": "deny", "rules": [
   {"name": "any-scp", "match": {"calledAETitles": ["ANY-SCP"]}, "action": "route", "cluster": "pacs-a"}]}`))
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	rq := mkRQ("ANY-SCP", "ECHOSCU")
 	conn := &Conn{Source: netip.MustParseAddr("10.1.2.3")}
-	if d := p.Evaluate(rq, conn); d.Action != ActionRoute || d.Cluster != "pacs-a" {
-		b.Fatalf("got %+v; want route to pacs-a", d)
-	}
+	d := p.Evaluate(rq, conn)
+	require.Equal(b, ActionRoute, d.Action, "got %+v; want route to pacs-a", d)
+	require.Equal(b, "pacs-a", d.Cluster, "got %+v; want route to pacs-a", d)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

@@ -1,11 +1,14 @@
 package policy
 
 import (
+	"fmt"
 	"net/netip"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 
 	"github.com/dicomgate/dicomgate/sdk/pdu"
 )
@@ -72,13 +75,9 @@ func src(s string) *Conn { return &Conn{Source: netip.MustParseAddr(s)} }
 func mustLoad(t testing.TB, cfg string) *Policy {
 	t.Helper()
 	p, diags, err := Load([]byte(cfg))
-	if err != nil {
-		t.Fatalf("Load: %v", err)
-	}
+	require.NoError(t, err, "Load")
 	for _, d := range diags {
-		if d.Severity == SeverityError {
-			t.Fatalf("error diagnostic without error: %v", d)
-		}
+		require.NotEqual(t, SeverityError, d.Severity, "error diagnostic without error: %v", d)
 	}
 	return p
 }
@@ -86,10 +85,21 @@ func mustLoad(t testing.TB, cfg string) *Policy {
 func readFile(t testing.TB, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(name)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return b
+}
+
+// requireContainsAll fails unless s contains every one of wants, listing
+// all the missing ones at once; what names s in the message.
+func requireContainsAll(t testing.TB, s string, wants []string, what string) {
+	t.Helper()
+	var missing []string
+	for _, w := range wants {
+		if !strings.Contains(s, w) {
+			missing = append(missing, w)
+		}
+	}
+	require.Empty(t, missing, "%s lacks these parts:\n%s", what, s)
 }
 
 // oneRule wraps a match object in a policy with a single allow rule "r"
@@ -168,9 +178,8 @@ func TestMatchFields(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := mustLoad(t, oneRule(tc.match, tc.extra...))
 			d := p.Evaluate(tc.rq, tc.conn)
-			if got := d.Action == ActionAllow && d.Rule == "r" && d.RuleIndex == 0; got != tc.want {
-				t.Fatalf("matched=%v, want %v (decision %+v)\n%s", got, tc.want, d, p.Explain(tc.rq, tc.conn, d))
-			}
+			got := d.Action == ActionAllow && d.Rule == "r" && d.RuleIndex == 0
+			require.Equal(t, tc.want, got, "matched (decision %+v)\n%s", d, p.Explain(tc.rq, tc.conn, d))
 		})
 	}
 }
@@ -209,24 +218,22 @@ func TestGlobAndTrim(t *testing.T) {
 		{"ABCDEFGHIJKLMNOP", false, "ABCDEFGHIJKLMNOP", true},
 	}
 	for _, tc := range tests {
-		pat, glob, msg := compileAEPattern(tc.pattern, tc.fold)
-		if msg != "" {
-			t.Fatalf("%q: %s", tc.pattern, msg)
-		}
-		set := &aeSet{fold: tc.fold}
-		switch {
-		case pat == string(wStar):
-			set.any = true
-		case glob:
-			set.globs = []string{pat}
-		default:
-			set.exact = []string{pat}
-		}
-		var buf [foldBufLen]byte
-		v := pdu.TrimAETitle([]byte(tc.title))
-		if got := set.match(v, foldInto(&buf, v)); got != tc.want {
-			t.Errorf("pattern %q (fold %v) vs %q = %v, want %v", tc.pattern, tc.fold, tc.title, got, tc.want)
-		}
+		t.Run(fmt.Sprintf("%s/fold=%v/%s", tc.pattern, tc.fold, tc.title), func(t *testing.T) {
+			pat, glob, msg := compileAEPattern(tc.pattern, tc.fold)
+			require.Empty(t, msg, "%q", tc.pattern)
+			set := &aeSet{fold: tc.fold}
+			switch {
+			case pat == string(wStar):
+				set.any = true
+			case glob:
+				set.globs = []string{pat}
+			default:
+				set.exact = []string{pat}
+			}
+			var buf [foldBufLen]byte
+			v := pdu.TrimAETitle([]byte(tc.title))
+			require.Equal(t, tc.want, set.match(v, foldInto(&buf, v)), "pattern %q (fold %v) vs %q", tc.pattern, tc.fold, tc.title)
+		})
 	}
 }
 
@@ -234,18 +241,15 @@ func TestWireTitleTrimming(t *testing.T) {
 	p := mustLoad(t, oneRule(`{"calledAETitles":["ANY-SCP"],"callingAETitles":["LEADSP"]}`))
 	// dcmtk keeps leading spaces and may NUL-pad; policy trims both ends.
 	rq := mkRQ("", "", withRawAE([]byte("ANY-SCP\x00\x00\x00\x00\x00\x00\x00\x00\x00"), []byte(" LEADSP         ")))
-	if d := p.Evaluate(rq, nil); d.Action != ActionAllow {
-		t.Fatalf("NUL padding / leading space not trimmed: %+v", d)
-	}
+	d := p.Evaluate(rq, nil)
+	require.Equal(t, ActionAllow, d.Action, "NUL padding / leading space not trimmed: %+v", d)
 	// An all-space title is empty after trimming and matches only "*".
 	rq = mkRQ("", "")
-	if d := p.Evaluate(rq, nil); d.Action != ActionDeny {
-		t.Fatalf("empty titles matched: %+v", d)
-	}
+	d = p.Evaluate(rq, nil)
+	require.Equal(t, ActionDeny, d.Action, "empty titles matched: %+v", d)
 	star := mustLoad(t, oneRule(`{"calledAETitles":["*"]}`))
-	if d := star.Evaluate(rq, nil); d.Action != ActionAllow {
-		t.Fatalf(`"*" must match an empty title: %+v`, d)
-	}
+	d = star.Evaluate(rq, nil)
+	require.Equal(t, ActionAllow, d.Action, `"*" must match an empty title: %+v`, d)
 }
 
 // TestOverlongTitle: a hand-built RQ may carry a title longer than the
@@ -258,20 +262,16 @@ func TestOverlongTitle(t *testing.T) {
 	long := "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 	rq := mkRQ("", "", withRawAE([]byte(long), []byte(long)))
 	d := p.Evaluate(rq, nil)
-	if d.Rule != "glob" || d != linearEvaluate(p, rq, nil) {
-		t.Fatalf("got %+v, linear %+v", d, linearEvaluate(p, rq, nil))
-	}
+	require.Equal(t, "glob", d.Rule, "got %+v, linear %+v", d, linearEvaluate(p, rq, nil))
+	require.Equal(t, linearEvaluate(p, rq, nil), d, "Evaluate against the linear scan")
 }
 
 func TestNilArguments(t *testing.T) {
 	p := mustLoad(t, `{"defaultAction":"deny","rules":[{"name":"r","match":{"calledAETitles":["A"],"sourceCIDRs":["10.0.0.0/8"],"peerURISANs":["x"],"userIdentityUsernames":["u"],"abstractSyntaxes":["1.2"]},"action":"allow"}]}`)
 	d := p.Evaluate(nil, nil)
-	if d.Action != ActionDeny || d.RuleIndex != -1 {
-		t.Fatalf("nil rq: %+v", d)
-	}
-	if s := p.Explain(nil, nil, d); !strings.Contains(s, "no rule matched") {
-		t.Fatalf("Explain(nil): %s", s)
-	}
+	require.Equal(t, ActionDeny, d.Action, "nil rq: %+v", d)
+	require.Equal(t, -1, d.RuleIndex, "nil rq: %+v", d)
+	require.Contains(t, p.Explain(nil, nil, d), "no rule matched", "Explain(nil)")
 }
 
 func TestActions(t *testing.T) {
@@ -299,9 +299,9 @@ func TestActions(t *testing.T) {
 		{"G", Decision{Action: ActionAllow, Rule: DefaultRule, RuleIndex: -1}},
 	}
 	for _, tc := range tests {
-		if got := p.Evaluate(mkRQ(tc.called, "CALLER"), nil); got != tc.want {
-			t.Errorf("called %q: got %+v, want %+v", tc.called, got, tc.want)
-		}
+		t.Run(tc.called, func(t *testing.T) {
+			require.Equal(t, tc.want, p.Evaluate(mkRQ(tc.called, "CALLER"), nil), "called %q", tc.called)
+		})
 	}
 }
 
@@ -323,26 +323,27 @@ func TestDefaultRejectReason(t *testing.T) {
 		{"OLD", "CT1", ReasonCalledAENotRecognized, "old"},
 	}
 	for _, tc := range tests {
-		d := p.Evaluate(mkRQ(tc.called, tc.calling), nil)
-		if d.Action != ActionDeny || d.RejectReason != tc.reason || d.Rule != tc.rule {
-			t.Errorf("%s/%s: got %+v, want deny %s by %q", tc.called, tc.calling, d, tc.reason, tc.rule)
-		}
+		t.Run(tc.called+"/"+tc.calling, func(t *testing.T) {
+			d := p.Evaluate(mkRQ(tc.called, tc.calling), nil)
+			require.Equal(t, ActionDeny, d.Action, "%s/%s: got %+v, want deny %s by %q", tc.called, tc.calling, d, tc.reason, tc.rule)
+			require.Equal(t, tc.reason, d.RejectReason, "%s/%s: got %+v, want deny %s by %q", tc.called, tc.calling, d, tc.reason, tc.rule)
+			require.Equal(t, tc.rule, d.Rule, "%s/%s: got %+v, want deny %s by %q", tc.called, tc.calling, d, tc.reason, tc.rule)
+		})
 	}
 	// A rule without called AE condition makes every called AE known.
 	p = mustLoad(t, `{"rules":[{"name":"a","match":{"callingAETitles":["CT1"]},"action":"allow"}]}`)
-	if d := p.Evaluate(mkRQ("NOSUCH", "MR1"), nil); d.RejectReason != ReasonCallingAENotRecognized {
-		t.Errorf("unconstrained called AE: %+v", d)
-	}
+	d := p.Evaluate(mkRQ("NOSUCH", "MR1"), nil)
+	require.Equal(t, ReasonCallingAENotRecognized, d.RejectReason, "unconstrained called AE: %+v", d)
 	// defaultRejectReason overrides the computed reason.
 	p = mustLoad(t, `{"defaultRejectReason":"no-reason-given","rules":[{"name":"a","match":{"calledAETitles":["X"]},"action":"allow"}]}`)
-	if d := p.Evaluate(mkRQ("NOSUCH", "MR1"), nil); d.RejectReason != ReasonNoReasonGiven || d.RuleIndex != -1 {
-		t.Errorf("defaultRejectReason: %+v", d)
-	}
+	d = p.Evaluate(mkRQ("NOSUCH", "MR1"), nil)
+	require.Equal(t, ReasonNoReasonGiven, d.RejectReason, "defaultRejectReason: %+v", d)
+	require.Equal(t, -1, d.RuleIndex, "defaultRejectReason: %+v", d)
 	// No rules at all: default deny, nothing is recognized.
 	p = mustLoad(t, `{}`)
-	if d := p.Evaluate(mkRQ("A", "B"), nil); d.Action != ActionDeny || d.RejectReason != ReasonCalledAENotRecognized {
-		t.Errorf("empty policy: %+v", d)
-	}
+	d = p.Evaluate(mkRQ("A", "B"), nil)
+	require.Equal(t, ActionDeny, d.Action, "empty policy: %+v", d)
+	require.Equal(t, ReasonCalledAENotRecognized, d.RejectReason, "empty policy: %+v", d)
 }
 
 func TestRejectCode(t *testing.T) {
@@ -359,14 +360,14 @@ func TestRejectCode(t *testing.T) {
 		{"local-limit-exceeded", 2, 3, 2},
 	}
 	for _, tc := range tests {
-		r, s, c, ok := RejectCode(tc.name)
-		if !ok || r != tc.res || s != tc.source || c != tc.code {
-			t.Errorf("%s: got %d/%d/%d %v", tc.name, r, s, c, ok)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			r, s, c, ok := RejectCode(tc.name)
+			require.True(t, ok, "%s: got %d/%d/%d %v", tc.name, r, s, c, ok)
+			require.Equal(t, [3]byte{tc.res, tc.source, tc.code}, [3]byte{r, s, c}, "%s: result/source/reason", tc.name)
+		})
 	}
-	if _, _, _, ok := RejectCode("nope"); ok {
-		t.Error("unknown reason accepted")
-	}
+	_, _, _, ok := RejectCode("nope")
+	require.False(t, ok, "unknown reason accepted")
 }
 
 func TestPrecedence(t *testing.T) {
@@ -387,70 +388,60 @@ func TestPrecedence(t *testing.T) {
 		{"OTHER", "MR2", "10.8.1.1", "catch-all"},
 	}
 	for _, tc := range tests {
-		if d := p.Evaluate(mkRQ(tc.called, tc.calling), src(tc.src)); d.Rule != tc.rule {
-			t.Errorf("%+v: got rule %q (%+v)", tc, d.Rule, d)
-		}
+		t.Run(tc.rule, func(t *testing.T) {
+			d := p.Evaluate(mkRQ(tc.called, tc.calling), src(tc.src))
+			require.Equal(t, tc.rule, d.Rule, "%+v: rule (%+v)", tc, d)
+		})
 	}
 }
 
 func TestDryRun(t *testing.T) {
 	p, diags, err := Load([]byte(`{"mode":"dry-run","rules":[{"name":"deny-x","match":{"callingAETitles":["X"]},"action":"deny"}]}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(diags) != 1 || diags[0].Severity != SeverityWarning || diags[0].Path != "mode" {
-		t.Fatalf("want one dry-run warning at mode, got %v", diags)
-	}
-	if !p.DryRun() || p.Mode() != "dry-run" {
-		t.Fatalf("DryRun()=%v Mode()=%q", p.DryRun(), p.Mode())
-	}
+	require.NoError(t, err)
+	require.Len(t, diags, 1, "want one dry-run warning at mode, got %v", diags)
+	require.Equal(t, SeverityWarning, diags[0].Severity, "want one dry-run warning at mode, got %v", diags)
+	require.Equal(t, "mode", diags[0].Path, "want one dry-run warning at mode, got %v", diags)
+	require.True(t, p.DryRun(), "DryRun()=%v Mode()=%q", p.DryRun(), p.Mode())
+	require.Equal(t, "dry-run", p.Mode(), "Mode()")
 	d := p.Evaluate(mkRQ("A", "X"), nil)
-	if d.Action != ActionDeny || !d.DryRun || d.Rule != "deny-x" {
-		t.Fatalf("dry-run decision must report the would-be action: %+v", d)
-	}
-	if !strings.Contains(p.Explain(mkRQ("A", "X"), nil, d), "dry-run") {
-		t.Fatal("Explain does not mention dry-run")
-	}
+	require.Equal(t, ActionDeny, d.Action, "dry-run decision must report the would-be action: %+v", d)
+	require.True(t, d.DryRun, "dry-run decision must report the would-be action: %+v", d)
+	require.Equal(t, "deny-x", d.Rule, "dry-run decision must report the would-be action: %+v", d)
+	require.Contains(t, p.Explain(mkRQ("A", "X"), nil, d), "dry-run", "Explain does not mention dry-run")
 	e := mustLoad(t, `{"mode":"enforce"}`)
-	if e.DryRun() || e.Evaluate(mkRQ("A", "X"), nil).DryRun {
-		t.Fatal("enforce mode reports dry-run")
-	}
+	require.False(t, e.DryRun(), "enforce mode reports dry-run")
+	require.False(t, e.Evaluate(mkRQ("A", "X"), nil).DryRun, "enforce mode reports dry-run")
 }
 
 func TestSettings(t *testing.T) {
 	p := mustLoad(t, `{}`)
-	if p.Mode() != "enforce" || p.InspectTimeout() != 10*time.Second || p.MaxAssociateRQBytes() != 1048576 ||
-		p.UpstreamConnect() != ConnectAfterDecision || len(p.RuleNames()) != 0 {
-		t.Fatalf("defaults: %s %v %d %v", p.Mode(), p.InspectTimeout(), p.MaxAssociateRQBytes(), p.UpstreamConnect())
-	}
+	require.Equal(t, "enforce", p.Mode(), "default mode")
+	require.Equal(t, 10*time.Second, p.InspectTimeout(), "default inspect timeout")
+	require.Equal(t, uint32(1048576), p.MaxAssociateRQBytes(), "default maxAssociateRQBytes")
+	require.Equal(t, ConnectAfterDecision, p.UpstreamConnect(), "default upstreamConnect")
+	require.Empty(t, p.RuleNames(), "rule names of {}")
 	p = mustLoad(t, `{"inspectTimeoutMs":2500,"maxAssociateRQBytes":262144,"upstreamConnect":"immediate","defaultAction":"allow",
 	  "rules":[{"name":"one","action":"deny","match":{"callingAETitles":["X"]}},{"name":"two","action":"allow"}]}`)
-	if p.InspectTimeout() != 2500*time.Millisecond || p.MaxAssociateRQBytes() != 262144 || p.UpstreamConnect() != ConnectImmediate {
-		t.Fatalf("settings: %v %d %v", p.InspectTimeout(), p.MaxAssociateRQBytes(), p.UpstreamConnect())
-	}
-	if got := strings.Join(p.RuleNames(), ","); got != "one,two" {
-		t.Fatalf("RuleNames = %q", got)
-	}
-	if ConnectImmediate.String() != "immediate" || ConnectAfterDecision.String() != "after-decision" {
-		t.Fatal("ConnectMode.String")
-	}
-	if ActionAllow.String() != "allow" || ActionDeny.String() != "deny" || ActionRoute.String() != "route" {
-		t.Fatal("Action.String")
-	}
+	require.Equal(t, 2500*time.Millisecond, p.InspectTimeout(), "inspectTimeoutMs 2500")
+	require.Equal(t, uint32(262144), p.MaxAssociateRQBytes(), "maxAssociateRQBytes 262144")
+	require.Equal(t, ConnectImmediate, p.UpstreamConnect(), "upstreamConnect immediate")
+	require.Equal(t, []string{"one", "two"}, p.RuleNames(), "RuleNames")
+	require.Equal(t, "immediate", ConnectImmediate.String(), "ConnectMode.String")
+	require.Equal(t, "after-decision", ConnectAfterDecision.String(), "ConnectMode.String")
+	require.Equal(t, "allow", ActionAllow.String(), "Action.String")
+	require.Equal(t, "deny", ActionDeny.String(), "Action.String")
+	require.Equal(t, "route", ActionRoute.String(), "Action.String")
 	// YAML converted to JSON may carry integral floats.
 	p = mustLoad(t, `{"inspectTimeoutMs":1e4}`)
-	if p.InspectTimeout() != 10*time.Second {
-		t.Fatalf("1e4 ms = %v", p.InspectTimeout())
-	}
+	require.Equal(t, 10*time.Second, p.InspectTimeout(), "1e4 ms")
 }
 
 func TestExampleSummary(t *testing.T) {
 	p, diags, err := Load(readFile(t, "testdata/example.json"))
-	if err != nil || len(diags) != 0 {
-		t.Fatalf("example.json: %v %v", err, diags)
-	}
+	require.NoError(t, err, "example.json")
+	require.Empty(t, diags, "example.json")
 	s := p.Summary()
-	for _, want := range []string{
+	requireContainsAll(t, s, []string{
 		"mode: enforce",
 		"inspectTimeout: 5s",
 		"rules: 5",
@@ -459,11 +450,7 @@ func TestExampleSummary(t *testing.T) {
 		`[1] mr-to-pacs-b: route to "outbound|4242||pacs-b.dicom.svc.cluster.local"`,
 		`[4] block-intruder: deny (calling-ae-not-recognized)`,
 		"default: deny (called-ae-not-recognized when",
-	} {
-		if !strings.Contains(s, want) {
-			t.Errorf("Summary lacks %q:\n%s", want, s)
-		}
-	}
+	}, "Summary")
 }
 
 func TestExplain(t *testing.T) {
@@ -471,33 +458,23 @@ func TestExplain(t *testing.T) {
 	rq := mkRQ("PACS_A", "CT_7")
 	conn := src("10.1.2.3")
 	d := p.Evaluate(rq, conn)
-	if d.Rule != "ct-to-pacs-a" {
-		t.Fatalf("decision %+v", d)
-	}
+	require.Equal(t, "ct-to-pacs-a", d.Rule, "decision %+v", d)
 	s := p.Explain(rq, conn, d)
-	for _, want := range []string{
+	requireContainsAll(t, s, []string{
 		`rules[0] "ct-to-pacs-a" matched: called AE "PACS_A" matches "PACS_A"; calling AE "CT_7" matches "CT_*"; source 10.1.2.3 is in 10.0.0.0/8`,
 		`decision: route to cluster "outbound|11112||pacs-a.dicom.svc.cluster.local"; rewrite called AE title to "ORTHANC"`,
-	} {
-		if !strings.Contains(s, want) {
-			t.Errorf("Explain lacks %q:\n%s", want, s)
-		}
-	}
+	}, "Explain")
 	rq = mkRQ("PACS_A", "CT_7")
 	conn = src("192.168.0.1")
 	d = p.Evaluate(rq, conn)
 	s = p.Explain(rq, conn, d)
-	for _, want := range []string{
+	requireContainsAll(t, s, []string{
 		`rules[0] "ct-to-pacs-a" did not match: source 192.168.0.1 is not in [10.0.0.0/8, fd00::/8]`,
 		`rules[1] "mr-to-pacs-b" did not match: called AE "PACS_A" is not in ["PACS_B"]`,
 		`rules[3] "alice-ct-store" did not match: no user identity was sent; needs username ["alice"]`,
 		"no rule matched (5 rules)",
 		`decision: deny: the connection is closed, no A-ASSOCIATE-RJ is sent ("respond" is "close"); the reject reason is calling-ae-not-recognized (result 1, source 1, reason 3)`,
-	} {
-		if !strings.Contains(s, want) {
-			t.Errorf("Explain lacks %q:\n%s", want, s)
-		}
-	}
+	}, "Explain")
 }
 
 func TestEvaluateDoesNotAllocate(t *testing.T) {
@@ -508,10 +485,11 @@ func TestEvaluateDoesNotAllocate(t *testing.T) {
 		mkRQ("pacs_b", "nobody"),
 	}
 	conn := &Conn{Source: netip.MustParseAddr("fd00::7"), MTLS: true, PeerURISAN: "spiffe://x"}
-	for _, rq := range rqs {
-		if n := testing.AllocsPerRun(100, func() { p.Evaluate(rq, conn) }); n != 0 {
-			t.Errorf("Evaluate allocates %v times per call", n)
-		}
+	for i, rq := range rqs {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			n := testing.AllocsPerRun(100, func() { p.Evaluate(rq, conn) })
+			require.Zero(t, n, "Evaluate allocates %v times per call", n)
+		})
 	}
 }
 
@@ -529,7 +507,7 @@ func TestExplainFailures(t *testing.T) {
 	rq := mkRQ("OTHER", "C", withSyntaxes(uidVerification, uidMRStorage), withUser(pdu.UserIdentityJWT, "token"))
 	d := p.Evaluate(rq, conn)
 	s := p.Explain(rq, conn, d)
-	for _, want := range []string{
+	requireContainsAll(t, s, []string{
 		`association: called AE "OTHER", calling AE "C", source unknown, client certificate URI SAN "spiffe://h/mr1"`,
 		`rules[0] "called" did not match: called AE "OTHER" is not in ["pacs"] (case-insensitive)`,
 		`rules[1] "uri" did not match: peer URI SAN "spiffe://h/mr1" is not in ["spiffe://h/ct1"]`,
@@ -541,19 +519,12 @@ func TestExplainFailures(t *testing.T) {
 		`rules[7] "src" did not match: source unknown is not in [10.0.0.0/8]`,
 		`decision: deny: the connection is closed, no A-ASSOCIATE-RJ is sent ("respond" is "close"); the reject reason is calling-ae-not-recognized (result 1, source 1, reason 3); reason chosen because` + " the called AE title is accepted by the policy",
 		"(default action)",
-	} {
-		if !strings.Contains(s, want) {
-			t.Errorf("Explain lacks %q:\n%s", want, s)
-		}
-	}
+	}, "Explain")
 	// Without mTLS, and the long-policy cut-off.
 	s = p.Explain(rq, nil, p.Evaluate(rq, nil))
-	if !strings.Contains(s, `rules[1] "uri" did not match: needs a client certificate (mTLS) with URI SAN in ["spiffe://h/ct1"]`) {
-		t.Errorf("no-mTLS explanation:\n%s", s)
-	}
+	require.Contains(t, s, `rules[1] "uri" did not match: needs a client certificate (mTLS) with URI SAN in ["spiffe://h/ct1"]`, "no-mTLS explanation")
 	big := mustLoad(t, string(benchPolicy(40)))
 	s = big.Explain(mkRQ("NONE", "NONE"), nil, big.Evaluate(mkRQ("NONE", "NONE"), nil))
-	if !strings.Contains(s, "... 30 more rules did not match") || strings.Count(s, "did not match:") != 10 {
-		t.Errorf("long policy explanation not cut at 10 rules:\n%s", s)
-	}
+	require.Contains(t, s, "... 30 more rules did not match", "long policy explanation not cut at 10 rules")
+	require.Equal(t, 10, strings.Count(s, "did not match:"), "long policy explanation not cut at 10 rules:\n%s", s)
 }

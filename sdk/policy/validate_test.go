@@ -1,9 +1,11 @@
 package policy
 
 import (
-	"errors"
+	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 // diag is an expected diagnostic.
@@ -165,34 +167,27 @@ func TestValidationErrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			p, diags, err := Load([]byte(tc.cfg))
-			if err == nil || p != nil {
-				t.Fatalf("Load accepted the config (policy %v)", p != nil)
-			}
+			require.Error(t, err, "Load accepted the config (policy %v)", p != nil)
+			require.Nil(t, p, "Load returned a policy with an error")
 			var ve *ValidationError
-			if !errors.As(err, &ve) {
-				t.Fatalf("error %T is not *ValidationError", err)
-			}
+			require.ErrorAs(t, err, &ve, "error %T is not *ValidationError", err)
 			got := errorsOf(diags)
-			if len(got) != len(tc.want) {
-				t.Fatalf("got %d errors, want %d:\n%v", len(got), len(tc.want), got)
-			}
+			require.Len(t, got, len(tc.want), "got %d errors, want %d:\n%v", len(got), len(tc.want), got)
+			var mismatches []string
 			for i, w := range tc.want {
 				if got[i].Path != w.path || got[i].Message != w.msg {
-					t.Errorf("error %d:\n got  %s\n want %s: %s", i, got[i], w.path, w.msg)
+					mismatches = append(mismatches, fmt.Sprintf("error %d:\n got  %s\n want %s: %s", i, got[i], w.path, w.msg))
 				}
 			}
-			if len(errorsOf(ve.Diagnostics)) != len(got) {
-				t.Errorf("ValidationError holds %d errors, diagnostics %d", len(errorsOf(ve.Diagnostics)), len(got))
-			}
+			require.Empty(t, mismatches, "errors differ")
+			require.Len(t, errorsOf(ve.Diagnostics), len(got), "ValidationError holds %d errors, diagnostics %d", len(errorsOf(ve.Diagnostics)), len(got))
 		})
 	}
 }
 
 func TestValidationCollectsAllErrors(t *testing.T) {
 	_, diags, err := Load(readFile(t, "testdata/invalid.json"))
-	if err == nil {
-		t.Fatal("invalid.json accepted")
-	}
+	require.Error(t, err, "invalid.json accepted")
 	want := []string{
 		`mode: "dryrun" is not allowed; did you mean "dry-run"? (allowed: "enforce", "dry-run")`,
 		`rules[0].match.sourceCIDRs[0]: "10.0.0.0/33" is not a CIDR`,
@@ -203,22 +198,19 @@ func TestValidationCollectsAllErrors(t *testing.T) {
 		`rules[2].rewriteCalledAETitle: only allowed with action "allow" or "route"`,
 	}
 	got := errorsOf(diags)
-	if len(got) != len(want) {
-		t.Fatalf("got %d errors, want %d:\n%v", len(got), len(want), got)
-	}
+	require.Len(t, got, len(want), "got %d errors, want %d:\n%v", len(got), len(want), got)
+	var mismatches []string
 	for i, w := range want {
 		if !strings.HasPrefix(got[i].String(), w) {
-			t.Errorf("error %d = %q, want prefix %q", i, got[i], w)
+			mismatches = append(mismatches, fmt.Sprintf("error %d = %q, want prefix %q", i, got[i], w))
 		}
 	}
+	require.Empty(t, mismatches, "errors differ")
 	msg := err.Error()
-	if !strings.HasPrefix(msg, "invalid policy (7 errors):\n  mode: ") || strings.Count(msg, "\n  ") != 7 {
-		t.Errorf("Error() = %q", msg)
-	}
+	require.True(t, strings.HasPrefix(msg, "invalid policy (7 errors):\n  mode: "), "Error() = %q", msg)
+	require.Equal(t, 7, strings.Count(msg, "\n  "), "Error() = %q", msg)
 	_, _, err = Load([]byte(`{"mode":"x"}`))
-	if err.Error() != `invalid policy: mode: "x" is not allowed (allowed: "enforce", "dry-run")` {
-		t.Errorf("single Error() = %q", err)
-	}
+	require.EqualError(t, err, `invalid policy: mode: "x" is not allowed (allowed: "enforce", "dry-run")`, "single Error()")
 }
 
 func TestWarnings(t *testing.T) {
@@ -247,36 +239,29 @@ func TestWarnings(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			p, diags, err := Load([]byte(tc.cfg))
-			if err != nil || p == nil {
-				t.Fatalf("warnings must not fail Load: %v", err)
-			}
-			if len(diags) != len(tc.want) {
-				t.Fatalf("got %v, want %d warnings", diags, len(tc.want))
-			}
+			require.NoError(t, err, "warnings must not fail Load")
+			require.NotNil(t, p, "warnings must not fail Load")
+			require.Len(t, diags, len(tc.want), "got %v, want %d warnings", diags, len(tc.want))
+			var mismatches []string
 			for i, w := range tc.want {
 				if diags[i].Severity != SeverityWarning || diags[i].Path != w.path || diags[i].Message != w.msg {
-					t.Errorf("warning %d: got %s %s, want %s: %s", i, diags[i].Severity, diags[i], w.path, w.msg)
+					mismatches = append(mismatches, fmt.Sprintf("warning %d: got %s %s, want %s: %s", i, diags[i].Severity, diags[i], w.path, w.msg))
 				}
 			}
+			require.Empty(t, mismatches, "warnings differ")
 		})
 	}
 	// The masked prefix is what matches.
 	p := mustLoad(t, oneRule(`{"sourceCIDRs":["10.1.2.3/8"]}`))
-	if d := p.Evaluate(mkRQ("A", "B"), src("10.200.0.1")); d.Action != ActionAllow {
-		t.Errorf("masked prefix does not match: %+v", d)
-	}
+	d := p.Evaluate(mkRQ("A", "B"), src("10.200.0.1"))
+	require.Equal(t, ActionAllow, d.Action, "masked prefix does not match: %+v", d)
 }
 
 func TestDiagnosticString(t *testing.T) {
-	if s := (Diagnostic{Path: "rules[0]", Message: "m"}).String(); s != "rules[0]: m" {
-		t.Errorf("String() = %q", s)
-	}
-	if s := (Diagnostic{Message: "invalid JSON at byte offset 3"}).String(); s != "invalid JSON at byte offset 3" {
-		t.Errorf("String() = %q", s)
-	}
-	if SeverityError.String() != "error" || SeverityWarning.String() != "warning" {
-		t.Error("Severity.String")
-	}
+	require.Equal(t, "rules[0]: m", (Diagnostic{Path: "rules[0]", Message: "m"}).String(), "String()")
+	require.Equal(t, "invalid JSON at byte offset 3", (Diagnostic{Message: "invalid JSON at byte offset 3"}).String(), "String()")
+	require.Equal(t, "error", SeverityError.String(), "Severity.String")
+	require.Equal(t, "warning", SeverityWarning.String(), "Severity.String")
 }
 
 func TestSuggest(t *testing.T) {
@@ -290,8 +275,8 @@ func TestSuggest(t *testing.T) {
 		"x":               "",
 	}
 	for in, want := range tests {
-		if got := suggest(in, allowed); got != want {
-			t.Errorf("suggest(%q) = %q, want %q", in, got, want)
-		}
+		t.Run(in, func(t *testing.T) {
+			require.Equal(t, want, suggest(in, allowed), "suggest(%q)", in)
+		})
 	}
 }
