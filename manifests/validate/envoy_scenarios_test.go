@@ -202,7 +202,7 @@ func promDelta(t *testing.T, before, after state, key string) float64 {
 				names = append(names, k)
 			}
 		}
-		t.Fatalf("no Prometheus series %s in /stats/prometheus; dicomgate series: %v", key, names)
+		require.FailNow(t, fmt.Sprintf("no Prometheus series %s in /stats/prometheus", key), "dicomgate series: %v", names)
 	}
 	return a - before.prom[key]
 }
@@ -315,7 +315,7 @@ func addRouteRule(t *testing.T, objs []*Object) {
 		rules.Values = append([]*structpb.Value{rule}, rules.Values...)
 		return
 	}
-	t.Fatal("no WasmPlugin in the rendering")
+	require.FailNow(t, "no WasmPlugin in the rendering")
 }
 
 // requireModuleServed checks that ECDS carries the Wasm filter loading,

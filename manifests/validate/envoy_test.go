@@ -179,7 +179,7 @@ func clusterProvides(t *testing.T, x *gatewayXDS, c *fakeCluster) (ads map[resou
 				CertificateChain: &core.DataSource{Specifier: &core.DataSource_InlineBytes{InlineBytes: c.pki.serverCertPEM}},
 				PrivateKey:       &core.DataSource{Specifier: &core.DataSource_InlineBytes{InlineBytes: c.pki.serverKeyPEM}}}}
 		default:
-			t.Fatalf("the generated listeners ask for secret %q, which no Secret of the manifests provides", n)
+			require.FailNow(t, fmt.Sprintf("the generated listeners ask for secret %q, which no Secret of the manifests provides", n))
 		}
 		if strings.HasPrefix(n, "kubernetes://") {
 			res[resource.SecretType] = append(res[resource.SecretType], s)
@@ -383,7 +383,7 @@ func (s *xdsServer) waitRejected(t *testing.T, msg string) {
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("Envoy did not reject a resource with %q within 30 s; rejections: %q", msg, s.rejections())
+			require.FailNow(t, fmt.Sprintf("Envoy did not reject a resource with %q within 30 s", msg), "rejections: %q", s.rejections())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -407,7 +407,7 @@ func (s *xdsServer) waitAcked(t *testing.T, v string, typeURLs ...string) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("Envoy did not acknowledge version %s of %v within 30 s; rejections: %q", v, missing, nacks)
+			require.FailNow(t, fmt.Sprintf("Envoy did not acknowledge version %s of %v within 30 s", v, missing), "rejections: %q", nacks)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -489,10 +489,9 @@ func envoyBin(t *testing.T) string {
 	}
 	b, err := filepath.Abs(filepath.Join("..", "..", "build", "envoy"))
 	require.NoError(t, err)
-	if _, err := os.Stat(b); err != nil {
-		t.Fatalf("no Envoy at %s (ENVOY_BIN unset): run `make envoy` (or make deps) to install the pinned Envoy, "+
-			"or set ENVOY_BIN=/path/to/envoy (>= 1.37, V8 Wasm runtime); DICOMGATE_NO_ENVOY=1 skips the real-Envoy tests", b)
-	}
+	_, err = os.Stat(b)
+	require.NoError(t, err, "no Envoy at %s (ENVOY_BIN unset): run `make envoy` (or make deps) to install the pinned Envoy, "+
+		"or set ENVOY_BIN=/path/to/envoy (>= 1.37, V8 Wasm runtime); DICOMGATE_NO_ENVOY=1 skips the real-Envoy tests", b)
 	return b
 }
 
@@ -542,7 +541,7 @@ func startEnvoy(t *testing.T, bin, dir string, xds *xdsServer) *envoy {
 			xds.mu.Lock()
 			acked := fmt.Sprint(xds.acked)
 			xds.mu.Unlock()
-			t.Fatalf("envoy not ready after 60 s (exited: %v); acknowledged %s; rejections %q; stats:\n%s\noutput:\n%s",
+			require.FailNow(t, "envoy not ready after 60 s", "exited: %v; acknowledged %s; rejections %q; stats:\n%s\noutput:\n%s",
 				p.exited(), acked, xds.rejections(), strings.Join(warming, "\n"), tail(p.output(), 40))
 		}
 		time.Sleep(50 * time.Millisecond)

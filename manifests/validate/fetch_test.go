@@ -10,6 +10,7 @@ import (
 	"github.com/dicomgate/dicomgate/manifests/oci"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/stretchr/testify/require"
 	istiowasm "istio.io/istio/pkg/wasm"
 )
 
@@ -20,38 +21,23 @@ func TestIstioImageFetcherAcceptsPushedImage(t *testing.T) {
 	srv := httptest.NewServer(registry.New())
 	defer srv.Close()
 	u, err := url.Parse(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Setenv("DOCKER_CONFIG", t.TempDir()) // the fetcher's default keychain: no credentials
 	module := append([]byte{0x00, 'a', 's', 'm', 0x01, 0x00, 0x00, 0x00}, bytes.Repeat([]byte("dicomgate"), 500)...)
 	for _, f := range []oci.Format{oci.FormatOCI, oci.FormatDocker} {
 		img, err := oci.Build(module, f)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		ref := u.Host + "/dicomgate:" + f.String()
-		if _, err := oci.Push(context.Background(), img, "oci://"+ref, oci.PushOptions{Insecure: true, Keychain: authn.NewMultiKeychain()}); err != nil {
-			t.Fatal(err)
-		}
+		_, err = oci.Push(context.Background(), img, "oci://"+ref, oci.PushOptions{Insecure: true, Keychain: authn.NewMultiKeychain()})
+		require.NoError(t, err)
 		fetcher := istiowasm.NewImageFetcher(context.Background(), istiowasm.ImageFetcherOption{Insecure: true})
 		get, digest, err := fetcher.PrepareFetch(ref)
-		if err != nil {
-			t.Fatalf("%s: Istio's fetcher: %v", f, err)
-		}
+		require.NoError(t, err, "%s: Istio's fetcher", f)
 		want, err := oci.Digest(module, f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if digest != want {
-			t.Errorf("%s: Istio sees digest %s, dicomgate pins %s (the WasmPlugin would fail its sha256 check)", f, digest, want)
-		}
+		require.NoError(t, err)
+		require.Equal(t, want, digest, "%s: the digest Istio sees differs from the one dicomgate pins (the WasmPlugin would fail its sha256 check)", f)
 		got, err := get()
-		if err != nil {
-			t.Fatalf("%s: Istio cannot extract the module: %v", f, err)
-		}
-		if !bytes.Equal(got, module) {
-			t.Errorf("%s: Istio extracted different bytes", f)
-		}
+		require.NoError(t, err, "%s: Istio cannot extract the module", f)
+		require.True(t, bytes.Equal(got, module), "%s: Istio extracted different bytes", f)
 	}
 }

@@ -28,6 +28,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 // backend is one DICOM peer behind a Service of base/services.yaml.
@@ -103,17 +105,11 @@ func startOrthanc(dir, label string, checkCalledAE bool, httpPort, dicomPort int
 func startStoreSCP(t *testing.T, dir, label, aet string) *backend {
 	t.Helper()
 	out := filepath.Join(dir, label)
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.MkdirAll(out, 0o755))
 	port := freePort(t)
 	p, err := startProc(label, filepath.Join(dir, label+".log"), "storescp", "-d", "+xa", "+B", "-aet", aet, "-od", out, strconv.Itoa(port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := waitListening(p, port, 20*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	require.NoError(t, waitListening(p, port, 20*time.Second))
 	return &backend{proc: p, port: port, dir: out}
 }
 
@@ -122,9 +118,8 @@ func startStoreSCP(t *testing.T, dir, label, aet string) *backend {
 func requirePeers(t *testing.T) {
 	t.Helper()
 	for _, b := range []string{"echoscu", "storescu", "storescp", "Orthanc"} {
-		if _, err := exec.LookPath(b); err != nil {
-			t.Fatalf("%s not found: sudo apt-get update && sudo apt-get install -y dcmtk orthanc (or `make deps` as root)", b)
-		}
+		_, err := exec.LookPath(b)
+		require.NoError(t, err, "%s not found: sudo apt-get update && sudo apt-get install -y dcmtk orthanc (or `make deps` as root)", b)
 	}
 }
 
@@ -169,9 +164,7 @@ func newTestPKI(t *testing.T, dir string) *testPKI {
 	t.Helper()
 	now := time.Now()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	caTmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "dicomgate manifests test CA"},
 		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
@@ -179,27 +172,19 @@ func newTestPKI(t *testing.T, dir string) *testPKI {
 		BasicConstraintsValid: true, IsCA: true,
 	}
 	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	p := &testPKI{dir: dir, caPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})}
 	p.CAFile = filepath.Join(dir, "ca.crt")
 	write := func(path string, b []byte) {
-		if err := os.WriteFile(path, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, os.WriteFile(path, b, 0o600))
 	}
 	write(p.CAFile, p.caPEM)
 	serial := int64(2)
 	issue := func(name string, server bool, uri string) (certPEM, keyPEM []byte) {
 		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		tmpl := &x509.Certificate{
 			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
 			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
@@ -213,19 +198,13 @@ func newTestPKI(t *testing.T, dir string) *testPKI {
 		}
 		if uri != "" {
 			u, err := url.Parse(uri)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			tmpl.URIs = []*url.URL{u}
 		}
 		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		kder, err := x509.MarshalPKCS8PrivateKey(key)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 		keyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
 		write(filepath.Join(dir, name+".crt"), certPEM)

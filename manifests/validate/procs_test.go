@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 // proc is a long-running peer (Envoy, Orthanc, storescp) in its own process
@@ -205,9 +207,7 @@ func freePort(t testing.TB) int {
 	defer portsMu.Unlock()
 	for range 50 {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("pick a free port: %v", err)
-		}
+		require.NoError(t, err, "pick a free port")
 		port := l.Addr().(*net.TCPAddr).Port
 		_ = l.Close()
 		if !portsGiven[port] {
@@ -215,7 +215,7 @@ func freePort(t testing.TB) int {
 			return port
 		}
 	}
-	t.Fatal("no free 127.0.0.1 port in 50 attempts")
+	require.FailNow(t, "no free 127.0.0.1 port in 50 attempts")
 	return 0
 }
 

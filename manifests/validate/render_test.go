@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/dicomgate/dicomgate/manifests/render"
+	"github.com/stretchr/testify/require"
 	"sigs.k8s.io/yaml"
 )
 
@@ -14,26 +15,18 @@ import (
 // combined with the base's Gateway/routes/Services, the same cross-checks.
 func TestDicomgateManifestOutputIsValid(t *testing.T) {
 	y, err := os.ReadFile(filepath.Join(manifestsDir, "base", "policy.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	js, err := yaml.YAMLToJSON(y)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	res, err := render.Render(render.Options{
 		PolicyJSON:  js,
 		Image:       "oci://registry.example/dicomgate:0.1.0",
 		SHA256:      strings.Repeat("0123456789abcdef", 4),
 		EnvoyFilter: true,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	rendered, err := Parse(res.YAML, "dicomgate manifest")
-	if err != nil {
-		t.Fatalf("%v\n%s", err, res.YAML)
-	}
+	require.NoError(t, err, "%s", res.YAML)
 	objs := rendered
 	for _, o := range build(t, "base") {
 		if o.Kind != "WasmPlugin" && o.Kind != "EnvoyFilter" {
@@ -41,7 +34,6 @@ func TestDicomgateManifestOutputIsValid(t *testing.T) {
 		}
 	}
 	d := mustBeValid(t, "dicomgate manifest + base", objs)
-	if d.EarlyDataBytes != 65536 || len(d.Clusters) != 3 {
-		t.Errorf("rendered deployment: early data %d, clusters %v", d.EarlyDataBytes, d.Clusters)
-	}
+	require.Equal(t, uint32(65536), d.EarlyDataBytes, "rendered deployment: early data")
+	require.Len(t, d.Clusters, 3, "rendered deployment: clusters")
 }

@@ -2,13 +2,14 @@ package validate
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/dicomgate/dicomgate/sdk/policy"
+	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
 	networking "istio.io/api/networking/v1alpha3"
 	"sigs.k8s.io/yaml"
@@ -20,13 +21,9 @@ const manifestsDir = ".."
 func build(t *testing.T, dir string) []*Object {
 	t.Helper()
 	y, err := Render(filepath.Join(manifestsDir, dir))
-	if err != nil {
-		t.Fatalf("overlay %s does not render: %v", dir, err)
-	}
+	require.NoError(t, err, "overlay %s does not render", dir)
 	objs, err := Parse(y, dir)
-	if err != nil {
-		t.Fatalf("%s: %v", dir, err)
-	}
+	require.NoError(t, err, "%s", dir)
 	return objs
 }
 
@@ -39,16 +36,18 @@ const envoyFilterWarning = "EnvoyFilter exposes internal implementation details"
 // error or Istio warning (except the generic EnvoyFilter one).
 func mustBeValid(t *testing.T, name string, objs []*Object) *Deployment {
 	t.Helper()
+	var problems []string
 	for _, f := range ValidateIstio(objs) {
 		if f.Warning && strings.Contains(f.Err.Error(), envoyFilterWarning) {
 			continue
 		}
-		t.Errorf("%s: %s", name, f)
+		problems = append(problems, f.String())
 	}
 	d, errs := CrossCheck(objs)
 	for _, e := range errs {
-		t.Errorf("%s: %v", name, e)
+		problems = append(problems, e.Error())
 	}
+	require.Empty(t, problems, "%s: Istio validation findings and cross-check errors", name)
 	return d
 }
 
@@ -62,9 +61,7 @@ func kinds(objs []*Object) map[string]int {
 
 func TestBaseAndOverlays(t *testing.T) {
 	overlays, err := os.ReadDir(filepath.Join(manifestsDir, "overlays"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	dirs := []string{"base"}
 	for _, e := range overlays {
 		if e.IsDir() {
@@ -73,63 +70,47 @@ func TestBaseAndOverlays(t *testing.T) {
 	}
 	expect := map[string]func(t *testing.T, d *Deployment, objs []*Object){
 		"base": func(t *testing.T, d *Deployment, objs []*Object) {
-			if d.TLSMode != networking.ServerTLSSettings_SIMPLE {
-				t.Errorf("base DICOM server tls.mode = %v, want SIMPLE (Korthweb seed)", d.TLSMode)
-			}
-			if d.Policy.UpstreamConnect() != policy.ConnectAfterDecision || d.EarlyDataBytes != 65536 {
-				t.Errorf("base: connect %v early data %d", d.Policy.UpstreamConnect(), d.EarlyDataBytes)
-			}
+			require.Equal(t, networking.ServerTLSSettings_SIMPLE, d.TLSMode, "base DICOM server tls.mode (Korthweb seed)")
+			require.Equal(t, policy.ConnectAfterDecision, d.Policy.UpstreamConnect(), "base: upstream connect")
+			require.Equal(t, uint32(65536), d.EarlyDataBytes, "base: early data bytes")
 			want := []string{
 				"outbound|4242||pacs-a.orthweb.svc.cluster.local",
 				"outbound|4242||pacs-a.orthweb.svc.cluster.local",
 				"outbound|4242||pacs-b.orthweb.svc.cluster.local",
 			}
-			if !reflect.DeepEqual(d.Clusters, want) {
-				t.Errorf("route clusters %v, want %v", d.Clusters, want)
-			}
+			require.Equal(t, want, d.Clusters, "route clusters")
 		},
 		"overlays/mutual-tls": func(t *testing.T, d *Deployment, _ []*Object) {
-			if d.TLSMode != networking.ServerTLSSettings_MUTUAL {
-				t.Errorf("tls.mode = %v, want MUTUAL", d.TLSMode)
-			}
+			require.Equal(t, networking.ServerTLSSettings_MUTUAL, d.TLSMode, "tls.mode")
 		},
 		"overlays/dry-run": func(t *testing.T, d *Deployment, _ []*Object) {
-			if !d.Policy.DryRun() {
-				t.Error("policy mode is not dry-run")
-			}
+			require.True(t, d.Policy.DryRun(), "policy mode is not dry-run")
 		},
 		"overlays/immediate": func(t *testing.T, d *Deployment, objs []*Object) {
-			if kinds(objs)["EnvoyFilter"] != 0 || d.EarlyDataBytes != 0 {
-				t.Error("immediate must not ship the early-data EnvoyFilter")
-			}
-			if d.Policy.UpstreamConnect() != policy.ConnectImmediate || len(d.Clusters) != 0 {
-				t.Errorf("immediate: connect %v, clusters %v", d.Policy.UpstreamConnect(), d.Clusters)
-			}
+			require.True(t, kinds(objs)["EnvoyFilter"] == 0 && d.EarlyDataBytes == 0, "immediate must not ship the early-data EnvoyFilter")
+			require.Equal(t, policy.ConnectImmediate, d.Policy.UpstreamConnect(), "immediate: upstream connect")
+			require.Empty(t, d.Clusters, "immediate: clusters")
 		},
 	}
 	for _, dir := range dirs {
 		t.Run(dir, func(t *testing.T) {
 			objs := build(t, dir)
 			k := kinds(objs)
-			if k["Gateway"] != 1 || k["WasmPlugin"] != 1 || k["Service"] != 3 || k["DestinationRule"] != 3 || k["VirtualService"] != 2 {
-				t.Errorf("unexpected resource set %v", k)
-			}
+			require.Equal(t,
+				map[string]int{"Gateway": 1, "WasmPlugin": 1, "Service": 3, "DestinationRule": 3, "VirtualService": 2},
+				map[string]int{"Gateway": k["Gateway"], "WasmPlugin": k["WasmPlugin"], "Service": k["Service"], "DestinationRule": k["DestinationRule"], "VirtualService": k["VirtualService"]},
+				"unexpected resource set %v", k)
 			d := mustBeValid(t, dir, objs)
-			if t.Failed() {
-				return
-			}
-			if d.DICOMPort != 11112 {
-				t.Errorf("DICOM port %d, want 11112", d.DICOMPort)
-			}
+			require.Equal(t, uint32(11112), d.DICOMPort, "DICOM port")
+			var warnings []string
 			for _, w := range d.PolicyWarnings {
 				if !strings.Contains(w.Message, "dry-run") {
-					t.Errorf("policy warning: %s", w)
+					warnings = append(warnings, fmt.Sprint(w))
 				}
 			}
+			require.Empty(t, warnings, "policy warnings")
 			check, ok := expect[filepath.ToSlash(dir)]
-			if !ok {
-				t.Fatalf("new overlay %s: add its expectations to this test", dir)
-			}
+			require.True(t, ok, "new overlay %s: add its expectations to this test", dir)
 			check(t, d, objs)
 		})
 	}
@@ -137,23 +118,15 @@ func TestBaseAndOverlays(t *testing.T) {
 
 func TestPolicyFileIsThePluginConfig(t *testing.T) {
 	y, err := os.ReadFile(filepath.Join(manifestsDir, "base", "policy.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	js, err := yaml.YAMLToJSON(y)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	d, errs := CrossCheck(build(t, "base"))
-	if len(errs) > 0 {
-		t.Fatal(errs)
-	}
+	require.Empty(t, errs)
 	var a, b any
 	_ = json.Unmarshal(js, &a)
 	_ = json.Unmarshal(d.PolicyJSON, &b)
-	if !reflect.DeepEqual(a, b) {
-		t.Errorf("base/policy.yaml and the WasmPlugin pluginConfig differ:\n%s\n%s", js, d.PolicyJSON)
-	}
+	require.Equal(t, a, b, "base/policy.yaml and the WasmPlugin pluginConfig differ:\n%s\n%s", js, d.PolicyJSON)
 }
 
 // Every resource file parses on its own, strictly (not only through
@@ -161,30 +134,28 @@ func TestPolicyFileIsThePluginConfig(t *testing.T) {
 func TestEveryResourceFileParsesStrictly(t *testing.T) {
 	files, _ := filepath.Glob(filepath.Join(manifestsDir, "base", "*.yaml"))
 	n := 0
+	var problems []string
 	for _, f := range files {
 		switch filepath.Base(f) {
 		case "kustomization.yaml", "policy.yaml":
 			continue
 		}
 		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		objs, err := Parse(b, f)
 		if err != nil {
-			t.Errorf("%v", err)
+			problems = append(problems, err.Error())
 		}
 		for _, fnd := range ValidateIstio(objs) {
 			if fnd.Warning && strings.Contains(fnd.Err.Error(), envoyFilterWarning) {
 				continue
 			}
-			t.Errorf("%s", fnd)
+			problems = append(problems, fnd.String())
 		}
 		n += len(objs)
 	}
-	if n != 11 {
-		t.Errorf("parsed %d objects from base/*.yaml, want 11", n)
-	}
+	require.Empty(t, problems, "parse errors and Istio findings of base/*.yaml")
+	require.Equal(t, 11, n, "objects parsed from base/*.yaml")
 }
 
 // mutate renders base, applies a textual replacement that must hit, and
@@ -192,12 +163,8 @@ func TestEveryResourceFileParsesStrictly(t *testing.T) {
 func mutate(t *testing.T, old, new string) ([]*Object, error) {
 	t.Helper()
 	y, err := Render(filepath.Join(manifestsDir, "base"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(y), old) {
-		t.Fatalf("mutation target %q not in the rendered base", old)
-	}
+	require.NoError(t, err)
+	require.Contains(t, string(y), old, "mutation target not in the rendered base")
 	return Parse([]byte(strings.Replace(string(y), old, new, 1)), "mutated")
 }
 
@@ -243,12 +210,10 @@ func TestChecksCatchBrokenManifests(t *testing.T) {
 			var got string
 			switch {
 			case err != nil:
-				if tc.stage != parse {
-					t.Fatalf("failed to parse, expected a %v-stage failure: %v", tc.stage, err)
-				}
+				require.Equal(t, parse, tc.stage, "failed to parse, expected a %v-stage failure: %v", tc.stage, err)
 				got = err.Error()
 			case tc.stage == parse:
-				t.Fatal("strict parse accepted the broken manifest")
+				require.FailNow(t, "strict parse accepted the broken manifest")
 			default:
 				var all []string
 				for _, f := range ValidateIstio(objs) {
@@ -256,26 +221,20 @@ func TestChecksCatchBrokenManifests(t *testing.T) {
 						all = append(all, f.String())
 					}
 				}
-				if tc.stage == istio && len(all) == 0 {
-					t.Fatal("Istio validation accepted the broken manifest")
+				if tc.stage == istio {
+					require.NotEmpty(t, all, "Istio validation accepted the broken manifest")
 				}
 				if tc.stage == cross {
-					if len(all) > 0 {
-						t.Fatalf("expected only the cross-check to fail, Istio said %v", all)
-					}
+					require.Empty(t, all, "expected only the cross-check to fail; Istio said")
 					_, errs := CrossCheck(objs)
 					for _, e := range errs {
 						all = append(all, e.Error())
 					}
-					if len(all) == 0 {
-						t.Fatal("cross-checks accepted the broken manifest")
-					}
+					require.NotEmpty(t, all, "cross-checks accepted the broken manifest")
 				}
 				got = strings.Join(all, "\n")
 			}
-			if !strings.Contains(got, tc.want) {
-				t.Errorf("failure %q does not mention %q", got, tc.want)
-			}
+			require.Contains(t, got, tc.want, "the failure does not mention it")
 		})
 	}
 }
@@ -284,13 +243,9 @@ func TestChecksCatchBrokenManifests(t *testing.T) {
 // valid for Istio, but it silently disables dicomgate's routing.
 func weightedRoute(t *testing.T) {
 	y, err := Render(filepath.Join(manifestsDir, "base"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	objs, err := Parse(y, "base")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	for _, o := range objs {
 		if o.Kind == "VirtualService" && o.Meta.Name == "dicom" {
 			vs := o.Istio.Spec.(*networking.VirtualService)
@@ -302,14 +257,11 @@ func weightedRoute(t *testing.T) {
 		}
 	}
 	for _, f := range ValidateIstio(objs) {
-		if !f.Warning {
-			t.Fatalf("Istio rejects a weighted route (%s); the test needs a valid one", f)
-		}
+		require.True(t, f.Warning, "Istio rejects a weighted route (%s); the test needs a valid one", f)
 	}
 	_, errs := CrossCheck(objs)
-	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "weighted_clusters") {
-		t.Fatalf("cross-check errors %v, want one about weighted_clusters", errs)
-	}
+	require.Len(t, errs, 1, "cross-check errors %v, want one about weighted_clusters", errs)
+	require.ErrorContains(t, errs[0], "weighted_clusters", "cross-check errors: want one about weighted_clusters")
 }
 
 func TestAfterDecisionNeedsTheEnvoyFilter(t *testing.T) {
@@ -321,18 +273,14 @@ func TestAfterDecisionNeedsTheEnvoyFilter(t *testing.T) {
 		}
 	}
 	_, errs := CrossCheck(kept)
-	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "max_early_data_bytes") {
-		t.Fatalf("errors %v, want one naming the missing early-data EnvoyFilter", errs)
-	}
+	require.Len(t, errs, 1, "errors %v, want one naming the missing early-data EnvoyFilter", errs)
+	require.ErrorContains(t, errs[0], "max_early_data_bytes", "want an error naming the missing early-data EnvoyFilter")
 }
 
 func TestOverlayThatDoesNotRenderFails(t *testing.T) {
 	dir := t.TempDir()
 	k := "resources:\n- ../does-not-exist\n"
-	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Render(dir); err == nil {
-		t.Fatal("Render accepted a kustomization with a missing resource")
-	}
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o644))
+	_, err := Render(dir)
+	require.Error(t, err, "Render accepted a kustomization with a missing resource")
 }

@@ -8,6 +8,7 @@ import (
 
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	tcpproxy "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
 	networking "istio.io/api/networking/v1alpha3"
 	"istio.io/istio/pilot/pkg/config/kube/extensions"
@@ -111,17 +112,11 @@ func TestIstiodGeneratesTheIntendedGatewayConfig(t *testing.T) {
 		t.Run(dir, func(t *testing.T) {
 			objs := build(t, dir)
 			d, errs := CrossCheck(objs)
-			if len(errs) > 0 {
-				t.Fatal(errs)
-			}
+			require.Empty(t, errs)
 			ls, clusters := gatewayListeners(t, objs)
 			l := findListener(ls, 11112)
-			if l == nil {
-				t.Fatalf("no listener on 11112 among %d listeners", len(ls))
-			}
-			if len(l.GetFilterChains()) != 1 {
-				t.Fatalf("listener 11112 has %d filter chains, want 1", len(l.GetFilterChains()))
-			}
+			require.NotNil(t, l, "no listener on 11112 among %d listeners", len(ls))
+			require.Len(t, l.GetFilterChains(), 1, "filter chains of listener 11112")
 			fc := l.GetFilterChains()[0]
 			wasmAt, tcpAt := -1, -1
 			var names []string
@@ -133,43 +128,40 @@ func TestIstiodGeneratesTheIntendedGatewayConfig(t *testing.T) {
 				// (extensions.istio.io/trafficextension/NS.NAME~istio-translated-wasmplugin).
 				case strings.HasPrefix(f.GetName(), "extensions.istio.io/") && strings.Contains(f.GetName(), "/istio-ingress.dicomgate"):
 					wasmAt = i
-					if f.GetConfigDiscovery() == nil {
-						t.Error("the Wasm filter is not delivered through ECDS config discovery")
-					}
+					require.NotNil(t, f.GetConfigDiscovery(), "the Wasm filter is not delivered through ECDS config discovery")
 				case f.GetName() == "envoy.filters.network.tcp_proxy":
 					tcpAt = i
 				}
 			}
-			if wasmAt < 0 || tcpAt < 0 || wasmAt > tcpAt {
-				t.Fatalf("filters on 11112 = %v: want the dicomgate Wasm filter before tcp_proxy", names)
-			}
+			require.True(t, wasmAt >= 0 && tcpAt >= 0 && wasmAt < tcpAt, "filters on 11112 = %v: want the dicomgate Wasm filter before tcp_proxy", names)
 			var tp tcpproxy.TcpProxy
-			if err := fc.GetFilters()[tcpAt].GetTypedConfig().UnmarshalTo(&tp); err != nil {
-				t.Fatal(err)
-			}
-			if tp.GetWeightedClusters() != nil || tp.GetCluster() != "outbound|4242||orthanc.orthweb.svc.cluster.local" {
-				t.Errorf("tcp_proxy route = %v, want the single cluster outbound|4242||orthanc.orthweb.svc.cluster.local", tp.GetClusterSpecifier())
-			}
+			require.NoError(t, fc.GetFilters()[tcpAt].GetTypedConfig().UnmarshalTo(&tp))
+			require.True(t, tp.GetWeightedClusters() == nil && tp.GetCluster() == "outbound|4242||orthanc.orthweb.svc.cluster.local",
+				"tcp_proxy route = %v, want the single cluster outbound|4242||orthanc.orthweb.svc.cluster.local", tp.GetClusterSpecifier())
 			want := d.EarlyDataBytes
-			if got := tp.GetMaxEarlyDataBytes(); (got == nil && want != 0) || (got != nil && got.GetValue() != want) {
-				t.Errorf("tcp_proxy max_early_data_bytes = %v, want %d", got, want)
+			got := tp.GetMaxEarlyDataBytes()
+			if want != 0 {
+				require.NotNil(t, got, "tcp_proxy max_early_data_bytes, want %d", want)
 			}
-			if https := findListener(ls, 443); https == nil {
-				t.Error("no HTTPS listener on 443")
-			} else {
-				for _, fc := range https.GetFilterChains() {
-					for _, f := range fc.GetFilters() {
-						if strings.Contains(f.GetName(), "wasmplugin") {
-							t.Errorf("the dicomgate plugin leaked onto the 443 chain (%s)", f.GetName())
-						}
+			require.Equal(t, want, got.GetValue(), "tcp_proxy max_early_data_bytes = %v", got)
+			https := findListener(ls, 443)
+			require.NotNil(t, https, "no HTTPS listener on 443")
+			var leaked []string
+			for _, fc := range https.GetFilterChains() {
+				for _, f := range fc.GetFilters() {
+					if strings.Contains(f.GetName(), "wasmplugin") {
+						leaked = append(leaked, f.GetName())
 					}
 				}
 			}
+			require.Empty(t, leaked, "the dicomgate plugin leaked onto the 443 chain")
+			var notPushed []string
 			for _, c := range d.Clusters {
 				if !clusters[c] {
-					t.Errorf("rule cluster %s is not pushed to the gateway (would be NoClusterFound)", c)
+					notPushed = append(notPushed, c)
 				}
 			}
+			require.Empty(t, notPushed, "rule clusters not pushed to the gateway (would be NoClusterFound)")
 		})
 	}
 }
@@ -192,23 +184,17 @@ func TestWeightedDestinationsBecomeWeightedClusters(t *testing.T) {
 	}
 	ls, _ := gatewayListeners(t, objs)
 	l := findListener(ls, 11112)
-	if l == nil || len(l.GetFilterChains()) != 1 {
-		t.Fatal("no single-chain listener on 11112")
-	}
+	require.True(t, l != nil && len(l.GetFilterChains()) == 1, "no single-chain listener on 11112")
 	for _, f := range l.GetFilterChains()[0].GetFilters() {
 		if f.GetName() != "envoy.filters.network.tcp_proxy" {
 			continue
 		}
 		var tp tcpproxy.TcpProxy
-		if err := f.GetTypedConfig().UnmarshalTo(&tp); err != nil {
-			t.Fatal(err)
-		}
-		if tp.GetWeightedClusters() == nil {
-			t.Fatalf("tcp_proxy route = %v; expected weighted_clusters", tp.GetClusterSpecifier())
-		}
+		require.NoError(t, f.GetTypedConfig().UnmarshalTo(&tp))
+		require.NotNil(t, tp.GetWeightedClusters(), "tcp_proxy route = %v; expected weighted_clusters", tp.GetClusterSpecifier())
 		return
 	}
-	t.Fatal("no tcp_proxy on 11112")
+	require.FailNow(t, "no tcp_proxy on 11112")
 }
 
 // TestMain silences istiod's informational logging (krt sync chatter) and,
