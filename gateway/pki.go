@@ -1,20 +1,14 @@
 package gateway
 
 import (
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/dicomgate/dicomgate/internal/demopki"
 )
 
 // DemoPKI is a throw-away certificate authority with one server and one client
@@ -46,8 +40,9 @@ type PKIOptions struct {
 
 // WriteDemoPKI creates a fresh ECDSA P-256 CA, a server certificate and a
 // client certificate (TLS client auth, URI SAN spiffe://dicomgate.demo/<CN>)
-// and writes them as PEM files into dir (created with mode 0700). Keys are
-// written with mode 0600 in PKCS#8 form, which dcmtk and OpenSSL read.
+// with internal/demopki and writes them as PEM files into dir (created with
+// mode 0700). Keys are written with mode 0600 in PKCS#8 form, which dcmtk and
+// OpenSSL read.
 func WriteDemoPKI(dir string, opt PKIOptions) (*DemoPKI, error) {
 	if opt.ClientCN == "" {
 		opt.ClientCN = "DEMO-SCU"
@@ -55,34 +50,20 @@ func WriteDemoPKI(dir string, opt PKIOptions) (*DemoPKI, error) {
 	if opt.ClientOrg == "" {
 		opt.ClientOrg = "dicomgate demo"
 	}
-	if opt.Validity <= 0 {
-		opt.Validity = 7 * 24 * time.Hour
-	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("demo PKI: %w", err)
 	}
-	now := time.Now().Add(-time.Hour)
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := demopki.NewCA(pkix.Name{Organization: []string{"dicomgate demo"}, CommonName: "dicomgate demo CA"}, opt.Validity)
 	if err != nil {
-		return nil, fmt.Errorf("demo PKI: CA key: %w", err)
+		return nil, err
 	}
-	caTmpl := &x509.Certificate{
-		SerialNumber:          serial(),
-		Subject:               pkix.Name{Organization: []string{"dicomgate demo"}, CommonName: "dicomgate demo CA"},
-		NotBefore:             now,
-		NotAfter:              now.Add(opt.Validity),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLenZero:        true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, caKey.Public(), caKey)
+	server, err := ca.Issue(demopki.Spec{
+		Subject: pkix.Name{Organization: []string{"dicomgate demo"}, CommonName: "localhost"},
+		Server:  true,
+		Hosts:   append([]string{"localhost", "127.0.0.1", "::1"}, opt.ExtraServerHosts...),
+	})
 	if err != nil {
-		return nil, fmt.Errorf("demo PKI: CA certificate: %w", err)
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return nil, fmt.Errorf("demo PKI: %w", err)
+		return nil, err
 	}
 	p := &DemoPKI{
 		Dir:        dir,
@@ -93,86 +74,23 @@ func WriteDemoPKI(dir string, opt PKIOptions) (*DemoPKI, error) {
 		ClientKey:  filepath.Join(dir, "client.key"),
 		ClientURI:  "spiffe://dicomgate.demo/" + url.PathEscape(opt.ClientCN),
 	}
-	if err := writePEM(p.CACert, "CERTIFICATE", caDER, 0o644); err != nil {
-		return nil, err
-	}
-	server := &x509.Certificate{
-		SerialNumber: serial(),
-		Subject:      pkix.Name{Organization: []string{"dicomgate demo"}, CommonName: "localhost"},
-		NotBefore:    now,
-		NotAfter:     now.Add(opt.Validity),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-	}
-	for _, h := range opt.ExtraServerHosts {
-		if ip := net.ParseIP(h); ip != nil {
-			server.IPAddresses = append(server.IPAddresses, ip)
-		} else {
-			server.DNSNames = append(server.DNSNames, h)
-		}
-	}
-	if _, err := issue(server, ca, caKey, p.ServerCert, p.ServerKey); err != nil {
-		return nil, err
-	}
-	u, _ := url.Parse(p.ClientURI)
-	client := &x509.Certificate{
-		SerialNumber: serial(),
-		Subject:      pkix.Name{Organization: []string{opt.ClientOrg}, CommonName: opt.ClientCN},
-		NotBefore:    now,
-		NotAfter:     now.Add(opt.Validity),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-		URIs:         []*url.URL{u},
-	}
-	der, err := issue(client, ca, caKey, p.ClientCert, p.ClientKey)
+	client, err := ca.Issue(demopki.Spec{
+		Subject: pkix.Name{Organization: []string{opt.ClientOrg}, CommonName: opt.ClientCN},
+		URIs:    []string{p.ClientURI},
+	})
 	if err != nil {
 		return nil, err
 	}
-	p.ClientCertificateDER = der
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, fmt.Errorf("demo PKI: %w", err)
+	if err := ca.Cert.Write(p.CACert, ""); err != nil {
+		return nil, err
 	}
-	p.ClientSubject = RFC2253Subject(leaf)
+	if err := server.Write(p.ServerCert, p.ServerKey); err != nil {
+		return nil, err
+	}
+	if err := client.Write(p.ClientCert, p.ClientKey); err != nil {
+		return nil, err
+	}
+	p.ClientCertificateDER = client.DER
+	p.ClientSubject = RFC2253Subject(client.Leaf)
 	return p, nil
-}
-
-func serial() *big.Int {
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
-	if err != nil {
-		return big.NewInt(time.Now().UnixNano())
-	}
-	return n
-}
-
-// issue signs tmpl with the CA and writes the certificate and a new key.
-func issue(tmpl, ca *x509.Certificate, caKey crypto.Signer, certFile, keyFile string) ([]byte, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("demo PKI: key for %s: %w", certFile, err)
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, key.Public(), caKey)
-	if err != nil {
-		return nil, fmt.Errorf("demo PKI: certificate %s: %w", certFile, err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, fmt.Errorf("demo PKI: key for %s: %w", certFile, err)
-	}
-	if err := writePEM(certFile, "CERTIFICATE", der, 0o644); err != nil {
-		return nil, err
-	}
-	if err := writePEM(keyFile, "PRIVATE KEY", keyDER, 0o600); err != nil {
-		return nil, err
-	}
-	return der, nil
-}
-
-func writePEM(path, typ string, der []byte, mode os.FileMode) error {
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), mode); err != nil {
-		return fmt.Errorf("demo PKI: %w", err)
-	}
-	return nil
 }

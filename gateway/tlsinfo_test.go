@@ -1,32 +1,26 @@
 package gateway
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
-	"math/big"
 	"testing"
 	"time"
 
+	"github.com/dicomgate/dicomgate/internal/demopki"
 	"github.com/stretchr/testify/require"
 )
 
-// selfSigned returns a certificate whose subject is exactly rdns (wire order).
-func selfSigned(t *testing.T, rdns pkix.RDNSequence) *x509.Certificate {
+// withSubject returns a certificate whose subject is exactly rdns (wire order).
+func withSubject(t *testing.T, rdns pkix.RDNSequence) *x509.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
 	raw, err := asn1.Marshal(rdns)
 	require.NoError(t, err)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), RawSubject: raw, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	ca, err := demopki.NewCA(pkix.Name{CommonName: "tlsinfo test CA"}, time.Hour)
 	require.NoError(t, err)
-	c, err := x509.ParseCertificate(der)
+	c, err := ca.Issue(demopki.Spec{RawSubject: raw})
 	require.NoError(t, err)
-	return c
+	return c.Leaf
 }
 
 func atv(oid asn1.ObjectIdentifier, v any) pkix.AttributeTypeAndValue {
@@ -60,7 +54,7 @@ func TestRFC2253Subject(t *testing.T) {
 		// Unknown attribute types are dumped as OID=#hex(DER).
 		{pkix.RDNSequence{{atv(odd, "x")}}, "1.2.3.4=#130178"},
 	} {
-		require.Equal(t, tc.want, RFC2253Subject(selfSigned(t, tc.rdns)))
+		require.Equal(t, tc.want, RFC2253Subject(withSubject(t, tc.rdns)))
 	}
 }
 
