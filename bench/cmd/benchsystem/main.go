@@ -240,7 +240,7 @@ func header(o options) string {
 func firstLine(name string, args ...string) string {
 	out, err := exec.Command(name, args...).CombinedOutput()
 	s := strings.TrimSpace(string(out))
-	if err != nil && s == "" {
+	if err != nil { // e.g. git outside a checkout: its message is no version
 		return "unavailable (" + err.Error() + ")"
 	}
 	for _, l := range strings.Split(s, "\n") {
