@@ -2,11 +2,12 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 const policyTestdata = "../../sdk/policy/testdata"
@@ -22,84 +23,69 @@ func runCheckCmd(t *testing.T, stdin []byte, arg string) (string, int) {
 func writeTemp(t *testing.T, name, content string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(p, []byte(content), 0o644))
 	return p
+}
+
+// requireContainsAll fails unless s contains every one of wants, listing
+// all the missing ones at once; what names s in the failure message.
+func requireContainsAll(t *testing.T, what, s string, wants ...string) {
+	t.Helper()
+	var missing []string
+	for _, w := range wants {
+		if !strings.Contains(s, w) {
+			missing = append(missing, w)
+		}
+	}
+	require.Empty(t, missing, "%s lacks these:\n%s", what, s)
 }
 
 func TestCheckValidPolicies(t *testing.T) {
 	for _, name := range []string{"example.json", "example.yaml"} {
 		out, code := runCheckCmd(t, nil, filepath.Join(policyTestdata, name))
-		if code != 0 {
-			t.Fatalf("%s: exit %d\n%s", name, code, out)
-		}
-		for _, want := range []string{
-			name + ": policy is valid (5 rules, 0 warnings)",
+		require.Equal(t, 0, code, "%s: exit status\n%s", name, out)
+		requireContainsAll(t, name+": output", out,
+			name+": policy is valid (5 rules, 0 warnings)",
 			`[0] ct-to-pacs-a: route to "outbound|11112||pacs-a.dicom.svc.cluster.local", rewrite called AE to "ORTHANC"`,
 			`[1] mr-to-pacs-b: route to "outbound|4242||pacs-b.dicom.svc.cluster.local"`,
 			"inspectTimeout: 5s",
 			"default: deny",
-		} {
-			if !strings.Contains(out, want) {
-				t.Errorf("%s: output lacks %q:\n%s", name, want, out)
-			}
-		}
+		)
 	}
 }
 
 func TestCheckInvalidPolicyListsEveryError(t *testing.T) {
 	file := filepath.Join(policyTestdata, "invalid.json")
 	out, code := runCheckCmd(t, nil, file)
-	if code != 2 {
-		t.Fatalf("exit %d, want 2\n%s", code, out)
-	}
-	for _, want := range []string{
-		file + `: error: mode: "dryrun" is not allowed; did you mean "dry-run"?`,
-		file + `: error: rules[0].match.sourceCIDRs[0]: "10.0.0.0/33" is not a CIDR`,
-		file + `: error: rules[1]: action "route" needs "cluster" or "service"`,
-		file + `: error: rules[1].name: duplicate rule name "a"`,
-		file + `: error: rules[2].name: is empty`,
-		file + `: error: rules[2].rewriteCalledAETitle: only allowed with action "allow" or "route"`,
+	require.Equal(t, 2, code, "exit status\n%s", out)
+	requireContainsAll(t, "output", out,
+		file+`: error: mode: "dryrun" is not allowed; did you mean "dry-run"?`,
+		file+`: error: rules[0].match.sourceCIDRs[0]: "10.0.0.0/33" is not a CIDR`,
+		file+`: error: rules[1]: action "route" needs "cluster" or "service"`,
+		file+`: error: rules[1].name: duplicate rule name "a"`,
+		file+`: error: rules[2].name: is empty`,
+		file+`: error: rules[2].rewriteCalledAETitle: only allowed with action "allow" or "route"`,
 		"policy is invalid: 7 errors; the first: ",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("output lacks %q:\n%s", want, out)
-		}
-	}
-	if strings.Contains(out, "rules: ") {
-		t.Errorf("summary printed for an invalid policy:\n%s", out)
-	}
+	)
+	require.NotContains(t, out, "rules: ", "summary printed for an invalid policy")
 }
 
 func TestCheckManifest(t *testing.T) {
 	out, code := runCheckCmd(t, nil, filepath.Join(policyTestdata, "wasmplugin.yaml"))
-	if code != 0 {
-		t.Fatalf("exit %d\n%s", code, out)
-	}
-	for _, want := range []string{
+	require.Equal(t, 0, code, "exit status\n%s", out)
+	requireContainsAll(t, "output", out,
 		`(WasmPlugin dicomgate): warning: spec.pluginConfig.mode: "dry-run": decisions are only reported`,
 		"(WasmPlugin dicomgate): policy is valid (2 rules, 1 warning)",
 		"mode: dry-run",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("output lacks %q:\n%s", want, out)
-		}
-	}
+	)
 
 	out, code = runCheckCmd(t, nil, filepath.Join(policyTestdata, "wasmplugin_invalid.yaml"))
-	if code != 2 {
-		t.Fatalf("invalid manifest: exit %d\n%s", code, out)
-	}
-	for _, want := range []string{
+	require.Equal(t, 2, code, "invalid manifest: exit status\n%s", out)
+	requireContainsAll(t, "output", out,
 		`error: spec.pluginConfig.rules[0].match.calledAETitle: unknown key "calledAETitle"; did you mean "calledAETitles"?`,
 		`error: spec.pluginConfig.rules[0].match.sourceCIDRs[0]: "10.0.0.0/33" is not a CIDR`,
 		`error: spec.pluginConfig.rules[0]: action "route" needs "cluster" or "service"`,
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("output lacks %q:\n%s", want, out)
-		}
-	}
+	)
 }
 
 func TestCheckManifestVariants(t *testing.T) {
@@ -131,14 +117,8 @@ func TestCheckManifestVariants(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			out, code := runCheckCmd(t, nil, writeTemp(t, "cfg", tc.content))
-			if code != tc.code {
-				t.Fatalf("exit %d, want %d\n%s", code, tc.code, out)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(out, w) {
-					t.Errorf("output lacks %q:\n%s", w, out)
-				}
-			}
+			require.Equal(t, tc.code, code, "exit status\n%s", out)
+			requireContainsAll(t, "output", out, tc.want...)
 		})
 	}
 }
@@ -146,18 +126,14 @@ func TestCheckManifestVariants(t *testing.T) {
 func TestCheckStdinAndWarningsExitZero(t *testing.T) {
 	cfg := `{"rules":[{"name":"all","action":"deny"},{"name":"late","action":"allow"}]}`
 	out, code := runCheckCmd(t, []byte(cfg), "-")
-	if code != 0 {
-		t.Fatalf("warnings must not fail check: exit %d\n%s", code, out)
-	}
-	if !strings.Contains(out, `stdin: warning: rules[1]: unreachable: rules[0] ("all") matches every association`) {
-		t.Errorf("warning not printed:\n%s", out)
-	}
+	require.Equal(t, 0, code, "warnings must not fail check: exit status\n%s", out)
+	require.Contains(t, out, `stdin: warning: rules[1]: unreachable: rules[0] ("all") matches every association`, "warning not printed")
 }
 
 func TestCheckUnreadableFile(t *testing.T) {
 	err := runCheck(nil, &bytes.Buffer{}, filepath.Join(t.TempDir(), "missing.json"), checkFlags{})
 	var ee *exitError
-	if !errors.As(err, &ee) || ee.code != 2 || !strings.Contains(err.Error(), "missing.json") {
-		t.Fatalf("err = %v", err)
-	}
+	require.ErrorAs(t, err, &ee, "err = %v", err)
+	require.Equal(t, 2, ee.code, "exit status; err = %v", err)
+	require.ErrorContains(t, err, "missing.json")
 }

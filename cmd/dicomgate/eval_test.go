@@ -3,13 +3,13 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
-	"reflect"
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 const evalCaptures = "../../sdk/pdu/testdata"
@@ -21,9 +21,7 @@ func runEvalFlags(t *testing.T, f evalFlags) (string, string, int) {
 	err := runEval(nil, &out, &errOut, f)
 	if err != nil {
 		var ee *exitError
-		if !errors.As(err, &ee) {
-			t.Fatalf("error %v is not an exitError", err)
-		}
+		require.ErrorAs(t, err, &ee, "error %v is not an exitError", err)
 		return out.String(), errOut.String() + err.Error(), ee.code
 	}
 	return out.String(), errOut.String(), 0
@@ -35,20 +33,13 @@ func evalJSON(t *testing.T, f evalFlags) map[string]any {
 	t.Helper()
 	f.output = formatJSON
 	out, errOut, code := runEvalFlags(t, f)
-	if code != 0 && code != 1 {
-		t.Fatalf("exit %d: %s", code, errOut)
-	}
+	require.Contains(t, []int{0, 1}, code, "exit %d: %s", code, errOut)
 	dec := json.NewDecoder(strings.NewReader(out))
 	var m map[string]any
-	if err := dec.Decode(&m); err != nil {
-		t.Fatalf("output is not JSON: %v\n%s", err, out)
-	}
-	if dec.More() {
-		t.Fatalf("more than one JSON value:\n%s", out)
-	}
-	if wantCode := map[bool]int{true: 1, false: 0}[m["action"] == "deny"]; code != wantCode {
-		t.Fatalf("action %v: exit %d, want %d (%s)", m["action"], code, wantCode, errOut)
-	}
+	require.NoError(t, dec.Decode(&m), "output is not JSON:\n%s", out)
+	require.False(t, dec.More(), "more than one JSON value:\n%s", out)
+	wantCode := map[bool]int{true: 1, false: 0}[m["action"] == "deny"]
+	require.Equal(t, wantCode, code, "action %v: exit status (%s)", m["action"], errOut)
 	return m
 }
 
@@ -79,14 +70,8 @@ func TestEvalJSONOnCaptures(t *testing.T) {
 			m := evalJSON(t, tc.f)
 			expl, _ := m["explanation"].(string)
 			delete(m, "explanation")
-			if !reflect.DeepEqual(m, tc.want) {
-				t.Errorf("got %v, want %v", m, tc.want)
-			}
-			for _, w := range tc.expl {
-				if !strings.Contains(expl, w) {
-					t.Errorf("explanation lacks %q:\n%s", w, expl)
-				}
-			}
+			require.Equal(t, tc.want, m, "every key but explanation")
+			requireContainsAll(t, "explanation", expl, tc.expl...)
 		})
 	}
 }
@@ -105,38 +90,27 @@ rules:
 `)
 	f := evalFlags{config: cfg, stream: filepath.Join(evalCaptures, "echo_default.c2s.bin"), source: "[fd00::7]:40000", peerURISAN: "spiffe://hospital/modality/ct1"}
 	m := evalJSON(t, f)
-	if m["action"] != "route" || m["rule"] != "ct-v6" || m["cluster"] != "outbound|11112|blue|pacs-a.dicom.svc.cluster.local" || m["rewriteCalledAETitle"] != "ORTHANC" {
-		t.Fatalf("got %v", m)
-	}
-	if _, ok := m["dryRun"]; ok {
-		t.Error("dryRun present in enforce mode")
-	}
+	requireFields(t, "eval", m, map[string]any{"action": "route", "rule": "ct-v6",
+		"cluster": "outbound|11112|blue|pacs-a.dicom.svc.cluster.local", "rewriteCalledAETitle": "ORTHANC"})
+	require.NotContains(t, m, "dryRun", "dryRun present in enforce mode")
 	// Without the certificate the same association falls to the default.
 	f.peerURISAN = ""
 	m = evalJSON(t, f)
-	if m["action"] != "deny" || !strings.Contains(m["explanation"].(string), "needs a client certificate (mTLS)") {
-		t.Fatalf("without mTLS: %v", m)
-	}
+	requireFields(t, "without mTLS", m, map[string]any{"action": "deny"})
+	require.Contains(t, m["explanation"], "needs a client certificate (mTLS)", "without mTLS: %v", m)
 	// Bare IP source (no port).
 	f.peerURISAN, f.source = "spiffe://hospital/modality/ct1", "fd00::7"
-	if m = evalJSON(t, f); m["action"] != "route" {
-		t.Fatalf("bare IP source: %v", m)
-	}
+	m = evalJSON(t, f)
+	requireFields(t, "bare IP source", m, map[string]any{"action": "route"})
 }
 
 func TestEvalJSONKeys(t *testing.T) {
 	stream := filepath.Join(evalCaptures, "echo_default.c2s.bin")
 	m := evalJSON(t, evalFlags{config: filepath.Join(policyTestdata, "example.json"), stream: stream})
-	if got := strings.Join(sortedKeys(m), ","); got != "action,cluster,explanation,rejectReason,respond,rewriteCalledAETitle,rule" {
-		t.Errorf("keys %s", got)
-	}
+	require.Equal(t, "action,cluster,explanation,rejectReason,respond,rewriteCalledAETitle,rule", strings.Join(sortedKeys(m), ","), "keys")
 	m = evalJSON(t, evalFlags{config: filepath.Join(policyTestdata, "wasmplugin.yaml"), stream: stream})
-	if got := strings.Join(sortedKeys(m), ","); got != "action,cluster,dryRun,explanation,rejectReason,rewriteCalledAETitle,rule" {
-		t.Errorf("dry-run keys %s", got)
-	}
-	if m["dryRun"] != true || m["action"] != "deny" || m["rule"] != "everything-else" || m["rejectReason"] != "called-ae-not-recognized" {
-		t.Errorf("dry-run decision %v", m)
-	}
+	require.Equal(t, "action,cluster,dryRun,explanation,rejectReason,rewriteCalledAETitle,rule", strings.Join(sortedKeys(m), ","), "dry-run keys")
+	requireFields(t, "dry-run decision", m, map[string]any{"dryRun": true, "action": "deny", "rule": "everything-else", "rejectReason": "called-ae-not-recognized"})
 }
 
 func sortedKeys(m map[string]any) []string {
@@ -151,21 +125,15 @@ func sortedKeys(m map[string]any) []string {
 func TestEvalText(t *testing.T) {
 	out, _, code := runEvalFlags(t, evalFlags{config: filepath.Join(policyTestdata, "example.json"),
 		stream: filepath.Join(evalCaptures, "echo_default.c2s.bin"), source: "10.0.0.9"})
-	if code != 1 {
-		t.Fatalf("deny: exit %d, want 1", code)
-	}
-	for _, want := range []string{
+	require.Equal(t, 1, code, "deny: exit status")
+	requireContainsAll(t, "output", out,
 		"action: deny\n",
 		"rule: (none: default action)\n",
 		"rejectReason: calling-ae-not-recognized (A-ASSOCIATE-RJ result 1, source 1, reason 3)\n",
 		"respond: close (the connection is closed; the client receives no A-ASSOCIATE-RJ)\n",
 		"explanation:\n  association: called AE \"ANY-SCP\", calling AE \"ECHOSCU\", source 10.0.0.9, no client certificate\n",
 		`  rules[0] "ct-to-pacs-a" did not match: called AE "ANY-SCP" is not in ["PACS_A"]`,
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("output lacks %q:\n%s", want, out)
-		}
-	}
+	)
 }
 
 func TestEvalErrors(t *testing.T) {
@@ -195,12 +163,9 @@ func TestEvalErrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			out, errOut, code := runEvalFlags(t, tc.f)
-			if code != tc.code || !strings.Contains(errOut, tc.want) {
-				t.Fatalf("exit %d (want %d), stderr+error %q lacks %q; stdout %q", code, tc.code, errOut, tc.want, out)
-			}
-			if out != "" {
-				t.Errorf("stdout not empty on error: %q", out)
-			}
+			require.Equal(t, tc.code, code, "exit status; stderr+error %q; stdout %q", errOut, out)
+			require.Contains(t, errOut, tc.want, "stderr+error; stdout %q", out)
+			require.Empty(t, out, "stdout not empty on error")
 		})
 	}
 }
@@ -208,9 +173,7 @@ func TestEvalErrors(t *testing.T) {
 func mustRead(t *testing.T, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(name)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return b
 }
 
@@ -220,10 +183,6 @@ func TestEvalRegistered(t *testing.T) {
 		"--stream", filepath.Join(evalCaptures, "uid_username.c2s.bin"), "--json"})
 	rootCmd.SetOut(&out)
 	defer func() { rootCmd.SetOut(nil); rootCmd.SetArgs(nil) }()
-	if err := rootCmd.Execute(); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(out.String(), `"rule":"alice-ct-store"`) {
-		t.Fatalf("output %s", out.String())
-	}
+	require.NoError(t, rootCmd.Execute())
+	require.Contains(t, out.String(), `"rule":"alice-ct-store"`, "output")
 }

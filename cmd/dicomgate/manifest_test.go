@@ -2,10 +2,13 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 
 	"github.com/dicomgate/dicomgate/manifests/oci"
 )
@@ -22,9 +25,7 @@ func testModule(seed byte) []byte {
 func writeFile(t *testing.T, dir, name string, b []byte) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(p, b, 0o644))
 	return p
 }
 
@@ -43,17 +44,13 @@ func TestManifestPinsImageDigest(t *testing.T) {
 		{"oci://registry.example/dicomgate:0.1.0", true, func() string { d, _ := oci.Digest(mod, oci.FormatDocker); return d }},
 		{"https://files.example/dicomgate.wasm", false, func() string { return oci.ModuleSHA256(mod) }},
 	} {
-		var out, errb bytes.Buffer
-		err := runManifest(&out, &errb, manifestFlags{config: basePolicyPath, image: tc.image, wasm: wasm, docker: tc.docker, envoyFilter: true, namespace: "istio-ingress", name: "dicomgate", port: 11112})
-		if err != nil {
-			t.Fatalf("%s: %v\n%s", tc.image, err, errb.String())
-		}
-		if want := "sha256: " + tc.want(); !strings.Contains(out.String(), want) {
-			t.Errorf("%s docker=%v: output lacks %q:\n%s", tc.image, tc.docker, want, out.String())
-		}
-		if !strings.Contains(out.String(), "kind: EnvoyFilter") {
-			t.Error("--envoyfilter did not render the EnvoyFilter")
-		}
+		t.Run(fmt.Sprintf("%s/docker=%v", tc.image, tc.docker), func(t *testing.T) {
+			var out, errb bytes.Buffer
+			err := runManifest(&out, &errb, manifestFlags{config: basePolicyPath, image: tc.image, wasm: wasm, docker: tc.docker, envoyFilter: true, namespace: "istio-ingress", name: "dicomgate", port: 11112})
+			require.NoError(t, err, "%s\n%s", tc.image, errb.String())
+			require.Contains(t, out.String(), "sha256: "+tc.want(), "%s docker=%v: output", tc.image, tc.docker)
+			require.Contains(t, out.String(), "kind: EnvoyFilter", "--envoyfilter did not render the EnvoyFilter")
+		})
 	}
 }
 
@@ -62,17 +59,10 @@ func TestManifestInvalidPolicyPrintsAllDiagnostics(t *testing.T) {
 	cfg := writeFile(t, dir, "bad.json", []byte(`{"defaultAction":"route","mode":"loud","rules":[{"name":"x","action":"route"}]}`))
 	var out, errb bytes.Buffer
 	err := runManifest(&out, &errb, manifestFlags{config: cfg, image: "oci://r.example/x:1", port: 11112})
-	if exitCode(err) != 2 {
-		t.Fatalf("exit code %d (err %v), want 2", exitCode(err), err)
-	}
-	for _, want := range []string{"defaultAction", "mode", "rules[0]"} {
-		if !strings.Contains(errb.String(), cfg+": error: "+want) {
-			t.Errorf("stderr lacks the diagnostic for %s:\n%s", want, errb.String())
-		}
-	}
-	if out.Len() != 0 {
-		t.Errorf("nothing may be rendered for an invalid policy, got:\n%s", out.String())
-	}
+	require.Equal(t, 2, exitCode(err), "exit code (err %v)", err)
+	requireContainsAll(t, "stderr (the diagnostic for defaultAction, mode, rules[0])", errb.String(),
+		cfg+": error: defaultAction", cfg+": error: mode", cfg+": error: rules[0]")
+	require.Zero(t, out.Len(), "nothing may be rendered for an invalid policy, got:\n%s", out.String())
 }
 
 func TestManifestFlagErrors(t *testing.T) {
@@ -88,11 +78,11 @@ func TestManifestFlagErrors(t *testing.T) {
 		{manifestFlags{config: basePolicyPath, image: "oci://r/x:1", wasm: notWasm, sha: "ab"}, "mutually exclusive"},
 		{manifestFlags{config: filepath.Join(dir, "missing.json"), image: "oci://r/x:1"}, "--config"},
 	} {
-		var out, errb bytes.Buffer
-		err := runManifest(&out, &errb, tc.f)
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%+v: err = %v, want %q", tc.f, err, tc.want)
-		}
+		t.Run(tc.want, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			err := runManifest(&out, &errb, tc.f)
+			require.ErrorContains(t, err, tc.want, "%+v", tc.f)
+		})
 	}
 }
 
@@ -101,19 +91,13 @@ func TestManifestJSONPolicyAndOutputFile(t *testing.T) {
 	cfg := writeFile(t, dir, "p.json", []byte(`{"defaultAction":"deny","upstreamConnect":"immediate","rules":[{"name":"a","match":{"calledAETitles":["ORTHANC"]},"action":"allow"}]}`))
 	outFile := filepath.Join(dir, "out.yaml")
 	var out, errb bytes.Buffer
-	if err := runManifest(&out, &errb, manifestFlags{config: cfg, image: "oci://r.example/x:1", sha: strings.Repeat("ab", 32), outputFile: outFile, namespace: "istio-ingress", name: "dicomgate", port: 11112}); err != nil {
-		t.Fatal(err, errb.String())
-	}
+	err := runManifest(&out, &errb, manifestFlags{config: cfg, image: "oci://r.example/x:1", sha: strings.Repeat("ab", 32), outputFile: outFile, namespace: "istio-ingress", name: "dicomgate", port: 11112})
+	require.NoError(t, err, errb.String())
 	b, err := os.ReadFile(outFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(b), "upstreamConnect: immediate") || strings.Contains(string(b), "EnvoyFilter") {
-		t.Errorf("unexpected output:\n%s", b)
-	}
-	if out.Len() != 0 {
-		t.Error("with --output-file nothing goes to stdout")
-	}
+	require.NoError(t, err)
+	require.Contains(t, string(b), "upstreamConnect: immediate", "unexpected output")
+	require.NotContains(t, string(b), "EnvoyFilter", "unexpected output")
+	require.Zero(t, out.Len(), "with --output-file nothing goes to stdout")
 }
 
 // The cobra wiring: flags reach runManifest (non-default name, namespace and
@@ -127,12 +111,6 @@ func TestManifestCommandFlags(t *testing.T) {
 	rootCmd.SetOut(&out)
 	rootCmd.SetErr(&errb)
 	defer func() { rootCmd.SetOut(nil); rootCmd.SetErr(nil); rootCmd.SetArgs(nil) }()
-	if err := rootCmd.Execute(); err != nil {
-		t.Fatal(err, errb.String())
-	}
-	for _, want := range []string{"name: dg-test", "name: dg-test-early-data", "namespace: istio-system", "number: 2762", "portNumber: 2762"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("output lacks %q:\n%s", want, out.String())
-		}
-	}
+	require.NoError(t, rootCmd.Execute(), errb.String())
+	requireContainsAll(t, "output", out.String(), "name: dg-test", "name: dg-test-early-data", "namespace: istio-system", "number: 2762", "portNumber: 2762")
 }

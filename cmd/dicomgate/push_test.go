@@ -8,8 +8,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 
 	"github.com/dicomgate/dicomgate/manifests/oci"
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -27,30 +28,20 @@ func TestPushPrintsTheDigestManifestPins(t *testing.T) {
 	popts := oci.PushOptions{Insecure: true, Keychain: authn.NewMultiKeychain()}
 
 	var out bytes.Buffer
-	if err := runPush(context.Background(), &out, []string{wasm, ref}, pushFlags{insecure: true}, popts); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, runPush(context.Background(), &out, []string{wasm, ref}, pushFlags{insecure: true}, popts))
 	want, _ := oci.Digest(mod, oci.FormatOCI)
-	if !strings.Contains(out.String(), "WasmPlugin spec.sha256: "+want) {
-		t.Fatalf("push output %q lacks the digest %s", out.String(), want)
-	}
+	require.Contains(t, out.String(), "WasmPlugin spec.sha256: "+want, "push output lacks the digest")
 	// What was pushed is what Istio's agent would extract.
 	img, err := oci.Pull(context.Background(), ref, popts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	got, err := oci.Extract(img)
-	if err != nil || !bytes.Equal(got, mod) {
-		t.Fatalf("pulled module differs (err %v)", err)
-	}
+	require.NoError(t, err, "extracting the pulled module")
+	require.Equal(t, mod, got, "pulled module differs")
 	// `dicomgate manifest --wasm` pins the same digest without a registry.
 	var mout, merr bytes.Buffer
-	if err := runManifest(&mout, &merr, manifestFlags{config: basePolicyPath, image: ref, wasm: wasm, port: 11112, namespace: "istio-ingress", name: "dicomgate"}); err != nil {
-		t.Fatal(err, merr.String())
-	}
-	if !strings.Contains(mout.String(), "sha256: "+want) {
-		t.Errorf("manifest does not pin the pushed digest %s", want)
-	}
+	err = runManifest(&mout, &merr, manifestFlags{config: basePolicyPath, image: ref, wasm: wasm, port: 11112, namespace: "istio-ingress", name: "dicomgate"})
+	require.NoError(t, err, merr.String())
+	require.Contains(t, mout.String(), "sha256: "+want, "manifest does not pin the pushed digest %s", want)
 }
 
 func TestPushLayout(t *testing.T) {
@@ -58,13 +49,9 @@ func TestPushLayout(t *testing.T) {
 	wasm := writeFile(t, dir, "dicomgate.wasm", testModule(3))
 	lay := filepath.Join(dir, "layout")
 	var out bytes.Buffer
-	if err := runPush(context.Background(), &out, []string{wasm, "oci://registry.example/dicomgate:0.2.0"}, pushFlags{layout: lay, docker: true}, oci.PushOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, runPush(context.Background(), &out, []string{wasm, "oci://registry.example/dicomgate:0.2.0"}, pushFlags{layout: lay, docker: true}, oci.PushOptions{}))
 	idx, err := os.ReadFile(filepath.Join(lay, "index.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	var index struct {
 		Manifests []struct {
 			MediaType   string            `json:"mediaType"`
@@ -72,17 +59,14 @@ func TestPushLayout(t *testing.T) {
 			Annotations map[string]string `json:"annotations"`
 		} `json:"manifests"`
 	}
-	if err := json.Unmarshal(idx, &index); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, json.Unmarshal(idx, &index))
 	want, _ := oci.Digest(testModule(3), oci.FormatDocker)
-	if len(index.Manifests) != 1 || index.Manifests[0].Annotations["org.opencontainers.image.ref.name"] != "0.2.0" ||
-		index.Manifests[0].Digest != "sha256:"+want || index.Manifests[0].MediaType != "application/vnd.docker.distribution.manifest.v2+json" {
-		t.Errorf("index.json %s", idx)
-	}
-	if !strings.Contains(out.String(), "WasmPlugin spec.sha256: "+want) {
-		t.Errorf("output %q lacks the digest", out.String())
-	}
+	require.Len(t, index.Manifests, 1, "index.json %s", idx)
+	m := index.Manifests[0]
+	require.Equal(t, "0.2.0", m.Annotations["org.opencontainers.image.ref.name"], "index.json %s", idx)
+	require.Equal(t, "sha256:"+want, m.Digest, "index.json %s", idx)
+	require.Equal(t, "application/vnd.docker.distribution.manifest.v2+json", m.MediaType, "index.json %s", idx)
+	require.Contains(t, out.String(), "WasmPlugin spec.sha256: "+want, "output lacks the digest")
 }
 
 func TestPushArgumentErrors(t *testing.T) {
@@ -99,9 +83,10 @@ func TestPushArgumentErrors(t *testing.T) {
 		{[]string{notWasm, "oci://r.example/x:1"}, "not a WebAssembly module", 2},
 		{[]string{filepath.Join(dir, "missing.wasm"), "oci://r.example/x:1"}, "missing.wasm", 2},
 	} {
-		err := runPush(context.Background(), &bytes.Buffer{}, tc.args, pushFlags{}, oci.PushOptions{})
-		if err == nil || !strings.Contains(err.Error(), tc.want) || exitCode(err) != tc.code {
-			t.Errorf("%v: err = %v (code %d), want %q code %d", tc.args, err, exitCode(err), tc.want, tc.code)
-		}
+		t.Run(tc.want, func(t *testing.T) {
+			err := runPush(context.Background(), &bytes.Buffer{}, tc.args, pushFlags{}, oci.PushOptions{})
+			require.ErrorContains(t, err, tc.want, "%v", tc.args)
+			require.Equal(t, tc.code, exitCode(err), "%v: exit status, err = %v", tc.args, err)
+		})
 	}
 }

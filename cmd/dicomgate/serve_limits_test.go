@@ -98,7 +98,7 @@ func trapServe(t *testing.T, failPolicy string) (addr, metrics string, accepted 
 		select {
 		case <-done:
 		case <-time.After(10 * time.Second):
-			t.Error("serve did not stop")
+			require.FailNow(t, "serve did not stop")
 		}
 	})
 	listening := regexp.MustCompile(`(?m)^dicomgate: listening on (\S+)$`)
@@ -110,7 +110,7 @@ func trapServe(t *testing.T, failPolicy string) (addr, metrics string, accepted 
 		}
 		select {
 		case err := <-done:
-			t.Fatalf("serve exited: %v\n%s", err, stderr.String())
+			require.FailNowf(t, "serve exited", "%v\n%s", err, stderr.String())
 		case <-time.After(20 * time.Millisecond):
 		}
 		require.False(t, time.Now().After(deadline), "serve did not start:\n%s", stderr.String())

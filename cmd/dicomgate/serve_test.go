@@ -127,9 +127,8 @@ func filterWasm(t *testing.T) string {
 	}
 	out := filepath.Join(t.TempDir(), "dicomgate.wasm")
 	c := wasmbuild.Command(context.Background(), goBin, "../..", out, wasmbuild.FilterPackage)
-	if b, err := c.CombinedOutput(); err != nil {
-		t.Fatalf("building the filter: %v\n%s", err, b)
-	}
+	b, err := c.CombinedOutput()
+	require.NoError(t, err, "building the filter:\n%s", b)
 	return out
 }
 
@@ -166,10 +165,15 @@ func TestServeDemo(t *testing.T) {
 	ready := regexp.MustCompile(`(?m)^dicomgate: listening on (\S+)$`)
 	metricsRE := regexp.MustCompile(`metrics: http://(\S+)/metrics`)
 	var addr string
+	// The condition runs on another goroutine: an early exit is reported
+	// through exited and required here.
+	var exited bool
+	var exitErr error
 	require.Eventually(t, func() bool {
 		select {
-		case err := <-done:
-			t.Fatalf("serve exited early: %v\n%s", err, stderr.String())
+		case exitErr = <-done:
+			exited = true
+			return true
 		default:
 		}
 		m := ready.FindStringSubmatch(stderr.String())
@@ -178,6 +182,7 @@ func TestServeDemo(t *testing.T) {
 		}
 		return m != nil
 	}, 25*time.Second, 20*time.Millisecond, "no ready line")
+	require.False(t, exited, "serve exited early: %v\n%s", exitErr, stderr.String())
 	out := stderr.String()
 	require.Contains(t, out, "echoscu -v +tls ")
 	require.Contains(t, out, "-aet INTRUDER -aec PACS_A")
@@ -271,7 +276,7 @@ func TestServeDemo(t *testing.T) {
 	case err := <-done:
 		require.NoError(t, err)
 	case <-time.After(10 * time.Second):
-		t.Fatal("serve did not stop after cancellation")
+		require.FailNow(t, "serve did not stop after cancellation")
 	}
 	require.Contains(t, stderr.String(), "dicomgate: stopped")
 	_, err = net.DialTimeout("tcp", addr, time.Second)
@@ -300,12 +305,12 @@ func startServe(t *testing.T, f serveFlags) (addr string, stderr *lockedBuf, sto
 		select {
 		case err := <-done:
 			cancel()
-			t.Fatalf("serve exited early: %v\n%s", err, stderr.String())
+			require.FailNowf(t, "serve exited early", "%v\n%s", err, stderr.String())
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			cancel()
-			t.Fatalf("no ready line:\n%s", stderr.String())
+			require.FailNowf(t, "no ready line", "%s", stderr.String())
 		}
 	}
 	var once sync.Once

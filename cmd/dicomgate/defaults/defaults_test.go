@@ -1,7 +1,10 @@
 package defaults
 
 import (
+	"fmt"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 
 	"github.com/dicomgate/dicomgate/sdk/pdu"
 	"github.com/dicomgate/dicomgate/sdk/policy"
@@ -29,15 +32,9 @@ func rq(called, calling string, abstract ...string) *pdu.AssociateRQ {
 // the commands printed by `dicomgate serve` demonstrate.
 func TestDemoPolicy(t *testing.T) {
 	pol, diags, err := policy.Load(Policy)
-	if err != nil {
-		t.Fatalf("demo policy does not load: %v", err)
-	}
-	for _, d := range diags {
-		t.Errorf("demo policy diagnostic: %s", d)
-	}
-	if pol.UpstreamConnect().String() != "after-decision" {
-		t.Errorf("routing needs upstreamConnect after-decision, got %s", pol.UpstreamConnect())
-	}
+	require.NoError(t, err, "demo policy does not load")
+	require.Empty(t, diags, "demo policy diagnostics")
+	require.Equal(t, "after-decision", pol.UpstreamConnect().String(), "routing needs upstreamConnect after-decision")
 	const echo, ct = "1.2.840.10008.1.1", "1.2.840.10008.5.1.4.1.1.2"
 	conn := &policy.Conn{}
 	for _, tc := range []struct {
@@ -52,9 +49,10 @@ func TestDemoPolicy(t *testing.T) {
 		{rq(AETitleA, "INTRUDER", echo), "deny", ""},
 		{rq("OTHER", "ECHOSCU", echo), "deny", ""},
 	} {
-		d := pol.Evaluate(tc.rq, conn)
-		if d.Action.String() != tc.action || d.Cluster != tc.cluster {
-			t.Errorf("%s -> %s: got %s %q, want %s %q", tc.rq.CallingAETitle(), tc.rq.CalledAETitle(), d.Action, d.Cluster, tc.action, tc.cluster)
-		}
+		t.Run(fmt.Sprintf("%s->%s", tc.rq.CallingAETitle(), tc.rq.CalledAETitle()), func(t *testing.T) {
+			d := pol.Evaluate(tc.rq, conn)
+			require.Equal(t, tc.action, d.Action.String(), "%s -> %s: action (cluster %q)", tc.rq.CallingAETitle(), tc.rq.CalledAETitle(), d.Cluster)
+			require.Equal(t, tc.cluster, d.Cluster, "%s -> %s: cluster (action %s)", tc.rq.CallingAETitle(), tc.rq.CalledAETitle(), d.Action)
+		})
 	}
 }
