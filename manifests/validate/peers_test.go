@@ -2,25 +2,18 @@ package validate
 
 // The DICOM peers behind the real Envoy: two Orthancs and a dcmtk storescp
 // standing in for the pods of the Services in base/services.yaml, and the
-// test PKI standing in for the credentialName Secrets. Small equivalents of
-// e2e/peers_test.go and e2e/certs_test.go (another module's test files).
+// test PKI (internal/demopki, as in e2e) standing in for the credentialName
+// Secrets. The peers are small equivalents of e2e/peers_test.go (another
+// module's test files).
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/binary"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
-	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dicomgate/dicomgate/internal/demopki"
 	"github.com/stretchr/testify/require"
 )
 
@@ -159,64 +153,28 @@ type testPKI struct {
 const ct01SPIFFE = "spiffe://radiology.example.org/modality/ct01"
 
 // newTestPKI writes a CA, a server certificate for 127.0.0.1/localhost and
-// two client certificates (CT01's, and one without SAN) into dir.
+// two client certificates (CT01's, and one without SAN) into dir, with
+// internal/demopki (this module may import it: its path is below the
+// repository's).
 func newTestPKI(t *testing.T, dir string) *testPKI {
 	t.Helper()
-	now := time.Now()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := demopki.NewCA(pkix.Name{CommonName: "dicomgate manifests test CA"}, 24*time.Hour)
 	require.NoError(t, err)
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "dicomgate manifests test CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true, IsCA: true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	p := &testPKI{dir: dir, caPEM: ca.Cert.CertPEM(), CAFile: filepath.Join(dir, "ca.crt"),
+		ServerCertFile: filepath.Join(dir, "server.crt"),
+		CT01Cert:       filepath.Join(dir, "ct01.crt"), CT01Key: filepath.Join(dir, "ct01.key"),
+		NoSANCert: filepath.Join(dir, "nosan.crt"), NoSANKey: filepath.Join(dir, "nosan.key")}
+	require.NoError(t, ca.Cert.Write(p.CAFile, ""))
+	server, err := ca.Issue(demopki.Spec{Subject: pkix.Name{CommonName: "server"}, Server: true, Hosts: []string{"localhost", "127.0.0.1"}})
 	require.NoError(t, err)
-	ca, err := x509.ParseCertificate(caDER)
+	require.NoError(t, server.Write(p.ServerCertFile, filepath.Join(dir, "server.key")))
+	p.serverCertPEM, p.serverKeyPEM = server.CertPEM(), server.KeyPEM()
+	ct01, err := ca.Issue(demopki.Spec{Subject: pkix.Name{CommonName: "ct01"}, URIs: []string{ct01SPIFFE}})
 	require.NoError(t, err)
-	p := &testPKI{dir: dir, caPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})}
-	p.CAFile = filepath.Join(dir, "ca.crt")
-	write := func(path string, b []byte) {
-		require.NoError(t, os.WriteFile(path, b, 0o600))
-	}
-	write(p.CAFile, p.caPEM)
-	serial := int64(2)
-	issue := func(name string, server bool, uri string) (certPEM, keyPEM []byte) {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		require.NoError(t, err)
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
-			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
-			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-		}
-		serial++
-		if server {
-			tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-			tmpl.DNSNames = []string{"localhost"}
-			tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
-		}
-		if uri != "" {
-			u, err := url.Parse(uri)
-			require.NoError(t, err)
-			tmpl.URIs = []*url.URL{u}
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-		require.NoError(t, err)
-		kder, err := x509.MarshalPKCS8PrivateKey(key)
-		require.NoError(t, err)
-		certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-		keyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
-		write(filepath.Join(dir, name+".crt"), certPEM)
-		write(filepath.Join(dir, name+".key"), keyPEM)
-		return certPEM, keyPEM
-	}
-	p.serverCertPEM, p.serverKeyPEM = issue("server", true, "")
-	issue("ct01", false, ct01SPIFFE)
-	issue("nosan", false, "")
-	p.ServerCertFile = filepath.Join(dir, "server.crt")
-	p.CT01Cert, p.CT01Key = filepath.Join(dir, "ct01.crt"), filepath.Join(dir, "ct01.key")
-	p.NoSANCert, p.NoSANKey = filepath.Join(dir, "nosan.crt"), filepath.Join(dir, "nosan.key")
+	require.NoError(t, ct01.Write(p.CT01Cert, p.CT01Key))
+	nosan, err := ca.Issue(demopki.Spec{Subject: pkix.Name{CommonName: "nosan"}})
+	require.NoError(t, err)
+	require.NoError(t, nosan.Write(p.NoSANCert, p.NoSANKey))
 	return p
 }
 
