@@ -86,6 +86,7 @@ type StatusError struct {
 	Status uint16
 }
 
+// Error names the response and its status.
 func (e *StatusError) Error() string {
 	return fmt.Sprintf("%s status %#04x, want 0x0000 (Success)", e.Response, e.Status)
 }

@@ -109,7 +109,10 @@ type Error struct {
 	Err  error
 }
 
+// Error is "step: cause".
 func (e *Error) Error() string { return e.Step + ": " + e.Err.Error() }
+
+// Unwrap returns the cause (errors.Is/As see through the step).
 func (e *Error) Unwrap() error { return e.Err }
 
 func stepErr(step string, err error) error { return &Error{Step: step, Err: err} }
@@ -122,6 +125,7 @@ type RejectedError struct {
 	Reason pdu.RJReason
 }
 
+// Error names the A-ASSOCIATE-RJ's result, source and reason (PS3.8 §9.3.4).
 func (e *RejectedError) Error() string {
 	return fmt.Sprintf("association rejected (A-ASSOCIATE-RJ result %d, source %d, reason %d)", e.Result, e.Source, e.Reason)
 }
