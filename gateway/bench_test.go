@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/dicomgate/dicomgate/wasm/host"
 )
 
@@ -40,9 +42,7 @@ func (f *passFilter) SetTLS(*host.TLSInfo, string)        {}
 // echoServer echoes every connection until EOF.
 func echoServer(b *testing.B) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	b.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
@@ -70,19 +70,13 @@ func BenchmarkProxyEcho64K(b *testing.B) {
 			return f
 		},
 	})
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	go g.Serve(ln)
 	b.Cleanup(func() { g.Close() })
 	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	defer c.Close()
 	msg := make([]byte, 64<<10)
 	back := make([]byte, len(msg))
@@ -90,11 +84,12 @@ func BenchmarkProxyEcho64K(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
+		// require only on failure: the measured loop does not pay for b.Helper.
 		if _, err := c.Write(msg); err != nil {
-			b.Fatal(err)
+			require.NoError(b, err)
 		}
 		if _, err := io.ReadFull(c, back); err != nil {
-			b.Fatal(err)
+			require.NoError(b, err)
 		}
 	}
 }
@@ -109,43 +104,37 @@ func BenchmarkRealFilterAssociation(b *testing.B) {
 		Name: "dicomgate", RootID: "dicomgate", Workers: 1, Logger: &lineLogger{},
 		Configuration: []byte(`{"defaultAction":"deny","rules":[{"name":"r","match":{"calledAETitles":["ANY-SCP"]},"action":"route","cluster":"echo"}]}`),
 	})
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	b.Cleanup(func() { p.Close(context.Background()) })
 	g, err := New(Config{
 		Clusters:          []*Cluster{{Name: "echo", Endpoints: []string{up}}},
 		MaxEarlyDataBytes: 1 << 20,
 		NewFilter:         PluginFilters(p),
 	})
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	go g.Serve(ln)
 	b.Cleanup(func() { g.Close() })
 	req, err := os.ReadFile(filepath.Join("..", "sdk", "pdu", "testdata", "echo_default.c2s.bin"))
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
+		// require only on failure: the measured loop does not pay for b.Helper.
 		c, err := net.Dial("tcp", ln.Addr().String())
 		if err != nil {
-			b.Fatal(err)
+			require.NoError(b, err)
 		}
 		if _, err := c.Write(req); err != nil {
-			b.Fatal(err)
+			require.NoError(b, err)
 		}
 		c.(*net.TCPConn).CloseWrite()
 		got, err := io.ReadAll(c)
 		c.Close()
 		if err != nil || len(got) != len(req) {
-			b.Fatalf("echo through the gateway: %d bytes, %v", len(got), err)
+			require.NoError(b, err, "echo through the gateway: %d bytes", len(got))
+			require.Len(b, got, len(req), "echo through the gateway: %d bytes", len(got))
 		}
 	}
 }

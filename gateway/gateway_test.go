@@ -124,7 +124,7 @@ func (f *fakeFilter) tlsInfo(t *testing.T) (*host.TLSInfo, string) {
 	case <-f.tlsDone:
 		return f.tls, f.sni
 	case <-time.After(5 * time.Second):
-		t.Fatal("SetTLS was not called")
+		require.FailNow(t, "SetTLS was not called")
 	}
 	return nil, ""
 }
@@ -136,7 +136,7 @@ func (f *fakeFilter) downstreamClosed(t *testing.T) bool {
 	case remote := <-f.closed:
 		return remote
 	case <-time.After(5 * time.Second):
-		t.Fatal("DownstreamClosed was not called")
+		require.FailNow(t, "DownstreamClosed was not called")
 	}
 	return false
 }
@@ -161,7 +161,7 @@ func (r *recorder) next(t *testing.T) *fakeFilter {
 	case f := <-r.created:
 		return f
 	case <-time.After(5 * time.Second):
-		t.Fatal("no filter created")
+		require.FailNow(t, "no filter created")
 	}
 	return nil
 }
@@ -343,9 +343,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
+		require.False(t, time.Now().After(deadline), "timed out waiting for %s", what)
 		time.Sleep(5 * time.Millisecond)
 	}
 }
@@ -430,7 +428,7 @@ func TestReadDisableHonoured(t *testing.T) {
 	require.NoError(t, err)
 	select {
 	case b := <-delivered:
-		t.Fatalf("bytes %q delivered while reads were disabled", b)
+		require.FailNowf(t, "bytes delivered while reads were disabled", "%q", b)
 	case <-time.After(200 * time.Millisecond):
 	}
 	tr.SetDownstreamReadDisabled(false)
@@ -438,7 +436,7 @@ func TestReadDisableHonoured(t *testing.T) {
 	case b := <-delivered:
 		require.Equal(t, "held back", string(b))
 	case <-time.After(5 * time.Second):
-		t.Fatal("bytes not delivered after reads were enabled again")
+		require.FailNow(t, "bytes not delivered after reads were enabled again")
 	}
 }
 
@@ -561,7 +559,7 @@ func TestMutualTLSProperties(t *testing.T) {
 	require.Contains(t, e.logs.String(), "closing client: tls_handshake_failed: TLS handshake with ")
 	select {
 	case <-f2.tlsDone:
-		t.Fatal("SetTLS was called for a failed handshake")
+		require.FailNow(t, "SetTLS was called for a failed handshake")
 	default:
 	}
 	require.Empty(t, f2.buf, "no data reached the filter")
@@ -588,7 +586,7 @@ func TestShutdownDrains(t *testing.T) {
 	})
 	select {
 	case err := <-done:
-		t.Fatalf("Shutdown returned %v while a connection was open", err)
+		require.FailNowf(t, "Shutdown returned while a connection was open", "Shutdown returned %v", err)
 	case <-time.After(100 * time.Millisecond):
 	}
 	got, err := exchange(t, c, req[100:])
@@ -598,7 +596,7 @@ func TestShutdownDrains(t *testing.T) {
 	case err := <-done:
 		require.NoError(t, err)
 	case <-time.After(5 * time.Second):
-		t.Fatal("Shutdown did not return after the last connection finished")
+		require.FailNow(t, "Shutdown did not return after the last connection finished")
 	}
 	_, recv, _ := a.snapshot()
 	require.Equal(t, req, recv[0])

@@ -231,7 +231,7 @@ func TestAcceptBacksOffOnEMFILE(t *testing.T) {
 	require.NoError(t, echo(conns[0], "first"))
 	select {
 	case err := <-exited:
-		t.Fatalf("the gateway exited under EMFILE: %v\n%s", err, stderr.String())
+		require.FailNowf(t, "the gateway exited under EMFILE", "%v\n%s", err, stderr.String())
 	case <-time.After(300 * time.Millisecond): // several back-off rounds
 	}
 	// Free descriptors: every client still waiting is served in turn.
