@@ -66,6 +66,7 @@ func TestCompareTwoTargets(t *testing.T) {
 	require.Len(t, entries, 1, "no temporary file is left behind")
 	svg, err := os.ReadFile(path)
 	require.NoError(t, err)
+	require.Contains(t, string(svg), ">×: median per-round ratio to b<", "the chart says what its × means")
 	series, bars := svgGroups(t, svg)
 	require.Equal(t, []string{"a", "b"}, series)
 	require.Equal(t, []string{"a", "b"}, bars)

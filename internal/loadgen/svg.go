@@ -52,6 +52,7 @@ type svgData struct {
 	Series             []svgSeries
 	Bars               []svgBar
 	BarTitle, CDFTitle string
+	BarNote            string
 	XLabel             string
 	LegendX            int
 }
@@ -74,6 +75,7 @@ var svgTemplate = template.Must(template.New("svg").Funcs(template.FuncMap{"x": 
 <g class="series" data-target="{{x .Name}}"><polyline fill="none" stroke="{{.Color}}" stroke-width="2" points="{{.Points}}"/><rect x="{{$.LegendX}}" y="{{.LegendY}}" width="14" height="4" fill="{{.Color}}"/><text x="{{$.LegendX}}" dx="20" y="{{.LegendY}}" dy="5">{{x .Name}}</text></g>
 {{- end}}
 <text x="{{.BX0}}" y="{{.Y0}}" dy="-4" fill="#333333">{{x .BarTitle}}</text>
+<text x="{{.BX0}}" y="{{.Y1}}" dy="16" fill="#555555">{{x .BarNote}}</text>
 {{- range .Bars}}
 <g class="bar" data-target="{{x .Name}}"><text x="{{$.BX0}}" dx="-6" y="{{.Y}}" dy="{{.TextDY}}" text-anchor="end">{{x .Name}}</text><rect x="{{$.BX0}}" y="{{.Y}}" width="{{.W}}" height="{{.H}}" fill="{{.Color}}"/><text x="{{$.BX0}}" dx="{{.LabelDX}}" y="{{.Y}}" dy="{{.TextDY}}">{{x .Label}}</text></g>
 {{- end}}
@@ -145,7 +147,10 @@ func (c *Comparison) SVG() ([]byte, error) {
 	if c.Scenario == Store {
 		get, unit = func(m Metrics) float64 { return m.MBPerSecond }, "MB/s (data set)"
 	}
+	// The "×" after a bar is the median of the per-round ratios (the interleaved comparison), which is not the
+	// ratio of the bars' medians: the note under the bars says so. The longest bar leaves ~100 px for its label.
 	d.BarTitle = "median " + unit
+	d.BarNote = "×: median per-round ratio to " + c.Baseline
 	var vmax float64
 	for _, t := range c.Targets {
 		vmax = max(vmax, get(t.Median))
@@ -154,7 +159,7 @@ func (c *Comparison) SVG() ([]byte, error) {
 	for i, t := range c.Targets {
 		w := 0
 		if vmax > 0 {
-			w = int(get(t.Median) / vmax * (barX1 - barX0 - 60))
+			w = int(get(t.Median) / vmax * (barX1 - barX0 - 100))
 		}
 		label := num(get(t.Median))
 		if r, ok := t.MedianRatio[map[bool]string{true: "mb_per_s", false: "associations_per_s"}[c.Scenario == Store]]; ok && t.Name != c.Baseline {
