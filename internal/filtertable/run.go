@@ -9,20 +9,28 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/dicomgate/dicomgate/sdk/rejectwire"
 )
 
-// Run drives every case of the table through r, one subtest per case.
+// Run drives every case of the table through r, one subtest per case; a
+// failing subtest lists every difference of its case at once.
 func Run(t *testing.T, r Runner) {
 	t.Helper()
 	caps, err := LoadCaptures()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	for _, c := range Cases(caps) {
 		t.Run(c.Name, func(t *testing.T) { runCase(t, r, c) })
 	}
 }
+
+// diffs collects every difference between what a runner observed and what
+// a case wants, so that one run reports all of them; runCase requires that
+// there are none once the whole case has run.
+type diffs []string
+
+func (d *diffs) addf(format string, args ...any) { *d = append(*d, fmt.Sprintf(format, args...)) }
 
 func runCase(t *testing.T, r Runner, c Case) {
 	if c.Source != "" {
@@ -30,22 +38,17 @@ func runCase(t *testing.T, r Runner, c Case) {
 	}
 	err := r.Configure([]byte(c.Config), c.Listener)
 	if c.ConfigRejected {
-		if err == nil {
-			t.Fatalf("Configure(%s) succeeded; want the plugin to reject the configuration", c.Config)
-		}
-	} else if err != nil {
-		t.Fatalf("Configure(%s): %v", c.Config, err)
+		require.Error(t, err, "Configure(%s) succeeded; want the plugin to reject the configuration", c.Config)
+	} else {
+		require.NoError(t, err, "Configure(%s)", c.Config)
 	}
+	var d diffs
 	for i, cs := range c.Conns {
 		before := len(AuditLines(r.Logs(LevelInfo)))
 		warnBefore, errBefore := len(r.Logs(LevelWarn)), len(r.Logs(LevelError))
-		if cs.Props.MTLS != (cs.Props.SHA256 != "") {
-			t.Fatalf("conn %d: ConnProps MTLS %v with SHA256 %q: Envoy reports a peer certificate digest exactly when a client certificate was presented (connection.mtls); set both or neither", i, cs.Props.MTLS, cs.Props.SHA256)
-		}
+		require.Equal(t, cs.Props.MTLS, cs.Props.SHA256 != "", "conn %d: ConnProps MTLS %v with SHA256 %q: Envoy reports a peer certificate digest exactly when a client certificate was presented (connection.mtls); set both or neither", i, cs.Props.MTLS, cs.Props.SHA256)
 		conn, err := r.NewConn(cs.Props)
-		if err != nil {
-			t.Fatalf("conn %d: NewConn: %v", i, err)
-		}
+		require.NoError(t, err, "conn %d: NewConn", i)
 		for j, s := range cs.Steps {
 			switch {
 			case s.Advance > 0:
@@ -56,39 +59,39 @@ func runCase(t *testing.T, r Runner, c Case) {
 				conn.Data(s.Data, s.EOS)
 			}
 			if s.Check != nil {
-				checkObserved(t, "conn "+itoa(i)+" after step "+itoa(j), conn.Observe(), *s.Check)
+				checkObserved(&d, "conn "+itoa(i)+" after step "+itoa(j), conn.Observe(), *s.Check)
 			}
 		}
-		checkObserved(t, "conn "+itoa(i), conn.Observe(), cs.Want)
+		checkObserved(&d, "conn "+itoa(i), conn.Observe(), cs.Want)
 		lines := AuditLines(r.Logs(LevelInfo))[before:]
 		if cs.Want.Audit == nil {
 			if len(lines) != 0 {
-				t.Errorf("conn %d: audit lines %q; want none", i, lines)
+				d.addf("conn %d: audit lines %q; want none", i, lines)
 			}
 			continue
 		}
 		if len(lines) != 1 {
-			t.Errorf("conn %d: %d audit lines %q; want exactly 1", i, len(lines), lines)
+			d.addf("conn %d: %d audit lines %q; want exactly 1", i, len(lines), lines)
 			continue
 		}
-		checkAudit(t, i, lines[0], cs.Want)
+		checkAudit(&d, i, lines[0], cs.Want)
 		if cs.Want.Preamble != nil {
-			checkPreambleConn(t, i, lines[0], conn.Observe().Forwarded, cs.Want.Preamble)
+			checkPreambleConn(&d, i, lines[0], conn.Observe().Forwarded, cs.Want.Preamble)
 		}
 		diag := append(append([]string(nil), r.Logs(LevelWarn)[warnBefore:]...), r.Logs(LevelError)[errBefore:]...)
-		checkLogsJoinAudit(t, i, lines[0], diag)
+		checkLogsJoinAudit(&d, i, lines[0], diag)
 	}
 	for series, want := range c.Metrics {
 		got, ok := r.Metric(series)
 		if !ok {
-			t.Errorf("metric %s is not defined; want %d", series, want)
+			d.addf("metric %s is not defined; want %d", series, want)
 		} else if got != want {
-			t.Errorf("metric %s = %d; want %d", series, got, want)
+			d.addf("metric %s = %d; want %d", series, got, want)
 		}
 	}
 	for _, series := range c.Undefined {
 		if v, ok := r.Metric(series); ok {
-			t.Errorf("metric %s is defined (value %d); want it undefined", series, v)
+			d.addf("metric %s is defined (value %d); want it undefined", series, v)
 		}
 	}
 	errs := r.Logs(LevelError)
@@ -101,44 +104,44 @@ func runCase(t *testing.T, r Runner, c Case) {
 			}
 		}
 		if !found {
-			t.Errorf("no error log line contains %q; error lines: %q", sub, errs)
+			d.addf("no error log line contains %q; error lines: %q", sub, errs)
 		}
 	}
 	for _, sub := range c.NoErrorLogs {
 		for _, l := range errs {
 			if strings.Contains(l, sub) {
-				t.Errorf("error log line %q contains %q", l, sub)
+				d.addf("error log line %q contains %q", l, sub)
 			}
 		}
 	}
+	require.Empty(t, strings.Join(d, "\n"), "%d differences from the table", len(d))
 }
 
-func checkObserved(t *testing.T, what string, got Observed, want Want) {
-	t.Helper()
+func checkObserved(d *diffs, what string, got Observed, want Want) {
 	if got.Closed != want.Closed {
-		t.Errorf("%s: closed = %v; want %v", what, got.Closed, want.Closed)
+		d.addf("%s: closed = %v; want %v", what, got.Closed, want.Closed)
 	}
 	if got.UpstreamConnect != want.UpstreamConnect {
-		t.Errorf("%s: tcp_proxy connected upstream = %v; want %v", what, got.UpstreamConnect, want.UpstreamConnect)
+		d.addf("%s: tcp_proxy connected upstream = %v; want %v", what, got.UpstreamConnect, want.UpstreamConnect)
 	} else if want.UpstreamConnect && got.Cluster != want.Cluster {
-		t.Errorf("%s: cluster = %q; want %q", what, got.Cluster, want.Cluster)
+		d.addf("%s: cluster = %q; want %q", what, got.Cluster, want.Cluster)
 	}
 	if want.Preamble != nil {
 		if _, err := checkPreamble(got.Forwarded, want.Preamble); err != nil {
-			t.Errorf("%s: %v", what, err)
+			d.addf("%s: %v", what, err)
 		}
 		if len(got.Forwarded) >= rejectwire.Size {
 			got.Forwarded = got.Forwarded[rejectwire.Size:]
 		}
 	}
 	if !bytes.Equal(got.Forwarded, want.Forwarded) {
-		t.Errorf("%s: forwarded upstream %d bytes; want %d bytes%s", what, len(got.Forwarded), len(want.Forwarded), firstDiff(got.Forwarded, want.Forwarded))
+		d.addf("%s: forwarded upstream %d bytes; want %d bytes%s", what, len(got.Forwarded), len(want.Forwarded), firstDiff(got.Forwarded, want.Forwarded))
 	}
 	for k, v := range want.Properties {
 		if g, ok := got.Properties[k]; !ok {
-			t.Errorf("%s: property %s not set; want %q", what, k, v)
+			d.addf("%s: property %s not set; want %q", what, k, v)
 		} else if g != v {
-			t.Errorf("%s: property %s = %q; want %q", what, k, g, v)
+			d.addf("%s: property %s = %q; want %q", what, k, g, v)
 		}
 	}
 }
@@ -153,31 +156,30 @@ func firstDiff(a, b []byte) string {
 	return ""
 }
 
-func checkAudit(t *testing.T, i int, line string, want Want) {
-	t.Helper()
+func checkAudit(d *diffs, i int, line string, want Want) {
 	var got map[string]any
 	if err := json.Unmarshal([]byte(line), &got); err != nil {
-		t.Errorf("conn %d: audit line is not JSON: %v: %s", i, err, line)
+		d.addf("conn %d: audit line is not JSON: %v: %s", i, err, line)
 		return
 	}
 	for k, v := range want.Audit {
 		g, ok := got[k]
 		if !ok {
-			t.Errorf("conn %d: audit field %q missing in %s", i, k, line)
+			d.addf("conn %d: audit field %q missing in %s", i, k, line)
 			continue
 		}
 		if !reflect.DeepEqual(g, roundTrip(v)) {
-			t.Errorf("conn %d: audit field %q = %#v; want %#v (line %s)", i, k, g, v, line)
+			d.addf("conn %d: audit field %q = %#v; want %#v (line %s)", i, k, g, v, line)
 		}
 	}
 	for _, k := range want.AuditHas {
 		if _, ok := got[k]; !ok {
-			t.Errorf("conn %d: audit field %q missing in %s", i, k, line)
+			d.addf("conn %d: audit field %q missing in %s", i, k, line)
 		}
 	}
 	for _, k := range want.AuditLacks {
 		if v, ok := got[k]; ok {
-			t.Errorf("conn %d: audit field %q = %#v; want it absent (line %s)", i, k, v, line)
+			d.addf("conn %d: audit field %q = %#v; want it absent (line %s)", i, k, v, line)
 		}
 	}
 }
@@ -238,13 +240,12 @@ func itoa(i int) string {
 // checkLogsJoinAudit: every warning and error line about the connection
 // ("dicomgate: connection N: …") names the connection by the audit line's
 // "conn", so that an operator can join the two.
-func checkLogsJoinAudit(t *testing.T, i int, audit string, diag []string) {
-	t.Helper()
+func checkLogsJoinAudit(d *diffs, i int, audit string, diag []string) {
 	var a struct {
 		Conn *uint64 `json:"conn"`
 	}
 	if err := json.Unmarshal([]byte(audit), &a); err != nil || a.Conn == nil {
-		t.Errorf("conn %d: audit line without a numeric conn: %s", i, audit)
+		d.addf("conn %d: audit line without a numeric conn: %s", i, audit)
 		return
 	}
 	const prefix = "dicomgate: connection "
@@ -256,7 +257,7 @@ func checkLogsJoinAudit(t *testing.T, i int, audit string, diag []string) {
 		rest := l[at+len(prefix):]
 		end := strings.IndexByte(rest, ':')
 		if end < 0 || rest[:end] != itoa(int(*a.Conn)) {
-			t.Errorf("conn %d: log line %q does not name the audit line's conn %d", i, l, *a.Conn)
+			d.addf("conn %d: log line %q does not name the audit line's conn %d", i, l, *a.Conn)
 		}
 	}
 }
@@ -289,8 +290,7 @@ func checkPreamble(fwd []byte, want *Preamble) (rejectwire.Preamble, error) {
 
 // checkPreambleConn: the preamble names the connection the audit line
 // names.
-func checkPreambleConn(t *testing.T, i int, audit string, fwd []byte, want *Preamble) {
-	t.Helper()
+func checkPreambleConn(d *diffs, i int, audit string, fwd []byte, want *Preamble) {
 	p, err := checkPreamble(fwd, want)
 	if err != nil {
 		return // reported by checkObserved
@@ -299,10 +299,10 @@ func checkPreambleConn(t *testing.T, i int, audit string, fwd []byte, want *Prea
 		Conn uint64 `json:"conn"`
 	}
 	if err := json.Unmarshal([]byte(audit), &a); err != nil {
-		t.Errorf("conn %d: audit line: %v", i, err)
+		d.addf("conn %d: audit line: %v", i, err)
 		return
 	}
 	if p.ConnID != a.Conn {
-		t.Errorf("conn %d: reject preamble names connection %d; the audit line says %d", i, p.ConnID, a.Conn)
+		d.addf("conn %d: reject preamble names connection %d; the audit line says %d", i, p.ConnID, a.Conn)
 	}
 }

@@ -2,6 +2,7 @@ package rejector
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 
 	"github.com/dicomgate/dicomgate/sdk/rejectwire"
 )
@@ -23,13 +26,9 @@ import (
 func BenchmarkConcurrentRejects(b *testing.B) {
 	const n = 5000
 	s, err := New(Config{Keys: []string{testKey}, ARTIM: time.Minute})
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	go s.Serve(ln)
 	defer s.Shutdown(b.Context())
 	rq := firstPDU(readCaptureB(b, "echo_default.c2s.bin"))
@@ -40,15 +39,16 @@ func BenchmarkConcurrentRejects(b *testing.B) {
 		conns := make([]net.Conn, n)
 		for j := range conns {
 			c, err := net.Dial("tcp", ln.Addr().String())
-			if err != nil {
-				b.Fatalf("dial %d: %v", j, err)
-			}
+			require.NoError(b, err, "dial %d", j)
 			conns[j] = c
 		}
 		for s.Stats().Active != n {
 			time.Sleep(time.Millisecond)
 		}
 		b.ReportMetric(float64(memInUse()-before)/n, "bytes/conn")
+		// The clients' goroutines send what they got instead of requiring it:
+		// require stops the benchmark's goroutine only.
+		wrong := make(chan []byte, n)
 		start := time.Now()
 		var wg sync.WaitGroup
 		for _, c := range conns {
@@ -61,12 +61,19 @@ func BenchmarkConcurrentRejects(b *testing.B) {
 				c.Write(append(pre[:], rq...))
 				out, _ := io.ReadAll(c)
 				if !bytes.Equal(out, want) {
-					b.Errorf("got % x", out)
+					wrong <- out
 				}
 			}()
 		}
 		wg.Wait()
-		b.ReportMetric(float64(time.Since(start).Microseconds())/n, "µs/reject")
+		elapsed := time.Since(start)
+		close(wrong)
+		var got []string
+		for out := range wrong {
+			got = append(got, fmt.Sprintf("% x", out))
+		}
+		require.Empty(b, got, "answers other than the RJ % x", want)
+		b.ReportMetric(float64(elapsed.Microseconds())/n, "µs/reject")
 	}
 }
 
@@ -80,8 +87,6 @@ func memInUse() int64 {
 
 func readCaptureB(b *testing.B, name string) []byte {
 	data, err := os.ReadFile(filepath.Join(captures, name))
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	return data
 }
