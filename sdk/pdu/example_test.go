@@ -59,3 +59,32 @@ func ExamplePadAETitle() {
 	fmt.Printf("%q\n", rq.CalledAETitleRaw)
 	// Output: "ARCHIVE         "
 }
+
+// A tool's read loop: frame each PDU of a stream, decode it whatever its
+// type, and switch on the decoded value.
+func ExampleDecode() {
+	stream, _ := os.ReadFile("testdata/rj_called_ae.s2c.bin")
+	var f pdu.Framer
+	for len(stream) > 0 {
+		b, rest, err := f.Next(stream)
+		if err != nil {
+			fmt.Println("framing:", err)
+			return
+		}
+		stream = rest
+		p, err := pdu.Decode(b)
+		if err != nil {
+			fmt.Println("decoding:", err)
+			return
+		}
+		switch p := p.(type) {
+		case *pdu.AssociateAC:
+			fmt.Println("accepted,", len(p.PresentationContexts), "context result(s)")
+		case *pdu.AssociateRJ:
+			fmt.Printf("%s: %s, %s, %s\n", p.Type(), p.Result, p.Source, p.Diagnostic())
+		default:
+			fmt.Println(p.Type())
+		}
+	}
+	// Output: A-ASSOCIATE-RJ: rejected-permanent, service-user, called-AE-title-not-recognized
+}
