@@ -950,7 +950,7 @@ func observe(t *testing.T, s *suite, sd side, sh *shape, rp reply, sc script) ob
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s %s: connections not done after 10 s; filter log:\n%s", sd.label(), sh.name, strings.Join(l, "\n"))
+			require.FailNowf(t, "connections not done after 10 s", "%s %s: filter log:\n%s", sd.label(), sh.name, strings.Join(l, "\n"))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
