@@ -26,7 +26,8 @@ func addCaptureSeeds(f *testing.F, maxLen int) {
 }
 
 // FuzzDecode decodes arbitrary bytes as each PDU type: it must never panic,
-// and whatever decodes must re-encode to bytes that decode again to the same
+// Decode (a new value) and DecodeX (a value reused across inputs) agree, and
+// whatever decodes must re-encode to bytes that decode again to the same
 // encoding (decode→encode→decode is stable). Canonical inputs (as every
 // capture) must re-encode byte for byte; TestGoldenCaptures checks those.
 // Every A-ASSOCIATE-RQ the ambiguity checks accept must satisfy the naive
@@ -47,11 +48,20 @@ func FuzzDecode(f *testing.F) {
 					in = append([]byte{byte(typ)}, data[1:]...)
 				}
 				enc1, err := v1.decodeEncode(d, in)
+				// Decode into a fresh value agrees with decoding into the
+				// reused one: same verdict, same encoding.
+				p, perr := d.Decode(in)
+				if (perr == nil) != (err == nil) {
+					t.Fatalf("%s: Decode error %v, DecodeX into a reused value %v", typ, perr, err)
+				}
 				if err != nil {
 					if _, ok := err.(*Error); !ok {
 						t.Fatalf("%s: error %T is not *Error", typ, err)
 					}
 					continue
+				}
+				if enc := p.AppendEncode(nil); !bytes.Equal(enc, enc1) {
+					t.Fatalf("%s: Decode re-encodes differently from DecodeX into a reused value\nin  %x\nnew %x\nold %x", typ, in, enc, enc1)
 				}
 				if typ == TypeAssociateRQ && !d.AllowAmbiguous {
 					checkUnambiguous(t, in, &v1.rq)
