@@ -78,7 +78,7 @@ func TestRenderWasmPluginAndEnvoyFilter(t *testing.T) {
 			mismatches = append(mismatches, fmt.Sprintf("got %v, want %v", c.got, c.want))
 		}
 	}
-	require.Empty(t, mismatches, "WasmPlugin / EnvoyFilter fields")
+	require.Empty(t, strings.Join(mismatches, "\n"), "WasmPlugin / EnvoyFilter fields")
 	match, _ := field(wp, "spec", "match").([]any)
 	require.Equal(t, []any{map[string]any{"mode": "CLIENT", "ports": []any{map[string]any{"number": float64(11112)}}}}, match, "spec.match")
 	// pluginConfig is the policy, value for value.

@@ -47,7 +47,7 @@ func mustBeValid(t *testing.T, name string, objs []*Object) *Deployment {
 	for _, e := range errs {
 		problems = append(problems, e.Error())
 	}
-	require.Empty(t, problems, "%s: Istio validation findings and cross-check errors", name)
+	require.Empty(t, strings.Join(problems, "\n"), "%s: Istio validation findings and cross-check errors", name)
 	return d
 }
 
@@ -108,7 +108,7 @@ func TestBaseAndOverlays(t *testing.T) {
 					warnings = append(warnings, fmt.Sprint(w))
 				}
 			}
-			require.Empty(t, warnings, "policy warnings")
+			require.Empty(t, strings.Join(warnings, "\n"), "policy warnings")
 			check, ok := expect[filepath.ToSlash(dir)]
 			require.True(t, ok, "new overlay %s: add its expectations to this test", dir)
 			check(t, d, objs)
@@ -154,7 +154,7 @@ func TestEveryResourceFileParsesStrictly(t *testing.T) {
 		}
 		n += len(objs)
 	}
-	require.Empty(t, problems, "parse errors and Istio findings of base/*.yaml")
+	require.Empty(t, strings.Join(problems, "\n"), "parse errors and Istio findings of base/*.yaml")
 	require.Equal(t, 11, n, "objects parsed from base/*.yaml")
 }
 
