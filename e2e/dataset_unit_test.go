@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 // TestCompareDatasetsDetectsChanges guards the dataset comparison the store scenarios rely on: a changed patient
@@ -14,39 +16,29 @@ func TestCompareDatasetsDetectsChanges(t *testing.T) {
 	for _, name := range []string{"ct_small.dcm", "mr_large.dcm", "ct_jpegll.dcm"} {
 		t.Run(name, func(t *testing.T) {
 			raw, err := os.ReadFile(filepath.Join("testdata", "dcm", name))
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			want, err := parsePart10(raw)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			same, err := parsePart10(raw)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if d := compareDatasets(want, same); len(d) != 0 {
-				t.Fatalf("identical file reported as different: %v", d)
-			}
+			require.NoError(t, err)
+			require.Empty(t, compareDatasets(want, same), "identical file reported as different")
 			mut := bytes.Clone(raw)
 			i := bytes.Index(mut, []byte("DOE^JANE"))
-			if i < 0 {
-				t.Fatal("patient name DOE^JANE not found in the file")
-			}
+			require.GreaterOrEqual(t, i, 0, "patient name DOE^JANE not found in the file")
 			mut[i+7] = 'X'
 			// The file ends with pixel data; for encapsulated data the last 8 bytes are the sequence delimiter, so flip a
 			// byte 12 from the end (inside the last fragment).
 			mut[len(mut)-12] ^= 0x01
 			got, err := parsePart10(mut)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			d := strings.Join(compareDatasets(want, got), "\n")
+			var unreported []string
 			for _, tagStr := range []string{"(0010,0010)", "(7fe0,0010)"} {
 				if !strings.Contains(strings.ToLower(d), tagStr) {
-					t.Errorf("change in %s not reported; diffs:\n%s", tagStr, d)
+					unreported = append(unreported, tagStr)
 				}
 			}
+			require.Empty(t, unreported, "changes not reported; diffs:\n%s", d)
 		})
 	}
 }

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"strings"
 	"testing"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
@@ -16,6 +15,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/dicomgate/dicomgate/sdk/policy"
+	"github.com/stretchr/testify/require"
 )
 
 // parsedBootstrap is a rendered bootstrap decoded with Envoy's own API types (go-control-plane/envoy v1.37.0, the
@@ -127,75 +127,53 @@ func TestEnvoyBootstrapValid(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.label, func(t *testing.T) {
 			b, err := envoyBootstrapFor(c.label, c.opts, 15000, 15001, "/opt/dicomgate/dicomgate.wasm")
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			y, err := renderBootstrap(b)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			pb, err := parseBootstrap(y)
-			if err != nil {
-				t.Fatalf("rendered bootstrap is not a valid Envoy v3 bootstrap: %v\n%s", err, y)
-			}
-			if got := pb.tcpProxy.GetMaxEarlyDataBytes().GetValue(); got != earlyDataBytes {
-				t.Errorf("tcp_proxy max_early_data_bytes = %d, want %d", got, earlyDataBytes)
-			}
-			if got := pb.tcpProxy.GetCluster(); got != c.defCluster {
-				t.Errorf("tcp_proxy cluster = %q, want %q", got, c.defCluster)
-			}
-			if (pb.tls != nil) != c.tls {
-				t.Errorf("TLS transport socket present = %v, want %v", pb.tls != nil, c.tls)
-			}
+			require.NoError(t, err, "rendered bootstrap is not a valid Envoy v3 bootstrap:\n%s", y)
+			require.Equal(t, uint32(earlyDataBytes), pb.tcpProxy.GetMaxEarlyDataBytes().GetValue(), "tcp_proxy max_early_data_bytes")
+			require.Equal(t, c.defCluster, pb.tcpProxy.GetCluster(), "tcp_proxy cluster")
+			require.Equal(t, c.tls, pb.tls != nil, "TLS transport socket present")
 			if pb.tls != nil {
-				if got := pb.tls.GetRequireClientCertificate().GetValue(); got != c.mutual {
-					t.Errorf("require_client_certificate = %v, want %v", got, c.mutual)
-				}
-				if got := pb.tls.GetCommonTlsContext().GetValidationContext().GetTrustedCa().GetFilename(); (got != "") != c.mutual {
-					t.Errorf("validation_context.trusted_ca = %q, want set = %v", got, c.mutual)
-				}
+				require.Equal(t, c.mutual, pb.tls.GetRequireClientCertificate().GetValue(), "require_client_certificate")
+				got := pb.tls.GetCommonTlsContext().GetValidationContext().GetTrustedCa().GetFilename()
+				require.Equal(t, c.mutual, got != "", "validation_context.trusted_ca = %q, want set = %v", got, c.mutual)
 			}
-			if got := pb.wasm.GetConfig().GetVmConfig().GetCode().GetLocal().GetFilename(); got != "/opt/dicomgate/dicomgate.wasm" {
-				t.Errorf("wasm code filename = %q", got)
-			}
-			if !strings.Contains(pb.policy, c.wantPolicyRe) {
-				t.Errorf("plugin configuration does not carry %s: %s", c.wantPolicyRe, pb.policy)
-			}
-			if _, diags, err := policy.Load([]byte(pb.policy)); err != nil {
-				t.Errorf("sdk/policy rejects the e2e policy: %v (%v)", err, diags)
-			}
+			require.Equal(t, "/opt/dicomgate/dicomgate.wasm", pb.wasm.GetConfig().GetVmConfig().GetCode().GetLocal().GetFilename(), "wasm code filename")
+			require.Contains(t, pb.policy, c.wantPolicyRe, "plugin configuration does not carry it")
+			_, diags, err := policy.Load([]byte(pb.policy))
+			require.NoError(t, err, "sdk/policy rejects the e2e policy (%v)", diags)
 			names := map[string]bool{}
 			for _, cl := range pb.bootstrap.GetStaticResources().GetClusters() {
 				names[cl.GetName()] = true
 			}
+			var missing []string
 			for n := range cl {
 				if !names[n] {
-					t.Errorf("cluster %q missing from the bootstrap", n)
+					missing = append(missing, n)
 				}
 			}
+			require.Empty(t, missing, "clusters missing from the bootstrap")
 			tags := map[string]string{}
 			for _, st := range pb.bootstrap.GetStatsConfig().GetStatsTags() {
 				tags[st.GetTagName()] = st.GetRegex()
 			}
+			wantTags, gotTags := map[string]string{}, map[string]string{}
 			for _, k := range envoyStatTags {
-				if want := `(` + k + `=\.=(.*?);\.;)`; tags[k] != want {
-					t.Errorf("stats tag %q regex = %q, want %q", k, tags[k], want)
-				}
+				wantTags[k] = `(` + k + `=\.=(.*?);\.;)`
+				gotTags[k] = tags[k]
 			}
+			require.Equal(t, wantTags, gotTags, "stats tag regexes")
 		})
 	}
 
 	// The validation must be able to fail: max_early_data_bytes above Envoy's 1 MiB limit is rejected.
 	b, err := envoyBootstrapFor("too-much-early-data", cases[0].opts, 15000, 15001, "/x.wasm")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	b.EarlyDataBytes = 2 << 20
 	y, err := renderBootstrap(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := parseBootstrap(y); err == nil || !strings.Contains(err.Error(), "MaxEarlyDataBytes") {
-		t.Errorf("max_early_data_bytes 2 MiB accepted (err %v); the validation is not effective", err)
-	}
+	require.NoError(t, err)
+	_, err = parseBootstrap(y)
+	require.ErrorContains(t, err, "MaxEarlyDataBytes", "max_early_data_bytes 2 MiB accepted; the validation is not effective")
 }

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"text/template"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 // The opt-in real-Envoy lane: with ENVOY_BIN set, every gateway scenario runs again through Envoy processes
@@ -230,9 +232,8 @@ func TestEnvoyLane(t *testing.T) {
 		t.Skip("real-Envoy lane NOT run: DICOMGATE_NO_ENVOY=1. Unset it (and `make envoy`) to run every gateway " +
 			"scenario through Envoy with e2e/envoy/bootstrap.yaml.tmpl")
 	}
-	if _, err := envoyBin(); err != nil {
-		t.Fatal(err)
-	}
+	_, err := envoyBin()
+	require.NoError(t, err)
 	requireArtifacts(t)
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) { sc.run(t, envoyLane) })

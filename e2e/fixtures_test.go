@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 var (
@@ -165,11 +167,9 @@ func (p *probe) wantDelta(t testing.TB, want float64, name string, labels ...str
 	t.Helper()
 	var last metricSet
 	var got float64
-	if _, found := p.before.get(name, labels...); !found {
-		t.Errorf("%s: no series %s%v when the step began (a missing series is not zero)\nmetric names: %s",
-			p.g.label, name, labels, p.before.names())
-		return
-	}
+	_, found := p.before.get(name, labels...)
+	require.True(t, found, "%s: no series %s%v when the step began (a missing series is not zero)\nmetric names: %s",
+		p.g.label, name, labels, p.before.names())
 	ok := eventually(func() bool {
 		m, err := scrape(p.g.metricsURL)
 		if err != nil {
@@ -184,10 +184,8 @@ func (p *probe) wantDelta(t testing.TB, want float64, name string, labels ...str
 		got = after - before
 		return got == want
 	})
-	if !ok {
-		t.Errorf("%s: %s%v grew by %g, want %g\nmetrics changed since the step began:\n%s\nmetric names: %s",
-			p.g.label, name, labels, got, want, last.diff(p.before), last.names())
-	}
+	require.True(t, ok, "%s: %s%v grew by %g, want %g\nmetrics changed since the step began:\n%s\nmetric names: %s",
+		p.g.label, name, labels, got, want, last.diff(p.before), last.names())
 }
 
 // wantTLSFailures asserts that the lane's TLS handshake failure metrics (summed) grew by exactly want.
@@ -208,10 +206,8 @@ func (p *probe) wantTLSFailures(t testing.TB, l *lane, want float64) {
 		}
 		return s
 	}
-	if sum(p.before); len(missing) > 0 {
-		t.Errorf("%s: no series %v when the step began (a missing series is not zero)\nmetric names: %s", p.g.label, missing, p.before.names())
-		return
-	}
+	sum(p.before)
+	require.Empty(t, missing, "%s: no series when the step began (a missing series is not zero)\nmetric names: %s", p.g.label, p.before.names())
 	ok := eventually(func() bool {
 		m, err := scrape(p.g.metricsURL)
 		if err != nil {
@@ -221,10 +217,8 @@ func (p *probe) wantTLSFailures(t testing.TB, l *lane, want float64) {
 		got = sum(m) - sum(p.before)
 		return got == want && len(missing) == 0
 	})
-	if !ok {
-		t.Errorf("%s: TLS handshake failures (%s) grew by %g, want %g\nmetrics changed since the step began:\n%s",
-			p.g.label, strings.Join(l.tlsHandshakeFailures, " + "), got, want, last.diff(p.before))
-	}
+	require.True(t, ok, "%s: TLS handshake failures (%s) grew by %g, want %g\nmetrics changed since the step began:\n%s",
+		p.g.label, strings.Join(l.tlsHandshakeFailures, " + "), got, want, last.diff(p.before))
 }
 
 // upstreamAttempts sums the gateway's upstream connection attempts to cluster in m; a series that is not exported
@@ -264,10 +258,8 @@ func (p *probe) wantUpstream(t testing.TB, cluster string, want float64) {
 		}
 		return all
 	})
-	if !ok {
-		t.Errorf("%s: upstream connection attempts since the step began: %v; want %g to %q and none elsewhere\nmetrics changed:\n%s",
-			p.g.label, got, want, cluster, last.diff(p.before))
-	}
+	require.True(t, ok, "%s: upstream connection attempts since the step began: %v; want %g to %q and none elsewhere\nmetrics changed:\n%s",
+		p.g.label, got, want, cluster, last.diff(p.before))
 }
 
 // wantNoUpstreamAttempt asserts that the gateway attempted no upstream connection since the probe: its per-cluster
@@ -275,15 +267,17 @@ func (p *probe) wantUpstream(t testing.TB, cluster string, want float64) {
 func (p *probe) wantNoUpstreamAttempt(t testing.TB) {
 	t.Helper()
 	time.Sleep(50 * time.Millisecond) // let a (wrong) upstream connect land before counting
+	var attempts []string
 	if n := theSink(t).count.Load() - p.sinkBefore; n != 0 {
-		t.Errorf("%s: the default-cluster sink accepted %d connection(s): the gateway connected upstream without a routing decision", p.g.label, n)
+		attempts = append(attempts, fmt.Sprintf("the default-cluster sink accepted %d connection(s): the gateway connected upstream without a routing decision", n))
 	}
 	m := p.g.metrics(t)
 	for _, c := range []string{clusterOrthanc, clusterStoreSCP, clusterSink} {
 		if n := p.upstreamAttempts(m, c) - p.upstreamAttempts(p.before, c); n != 0 {
-			t.Errorf("%s: %g upstream connection attempt(s) to cluster %q, want none\nmetrics changed:\n%s", p.g.label, n, c, m.diff(p.before))
+			attempts = append(attempts, fmt.Sprintf("%g upstream connection attempt(s) to cluster %q, want none", n, c))
 		}
 	}
+	require.Empty(t, strings.Join(attempts, "\n"), "%s: upstream connection attempts since the step began\nmetrics changed:\n%s", p.g.label, m.diff(p.before))
 }
 
 // wantAudit waits for exactly one audit record from callingAE since the probe and returns it.
@@ -294,13 +288,8 @@ func (p *probe) wantAudit(t testing.TB, callingAE string) auditRecord {
 		recs = auditFor(p.g.auditSince(p.mark), callingAE)
 		return len(recs) >= 1
 	})
-	if len(recs) != 1 {
-		t.Errorf("%s: want exactly one audit line for calling AE %q, got %d; gateway output since the step:\n%s",
-			p.g.label, callingAE, len(recs), tail(p.g.proc.outputSince(p.mark), 30))
-		if len(recs) == 0 {
-			return auditRecord{}
-		}
-	}
+	require.Len(t, recs, 1, "%s: want exactly one audit line for calling AE %q; gateway output since the step:\n%s",
+		p.g.label, callingAE, tail(p.g.proc.outputSince(p.mark), 30))
 	return recs[0]
 }
 
@@ -315,9 +304,7 @@ func wantAuditFields(t testing.TB, r auditRecord, decision, rule, cluster, reaso
 	}
 	got := []string{norm(r.decision()), norm(r.rule()), norm(r.cluster()), norm(r.reason())}
 	want := []string{decision, rule, cluster, reason}
-	if strings.Join(got, "|") != strings.Join(want, "|") {
-		t.Errorf("audit decision|rule|cluster|reason = %q, want %q\nrecord: %s", strings.Join(got, "|"), strings.Join(want, "|"), r)
-	}
+	require.Equal(t, strings.Join(want, "|"), strings.Join(got, "|"), "audit decision|rule|cluster|reason\nrecord: %s", r)
 }
 
 // dumpOnFailure prints the tail of each peer's own output when the test has failed (registered at the start of
@@ -337,19 +324,12 @@ func dumpOnFailure(t testing.TB, ps ...*proc) {
 // printed by dumpOnFailure).
 func wantOK(t testing.TB, r toolResult, what string) {
 	t.Helper()
-	if r.exitCode != 0 || r.err != nil {
-		t.Fatalf("%s: expected success:\n%s", what, r)
-	}
+	require.True(t, r.exitCode == 0 && r.err == nil, "%s: expected success:\n%s", what, r)
 }
 
 // wantFailed asserts a dcmtk client failed (non-zero exit, not a timeout kill).
 func wantFailed(t testing.TB, r toolResult, what string) {
 	t.Helper()
-	if r.exitCode == 0 {
-		t.Errorf("%s: expected the association to fail, but the client succeeded:\n%s", what, r)
-		return
-	}
-	if r.exitCode < 0 {
-		t.Errorf("%s: client hung (killed at its deadline) instead of failing promptly:\n%s", what, r)
-	}
+	require.NotZero(t, r.exitCode, "%s: expected the association to fail, but the client succeeded:\n%s", what, r)
+	require.Positive(t, r.exitCode, "%s: client hung (killed at its deadline) instead of failing promptly:\n%s", what, r)
 }

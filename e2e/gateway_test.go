@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 // SOP class UIDs used by the policy (PS3.4 / PS3.6).
@@ -223,8 +225,8 @@ func (g *gateway) metrics(t testing.TB) metricSet {
 	m, err := scrape(g.metricsURL)
 	if err != nil {
 		g.proc.dump(t)
-		t.Fatalf("scrape %s: %v", g.label, err)
 	}
+	require.NoError(t, err, "scrape %s", g.label)
 	return m
 }
 

@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 
+	"github.com/stretchr/testify/require"
 	"github.com/suyashkumar/dicom"
 	"github.com/suyashkumar/dicom/pkg/tag"
 	"path/filepath"
@@ -69,57 +71,63 @@ func filePaths(files []sentFile) []string {
 // assertStoredInOrthanc checks that Orthanc holds every file and that each stored dataset equals the one sent.
 func assertStoredInOrthanc(t *testing.T, o *orthanc, files []sentFile) {
 	t.Helper()
+	// Every file is checked; the differences of all of them are reported together.
+	var problems []string
 	var ids []string
 	if b, err := o.get("/instances"); err != nil {
-		t.Errorf("orthanc GET /instances: %v", err)
+		problems = append(problems, fmt.Sprintf("orthanc GET /instances: %v", err))
 	} else if err := json.Unmarshal(b, &ids); err != nil {
-		t.Errorf("orthanc GET /instances: %v (%s)", err, b)
+		problems = append(problems, fmt.Sprintf("orthanc GET /instances: %v (%s)", err, b))
 	}
 	for _, f := range files {
 		if id, err := o.instanceBySOPUID(f.SOPInstanceUID); err == nil && id != "" && !slices.Contains(ids, id) {
-			t.Errorf("%s: instance %s missing from GET /instances", filepath.Base(f.Path), id)
+			problems = append(problems, fmt.Sprintf("%s: instance %s missing from GET /instances", filepath.Base(f.Path), id))
 		}
 		b, err := o.instanceFile(f.SOPInstanceUID)
 		if err != nil {
-			t.Errorf("%s: %v", filepath.Base(f.Path), err)
+			problems = append(problems, fmt.Sprintf("%s: %v", filepath.Base(f.Path), err))
 			continue
 		}
 		got, err := parsePart10(b)
 		if err != nil {
-			t.Errorf("%s: parse the file Orthanc stored: %v", filepath.Base(f.Path), err)
+			problems = append(problems, fmt.Sprintf("%s: parse the file Orthanc stored: %v", filepath.Base(f.Path), err))
 			continue
 		}
 		logTransferSyntax(t, "Orthanc", f, got)
 		if d := compareDatasets(f.Dataset, got); len(d) > 0 {
-			t.Errorf("%s: Orthanc's stored dataset differs from the one sent:\n  %s", filepath.Base(f.Path), strings.Join(d, "\n  "))
+			problems = append(problems, fmt.Sprintf("%s: Orthanc's stored dataset differs from the one sent:\n  %s", filepath.Base(f.Path), strings.Join(d, "\n  ")))
 		}
 	}
+	require.Empty(t, strings.Join(problems, "\n"), "files stored in Orthanc")
 }
 
 // assertStoredInStoreSCP checks that storescp wrote every file and that each dataset equals the one sent.
 func assertStoredInStoreSCP(t *testing.T, s *storeSCP, files []sentFile) {
 	t.Helper()
+	// Every file is checked; the differences of all of them are reported together.
+	var problems []string
 	for _, f := range files {
 		p := s.receivedFile(f.SOPInstanceUID)
 		if p == "" {
-			t.Errorf("%s: storescp wrote no file for SOP Instance UID %s in %s", filepath.Base(f.Path), f.SOPInstanceUID, s.dir)
+			problems = append(problems, fmt.Sprintf("%s: storescp wrote no file for SOP Instance UID %s in %s", filepath.Base(f.Path), f.SOPInstanceUID, s.dir))
 			continue
 		}
 		b, err := os.ReadFile(p)
 		if err != nil {
-			t.Error(err)
+			problems = append(problems, err.Error())
 			continue
 		}
 		got, err := parsePart10(b)
 		if err != nil {
-			t.Errorf("%s: parse %s: %v", filepath.Base(f.Path), p, err)
+			problems = append(problems, fmt.Sprintf("%s: parse %s: %v", filepath.Base(f.Path), p, err))
 			continue
 		}
 		logTransferSyntax(t, "storescp", f, got)
 		if d := compareDatasets(f.Dataset, got); len(d) > 0 {
-			t.Errorf("%s: storescp's file differs from the one sent:\n  %s", filepath.Base(f.Path), strings.Join(d, "\n  "))
+			problems = append(problems, fmt.Sprintf("%s: storescp's file differs from the one sent:\n  %s", filepath.Base(f.Path), strings.Join(d, "\n  ")))
 		}
 	}
+	require.Empty(t, strings.Join(problems, "\n"), "files written by storescp")
 }
 
 // logTransferSyntax notes when the receiver stored a file in another transfer syntax than the file had (allowed:
@@ -144,41 +152,36 @@ func storeArgs(tlsArgs []string, callingAE, calledAE string, port int, files []s
 // fails, the gateway scenarios cannot be trusted either.
 func TestHarnessPeersDirect(t *testing.T) {
 	o, s, files := theOrthanc(t), theStoreSCP(t), storableFiles(t)
-	if len(files) < 4 {
-		t.Fatalf("expected at least 4 storable files in testdata/dcm, found %d", len(files))
-	}
+	require.GreaterOrEqual(t, len(files), 4, "expected at least 4 storable files in testdata/dcm")
 	for _, f := range files {
-		if err := o.deleteSOPUID(f.SOPInstanceUID); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, o.deleteSOPUID(f.SOPInstanceUID))
 		s.removeReceived(f.SOPInstanceUID)
 	}
 	om, sm := o.proc.mark(), s.proc.mark()
 	r := runTool(60*time.Second, "storescu", storeArgs(nil, "HARNESS_SCU", "ORTHANC", o.dicomPort, files)...)
 	if r.exitCode != 0 {
 		o.proc.dump(t)
-		t.Fatalf("storescu straight to Orthanc failed:\n%s", r)
 	}
+	require.Zero(t, r.exitCode, "storescu straight to Orthanc failed:\n%s", r)
 	assertStoredInOrthanc(t, o, files)
 	if !o.sawCallingAE("HARNESS_SCU", om) {
 		o.proc.dump(t)
-		t.Errorf("Orthanc's log shows no association from HARNESS_SCU; the log probe used by the gateway tests is broken")
+		require.FailNow(t, "Orthanc's log shows no association from HARNESS_SCU; the log probe used by the gateway tests is broken")
 	}
 	r = runTool(60*time.Second, "storescu", storeArgs(nil, "HARNESS_SCU", "STORESCP", s.port, files)...)
 	if r.exitCode != 0 {
 		s.proc.dump(t)
-		t.Fatalf("storescu straight to storescp failed:\n%s", r)
 	}
+	require.Zero(t, r.exitCode, "storescu straight to storescp failed:\n%s", r)
 	assertStoredInStoreSCP(t, s, files)
 	if !s.sawCallingAE("HARNESS_SCU", sm) {
 		s.proc.dump(t)
-		t.Errorf("storescp's log shows no association from HARNESS_SCU; the log probe used by the gateway tests is broken")
+		require.FailNow(t, "storescp's log shows no association from HARNESS_SCU; the log probe used by the gateway tests is broken")
 	}
 	// A wrong called AE is refused by Orthanc itself (DicomCheckCalledAet true): the rewrite scenario relies on it.
 	r = runTool(30*time.Second, "echoscu", "-aet", "HARNESS_SCU", "-aec", "PUBLIC_PACS", "127.0.0.1", strconv.Itoa(o.dicomPort))
-	if r.exitCode == 0 || !strings.Contains(r.out, "Called AE Title Not Recognized") {
-		t.Errorf("Orthanc accepted called AE PUBLIC_PACS directly; DicomCheckCalledAet is not in effect:\n%s", r)
-	}
+	require.True(t, r.exitCode != 0 && strings.Contains(r.out, "Called AE Title Not Recognized"),
+		"Orthanc accepted called AE PUBLIC_PACS directly; DicomCheckCalledAet is not in effect:\n%s", r)
 }
 
 // TestHarnessTLSDirect proves the generated PKI works with dcmtk's TLS: storescp with the server certificate
@@ -188,25 +191,21 @@ func TestHarnessTLSDirect(t *testing.T) {
 	port := mustFreePort(t)
 	p, err := startProc("storescp-tls-direct", []string{"TCP_NODELAY=1"}, "storescp", "-d", "+tls", certs.Server.Key,
 		certs.Server.Cert, "+cf", certs.CAFile, "-od", dir, strconv.Itoa(port))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer p.stop()
-	if err := waitListening(p, port, 20*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, waitListening(p, port, 20*time.Second))
 	for _, kp := range []keyPair{certs.CT1, certs.MR1, certs.NoSAN} {
-		r := runTool(30*time.Second, "echoscu", "-v", "+tls", kp.Key, kp.Cert, "+cf", certs.CAFile, "-aet", "TLS_HARNESS",
-			"127.0.0.1", strconv.Itoa(port))
-		if r.exitCode != 0 {
-			p.dump(t)
-			t.Errorf("echoscu +tls with %s failed:\n%s", filepath.Base(kp.Cert), r)
-		}
+		t.Run(filepath.Base(kp.Cert), func(t *testing.T) {
+			r := runTool(30*time.Second, "echoscu", "-v", "+tls", kp.Key, kp.Cert, "+cf", certs.CAFile, "-aet", "TLS_HARNESS",
+				"127.0.0.1", strconv.Itoa(port))
+			if r.exitCode != 0 {
+				p.dump(t)
+			}
+			require.Zero(t, r.exitCode, "echoscu +tls with %s failed:\n%s", filepath.Base(kp.Cert), r)
+		})
 	}
 	// Anonymous TLS against a server that requires a client certificate (storescp default -rc) must fail: proves
 	// the server side really checks client certificates.
 	r := runTool(30*time.Second, "echoscu", "+tla", "+cf", certs.CAFile, "127.0.0.1", strconv.Itoa(port))
-	if r.exitCode == 0 {
-		t.Errorf("anonymous TLS client accepted by storescp -rc:\n%s", r)
-	}
+	require.NotZero(t, r.exitCode, "anonymous TLS client accepted by storescp -rc:\n%s", r)
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/dicomgate/dicomgate/internal/filtertable"
+	"github.com/stretchr/testify/require"
 )
 
 // wantAuditReason waits for exactly one audit record with the given reason since the probe.
@@ -22,10 +23,8 @@ func (p *probe) wantAuditReason(t testing.TB, reason string) {
 		}
 		return n >= 1
 	})
-	if n != 1 {
-		t.Errorf("%s: want exactly one audit line with decision deny, reason %q; got %d; gateway output since the step:\n%s",
-			p.g.label, reason, n, tail(p.g.proc.outputSince(p.mark), 30))
-	}
+	require.Equal(t, 1, n, "%s: want exactly one audit line with decision deny, reason %q; gateway output since the step:\n%s",
+		p.g.label, reason, tail(p.g.proc.outputSince(p.mark), 30))
 }
 
 // scenarioHostileClients — scenario 6: clients that do not speak DICOM-over-TLS properly are closed by the gateway,
@@ -60,23 +59,18 @@ func scenarioHostileClients(t *testing.T, l *lane) {
 	t.Run("half an A-ASSOCIATE-RQ, then silence", func(t *testing.T) {
 		p := newProbe(t, g)
 		c, err := dialGateway(g, &certs.NoSAN)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		defer c.Close()
 		start := time.Now()
-		if _, err := c.Write(rq[:len(rq)/2]); err != nil {
-			t.Fatal(err)
-		}
+		_, err = c.Write(rq[:len(rq)/2])
+		require.NoError(t, err)
 		timeout := time.Duration(inspectTimeoutMs) * time.Millisecond
 		got, after, closed := c.waitClosed(start, timeout+10*time.Second)
 		if !closed {
 			g.proc.dump(t)
-			t.Fatalf("gateway kept a stalled half A-ASSOCIATE-RQ open for %v (inspectTimeoutMs %d)", after, inspectTimeoutMs)
 		}
-		if after < timeout-100*time.Millisecond {
-			t.Errorf("closed after %v, before inspectTimeoutMs (%v) expired", after, timeout)
-		}
+		require.True(t, closed, "gateway kept a stalled half A-ASSOCIATE-RQ open for %v (inspectTimeoutMs %d)", after, inspectTimeoutMs)
+		require.GreaterOrEqual(t, after, timeout-100*time.Millisecond, "closed after %v, before inspectTimeoutMs (%v) expired", after, timeout)
 		t.Logf("closed %v after the first byte (inspectTimeoutMs %d); server sent %d bytes", after.Round(time.Millisecond), inspectTimeoutMs, len(got))
 		p.wantDelta(t, 1, "dicomgate_denied_total", "reason", "timeout")
 		p.wantAuditReason(t, "timeout")
@@ -105,24 +99,19 @@ func scenarioHostileClients(t *testing.T, l *lane) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := newProbe(t, g)
 			c, err := dialGateway(g, &certs.NoSAN)
-			if err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, err)
 			defer c.Close()
 			start := time.Now()
-			if _, err := c.Write(tc.send); err != nil {
-				t.Fatal(err)
-			}
+			_, err = c.Write(tc.send)
+			require.NoError(t, err)
 			if tc.halfClose {
-				if err := c.closeWrite(); err != nil {
-					t.Fatal(err)
-				}
+				require.NoError(t, c.closeWrite())
 			}
 			got, after, closed := c.waitClosed(start, 10*time.Second)
 			if !closed {
 				g.proc.dump(t)
-				t.Fatalf("gateway did not close the connection within %v", after)
 			}
+			require.True(t, closed, "gateway did not close the connection within %v", after)
 			t.Logf("closed after %v; server sent %d bytes % x", after.Round(time.Millisecond), len(got), got)
 			p.wantDelta(t, 1, "dicomgate_denied_total", "reason", tc.reason)
 			p.wantAuditReason(t, tc.reason)

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/dicomgate/dicomgate/internal/wasmbuild"
+	"github.com/stretchr/testify/require"
 )
 
 // peerCommands are the Debian-packaged programs the suite talks to (packages dcmtk and orthanc).
@@ -134,9 +135,7 @@ func artifacts() error {
 // requireArtifacts fails the test (never skips) when the gateway binary or the filter is unusable.
 func requireArtifacts(t testing.TB) {
 	t.Helper()
-	if artifacts() != nil {
-		t.Fatalf("gateway artifacts unavailable: %v", artifactErr)
-	}
+	require.NoError(t, artifacts(), "gateway artifacts unavailable")
 }
 
 // shared is a peer started once and reused by every test that needs it; its start error is remembered.
@@ -149,8 +148,6 @@ type shared[T any] struct {
 func (s *shared[T]) get(t testing.TB, start func() (T, error)) T {
 	t.Helper()
 	s.once.Do(func() { s.v, s.err = start() })
-	if s.err != nil {
-		t.Fatal(s.err)
-	}
+	require.NoError(t, s.err)
 	return s.v
 }

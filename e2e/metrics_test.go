@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 // sample is one line of the Prometheus text exposition format.
@@ -304,9 +306,7 @@ reason___a___dicomgate_flat_only_total 2
 dicomgate_flat_only_total_reason_b 3
 `
 	m, err := parseMetrics(page)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	cases := []struct {
 		name   string
 		labels []string
@@ -330,9 +330,10 @@ dicomgate_flat_only_total_reason_b 3
 		{"dicomgate_dry_run_denies_total", nil, 4},
 		{"dicomgate_gateway_downstream_closes_total", []string{"reason", "policy"}, 9},
 	}
+	var wrong []string
 	for _, c := range cases {
 		if got, found := m.get(c.name, c.labels...); got != c.want || !found {
-			t.Errorf("get(%s, %v) = %g, %v; want %g, true", c.name, c.labels, got, found, c.want)
+			wrong = append(wrong, fmt.Sprintf("get(%s, %v) = %g, %v; want %g, true", c.name, c.labels, got, found, c.want))
 		}
 	}
 	// A series nobody exports (a renamed metric, a label value never defined) is missing, not zero.
@@ -345,13 +346,12 @@ dicomgate_flat_only_total_reason_b 3
 		{"dicomgate_decisions_total", []string{"action", "allow"}},
 	} {
 		if got, found := m.get(c.name, c.labels...); found {
-			t.Errorf("get(%s, %v) = %g, found; want missing", c.name, c.labels, got)
+			wrong = append(wrong, fmt.Sprintf("get(%s, %v) = %g, found; want missing", c.name, c.labels, got))
 		}
 	}
-	if _, err := parseMetrics("dicomgate_x{reason=\"unterminated} 1\n"); err == nil {
-		t.Error("unterminated label value accepted")
-	}
-	if _, err := parseMetrics("dicomgate_x{reason=\"a\"} notanumber\n"); err == nil {
-		t.Error("non-numeric value accepted")
-	}
+	require.Empty(t, strings.Join(wrong, "\n"), "metric lookups")
+	_, err = parseMetrics("dicomgate_x{reason=\"unterminated} 1\n")
+	require.Error(t, err, "unterminated label value accepted")
+	_, err = parseMetrics("dicomgate_x{reason=\"a\"} notanumber\n")
+	require.Error(t, err, "non-numeric value accepted")
 }

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 // logBuffer is an append-only, goroutine-safe copy of a process's combined stdout/stderr that is also written to a
@@ -308,9 +310,7 @@ func freePort() (int, error) {
 func mustFreePort(t testing.TB) int {
 	t.Helper()
 	p, err := freePort()
-	if err != nil {
-		t.Fatalf("pick a free port: %v", err)
-	}
+	require.NoError(t, err, "pick a free port")
 	return p
 }
 

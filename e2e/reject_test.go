@@ -151,22 +151,18 @@ func scenarioRejectAnswersWithRJ(t *testing.T, l *lane) {
 			before := scrapeOrFail(t, rj.metricsURL)
 			r := echoVia(g, &certs.NoSAN, tc.calling, tc.called)
 			wantFailed(t, r, "echoscu +tls as "+tc.calling+" -> "+tc.called)
+			var lacking []string
 			for _, line := range tc.dcmtk {
 				if !strings.Contains(r.out, line) {
-					t.Errorf("echoscu output lacks %q:\n%s", line, r)
+					lacking = append(lacking, line)
 				}
 			}
-			if strings.Contains(r.out, "Peer aborted Association") {
-				t.Errorf("echoscu saw a dropped connection, not an A-ASSOCIATE-RJ:\n%s", r)
-			}
+			require.Empty(t, lacking, "echoscu output lacks these lines:\n%s", r)
+			require.NotContains(t, r.out, "Peer aborted Association", "echoscu saw a dropped connection, not an A-ASSOCIATE-RJ:\n%s", r)
 			rec := p.wantAudit(t, tc.calling)
 			wantAuditFields(t, rec, "deny", tc.rule, clusterRejector, "policy")
-			if got := rec.field("respond"); got != "reject" {
-				t.Errorf("audit respond = %q, want reject\nrecord: %s", got, rec)
-			}
-			if got := rec.field("reject_reason"); got != tc.reason {
-				t.Errorf("audit reject_reason = %q, want %q\nrecord: %s", got, tc.reason, rec)
-			}
+			require.Equal(t, "reject", rec.field("respond"), "audit respond\nrecord: %s", rec)
+			require.Equal(t, tc.reason, rec.field("reject_reason"), "audit reject_reason\nrecord: %s", rec)
 			p.wantDelta(t, 1, "dicomgate_associations_total")
 			p.wantDelta(t, 1, "dicomgate_denied_total", "reason", "policy")
 			p.wantDelta(t, 1, "dicomgate_rejected_total")
@@ -176,23 +172,18 @@ func scenarioRejectAnswersWithRJ(t *testing.T, l *lane) {
 			wantRejectorDelta(t, rj, before, 1, "dicomgate_reject_sent_total", "result", tc.rsr[0], "source", tc.rsr[1], "reason", tc.rsr[2])
 		})
 	}
-	if o.sawCallingAE(rjCallingAE, om) || o.sawCallingAE(rjBusyAE, om) || o.sawCallingAE(rjNoReasonAE, om) || o.sawCallingAE("SOMEONE", om) {
-		t.Errorf("Orthanc saw a rejected association")
-	}
+	require.False(t, o.sawCallingAE(rjCallingAE, om) || o.sawCallingAE(rjBusyAE, om) || o.sawCallingAE(rjNoReasonAE, om) || o.sawCallingAE("SOMEONE", om),
+		"Orthanc saw a rejected association")
 
 	t.Run("respond_close_still_closes", func(t *testing.T) {
 		p := newProbe(t, g)
 		before := scrapeOrFail(t, rj.metricsURL)
 		r := echoVia(g, &certs.NoSAN, rjCloseAE, routeToOrthancAE)
 		wantFailed(t, r, "echoscu +tls as "+rjCloseAE)
-		if strings.Contains(r.out, "Association Rejected") {
-			t.Errorf("a respond-close deny produced an A-ASSOCIATE-RJ:\n%s", r)
-		}
+		require.NotContains(t, r.out, "Association Rejected", "a respond-close deny produced an A-ASSOCIATE-RJ:\n%s", r)
 		rec := p.wantAudit(t, rjCloseAE)
 		wantAuditFields(t, rec, "deny", "rj-close", "", "policy")
-		if got := rec.field("respond"); got != "close" {
-			t.Errorf("audit respond = %q, want close\nrecord: %s", got, rec)
-		}
+		require.Equal(t, "close", rec.field("respond"), "audit respond\nrecord: %s", rec)
 		p.wantNoUpstreamAttempt(t)
 		p.wantDelta(t, 1, "dicomgate_denied_total", "reason", "policy")
 		p.wantDelta(t, 0, "dicomgate_rejected_total")
@@ -268,9 +259,7 @@ func wantRejectorUpstream(t testing.TB, p *probe, want float64) {
 		got = p.upstreamAttempts(m, clusterRejector) - p.upstreamAttempts(p.before, clusterRejector)
 		return got == want
 	})
-	if !ok {
-		t.Errorf("%s: %g upstream connection attempt(s) to %q since the step began, want %g", p.g.label, got, clusterRejector, want)
-	}
+	require.True(t, ok, "%s: %g upstream connection attempt(s) to %q since the step began, want %g", p.g.label, got, clusterRejector, want)
 }
 
 // wantRejectorDelta asserts that a rejector metric grew by exactly want since before; a series missing before the
@@ -278,10 +267,7 @@ func wantRejectorUpstream(t testing.TB, p *probe, want float64) {
 func wantRejectorDelta(t testing.TB, rj *rejectorPeer, before metricSet, want float64, name string, labels ...string) {
 	t.Helper()
 	b, found := before.get(name, labels...)
-	if !found && name != "dicomgate_reject_sent_total" {
-		t.Errorf("rejector: no series %s%v before the step (a missing series is not zero)", name, labels)
-		return
-	}
+	require.True(t, found || name == "dicomgate_reject_sent_total", "rejector: no series %s%v before the step (a missing series is not zero)", name, labels)
 	var got float64
 	ok := eventually(func() bool {
 		m, err := scrape(rj.metricsURL)
@@ -295,7 +281,5 @@ func wantRejectorDelta(t testing.TB, rj *rejectorPeer, before metricSet, want fl
 		got = after - b
 		return got == want
 	})
-	if !ok {
-		t.Errorf("rejector: %s%v grew by %g, want %g", name, labels, got, want)
-	}
+	require.True(t, ok, "rejector: %s%v grew by %g, want %g", name, labels, got, want)
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
 	"github.com/suyashkumar/dicom/pkg/tag"
 )
 
@@ -50,9 +52,7 @@ func scenarioEchoAllowedAndUnknownCaller(t *testing.T, l *lane) {
 	p := newProbe(t, g)
 	r := echoVia(g, &certs.NoSAN, allowedModalityAE, routeToOrthancAE)
 	wantOK(t, r, "echoscu +tls as MODALITY1 -> PACS_A")
-	if !o.sawCallingAE(allowedModalityAE, om) {
-		t.Errorf("Orthanc's log shows no association from %s", allowedModalityAE)
-	}
+	require.True(t, o.sawCallingAE(allowedModalityAE, om), "Orthanc's log shows no association from %s", allowedModalityAE)
 	wantAuditFields(t, p.wantAudit(t, allowedModalityAE), "route", "modality-a", clusterOrthanc, "")
 	p.wantDelta(t, 1, "dicomgate_associations_total")
 	p.wantDelta(t, 1, "dicomgate_decisions_total", "action", "route", "rule", "modality-a")
@@ -62,9 +62,7 @@ func scenarioEchoAllowedAndUnknownCaller(t *testing.T, l *lane) {
 	p = newProbe(t, g)
 	r = echoVia(g, &certs.NoSAN, intruderAE, routeToOrthancAE)
 	wantFailed(t, r, "echoscu +tls as INTRUDER -> PACS_A")
-	if o.sawCallingAE(intruderAE, om) {
-		t.Errorf("Orthanc saw an association from %s, which the gateway must have denied", intruderAE)
-	}
+	require.False(t, o.sawCallingAE(intruderAE, om), "Orthanc saw an association from %s, which the gateway must have denied", intruderAE)
 	wantAuditFields(t, p.wantAudit(t, intruderAE), "deny", "default", "", "policy")
 	p.wantDelta(t, 1, "dicomgate_associations_total")
 	p.wantDelta(t, 1, "dicomgate_denied_total", "reason", "policy")
@@ -80,9 +78,7 @@ func scenarioStoreRoutedByCalledAE(t *testing.T, l *lane) {
 	dumpOnFailure(t, g.proc, o.proc, s.proc)
 	clear := func() {
 		for _, f := range files {
-			if err := o.deleteSOPUID(f.SOPInstanceUID); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, o.deleteSOPUID(f.SOPInstanceUID))
 			s.removeReceived(f.SOPInstanceUID)
 		}
 	}
@@ -92,14 +88,15 @@ func scenarioStoreRoutedByCalledAE(t *testing.T, l *lane) {
 	r := storeVia(g, &certs.NoSAN, allowedModalityAE, routeToStoreSCPAE, files)
 	wantOK(t, r, "storescu +tls as MODALITY1 -> PACS_B")
 	assertStoredInStoreSCP(t, s, files)
+	var leaked []string
 	for _, f := range files {
 		if id, err := o.instanceBySOPUID(f.SOPInstanceUID); err != nil || id != "" {
-			t.Errorf("%s routed to PACS_B (storescp) also landed in Orthanc (instance %q, err %v)", filepath.Base(f.Path), id, err)
+			leaked = append(leaked, fmt.Sprintf("%s (instance %q, err %v)", filepath.Base(f.Path), id, err))
 		}
 	}
-	if len(grepLines(s.proc.out.String(), "Called Application Name:", routeToStoreSCPAE)) == 0 {
-		t.Errorf("storescp's log shows no association called %s (modality-b does not rewrite the called AE)", routeToStoreSCPAE)
-	}
+	require.Empty(t, strings.Join(leaked, "\n"), "files routed to PACS_B (storescp) also landed in Orthanc")
+	require.NotEmpty(t, grepLines(s.proc.out.String(), "Called Application Name:", routeToStoreSCPAE),
+		"storescp's log shows no association called %s (modality-b does not rewrite the called AE)", routeToStoreSCPAE)
 	wantAuditFields(t, p.wantAudit(t, allowedModalityAE), "route", "modality-b", clusterStoreSCP, "")
 	p.wantDelta(t, 1, "dicomgate_decisions_total", "action", "route", "rule", "modality-b")
 	p.wantUpstream(t, clusterStoreSCP, 1)
@@ -116,18 +113,15 @@ func scenarioStoreRoutedByCalledAE(t *testing.T, l *lane) {
 			break
 		}
 	}
-	if len(plain) == 0 {
-		t.Fatal("no explicit VR little endian file in testdata/dcm")
-	}
+	require.NotEmpty(t, plain, "no explicit VR little endian file in testdata/dcm")
 	args = append(append(args, "127.0.0.1", strconv.Itoa(g.port)), plain[0].Path)
 	r = runTool(60*time.Second, "storescu", args...)
 	wantOK(t, r, "storescu +tls proposing all storage SOP classes as MODALITY1 -> PACS_B")
 	assertStoredInStoreSCP(t, s, plain)
 	rec := p.wantAudit(t, allowedModalityAE)
 	wantAuditFields(t, rec, "route", "modality-b", clusterStoreSCP, "")
-	if n, _ := strconv.Atoi(rec.field("presentation_contexts", "presentationContexts")); n < 100 {
-		t.Errorf("audit presentation_contexts = %q, want > 100 (storescu without -R); record %s", rec.field("presentation_contexts"), rec)
-	}
+	n, _ := strconv.Atoi(rec.field("presentation_contexts", "presentationContexts"))
+	require.GreaterOrEqual(t, n, 100, "audit presentation_contexts = %q, want > 100 (storescu without -R); record %s", rec.field("presentation_contexts"), rec)
 	p.wantUpstream(t, clusterStoreSCP, 1)
 
 	clear()
@@ -135,11 +129,13 @@ func scenarioStoreRoutedByCalledAE(t *testing.T, l *lane) {
 	r = storeVia(g, &certs.NoSAN, allowedModalityAE, routeToOrthancAE, files)
 	wantOK(t, r, "storescu +tls as MODALITY1 -> PACS_A")
 	assertStoredInOrthanc(t, o, files)
+	leaked = nil
 	for _, f := range files {
 		if s.receivedFile(f.SOPInstanceUID) != "" {
-			t.Errorf("%s routed to PACS_A (Orthanc) also landed in storescp", filepath.Base(f.Path))
+			leaked = append(leaked, filepath.Base(f.Path))
 		}
 	}
+	require.Empty(t, leaked, "files routed to PACS_A (Orthanc) also landed in storescp")
 	wantAuditFields(t, p.wantAudit(t, allowedModalityAE), "route", "modality-a", clusterOrthanc, "")
 	p.wantDelta(t, 1, "dicomgate_decisions_total", "action", "route", "rule", "modality-a")
 	p.wantUpstream(t, clusterOrthanc, 1)
@@ -154,21 +150,15 @@ func scenarioCalledAERewrite(t *testing.T, l *lane) {
 	wantFailed(t, direct, "echoscu straight to Orthanc calling PUBLIC_PACS (control)")
 
 	f := files[0]
-	if err := o.deleteSOPUID(f.SOPInstanceUID); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, o.deleteSOPUID(f.SOPInstanceUID))
 	p := newProbe(t, g)
 	r := storeVia(g, &certs.NoSAN, allowedModalityAE, publicCalledAE, files[:1])
 	wantOK(t, r, "storescu +tls as MODALITY1 -> PUBLIC_PACS")
 	assertStoredInOrthanc(t, o, files[:1])
 	rec := p.wantAudit(t, allowedModalityAE)
 	wantAuditFields(t, rec, "route", "public-pacs", clusterOrthanc, "")
-	if got := rec.called(); got != publicCalledAE {
-		t.Errorf("audit called AE = %q, want the AE the client called, %q", got, publicCalledAE)
-	}
-	if got := rec.field("rewrite_called_ae", "rewriteCalledAE"); got != orthancAE {
-		t.Errorf("audit rewrite_called_ae = %q, want %q; record %s", got, orthancAE, rec)
-	}
+	require.Equal(t, publicCalledAE, rec.called(), "audit called AE: want the AE the client called")
+	require.Equal(t, orthancAE, rec.field("rewrite_called_ae", "rewriteCalledAE"), "audit rewrite_called_ae; record %s", rec)
 	p.wantDelta(t, 1, "dicomgate_decisions_total", "action", "route", "rule", "public-pacs")
 	p.wantUpstream(t, clusterOrthanc, 1)
 }
@@ -207,9 +197,7 @@ func scenarioMutualTLSAEBinding(t *testing.T, l *lane) {
 		p.wantNoUpstreamAttempt(t)
 	}
 	for _, ae := range []string{ct1AE, mr1AE} {
-		if o.sawCallingAE(ae, om) {
-			t.Fatalf("Orthanc saw an association from %s while every %s attempt so far should have been denied", ae, ae)
-		}
+		require.False(t, o.sawCallingAE(ae, om), "Orthanc saw an association from %s while every %s attempt so far should have been denied", ae, ae)
 	}
 
 	p := newProbe(t, g)
@@ -227,9 +215,7 @@ func scenarioMutualTLSAEBinding(t *testing.T, l *lane) {
 	wantAuditFields(t, pp.wantAudit(t, ct1AE), "deny", "default", "", "policy")
 	pp.wantDelta(t, 1, "dicomgate_denied_total", "reason", "policy")
 	pp.wantNoUpstreamAttempt(t)
-	if o.sawCallingAE(ct1AE, om) {
-		t.Fatalf("Orthanc saw CT1 although every CT1 attempt so far should have been denied")
-	}
+	require.False(t, o.sawCallingAE(ct1AE, om), "Orthanc saw CT1 although every CT1 attempt so far should have been denied")
 
 	for _, ok := range []struct {
 		kp      *keyPair
@@ -242,14 +228,10 @@ func scenarioMutualTLSAEBinding(t *testing.T, l *lane) {
 		wantOK(t, r, ok.calling+" with its own certificate")
 		rec := p.wantAudit(t, ok.calling)
 		wantAuditFields(t, rec, "route", ok.rule, clusterOrthanc, "")
-		if got := rec.field("peer_uri_san", "peerURISAN"); got != ok.san {
-			t.Errorf("audit peer_uri_san = %q, want %q", got, ok.san)
-		}
+		require.Equal(t, ok.san, rec.field("peer_uri_san", "peerURISAN"), "audit peer_uri_san")
 		p.wantDelta(t, 1, "dicomgate_decisions_total", "action", "route", "rule", ok.rule)
 		p.wantUpstream(t, clusterOrthanc, 1)
-		if !o.sawCallingAE(ok.calling, om) {
-			t.Errorf("Orthanc's log shows no association from %s", ok.calling)
-		}
+		require.True(t, o.sawCallingAE(ok.calling, om), "Orthanc's log shows no association from %s", ok.calling)
 	}
 }
 
@@ -262,13 +244,9 @@ func scenarioDryRun(t *testing.T, l *lane) {
 	p := newProbe(t, g)
 	r := echoVia(g, &certs.NoSAN, dryRunIntruderAE, orthancAE)
 	wantOK(t, r, "echoscu as a denied caller through the dry-run gateway")
-	if !o.sawCallingAE(dryRunIntruderAE, om) {
-		t.Errorf("Orthanc's log shows no association from %s", dryRunIntruderAE)
-	}
+	require.True(t, o.sawCallingAE(dryRunIntruderAE, om), "Orthanc's log shows no association from %s", dryRunIntruderAE)
 	rec := p.wantAudit(t, dryRunIntruderAE)
-	if rec.decision() != "deny" || rec.field("dry_run", "dryRun") != "true" {
-		t.Errorf("audit record = %s, want decision deny with dry_run true", rec)
-	}
+	require.True(t, rec.decision() == "deny" && rec.field("dry_run", "dryRun") == "true", "audit record = %s, want decision deny with dry_run true", rec)
 	p.wantDelta(t, 1, "dicomgate_dry_run_denies_total")
 	p.wantDelta(t, 0, "dicomgate_denied_total")
 	p.wantUpstream(t, clusterOrthanc, 1) // the dry-run gateway's default cluster
@@ -283,9 +261,7 @@ func scenarioFindQueryOnlyRule(t *testing.T, l *lane) {
 	om := o.proc.mark() // Orthanc log position: only associations from this scenario count
 	f := files[0]
 	studyUID := stringValue(f.Dataset, tag.StudyInstanceUID)
-	if studyUID == "" {
-		t.Fatalf("%s has no Study Instance UID", f.Path)
-	}
+	require.NotEmpty(t, studyUID, "%s has no Study Instance UID", f.Path)
 	// Make sure Orthanc holds the study (stored directly, not under test here).
 	wantOK(t, runTool(60*time.Second, "storescu", storeArgs(nil, "SEED_SCU", orthancAE, o.dicomPort, files[:1])...), "seed Orthanc")
 
@@ -294,9 +270,7 @@ func scenarioFindQueryOnlyRule(t *testing.T, l *lane) {
 	wantFailed(t, r, "storescu as QUERY1 (query-only)")
 	wantAuditFields(t, p.wantAudit(t, queryOnlyAE), "deny", "default", "", "policy")
 	p.wantDelta(t, 1, "dicomgate_denied_total", "reason", "policy")
-	if o.sawCallingAE(queryOnlyAE, om) {
-		t.Errorf("Orthanc saw QUERY1's store association, which the gateway must have denied")
-	}
+	require.False(t, o.sawCallingAE(queryOnlyAE, om), "Orthanc saw QUERY1's store association, which the gateway must have denied")
 
 	p = newProbe(t, g)
 	r = findVia(g, &certs.NoSAN, allowedModalityAE, studyUID)
@@ -310,9 +284,8 @@ func scenarioFindQueryOnlyRule(t *testing.T, l *lane) {
 	// findscu echoes the request identifiers too; only the text after the first pending response is the answer.
 	_, resp, found := strings.Cut(r.out, "Find Response: 1 (Pending)")
 	wantName := stringValue(f.Dataset, tag.PatientName)
-	if !found || !strings.Contains(resp, studyUID) || !strings.Contains(resp, "["+wantName+"]") || !strings.Contains(resp, "["+orthancAE) {
-		t.Errorf("findscu through the gateway did not get study %s (patient %s) from Orthanc in a pending response:\n%s", studyUID, wantName, r)
-	}
+	require.True(t, found && strings.Contains(resp, studyUID) && strings.Contains(resp, "["+wantName+"]") && strings.Contains(resp, "["+orthancAE),
+		"findscu through the gateway did not get study %s (patient %s) from Orthanc in a pending response:\n%s", studyUID, wantName, r)
 	wantAuditFields(t, p.wantAudit(t, queryOnlyAE), "route", "query-only", clusterOrthanc, "")
 	p.wantDelta(t, 1, "dicomgate_decisions_total", "action", "route", "rule", "query-only")
 	p.wantUpstream(t, clusterOrthanc, 1)
@@ -337,29 +310,24 @@ func scenarioOrthancAsSCU(t *testing.T, l *lane) {
 	var ids []string
 	for _, f := range files {
 		id, err := o.instanceBySOPUID(f.SOPInstanceUID)
-		if err != nil || id == "" {
-			t.Fatalf("%s not in Orthanc after seeding (id %q, err %v)", filepath.Base(f.Path), id, err)
-		}
+		require.NoError(t, err, "%s not in Orthanc after seeding", filepath.Base(f.Path))
+		require.NotEmpty(t, id, "%s not in Orthanc after seeding", filepath.Base(f.Path))
 		ids = append(ids, id)
 		s.removeReceived(f.SOPInstanceUID)
 	}
 	modality := "gw-" + strings.ReplaceAll(g.label, "_", "-")
 	body, _ := json.Marshal(map[string]any{"AET": routeToStoreSCPAE, "Host": "127.0.0.1", "Port": g.port})
-	if _, err := o.do(http.MethodPut, "/modalities/"+modality, body); err != nil {
-		t.Fatal(err)
-	}
+	_, err := o.do(http.MethodPut, "/modalities/"+modality, body)
+	require.NoError(t, err)
 
 	p := newProbe(t, g)
 	req, _ := json.Marshal(map[string]any{"Resources": ids, "Synchronous": true})
-	if out, err := o.do(http.MethodPost, "/modalities/"+modality+"/store", req); err != nil {
-		t.Fatalf("Orthanc C-STORE SCU through the gateway: %v (%s)", err, out)
-	}
+	out, err := o.do(http.MethodPost, "/modalities/"+modality+"/store", req)
+	require.NoError(t, err, "Orthanc C-STORE SCU through the gateway (%s)", out)
 	assertStoredInStoreSCP(t, s, files)
 	var recs []auditRecord
 	eventually(func() bool { recs = auditFor(g.auditSince(p.mark), orthancAE); return len(recs) >= 1 })
-	if len(recs) == 0 {
-		t.Fatalf("no audit line for calling AE %s", orthancAE)
-	}
+	require.NotEmpty(t, recs, "no audit line for calling AE %s", orthancAE)
 	for _, r := range recs {
 		wantAuditFields(t, r, "route", "orthanc-forward", clusterStoreSCP, "")
 	}
