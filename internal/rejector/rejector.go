@@ -97,8 +97,10 @@ const (
 var Causes = []string{CauseNoPreamble, CauseMagic, CauseVersion, CauseMAC, CauseExpired, CauseCode,
 	CauseNoRQ, CauseNotRQ, CauseTooLarge, CauseOverload}
 
-// rjCodes are the result/source/reason combinations the rejector can send
-// (the policy's reject reasons), in exposition order.
+// rjCodes are the result/source/reason combinations the rejector can send,
+// in exposition order: every A-ASSOCIATE-RJ PS3.8 §9.3.4 defines, the codes
+// rejectwire.Verify accepts (TestRJCodesAreEveryDefinedRJ); a policy names 7
+// of them.
 var rjCodes = [...][3]byte{{1, 1, 1}, {1, 1, 2}, {1, 1, 3}, {1, 1, 7}, {1, 2, 1}, {1, 2, 2}, {1, 3, 1}, {1, 3, 2},
 	{2, 1, 1}, {2, 1, 2}, {2, 1, 3}, {2, 1, 7}, {2, 2, 1}, {2, 2, 2}, {2, 3, 1}, {2, 3, 2}}
 
