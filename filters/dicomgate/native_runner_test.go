@@ -11,7 +11,6 @@ import (
 
 	"github.com/dicomgate/dicomgate/filters/dicomgate/internal/abi"
 	"github.com/dicomgate/dicomgate/internal/filtertable"
-	"github.com/dicomgate/dicomgate/sdk/metricname"
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/proxytest"
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
@@ -118,7 +117,7 @@ func (r *nativeRunner) Advance(d time.Duration) {
 }
 
 func (r *nativeRunner) Metric(series string) (uint64, bool) {
-	v, err := r.host.GetCounterMetric(encodeSeries(series))
+	v, err := r.host.GetCounterMetric(filtertable.EncodeSeries(series))
 	return v, err == nil
 }
 
@@ -134,20 +133,6 @@ func (r *nativeRunner) Logs(level filtertable.Level) []string {
 		return append(append([]string(nil), r.host.GetErrorLogs()...), r.host.GetCriticalLogs()...)
 	}
 	return nil
-}
-
-// encodeSeries turns `name{k="v",...}` into the proxy-wasm metric name.
-func encodeSeries(series string) string {
-	i := strings.IndexByte(series, '{')
-	if i < 0 {
-		return series
-	}
-	var kv []string
-	for _, p := range strings.Split(strings.TrimSuffix(series[i+1:], "}"), ",") {
-		k, v, _ := strings.Cut(p, "=")
-		kv = append(kv, k, strings.Trim(v, `"`))
-	}
-	return metricname.Encode(series[:i], kv...)
 }
 
 // setFilterState is Envoy's set_envoy_filter_state foreign function

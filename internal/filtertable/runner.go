@@ -7,13 +7,18 @@
 //
 // Two runners use the same table: the native one in filters/dicomgate (the
 // filter compiled for the test binary, driven through the SDK's proxytest
-// emulator) and one in wasm/host driving build/dicomgate.wasm through the
-// Envoy-faithful host. Expectations follow Envoy's L4 chain as summarised in
+// emulator) and the one in filters/dicomgate/wasmtest driving the compiled
+// module (build/dicomgate.wasm) through wasm/host, the Envoy-faithful host. Expectations follow Envoy's L4 chain as summarised in
 // docs/internals.md ("Envoy's L4 chain and the two connect modes"); each
 // case names the Envoy source its behaviour comes from.
 package filtertable
 
-import "time"
+import (
+	"strings"
+	"time"
+
+	"github.com/dicomgate/dicomgate/sdk/metricname"
+)
 
 // DefaultCluster is the cluster configured in the tcp_proxy that follows the
 // filter in every case (tcp_proxy "cluster"); routed associations must pick
@@ -122,4 +127,21 @@ type Observed struct {
 	// keyed by property name (e.g. "dicom.rule"); Envoy keeps them as filter
 	// state "wasm.<name>" (context.cc Context::setProperty).
 	Properties map[string]string
+}
+
+// EncodeSeries turns a Prometheus series as [Runner.Metric] takes it,
+// `name{k="v",...}`, into the proxy-wasm metric name the filter defines
+// (labels encoded in the name, see package metricname); a series without
+// labels is its name.
+func EncodeSeries(series string) string {
+	i := strings.IndexByte(series, '{')
+	if i < 0 {
+		return series
+	}
+	var kv []string
+	for _, p := range strings.Split(strings.TrimSuffix(series[i+1:], "}"), ",") {
+		k, v, _ := strings.Cut(p, "=")
+		kv = append(kv, k, strings.Trim(v, `"`))
+	}
+	return metricname.Encode(series[:i], kv...)
 }

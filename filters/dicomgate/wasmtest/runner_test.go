@@ -1,6 +1,6 @@
 //go:build !wasip1
 
-package main
+package wasmtest
 
 import (
 	"context"
@@ -18,6 +18,16 @@ import (
 func wasmModule() ([]byte, error) {
 	b, _, err := wasmbuild.Dicomgate()
 	return b, err
+}
+
+// captures are the real DICOM captures of sdk/pdu/testdata, by name.
+func captures(t testing.TB) filtertable.Captures {
+	t.Helper()
+	c, err := filtertable.LoadCaptures()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // wasmRunner drives build/dicomgate.wasm through wasm/host, the
@@ -123,7 +133,7 @@ func (r *wasmRunner) NewConn(props filtertable.ConnProps) (filtertable.Conn, err
 func (r *wasmRunner) Advance(d time.Duration) { r.plugin.Tick(r.clock.Advance(d)) }
 
 func (r *wasmRunner) Metric(series string) (uint64, bool) {
-	return r.plugin.Metrics().Get(encodeSeries(series))
+	return r.plugin.Metrics().Get(filtertable.EncodeSeries(series))
 }
 
 func (r *wasmRunner) Logs(level filtertable.Level) []string {

@@ -1,6 +1,6 @@
 //go:build !wasip1
 
-package main
+package wasmtest
 
 // The wasm association benchmark, the passthrough benchmark and the guest
 // memory soak of the compiled filter live in wasm/host (filter_bench_test.go),
