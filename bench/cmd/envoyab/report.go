@@ -270,41 +270,40 @@ func summarize(o options, ab *abResult, a, b string) []abSummary {
 	return out
 }
 
+// decomposition is one diagnostic side of the rotation: when on, a sentence saying what it is and the pairs of
+// sides compared (a − b).
+type decomposition struct {
+	on    bool
+	what  string
+	pairs [][2]string
+}
+
 func printReport(o options, ab *abResult, starts []startResult) {
 	sum := summarize(o, ab, "filter", "plain")
 	fmt.Printf("\n### A/B, %d worker(s), %d interleaved repetitions (orders: %s; f = filter, p = plain, e = early, n = noop, c = calls, h = held, b = before, w = watnoop)\n\n", o.workers, len(ab.reps), strings.Join(ab.orders, " "))
 	printTable(sum, "filter", "plain")
-	if o.early {
-		fmt.Printf("\nDecomposition: \"early\" is tcp_proxy with max_early_data_bytes and no filter (connect after the first bytes).\n\n")
-		printTable(summarize(o, ab, "early", "plain"), "early", "plain")
-		fmt.Println()
-		printTable(summarize(o, ab, "filter", "early"), "filter", "early")
-	}
-	if o.noop {
-		fmt.Printf("\nDecomposition: \"noop\" is a do-nothing Go proxy-wasm filter in front of plain tcp_proxy (the fixed cost of any Go filter on V8).\n\n")
-		printTable(summarize(o, ab, "noop", "plain"), "noop", "plain")
-		fmt.Println()
-		printTable(summarize(o, ab, "filter", "noop"), "filter", "noop")
-		if o.noopCalls > 0 {
-			fmt.Printf("\nDecomposition: \"calls\" is the noop filter making %d proxy_get_property(source.address) calls per connection.\n\n", o.noopCalls)
-			printTable(summarize(o, ab, "calls", "noop"), "calls", "noop")
+	for _, d := range []decomposition{
+		{o.early, `"early" is tcp_proxy with max_early_data_bytes and no filter (connect after the first bytes).`,
+			[][2]string{{"early", "plain"}, {"filter", "early"}}},
+		{o.noop, `"noop" is a do-nothing Go proxy-wasm filter in front of plain tcp_proxy (the fixed cost of any Go filter on V8).`,
+			[][2]string{{"noop", "plain"}, {"filter", "noop"}}},
+		{o.noop && o.noopCalls > 0, fmt.Sprintf(`"calls" is the noop filter making %d proxy_get_property(source.address) calls per connection.`, o.noopCalls),
+			[][2]string{{"calls", "noop"}}},
+		{o.noop && o.noopWAT, `"watnoop" is a do-nothing filter written in WebAssembly text (no language runtime): Envoy's and V8's own cost per connection.`,
+			[][2]string{{"watnoop", "plain"}, {"noop", "watnoop"}}},
+		{o.noop && o.noopHeld, `"held" is the noop filter pausing each connection until its first bytes (tcp_proxy with max_early_data_bytes connects after the A-ASSOCIATE-RQ, as with dicomgate).`,
+			[][2]string{{"held", "noop"}, {"filter", "held"}}},
+		{o.beforeWasm != "", fmt.Sprintf(`"before" runs %s, "filter" %s, with the same policy and configuration (the change).`, o.beforeWasm, o.wasm),
+			[][2]string{{"filter", "before"}}},
+	} {
+		if !d.on {
+			continue
 		}
-		if o.noopWAT {
-			fmt.Printf("\nDecomposition: \"watnoop\" is a do-nothing filter written in WebAssembly text (no language runtime): Envoy's and V8's own cost per connection.\n\n")
-			printTable(summarize(o, ab, "watnoop", "plain"), "watnoop", "plain")
+		fmt.Printf("\nDecomposition: %s\n", d.what)
+		for _, p := range d.pairs {
 			fmt.Println()
-			printTable(summarize(o, ab, "noop", "watnoop"), "noop", "watnoop")
+			printTable(summarize(o, ab, p[0], p[1]), p[0], p[1])
 		}
-		if o.noopHeld {
-			fmt.Printf("\nDecomposition: \"held\" is the noop filter pausing each connection until its first bytes (tcp_proxy with max_early_data_bytes connects after the A-ASSOCIATE-RQ, as with dicomgate).\n\n")
-			printTable(summarize(o, ab, "held", "noop"), "held", "noop")
-			fmt.Println()
-			printTable(summarize(o, ab, "filter", "held"), "filter", "held")
-		}
-	}
-	if o.beforeWasm != "" {
-		fmt.Printf("\nThe change: \"before\" runs %s, \"filter\" %s, same policy and configuration.\n\n", o.beforeWasm, o.wasm)
-		printTable(summarize(o, ab, "filter", "before"), "filter", "before")
 	}
 	printRest(o, ab, sum, starts)
 }
