@@ -31,6 +31,9 @@ func (a *args) u64() uint64 {
 	return x
 }
 
+// skip passes over n arguments the import does not use.
+func (a *args) skip(n int) { a.i += n }
+
 // view reads a (pointer, length) pair and returns that guest memory without a copy: only valid until
 // the guest runs again (vm.VM.View).
 func (a *args) view() []byte {

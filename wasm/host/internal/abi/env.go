@@ -52,8 +52,6 @@ const (
 	headerMapMax = 7 // HttpCallResponseTrailers
 )
 
-func u32(s []uint64, i int) uint32 { return uint32(s[i]) }
-
 func ret(stack []uint64, v uint32) { stack[0] = uint64(v) }
 
 var (
@@ -84,7 +82,9 @@ func Funcs() []*vm.HostFunc {
 		}},
 		e("proxy_get_status", "iii", func(v *vm.VM, s []uint64) {
 			// Root context status of the last http/grpc call: none in this host ⇒ (0, "").
-			if !v.Mem.WriteUint32Le(u32(s, 0), 0) || !v.CopyOut(nil, u32(s, 1), u32(s, 2)) {
+			a := argsOf(v, s)
+			codePtr, msgPtr, msgSize := a.u32(), a.u32(), a.u32()
+			if !v.Mem.WriteUint32Le(codePtr, 0) || !v.CopyOut(nil, msgPtr, msgSize) {
 				ret(s, statusInvalidMemoryAccess)
 				return
 			}
@@ -109,11 +109,13 @@ func Funcs() []*vm.HostFunc {
 		e("proxy_replace_header_map_value", "iiiii", headerMapBadArgument),
 		e("proxy_remove_header_map_value", "iii", headerMapBadArgument),
 		e("proxy_get_header_map_pairs", "iii", func(v *vm.VM, s []uint64) {
-			if u32(s, 0) > headerMapMax {
+			a := argsOf(v, s)
+			typ, ptrPtr, sizePtr := a.u32(), a.u32(), a.u32()
+			if typ > headerMapMax {
 				ret(s, statusBadArgument)
 				return
 			}
-			if !v.CopyOut(nil, u32(s, 1), u32(s, 2)) {
+			if !v.CopyOut(nil, ptrPtr, sizePtr) {
 				ret(s, statusInvalidMemoryAccess)
 				return
 			}
@@ -127,7 +129,9 @@ func Funcs() []*vm.HostFunc {
 		// No upstream clusters are known to this host: Envoy returns BAD_ARGUMENT for an unknown
 		// cluster (Context::httpCall).
 		e("proxy_http_call", "iiiiiiiiii", func(v *vm.VM, s []uint64) {
-			if !v.Mem.WriteUint32Le(u32(s, 9), 0) {
+			a := argsOf(v, s)
+			a.skip(9) // upstream, headers, body, trailers, timeout
+			if tokenPtr := a.u32(); !v.Mem.WriteUint32Le(tokenPtr, 0) {
 				ret(s, statusInvalidMemoryAccess)
 				return
 			}
@@ -140,7 +144,8 @@ func Funcs() []*vm.HostFunc {
 		e("proxy_grpc_send", "iiii", func(_ *vm.VM, s []uint64) { ret(s, statusNotFound) }),
 		e("proxy_set_tick_period_milliseconds", "i", envSetTickPeriod),
 		e("proxy_get_current_time_nanoseconds", "i", func(v *vm.VM, s []uint64) {
-			if !v.Mem.WriteUint64Le(u32(s, 0), uint64(v.Plugin.Clock.Now().UnixNano())) {
+			a := argsOf(v, s)
+			if ptr := a.u32(); !v.Mem.WriteUint64Le(ptr, uint64(v.Plugin.Clock.Now().UnixNano())) {
 				ret(s, statusInvalidMemoryAccess)
 				return
 			}
@@ -152,11 +157,13 @@ func Funcs() []*vm.HostFunc {
 		e("proxy_get_metric", "ii", envGetMetric),
 		e("proxy_set_effective_context", "i", func(v *vm.VM, s []uint64) {
 			// cpp-host exports.cc set_effective_context: unknown id ⇒ BAD_ARGUMENT.
-			if _, ok := v.Contexts[u32(s, 0)]; !ok {
+			a := argsOf(v, s)
+			id := a.u32()
+			if _, ok := v.Contexts[id]; !ok {
 				ret(s, statusBadArgument)
 				return
 			}
-			v.Effective = u32(s, 0)
+			v.Effective = id
 			ret(s, statusOK)
 		}),
 		e("proxy_done", "", func(v *vm.VM, s []uint64) {
@@ -172,7 +179,8 @@ func Funcs() []*vm.HostFunc {
 		e("proxy_continue_stream", "i", envContinueStream),
 		e("proxy_close_stream", "i", envCloseStream),
 		e("proxy_get_log_level", "i", func(v *vm.VM, s []uint64) {
-			if !v.Mem.WriteUint32Le(u32(s, 0), uint32(v.Plugin.LogLevel)) {
+			a := argsOf(v, s)
+			if ptr := a.u32(); !v.Mem.WriteUint32Le(ptr, uint32(v.Plugin.LogLevel)) {
 				ret(s, statusInvalidMemoryAccess)
 				return
 			}
@@ -203,7 +211,8 @@ func envLog(v *vm.VM, s []uint64) {
 
 // envSetTickPeriod is Envoy Wasm::setTimerPeriod: one period per root context per VM; 0 disables.
 func envSetTickPeriod(v *vm.VM, s []uint64) {
-	ms := u32(s, 0)
+	a := argsOf(v, s)
+	ms := a.u32()
 	v.TickPeriod = time.Duration(ms) * time.Millisecond
 	if ms > 0 {
 		v.NextTick = v.Plugin.Clock.Now().Add(v.TickPeriod)
@@ -215,7 +224,8 @@ func envSetTickPeriod(v *vm.VM, s []uint64) {
 // read_callbacks->continueReading(); UPSTREAM ⇒ UNIMPLEMENTED; > UPSTREAM ⇒ BAD_ARGUMENT (cpp-host
 // exports.cc); HTTP REQUEST/RESPONSE ⇒ OK and nothing (no decoder/encoder callbacks).
 func envContinueStream(v *vm.VM, s []uint64) {
-	t := u32(s, 0)
+	a := argsOf(v, s)
+	t := a.u32()
 	if t > streamMax {
 		ret(s, statusBadArgument)
 		return
@@ -238,7 +248,8 @@ func envContinueStream(v *vm.VM, s []uint64) {
 // connection with FlushWrite, deferred (the read and write filter callbacks share one connection);
 // HTTP REQUEST/RESPONSE ⇒ OK and nothing on a network filter; > UPSTREAM ⇒ BAD_ARGUMENT.
 func envCloseStream(v *vm.VM, s []uint64) {
-	t := u32(s, 0)
+	a := argsOf(v, s)
+	t := a.u32()
 	if t > streamMax {
 		ret(s, statusBadArgument)
 		return
@@ -297,7 +308,8 @@ func bufferOf(v *vm.VM, c *vm.Context, t uint32) (buf *[]byte, avail, ok bool) {
 
 // envGetBufferBytes is cpp-host exports.cc get_buffer_bytes.
 func envGetBufferBytes(v *vm.VM, s []uint64) {
-	t, start, length, ptrPtr, sizePtr := u32(s, 0), u32(s, 1), u32(s, 2), u32(s, 3), u32(s, 4)
+	a := argsOf(v, s)
+	t, start, length, ptrPtr, sizePtr := a.u32(), a.u32(), a.u32(), a.u32(), a.u32()
 	if t > bufMax {
 		ret(s, statusBadArgument)
 		return
@@ -332,7 +344,8 @@ func envGetBufferBytes(v *vm.VM, s []uint64) {
 
 // envGetBufferStatus is cpp-host exports.cc get_buffer_status.
 func envGetBufferStatus(v *vm.VM, s []uint64) {
-	t := u32(s, 0)
+	a := argsOf(v, s)
+	t, sizePtr, flagsPtr := a.u32(), a.u32(), a.u32()
 	if t > bufMax {
 		ret(s, statusBadArgument)
 		return
@@ -346,7 +359,7 @@ func envGetBufferStatus(v *vm.VM, s []uint64) {
 	if avail {
 		n = len(*buf)
 	}
-	if !v.Mem.WriteUint32Le(u32(s, 1), uint32(n)) || !v.Mem.WriteUint32Le(u32(s, 2), 0) {
+	if !v.Mem.WriteUint32Le(sizePtr, uint32(n)) || !v.Mem.WriteUint32Le(flagsPtr, 0) {
 		ret(s, statusInvalidMemoryAccess)
 		return
 	}

@@ -26,11 +26,13 @@ func envDefineMetric(v *vm.VM, s []uint64) {
 // envIncrementMetric is Envoy Context::incrementMetric: counter delta ≤ 0 ⇒ BAD_ARGUMENT; gauge
 // adds/subtracts; histogram ⇒ BAD_ARGUMENT; unknown id ⇒ NOT_FOUND.
 func envIncrementMetric(v *vm.VM, s []uint64) {
-	x := v.MetricIDs.Lookup(u32(s, 0))
+	a := argsOf(v, s)
+	id, delta := a.u32(), int64(a.u64())
+	x := v.MetricIDs.Lookup(id)
 	switch {
 	case x == nil:
 		ret(s, statusNotFound)
-	case !x.Increment(int64(s[1])):
+	case !x.Increment(delta):
 		ret(s, statusBadArgument)
 	default:
 		ret(s, statusOK)
@@ -39,18 +41,22 @@ func envIncrementMetric(v *vm.VM, s []uint64) {
 
 // envRecordMetric is Envoy Context::recordMetric: counter add, gauge set, histogram record.
 func envRecordMetric(v *vm.VM, s []uint64) {
-	x := v.MetricIDs.Lookup(u32(s, 0))
+	a := argsOf(v, s)
+	id, value := a.u32(), a.u64()
+	x := v.MetricIDs.Lookup(id)
 	if x == nil {
 		ret(s, statusNotFound)
 		return
 	}
-	x.Record(s[1])
+	x.Record(value)
 	ret(s, statusOK)
 }
 
 // envGetMetric is Envoy Context::getMetric: histogram ⇒ BAD_ARGUMENT; unknown ⇒ NOT_FOUND.
 func envGetMetric(v *vm.VM, s []uint64) {
-	x := v.MetricIDs.Lookup(u32(s, 0))
+	a := argsOf(v, s)
+	id, valuePtr := a.u32(), a.u32()
+	x := v.MetricIDs.Lookup(id)
 	if x == nil {
 		ret(s, statusNotFound)
 		return
@@ -60,7 +66,7 @@ func envGetMetric(v *vm.VM, s []uint64) {
 		ret(s, statusBadArgument)
 		return
 	}
-	if !v.Mem.WriteUint64Le(u32(s, 1), val) {
+	if !v.Mem.WriteUint64Le(valuePtr, val) {
 		ret(s, statusInvalidMemoryAccess)
 		return
 	}

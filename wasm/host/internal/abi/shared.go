@@ -82,13 +82,15 @@ func envResolveSharedQueue(v *vm.VM, s []uint64) {
 
 // envDequeueSharedQueue: unknown token ⇒ NOT_FOUND; empty ⇒ EMPTY.
 func envDequeueSharedQueue(v *vm.VM, s []uint64) {
-	item, found, empty := v.Plugin.Shared.Dequeue(u32(s, 0))
+	a := argsOf(v, s)
+	tok, ptrPtr, sizePtr := a.u32(), a.u32(), a.u32()
+	item, found, empty := v.Plugin.Shared.Dequeue(tok)
 	switch {
 	case !found:
 		ret(s, statusNotFound)
 	case empty:
 		ret(s, statusEmpty)
-	case !v.CopyOut(item, u32(s, 1), u32(s, 2)):
+	case !v.CopyOut(item, ptrPtr, sizePtr):
 		ret(s, statusInvalidMemoryAccess)
 	default:
 		ret(s, statusOK)
