@@ -81,14 +81,15 @@ func (f FailurePolicy) String() string {
 // LogLevel is the proxy-wasm log level (proxy_log level argument, TRACE 0 … CRITICAL 5).
 type LogLevel int
 
-// Log levels of proxy_log; anything above LogCritical is rejected with BAD_ARGUMENT.
+// Log levels of proxy_log; anything above LogCritical is rejected with BAD_ARGUMENT. The values are
+// vm.LogLevel's (the two convert by value).
 const (
-	LogTrace LogLevel = iota
-	LogDebug
-	LogInfo
-	LogWarn
-	LogError
-	LogCritical
+	LogTrace    LogLevel = LogLevel(vm.LogTrace)
+	LogDebug    LogLevel = LogLevel(vm.LogDebug)
+	LogInfo     LogLevel = LogLevel(vm.LogInfo)
+	LogWarn     LogLevel = LogLevel(vm.LogWarn)
+	LogError    LogLevel = LogLevel(vm.LogError)
+	LogCritical LogLevel = LogLevel(vm.LogCritical)
 )
 
 // String returns the lower-case level name as Envoy prints it.
