@@ -611,25 +611,6 @@ func (e *envoySide) close() {
 	}
 }
 
-// stat reads one counter or gauge from the admin /stats endpoint.
-func (e *envoySide) stat(name string) (int, error) {
-	resp, err := http.Get("http://" + e.admin + "/stats?filter=^" + regexp.QuoteMeta(name) + "$")
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, err
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(l, ": "); ok && k == name {
-			return strconv.Atoi(strings.TrimSpace(v))
-		}
-	}
-	return 0, fmt.Errorf("envoy stat %s not found in:\n%s", name, b)
-}
-
 // freePort returns a port nothing listens on. The ports of one test binary are held until the binary exits
 // (heldPorts), so two calls never return the same port; another process may still take one before it is
 // bound (startSuite retries Envoy's start for that).

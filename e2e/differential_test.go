@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"os"
@@ -315,5 +314,5 @@ func TestDcmtkReadingParser(t *testing.T) {
 		ImplClassUID: "1.2.276.0.7230010.3.0.3.6.7", ImplVersion: "OFFIS_DCMTK_367", MaxPDU: "16384",
 		Username: "alice", HasUsername: true}, r)
 	_, ok = dcmtkReading("E: Receiving Association failed: DUL illegal subitem length")
-	require.False(t, ok, fmt.Sprint("a failed parse is not an accepted RQ"))
+	require.False(t, ok, "a failed parse is not an accepted RQ")
 }

@@ -104,7 +104,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fmt.Fprintln(stderr, "dicomgate:", ee.err)
 	var ue *usageError
 	if errors.As(ee.err, &ue) && cmd != nil {
-		io.WriteString(stderr, usageHint(cmd))
+		_, _ = io.WriteString(stderr, usageHint(cmd)) // nothing to do if stderr is gone
 	}
 	return ee.code
 }

@@ -131,6 +131,10 @@ func runReject(ctx context.Context, stderr io.Writer, f rejectFlags) error {
 	if err := s.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return &exitError{exitNegative, err}
 	}
-	<-done
+	// Serve returns nil after Shutdown; an accept error that raced with it
+	// is still an error.
+	if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+		return &exitError{exitNegative, fmt.Errorf("accepting on %s: %w", ln.Addr(), err)}
+	}
 	return nil
 }

@@ -355,7 +355,13 @@ func serveRun(ctx context.Context, log *serveLog, f serveFlags, setup *serveSetu
 			extra = append(extra, setup.demo.rejector.WriteMetrics)
 		}
 		msrv = &http.Server{Handler: serveMetricsHandler(plugin, gw, &ready, failPolicy, extra...), ReadHeaderTimeout: 10 * time.Second}
-		go msrv.Serve(mln)
+		go func() {
+			// ErrServerClosed is the deferred Close; anything else leaves
+			// the gateway without /metrics and /readyz: say so.
+			if err := msrv.Serve(mln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.printf("dicomgate: metrics server on %s stopped: %v", mln.Addr(), err)
+			}
+		}()
 		defer msrv.Close()
 		log.printf("metrics: http://%s/metrics (also /healthz, /readyz)", mln.Addr())
 	}
@@ -772,7 +778,7 @@ func serveMetricsHandler(p *host.Plugin, gw *gateway.Gateway, ready *atomic.Bool
 		}
 	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "ok\n")
+		_, _ = io.WriteString(w, "ok\n") // a client that left needs no answer
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
 		if !ready.Load() {
@@ -785,7 +791,7 @@ func serveMetricsHandler(p *host.Plugin, gw *gateway.Gateway, ready *atomic.Bool
 				return
 			}
 		}
-		io.WriteString(w, "ready\n")
+		_, _ = io.WriteString(w, "ready\n")
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/" {
@@ -794,7 +800,7 @@ func serveMetricsHandler(p *host.Plugin, gw *gateway.Gateway, ready *atomic.Bool
 		}
 		names := []string{"/metrics", "/healthz", "/readyz"}
 		sort.Strings(names)
-		io.WriteString(w, "dicomgate serve: "+strings.Join(names, " ")+"\n")
+		_, _ = io.WriteString(w, "dicomgate serve: "+strings.Join(names, " ")+"\n")
 	})
 	return mux
 }

@@ -116,7 +116,11 @@ func Start(addr string, cfg Config) (*Server, error) {
 	s.mu.Lock()
 	s.ln = ln
 	s.mu.Unlock()
-	go s.Serve(ln)
+	go func() {
+		if err := s.Serve(ln); err != nil {
+			s.cfg.Logf("%s: stopped accepting on %s: %v", s.cfg.Name, ln.Addr(), err)
+		}
+	}()
 	return s, nil
 }
 

@@ -22,7 +22,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 
@@ -121,7 +120,7 @@ func buildPackage(pkg, file string, keepNames bool, extra ...string) ([]byte, er
 	defer os.RemoveAll(dir)
 	out := filepath.Join(dir, file)
 	args := Args(out, pkg, keepNames, extra...)
-	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), args...)
+	cmd := exec.Command(GoTool(), args...)
 	cmd.Dir, cmd.Env = root, Env()
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		return nil, errors.New("building " + pkg + " (GOOS=wasip1 GOARCH=wasm go " + strings.Join(args, " ") + "): " +
@@ -130,9 +129,18 @@ func buildPackage(pkg, file string, keepNames bool, extra ...string) ([]byte, er
 	return os.ReadFile(out)
 }
 
+// GoTool is the go command the builds run: the one on PATH, as `make`
+// runs it, else "go" (the error then names it).
+func GoTool() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return "go"
+}
+
 // moduleRoot is the directory of this repository's go.mod.
 func moduleRoot() (string, error) {
-	out, err := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "env", "GOMOD").Output()
+	out, err := exec.Command(GoTool(), "env", "GOMOD").Output()
 	if err != nil {
 		return "", errors.New("go env GOMOD: " + err.Error())
 	}

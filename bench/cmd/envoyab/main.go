@@ -540,7 +540,7 @@ func (e *env) measure(p *envoyProc, l listener, n int, f func() error) (phase, e
 		}
 		v, ok := s[active]
 		if !ok {
-			return ph, fmt.Errorf("Envoy has no gauge %s", active)
+			return ph, fmt.Errorf("no gauge %s in Envoy's stats", active)
 		}
 		if v == 0 {
 			break
@@ -570,7 +570,7 @@ func (e *env) measure(p *envoyProc, l listener, n int, f func() error) (phase, e
 		a, ok1 := after[k]
 		b, ok2 := before[k]
 		if !ok1 || !ok2 {
-			return ph, fmt.Errorf("Envoy has no counter %s (stats: %v)", k, keys(after))
+			return ph, fmt.Errorf("no counter %s in Envoy's stats (stats: %v)", k, keys(after))
 		}
 		if a-b != d {
 			return ph, fmt.Errorf("counter %s grew by %d during the phase, want %d", k, a-b, d)
@@ -605,7 +605,7 @@ func (e *env) checkNothingUnrouted(p *envoyProc) error {
 	}
 	v, ok := s["cluster.unrouted.upstream_cx_total"]
 	if !ok {
-		return errors.New("Envoy has no counter cluster.unrouted.upstream_cx_total")
+		return errors.New("no counter cluster.unrouted.upstream_cx_total in Envoy's stats")
 	}
 	if v != 0 {
 		return fmt.Errorf("the unrouted cluster was connected %d times: the filter did not route every association", v)
