@@ -68,7 +68,6 @@ func TestConn_UnmarkReleasedRestoresZeroConn(t *testing.T) {
 	require.True(t, c.Release(), "Release did not take a finished Conn")
 	require.True(t, c.released)
 	c.unmarkReleased()
-	if want := (Conn{ch: c.ch, w: c.w}); !reflect.DeepEqual(*c, want) {
-		t.Fatalf("a released Conn is not the zero Conn after unmarkReleased:\n%+v", *c)
-	}
+	require.True(t, reflect.DeepEqual(Conn{ch: c.ch, w: c.w}, *c), "a released Conn is not the zero Conn after unmarkReleased:\n%+v", *c)
+
 }

@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 // Envoy source/common/stats/tag_extractor_impl.cc TagExtractorStdRegexImpl::extractTag with the
@@ -19,9 +21,7 @@ func TestTagExtractor_IstioExtraStatTags_PrometheusLabels(t *testing.T) {
 	m.define(Counter, "other=.=x;.;untagged_total").value.Store(2)
 
 	var buf bytes.Buffer
-	if err := m.WritePrometheus(&buf); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, m.WritePrometheus(&buf))
 	out := buf.String()
 	for _, want := range []string{
 		"# TYPE dicomgate_decisions_total counter\n" +
@@ -33,17 +33,14 @@ func TestTagExtractor_IstioExtraStatTags_PrometheusLabels(t *testing.T) {
 		// know the tag): exactly what a real gateway without extraStatTags would export.
 		"other___x___untagged_total 2\n",
 	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("exposition lacks %q:\n%s", want, out)
-		}
+		require.Contains(t, out, want, "exposition lacks %q:\n%s", want, out)
 	}
-	if n := strings.Count(out, "# TYPE dicomgate_decisions_total "); n != 1 {
-		t.Errorf("%d TYPE lines for dicomgate_decisions_total, want 1:\n%s", n, out)
-	}
+	require.Equal(t, 1, strings.Count(out, "# TYPE dicomgate_decisions_total "), "TYPE lines for dicomgate_decisions_total:\n%s", out)
 	// Get keeps addressing the guest's own names.
-	if v, ok := m.Get("reason=.=policy;.;dicomgate_denied_total"); !ok || v != 1 {
-		t.Errorf("Get = %d, %v", v, ok)
-	}
+	v, ok := m.Get("reason=.=policy;.;dicomgate_denied_total")
+	require.True(t, ok, "Get of reason=.=policy;.;dicomgate_denied_total")
+	require.Equal(t, uint64(1), v, "Get of reason=.=policy;.;dicomgate_denied_total")
+
 }
 
 // istioTag is the extractor Istio generates for an extraStatTags entry (host.IstioExtraStatTag).

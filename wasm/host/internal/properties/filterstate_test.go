@@ -3,6 +3,8 @@ package properties
 import (
 	"strconv"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 // Envoy FilterStateImpl::setData (StateType::Mutable, as set_property and set_envoy_filter_state
@@ -17,29 +19,23 @@ func TestFilterState_SetReplacesAndGetFindsEveryKey(t *testing.T) {
 		for i := 0; i < n; i += 2 { // replace every other key
 			fs.Set("k"+strconv.Itoa(i), "w"+strconv.Itoa(i))
 		}
-		if fs.Len() != n {
-			t.Fatalf("n=%d: %d keys after replacing, want %d", n, fs.Len(), n)
-		}
+		require.Equal(t, n, fs.Len(), "n=%d: keys after replacing", n)
 		for i := 0; i < n; i++ {
 			want := "v" + strconv.Itoa(i)
 			if i%2 == 0 {
 				want = "w" + strconv.Itoa(i)
 			}
-			if got, ok := fs.Get("k" + strconv.Itoa(i)); !ok || got != want {
-				t.Fatalf("n=%d: get(k%d) = %q, %v; want %q", n, i, got, ok, want)
-			}
+			got, ok := fs.Get("k" + strconv.Itoa(i))
+			require.True(t, ok, "n=%d: get(k%d) found nothing", n, i)
+			require.Equal(t, want, got, "n=%d: get(k%d)", n, i)
 		}
-		if _, ok := fs.Get("k" + strconv.Itoa(n)); ok {
-			t.Fatalf("n=%d: get of a key never set succeeded", n)
-		}
+		_, ok := fs.Get("k" + strconv.Itoa(n))
+		require.False(t, ok, "n=%d: get of a key never set succeeded", n)
 		m := fs.Snapshot()
-		if len(m) != n {
-			t.Fatalf("n=%d: snapshot has %d keys", n, len(m))
-		}
+		require.Len(t, m, n, "n=%d: snapshot keys", n)
 		for k, v := range m {
-			if got, _ := fs.Get(k); got != v {
-				t.Fatalf("n=%d: snapshot[%s] = %q, get = %q", n, k, v, got)
-			}
+			got, _ := fs.Get(k)
+			require.Equal(t, v, got, "n=%d: get(%s) differs from snapshot[%s]", n, k, k)
 		}
 	}
 }
@@ -56,19 +52,19 @@ func TestFilterState_CelStateLookup(t *testing.T) {
 		for i := 0; i < extra; i++ {
 			fs.Set("other"+strconv.Itoa(i), "x")
 		}
-		if got, ok := fs.GetCel("dicom.decision"); !ok || got != "route" {
-			t.Fatalf("extra=%d: getCel(dicom.decision) = %q, %v", extra, got, ok)
-		}
-		if got, ok := fs.GetCel("a\x00b"); !ok || got != "nested" {
-			t.Fatalf("extra=%d: getCel(a NUL b) = %q, %v", extra, got, ok)
-		}
+		got, ok := fs.GetCel("dicom.decision")
+		require.True(t, ok, "extra=%d: getCel(dicom.decision) found nothing", extra)
+		require.Equal(t, "route", got, "extra=%d: getCel(dicom.decision)", extra)
+		got, ok = fs.GetCel("a\x00b")
+		require.True(t, ok, "extra=%d: getCel(a NUL b) found nothing", extra)
+		require.Equal(t, "nested", got, "extra=%d: getCel(a NUL b)", extra)
 		for _, miss := range []string{"dicom", "dicom.decisio", "wasm.dicom.decision", ""} {
-			if got, ok := fs.GetCel(miss); ok {
-				t.Fatalf("extra=%d: getCel(%q) = %q, want not found", extra, miss, got)
-			}
+			got, ok := fs.GetCel(miss)
+			require.False(t, ok, "extra=%d: getCel(%q) = %q, want not found", extra, miss, got)
 		}
-		if m := fs.Snapshot(); m["wasm.a.b"] != "nested" || m["dicom.decision"] != "not a CelState" {
-			t.Fatalf("extra=%d: snapshot = %v", extra, m)
-		}
+		m := fs.Snapshot()
+		require.Equal(t, "nested", m["wasm.a.b"], "extra=%d: snapshot = %v", extra, m)
+		require.Equal(t, "not a CelState", m["dicom.decision"], "extra=%d: snapshot = %v", extra, m)
+
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"unsafe"
+
+	"github.com/stretchr/testify/require"
 )
 
 // intern and celStateKey must return exactly the bytes asked for whatever the cache holds
@@ -29,25 +31,15 @@ func TestIntern_ReturnsEqualImmutableStrings(t *testing.T) {
 			for i := range buf {
 				buf[i] = '!'
 			}
-			if got != in {
-				t.Fatalf("intern(%q) = %q", in, got)
-			}
-			if key != CelStatePrefix+in {
-				t.Fatalf("celStateKey(%q) = %q", in, key)
-			}
+			require.Equal(t, in, got, "intern(%q)", in)
+			require.Equal(t, CelStatePrefix+in, key, "celStateKey(%q)", in)
 		}
 	}
 	a, b := v.Intern([]byte("ANY-SCP")), v.Intern([]byte("ANY-SCP"))
-	if unsafe.StringData(a) != unsafe.StringData(b) {
-		t.Fatalf("a repeated value was not interned")
-	}
+	require.Same(t, unsafe.StringData(a), unsafe.StringData(b), "a repeated value was not interned")
 	k1, k2 := v.CelStateKey([]byte("dicom.rule")), v.CelStateKey([]byte("dicom.rule"))
-	if unsafe.StringData(k1) != unsafe.StringData(k2) {
-		t.Fatalf("a repeated set_property key was not interned")
-	}
-	if len(v.table) > maxInterned {
-		t.Fatalf("intern table grew to %d entries", len(v.table))
-	}
+	require.Same(t, unsafe.StringData(k1), unsafe.StringData(k2), "a repeated set_property key was not interned")
+	require.LessOrEqual(t, len(v.table), maxInterned, "intern table grew to %d entries", len(v.table))
 }
 
 // Interning saves the per-call allocation of repeated values: once a value was seen, interning it
@@ -57,12 +49,11 @@ func TestIntern_RepeatedValueDoesNotAllocate(t *testing.T) {
 	key, val := []byte("dicom.calling_ae"), []byte("ECHOSCU")
 	v.Intern(val)
 	v.CelStateKey(key)
-	if n := testing.AllocsPerRun(100, func() {
+	n := testing.AllocsPerRun(100, func() {
 		v.Intern(val)
 		v.CelStateKey(key)
-	}); n != 0 {
-		t.Fatalf("%v allocations per repeated intern", n)
-	}
+	})
+	require.Zero(t, n, "allocations per repeated intern")
 }
 
 // Two values that hash to the same cache set (as "route" and "any-scp" did in a direct-mapped
@@ -79,11 +70,8 @@ func TestIntern_TwoWaySetKeepsCollidingValues(t *testing.T) {
 	sa, sb := v.Intern([]byte(a)), v.Intern([]byte(b))
 	v.table = nil // only the cache can return the same strings now
 	for i := 0; i < 3; i++ {
-		if x := v.Intern([]byte(a)); unsafe.StringData(x) != unsafe.StringData(sa) {
-			t.Fatalf("%q was evicted by %q (same set)", a, b)
-		}
-		if x := v.Intern([]byte(b)); unsafe.StringData(x) != unsafe.StringData(sb) {
-			t.Fatalf("%q was evicted by %q (same set)", b, a)
-		}
+		require.Same(t, unsafe.StringData(sa), unsafe.StringData(v.Intern([]byte(a))), "%q was evicted by %q (same set)", a, b)
+		require.Same(t, unsafe.StringData(sb), unsafe.StringData(v.Intern([]byte(b))), "%q was evicted by %q (same set)", b, a)
+
 	}
 }

@@ -1,8 +1,9 @@
 package properties
 
 import (
-	"reflect"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 // Envoy context.cc Context::getProperty path splitting.
@@ -18,26 +19,24 @@ func TestSplitPropertyPath(t *testing.T) {
 		"\x00a":          {"", "a"},
 		"a\x00\x00":      {"a", ""},
 	} {
-		if got := splitPropertyPath(in, nil); !reflect.DeepEqual(got, want) {
-			t.Errorf("split(%q) = %q, want %q", in, got, want)
-		}
+		require.Equal(t, want, splitPropertyPath(in, nil), "split(%q)", in)
 	}
 }
 
 func TestParseSetEnvoyFilterStateArgs(t *testing.T) {
 	a, err := parseSetEnvoyFilterStateArgs([]byte("\x0a\x03abc\x12\x02xy\x18\x02"))
-	if err != nil || string(a.path) != "abc" || string(a.value) != "xy" || a.span != 2 {
-		t.Fatalf("got %+v, %v", a, err)
-	}
+	require.NoError(t, err)
+	require.Equal(t, "abc", string(a.path), "path of %+v", a)
+	require.Equal(t, "xy", string(a.value), "value of %+v", a)
+	require.Equal(t, uint64(2), a.span, "span of %+v", a)
 	for _, bad := range [][]byte{{0x0a, 0x05, 'a'}, {0x0a}, {0x08, 0x01}, {0x12, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, {0x07}} {
-		if _, err := parseSetEnvoyFilterStateArgs(bad); err == nil {
-			t.Errorf("parse(%x) succeeded", bad)
-		}
+		_, err := parseSetEnvoyFilterStateArgs(bad)
+		require.Error(t, err, "parse(%x) succeeded", bad)
 	}
 	// Unknown fields are skipped.
-	if a, err := parseSetEnvoyFilterStateArgs([]byte("\x22\x01z\x0a\x01p")); err != nil || string(a.path) != "p" {
-		t.Fatalf("unknown field: %+v %v", a, err)
-	}
+	a, err = parseSetEnvoyFilterStateArgs([]byte("\x22\x01z\x0a\x01p"))
+	require.NoError(t, err, "unknown field")
+	require.Equal(t, "p", string(a.path), "unknown field: %+v", a)
 }
 
 // The hand-written proto decoder never panics and never reads past its input.
@@ -47,8 +46,9 @@ func FuzzParseSetEnvoyFilterStateArgs(f *testing.F) {
 	f.Add([]byte{0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		a, err := parseSetEnvoyFilterStateArgs(b)
-		if err == nil && len(a.path)+len(a.value) > len(b) {
-			t.Fatalf("decoded more bytes than given: %+v from %x", a, b)
+		if err == nil {
+			require.LessOrEqual(t, len(a.path)+len(a.value), len(b), "decoded more bytes than given: %+v from %x", a, b)
 		}
+
 	})
 }
