@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 // trimSpec is TrimAETitle byte by byte: trailing spaces and NULs, then
@@ -36,11 +38,9 @@ func TestTrimAETitleMatchesByteRule(t *testing.T) {
 			}
 		}
 		got, want := TrimAETitle(b), trimSpec(b)
-		if !bytes.Equal(got, want) {
-			t.Fatalf("TrimAETitle(%q) = %q; want %q", b, got, want)
-		}
-		if len(got) > 0 && &got[0] != &b[len(b)-len(bytes.TrimLeft(b, " "))] {
-			t.Fatalf("TrimAETitle(%q) is not a view of its input", b)
+		require.Equal(t, want, got, "TrimAETitle(%q)", b)
+		if len(got) > 0 {
+			require.Same(t, &b[len(b)-len(bytes.TrimLeft(b, " "))], &got[0], "TrimAETitle(%q) is not a view of its input", b)
 		}
 	}
 }

@@ -300,9 +300,7 @@ func TestDecodeKeepsUnambiguousRQ(t *testing.T) {
 func checkUnambiguous(t *testing.T, pdu []byte, rq *AssociateRQ) {
 	t.Helper()
 	for _, f := range [][]byte{pdu[10:26], pdu[26:42]} {
-		if !naiveAEField(f) {
-			t.Fatalf("accepted AE title field %q", f)
-		}
+		require.True(t, naiveAEField(f), "accepted AE title field %q", f)
 	}
 	var uids [][]byte
 	for _, u := range [][]byte{rq.ApplicationContext, rq.UserInformation.ImplementationClassUID} {
@@ -325,13 +323,9 @@ func checkUnambiguous(t *testing.T, pdu []byte, rq *AssociateRQ) {
 		uids = append(uids, ce.RelatedGeneralSOPUID...)
 	}
 	for _, u := range uids {
-		if !naiveUID(u) {
-			t.Fatalf("accepted UID %q", u)
-		}
+		require.True(t, naiveUID(u), "accepted UID %q", u)
 	}
 	if id := rq.UserInformation.UserIdentity; rq.UserInformation.HasUserIdentity && id.Type <= UserIdentityUsernamePasscode {
-		if !naiveUsername(id.Primary) {
-			t.Fatalf("accepted username %q", id.Primary)
-		}
+		require.True(t, naiveUsername(id.Primary), "accepted username %q", id.Primary)
 	}
 }

@@ -1,13 +1,16 @@
 package pdu
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
 
 func firstPDU(b *testing.B, file string) []byte {
 	b.Helper()
 	pdus, err := splitStream(readCapture(b, file))
-	if err != nil || len(pdus) == 0 {
-		b.Fatalf("%s: %v", file, err)
-	}
+	require.NoError(b, err, file)
+	require.NotEmpty(b, pdus, "%s: no PDU", file)
 	return pdus[0]
 }
 
@@ -20,15 +23,13 @@ func BenchmarkDecodeAssociateRQ(b *testing.B) {
 			pdu := firstPDU(b, name+".c2s.bin")
 			var d Decoder
 			var rq AssociateRQ
-			if err := d.DecodeAssociateRQ(pdu, &rq); err != nil {
-				b.Fatal(err)
-			}
+			require.NoError(b, d.DecodeAssociateRQ(pdu, &rq))
 			b.SetBytes(int64(len(pdu)))
 			b.ReportAllocs()
 			b.ResetTimer()
 			for b.Loop() {
 				if err := d.DecodeAssociateRQ(pdu, &rq); err != nil {
-					b.Fatal(err)
+					require.NoError(b, err)
 				}
 			}
 		})
@@ -44,7 +45,7 @@ func BenchmarkDecodeAssociateAC(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if err := d.DecodeAssociateAC(pdu, &ac); err != nil {
-			b.Fatal(err)
+			require.NoError(b, err)
 		}
 	}
 }
@@ -53,9 +54,7 @@ func BenchmarkDecodeAssociateAC(b *testing.B) {
 func BenchmarkEncodeAssociateRQ(b *testing.B) {
 	pdu := firstPDU(b, "echo_ppc128_pts38.c2s.bin")
 	var rq AssociateRQ
-	if err := (&Decoder{}).DecodeAssociateRQ(pdu, &rq); err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, (&Decoder{}).DecodeAssociateRQ(pdu, &rq))
 	buf := make([]byte, 0, len(pdu))
 	b.SetBytes(int64(len(pdu)))
 	b.ReportAllocs()
@@ -76,7 +75,8 @@ func BenchmarkFramer(b *testing.B) {
 		for len(rest) > 0 {
 			h, need, err := f.Peek(rest)
 			if err != nil || need > 0 {
-				b.Fatal(err, need)
+				require.NoError(b, err)
+				require.Zero(b, need, "Peek needs more bytes inside a whole stream")
 			}
 			rest = rest[h.Total():]
 		}
@@ -86,9 +86,7 @@ func BenchmarkFramer(b *testing.B) {
 // BenchmarkDecodePDataTF decodes the P-DATA-TF PDUs of a C-STORE stream.
 func BenchmarkDecodePDataTF(b *testing.B) {
 	pdus, err := splitStream(readCapture(b, "store_multi.c2s.bin"))
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	var d Decoder
 	var p PDataTF
 	b.ReportAllocs()
@@ -96,7 +94,7 @@ func BenchmarkDecodePDataTF(b *testing.B) {
 		for _, pdu := range pdus {
 			if Type(pdu[0]) == TypePDataTF {
 				if err := d.DecodePDataTF(pdu, &p); err != nil {
-					b.Fatal(err)
+					require.NoError(b, err)
 				}
 			}
 		}
@@ -111,7 +109,7 @@ func BenchmarkReadCommandSet(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if err := ReadCommandSet(cmd, &cs); err != nil {
-			b.Fatal(err)
+			require.NoError(b, err)
 		}
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 // capture is one entry of testdata/index.json (only the fields tests use).
@@ -27,27 +29,19 @@ func (c *capture) isTLS() bool { return c.PDUSequence == nil }
 func loadIndex(tb testing.TB) []capture {
 	tb.Helper()
 	raw, err := os.ReadFile(filepath.Join("testdata", "index.json"))
-	if err != nil {
-		tb.Fatal(err)
-	}
+	require.NoError(tb, err)
 	var idx struct {
 		Captures []capture `json:"captures"`
 	}
-	if err := json.Unmarshal(raw, &idx); err != nil {
-		tb.Fatal(err)
-	}
-	if len(idx.Captures) == 0 {
-		tb.Fatal("testdata/index.json lists no captures")
-	}
+	require.NoError(tb, json.Unmarshal(raw, &idx), "testdata/index.json")
+	require.NotEmpty(tb, idx.Captures, "testdata/index.json lists no captures")
 	return idx.Captures
 }
 
 func readCapture(tb testing.TB, name string) []byte {
 	tb.Helper()
 	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		tb.Fatal(err)
-	}
+	require.NoError(tb, err)
 	return b
 }
 

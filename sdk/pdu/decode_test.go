@@ -3,10 +3,10 @@ package pdu
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
-	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 // rqBytes builds an A-ASSOCIATE-RQ from variable items (fixed part: called
@@ -87,16 +87,10 @@ func TestDecodeHostile(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var rq AssociateRQ
 			err := (&Decoder{}).DecodeAssociateRQ(tt.in, &rq)
-			if !errors.Is(err, tt.class) {
-				t.Fatalf("err = %v, want class %v", err, tt.class)
-			}
+			require.ErrorIs(t, err, tt.class)
 			var pe *Error
-			if !errors.As(err, &pe) {
-				t.Fatalf("err %T is not *Error", err)
-			}
-			if !strings.Contains(err.Error(), tt.msg) {
-				t.Fatalf("err = %q, want it to contain %q", err, tt.msg)
-			}
+			require.ErrorAs(t, err, &pe, "err %T is not *Error", err)
+			require.ErrorContains(t, err, tt.msg)
 		})
 	}
 }
@@ -121,25 +115,23 @@ func TestDecodePDataTFHostile(t *testing.T) {
 		{"dangling bytes", pd(0, 0, 0, 2, 1, 3, 0, 0), ErrTruncated, "2 trailing bytes cannot hold a 4-byte PDV item length"},
 	}
 	for _, tt := range tests {
-		var p PDataTF
-		err := (&Decoder{}).DecodePDataTF(tt.in, &p)
-		if !errors.Is(err, tt.class) || !strings.Contains(fmt.Sprint(err), tt.msg) {
-			t.Errorf("%s: err = %v, want %v containing %q", tt.name, err, tt.class, tt.msg)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			var p PDataTF
+			err := (&Decoder{}).DecodePDataTF(tt.in, &p)
+			require.ErrorIs(t, err, tt.class)
+			require.ErrorContains(t, err, tt.msg)
+		})
 	}
 	// Two PDVs in one PDU (legal, though dcmtk never does it).
 	var p PDataTF
 	in := pd(0, 0, 0, 3, 1, 1, 0xaa, 0, 0, 0, 4, 1, 2, 0xbb, 0xcc)
-	if err := (&Decoder{}).DecodePDataTF(in, &p); err != nil {
-		t.Fatal(err)
-	}
-	if len(p.PDVs) != 2 || !p.PDVs[0].IsCommand() || p.PDVs[0].IsLast() || p.PDVs[1].IsCommand() || !p.PDVs[1].IsLast() ||
-		!bytes.Equal(p.PDVs[1].Data, []byte{0xbb, 0xcc}) || cap(p.PDVs[0].Data) != 1 {
-		t.Fatalf("PDVs = %+v", p.PDVs)
-	}
-	if !bytes.Equal(p.AppendEncode(nil), in) {
-		t.Fatal("P-DATA-TF with two PDVs does not re-encode byte for byte")
-	}
+	require.NoError(t, (&Decoder{}).DecodePDataTF(in, &p))
+	require.Len(t, p.PDVs, 2, "PDVs = %+v", p.PDVs)
+	require.True(t, p.PDVs[0].IsCommand() && !p.PDVs[0].IsLast(), "PDV 0 is not a command fragment that is not the last: PDVs = %+v", p.PDVs)
+	require.True(t, !p.PDVs[1].IsCommand() && p.PDVs[1].IsLast(), "PDV 1 is not the last data-set fragment: PDVs = %+v", p.PDVs)
+	require.Equal(t, []byte{0xbb, 0xcc}, p.PDVs[1].Data, "PDV 1 data: PDVs = %+v", p.PDVs)
+	require.Equal(t, 1, cap(p.PDVs[0].Data), "PDV 0 data capacity (clipped to its fragment): PDVs = %+v", p.PDVs)
+	require.Equal(t, in, p.AppendEncode(nil), "P-DATA-TF with two PDVs does not re-encode byte for byte")
 }
 
 // TestLenientKeeps checks what real stacks accept and a display tool must
@@ -164,44 +156,36 @@ func TestLenientKeeps(t *testing.T) {
 	in[1], in[8], in[50] = 0x7f, 0x12, 0x34 // reserved bytes
 	copy(in[10:26], " LEADSP\x00\x00\x00\x00\x00\x00\x00\x00\x00")
 	var rq AssociateRQ
-	if err := (&Decoder{}).DecodeAssociateRQ(in, &rq); !errors.Is(err, ErrAmbiguous) {
-		t.Fatalf("default decoder: err = %v, want ErrAmbiguous (leading space in the called AE title)", err)
-	}
-	if err := (&Decoder{AllowAmbiguous: true}).DecodeAssociateRQ(in, &rq); err != nil {
-		t.Fatal(err)
-	}
-	if got := rq.AppendEncode(nil); !bytes.Equal(got, in) {
-		t.Fatalf("re-encoding differs at byte %d", firstDiff(got, in))
-	}
+	require.ErrorIs(t, (&Decoder{}).DecodeAssociateRQ(in, &rq), ErrAmbiguous, "default decoder (leading space in the called AE title)")
+	require.NoError(t, (&Decoder{AllowAmbiguous: true}).DecodeAssociateRQ(in, &rq))
+	got := rq.AppendEncode(nil)
+	require.Equal(t, in, got, "re-encoding differs at byte %d", firstDiff(got, in))
 	u := rq.UserInformation
-	switch {
-	case string(rq.CalledAETitle()) != "LEADSP":
-		t.Errorf("called AE %q", rq.CalledAETitle())
-	case len(rq.UnknownItems) != 1 || rq.UnknownItems[0].Type != 0x99 || string(rq.UnknownItems[0].Data) != "unknown item":
-		t.Errorf("unknown items %+v", rq.UnknownItems)
-	case len(rq.PresentationContexts) != 2 || string(rq.PresentationContexts[0].AbstractSyntax) != "1.2.840.10008.1.1" ||
-		string(rq.PresentationContexts[0].TransferSyntaxes[0]) != "1.2.840.10008.1.2":
-		t.Errorf("NUL-padded context %+v", rq.PresentationContexts)
-	case string(u.ImplementationClassUID) != "1.2.3.4" || u.HasMaxLength:
-		t.Errorf("implementation class %q, max length %v", u.ImplementationClassUID, u.HasMaxLength)
-	case len(u.Unknown) != 3 || u.Unknown[0].Type != 0x5f || u.Unknown[1].Type != 0x51 || u.Unknown[2].Type != 0x52:
-		t.Errorf("unknown sub-items %+v", u.Unknown)
-	case len(u.RoleSelections) != 1 || string(u.RoleSelections[0].SOPClassUID) != "1.2.840.10008.5.1.4.1.1.2" || u.RoleSelections[0].SCPRole != 1:
-		t.Errorf("role selections %+v", u.RoleSelections)
-	case len(u.ExtendedNegotiations) != 1 || !bytes.Equal(u.ExtendedNegotiations[0].Info, []byte{1, 1, 0}):
-		t.Errorf("extended negotiation %+v", u.ExtendedNegotiations)
-	case len(u.CommonExtendedNegotiations) != 1 || len(u.CommonExtendedNegotiations[0].RelatedGeneralSOPUID) != 2 ||
-		string(u.CommonExtendedNegotiations[0].RelatedGeneralSOPUID[1]) != "1.2.6":
-		t.Errorf("common extended negotiation %+v", u.CommonExtendedNegotiations)
-	case !u.HasAsyncOps || u.AsyncOps.MaxInvoked != 5 || u.AsyncOps.MaxPerformed != 1:
-		t.Errorf("async ops %+v", u.AsyncOps)
-	case !u.HasUserIdentity || u.UserIdentity.Type != 1 || !u.UserIdentity.PositiveResponseRequested || string(u.UserIdentity.Primary) != "alice":
-		t.Errorf("user identity %+v", u.UserIdentity)
-	}
+	require.Equal(t, "LEADSP", string(rq.CalledAETitle()), "called AE")
+	require.Equal(t, []RawItem{{Type: 0x99, Data: []byte("unknown item")}}, rq.UnknownItems, "unknown items")
+	require.Len(t, rq.PresentationContexts, 2, "NUL-padded context %+v", rq.PresentationContexts)
+	require.Equal(t, "1.2.840.10008.1.1", string(rq.PresentationContexts[0].AbstractSyntax), "NUL-padded context %+v", rq.PresentationContexts)
+	require.Equal(t, "1.2.840.10008.1.2", string(rq.PresentationContexts[0].TransferSyntaxes[0]), "NUL-padded context %+v", rq.PresentationContexts)
+	require.Equal(t, "1.2.3.4", string(u.ImplementationClassUID), "implementation class")
+	require.False(t, u.HasMaxLength, "max length (the 2-byte 0x51 is kept as an unknown sub-item)")
+	require.Len(t, u.Unknown, 3, "unknown sub-items %+v", u.Unknown)
+	require.Equal(t, []uint8{0x5f, 0x51, 0x52}, []uint8{u.Unknown[0].Type, u.Unknown[1].Type, u.Unknown[2].Type}, "unknown sub-item types: %+v", u.Unknown)
+	require.Len(t, u.RoleSelections, 1, "role selections %+v", u.RoleSelections)
+	require.Equal(t, "1.2.840.10008.5.1.4.1.1.2", string(u.RoleSelections[0].SOPClassUID), "role selections %+v", u.RoleSelections)
+	require.Equal(t, uint8(1), u.RoleSelections[0].SCPRole, "role selections %+v", u.RoleSelections)
+	require.Len(t, u.ExtendedNegotiations, 1, "extended negotiation %+v", u.ExtendedNegotiations)
+	require.Equal(t, []byte{1, 1, 0}, u.ExtendedNegotiations[0].Info, "extended negotiation %+v", u.ExtendedNegotiations)
+	require.Len(t, u.CommonExtendedNegotiations, 1, "common extended negotiation %+v", u.CommonExtendedNegotiations)
+	require.Len(t, u.CommonExtendedNegotiations[0].RelatedGeneralSOPUID, 2, "common extended negotiation %+v", u.CommonExtendedNegotiations)
+	require.Equal(t, "1.2.6", string(u.CommonExtendedNegotiations[0].RelatedGeneralSOPUID[1]), "common extended negotiation %+v", u.CommonExtendedNegotiations)
+	require.True(t, u.HasAsyncOps, "async ops %+v", u.AsyncOps)
+	require.Equal(t, AsyncOperationsWindow{MaxInvoked: 5, MaxPerformed: 1}, u.AsyncOps, "async ops")
+	require.True(t, u.HasUserIdentity, "user identity %+v", u.UserIdentity)
+	require.Equal(t, uint8(1), u.UserIdentity.Type, "user identity %+v", u.UserIdentity)
+	require.True(t, u.UserIdentity.PositiveResponseRequested, "user identity %+v", u.UserIdentity)
+	require.Equal(t, "alice", string(u.UserIdentity.Primary), "user identity %+v", u.UserIdentity)
 	// The same PDU is rejected in strict mode (0x51 of length 2 is one reason).
-	if err := (Decoder{AllowAmbiguous: true}).Strict().DecodeAssociateRQ(in, &rq); !errors.Is(err, ErrInvalid) {
-		t.Errorf("strict decoder accepted the lenient PDU: %v", err)
-	}
+	require.ErrorIs(t, (Decoder{AllowAmbiguous: true}).Strict().DecodeAssociateRQ(in, &rq), ErrInvalid, "strict decoder accepted the lenient PDU")
 }
 
 func TestStrict(t *testing.T) {
@@ -240,31 +224,30 @@ func TestStrict(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var rq AssociateRQ
-			if err := (&Decoder{AllowAmbiguous: true}).DecodeAssociateRQ(tt.in, &rq); err != nil {
-				t.Fatalf("lenient decoder rejected it: %v", err)
-			}
-			if got := rq.AppendEncode(nil); !bytes.Equal(got, tt.in) {
-				t.Fatalf("lenient round trip differs at byte %d", firstDiff(got, tt.in))
-			}
+			require.NoError(t, (&Decoder{AllowAmbiguous: true}).DecodeAssociateRQ(tt.in, &rq), "lenient decoder rejected it")
+			got := rq.AppendEncode(nil)
+			require.Equal(t, tt.in, got, "lenient round trip differs at byte %d", firstDiff(got, tt.in))
 			err := (Decoder{AllowAmbiguous: true}).Strict().DecodeAssociateRQ(tt.in, &rq)
-			if !errors.Is(err, ErrInvalid) || !strings.Contains(fmt.Sprint(err), tt.msg) {
-				t.Fatalf("strict: err = %v, want ErrInvalid containing %q", err, tt.msg)
-			}
+			require.ErrorIs(t, err, ErrInvalid, "strict")
+			require.ErrorContains(t, err, tt.msg, "strict")
 		})
 	}
-	// Every real RQ/AC in the captures passes strict mode.
+	// Every real RQ/AC in the captures passes strict mode (all failures are
+	// listed at once).
 	var v decoded
 	d := (Decoder{}).Strict()
+	var failures []string
 	for _, c := range loadIndex(t) {
 		for _, f := range []string{c.Files.C2S, c.Files.S2C} {
 			pdus, _ := splitStream(readCapture(t, f))
 			for i, p := range pdus {
 				if _, err := v.decodeEncode(d, p); err != nil {
-					t.Errorf("%s PDU %d: strict: %v", f, i, err)
+					failures = append(failures, fmt.Sprintf("%s PDU %d: strict: %v", f, i, err))
 				}
 			}
 		}
 	}
+	require.Empty(t, failures, "captured PDUs the strict decoder rejects")
 }
 
 // TestReuse decodes a large RQ and then a small one into the same value: no
@@ -274,18 +257,12 @@ func TestReuse(t *testing.T) {
 	small, _ := splitStream(readCapture(t, "echo_default.c2s.bin"))
 	var rq AssociateRQ
 	var d Decoder
-	if err := d.DecodeAssociateRQ(big[0], &rq); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.DecodeAssociateRQ(small[0], &rq); err != nil {
-		t.Fatal(err)
-	}
-	if len(rq.PresentationContexts) != 1 || rq.UserInformation.HasUserIdentity || len(rq.PresentationContexts[0].TransferSyntaxes) != 1 {
-		t.Fatalf("state leaked: %d contexts, user identity %v", len(rq.PresentationContexts), rq.UserInformation.HasUserIdentity)
-	}
-	if !bytes.Equal(rq.AppendEncode(nil), small[0]) {
-		t.Fatal("re-encoding after reuse differs")
-	}
+	require.NoError(t, d.DecodeAssociateRQ(big[0], &rq))
+	require.NoError(t, d.DecodeAssociateRQ(small[0], &rq))
+	require.Len(t, rq.PresentationContexts, 1, "state leaked: contexts")
+	require.False(t, rq.UserInformation.HasUserIdentity, "state leaked: user identity")
+	require.Len(t, rq.PresentationContexts[0].TransferSyntaxes, 1, "state leaked: transfer syntaxes of context %d", rq.PresentationContexts[0].ID)
+	require.Equal(t, small[0], rq.AppendEncode(nil), "re-encoding after reuse differs")
 }
 
 // TestBuildAndModify encodes hand-built values and edits of decoded ones.
@@ -303,40 +280,31 @@ func TestBuildAndModify(t *testing.T) {
 		},
 	}
 	enc := rq.AppendEncode([]byte("prefix"))
-	if string(enc[:6]) != "prefix" {
-		t.Fatal("AppendEncode overwrote dst")
-	}
+	require.Equal(t, "prefix", string(enc[:6]), "AppendEncode overwrote dst")
 	var back AssociateRQ
-	if err := (Decoder{}).Strict().DecodeAssociateRQ(enc[6:], &back); err != nil {
-		t.Fatalf("hand-built RQ does not decode strictly: %v", err)
-	}
-	if string(back.CalledAETitle()) != "PACS" || string(back.CallingAETitleRaw) != "MODALITY        " || back.ProtocolVersion != 1 ||
-		back.UserInformation.MaxLength != 16384 || string(back.UserInformation.UserIdentity.Secondary) != "pw" {
-		t.Fatalf("decoded hand-built RQ: %+v", back)
-	}
+	require.NoError(t, (Decoder{}).Strict().DecodeAssociateRQ(enc[6:], &back), "hand-built RQ does not decode strictly")
+	require.Equal(t, "PACS", string(back.CalledAETitle()), "decoded hand-built RQ: %+v", back)
+	require.Equal(t, "MODALITY        ", string(back.CallingAETitleRaw), "decoded hand-built RQ: %+v", back)
+	require.Equal(t, uint16(1), back.ProtocolVersion, "decoded hand-built RQ: %+v", back)
+	require.Equal(t, uint32(16384), back.UserInformation.MaxLength, "decoded hand-built RQ: %+v", back)
+	require.Equal(t, "pw", string(back.UserInformation.UserIdentity.Secondary), "decoded hand-built RQ: %+v", back)
 
 	// In-place AE rewrite and an added context on a decoded RQ.
 	pdus, _ := splitStream(readCapture(t, "echo_default.c2s.bin"))
 	buf := append([]byte{}, pdus[0]...)
 	var d Decoder
-	if err := d.DecodeAssociateRQ(buf, &back); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, d.DecodeAssociateRQ(buf, &back))
 	PadAETitle(buf[OffsetCalledAETitle:], "REWRITTEN")
-	if string(back.CalledAETitle()) != "REWRITTEN" {
-		t.Fatalf("in-place rewrite not visible: %q", back.CalledAETitle())
-	}
+	require.Equal(t, "REWRITTEN", string(back.CalledAETitle()), "in-place rewrite not visible")
 	back.PresentationContexts = append(back.PresentationContexts, PresentationContextRQ{
 		ID: 3, AbstractSyntax: []byte("1.2.840.10008.5.1.4.1.1.2"), TransferSyntaxes: [][]byte{[]byte("1.2.840.10008.1.2.1")}})
 	enc = back.AppendEncode(nil)
 	var again AssociateRQ
-	if err := d.DecodeAssociateRQ(enc, &again); err != nil {
-		t.Fatal(err)
-	}
-	if len(again.PresentationContexts) != 2 || again.PresentationContexts[1].ID != 3 || string(again.CalledAETitle()) != "REWRITTEN" ||
-		string(again.UserInformation.ImplementationVersionName) != "OFFIS_DCMTK_367" {
-		t.Fatalf("modified RQ decoded as %+v", again)
-	}
+	require.NoError(t, d.DecodeAssociateRQ(enc, &again))
+	require.Len(t, again.PresentationContexts, 2, "modified RQ decoded as %+v", again)
+	require.Equal(t, uint8(3), again.PresentationContexts[1].ID, "modified RQ decoded as %+v", again)
+	require.Equal(t, "REWRITTEN", string(again.CalledAETitle()), "modified RQ decoded as %+v", again)
+	require.Equal(t, "OFFIS_DCMTK_367", string(again.UserInformation.ImplementationVersionName), "modified RQ decoded as %+v", again)
 }
 
 func TestAETitleHelpers(t *testing.T) {
@@ -344,9 +312,7 @@ func TestAETitleHelpers(t *testing.T) {
 		{"ANY-SCP         ", "ANY-SCP"}, {" LEADSP         ", "LEADSP"}, {"AE\x00\x00\x00", "AE"},
 		{"A B  ", "A B"}, {"                ", ""}, {"", ""},
 	} {
-		if got := string(TrimAETitle([]byte(tt.in))); got != tt.want {
-			t.Errorf("TrimAETitle(%q) = %q, want %q", tt.in, got, tt.want)
-		}
+		require.Equal(t, tt.want, string(TrimAETitle([]byte(tt.in))), "TrimAETitle(%q)", tt.in)
 	}
 	for _, tt := range []struct{ in, err string }{
 		{"ANY-SCP", ""}, {"lower case ok", ""}, {"1234567890123456", ""},
@@ -354,49 +320,41 @@ func TestAETitleHelpers(t *testing.T) {
 		{"A\\B", "backslash at position 1"}, {"A\tB", "byte 0x09 at position 1"}, {"Ä", "byte 0xc3 at position 0"},
 	} {
 		err := ValidAETitle([]byte(tt.in))
-		if (err == nil) != (tt.err == "") || (err != nil && (!strings.Contains(err.Error(), tt.err) || !errors.Is(err, ErrInvalid))) {
-			t.Errorf("ValidAETitle(%q) = %v, want %q", tt.in, err, tt.err)
+		if tt.err == "" {
+			require.NoError(t, err, "ValidAETitle(%q)", tt.in)
+			continue
 		}
+		require.ErrorIs(t, err, ErrInvalid, "ValidAETitle(%q)", tt.in)
+		require.ErrorContains(t, err, tt.err, "ValidAETitle(%q)", tt.in)
 	}
 	dst := []byte("XXXXXXXXXXXXXXXXYY")
 	PadAETitle(dst, "AE")
-	if string(dst) != "AE              YY" {
-		t.Errorf("PadAETitle = %q", dst)
-	}
+	require.Equal(t, "AE              YY", string(dst), "PadAETitle")
 	PadAETitle(dst, "ABCDEFGHIJKLMNOPQRS")
-	if string(dst) != "ABCDEFGHIJKLMNOPYY" {
-		t.Errorf("PadAETitle(long) = %q", dst)
-	}
+	require.Equal(t, "ABCDEFGHIJKLMNOPYY", string(dst), "PadAETitle(long)")
 	short := []byte("XXX")
 	PadAETitle(short, "A")
-	if string(short) != "A  " {
-		t.Errorf("PadAETitle(short dst) = %q", short)
-	}
+	require.Equal(t, "A  ", string(short), "PadAETitle(short dst)")
 }
 
 func TestFixedPDUs(t *testing.T) {
 	var d Decoder
 	var rj AssociateRJ
-	if err := d.DecodeAssociateRJ([]byte{3, 0, 0, 0, 0, 4, 0, 2, 3, 2}, &rj); err != nil || rj.Result != 2 || rj.Source != 3 || rj.Reason != 2 {
-		t.Fatalf("RJ = %+v, %v", rj, err)
-	}
-	if err := (Decoder{}).Strict().DecodeAssociateRJ([]byte{3, 0, 0, 0, 0, 4, 0, 9, 1, 1}, &rj); !errors.Is(err, ErrInvalid) {
-		t.Fatalf("strict RJ result 9: %v", err)
-	}
+	require.NoError(t, d.DecodeAssociateRJ([]byte{3, 0, 0, 0, 0, 4, 0, 2, 3, 2}, &rj), "RJ")
+	require.Equal(t, [3]uint8{2, 3, 2}, [3]uint8{uint8(rj.Result), uint8(rj.Source), uint8(rj.Reason)}, "RJ result, source, reason: %+v", rj)
+	require.ErrorIs(t, (Decoder{}).Strict().DecodeAssociateRJ([]byte{3, 0, 0, 0, 0, 4, 0, 9, 1, 1}, &rj), ErrInvalid, "strict RJ result 9")
 	var ab Abort
 	in := []byte{7, 0, 0, 0, 0, 4, 0xaa, 0xbb, 2, 6}
-	if err := d.DecodeAbort(in, &ab); err != nil || ab.Source != 2 || ab.Reason != 6 || !bytes.Equal(ab.AppendEncode(nil), in) {
-		t.Fatalf("A-ABORT = %+v, %v", ab, err)
-	}
+	require.NoError(t, d.DecodeAbort(in, &ab), "A-ABORT")
+	require.Equal(t, [2]uint8{2, 6}, [2]uint8{uint8(ab.Source), uint8(ab.Reason)}, "A-ABORT source, reason: %+v", ab)
+	require.Equal(t, in, ab.AppendEncode(nil), "A-ABORT re-encoding: %+v", ab)
 	var rel ReleaseRQ
 	in = []byte{5, 0x01, 0, 0, 0, 4, 1, 2, 3, 4}
-	if err := d.DecodeReleaseRQ(in, &rel); err != nil || rel.Reserved != [4]byte{1, 2, 3, 4} || !bytes.Equal(rel.AppendEncode(nil), in) {
-		t.Fatalf("A-RELEASE-RQ = %+v, %v", rel, err)
-	}
+	require.NoError(t, d.DecodeReleaseRQ(in, &rel), "A-RELEASE-RQ")
+	require.Equal(t, [4]byte{1, 2, 3, 4}, rel.Reserved, "A-RELEASE-RQ reserved bytes: %+v", rel)
+	require.Equal(t, in, rel.AppendEncode(nil), "A-RELEASE-RQ re-encoding: %+v", rel)
 	var rp ReleaseRP
-	if err := d.DecodeReleaseRP([]byte{6, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0}, &rp); !errors.Is(err, ErrInvalid) {
-		t.Fatalf("A-RELEASE-RP of length 5: %v", err)
-	}
+	require.ErrorIs(t, d.DecodeReleaseRP([]byte{6, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0}, &rp), ErrInvalid, "A-RELEASE-RP of length 5")
 }
 
 func TestContextLookup(t *testing.T) {
@@ -406,28 +364,23 @@ func TestContextLookup(t *testing.T) {
 	acs, _ := splitStream(readCapture(t, "orthanc_scu_echo.s2c.bin"))
 	var rq AssociateRQ
 	var ac AssociateAC
-	if err := (&Decoder{}).DecodeAssociateRQ(rqs[0], &rq); err != nil {
-		t.Fatal(err)
-	}
-	if err := (&Decoder{}).DecodeAssociateAC(acs[0], &ac); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, (&Decoder{}).DecodeAssociateRQ(rqs[0], &rq))
+	require.NoError(t, (&Decoder{}).DecodeAssociateAC(acs[0], &ac))
 	accepted := 0
 	for _, pc := range ac.PresentationContexts {
 		p := rq.Context(pc.ID)
-		if p == nil || ac.Context(pc.ID) == nil || ac.Context(pc.ID).Result != pc.Result {
-			t.Fatalf("context %d not found", pc.ID)
-		}
+		require.NotNil(t, p, "context %d not found in the RQ", pc.ID)
+		require.NotNil(t, ac.Context(pc.ID), "context %d not found in the AC", pc.ID)
+		require.Equal(t, pc.Result, ac.Context(pc.ID).Result, "context %d: result found by ID", pc.ID)
 		if pc.Result == 0 {
 			accepted++
-			if string(p.AbstractSyntax) != "1.2.840.10008.1.1" {
-				t.Errorf("accepted context %d is %s, want Verification", pc.ID, p.AbstractSyntax)
-			}
+			require.Equal(t, "1.2.840.10008.1.1", string(p.AbstractSyntax), "accepted context %d, want Verification", pc.ID)
 		}
 	}
-	if accepted != 1 || len(ac.PresentationContexts) != 5 || rq.Context(2) != nil || ac.Context(200) != nil {
-		t.Fatalf("accepted %d of %d", accepted, len(ac.PresentationContexts))
-	}
+	require.Equal(t, 1, accepted, "accepted contexts of %d", len(ac.PresentationContexts))
+	require.Len(t, ac.PresentationContexts, 5)
+	require.Nil(t, rq.Context(2), "RQ context 2 (no such ID)")
+	require.Nil(t, ac.Context(200), "AC context 200 (no such ID)")
 }
 
 func TestBuildOtherPDUs(t *testing.T) {
@@ -449,46 +402,36 @@ func TestBuildOtherPDUs(t *testing.T) {
 	}
 	enc := ac.AppendEncode(nil)
 	var back AssociateAC
-	if err := (Decoder{}).Strict().DecodeAssociateAC(enc, &back); err != nil {
-		t.Fatalf("hand-built AC: %v", err)
-	}
+	require.NoError(t, (Decoder{}).Strict().DecodeAssociateAC(enc, &back), "hand-built AC")
 	u := back.UserInformation
-	if len(back.PresentationContexts) != 2 || back.PresentationContexts[1].TransferSyntax != nil || back.Context(1).Result != 0 ||
-		!u.HasAsyncOps || u.AsyncOps.MaxPerformed != 3 || len(u.RoleSelections) != 1 || u.RoleSelections[0].SCPRole != 1 ||
-		string(u.UserIdentityResponse) != "ticket" || string(u.ImplementationVersionName) != "V1" {
-		t.Fatalf("decoded hand-built AC: %+v", back)
-	}
+	require.Len(t, back.PresentationContexts, 2, "decoded hand-built AC: %+v", back)
+	require.Nil(t, back.PresentationContexts[1].TransferSyntax, "decoded hand-built AC: %+v", back)
+	require.Equal(t, PCResult(0), back.Context(1).Result, "decoded hand-built AC: %+v", back)
+	require.True(t, u.HasAsyncOps, "decoded hand-built AC: %+v", back)
+	require.Equal(t, uint16(3), u.AsyncOps.MaxPerformed, "decoded hand-built AC: %+v", back)
+	require.Len(t, u.RoleSelections, 1, "decoded hand-built AC: %+v", back)
+	require.Equal(t, uint8(1), u.RoleSelections[0].SCPRole, "decoded hand-built AC: %+v", back)
+	require.Equal(t, "ticket", string(u.UserIdentityResponse), "decoded hand-built AC: %+v", back)
+	require.Equal(t, "V1", string(u.ImplementationVersionName), "decoded hand-built AC: %+v", back)
 	// Sub-items come out in the standard order 0x51, 0x52, 0x53, 0x54, 0x55, 0x59.
 	var order []byte
 	for _, r := range u.order {
 		order = append(order, r.typ)
 	}
-	if !bytes.Equal(order, []byte{0x51, 0x52, 0x53, 0x54, 0x55, 0x59}) {
-		t.Fatalf("sub-item order %x", order)
-	}
+	require.Equal(t, []byte{0x51, 0x52, 0x53, 0x54, 0x55, 0x59}, order, "sub-item order %x", order)
 	// Zero values encode to well-formed PDUs that decode leniently (the zero
 	// RQ's AE titles are all spaces, which only AllowAmbiguous accepts).
 	d := Decoder{AllowAmbiguous: true}
 	var rq AssociateRQ
-	if err := d.DecodeAssociateRQ((&AssociateRQ{}).AppendEncode(nil), &rq); err != nil || rq.ProtocolVersion != 1 {
-		t.Fatalf("zero RQ: %v", err)
-	}
-	if err := d.DecodeAssociateAC((&AssociateAC{}).AppendEncode(nil), &back); err != nil {
-		t.Fatalf("zero AC: %v", err)
-	}
+	require.NoError(t, d.DecodeAssociateRQ((&AssociateRQ{}).AppendEncode(nil), &rq), "zero RQ")
+	require.Equal(t, uint16(1), rq.ProtocolVersion, "zero RQ protocol version")
+	require.NoError(t, d.DecodeAssociateAC((&AssociateAC{}).AppendEncode(nil), &back), "zero AC")
 	var p PDataTF
-	if err := d.DecodePDataTF((&PDataTF{PDVs: []PDV{{ContextID: 1, MessageControlHeader: MCHCommand | MCHLast, Data: []byte{1, 2}}}}).AppendEncode(nil), &p); err != nil ||
-		len(p.PDVs) != 1 || !p.PDVs[0].IsCommand() || !p.PDVs[0].IsLast() {
-		t.Fatalf("P-DATA-TF: %+v, %v", p, err)
-	}
+	require.NoError(t, d.DecodePDataTF((&PDataTF{PDVs: []PDV{{ContextID: 1, MessageControlHeader: MCHCommand | MCHLast, Data: []byte{1, 2}}}}).AppendEncode(nil), &p), "P-DATA-TF")
+	require.Len(t, p.PDVs, 1, "P-DATA-TF: %+v", p)
+	require.True(t, p.PDVs[0].IsCommand() && p.PDVs[0].IsLast(), "P-DATA-TF PDV is not the last command fragment: %+v", p)
 	rj := AssociateRJ{Result: 1, Source: 1, Reason: 7}
-	if got := rj.AppendEncode(nil); !bytes.Equal(got, []byte{3, 0, 0, 0, 0, 4, 0, 1, 1, 7}) {
-		t.Fatalf("RJ = %x", got)
-	}
-	if got := (&ReleaseRP{}).AppendEncode(nil); !bytes.Equal(got, []byte{6, 0, 0, 0, 0, 4, 0, 0, 0, 0}) {
-		t.Fatalf("A-RELEASE-RP = %x", got)
-	}
-	if got := (&Abort{Source: 2, Reason: 1}).AppendEncode(nil); !bytes.Equal(got, []byte{7, 0, 0, 0, 0, 4, 0, 0, 2, 1}) {
-		t.Fatalf("A-ABORT = %x", got)
-	}
+	require.Equal(t, []byte{3, 0, 0, 0, 0, 4, 0, 1, 1, 7}, rj.AppendEncode(nil), "RJ")
+	require.Equal(t, []byte{6, 0, 0, 0, 0, 4, 0, 0, 0, 0}, (&ReleaseRP{}).AppendEncode(nil), "A-RELEASE-RP")
+	require.Equal(t, []byte{7, 0, 0, 0, 0, 4, 0, 0, 2, 1}, (&Abort{Source: 2, Reason: 1}).AppendEncode(nil), "A-ABORT")
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/require"
 	"github.com/suyashkumar/dicom"
 )
 
@@ -42,9 +43,7 @@ func (m *dimseMessage) summary() string {
 func dimseMessages(t testing.TB, stream []byte) []*dimseMessage {
 	t.Helper()
 	pdus, err := splitStream(stream)
-	if err != nil {
-		t.Fatalf("framing: %v", err)
-	}
+	require.NoError(t, err, "framing")
 	var d Decoder
 	var p PDataTF
 	var out []*dimseMessage
@@ -53,9 +52,7 @@ func dimseMessages(t testing.TB, stream []byte) []*dimseMessage {
 		if Type(pdu[0]) != TypePDataTF {
 			continue
 		}
-		if err := d.DecodePDataTF(pdu, &p); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, d.DecodePDataTF(pdu, &p))
 		for _, v := range p.PDVs {
 			if v.IsCommand() {
 				if cur == nil || cur.cs.HasCommandField {
@@ -64,15 +61,11 @@ func dimseMessages(t testing.TB, stream []byte) []*dimseMessage {
 				}
 				cur.command = append(cur.command, v.Data...)
 				if v.IsLast() {
-					if err := ReadCommandSet(cur.command, &cur.cs); err != nil {
-						t.Fatalf("command set: %v", err)
-					}
+					require.NoError(t, ReadCommandSet(cur.command, &cur.cs), "command set")
 				}
 				continue
 			}
-			if cur == nil || !cur.cs.HasDataSet() {
-				t.Fatalf("data-set fragment without a command announcing one")
-			}
+			require.True(t, cur != nil && cur.cs.HasDataSet(), "data-set fragment without a command announcing one")
 			cur.dataLen += len(v.Data)
 			cur.dataFrag++
 		}
@@ -81,7 +74,8 @@ func dimseMessages(t testing.TB, stream []byte) []*dimseMessage {
 }
 
 // TestGoldenDIMSE checks the DIMSE messages of every plain capture against
-// index.json's dimse_decoded (cross-checked there with the tools' logs).
+// index.json's dimse_decoded (cross-checked there with the tools' logs), one
+// subtest per capture file.
 func TestGoldenDIMSE(t *testing.T) {
 	n := 0
 	for _, c := range loadIndex(t) {
@@ -92,23 +86,22 @@ func TestGoldenDIMSE(t *testing.T) {
 			file string
 			want []string
 		}{{c.Files.C2S, c.DIMSEDecoded.C2S}, {c.Files.S2C, c.DIMSEDecoded.S2C}} {
-			stream := readCapture(t, dir.file)
-			if len(stream) > 0 && stream[0] == 0x16 {
-				continue // TLS bytes, no DIMSE visible
-			}
-			var got []string
-			for _, m := range dimseMessages(t, stream) {
-				got = append(got, m.summary())
-			}
-			if fmt.Sprint(got) != fmt.Sprint(dir.want) {
-				t.Errorf("%s: DIMSE\n got %q\nwant %q", dir.file, got, dir.want)
-			}
-			n += len(got)
+			t.Run(dir.file, func(t *testing.T) {
+				stream := readCapture(t, dir.file)
+				if len(stream) > 0 && stream[0] == 0x16 {
+					return // TLS bytes, no DIMSE visible
+				}
+				var got []string
+				for _, m := range dimseMessages(t, stream) {
+					got = append(got, m.summary())
+				}
+				n += len(got)
+				// %q: a missing list and an empty one are the same.
+				require.Equal(t, fmt.Sprintf("%q", dir.want), fmt.Sprintf("%q", got), "%s: DIMSE", dir.file)
+			})
 		}
 	}
-	if n < 50 {
-		t.Fatalf("only %d DIMSE messages checked", n)
-	}
+	require.GreaterOrEqual(t, n, 50, "only %d DIMSE messages checked", n)
 }
 
 func TestCommandSetFields(t *testing.T) {
@@ -116,34 +109,38 @@ func TestCommandSetFields(t *testing.T) {
 	// to even length, not to 16).
 	msgs := dimseMessages(t, readCapture(t, "move_study.c2s.bin"))
 	cs := msgs[0].cs
-	if cs.Name() != "C-MOVE-RQ" || string(cs.MoveDestination) != "MOVESCU" ||
-		string(cs.AffectedSOPClassUID) != "1.2.840.10008.5.1.4.1.2.2.2" || !cs.HasPriority || cs.Priority != 0 {
-		t.Fatalf("C-MOVE-RQ = %s dest %q class %q priority %v/%d", cs.Name(), cs.MoveDestination, cs.AffectedSOPClassUID, cs.HasPriority, cs.Priority)
-	}
+	require.Equal(t, "C-MOVE-RQ", cs.Name())
+	require.Equal(t, "MOVESCU", string(cs.MoveDestination), "C-MOVE-RQ MoveDestination")
+	require.Equal(t, "1.2.840.10008.5.1.4.1.2.2.2", string(cs.AffectedSOPClassUID), "C-MOVE-RQ AffectedSOPClassUID")
+	require.True(t, cs.HasPriority, "C-MOVE-RQ has no Priority")
+	require.Equal(t, uint16(0), cs.Priority, "C-MOVE-RQ Priority")
 	// echo_default: the worked example of docs/internals.md ("A worked example: a C-ECHO association").
 	msgs = dimseMessages(t, readCapture(t, "echo_default.c2s.bin"))
 	cs = msgs[0].cs
-	if cs.CommandField != 0x0030 || cs.CommandGroupLength != 56 || cs.MessageID != 1 ||
-		cs.CommandDataSetType != NoDataSet || cs.HasDataSet() || cs.IsResponse() ||
-		string(cs.AffectedSOPClassUID) != "1.2.840.10008.1.1" {
-		t.Fatalf("C-ECHO-RQ = %+v", cs)
-	}
+	require.Equal(t, uint16(0x0030), cs.CommandField, "C-ECHO-RQ = %+v", cs)
+	require.Equal(t, uint32(56), cs.CommandGroupLength, "C-ECHO-RQ = %+v", cs)
+	require.Equal(t, uint16(1), cs.MessageID, "C-ECHO-RQ = %+v", cs)
+	require.Equal(t, NoDataSet, cs.CommandDataSetType, "C-ECHO-RQ = %+v", cs)
+	require.False(t, cs.HasDataSet(), "C-ECHO-RQ = %+v", cs)
+	require.False(t, cs.IsResponse(), "C-ECHO-RQ = %+v", cs)
+	require.Equal(t, "1.2.840.10008.1.1", string(cs.AffectedSOPClassUID), "C-ECHO-RQ = %+v", cs)
 	// store_default: the C-STORE-RQ names the instance.
 	msgs = dimseMessages(t, readCapture(t, "store_default.c2s.bin"))
-	if cs := msgs[0].cs; len(cs.AffectedSOPInstanceUID) == 0 || !cs.HasDataSet() {
-		t.Fatalf("C-STORE-RQ = %+v", cs)
-	}
+	cs = msgs[0].cs
+	require.NotEmpty(t, cs.AffectedSOPInstanceUID, "C-STORE-RQ = %+v", cs)
+	require.True(t, cs.HasDataSet(), "C-STORE-RQ = %+v", cs)
 }
 
 func TestCommandFieldName(t *testing.T) {
-	for cf, want := range map[uint16]string{
+	want := map[uint16]string{
 		0x0030: "C-ECHO-RQ", 0x8030: "C-ECHO-RSP", 0x0001: "C-STORE-RQ", 0x8021: "C-MOVE-RSP",
 		0x0FFF: "C-CANCEL-RQ", 0x8150: "N-DELETE-RSP", 0x1234: "unknown command 0x1234",
-	} {
-		if got := CommandFieldName(cf); got != want {
-			t.Errorf("CommandFieldName(%#04x) = %q, want %q", cf, got, want)
-		}
 	}
+	got := map[uint16]string{}
+	for cf := range want {
+		got[cf] = CommandFieldName(cf)
+	}
+	require.Equal(t, want, got, "CommandFieldName by command field")
 }
 
 func TestReadCommandSetErrors(t *testing.T) {
@@ -170,19 +167,22 @@ func TestReadCommandSetErrors(t *testing.T) {
 		{"no command field", el(0, 0x0110, 2, 1, 0), ErrInvalid, "no CommandField element (0000,0100)"},
 	}
 	for _, tt := range tests {
-		var cs CommandSet
-		err := ReadCommandSet(tt.in, &cs)
-		if !errors.Is(err, tt.class) || !strings.Contains(fmt.Sprint(err), tt.msg) {
-			t.Errorf("%s: err = %v, want %v containing %q", tt.name, err, tt.class, tt.msg)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			var cs CommandSet
+			err := ReadCommandSet(tt.in, &cs)
+			require.ErrorIs(t, err, tt.class)
+			require.ErrorContains(t, err, tt.msg)
+		})
 	}
 }
 
 // TestCommandSetCrossCheck parses every command set of every capture with
 // github.com/suyashkumar/dicom (implicit VR little endian, no preamble) and
-// compares each element ReadCommandSet exposes.
+// compares each element ReadCommandSet exposes; every difference of every
+// command set is listed at once.
 func TestCommandSetCrossCheck(t *testing.T) {
 	n := 0
+	var diffs []string
 	for _, c := range loadIndex(t) {
 		for _, file := range []string{c.Files.C2S, c.Files.S2C} {
 			stream := readCapture(t, file)
@@ -191,14 +191,13 @@ func TestCommandSetCrossCheck(t *testing.T) {
 			}
 			for _, m := range dimseMessages(t, stream) {
 				ref := parseWithSuyashkumar(t, m.command)
-				checkAgainstRef(t, file, &m.cs, ref)
+				diffs = append(diffs, diffAgainstRef(file, &m.cs, ref)...)
 				n++
 			}
 		}
 	}
-	if n < 50 {
-		t.Fatalf("only %d command sets cross-checked", n)
-	}
+	require.Empty(t, diffs, "ReadCommandSet differs from suyashkumar/dicom")
+	require.GreaterOrEqual(t, n, 50, "only %d command sets cross-checked", n)
 }
 
 // parseWithSuyashkumar returns the raw value of every element, keyed by
@@ -211,21 +210,15 @@ func parseWithSuyashkumar(t *testing.T, b []byte) map[uint16][]byte {
 	// parser still reads only len(b) bytes.
 	padded := append(append([]byte{}, b...), make([]byte, 100)...)
 	p, err := dicom.NewParser(bytes.NewReader(padded), int64(len(b)), nil, dicom.SkipMetadataReadOnNewParserInit())
-	if err != nil {
-		t.Fatalf("suyashkumar/dicom NewParser: %v", err)
-	}
+	require.NoError(t, err, "suyashkumar/dicom NewParser")
 	out := map[uint16][]byte{}
 	for {
 		e, err := p.Next()
 		if errors.Is(err, dicom.ErrorEndOfDICOM) || errors.Is(err, io.EOF) {
 			break
 		}
-		if err != nil {
-			t.Fatalf("suyashkumar/dicom Next: %v", err)
-		}
-		if e.Tag.Group != 0 {
-			t.Fatalf("suyashkumar/dicom returned tag %v outside group 0000", e.Tag)
-		}
+		require.NoError(t, err, "suyashkumar/dicom Next")
+		require.Zero(t, e.Tag.Group, "suyashkumar/dicom returned tag %v outside group 0000", e.Tag)
 		switch v := e.Value.GetValue().(type) {
 		case []byte:
 			out[e.Tag.Element] = v
@@ -233,30 +226,30 @@ func parseWithSuyashkumar(t *testing.T, b []byte) map[uint16][]byte {
 			// (0000,0000) is in its dictionary as UL.
 			out[e.Tag.Element] = binary.LittleEndian.AppendUint32(nil, uint32(v[0]))
 		default:
-			t.Fatalf("suyashkumar/dicom: unexpected value type %T for %v", v, e.Tag)
+			require.FailNowf(t, "unexpected value type", "suyashkumar/dicom: unexpected value type %T for %v", v, e.Tag)
 		}
 	}
 	return out
 }
 
-func checkAgainstRef(t *testing.T, file string, cs *CommandSet, ref map[uint16][]byte) {
-	t.Helper()
+// diffAgainstRef returns one line per element where cs and the reference
+// parse (parseWithSuyashkumar) differ.
+func diffAgainstRef(file string, cs *CommandSet, ref map[uint16][]byte) []string {
+	var diffs []string
 	u16 := func(elem uint16, has bool, got uint16) {
-		t.Helper()
 		v, ok := ref[elem]
 		if ok != has || (ok && (len(v) != 2 || binary.LittleEndian.Uint16(v) != got)) {
-			t.Errorf("%s: (0000,%04x): ours %v/%d, suyashkumar %v/%x", file, elem, has, got, ok, v)
+			diffs = append(diffs, fmt.Sprintf("%s: (0000,%04x): ours %v/%d, suyashkumar %v/%x", file, elem, has, got, ok, v))
 		}
 	}
 	str := func(elem uint16, got []byte) {
-		t.Helper()
 		want := strings.Trim(string(ref[elem]), " \x00")
 		if string(got) != want {
-			t.Errorf("%s: (0000,%04x): ours %q, suyashkumar %q", file, elem, got, want)
+			diffs = append(diffs, fmt.Sprintf("%s: (0000,%04x): ours %q, suyashkumar %q", file, elem, got, want))
 		}
 	}
 	if v, ok := ref[0x0000]; ok != cs.HasCommandGroupLength || (ok && binary.LittleEndian.Uint32(v) != cs.CommandGroupLength) {
-		t.Errorf("%s: group length ours %d, suyashkumar %x", file, cs.CommandGroupLength, v)
+		diffs = append(diffs, fmt.Sprintf("%s: group length ours %d, suyashkumar %x", file, cs.CommandGroupLength, v))
 	}
 	u16(0x0100, cs.HasCommandField, cs.CommandField)
 	u16(0x0110, cs.HasMessageID, cs.MessageID)
@@ -271,4 +264,5 @@ func checkAgainstRef(t *testing.T, file string, cs *CommandSet, ref map[uint16][
 	str(0x1000, cs.AffectedSOPInstanceUID)
 	str(0x1001, cs.RequestedSOPInstanceUID)
 	str(0x1030, cs.MoveOriginatorAETitle)
+	return diffs
 }

@@ -3,8 +3,9 @@ package pdu
 import (
 	"bytes"
 	"encoding/binary"
-	"reflect"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 // rawItems splits the items of b (a PDU's variable part or an item's content)
@@ -13,9 +14,7 @@ func rawItems(tb testing.TB, b []byte) [][]byte {
 	tb.Helper()
 	var out [][]byte
 	for len(b) > 0 {
-		if len(b) < 4 || int(binary.BigEndian.Uint16(b[2:]))+4 > len(b) {
-			tb.Fatalf("malformed items % x", b)
-		}
+		require.True(tb, len(b) >= 4 && int(binary.BigEndian.Uint16(b[2:]))+4 <= len(b), "malformed items % x", b)
 		n := 4 + int(binary.BigEndian.Uint16(b[2:]))
 		out = append(out, b[:n:n])
 		b = b[n:]
@@ -63,36 +62,27 @@ func TestFastPathMatchesGeneral(t *testing.T) {
 			n++
 			var d Decoder
 			var want AssociateRQ
-			if err := d.DecodeAssociateRQ(p, &want); err != nil {
-				t.Fatalf("%s PDU %d: %v", c.Files.C2S, i, err)
-			}
+			require.NoError(t, d.DecodeAssociateRQ(p, &want), "%s PDU %d", c.Files.C2S, i)
 			items := rawItems(t, p[OffsetVariableItems:])
 
 			check := func(variant string, in []byte, adjust func(got *AssociateRQ)) {
 				t.Helper()
 				var got AssociateRQ
-				if err := d.DecodeAssociateRQ(in, &got); err != nil {
-					t.Fatalf("%s PDU %d, %s: %v", c.Files.C2S, i, variant, err)
-				}
-				if enc := got.AppendEncode(nil); !bytes.Equal(enc, in) {
-					t.Fatalf("%s PDU %d, %s: re-encoding differs at byte %d", c.Files.C2S, i, variant, firstDiff(enc, in))
-				}
+				require.NoError(t, d.DecodeAssociateRQ(in, &got), "%s PDU %d, %s", c.Files.C2S, i, variant)
+				enc := got.AppendEncode(nil)
+				require.True(t, bytes.Equal(enc, in), "%s PDU %d, %s: re-encoding differs at byte %d", c.Files.C2S, i, variant, firstDiff(enc, in))
 				adjust(&got)
 				w := want
 				w.raw, got.raw = associateRaw{}, associateRaw{}
 				w.CalledAETitleRaw, got.CalledAETitleRaw = nil, nil
 				w.CallingAETitleRaw, got.CallingAETitleRaw = nil, nil
-				if !reflect.DeepEqual(w, got) {
-					t.Fatalf("%s PDU %d, %s: decoded differently\nwant %+v\ngot  %+v", c.Files.C2S, i, variant, w, got)
-				}
+				require.Equal(t, w, got, "%s PDU %d, %s: decoded differently", c.Files.C2S, i, variant)
 			}
 
 			// A leading unknown item: the general item loop decodes all.
 			lead := append([][]byte{{0x77, 0, 0, 1, 'x'}}, items...)
 			check("leading unknown item", withItems(p, lead), func(got *AssociateRQ) {
-				if len(got.UnknownItems) == 0 || got.UnknownItems[0].Type != 0x77 {
-					t.Fatalf("%s PDU %d: unknown item not kept: %+v", c.Files.C2S, i, got.UnknownItems)
-				}
+				require.True(t, len(got.UnknownItems) > 0 && got.UnknownItems[0].Type == 0x77, "%s PDU %d: unknown item not kept: %+v", c.Files.C2S, i, got.UnknownItems)
 				got.UnknownItems = got.UnknownItems[1:]
 				if len(got.UnknownItems) == 0 {
 					got.UnknownItems = want.UnknownItems
@@ -137,9 +127,8 @@ func TestFastPathMatchesGeneral(t *testing.T) {
 			}
 			check("leading unknown sub-item", withItems(p, uiLead), func(got *AssociateRQ) {
 				u := &got.UserInformation
-				if len(u.Unknown) == 0 || u.Unknown[0].Type != 0x5f || len(u.order) == 0 || !u.order[0].raw {
-					t.Fatalf("%s PDU %d: unknown sub-item not kept: %+v", c.Files.C2S, i, u.Unknown)
-				}
+				require.True(t, len(u.Unknown) > 0 && u.Unknown[0].Type == 0x5f && len(u.order) > 0 && u.order[0].raw,
+					"%s PDU %d: unknown sub-item not kept: %+v", c.Files.C2S, i, u.Unknown)
 				u.Unknown = u.Unknown[1:]
 				if len(u.Unknown) == 0 {
 					u.Unknown = want.UserInformation.Unknown
@@ -153,7 +142,5 @@ func TestFastPathMatchesGeneral(t *testing.T) {
 			})
 		}
 	}
-	if n == 0 {
-		t.Fatal("no A-ASSOCIATE-RQ in the captures")
-	}
+	require.NotZero(t, n, "no A-ASSOCIATE-RQ in the captures")
 }

@@ -3,10 +3,10 @@ package pdu
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"math/rand"
-	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 func TestPeekNeed(t *testing.T) {
@@ -15,25 +15,21 @@ func TestPeekNeed(t *testing.T) {
 	var f Framer
 	for n := 0; n <= len(rq); n++ {
 		h, need, err := f.Peek(rq[:n])
-		if err != nil {
-			t.Fatalf("Peek(%d bytes): %v", n, err)
-		}
+		require.NoError(t, err, "Peek(%d bytes)", n)
 		want := HeaderLen - n
 		if n >= HeaderLen {
 			want = len(rq) - n
-			if h.Type != TypeReleaseRQ || h.Length != 4 || h.Total() != 10 {
-				t.Fatalf("Peek(%d bytes) header = %+v, want release RQ length 4", n, h)
-			}
+			require.Equal(t, TypeReleaseRQ, h.Type, "Peek(%d bytes) header = %+v, want release RQ length 4", n, h)
+			require.Equal(t, uint32(4), h.Length, "Peek(%d bytes) header = %+v, want release RQ length 4", n, h)
+			require.Equal(t, 10, h.Total(), "Peek(%d bytes) header = %+v, want release RQ length 4", n, h)
 		}
-		if need != want {
-			t.Fatalf("Peek(%d bytes) need = %d, want %d", n, need, want)
-		}
+		require.Equal(t, want, need, "Peek(%d bytes) need", n)
 	}
 	// Extra bytes after the PDU (the next PDU) do not matter.
 	h, need, err := f.Peek(append(append([]byte{}, rq...), 0x06, 0x00))
-	if err != nil || need != 0 || h.Total() != 10 {
-		t.Fatalf("Peek(PDU+2) = %+v, %d, %v; want complete 10-byte PDU", h, need, err)
-	}
+	require.NoError(t, err, "Peek(PDU+2)")
+	require.Zero(t, need, "Peek(PDU+2) = %+v, need %d; want complete 10-byte PDU", h, need)
+	require.Equal(t, 10, h.Total(), "Peek(PDU+2) = %+v; want complete 10-byte PDU", h)
 }
 
 func TestPeekErrors(t *testing.T) {
@@ -70,21 +66,13 @@ func TestPeekErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := Framer{MaxPDULength: tt.max}
 			_, need, err := f.Peek(tt.in)
-			if err == nil {
-				t.Fatalf("Peek accepted %q (need %d)", tt.in, need)
-			}
-			if !errors.Is(err, tt.class) {
-				t.Errorf("error %v is not %v", err, tt.class)
-			}
+			require.Error(t, err, "Peek accepted %q (need %d)", tt.in, need)
+			require.ErrorIs(t, err, tt.class)
 			var pe *Error
-			if !errors.As(err, &pe) {
-				t.Errorf("error %T is not *Error", err)
-			}
-			if !strings.Contains(err.Error(), tt.msg) {
-				t.Errorf("error %q does not contain %q", err, tt.msg)
-			}
-			if (tt.class == ErrTLS || tt.class == ErrHTTP) && !errors.Is(err, ErrNotDICOM) {
-				t.Errorf("error %v is not ErrNotDICOM", err)
+			require.ErrorAs(t, err, &pe, "error %T is not *Error", err)
+			require.ErrorContains(t, err, tt.msg)
+			if tt.class == ErrTLS || tt.class == ErrHTTP {
+				require.ErrorIs(t, err, ErrNotDICOM)
 			}
 		})
 	}
@@ -94,50 +82,42 @@ func TestNext(t *testing.T) {
 	stream := []byte{0x05, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0x06, 0, 0, 0, 0, 4, 0, 0}
 	var f Framer
 	pdu, rest, err := f.Next(stream)
-	if err != nil || len(pdu) != 10 || pdu[0] != 0x05 || len(rest) != 8 {
-		t.Fatalf("Next = %x, %x, %v", pdu, rest, err)
-	}
-	if _, rest2, err := f.Next(rest); err != ErrNeedMore || len(rest2) != 8 {
-		t.Fatalf("Next(partial) = %v, rest %d; want ErrNeedMore and untouched rest", err, len(rest2))
-	}
+	require.NoError(t, err, "Next")
+	require.Equal(t, stream[:10], pdu, "Next PDU (the A-RELEASE-RQ)")
+	require.Len(t, rest, 8, "Next rest = %x", rest)
+	_, rest2, err := f.Next(rest)
+	require.Same(t, ErrNeedMore, err, "Next(partial) = %v; want ErrNeedMore", err)
+	require.Len(t, rest2, 8, "Next(partial): want an untouched rest")
 }
 
 // TestFramerRechunk feeds every plain capture through the Framer in random
 // pieces (as a proxy receives them) and checks that the same PDUs come out as
-// when the whole stream is framed at once.
+// when the whole stream is framed at once (one subtest per capture file).
 func TestFramerRechunk(t *testing.T) {
 	rng := rand.New(rand.NewSource(20261125))
 	for _, c := range loadIndex(t) {
 		for _, file := range []string{c.Files.C2S, c.Files.S2C} {
-			stream := readCapture(t, file)
-			want, wantErr := splitStream(stream)
-			if c.isTLS() || (len(stream) > 0 && stream[0] == 0x16) {
-				if !errors.Is(wantErr, ErrTLS) {
-					t.Errorf("%s: framing TLS bytes: err = %v, want ErrTLS", file, wantErr)
+			t.Run(file, func(t *testing.T) {
+				stream := readCapture(t, file)
+				want, wantErr := splitStream(stream)
+				if c.isTLS() || (len(stream) > 0 && stream[0] == 0x16) {
+					require.ErrorIs(t, wantErr, ErrTLS, "%s: framing TLS bytes", file)
+					return
 				}
-				continue
-			}
-			if wantErr != nil {
-				t.Fatalf("%s: framing whole stream: %v", file, wantErr)
-			}
-			if got := len(bytes.Join(want, nil)); got != len(stream) {
-				t.Fatalf("%s: PDUs cover %d of %d bytes", file, got, len(stream))
-			}
-			for round := 0; round < 20; round++ {
-				maxChunk := 1 + rng.Intn(len(stream)+1)
-				if round == 0 {
-					maxChunk = 1
-				}
-				got := rechunk(t, stream, rng, maxChunk)
-				if len(got) != len(want) {
-					t.Fatalf("%s round %d (chunks ≤ %d): %d PDUs, want %d", file, round, maxChunk, len(got), len(want))
-				}
-				for i := range got {
-					if !bytes.Equal(got[i], want[i]) {
-						t.Fatalf("%s round %d: PDU %d differs", file, round, i)
+				require.NoError(t, wantErr, "%s: framing whole stream", file)
+				require.Equal(t, len(stream), len(bytes.Join(want, nil)), "%s: bytes the PDUs cover, of %d", file, len(stream))
+				for round := 0; round < 20; round++ {
+					maxChunk := 1 + rng.Intn(len(stream)+1)
+					if round == 0 {
+						maxChunk = 1
+					}
+					got := rechunk(t, stream, rng, maxChunk)
+					require.Equal(t, len(want), len(got), "%s round %d (chunks ≤ %d): PDUs", file, round, maxChunk)
+					for i := range got {
+						require.True(t, bytes.Equal(got[i], want[i]), "%s round %d: PDU %d differs", file, round, i)
 					}
 				}
-			}
+			})
 		}
 	}
 }
@@ -157,12 +137,10 @@ func rechunk(t *testing.T, stream []byte, rng *rand.Rand, maxChunk int) [][]byte
 		off += n
 		for {
 			h, need, err := f.Peek(buf)
-			if err != nil {
-				t.Fatalf("Peek at stream offset %d: %v", off-len(buf), err)
-			}
+			require.NoError(t, err, "Peek at stream offset %d", off-len(buf))
 			if need > 0 {
-				if len(buf) >= HeaderLen && h.Total() != len(buf)+need {
-					t.Fatalf("need %d inconsistent with header total %d and %d buffered", need, h.Total(), len(buf))
+				if len(buf) >= HeaderLen {
+					require.Equal(t, h.Total(), len(buf)+need, "need %d inconsistent with header total %d and %d buffered", need, h.Total(), len(buf))
 				}
 				break
 			}
@@ -170,8 +148,6 @@ func rechunk(t *testing.T, stream []byte, rng *rand.Rand, maxChunk int) [][]byte
 			buf = buf[h.Total():]
 		}
 	}
-	if len(buf) != 0 {
-		t.Fatalf("%d bytes left over after the last PDU", len(buf))
-	}
+	require.Zero(t, len(buf), "%d bytes left over after the last PDU", len(buf))
 	return out
 }

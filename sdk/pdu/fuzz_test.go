@@ -3,6 +3,8 @@ package pdu
 import (
 	"bytes"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 // addCaptureSeeds adds every PDU of every plain capture (up to maxLen bytes)
@@ -51,28 +53,19 @@ func FuzzDecode(f *testing.F) {
 				// Decode into a fresh value agrees with decoding into the
 				// reused one: same verdict, same encoding.
 				p, perr := d.Decode(in)
-				if (perr == nil) != (err == nil) {
-					t.Fatalf("%s: Decode error %v, DecodeX into a reused value %v", typ, perr, err)
-				}
+				require.Equal(t, err == nil, perr == nil, "%s: Decode error %v, DecodeX into a reused value %v", typ, perr, err)
 				if err != nil {
-					if _, ok := err.(*Error); !ok {
-						t.Fatalf("%s: error %T is not *Error", typ, err)
-					}
+					require.IsType(t, (*Error)(nil), err, "%s: error %T is not *Error", typ, err)
 					continue
 				}
-				if enc := p.AppendEncode(nil); !bytes.Equal(enc, enc1) {
-					t.Fatalf("%s: Decode re-encodes differently from DecodeX into a reused value\nin  %x\nnew %x\nold %x", typ, in, enc, enc1)
-				}
+				enc := p.AppendEncode(nil)
+				require.True(t, bytes.Equal(enc, enc1), "%s: Decode re-encodes differently from DecodeX into a reused value\nin  %x\nnew %x\nold %x", typ, in, enc, enc1)
 				if typ == TypeAssociateRQ && !d.AllowAmbiguous {
 					checkUnambiguous(t, in, &v1.rq)
 				}
 				enc2, err := v2.decodeEncode(&Decoder{MaxPDULength: 1 << 20, AllowAmbiguous: d.AllowAmbiguous}, enc1)
-				if err != nil {
-					t.Fatalf("%s: re-encoding does not decode: %v\nin  %x\nenc %x", typ, err, in, enc1)
-				}
-				if !bytes.Equal(enc1, enc2) {
-					t.Fatalf("%s: encode(decode(encode(decode(x)))) != encode(decode(x))\nin   %x\nenc1 %x\nenc2 %x", typ, in, enc1, enc2)
-				}
+				require.NoError(t, err, "%s: re-encoding does not decode\nin  %x\nenc %x", typ, in, enc1)
+				require.True(t, bytes.Equal(enc1, enc2), "%s: encode(decode(encode(decode(x)))) != encode(decode(x))\nin   %x\nenc1 %x\nenc2 %x", typ, in, enc1, enc2)
 			}
 		}
 	})
@@ -99,11 +92,10 @@ func FuzzFramer(f *testing.F) {
 				break
 			}
 			if need > 0 {
-				if len(rest) >= HeaderLen && h.Total() != len(rest)+need {
-					t.Fatalf("need %d inconsistent with total %d and %d buffered", need, h.Total(), len(rest))
-				}
-				if len(rest) < HeaderLen && need != HeaderLen-len(rest) {
-					t.Fatalf("need %d with %d header bytes", need, len(rest))
+				if len(rest) >= HeaderLen {
+					require.Equal(t, h.Total(), len(rest)+need, "need %d inconsistent with total %d and %d buffered", need, h.Total(), len(rest))
+				} else {
+					require.Equal(t, HeaderLen-len(rest), need, "need %d with %d header bytes", need, len(rest))
 				}
 				break
 			}
@@ -130,13 +122,10 @@ func FuzzFramer(f *testing.F) {
 				buf = buf[h.Total():]
 			}
 		}
-		if len(got) != len(whole) || (gotErr == nil) != (wholeErr == nil) {
-			t.Fatalf("split at %d: %d PDUs (err %v), whole: %d PDUs (err %v)", split, len(got), gotErr, len(whole), wholeErr)
-		}
+		require.Equal(t, len(whole), len(got), "split at %d: %d PDUs (err %v), whole: %d PDUs (err %v)", split, len(got), gotErr, len(whole), wholeErr)
+		require.Equal(t, wholeErr == nil, gotErr == nil, "split at %d: %d PDUs (err %v), whole: %d PDUs (err %v)", split, len(got), gotErr, len(whole), wholeErr)
 		for i := range got {
-			if !bytes.Equal(got[i], whole[i]) {
-				t.Fatalf("split at %d: PDU %d differs", split, i)
-			}
+			require.True(t, bytes.Equal(got[i], whole[i]), "split at %d: PDU %d differs", split, i)
 		}
 	})
 }
@@ -158,19 +147,13 @@ func FuzzCommandSet(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var cs CommandSet
 		if err := ReadCommandSet(b, &cs); err != nil {
-			if _, ok := err.(*Error); !ok {
-				t.Fatalf("error %T is not *Error", err)
-			}
+			require.IsType(t, (*Error)(nil), err, "error %T is not *Error", err)
 			return
 		}
-		if !cs.HasCommandField {
-			t.Fatal("success without CommandField")
-		}
+		require.True(t, cs.HasCommandField, "success without CommandField")
 		for _, s := range [][]byte{cs.AffectedSOPClassUID, cs.RequestedSOPClassUID, cs.MoveDestination, cs.ErrorComment,
 			cs.AffectedSOPInstanceUID, cs.RequestedSOPInstanceUID, cs.MoveOriginatorAETitle} {
-			if len(s) > len(b) {
-				t.Fatalf("field of %d bytes from %d input bytes", len(s), len(b))
-			}
+			require.LessOrEqual(t, len(s), len(b), "field of %d bytes from %d input bytes", len(s), len(b))
 		}
 	})
 }

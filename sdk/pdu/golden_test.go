@@ -3,9 +3,10 @@ package pdu
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 // decoded holds one value of every PDU type, reused across calls as a proxy
@@ -101,90 +102,89 @@ type expectedPDU struct {
 
 // TestGoldenCaptures decodes every PDU of every capture, checks the PDU
 // sequence, the first PDU in each direction against what the receiving
-// dcmtk/Orthanc logged, and that encode(decode(pdu)) reproduces the bytes.
+// dcmtk/Orthanc logged, and that encode(decode(pdu)) reproduces the bytes
+// (one subtest per capture and direction; the first PDU's fields in a
+// subtest of their own, all differences listed at once).
 func TestGoldenCaptures(t *testing.T) {
 	var d Decoder
 	var v decoded
 	for _, c := range loadIndex(t) {
 		t.Run(c.Name, func(t *testing.T) {
 			for _, dir := range []string{"c2s", "s2c"} {
-				file := c.Files.C2S
-				var wantSeq []string
-				if dir == "s2c" {
-					file = c.Files.S2C
-				}
-				if c.PDUSequence != nil {
-					wantSeq = c.PDUSequence.C2S
+				t.Run(dir, func(t *testing.T) {
+					file := c.Files.C2S
+					var wantSeq []string
 					if dir == "s2c" {
-						wantSeq = c.PDUSequence.S2C
+						file = c.Files.S2C
 					}
-				}
-				stream := readCapture(t, file)
-				pdus, err := splitStream(stream)
-				var exp *expectedPDU
-				if raw := c.Expected[dir+"_first_pdu"]; len(raw) > 0 && string(raw) != "null" {
-					exp = new(expectedPDU)
-					if err := json.Unmarshal(raw, exp); err != nil {
-						t.Fatal(err)
+					if c.PDUSequence != nil {
+						wantSeq = c.PDUSequence.C2S
+						if dir == "s2c" {
+							wantSeq = c.PDUSequence.S2C
+						}
 					}
-				}
-				switch {
-				case len(stream) == 0:
-					// The peer sent nothing (TLS mismatch: the server reset).
-					if exp != nil || len(wantSeq) != 0 {
-						t.Fatalf("%s: empty capture but index.json expects PDUs", file)
+					stream := readCapture(t, file)
+					pdus, err := splitStream(stream)
+					var exp *expectedPDU
+					if raw := c.Expected[dir+"_first_pdu"]; len(raw) > 0 && string(raw) != "null" {
+						exp = new(expectedPDU)
+						require.NoError(t, json.Unmarshal(raw, exp), "index.json %s expected.%s_first_pdu", c.Name, dir)
 					}
-					continue
-				case stream[0] == 0x16:
-					// TLS ciphertext: either a TLS capture (the expected
-					// fields describe the tunnelled PDUs) or a TLS client
-					// on a plain port (dcmtk: "Unrecognized PDU type: 16").
-					if !errors.Is(err, ErrTLS) || !errors.Is(err, ErrNotDICOM) {
-						t.Fatalf("%s: framing TLS bytes: err = %v, want ErrTLS", file, err)
+					switch {
+					case len(stream) == 0:
+						// The peer sent nothing (TLS mismatch: the server reset).
+						require.True(t, exp == nil && len(wantSeq) == 0, "%s: empty capture but index.json expects PDUs", file)
+						return
+					case stream[0] == 0x16:
+						// TLS ciphertext: either a TLS capture (the expected
+						// fields describe the tunnelled PDUs) or a TLS client
+						// on a plain port (dcmtk: "Unrecognized PDU type: 16").
+						require.ErrorIs(t, err, ErrTLS, "%s: framing TLS bytes", file)
+						require.ErrorIs(t, err, ErrNotDICOM, "%s: framing TLS bytes", file)
+						require.Equal(t, c.isTLS(), exp != nil, "%s: TLS bytes with unexpected expectations", file)
+						if !c.isTLS() {
+							require.Equal(t, []string{"unknown"}, wantSeq, "%s: pdu_sequence", file)
+						}
+						return
 					}
-					if c.isTLS() != (exp != nil) {
-						t.Fatalf("%s: TLS bytes with unexpected expectations", file)
+					require.NoError(t, err, "%s: framing", file)
+					require.Len(t, wantSeq, len(pdus), "%s: %d PDUs, index.json lists %d: %v", file, len(pdus), len(wantSeq), wantSeq)
+					for i, p := range pdus {
+						require.Equal(t, wantSeq[i], Type(p[0]).String(), "%s: PDU %d", file, i)
+						enc, err := v.decodeEncode(&d, p)
+						require.NoError(t, err, "%s: PDU %d (%s)", file, i, wantSeq[i])
+						require.True(t, bytes.Equal(enc, p), "%s: PDU %d (%s): re-encoding differs at byte %d (got %d bytes, want %d)", file, i, wantSeq[i], firstDiff(enc, p), len(enc), len(p))
+						if i == 0 && exp != nil {
+							t.Run("first PDU", func(t *testing.T) {
+								checkExpected(t, file, p, &v, exp)
+							})
+						}
 					}
-					if !c.isTLS() && (len(wantSeq) != 1 || wantSeq[0] != "unknown") {
-						t.Fatalf("%s: pdu_sequence %v, want [unknown]", file, wantSeq)
+					if exp != nil {
+						require.NotEmpty(t, pdus, "%s: no PDU but expected %s", file, exp.PDUTypeName)
 					}
-					continue
-				}
-				if err != nil {
-					t.Fatalf("%s: framing: %v", file, err)
-				}
-				if len(pdus) != len(wantSeq) {
-					t.Fatalf("%s: %d PDUs, index.json lists %d: %v", file, len(pdus), len(wantSeq), wantSeq)
-				}
-				for i, p := range pdus {
-					if got := Type(p[0]).String(); got != wantSeq[i] {
-						t.Fatalf("%s: PDU %d is %s, want %s", file, i, got, wantSeq[i])
-					}
-					enc, err := v.decodeEncode(&d, p)
-					if err != nil {
-						t.Fatalf("%s: PDU %d (%s): %v", file, i, wantSeq[i], err)
-					}
-					if !bytes.Equal(enc, p) {
-						t.Fatalf("%s: PDU %d (%s): re-encoding differs at byte %d (got %d bytes, want %d)", file, i, wantSeq[i], firstDiff(enc, p), len(enc), len(p))
-					}
-					if i == 0 && exp != nil {
-						checkExpected(t, file, p, &v, exp)
-					}
-				}
-				if exp != nil && len(pdus) == 0 {
-					t.Fatalf("%s: no PDU but expected %s", file, exp.PDUTypeName)
-				}
+				})
 			}
 		})
 	}
 }
 
+// checkExpected compares the decoded first PDU p (in v) with what the
+// receiving tool logged (exp), listing every differing field at once.
 func checkExpected(t *testing.T, file string, p []byte, v *decoded, exp *expectedPDU) {
 	t.Helper()
+	require.Empty(t, expectedDiffs(t, file, p, v, exp), "%s first PDU differs from index.json", file)
+}
+
+// expectedDiffs returns one line per field of the first PDU that differs
+// from exp; it stops the test only where the two cannot be compared further
+// (then naming the differences found so far).
+func expectedDiffs(t *testing.T, file string, p []byte, v *decoded, exp *expectedPDU) []string {
+	t.Helper()
+	var diffs []string
 	eq := func(field string, got, want any) {
-		t.Helper()
 		if fmt.Sprint(got) != fmt.Sprint(want) {
-			t.Errorf("%s first PDU: %s = %v, want %v", file, field, got, want)
+			diffs = append(diffs, fmt.Sprintf("%s first PDU: %s = %v, want %v", file, field, got, want))
 		}
 	}
 	eq("pdu type", Type(p[0]).String(), exp.PDUTypeName)
@@ -200,9 +200,8 @@ func checkExpected(t *testing.T, file string, p []byte, v *decoded, exp *expecte
 		eq("calling AE", string(rq.CallingAETitle()), exp.CallingAE)
 		eq("application context", string(rq.ApplicationContext), exp.ApplicationContext)
 		eq("protocol version", rq.ProtocolVersion, 1)
-		if len(rq.PresentationContexts) != len(exp.PresentationContexts) {
-			t.Fatalf("%s: %d presentation contexts, want %d", file, len(rq.PresentationContexts), len(exp.PresentationContexts))
-		}
+		require.Len(t, exp.PresentationContexts, len(rq.PresentationContexts),
+			"%s: %d presentation contexts, want %d (other differences: %q)", file, len(rq.PresentationContexts), len(exp.PresentationContexts), diffs)
 		for i, pc := range rq.PresentationContexts {
 			e := exp.PresentationContexts[i]
 			eq(fmt.Sprintf("context %d id", i), pc.ID, e.ID)
@@ -238,15 +237,12 @@ func checkExpected(t *testing.T, file string, p []byte, v *decoded, exp *expecte
 		eq("called AE", string(ac.CalledAETitle()), exp.CalledAE)
 		eq("calling AE", string(ac.CallingAETitle()), exp.CallingAE)
 		eq("application context", string(ac.ApplicationContext), exp.ApplicationContext)
-		if len(ac.PresentationContexts) != len(exp.PresentationContexts) {
-			t.Fatalf("%s: %d presentation contexts, want %d", file, len(ac.PresentationContexts), len(exp.PresentationContexts))
-		}
+		require.Len(t, exp.PresentationContexts, len(ac.PresentationContexts),
+			"%s: %d presentation contexts, want %d (other differences: %q)", file, len(ac.PresentationContexts), len(exp.PresentationContexts), diffs)
 		for i, pc := range ac.PresentationContexts {
 			e := exp.PresentationContexts[i]
 			eq(fmt.Sprintf("context %d id", i), pc.ID, e.ID)
-			if e.Result == nil {
-				t.Fatalf("%s: expected context %d has no result", file, i)
-			}
+			require.NotNil(t, e.Result, "%s: expected context %d has no result (other differences: %q)", file, i, diffs)
 			eq(fmt.Sprintf("context %d result", i), uint8(pc.Result), *e.Result)
 			if e.TransferSyntax != nil {
 				eq(fmt.Sprintf("context %d transfer syntax", i), string(pc.TransferSyntax), *e.TransferSyntax)
@@ -258,9 +254,9 @@ func checkExpected(t *testing.T, file string, p []byte, v *decoded, exp *expecte
 		eq("RJ result", uint8(v.rj.Result), exp.Result)
 		eq("RJ source", uint8(v.rj.Source), exp.Source)
 		eq("RJ reason", uint8(v.rj.Reason), exp.Reason)
-		return
+		return diffs
 	default:
-		t.Fatalf("%s: no expectations for %s", file, Type(p[0]))
+		require.FailNowf(t, "no expectations", "%s: no expectations for %s (other differences: %q)", file, Type(p[0]), diffs)
 	}
 	if exp.MaxPDULength != nil {
 		eq("has max length", ui.HasMaxLength, true)
@@ -270,6 +266,7 @@ func checkExpected(t *testing.T, file string, p []byte, v *decoded, exp *expecte
 	eq("implementation version name", string(ui.ImplementationVersionName), exp.ImplementationVer)
 	eq("role selections", len(ui.RoleSelections), len(exp.RoleSelection))
 	eq("extended negotiations", len(ui.ExtendedNegotiations), len(exp.ExtendedNegotiation))
+	return diffs
 }
 
 // firstDiff returns the index of the first differing byte of a and b.
