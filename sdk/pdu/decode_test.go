@@ -307,34 +307,47 @@ func TestBuildAndModify(t *testing.T) {
 	require.Equal(t, "OFFIS_DCMTK_367", string(again.UserInformation.ImplementationVersionName), "modified RQ decoded as %+v", again)
 }
 
+// TestAETitleHelpers checks TrimAETitle, ValidAETitle and PadAETitle, one
+// subtest per case.
 func TestAETitleHelpers(t *testing.T) {
 	for _, tt := range []struct{ in, want string }{
 		{"ANY-SCP         ", "ANY-SCP"}, {" LEADSP         ", "LEADSP"}, {"AE\x00\x00\x00", "AE"},
 		{"A B  ", "A B"}, {"                ", ""}, {"", ""},
 	} {
-		require.Equal(t, tt.want, string(TrimAETitle([]byte(tt.in))), "TrimAETitle(%q)", tt.in)
+		t.Run(fmt.Sprintf("TrimAETitle(%q)", tt.in), func(t *testing.T) {
+			require.Equal(t, tt.want, string(TrimAETitle([]byte(tt.in))), "TrimAETitle(%q)", tt.in)
+		})
 	}
 	for _, tt := range []struct{ in, err string }{
 		{"ANY-SCP", ""}, {"lower case ok", ""}, {"1234567890123456", ""},
 		{"", "empty"}, {"   ", "only spaces"}, {"12345678901234567", "17 characters"},
 		{"A\\B", "backslash at position 1"}, {"A\tB", "byte 0x09 at position 1"}, {"Ä", "byte 0xc3 at position 0"},
 	} {
-		err := ValidAETitle([]byte(tt.in))
-		if tt.err == "" {
-			require.NoError(t, err, "ValidAETitle(%q)", tt.in)
-			continue
-		}
-		require.ErrorIs(t, err, ErrInvalid, "ValidAETitle(%q)", tt.in)
-		require.ErrorContains(t, err, tt.err, "ValidAETitle(%q)", tt.in)
+		t.Run(fmt.Sprintf("ValidAETitle(%q)", tt.in), func(t *testing.T) {
+			err := ValidAETitle([]byte(tt.in))
+			if tt.err == "" {
+				require.NoError(t, err, "ValidAETitle(%q)", tt.in)
+				return
+			}
+			require.ErrorIs(t, err, ErrInvalid, "ValidAETitle(%q)", tt.in)
+			require.ErrorContains(t, err, tt.err, "ValidAETitle(%q)", tt.in)
+		})
 	}
-	dst := []byte("XXXXXXXXXXXXXXXXYY")
-	PadAETitle(dst, "AE")
-	require.Equal(t, "AE              YY", string(dst), "PadAETitle")
-	PadAETitle(dst, "ABCDEFGHIJKLMNOPQRS")
-	require.Equal(t, "ABCDEFGHIJKLMNOPYY", string(dst), "PadAETitle(long)")
-	short := []byte("XXX")
-	PadAETitle(short, "A")
-	require.Equal(t, "A  ", string(short), "PadAETitle(short dst)")
+	t.Run("PadAETitle", func(t *testing.T) {
+		dst := []byte("XXXXXXXXXXXXXXXXYY")
+		PadAETitle(dst, "AE")
+		require.Equal(t, "AE              YY", string(dst), "PadAETitle")
+	})
+	t.Run("PadAETitle(long)", func(t *testing.T) {
+		dst := []byte("AE              YY")
+		PadAETitle(dst, "ABCDEFGHIJKLMNOPQRS")
+		require.Equal(t, "ABCDEFGHIJKLMNOPYY", string(dst), "PadAETitle(long)")
+	})
+	t.Run("PadAETitle(short dst)", func(t *testing.T) {
+		short := []byte("XXX")
+		PadAETitle(short, "A")
+		require.Equal(t, "A  ", string(short), "PadAETitle(short dst)")
+	})
 }
 
 func TestFixedPDUs(t *testing.T) {
