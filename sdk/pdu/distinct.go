@@ -1,5 +1,7 @@
 package pdu
 
+import "github.com/dicomgate/dicomgate/sdk/internal/heapsort"
+
 // DistinctAbstractSyntaxes returns how many distinct abstract syntaxes (SOP
 // classes) the RQ proposes; an absent abstract syntax counts as the empty
 // one. It does not allocate for up to 32 presentation contexts, where a
@@ -30,10 +32,8 @@ outer:
 // pairwise.
 const pairwiseMax = 32
 
-// distinctSorted counts the distinct abstract syntaxes of pcs by heap
-// sorting their indexes: no recursion, and no sort package, whose
-// reflection-based sorts would add tens of KB to the dicomgate filter's Wasm
-// module (a generic slices sort instantiation, several KB).
+// distinctSorted counts the distinct abstract syntaxes of pcs by sorting
+// their indexes with sdk/internal/heapsort (no sort package: see there).
 func distinctSorted(pcs []PresentationContextRQ) int {
 	if len(pcs) == 0 {
 		return 0
@@ -42,13 +42,7 @@ func distinctSorted(pcs []PresentationContextRQ) int {
 	for i := range idx {
 		idx[i] = int32(i)
 	}
-	for i := len(idx)/2 - 1; i >= 0; i-- {
-		siftDown(pcs, idx, i, len(idx))
-	}
-	for end := len(idx) - 1; end > 0; end-- {
-		idx[0], idx[end] = idx[end], idx[0]
-		siftDown(pcs, idx, 0, end)
-	}
+	heapsort.Indexes(idx, func(a, b int32) bool { return string(pcs[a].AbstractSyntax) < string(pcs[b].AbstractSyntax) })
 	n := 1
 	for i := 1; i < len(idx); i++ {
 		if string(pcs[idx[i]].AbstractSyntax) != string(pcs[idx[i-1]].AbstractSyntax) {
@@ -56,30 +50,4 @@ func distinctSorted(pcs []PresentationContextRQ) int {
 		}
 	}
 	return n
-}
-
-// siftDown restores the max-heap property of idx[:n] below root, ordering
-// the indexes by their contexts' abstract syntaxes.
-func siftDown(pcs []PresentationContextRQ, idx []int32, root, n int) {
-	for {
-		child := 2*root + 1
-		if child >= n {
-			return
-		}
-		if child+1 < n && abstractLess(pcs, idx[child], idx[child+1]) {
-			child++
-		}
-		if !abstractLess(pcs, idx[root], idx[child]) {
-			return
-		}
-		idx[root], idx[child] = idx[child], idx[root]
-		root = child
-	}
-}
-
-// abstractLess orders contexts a and b by their abstract syntaxes.
-//
-//go:noinline
-func abstractLess(pcs []PresentationContextRQ, a, b int32) bool {
-	return string(pcs[a].AbstractSyntax) < string(pcs[b].AbstractSyntax)
 }

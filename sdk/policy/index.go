@@ -3,6 +3,8 @@ package policy
 import (
 	"math/bits"
 	"net/netip"
+
+	"github.com/dicomgate/dicomgate/sdk/internal/heapsort"
 )
 
 // The candidate filter: every rule is filed in each dimension (called AE,
@@ -216,14 +218,7 @@ func buildTable(m map[netip.Prefix][]int32, v4 bool) cidrTable {
 	if !any {
 		return t
 	}
-	sortAddrs(bounds)
-	uniq := bounds[:1]
-	for _, b := range bounds[1:] {
-		if b != uniq[len(uniq)-1] {
-			uniq = append(uniq, b)
-		}
-	}
-	for _, b := range uniq {
+	for _, b := range sortedUnique(bounds) { // starting with zero, the least address
 		var list []int32
 		for bits := 0; bits <= b.BitLen(); bits++ {
 			p, _ := b.Prefix(bits)
@@ -355,34 +350,19 @@ func countBits(b []uint64) int {
 	return n
 }
 
-// sortAddrs sorts a in ascending order. It is a heap sort: O(n log n) with
-// a few hundred bytes of code, where sort.Slice (reflection) or a generic
-// slices.SortFunc instantiation would add tens of KB to the Wasm module.
-func sortAddrs(a []netip.Addr) {
-	n := len(a)
-	for i := n/2 - 1; i >= 0; i-- {
-		siftAddrs(a, i, n)
+// sortedUnique returns the distinct addresses of a in ascending order (a
+// heap sort of their indexes, sdk/internal/heapsort; a is not changed).
+func sortedUnique(a []netip.Addr) []netip.Addr {
+	order := make([]int32, len(a))
+	for i := range order {
+		order[i] = int32(i)
 	}
-	for end := n - 1; end > 0; end-- {
-		a[0], a[end] = a[end], a[0]
-		siftAddrs(a, 0, end)
+	heapsort.Indexes(order, func(i, j int32) bool { return a[i].Less(a[j]) })
+	uniq := make([]netip.Addr, 0, len(a))
+	for _, i := range order {
+		if len(uniq) == 0 || a[i] != uniq[len(uniq)-1] {
+			uniq = append(uniq, a[i])
+		}
 	}
-}
-
-// siftAddrs moves a[root] down the max-heap a[:n].
-func siftAddrs(a []netip.Addr, root, n int) {
-	for {
-		c := 2*root + 1
-		if c >= n {
-			return
-		}
-		if c+1 < n && a[c].Less(a[c+1]) {
-			c++
-		}
-		if !a[root].Less(a[c]) {
-			return
-		}
-		a[root], a[c] = a[c], a[root]
-		root = c
-	}
+	return uniq
 }
