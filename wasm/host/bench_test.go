@@ -3,6 +3,8 @@ package host
 import (
 	"context"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 // nopTransport discards every instruction; it connects synchronously.
@@ -23,9 +25,7 @@ func BenchmarkConn_Association(b *testing.B) {
 		Name: "bench", Workers: 1, Configuration: []byte(`{"pause_until":200}`),
 		Logger: discardLogger{},
 	})
-	if err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, err)
 	defer p.Close(context.Background())
 	req := make([]byte, 200)
 	resp := make([]byte, 100)

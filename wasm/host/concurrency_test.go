@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 // cpp-host src/shared_queue.cc: enqueue posts proxy_on_queue_ready(root, token) to the registrant's
@@ -15,23 +17,17 @@ func TestSharedQueue_EnqueueDeliversQueueReady(t *testing.T) {
 	e := newTestPlugin(t, `{"probe":"queue"}`, func(c *PluginConfig) { c.VMID = "queue-test" })
 	c := e.conn(t, TCPProxyConfig{Cluster: "default", MaxEarlyDataBytes: 10}, &recTransport{})
 	c.DownstreamData([]byte("x"), false)
-	if got := e.log.probe(t, "queue_register"); got != "same=true err=<nil> rerr=<nil> missing=error status returned by host: not found" {
-		t.Fatalf("queue_register = %q", got)
-	}
-	if got := e.log.probe(t, "queue_enqueue"); got != "err=<nil>" {
-		t.Fatalf("queue_enqueue = %q", got)
-	}
+	require.Equal(t, "same=true err=<nil> rerr=<nil> missing=error status returned by host: not found", e.log.probe(t, "queue_register"), "queue_register")
+	require.Equal(t, "err=<nil>", e.log.probe(t, "queue_enqueue"), "queue_enqueue")
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
 		if ev := eventsAfter(e, "queue_ready"); len(ev) == 1 {
-			if ev[0] != `queue_ready root=1 data="hello" err=<nil> next=error status returned by host: empty` {
-				t.Fatalf("queue_ready = %q", ev[0])
-			}
+			require.Equal(t, `queue_ready root=1 data="hello" err=<nil> next=error status returned by host: empty`, ev[0], "queue_ready")
 			return
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	t.Fatalf("no queue_ready event\n%s", e.log.dump())
+	require.FailNow(t, "no queue_ready event", "%s", e.log.dump())
 }
 
 // Plugin.Start drives proxy_on_tick from real time.
@@ -47,7 +43,7 @@ func TestPlugin_Start_TicksWithRealClock(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	t.Fatal("fewer than 2 ticks in 5 s")
+	require.FailNow(t, "fewer than 2 ticks in 5 s")
 }
 
 // One goroutine per connection across several worker VMs, concurrently with Tick: every connection
@@ -77,21 +73,24 @@ func TestConn_ConcurrentConnectionsAcrossWorkers(t *testing.T) {
 	wg.Wait()
 	stopTicking()
 	close(errs)
+	// Every failure is collected, so one run shows all of them.
+	var wrong []string
 	for err := range errs {
-		t.Error(err)
+		wrong = append(wrong, err.Error())
 	}
-	if v, _ := e.p.Metrics().Get("wasm_host_connections_total"); v != n {
-		t.Errorf("connections_total = %d", v)
+	if v, ok := e.p.Metrics().Get("wasm_host_connections_total"); !ok || v != n {
+		wrong = append(wrong, fmt.Sprintf("connections_total = %d (series present: %v), want %d", v, ok, n))
 	}
 	if got := len(eventsAfter(e, "stream_done")); got != n {
-		t.Errorf("stream_done events = %d, want %d", got, n)
+		wrong = append(wrong, fmt.Sprintf("stream_done events = %d, want %d", got, n))
 	}
 	// Host-side state is released: only the root context remains per VM.
 	for _, w := range e.p.workers {
 		w.Mu.Lock()
 		if got := len(w.VM.Contexts); got != 1 {
-			t.Errorf("worker %d: %d live contexts after every connection closed", w.Index, got)
+			wrong = append(wrong, fmt.Sprintf("worker %d: %d live contexts after every connection closed", w.Index, got))
 		}
 		w.Mu.Unlock()
 	}
+	require.Empty(t, wrong, "%s", strings.Join(wrong, "\n"))
 }

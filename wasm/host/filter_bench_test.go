@@ -18,6 +18,7 @@ import (
 
 	"github.com/dicomgate/dicomgate/internal/wasmbuild"
 	"github.com/dicomgate/dicomgate/wasm/host"
+	"github.com/stretchr/testify/require"
 )
 
 // dicomgateWasm is the compiled filter ($DICOMGATE_WASM or a `make wasm` build).
@@ -39,16 +40,10 @@ const routedCluster = "pacs-a"
 func echoCapture(tb testing.TB) (rq, rest []byte) {
 	tb.Helper()
 	b, err := os.ReadFile("../../sdk/pdu/testdata/echo_default.c2s.bin")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if len(b) < 6 || b[0] != 0x01 {
-		tb.Fatalf("echo_default.c2s.bin does not start with an A-ASSOCIATE-RQ")
-	}
+	require.NoError(tb, err)
+	require.True(tb, len(b) >= 6 && b[0] == 0x01, "echo_default.c2s.bin does not start with an A-ASSOCIATE-RQ")
 	n := 6 + int(binary.BigEndian.Uint32(b[2:6]))
-	if n > len(b) {
-		tb.Fatalf("echo_default.c2s.bin: first PDU of %d bytes is truncated at %d", n, len(b))
-	}
+	require.LessOrEqual(tb, n, len(b), "echo_default.c2s.bin: first PDU of %d bytes is truncated at %d", n, len(b))
 	return b[:n], b[n:]
 }
 
@@ -98,17 +93,13 @@ func loadFilter(tb testing.TB, policy string) (*host.Plugin, *countLogger) {
 		tb.Skip("builds the dicomgate module; skipped in -short mode")
 	}
 	wasm, err := dicomgateWasm()
-	if err != nil {
-		tb.Fatal(err)
-	}
+	require.NoError(tb, err)
 	logs := &countLogger{}
 	p, err := newEngine(tb).NewPlugin(context.Background(), wasm, host.PluginConfig{
 		Name: "istio-ingress.dicomgate", RootID: "dicomgate", Configuration: []byte(policy), Workers: 1,
 		Clock: &benchClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}, Logger: logs,
 	})
-	if err != nil {
-		tb.Fatal(err)
-	}
+	require.NoError(tb, err)
 	tb.Cleanup(func() { _ = p.Close(context.Background()) })
 	return p, logs
 }
@@ -118,9 +109,7 @@ func loadFilter(tb testing.TB, policy string) (*host.Plugin, *countLogger) {
 func newEngine(tb testing.TB) *host.Engine {
 	tb.Helper()
 	e, err := host.NewEngine(context.Background(), host.EngineConfig{CompilationCache: wasmbuild.CompilationCache()})
-	if err != nil {
-		tb.Fatal(err)
-	}
+	require.NoError(tb, err)
 	tb.Cleanup(func() { _ = e.Close(context.Background()) })
 	return e
 }
@@ -185,9 +174,7 @@ func BenchmarkWasmAssociation(b *testing.B) {
 	rq, rest := echoCapture(b)
 	t := &syncTransport{}
 	associate(p, t, 1, rq, rest, 1)
-	if !t.routed(len(rq) + len(rest)) {
-		b.Fatalf("association not routed to %s: %s; last log: %s", routedCluster, t.describe(), logs.last)
-	}
+	require.True(b, t.routed(len(rq)+len(rest)), "association not routed to %s: %s; last log: %s", routedCluster, t.describe(), logs.last)
 	calls := p.HostCalls()
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -195,9 +182,7 @@ func BenchmarkWasmAssociation(b *testing.B) {
 		associate(p, t, uint64(i+2), rq, rest, 1)
 	}
 	b.StopTimer()
-	if !t.routed(len(rq) + len(rest)) {
-		b.Fatalf("last association not routed: %s", t.describe())
-	}
+	require.True(b, t.routed(len(rq)+len(rest)), "last association not routed: %s", t.describe())
 	b.ReportMetric(float64(p.HostCalls()-calls)/float64(b.N), "hostcalls/op")
 	b.ReportMetric(float64(p.GuestMemoryBytes()), "vm-bytes")
 }
@@ -220,12 +205,8 @@ func TestWasmAssociationAllocatesNothing(t *testing.T) {
 	for i := 0; i < 50; i++ { // warm up: intern table, caches, pool
 		run()
 	}
-	if n := testing.AllocsPerRun(200, run); n != 0 {
-		t.Fatalf("%v allocations per association, want 0", n)
-	}
-	if !tr.routed(len(rq) + len(rest)) {
-		t.Fatalf("association not routed: %s; last log: %s", tr.describe(), logs.last)
-	}
+	require.Zero(t, testing.AllocsPerRun(200, run), "allocations per association")
+	require.True(t, tr.routed(len(rq)+len(rest)), "association not routed: %s; last log: %s", tr.describe(), logs.last)
 }
 
 // BenchmarkWasmPassthrough: one 16 KiB downstream read after the decision. The filter must return
@@ -236,9 +217,7 @@ func BenchmarkWasmPassthrough(b *testing.B) {
 	t := &syncTransport{}
 	c := p.NewConn(connInfo(1), earlyData, t)
 	c.DownstreamData(rq, false)
-	if t.cluster != routedCluster || t.closed {
-		b.Fatalf("association not routed: %s; last log: %s", t.describe(), logs.last)
-	}
+	require.True(b, t.cluster == routedCluster && !t.closed, "association not routed: %s; last log: %s", t.describe(), logs.last)
 	chunk := make([]byte, passthroughSize)
 	calls := p.HostCalls()
 	b.SetBytes(int64(len(chunk)))
@@ -248,9 +227,8 @@ func BenchmarkWasmPassthrough(b *testing.B) {
 		c.DownstreamData(chunk, false)
 	}
 	b.StopTimer()
-	if want := len(rq) + b.N*len(chunk); t.forwarded != want || t.closed {
-		b.Fatalf("forwarded %d bytes (want %d), closed=%v", t.forwarded, want, t.closed)
-	}
+	require.Equal(b, len(rq)+b.N*len(chunk), t.forwarded, "bytes forwarded")
+	require.False(b, t.closed, "connection closed during the passthrough")
 	b.ReportMetric(float64(p.HostCalls()-calls)/float64(b.N), "hostcalls/op")
 	c.DownstreamClosed(true)
 }
@@ -281,15 +259,11 @@ func TestWasmVMMemory1000Rules(t *testing.T) {
 	tr := &syncTransport{}
 	for i := 0; i < 200; i++ {
 		associate(p, tr, uint64(i+1), rq, rest, 1)
-		if !tr.routed(len(rq) + len(rest)) {
-			t.Fatalf("association %d not routed by the 1000th rule: %s; last log: %s", i, tr.describe(), logs.last)
-		}
+		require.True(t, tr.routed(len(rq)+len(rest)), "association %d not routed by the 1000th rule: %s; last log: %s", i, tr.describe(), logs.last)
 	}
 	after := p.GuestMemoryBytes()
 	t.Logf("VM linear memory with a 1,000-rule policy: %d bytes configured, %d bytes after 200 associations", configured, after)
-	if after > maxVMBytes {
-		t.Fatalf("VM linear memory is %d bytes (%.1f MiB) with a 1,000-rule policy; budget %d MiB", after, float64(after)/(1<<20), maxVMBytes>>20)
-	}
+	require.LessOrEqual(t, after, uint64(maxVMBytes), "VM linear memory is %d bytes (%.1f MiB) with a 1,000-rule policy; budget %d MiB", after, float64(after)/(1<<20), maxVMBytes>>20)
 }
 
 // TestWasmSoakGuestMemoryFlat drives more than 1,000,000 downstream data callbacks through one VM
@@ -322,9 +296,7 @@ func TestWasmSoakGuestMemoryFlat(t *testing.T) {
 	run := func(from, to int) {
 		for i := from; i < to; i++ {
 			associate(p, tr, uint64(i+1), rq, rest, extraReads)
-			if !tr.routed(len(rq) + extraReads*len(rest)) {
-				t.Fatalf("association %d not routed: %s; last log: %s", i, tr.describe(), logs.last)
-			}
+			require.True(t, tr.routed(len(rq)+extraReads*len(rest)), "association %d not routed: %s; last log: %s", i, tr.describe(), logs.last)
 		}
 	}
 	run(0, warmup)
@@ -334,19 +306,14 @@ func TestWasmSoakGuestMemoryFlat(t *testing.T) {
 	t.Logf("guest memory after %d associations (%d data callbacks): %d bytes; after %d (%d data callbacks): %d bytes",
 		warmup, warmup*(1+extraReads), warm, associations, associations*(1+extraReads), end)
 	const tolerance = 64 << 10 // one Wasm page; see the function comment
-	if leaked := 8 * (associations - warmup); leaked < 8*tolerance {
-		t.Fatalf("the soak is too short to catch an 8-byte-per-association leak: %d bytes vs a tolerance of %d", leaked, tolerance)
-	}
-	if end > warm+tolerance {
-		t.Fatalf("guest memory grew from %d to %d bytes over %d associations (%d data callbacks)",
-			warm, end, associations-warmup, (associations-warmup)*(1+extraReads))
-	}
-	if v, ok := p.Metrics().Get("dicomgate_associations_total"); !ok || v != associations {
-		t.Fatalf("dicomgate_associations_total = %d (defined %v); want %d", v, ok, associations)
-	}
-	if logs.worst > host.LogInfo {
-		t.Fatalf("a log line above info during the soak; last: %s", logs.last)
-	}
+	leaked := 8 * (associations - warmup)
+	require.GreaterOrEqual(t, leaked, 8*tolerance, "the soak is too short to catch an 8-byte-per-association leak: %d bytes vs a tolerance of %d", leaked, tolerance)
+	require.LessOrEqual(t, end, warm+tolerance, "guest memory grew from %d to %d bytes over %d associations (%d data callbacks)",
+		warm, end, associations-warmup, (associations-warmup)*(1+extraReads))
+	v, ok := p.Metrics().Get("dicomgate_associations_total")
+	require.True(t, ok, "dicomgate_associations_total not defined")
+	require.Equal(t, uint64(associations), v, "dicomgate_associations_total")
+	require.LessOrEqual(t, logs.worst, host.LogInfo, "a log line above info during the soak; last: %s", logs.last)
 }
 
 var passthroughSize = 16 << 10

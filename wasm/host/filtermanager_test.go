@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 func opsString(tr *recTransport) string { return strings.Join(tr.opsList(), "|") }
@@ -25,33 +27,22 @@ func TestTcpProxy_ReadDisabledUntilUpstreamConnected(t *testing.T) {
 	e := newTestPlugin(t, `{}`, nil)
 	tr := &recTransport{}
 	c := e.conn(t, TCPProxyConfig{Cluster: "default"}, tr)
-	if got := opsString(tr); got != "read_disabled=true|connect default" {
-		t.Fatalf("ops after new connection = %q", got)
-	}
+	require.Equal(t, "read_disabled=true|connect default", opsString(tr), "ops after new connection")
 	c.DownstreamData([]byte("abc"), false)
-	if ev := eventsAfter(e, "downstream_data"); len(ev) != 0 {
-		t.Fatalf("filter saw data while reads were disabled: %q", ev)
-	}
-	if s := c.State(); s.Buffered != 3 || !s.DownstreamReadDisabled || s.Cluster != "default" || !s.TCPProxyInitialized {
-		t.Fatalf("state = %+v", s)
-	}
+	ev := eventsAfter(e, "downstream_data")
+	require.Empty(t, ev, "filter saw data while reads were disabled: %q", ev)
+	s := c.State()
+	require.True(t, s.Buffered == 3 && s.DownstreamReadDisabled && s.Cluster == "default" && s.TCPProxyInitialized, "state = %+v", s)
 	c.UpstreamConnected()
-	if got := opsString(tr); got != `read_disabled=true|connect default|read_disabled=false|up "abc" end=false` {
-		t.Fatalf("ops = %q", got)
-	}
-	if ev := eventsAfter(e, "downstream_data"); len(ev) != 1 || ev[0] != `downstream_data id=2 size=3 end=false data="abc"` {
-		t.Fatalf("downstream_data events = %q", ev)
-	}
+	require.Equal(t, `read_disabled=true|connect default|read_disabled=false|up "abc" end=false`, opsString(tr), "ops")
+	ev = eventsAfter(e, "downstream_data")
+	require.Equal(t, []string{`downstream_data id=2 size=3 end=false data="abc"`}, ev, "downstream_data events")
 	c.DownstreamData([]byte("de"), true)
-	if got := tr.upstream(); got != "abcde" {
-		t.Fatalf("upstream got %q", got)
-	}
-	if ev := eventsAfter(e, "downstream_data"); ev[len(ev)-1] != `downstream_data id=2 size=2 end=true data="de"` {
-		t.Fatalf("last event %q", ev[len(ev)-1])
-	}
-	if s := c.State(); s.BytesToUpstream != 5 || s.Buffered != 0 {
-		t.Fatalf("state = %+v", s)
-	}
+	require.Equal(t, "abcde", tr.upstream(), "upstream got")
+	ev = eventsAfter(e, "downstream_data")
+	require.Equal(t, `downstream_data id=2 size=2 end=true data="de"`, ev[len(ev)-1], "last event")
+	s = c.State()
+	require.True(t, s.BytesToUpstream == 5 && s.Buffered == 0, "state = %+v", s)
 }
 
 // filter_manager_impl.cc initializeReadFilters: Pause from on_new_connection stops iteration, so
@@ -62,34 +53,21 @@ func TestFilterManagerImpl_InitializeReadFilters_PauseLeavesTcpProxyUninitialise
 	tr := &recTransport{}
 	c := e.conn(t, TCPProxyConfig{Cluster: "default"}, tr)
 	c.DownstreamData([]byte("hello"), false)
-	if s := c.State(); s.TCPProxyInitialized || s.Cluster != "" || !s.DownstreamReadDisabled {
-		t.Fatalf("state = %+v", s)
-	}
-	if got := opsString(tr); got != "read_disabled=true" {
-		t.Fatalf("ops = %q", got)
-	}
+	s := c.State()
+	require.True(t, !s.TCPProxyInitialized && s.Cluster == "" && s.DownstreamReadDisabled, "state = %+v", s)
+	require.Equal(t, "read_disabled=true", opsString(tr), "ops")
 	e.p.Tick(e.clk.Advance(50 * time.Millisecond)) // period not elapsed
-	if len(eventsAfter(e, "tick")) != 0 {
-		t.Fatal("tick fired before its period")
-	}
+	require.Empty(t, eventsAfter(e, "tick"), "tick fired before its period")
 	e.p.Tick(e.clk.Advance(60 * time.Millisecond))
-	if got := e.log.probe(t, "tick_continue"); got != "id=2 status=0" {
-		t.Fatalf("tick_continue = %q", got)
-	}
-	if got := e.log.probe(t, "tick_effective_unknown"); got != "status=2" {
-		t.Fatalf("set_effective_context(unknown) = %q, want BAD_ARGUMENT", got)
-	}
-	if got := opsString(tr); got != "read_disabled=true|connect default" {
-		t.Fatalf("ops after continue = %q", got)
-	}
+	require.Equal(t, "id=2 status=0", e.log.probe(t, "tick_continue"), "tick_continue")
+	got := e.log.probe(t, "tick_effective_unknown")
+	require.Equal(t, "status=2", got, "set_effective_context(unknown), want BAD_ARGUMENT")
+	require.Equal(t, "read_disabled=true|connect default", opsString(tr), "ops after continue")
 	c.UpstreamConnected()
 	// The buffered bytes are dispatched from the first filter: the Wasm filter sees them now.
-	if ev := eventsAfter(e, "downstream_data"); len(ev) != 1 || ev[0] != `downstream_data id=2 size=5 end=false data="hello"` {
-		t.Fatalf("downstream_data = %q", ev)
-	}
-	if tr.upstream() != "hello" {
-		t.Fatalf("upstream = %q", tr.upstream())
-	}
+	ev := eventsAfter(e, "downstream_data")
+	require.Equal(t, []string{`downstream_data id=2 size=5 end=false data="hello"`}, ev, "downstream_data")
+	require.Equal(t, "hello", tr.upstream(), "upstream")
 }
 
 // filter_manager_impl.cc onContinueReading: every read re-runs the chain over the whole unconsumed
@@ -108,12 +86,8 @@ func TestFilterManagerImpl_OnContinueReading_RedeliversWholeBuffer(t *testing.T)
 		`downstream_data id=2 size=6 end=false data="abcdef"`,
 		`downstream_data id=2 size=1 end=false data="g"`,
 	}
-	if strings.Join(ev, "\n") != strings.Join(want, "\n") {
-		t.Fatalf("events:\n%s\nwant:\n%s", strings.Join(ev, "\n"), strings.Join(want, "\n"))
-	}
-	if tr.upstream() != "abcdefg" {
-		t.Fatalf("upstream = %q", tr.upstream())
-	}
+	require.Equal(t, strings.Join(want, "\n"), strings.Join(ev, "\n"), "events")
+	require.Equal(t, "abcdefg", tr.upstream(), "upstream")
 }
 
 // tcp_proxy.cc Config::getRegularRouteFromEntries: filter state envoy.tcp_proxy.cluster wins over the
@@ -125,44 +99,29 @@ func TestTcpProxy_PickRouteFromFilterState(t *testing.T) {
 	e := newTestPlugin(t, `{"new_conn":"pause","cluster_on_data":"routed"}`, nil)
 	tr := &recTransport{autoConnect: true}
 	c := e.conn(t, TCPProxyConfig{Cluster: "default", MaxEarlyDataBytes: 1024}, tr)
-	if got := opsString(tr); got != "" {
-		t.Fatalf("ops after paused new connection = %q (early data: no read disable, no connect)", got)
-	}
+	got := opsString(tr)
+	require.Empty(t, got, "ops after paused new connection (early data: no read disable, no connect)")
 	tr.autoConnect = false
 	c.DownstreamData([]byte("RQ"), false)
-	if s := c.State(); s.Buffered != 0 || s.UpstreamConnected {
-		t.Fatalf("before connect: %+v (the bytes belong in tcp_proxy's early-data buffer)", s)
-	}
-	c.UpstreamConnected()
-	if got := e.log.probe(t, "cluster_on_data"); got != "status=0" {
-		t.Fatalf("set_envoy_filter_state status = %q", got)
-	}
 	s := c.State()
-	if s.Cluster != "routed" || !s.UpstreamConnected || s.FilterState["envoy.tcp_proxy.cluster"] != "routed" {
-		t.Fatalf("state = %+v", s)
-	}
-	if got := opsString(tr); got != `connect routed|up "RQ" end=false` {
-		t.Fatalf("ops = %q", got)
-	}
-	if ev := eventsAfter(e, "downstream_data"); len(ev) != 1 {
-		t.Fatalf("downstream_data events %q, want exactly one", ev)
-	}
+	require.True(t, s.Buffered == 0 && !s.UpstreamConnected, "before connect: %+v (the bytes belong in tcp_proxy's early-data buffer)", s)
+	c.UpstreamConnected()
+	require.Equal(t, "status=0", e.log.probe(t, "cluster_on_data"), "set_envoy_filter_state status")
+	s = c.State()
+	require.True(t, s.Cluster == "routed" && s.UpstreamConnected && s.FilterState["envoy.tcp_proxy.cluster"] == "routed", "state = %+v", s)
+	require.Equal(t, `connect routed|up "RQ" end=false`, opsString(tr), "ops")
+	ev := eventsAfter(e, "downstream_data")
+	require.Len(t, ev, 1, "downstream_data events %q, want exactly one", ev)
 	c.DownstreamData([]byte("more"), false)
-	if tr.upstream() != "RQmore" {
-		t.Fatalf("upstream = %q", tr.upstream())
-	}
+	require.Equal(t, "RQmore", tr.upstream(), "upstream")
 }
 
 func TestTcpProxy_PickRouteFromFilterStateOnNewConnection(t *testing.T) {
 	e := newTestPlugin(t, `{"cluster_on_new":"chosen"}`, nil)
 	tr := &recTransport{}
 	c := e.conn(t, TCPProxyConfig{Cluster: "default"}, tr)
-	if got := opsString(tr); got != "read_disabled=true|connect chosen" {
-		t.Fatalf("ops = %q", got)
-	}
-	if c.State().Cluster != "chosen" {
-		t.Fatalf("cluster = %q", c.State().Cluster)
-	}
+	require.Equal(t, "read_disabled=true|connect chosen", opsString(tr), "ops")
+	require.Equal(t, "chosen", c.State().Cluster, "cluster")
 }
 
 // Without early data the route is fixed at new connection: a cluster set during OnDownstreamData is
@@ -172,12 +131,9 @@ func TestTcpProxy_FilterStateTooLateWithoutEarlyData(t *testing.T) {
 	tr := &recTransport{autoConnect: true}
 	c := e.conn(t, TCPProxyConfig{Cluster: "default"}, tr)
 	c.DownstreamData([]byte("x"), false)
-	if got := e.log.probe(t, "cluster_on_data"); got != "status=0" {
-		t.Fatalf("status = %q", got)
-	}
-	if s := c.State(); s.Cluster != "default" || s.FilterState["envoy.tcp_proxy.cluster"] != "late" {
-		t.Fatalf("state = %+v", s)
-	}
+	require.Equal(t, "status=0", e.log.probe(t, "cluster_on_data"), "status")
+	s := c.State()
+	require.True(t, s.Cluster == "default" && s.FilterState["envoy.tcp_proxy.cluster"] == "late", "state = %+v", s)
 }
 
 // tcp_proxy.cc establishUpstreamConnection: unknown cluster ⇒ NoClusterFound, client closed.
@@ -186,15 +142,10 @@ func TestTcpProxy_UnknownClusterClosesDownstream(t *testing.T) {
 	tr := &recTransport{autoConnect: true, clusters: map[string]bool{"default": true}}
 	c := e.conn(t, TCPProxyConfig{Cluster: "default"}, tr)
 	s := c.State()
-	if !s.Closed || s.CloseReason != "NoClusterFound: nope" {
-		t.Fatalf("state = %+v", s)
-	}
-	if got := opsString(tr); got != "read_disabled=true|connect nope|close_downstream NoClusterFound: nope" {
-		t.Fatalf("ops = %q", got)
-	}
-	if ev := eventsAfter(e, "downstream_close"); len(ev) != 1 || ev[0] != "downstream_close id=2 peer=1" {
-		t.Fatalf("close events = %q", ev)
-	}
+	require.True(t, s.Closed && s.CloseReason == "NoClusterFound: nope", "state = %+v", s)
+	require.Equal(t, "read_disabled=true|connect nope|close_downstream NoClusterFound: nope", opsString(tr), "ops")
+	ev := eventsAfter(e, "downstream_close")
+	require.Equal(t, []string{"downstream_close id=2 peer=1"}, ev, "close events")
 }
 
 // Envoy Context::continueStream: continue_stream(DOWNSTREAM) is deferred until the guest call
@@ -205,15 +156,10 @@ func TestContext_ContinueStream_DeferredContinueReading(t *testing.T) {
 	c := e.conn(t, TCPProxyConfig{Cluster: "default", MaxEarlyDataBytes: 1024}, tr)
 	c.UpstreamConnected()
 	c.DownstreamData([]byte("abc"), false)
-	if got := e.log.probe(t, "continue_in_data"); got != "status=0" {
-		t.Fatalf("status = %q", got)
-	}
-	if tr.upstream() != "abc" {
-		t.Fatalf("upstream = %q", tr.upstream())
-	}
-	if s := c.State(); s.Buffered != 0 {
-		t.Fatalf("state = %+v", s)
-	}
+	require.Equal(t, "status=0", e.log.probe(t, "continue_in_data"), "status")
+	require.Equal(t, "abc", tr.upstream(), "upstream")
+	s := c.State()
+	require.Zero(t, s.Buffered, "buffered bytes; state = %+v", s)
 }
 
 // Envoy Context::closeStream: DOWNSTREAM and UPSTREAM both close the client with FlushWrite
@@ -225,24 +171,16 @@ func TestContext_CloseStream_BothTypesCloseClient(t *testing.T) {
 			tr := &recTransport{autoConnect: true}
 			c := e.conn(t, TCPProxyConfig{Cluster: "default"}, tr)
 			c.DownstreamData([]byte("x"), false)
-			if got := e.log.probe(t, "close"); got != "status=0" {
-				t.Fatalf("close status = %q", got)
-			}
+			require.Equal(t, "status=0", e.log.probe(t, "close"), "close status")
 			want := `read_disabled=true|connect default|read_disabled=false|close_downstream ` + tc.reason + `|close_upstream`
-			if got := opsString(tr); got != want {
-				t.Fatalf("ops = %q, want %q", got, want)
-			}
-			if s := c.State(); !s.Closed || s.CloseReason != tc.reason {
-				t.Fatalf("state = %+v", s)
-			}
+			require.Equal(t, want, opsString(tr), "ops")
+			s := c.State()
+			require.True(t, s.Closed && s.CloseReason == tc.reason, "state = %+v", s)
 			ev := e.log.events()
-			if ev[len(ev)-2] != "downstream_close id=2 peer=1" || ev[len(ev)-1] != "stream_done id=2" {
-				t.Fatalf("events = %q", ev)
-			}
+			require.Equal(t, []string{"downstream_close id=2 peer=1", "stream_done id=2"}, ev[len(ev)-2:], "last events of %q", ev)
 			c.DownstreamClosed(true) // the owner's late close report is ignored
-			if n := len(eventsAfter(e, "downstream_close")); n != 1 {
-				t.Fatalf("%d downstream_close events", n)
-			}
+			n := len(eventsAfter(e, "downstream_close"))
+			require.Equal(t, 1, n, "downstream_close events")
 		})
 	}
 }
@@ -254,17 +192,11 @@ func TestTcpProxy_EarlyDataBufferedThenFlushed(t *testing.T) {
 	tr := &recTransport{}
 	c := e.conn(t, TCPProxyConfig{Cluster: "default", MaxEarlyDataBytes: 4}, tr)
 	c.DownstreamData([]byte("abc"), false)
-	if got := opsString(tr); got != "connect default" {
-		t.Fatalf("ops = %q", got)
-	}
+	require.Equal(t, "connect default", opsString(tr), "ops")
 	c.DownstreamData([]byte("defgh"), false)
-	if got := opsString(tr); got != "connect default|read_disabled=true" {
-		t.Fatalf("ops = %q", got)
-	}
+	require.Equal(t, "connect default|read_disabled=true", opsString(tr), "ops")
 	c.UpstreamConnected()
-	if got := opsString(tr); got != `connect default|read_disabled=true|up "abcdefgh" end=false|read_disabled=false` {
-		t.Fatalf("ops = %q", got)
-	}
+	require.Equal(t, `connect default|read_disabled=true|up "abcdefgh" end=false|read_disabled=false`, opsString(tr), "ops")
 }
 
 // Envoy Context::onWrite: proxy_on_upstream_data sees upstream bytes and may modify them; on
@@ -275,19 +207,14 @@ func TestContext_OnWrite_UpstreamDataAndClose(t *testing.T) {
 	c := e.conn(t, TCPProxyConfig{Cluster: "default"}, tr)
 	c.UpstreamData([]byte("resp"), false)
 	c.UpstreamData([]byte("2"), true)
-	if got := opsString(tr); got != `read_disabled=true|connect default|read_disabled=false|down "U:resp" end=false|down "U:2" end=true` {
-		t.Fatalf("ops = %q", got)
-	}
-	if ev := eventsAfter(e, "upstream_close"); len(ev) != 1 || ev[0] != "upstream_close id=2 peer=0" {
-		t.Fatalf("upstream_close events = %q", ev)
-	}
-	if s := c.State(); s.BytesToDownstream != 9 {
-		t.Fatalf("state = %+v", s)
-	}
+	require.Equal(t, `read_disabled=true|connect default|read_disabled=false|down "U:resp" end=false|down "U:2" end=true`, opsString(tr), "ops")
+	ev := eventsAfter(e, "upstream_close")
+	require.Equal(t, []string{"upstream_close id=2 peer=0"}, ev, "upstream_close events")
+	s := c.State()
+	require.Equal(t, uint64(9), s.BytesToDownstream, "bytes to downstream; state = %+v", s)
 	c.UpstreamClosed()
-	if s := c.State(); !s.Closed || s.CloseReason != "upstream_closed" {
-		t.Fatalf("state = %+v", s)
-	}
+	s = c.State()
+	require.True(t, s.Closed && s.CloseReason == "upstream_closed", "state = %+v", s)
 }
 
 // connection_impl.cc onRead: end_stream with an empty buffer is delivered once.
@@ -298,12 +225,9 @@ func TestConnectionImpl_OnRead_EndStreamRaisedOnce(t *testing.T) {
 	c.DownstreamData(nil, true)
 	c.DownstreamData(nil, true)
 	ev := eventsAfter(e, "downstream_data")
-	if len(ev) != 1 || ev[0] != `downstream_data id=2 size=0 end=true data=""` {
-		t.Fatalf("events = %q", ev)
-	}
-	if got := opsString(tr); !strings.HasSuffix(got, `up "" end=true`) {
-		t.Fatalf("ops = %q", got)
-	}
+	require.Equal(t, []string{`downstream_data id=2 size=0 end=true data=""`}, ev, "events")
+	got := opsString(tr)
+	require.True(t, strings.HasSuffix(got, `up "" end=true`), "ops = %q, want it to end with an empty end_stream write", got)
 }
 
 // A tick may close a paused connection through set_effective_context + close_stream (the deferred
@@ -313,25 +237,17 @@ func TestContext_CloseStreamFromTick(t *testing.T) {
 	tr := &recTransport{}
 	c := e.conn(t, TCPProxyConfig{Cluster: "default"}, tr)
 	e.p.Tick(e.clk.Advance(100 * time.Millisecond))
-	if got := e.log.probe(t, "tick_close"); got != "id=2 status=0" {
-		t.Fatalf("tick_close = %q", got)
-	}
-	if s := c.State(); !s.Closed || s.CloseReason != "wasm_downstream_close" || s.TCPProxyInitialized {
-		t.Fatalf("state = %+v", s)
-	}
+	require.Equal(t, "id=2 status=0", e.log.probe(t, "tick_close"), "tick_close")
+	s := c.State()
+	require.True(t, s.Closed && s.CloseReason == "wasm_downstream_close" && !s.TCPProxyInitialized, "state = %+v", s)
 	// No upstream was requested, so only the client is closed.
-	if got := opsString(tr); got != "read_disabled=true|close_downstream wasm_downstream_close" {
-		t.Fatalf("ops = %q", got)
-	}
+	require.Equal(t, "read_disabled=true|close_downstream wasm_downstream_close", opsString(tr), "ops")
 	ev := e.log.events()
-	if ev[len(ev)-2] != "downstream_close id=2 peer=1" || ev[len(ev)-1] != "stream_done id=2" {
-		t.Fatalf("events = %q", ev)
-	}
+	require.Equal(t, []string{"downstream_close id=2 peer=1", "stream_done id=2"}, ev[len(ev)-2:], "last events of %q", ev)
 	// The next tick no longer sees the connection.
 	e.p.Tick(e.clk.Advance(100 * time.Millisecond))
-	if ev := eventsAfter(e, "tick"); ev[len(ev)-1] != "tick root=1 conns=0" {
-		t.Fatalf("ticks = %q", ev)
-	}
+	ev = eventsAfter(e, "tick")
+	require.Equal(t, "tick root=1 conns=0", ev[len(ev)-1], "last of the ticks %q", ev)
 }
 
 // connection_impl.cc read-buffer watermarks: a filter that keeps pausing past the per-connection
@@ -344,17 +260,13 @@ func TestConnectionImpl_ReadBufferHighWatermark(t *testing.T) {
 	c.UpstreamConnected()
 	c.DownstreamData([]byte("12345"), false)
 	c.DownstreamData([]byte("6789"), false) // 9 > 8: high watermark
-	if s := c.State(); !s.DownstreamReadDisabled || s.Buffered != 9 {
-		t.Fatalf("state = %+v", s)
-	}
+	s := c.State()
+	require.True(t, s.DownstreamReadDisabled && s.Buffered == 9, "state = %+v", s)
 	// A read that was already in flight is still dispatched (only the watermark disables reads).
 	c.DownstreamData([]byte("abc"), false)
-	if s := c.State(); s.DownstreamReadDisabled || s.Buffered != 0 || tr.upstream() != "123456789abc" {
-		t.Fatalf("state = %+v upstream %q", s, tr.upstream())
-	}
-	if got := opsString(tr); got != `connect default|read_disabled=true|up "123456789abc" end=false|read_disabled=false` {
-		t.Fatalf("ops = %q", got)
-	}
+	s = c.State()
+	require.True(t, !s.DownstreamReadDisabled && s.Buffered == 0 && tr.upstream() == "123456789abc", "state = %+v upstream %q", s, tr.upstream())
+	require.Equal(t, `connect default|read_disabled=true|up "123456789abc" end=false|read_disabled=false`, opsString(tr), "ops")
 }
 
 // Conn.DownstreamData borrows the caller's bytes only for the call: what the connection still holds
@@ -372,18 +284,14 @@ func TestConn_DownstreamData_KeepsNoCallerBytes(t *testing.T) {
 		c.DownstreamData(b, false)
 		copy(b[:cap(b)], "XYZXYZXYZXYZXYZX") // the caller reuses its buffer
 		c.DownstreamData([]byte("def"), false)
-		if got := tr.upstream(); got != "abcdef" {
-			t.Fatalf("upstream = %q, want %q", got, "abcdef")
-		}
+		require.Equal(t, "abcdef", tr.upstream(), "upstream")
 		b2 := make([]byte, 3, 16)
 		copy(b2, "ghi")
 		e2 := newTestPlugin(t, `{"pause_until":6}`, nil)
 		c2 := e2.conn(t, TCPProxyConfig{Cluster: "default", MaxEarlyDataBytes: 1024}, &recTransport{})
 		c2.DownstreamData(b2, false)
 		c2.DownstreamData([]byte("jk"), false)
-		if got := string(b2[:cap(b2)]); got != "ghi"+string(make([]byte, 13)) {
-			t.Fatalf("caller's array changed to %q", got)
-		}
+		require.Equal(t, "ghi"+string(make([]byte, 13)), string(b2[:cap(b2)]), "caller's array")
 	})
 	t.Run("early data", func(t *testing.T) {
 		e := newTestPlugin(t, `{}`, nil)
@@ -392,13 +300,10 @@ func TestConn_DownstreamData_KeepsNoCallerBytes(t *testing.T) {
 		b := []byte("hello")
 		c.DownstreamData(b, false)
 		copy(b, "XXXXX")
-		if s := c.State(); s.UpstreamConnected || s.BytesToUpstream != 0 {
-			t.Fatalf("state before connect = %+v", s)
-		}
+		s := c.State()
+		require.True(t, !s.UpstreamConnected && s.BytesToUpstream == 0, "state before connect = %+v", s)
 		c.UpstreamConnected()
-		if got := tr.upstream(); got != "hello" {
-			t.Fatalf("upstream = %q, want %q", got, "hello")
-		}
+		require.Equal(t, "hello", tr.upstream(), "upstream")
 	})
 	t.Run("passthrough", func(t *testing.T) {
 		e := newTestPlugin(t, `{}`, nil)
@@ -409,8 +314,6 @@ func TestConn_DownstreamData_KeepsNoCallerBytes(t *testing.T) {
 		c.DownstreamData(b, false)
 		copy(b, "XXXXXXX")
 		c.DownstreamData(b, false)
-		if got := tr.upstream(); got != "payloadXXXXXXX" {
-			t.Fatalf("upstream = %q", got)
-		}
+		require.Equal(t, "payloadXXXXXXX", tr.upstream(), "upstream")
 	})
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/dicomgate/dicomgate/internal/wasmbuild"
 	"github.com/dicomgate/dicomgate/wasm/host"
+	"github.com/stretchr/testify/require"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
 )
@@ -33,23 +34,17 @@ func TestGuestCallCounts(t *testing.T) {
 	})
 	ctx := experimental.WithFunctionListenerFactory(context.Background(), factory)
 	wasm, err := wasmbuild.DicomgateWithNames() // the shipped module has no function names
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	// An Engine without a compilation cache: a module compiled with listeners is not cached with
 	// the others.
 	eng, err := host.NewEngine(ctx, host.EngineConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer eng.Close(context.Background())
 	p, err := eng.NewPlugin(ctx, wasm, host.PluginConfig{
 		Name: "istio-ingress.dicomgate", RootID: "dicomgate", Configuration: []byte(routePolicy), Workers: 1,
 		Clock: &benchClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}, Logger: &countLogger{},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer p.Close(context.Background())
 	rq, rest := echoCapture(t)
 	tr := &syncTransport{}
@@ -62,9 +57,7 @@ func TestGuestCallCounts(t *testing.T) {
 	const n = 2000
 	for i := 0; i < n; i++ {
 		associate(p, tr, uint64(i+2000), rq, rest, 1)
-		if !tr.routed(len(rq) + len(rest)) {
-			t.Fatalf("association not routed: %s", tr.describe())
-		}
+		require.True(t, tr.routed(len(rq)+len(rest)), "association not routed: %s", tr.describe())
 	}
 	var list []*callStat
 	total := 0

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dicomgate/dicomgate/internal/wasmbuild"
+	"github.com/stretchr/testify/require"
 )
 
 // --- test filter build (once per build-tag set per test run) ---------------------------------------
@@ -19,9 +20,7 @@ import (
 func testFilter(t testing.TB, tags string) []byte {
 	t.Helper()
 	b, err := wasmbuild.TestFilter(tags)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return b
 }
 
@@ -60,10 +59,28 @@ func (l *captureLogger) matching(prefix string) []string {
 func (l *captureLogger) probe(t *testing.T, name string) string {
 	t.Helper()
 	lines := l.matching("PROBE " + name + " ")
-	if len(lines) == 0 {
-		t.Fatalf("no PROBE %s line; log:\n%s", name, l.dump())
-	}
+	require.NotEmpty(t, lines, "no PROBE %s line; log:\n%s", name, l.dump())
 	return strings.TrimPrefix(lines[len(lines)-1], "PROBE "+name+" ")
+}
+
+// metric returns the value of the metric series name of e's plugin; a missing series fails the
+// test (it never reads as zero).
+func (e *env) metric(t *testing.T, name string) uint64 {
+	t.Helper()
+	v, ok := e.p.Metrics().Get(name)
+	require.True(t, ok, "no metric series %s", name)
+	return v
+}
+
+// probes requires the last "PROBE <name> ..." line of each name in want to read as want says; the
+// differences of all names are shown at once.
+func (l *captureLogger) probes(t *testing.T, want map[string]string) {
+	t.Helper()
+	got := make(map[string]string, len(want))
+	for name := range want {
+		got[name] = l.probe(t, name)
+	}
+	require.Equal(t, want, got, "PROBE lines (name: remainder)")
 }
 
 func (l *captureLogger) events() []string {
@@ -177,9 +194,7 @@ type env struct {
 func testEngine(t testing.TB) *Engine {
 	t.Helper()
 	e, err := NewEngine(context.Background(), EngineConfig{CompilationCache: wasmbuild.CompilationCache()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { _ = e.Close(context.Background()) })
 	return e
 }
@@ -200,9 +215,7 @@ func newTestPlugin(t *testing.T, conf string, mod func(*PluginConfig)) *env {
 		tags = cfg.Env["TF_TAGS"]
 	}
 	p, err := testEngine(t).NewPlugin(context.Background(), testFilter(t, tags), cfg)
-	if err != nil {
-		t.Fatalf("NewPlugin: %v\nlog:\n%s", err, e.log.dump())
-	}
+	require.NoError(t, err, "NewPlugin; log:\n%s", e.log.dump())
 	e.p = p
 	t.Cleanup(func() { _ = p.Close(context.Background()) })
 	return e

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 // Envoy context.cc Buffer::copyFrom and cpp-host exports.cc get_buffer_bytes: start 0 drains `size`
@@ -37,15 +39,9 @@ func TestContext_CopyFrom_MidBufferBadArgument(t *testing.T) {
 		"buf_http_body":             "status=0",
 		"buf_bad_type":              "status=2",
 	}
-	for k, v := range want {
-		if got := e.log.probe(t, k); got != v {
-			t.Errorf("%s = %q, want %q", k, got, v)
-		}
-	}
+	e.log.probes(t, want)
 	// The modification persists in the connection buffer (paused ⇒ still buffered).
-	if s := c.State(); s.Buffered != 6 {
-		t.Fatalf("buffered = %d, want 6 ([abcd>)", s.Buffered)
-	}
+	require.Equal(t, 6, c.State().Buffered, "buffered bytes, want 6 ([abcd>)")
 }
 
 // Envoy context.cc Context::onData: after Pause the buffer pointer is kept, so a tick with the
@@ -56,9 +52,7 @@ func TestContext_PausedBufferReadableFromTick(t *testing.T) {
 	c := e.conn(t, TCPProxyConfig{Cluster: "default"}, tr)
 	c.DownstreamData([]byte("paused"), false)
 	e.p.Tick(e.clk.Advance(20 * time.Millisecond))
-	if got := e.log.probe(t, "tick_read"); got != `id=2 status=0 data="paused"` {
-		t.Fatalf("tick_read = %q", got)
-	}
+	require.Equal(t, `id=2 status=0 data="paused"`, e.log.probe(t, "tick_read"), "tick_read")
 }
 
 // Envoy foreign.cc set_envoy_filter_state + Context::setEnvoyFilterState: known factory ⇒ OK;
@@ -68,20 +62,14 @@ func TestForeign_SetEnvoyFilterState_Statuses(t *testing.T) {
 	e := newTestPlugin(t, `{"probe":"foreign","on_data":"pause"}`, nil)
 	c := e.conn(t, TCPProxyConfig{Cluster: "default", MaxEarlyDataBytes: 100}, &recTransport{})
 	c.DownstreamData([]byte("x"), false)
-	for k, v := range map[string]string{
+	e.log.probes(t, map[string]string{
 		"foreign_known":       "status=0",
 		"foreign_unknown_key": "status=1",
 		"foreign_bad_proto":   "status=2",
 		"foreign_bad_value":   "status=2",
 		"foreign_unknown_fn":  "status=1",
-	} {
-		if got := e.log.probe(t, k); got != v {
-			t.Errorf("%s = %q, want %q", k, got, v)
-		}
-	}
-	if fs := c.FilterState(); fs["envoy.tcp_proxy.cluster"] != "c1" || len(fs) != 1 {
-		t.Fatalf("filter state = %v", fs)
-	}
+	})
+	require.Equal(t, map[string]string{"envoy.tcp_proxy.cluster": "c1"}, c.FilterState(), "filter state")
 }
 
 // From proxy_on_tick after set_effective_context to a stream, set_envoy_filter_state acts on that
@@ -91,25 +79,17 @@ func TestForeign_SetEnvoyFilterState_OnTickActsOnEffectiveContext(t *testing.T) 
 	e := newTestPlugin(t, `{"new_conn":"pause","tick_ms":10,"tick_action":"foreign"}`, nil)
 	c := e.conn(t, TCPProxyConfig{Cluster: "default"}, &recTransport{})
 	e.p.Tick(e.clk.Advance(10 * time.Millisecond))
-	if got := e.log.probe(t, "tick_foreign"); got != "id=2 status=0" {
-		t.Fatalf("tick_foreign = %q, want OK", got)
-	}
-	if fs := c.FilterState(); fs["envoy.tcp_proxy.cluster"] != "tick-cluster" || len(fs) != 1 {
-		t.Fatalf("filter state = %v", fs)
-	}
+	require.Equal(t, "id=2 status=0", e.log.probe(t, "tick_foreign"), "tick_foreign, want OK")
+	require.Equal(t, map[string]string{"envoy.tcp_proxy.cluster": "tick-cluster"}, c.FilterState(), "filter state")
 }
 
 func decodeProp(t *testing.T, e *env, path string) (status string, val []byte) {
 	t.Helper()
 	got := e.log.probe(t, "prop "+path)
 	parts := strings.SplitN(got, " ", 2)
-	if len(parts) != 2 {
-		t.Fatalf("prop line %q", got)
-	}
+	require.Len(t, parts, 2, "prop line %q", got)
 	b, err := hex.DecodeString(strings.TrimPrefix(parts[1], "hex="))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err, "prop line %q", got)
 	return parts[0], b
 }
 
@@ -160,18 +140,19 @@ func TestContext_GetProperty_FromConnInfoAndTLS(t *testing.T) {
 		{"xds.node.id", "status=0", []byte("router~1")},
 		{"no.such", "status=1", nil},
 	}
+	want, got := map[string]string{}, map[string]string{}
 	for _, ck := range checks {
 		st, val := decodeProp(t, e, ck.path)
-		if st != ck.status || !bytes.Equal(val, ck.val) {
-			t.Errorf("%s = %s %q, want %s %q", ck.path, st, val, ck.status, ck.val)
-		}
+		want[ck.path], got[ck.path] = fmt.Sprintf("%s %q", ck.status, ck.val), fmt.Sprintf("%s %q", st, val)
 	}
+	require.Equal(t, want, got, "properties (path: status value)")
 
 	// Plaintext: mtls false, TLS fields NOT_FOUND; upstream.address after connect.
 	e.log.reset()
 	c2 := e.p.NewConn(ConnInfo{ID: 78, Source: netip.MustParseAddrPort("[::1]:5")}, TCPProxyConfig{Cluster: "default", MaxEarlyDataBytes: 10}, &recTransport{})
 	c2.UpstreamConnectedAddr(netip.MustParseAddrPort("10.1.1.1:104"), netip.MustParseAddrPort("10.1.1.2:5555"))
 	c2.DownstreamData([]byte("x"), false)
+	want, got = map[string]string{}, map[string]string{}
 	for _, ck := range []struct {
 		path, status string
 		val          []byte
@@ -182,10 +163,9 @@ func TestContext_GetProperty_FromConnInfoAndTLS(t *testing.T) {
 		{"upstream.address", "status=0", []byte("10.1.1.1:104")},
 	} {
 		st, val := decodeProp(t, e, ck.path)
-		if st != ck.status || !bytes.Equal(val, ck.val) {
-			t.Errorf("plaintext %s = %s %q, want %s %q", ck.path, st, val, ck.status, ck.val)
-		}
+		want[ck.path], got[ck.path] = fmt.Sprintf("%s %q", ck.status, ck.val), fmt.Sprintf("%s %q", st, val)
 	}
+	require.Equal(t, want, got, "plaintext properties (path: status value)")
 }
 
 // Conn.SetTLS: a TLS connection created at accept with an empty TLSInfo (Envoy builds the chain
@@ -195,12 +175,12 @@ func TestConn_SetTLS_FillsTLSPropertiesAfterHandshake(t *testing.T) {
 	e := newTestPlugin(t, `{"probe":"props"}`, nil)
 	check := func(what string, want map[string]string) {
 		t.Helper()
-		for path, w := range want {
+		got := make(map[string]string, len(want))
+		for path := range want {
 			st, val := decodeProp(t, e, path)
-			if got := st + " " + string(val); got != w {
-				t.Errorf("%s: %s = %q, want %q", what, path, got, w)
-			}
+			got[path] = st + " " + string(val)
 		}
+		require.Equal(t, want, got, "%s: properties (path: status value)", what)
 	}
 
 	// Before the handshake: the TLS connection exists, nothing is known about the peer.
@@ -241,12 +221,8 @@ func TestContext_SetProperty_StoredAsWasmFilterState(t *testing.T) {
 	e := newTestPlugin(t, `{"set_prop_on_data":"dicom.decision"}`, nil)
 	c := e.conn(t, TCPProxyConfig{Cluster: "default", MaxEarlyDataBytes: 10}, &recTransport{})
 	c.DownstreamData([]byte("x"), false)
-	if got := e.log.probe(t, "set_property"); got != `err=<nil> get="decided" gerr=<nil>` {
-		t.Fatalf("set_property = %q", got)
-	}
-	if got := c.FilterState()["wasm.dicom.decision"]; got != "decided" {
-		t.Fatalf("FilterState = %v", c.FilterState())
-	}
+	require.Equal(t, `err=<nil> get="decided" gerr=<nil>`, e.log.probe(t, "set_property"), "set_property")
+	require.Equal(t, "decided", c.FilterState()["wasm.dicom.decision"], "FilterState = %v", c.FilterState())
 }
 
 // cpp-host wasm.h metric ids (type in low 2 bits, step 4, fresh id per define) and Envoy
@@ -260,36 +236,28 @@ func TestMetrics_DefineIncrementRecordGetAndExposition(t *testing.T) {
 		c.DownstreamData([]byte("x"), false)
 	}
 	ids := e.log.matching("PROBE metric_ids ")
-	if len(ids) != 2 {
-		t.Fatalf("metric_ids lines: %q", ids)
-	}
 	// tf.conns was defined first on each VM (counter id 4), then the probe's defines.
-	if want := "PROBE metric_ids counter=8 counter2=12 gauge=5 histogram=6 bad_type=2"; ids[0] != want || ids[1] != want {
-		t.Fatalf("ids = %q, want %q on both VMs", ids, want)
-	}
-	for k, v := range map[string]string{
+	want := "PROBE metric_ids counter=8 counter2=12 gauge=5 histogram=6 bad_type=2"
+	require.Equal(t, []string{want, want}, ids, "metric_ids lines, one per VM")
+	e.log.probes(t, map[string]string{
 		"metric_inc": "status=0", "metric_inc2": "status=0", "metric_inc_zero": "status=2",
 		"metric_inc_neg": "status=2", "metric_gauge_dec": "status=0", "metric_hist_record": "status=0",
 		"metric_hist_inc": "status=2", "metric_get": "status=0 value=10", "metric_get_hist": "status=2",
 		"metric_get_unknown": "status=1",
-	} {
-		if got := e.log.probe(t, k); got != v {
-			t.Errorf("%s = %q, want %q", k, got, v)
-		}
-	}
+	})
+	// Every wrong value is collected, so one run shows all of them; a missing series is wrong.
+	var wrong []string
 	if v, ok := m.Get("tf.requests"); !ok || v != 10 {
-		t.Errorf("Get(tf.requests) = %d, %v; want 10 (2+3 per VM, shared)", v, ok)
+		wrong = append(wrong, fmt.Sprintf("Get(tf.requests) = %d, %v; want 10 (2+3 per VM, shared)", v, ok))
 	}
 	if v, ok := m.Get("tf.active"); !ok || int64(v) != -8 {
-		t.Errorf("Get(tf.active) = %d", int64(v))
+		wrong = append(wrong, fmt.Sprintf("Get(tf.active) = %d, %v; want -8", int64(v), ok))
 	}
 	if v, ok := m.Get("tf.conns"); !ok || v != 2 {
-		t.Errorf("Get(tf.conns) = %d, %v", v, ok)
+		wrong = append(wrong, fmt.Sprintf("Get(tf.conns) = %d, %v; want 2", v, ok))
 	}
 	var buf bytes.Buffer
-	if err := m.WritePrometheus(&buf); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, m.WritePrometheus(&buf))
 	out := buf.String()
 	for _, want := range []string{
 		"# TYPE tf_requests counter\ntf_requests 10\n",
@@ -301,35 +269,32 @@ func TestMetrics_DefineIncrementRecordGetAndExposition(t *testing.T) {
 		"wasm_host_connections_total{plugin=\"ns.testfilter\"} 2\n",
 	} {
 		if !strings.Contains(out, want) {
-			t.Errorf("exposition lacks %q:\n%s", want, out)
+			wrong = append(wrong, fmt.Sprintf("exposition lacks %q", want))
 		}
 	}
 	if strings.Contains(out, "envoy_") || strings.Contains(out, "wasmcustom") {
-		t.Errorf("exposition has a prefix it should not:\n%s", out)
+		wrong = append(wrong, "exposition has a prefix it should not (envoy_ or wasmcustom)")
 	}
 	// Host counters exist per plugin from NewPlugin on: one that never counted is exported at 0 with
 	// its HELP (a missing series would read as "never happened", and a dashboard could not tell).
 	for _, never := range []string{"wasm_host_vm_failures_total", "wasm_host_vm_reloads_total",
 		"wasm_host_connections_fail_open_total", "wasm_host_connections_fail_closed_total"} {
 		if !strings.Contains(out, never+"{plugin=\"ns.testfilter\"} 0\n") || !strings.Contains(out, "# HELP "+never+" ") {
-			t.Errorf("exposition lacks %s at 0 with its HELP:\n%s", never, out)
+			wrong = append(wrong, fmt.Sprintf("exposition lacks %s at 0 with its HELP", never))
 		}
 		if v, ok := m.Get(never); !ok || v != 0 {
-			t.Errorf("Get(%s) = %d, %v; want 0, true", never, v, ok)
+			wrong = append(wrong, fmt.Sprintf("Get(%s) = %d, %v; want 0, true", never, v, ok))
 		}
 	}
+	require.Empty(t, wrong, "%s\nexposition:\n%s", strings.Join(wrong, "\n"), out)
 	// Guest families get the HELP the embedding program sets.
 	m.SetHelp("tf_size", "Sizes seen by the test filter.")
 	var hb strings.Builder
-	if err := m.WritePrometheus(&hb); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(hb.String(), "# HELP tf_size Sizes seen by the test filter.\n# TYPE tf_size histogram\n") {
-		t.Errorf("exposition lacks the HELP set for tf_size:\n%s", hb.String())
-	}
-	if v, ok := m.Get("wasm_host_connections_total"); !ok || v != 2 {
-		t.Errorf("Get(wasm_host_connections_total) = %d, %v; want 2, true", v, ok)
-	}
+	require.NoError(t, m.WritePrometheus(&hb))
+	require.Contains(t, hb.String(), "# HELP tf_size Sizes seen by the test filter.\n# TYPE tf_size histogram\n", "exposition lacks the HELP set for tf_size")
+	v, ok := m.Get("wasm_host_connections_total")
+	require.True(t, ok, "Get(wasm_host_connections_total): no such series")
+	require.Equal(t, uint64(2), v, "Get(wasm_host_connections_total)")
 }
 
 // cpp-host exports.cc: log level > critical ⇒ BAD_ARGUMENT; continue_stream(UPSTREAM) ⇒
@@ -340,7 +305,7 @@ func TestExports_MiscStatuses(t *testing.T) {
 	e := newTestPlugin(t, `{"probe":"misc"}`, func(c *PluginConfig) { c.Env = map[string]string{"TF_NAME": "dicom"} })
 	c := e.conn(t, TCPProxyConfig{Cluster: "default", MaxEarlyDataBytes: 10}, &recTransport{})
 	c.DownstreamData([]byte("x"), false)
-	for k, v := range map[string]string{
+	e.log.probes(t, map[string]string{
 		"log_level_6":         "status=2",
 		"continue_upstream":   "status=12",
 		"continue_bad":        "status=2",
@@ -350,14 +315,9 @@ func TestExports_MiscStatuses(t *testing.T) {
 		"shared_cas_mismatch": "err=error status returned by host: cas mismatch",
 		"header_get":          "status=2",
 		"now":                 fmt.Sprintf("unix=%d", e.clk.Now().Unix()), // WASI clock_time_get(realtime) from Clock
-	} {
-		if got := e.log.probe(t, k); got != v {
-			t.Errorf("%s = %q, want %q", k, got, v)
-		}
-	}
-	if s := c.State(); s.Closed {
-		t.Errorf("close_stream(HTTP_RESPONSE) closed the connection: %+v", s)
-	}
+	})
+	s := c.State()
+	require.False(t, s.Closed, "close_stream(HTTP_RESPONSE) closed the connection: %+v", s)
 	var sawOut, sawErr bool
 	e.log.mu.Lock()
 	for _, l := range e.log.lines {
@@ -369,10 +329,7 @@ func TestExports_MiscStatuses(t *testing.T) {
 		}
 	}
 	e.log.mu.Unlock()
-	if !sawOut || !sawErr {
-		t.Errorf("fd_write lines: stdout=%v stderr=%v\n%s", sawOut, sawErr, e.log.dump())
-	}
-	if e.p.HostCalls() == 0 || e.p.GuestMemoryBytes() == 0 {
-		t.Errorf("HostCalls=%d GuestMemoryBytes=%d", e.p.HostCalls(), e.p.GuestMemoryBytes())
-	}
+	require.True(t, sawOut && sawErr, "fd_write lines: stdout=%v stderr=%v\n%s", sawOut, sawErr, e.log.dump())
+	require.NotZero(t, e.p.HostCalls(), "HostCalls")
+	require.NotZero(t, e.p.GuestMemoryBytes(), "GuestMemoryBytes")
 }

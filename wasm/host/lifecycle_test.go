@@ -2,9 +2,10 @@ package host
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 // cpp-host src/context.cc ContextBase::onStart/onConfigure, WasmBase::allocContextId: root context id
@@ -19,14 +20,8 @@ func TestWasmBase_Start_RootContextAndConfigure(t *testing.T) {
 		`vm_start size=6 data="vmconf" err=<nil>`,
 		`configure root=1 size=23`,
 	}
-	if len(ev) < len(want) {
-		t.Fatalf("events %q, want prefix %q", ev, want)
-	}
-	for i := range want {
-		if ev[i] != want[i] {
-			t.Errorf("event %d = %q, want %q", i, ev[i], want[i])
-		}
-	}
+	require.GreaterOrEqual(t, len(ev), len(want), "events %q, want prefix %q", ev, want)
+	require.Equal(t, want, ev[:len(want)], "first events")
 }
 
 // Envoy: a false proxy_on_configure rejects the config; the error carries the guest's log lines.
@@ -35,36 +30,28 @@ func TestNewPlugin_ConfigRejected(t *testing.T) {
 	_, err := testEngine(t).NewPlugin(context.Background(), testFilter(t, ""), PluginConfig{
 		Name: "rej", Configuration: []byte(`{"reject":true}`), Workers: 1, Logger: log,
 	})
-	if !errors.Is(err, ErrConfigRejected) {
-		t.Fatalf("err = %v, want ErrConfigRejected", err)
-	}
-	if !strings.Contains(err.Error(), "reject=true") {
-		t.Errorf("error %q does not carry the guest log line", err)
-	}
+	require.ErrorIs(t, err, ErrConfigRejected)
+	require.ErrorContains(t, err, "reject=true", "the error does not carry the guest log line")
 }
 
 // Reconfigure validates in a canary: a rejecting config keeps the previous one.
 func TestPlugin_Reconfigure_RejectKeepsPrevious(t *testing.T) {
 	e := newTestPlugin(t, `{"on_data":"pause"}`, nil)
-	if err := e.p.Reconfigure(context.Background(), []byte(`{"reject":true}`)); !errors.Is(err, ErrConfigRejected) || !strings.Contains(err.Error(), "reject=true") {
-		t.Fatalf("Reconfigure(reject) = %v, want rejection", err)
-	}
+	err := e.p.Reconfigure(context.Background(), []byte(`{"reject":true}`))
+	require.ErrorIs(t, err, ErrConfigRejected, "Reconfigure(reject)")
+	require.ErrorContains(t, err, "reject=true", "Reconfigure(reject)")
 	tr := &recTransport{}
 	c := e.conn(t, TCPProxyConfig{Cluster: "default", MaxEarlyDataBytes: 1024}, tr)
 	c.DownstreamData([]byte("abc"), false)
 	// Old config (pause) still in force: nothing reached tcp_proxy.
-	if s := c.State(); s.Buffered != 3 || s.TCPProxyInitialized != true {
-		// tcp_proxy was initialised at new connection (Continue); the data is paused in the buffer.
-		t.Fatalf("state after pause = %+v", s)
-	}
-	if err := e.p.Reconfigure(context.Background(), []byte(`{"on_data":"continue"}`)); err != nil {
-		t.Fatalf("Reconfigure: %v", err)
-	}
+	// tcp_proxy was initialised at new connection (Continue); the data is paused in the buffer.
+	s := c.State()
+	require.True(t, s.Buffered == 3 && s.TCPProxyInitialized, "state after pause = %+v", s)
+	require.NoError(t, e.p.Reconfigure(context.Background(), []byte(`{"on_data":"continue"}`)), "Reconfigure")
 	c2 := e.conn(t, TCPProxyConfig{Cluster: "default", MaxEarlyDataBytes: 1024}, &recTransport{})
 	c2.DownstreamData([]byte("xyz"), false)
-	if s := c2.State(); s.Buffered != 0 {
-		t.Fatalf("new config not applied: %+v", s)
-	}
+	s = c2.State()
+	require.Zero(t, s.Buffered, "new config not applied: %+v", s)
 }
 
 // Context ids per VM: root=1, streams 2,3,…; close ⇒ downstream_close(peer), done, log, delete
@@ -85,12 +72,8 @@ func TestContext_Lifecycle_IDsAndCloseSequence(t *testing.T) {
 		"downstream_close id=3 peer=1",
 		"stream_done id=3",
 	}, "\n")
-	if got != want {
-		t.Fatalf("events:\n%s\nwant:\n%s", got, want)
-	}
-	if ops := tr1.opsList(); strings.Join(ops, "|") != "read_disabled=true|connect a|close_upstream" {
-		t.Errorf("transport ops = %q", ops)
-	}
+	require.Equal(t, want, got, "events")
+	require.Equal(t, "read_disabled=true|connect a|close_upstream", strings.Join(tr1.opsList(), "|"), "transport ops")
 }
 
 // cpp-host src/wasm.cc WasmBase::startVm: non-logging host calls during _initialize trap.
@@ -100,9 +83,8 @@ func TestWasmBase_StartVm_RestrictedCallTraps(t *testing.T) {
 		Name: "init", Workers: 1, Logger: log,
 		Env: map[string]string{"TF_INIT_HOSTCALL": "1"},
 	})
-	if err == nil || !strings.Contains(err.Error(), "restricted_callback") || !strings.Contains(err.Error(), "proxy_set_tick_period_milliseconds") {
-		t.Fatalf("err = %v, want restricted_callback trap during _initialize", err)
-	}
+	require.ErrorContains(t, err, "restricted_callback", "want a restricted_callback trap during _initialize")
+	require.ErrorContains(t, err, "proxy_set_tick_period_milliseconds", "want a restricted_callback trap during _initialize")
 }
 
 // include/proxy-wasm/wasm.h WasmBase::allocMemory: only logging/clock/poll_oneoff during the
@@ -115,16 +97,12 @@ func TestWasmBase_AllocMemory_RestrictedCallTraps(t *testing.T) {
 	})
 	// The first allocation (returning PLUGIN_CONFIGURATION in on_configure) runs the guest's
 	// malloc, which calls a restricted host function.
-	if err == nil || !strings.Contains(err.Error(), "guest allocator trapped: restricted_callback: env.proxy_set_effective_context") {
-		t.Fatalf("err = %v, want restricted_callback trap inside malloc", err)
-	}
+	require.ErrorContains(t, err, "guest allocator trapped: restricted_callback: env.proxy_set_effective_context", "want a restricted_callback trap inside malloc")
 	// Without the restricted call, the same module (malloc export) works.
 	p, err := testEngine(t).NewPlugin(context.Background(), testFilter(t, "tfmalloc"), PluginConfig{
 		Name: "alloc-ok", Workers: 1, Logger: log, Configuration: []byte(`{}`),
 	})
-	if err != nil {
-		t.Fatalf("malloc-exporting module: %v", err)
-	}
+	require.NoError(t, err, "malloc-exporting module")
 	_ = p.Close(context.Background())
 }
 
@@ -142,9 +120,8 @@ func TestNewPlugin_RejectsBadModules(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := testEngine(t).NewPlugin(context.Background(), tc.wasm, PluginConfig{Name: "bad", Workers: 1, Logger: &captureLogger{}})
-			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), `"bad"`) {
-				t.Fatalf("err = %v, want it to mention %q and the plugin name", err, tc.want)
-			}
+			require.ErrorContains(t, err, tc.want)
+			require.ErrorContains(t, err, `"bad"`, "the error does not name the plugin")
 		})
 	}
 }

@@ -1,10 +1,13 @@
 package host
 
 import (
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"unsafe"
+
+	"github.com/stretchr/testify/require"
 )
 
 // viewLogger implements LogViewer: it records copies of the viewed lines and, separately, the
@@ -47,25 +50,28 @@ func TestLogger_LogViewerGetsGuestLinesAsViews(t *testing.T) {
 	c.DownstreamClosed(true)
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	// Every wrong routing is collected, so one run shows all of them.
+	var wrong []string
 	if !hasLine(l.logged, LogInfo, "EVT vm_start ") {
-		t.Errorf("start-up line EVT vm_start did not go through Log; Log got %v", l.logged)
+		wrong = append(wrong, fmt.Sprintf("start-up line EVT vm_start did not go through Log; Log got %v", l.logged))
 	}
 	for _, want := range []logLine{
 		{LogInfo, "EVT new_connection "}, {LogInfo, "EVT downstream_data "}, {LogInfo, "EVT stream_done"},
 		{LogInfo, "stdout line"}, {LogError, "stderr line"},
 	} {
 		if !hasLine(l.viewed, want.level, want.msg) {
-			t.Errorf("LogView did not get [%s] %q; it got %v", want.level, want.msg, l.viewed)
+			wrong = append(wrong, fmt.Sprintf("LogView did not get [%s] %q; it got %v", want.level, want.msg, l.viewed))
 		}
 		if hasLine(l.logged, want.level, want.msg) {
-			t.Errorf("[%s] %q went through Log although the Logger is a LogViewer", want.level, want.msg)
+			wrong = append(wrong, fmt.Sprintf("[%s] %q went through Log although the Logger is a LogViewer", want.level, want.msg))
 		}
 	}
 	for _, x := range l.viewed {
 		if x.msg == "stdout line\n" || x.msg == "stderr line\n" {
-			t.Errorf("fd_write line kept its newline: %q", x.msg)
+			wrong = append(wrong, fmt.Sprintf("fd_write line kept its newline: %q", x.msg))
 		}
 	}
+	require.Empty(t, wrong, "%s", strings.Join(wrong, "\n"))
 }
 
 // A Logger without LogView keeps the strings it is given, so they must be copies: no line it got
@@ -79,19 +85,14 @@ func TestLogger_KeptLinesAreCopies(t *testing.T) {
 	}
 	mem := e.p.workers[0].VM.Mem
 	whole, ok := mem.Read(0, mem.Size())
-	if !ok || len(whole) == 0 {
-		t.Fatal("cannot view the guest memory")
-	}
+	require.True(t, ok && len(whole) > 0, "cannot view the guest memory")
 	lo := uintptr(unsafe.Pointer(unsafe.SliceData(whole)))
 	hi := lo + uintptr(len(whole))
 	e.log.mu.Lock()
 	defer e.log.mu.Unlock()
-	if len(e.log.lines) < 10 {
-		t.Fatalf("only %d log lines", len(e.log.lines))
-	}
+	require.GreaterOrEqual(t, len(e.log.lines), 10, "log lines")
 	for _, x := range e.log.lines {
-		if p := uintptr(unsafe.Pointer(unsafe.StringData(x.msg))); p >= lo && p < hi {
-			t.Fatalf("log line %q aliases guest memory", x.msg)
-		}
+		p := uintptr(unsafe.Pointer(unsafe.StringData(x.msg)))
+		require.False(t, p >= lo && p < hi, "log line %q aliases guest memory", x.msg)
 	}
 }

@@ -1,28 +1,29 @@
 package host
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
 
 func TestParseFailurePolicy(t *testing.T) {
 	for in, want := range map[string]FailurePolicy{"": FailClosed, "FAIL_CLOSE": FailClosed, "fail_closed": FailClosed, "FAIL_OPEN": FailOpen, " fail_reload ": FailReload} {
-		if got, err := ParseFailurePolicy(in); err != nil || got != want {
-			t.Errorf("ParseFailurePolicy(%q) = %v, %v; want %v", in, got, err, want)
-		}
+		got, err := ParseFailurePolicy(in)
+		require.NoError(t, err, "ParseFailurePolicy(%q)", in)
+		require.Equal(t, want, got, "ParseFailurePolicy(%q)", in)
 	}
-	if _, err := ParseFailurePolicy("FAIL_SOMETIMES"); err == nil {
-		t.Error("ParseFailurePolicy accepted an unknown value")
-	}
+	_, err := ParseFailurePolicy("FAIL_SOMETIMES")
+	require.Error(t, err, "ParseFailurePolicy accepted an unknown value")
 }
 
 func TestParseLogLevel(t *testing.T) {
 	for in, want := range map[string]LogLevel{"trace": LogTrace, "DEBUG": LogDebug, "info": LogInfo, "warning": LogWarn, "warn": LogWarn, "error": LogError, "critical": LogCritical} {
-		if got, err := ParseLogLevel(in); err != nil || got != want {
-			t.Errorf("ParseLogLevel(%q) = %v, %v; want %v", in, got, err, want)
-		}
-		if got, _ := ParseLogLevel(want.String()); got != want {
-			t.Errorf("ParseLogLevel(%v.String()) = %v", want, got)
-		}
+		got, err := ParseLogLevel(in)
+		require.NoError(t, err, "ParseLogLevel(%q)", in)
+		require.Equal(t, want, got, "ParseLogLevel(%q)", in)
+		got, _ = ParseLogLevel(want.String())
+		require.Equal(t, want, got, "ParseLogLevel(%v.String())", want)
 	}
-	if _, err := ParseLogLevel("loud"); err == nil {
-		t.Error("ParseLogLevel accepted an unknown value")
-	}
+	_, err := ParseLogLevel("loud")
+	require.Error(t, err, "ParseLogLevel accepted an unknown value")
 }

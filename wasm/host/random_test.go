@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 // Random event sequences against several filter behaviours: the model must never panic, never
@@ -77,30 +79,24 @@ func TestConn_RandomEventSequences(t *testing.T) {
 			}
 			c.DownstreamClosed(true)
 			up := tr.upstream()
-			if !strings.HasPrefix(sent.String(), up) {
-				t.Fatalf("%s: upstream %q is not a prefix of what the client sent %q\nops %q", name, up, sent.String(), tr.opsList())
-			}
+			require.True(t, strings.HasPrefix(sent.String(), up), "%s: upstream %q is not a prefix of what the client sent %q\nops %q", name, up, sent.String(), tr.opsList())
 			ops := tr.opsList()
 			for i, op := range ops {
 				if strings.HasPrefix(op, "close_downstream") {
 					for _, later := range ops[i+1:] {
-						if strings.HasPrefix(later, "up ") || strings.HasPrefix(later, "down ") || strings.HasPrefix(later, "connect ") {
-							t.Fatalf("%s: %q after %q: %q", name, later, op, ops)
-						}
+						written := strings.HasPrefix(later, "up ") || strings.HasPrefix(later, "down ") || strings.HasPrefix(later, "connect ")
+						require.False(t, written, "%s: %q after %q: %q", name, later, op, ops)
 					}
 				}
 			}
-			if s := c.State(); !s.Closed {
-				t.Fatalf("%s: not closed after DownstreamClosed: %+v", name, s)
-			}
+			s := c.State()
+			require.True(t, s.Closed, "%s: not closed after DownstreamClosed: %+v", name, s)
 		}
 		// Close callbacks ran at most once per connection (stream ids are unique per VM).
 		seen := map[string]int{}
 		for _, ev := range eventsAfter(e, "stream_done") {
 			seen[ev]++
-			if seen[ev] > 1 {
-				t.Fatalf("config %d: %q twice", ci, ev)
-			}
+			require.LessOrEqual(t, seen[ev], 1, "config %d: %q twice", ci, ev)
 		}
 	}
 }

@@ -1,6 +1,10 @@
 package host_test
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
 
 // rejectPolicy denies the echo capture with "respond": "reject"; the rejector cluster is routedCluster so that the
 // benchmark can reuse syncTransport.routed.
@@ -21,9 +25,7 @@ func BenchmarkWasmRejectedAssociation(b *testing.B) {
 	t := &syncTransport{}
 	total := rejectPreambleLen + len(rq) + len(rest)
 	associate(p, t, 1, rq, rest, 1)
-	if !t.routed(total) {
-		b.Fatalf("association not sent to the rejector with the preamble: %s; last log: %s", t.describe(), logs.last)
-	}
+	require.True(b, t.routed(total), "association not sent to the rejector with the preamble: %s; last log: %s", t.describe(), logs.last)
 	calls := p.HostCalls()
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -31,9 +33,7 @@ func BenchmarkWasmRejectedAssociation(b *testing.B) {
 		associate(p, t, uint64(i+2), rq, rest, 1)
 	}
 	b.StopTimer()
-	if !t.routed(total) {
-		b.Fatalf("last association not sent to the rejector: %s", t.describe())
-	}
+	require.True(b, t.routed(total), "last association not sent to the rejector: %s", t.describe())
 	b.ReportMetric(float64(p.HostCalls()-calls)/float64(b.N), "hostcalls/op")
 	b.ReportMetric(float64(p.GuestMemoryBytes()), "vm-bytes")
 }

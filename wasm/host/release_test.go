@@ -5,6 +5,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 // Conn.Release: a finished connection is reused by a later NewConn with nothing left over from
@@ -18,37 +20,30 @@ func TestConn_ReleaseReusesFinishedConnFresh(t *testing.T) {
 		tr := &recTransport{autoConnect: true}
 		c := e.p.NewConn(ConnInfo{ID: uint64(100 + i)}, early, tr)
 		s := c.State()
-		if s.ID != uint64(100+i) || s.Closed || s.CloseReason != "" || s.BytesToUpstream != 0 || s.Buffered != 0 ||
-			s.Cluster != "routed" || len(s.FilterState) != 1 || !s.FilterInstalled {
-			t.Fatalf("connection %d starts with stale or wrong state: %+v", i, s)
-		}
+		fresh := s.ID == uint64(100+i) && !s.Closed && s.CloseReason == "" && s.BytesToUpstream == 0 && s.Buffered == 0 &&
+			s.Cluster == "routed" && len(s.FilterState) == 1 && s.FilterInstalled
+		require.True(t, fresh, "connection %d starts with stale or wrong state: %+v", i, s)
 		c.DownstreamData([]byte(fmt.Sprintf("bytes %d", i)), false)
 		c.DownstreamClosed(true)
-		if got, want := tr.upstream(), fmt.Sprintf("bytes %d", i); got != want {
-			t.Fatalf("connection %d forwarded %q, want %q", i, got, want)
-		}
+		require.Equal(t, fmt.Sprintf("bytes %d", i), tr.upstream(), "connection %d forwarded", i)
 		c.Release()
 		ops := len(tr.opsList())
 		c.DownstreamData([]byte("late"), false) // a released Conn does nothing
 		c.UpstreamConnected()
 		c.UpstreamClosed()
-		if len(tr.opsList()) != ops || !c.State().Closed {
-			t.Fatalf("a released Conn still acted: %q, %+v", tr.opsList()[ops:], c.State())
-		}
+		require.True(t, len(tr.opsList()) == ops && c.State().Closed, "a released Conn still acted: %q, %+v", tr.opsList()[ops:], c.State())
 		c.Release() // harmless
 		next1 := e.p.NewConn(ConnInfo{ID: 1}, early, &recTransport{autoConnect: true})
 		next2 := e.p.NewConn(ConnInfo{ID: 2}, early, &recTransport{autoConnect: true})
-		if next1 == next2 {
-			t.Fatal("a Conn released twice was handed out twice")
-		}
+		require.NotSame(t, next1, next2, "a Conn released twice was handed out twice")
 		if next1 == c || next2 == c {
 			reused++
 		}
 		next1.DownstreamClosed(true)
 		next2.DownstreamClosed(true)
 	}
-	if reused == 0 && !raceEnabled {
-		t.Errorf("no released Conn was reused in 20 connections")
+	if !raceEnabled {
+		require.NotZero(t, reused, "no released Conn was reused in 20 connections")
 	}
 }
 
@@ -60,14 +55,10 @@ func TestConn_ReleaseKeepsConnInUse(t *testing.T) {
 	c := e.p.NewConn(ConnInfo{ID: 7}, TCPProxyConfig{Cluster: "default", MaxEarlyDataBytes: 1 << 10}, tr)
 	c.Release() // open: no effect
 	c.DownstreamData([]byte("still works"), false)
-	if got := tr.upstream(); got != "still works" {
-		t.Fatalf("after Release of an open Conn: upstream %q", got)
-	}
+	require.Equal(t, "still works", tr.upstream(), "after Release of an open Conn: upstream")
 	c.DownstreamClosed(true)
 	c.Release()
-	if c.State().CloseReason != "released" {
-		t.Fatalf("Release of a finished Conn did not take it: %+v", c.State())
-	}
+	require.Equal(t, "released", c.State().CloseReason, "Release of a finished Conn did not take it: %+v", c.State())
 }
 
 // Connections released and reused on several workers while Tick closes connections from its own
@@ -106,14 +97,17 @@ func TestConn_ReleaseConcurrentWithTickDeliveries(t *testing.T) {
 	wg.Wait()
 	stopTicking()
 	close(errs)
+	// Every failure is collected, so one run shows all of them.
+	var wrong []string
 	for err := range errs {
-		t.Error(err)
+		wrong = append(wrong, err.Error())
 	}
 	for _, w := range e.p.workers {
 		w.Mu.Lock()
 		if got := len(w.VM.Contexts); got != 1 {
-			t.Errorf("worker %d: %d live contexts after every connection closed", w.Index, got)
+			wrong = append(wrong, fmt.Sprintf("worker %d: %d live contexts after every connection closed", w.Index, got))
 		}
 		w.Mu.Unlock()
 	}
+	require.Empty(t, wrong, "%s", strings.Join(wrong, "\n"))
 }

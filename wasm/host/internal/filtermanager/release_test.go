@@ -69,5 +69,4 @@ func TestConn_UnmarkReleasedRestoresZeroConn(t *testing.T) {
 	require.True(t, c.released)
 	c.unmarkReleased()
 	require.True(t, reflect.DeepEqual(Conn{ch: c.ch, w: c.w}, *c), "a released Conn is not the zero Conn after unmarkReleased:\n%+v", *c)
-
 }

@@ -40,7 +40,6 @@ func TestTagExtractor_IstioExtraStatTags_PrometheusLabels(t *testing.T) {
 	v, ok := m.Get("reason=.=policy;.;dicomgate_denied_total")
 	require.True(t, ok, "Get of reason=.=policy;.;dicomgate_denied_total")
 	require.Equal(t, uint64(1), v, "Get of reason=.=policy;.;dicomgate_denied_total")
-
 }
 
 // istioTag is the extractor Istio generates for an extraStatTags entry (host.IstioExtraStatTag).

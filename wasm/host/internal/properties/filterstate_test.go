@@ -65,6 +65,5 @@ func TestFilterState_CelStateLookup(t *testing.T) {
 		m := fs.Snapshot()
 		require.Equal(t, "nested", m["wasm.a.b"], "extra=%d: snapshot = %v", extra, m)
 		require.Equal(t, "not a CelState", m["dicom.decision"], "extra=%d: snapshot = %v", extra, m)
-
 	}
 }

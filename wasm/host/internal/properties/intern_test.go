@@ -72,6 +72,5 @@ func TestIntern_TwoWaySetKeepsCollidingValues(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		require.Same(t, unsafe.StringData(sa), unsafe.StringData(v.Intern([]byte(a))), "%q was evicted by %q (same set)", a, b)
 		require.Same(t, unsafe.StringData(sb), unsafe.StringData(v.Intern([]byte(b))), "%q was evicted by %q (same set)", b, a)
-
 	}
 }

@@ -49,6 +49,5 @@ func FuzzParseSetEnvoyFilterStateArgs(f *testing.F) {
 		if err == nil {
 			require.LessOrEqual(t, len(a.path)+len(a.value), len(b), "decoded more bytes than given: %+v from %x", a, b)
 		}
-
 	})
 }
