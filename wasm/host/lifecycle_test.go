@@ -115,7 +115,7 @@ func TestNewPlugin_RejectsBadModules(t *testing.T) {
 	}{
 		"garbage":   {[]byte("not wasm"), "compile module"},
 		"empty":     {nil, "compile module"},
-		"no-abi":    {[]byte("\x00asm\x01\x00\x00\x00"), "Missing or unknown Proxy-Wasm ABI version"},
+		"no-abi":    {[]byte("\x00asm\x01\x00\x00\x00"), "missing or unknown Proxy-Wasm ABI version"},
 		"truncated": {[]byte("\x00asm\x01\x00\x00\x00\x01\x05"), "compile module"},
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -168,7 +168,7 @@ func checkABI(m wazero.CompiledModule) error {
 			return nil
 		}
 	}
-	return errors.New("Missing or unknown Proxy-Wasm ABI version (export proxy_abi_version_0_2_0 or proxy_abi_version_0_2_1)")
+	return errors.New("missing or unknown Proxy-Wasm ABI version (export proxy_abi_version_0_2_0 or proxy_abi_version_0_2_1)")
 }
 
 func (p *Plugin) log(level LogLevel, msg string) { p.logger.Log(level, p.cfg.Name, msg) }

@@ -60,7 +60,9 @@ func run() int {
 		}
 		defer os.RemoveAll(tmp)
 		bin = filepath.Join(tmp, "pkg.test.wasm")
-		cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "test", "-c", "-o", bin, ".")
+		// The toolchain that built this command (it runs through `go run`, on the machine that built
+		// it), so the guest test binary is compiled by the same Go as the host side it is compared with.
+		cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "test", "-c", "-o", bin, ".") //nolint:staticcheck // SA1019: the root of the toolchain that just built this binary is meaningful here
 		cmd.Dir = dir
 		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr

@@ -140,11 +140,6 @@ type HostFunc struct {
 	AllowInit, AllowAlloc bool
 }
 
-const (
-	i32 = api.ValueTypeI32
-	i64 = api.ValueTypeI64
-)
-
 // Restricted phases (cpp-host src/wasm.cc WasmBase::startVm, include/proxy-wasm/wasm.h allocMemory).
 const (
 	phaseNormal = iota
@@ -395,9 +390,7 @@ func (v *VM) Call(c *Context, fn *Func, args ...uint64) (uint64, bool) {
 	} else {
 		stack = make([]uint64, n)
 	}
-	for i, a := range args { // ≤ 3 arguments: cheaper than copy's memmove call
-		stack[i] = a
-	}
+	copy(stack, args)
 	err := fn.CallWithStack(v.ctx, stack)
 	v.current, v.Effective = prevCur, prevEff
 	if err != nil {
