@@ -3,6 +3,8 @@ package audit
 import (
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 // BenchmarkAuditLine builds the audit line of a routed association (what
@@ -18,7 +20,5 @@ func BenchmarkAuditLine(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		line = AppendLine(line[:0], &r)
 	}
-	if len(line) == 0 {
-		b.Fatal("empty audit line")
-	}
+	require.NotEmpty(b, line, "empty audit line")
 }
