@@ -13,6 +13,7 @@ import (
 	"github.com/dicomgate/dicomgate/internal/filtertable"
 	"github.com/dicomgate/dicomgate/internal/wasmbuild"
 	"github.com/dicomgate/dicomgate/wasm/host"
+	"github.com/stretchr/testify/require"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
 )
@@ -61,9 +62,7 @@ func wasmAssociationsAllocateNothing(t *testing.T, policy, cluster string, extra
 	// The shipped module has no name section; this build of the same
 	// source keeps it, so that the listener can find runtime.mallocgc.
 	wasm, err := wasmbuild.DicomgateWithNames()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err, "the filter built with its name section")
 	counter := &mallocCounter{}
 	attached := false
 	factory := experimental.FunctionListenerFactoryFunc(func(def api.FunctionDefinition) experimental.FunctionListener {
@@ -77,25 +76,17 @@ func wasmAssociationsAllocateNothing(t *testing.T, policy, cluster string, extra
 	// An Engine without a compilation cache: a module compiled with listeners must not share the
 	// others' cache.
 	engine, err := host.NewEngine(ctx, host.EngineConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer engine.Close(context.Background())
 	p, err := engine.NewPlugin(ctx, wasm, host.PluginConfig{
 		Name: "istio-ingress.dicomgate", RootID: "dicomgate", Configuration: []byte(policy), Workers: 1,
 		Clock:  host.NewManualClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)),
 		Logger: &levelLogger{lines: map[filtertable.Level][]string{}},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer p.Close(context.Background())
-	if !attached {
-		t.Fatal("no runtime.mallocgc in the module: the probe cannot see allocations")
-	}
-	if counter.n.Load() == 0 {
-		t.Fatal("configuring a policy allocated nothing: the probe does not count")
-	}
+	require.True(t, attached, "no runtime.mallocgc in the module: the probe cannot see allocations")
+	require.NotZero(t, counter.n.Load(), "configuring a policy allocated nothing: the probe does not count")
 
 	echo := captures(t)["echo_default"]
 	rq := filtertable.FirstPDU(echo)
@@ -116,10 +107,8 @@ func wasmAssociationsAllocateNothing(t *testing.T, policy, cluster string, extra
 	before := counter.n.Load()
 	for i := uint64(51); i <= 250; i++ {
 		if tr := associate(i); tr.cluster != cluster || tr.closed || len(tr.forwarded) != extra+len(echo) {
-			t.Fatalf("association %d not routed: cluster %q closed %v forwarded %d", i, tr.cluster, tr.closed, len(tr.forwarded))
+			require.FailNowf(t, "association not routed", "association %d not routed: cluster %q closed %v forwarded %d", i, tr.cluster, tr.closed, len(tr.forwarded))
 		}
 	}
-	if n := counter.n.Load() - before; n != 0 {
-		t.Fatalf("200 associations to %s called runtime.mallocgc %d times in the guest; want 0", cluster, n)
-	}
+	require.Zero(t, counter.n.Load()-before, "200 associations to %s: calls of runtime.mallocgc in the guest", cluster)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/dicomgate/dicomgate/internal/filtertable"
 	"github.com/dicomgate/dicomgate/internal/wasmbuild"
 	"github.com/dicomgate/dicomgate/wasm/host"
+	"github.com/stretchr/testify/require"
 )
 
 // wasmModule is the compiled filter ($DICOMGATE_WASM or a `make wasm` build).
@@ -24,9 +25,7 @@ func wasmModule() ([]byte, error) {
 func captures(t testing.TB) filtertable.Captures {
 	t.Helper()
 	c, err := filtertable.LoadCaptures()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return c
 }
 
@@ -66,13 +65,9 @@ func newWasmRunner(tb testing.TB) *wasmRunner {
 		tb.Skip("builds the wasm module; skipped in -short mode")
 	}
 	wasm, err := wasmModule()
-	if err != nil {
-		tb.Fatal(err)
-	}
+	require.NoError(tb, err, "the compiled filter")
 	engine, err := host.NewEngine(context.Background(), host.EngineConfig{CompilationCache: wasmbuild.CompilationCache()})
-	if err != nil {
-		tb.Fatal(err)
-	}
+	require.NoError(tb, err)
 	r := &wasmRunner{tb: tb, wasm: wasm, engine: engine}
 	tb.Cleanup(func() { r.close(); _ = engine.Close(context.Background()) })
 	return r
