@@ -13,6 +13,7 @@ import (
 
 	"github.com/dicomgate/dicomgate/filters/dicomgate/internal/abi"
 	"github.com/dicomgate/dicomgate/internal/filtertable"
+	"github.com/stretchr/testify/require"
 )
 
 func TestMain(m *testing.M) {
@@ -26,9 +27,7 @@ func TestMain(m *testing.M) {
 func captures(t testing.TB) filtertable.Captures {
 	t.Helper()
 	c, err := filtertable.LoadCaptures()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return c
 }
 
@@ -44,12 +43,10 @@ func TestTickPeriodFollowsInspectTimeout(t *testing.T) {
 		{`{"inspectTimeoutMs": 1000}`, 250},
 		{`{"inspectTimeoutMs": 100}`, 50},
 	} {
-		if err := r.Configure([]byte(c.cfg), filtertable.Listener{}); err != nil {
-			t.Fatal(err)
-		}
-		if got := r.host.GetTickPeriod(); got != c.want {
-			t.Errorf("%s: tick period %d ms; want %d", c.cfg, got, c.want)
-		}
+		t.Run(c.cfg, func(t *testing.T) {
+			require.NoError(t, r.Configure([]byte(c.cfg), filtertable.Listener{}))
+			require.Equal(t, c.want, r.host.GetTickPeriod(), "%s: tick period (ms)", c.cfg)
+		})
 	}
 }
 
@@ -60,100 +57,83 @@ func TestPanicInCallbackFailsClosed(t *testing.T) {
 	caps := captures(t)
 	rq := filtertable.FirstPDU(caps["store_default"])
 	r := newNativeRunner(t)
-	if err := r.Configure([]byte(`{"rules": [{"name": "rw", "action": "allow", "rewriteCalledAETitle": "PACS"}]}`), filtertable.Listener{}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, r.Configure([]byte(`{"rules": [{"name": "rw", "action": "allow", "rewriteCalledAETitle": "PACS"}]}`), filtertable.Listener{}))
 	abi.Emulated.ReplaceDownstreamPrefix = func(uint32, int, []byte) error { panic("boom") }
 	c, err := r.NewConn(filtertable.ConnProps{Source: "10.0.0.1:1"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	c.Data(rq, false)
 	o := c.Observe()
-	if !o.Closed || o.UpstreamConnect || len(o.Forwarded) != 0 {
-		t.Fatalf("after a panic: %+v; want closed, nothing forwarded", o)
-	}
-	if v, _ := r.Metric(`dicomgate_denied_total{reason="internal"}`); v != 1 {
-		t.Errorf("denied internal = %d; want 1", v)
-	}
-	if !containsLine(r.Logs(filtertable.LevelError), "boom") {
-		t.Errorf("no error log names the panic: %q", r.Logs(filtertable.LevelError))
-	}
+	require.True(t, o.Closed && !o.UpstreamConnect && len(o.Forwarded) == 0, "after a panic: %+v; want closed, nothing forwarded", o)
+	v, ok := r.Metric(`dicomgate_denied_total{reason="internal"}`)
+	require.True(t, ok, `dicomgate_denied_total{reason="internal"} is not defined`)
+	require.Equal(t, uint64(1), v, "denied internal")
+	require.True(t, containsLine(r.Logs(filtertable.LevelError), "boom"), "no error log names the panic: %q", r.Logs(filtertable.LevelError))
 	// Later callbacks on the closed connection stay paused.
 	c.Data([]byte{1, 2, 3}, false)
-	if o := c.Observe(); len(o.Forwarded) != 0 {
-		t.Fatalf("bytes forwarded after close: %d", len(o.Forwarded))
-	}
+	require.Empty(t, c.Observe().Forwarded, "bytes forwarded after close")
 }
 
 // A host error while rewriting fails closed too.
 func TestRewriteHostErrorFailsClosed(t *testing.T) {
 	rq := filtertable.FirstPDU(captures(t)["store_default"])
 	r := newNativeRunner(t)
-	if err := r.Configure([]byte(`{"rules": [{"name": "rw", "action": "allow", "rewriteCalledAETitle": "PACS"}]}`), filtertable.Listener{}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, r.Configure([]byte(`{"rules": [{"name": "rw", "action": "allow", "rewriteCalledAETitle": "PACS"}]}`), filtertable.Listener{}))
 	abi.Emulated.ReplaceDownstreamPrefix = func(uint32, int, []byte) error { return abi.StatusError("proxy_set_buffer_bytes", 2) }
-	c, _ := r.NewConn(filtertable.ConnProps{Source: "10.0.0.1:1"})
+	c, err := r.NewConn(filtertable.ConnProps{Source: "10.0.0.1:1"})
+	require.NoError(t, err)
 	c.Data(rq, false)
-	if o := c.Observe(); !o.Closed || len(o.Forwarded) != 0 {
-		t.Fatalf("%+v; want closed", o)
-	}
-	if !containsLine(r.Logs(filtertable.LevelError), "BAD_ARGUMENT") {
-		t.Errorf("error log does not name the status: %q", r.Logs(filtertable.LevelError))
-	}
+	o := c.Observe()
+	require.True(t, o.Closed && len(o.Forwarded) == 0, "%+v; want closed", o)
+	require.True(t, containsLine(r.Logs(filtertable.LevelError), "BAD_ARGUMENT"), "error log does not name the status: %q", r.Logs(filtertable.LevelError))
 }
 
 // The audit line carries every documented field.
 func TestAuditLineFields(t *testing.T) {
 	rq := filtertable.FirstPDU(captures(t)["echo_default"])
 	r := newNativeRunner(t)
-	if err := r.Configure([]byte(`{"defaultAction": "allow"}`), filtertable.Listener{}); err != nil {
-		t.Fatal(err)
-	}
-	c, _ := r.NewConn(filtertable.ConnProps{Source: "[2001:db8::1]:4242", MTLS: true, URISAN: "spiffe://x/ns/a/sa/b", Subject: "CN=b", SHA256: "00ff"})
+	require.NoError(t, r.Configure([]byte(`{"defaultAction": "allow"}`), filtertable.Listener{}))
+	c, err := r.NewConn(filtertable.ConnProps{Source: "[2001:db8::1]:4242", MTLS: true, URISAN: "spiffe://x/ns/a/sa/b", Subject: "CN=b", SHA256: "00ff"})
+	require.NoError(t, err)
 	r.Advance(1500 * time.Microsecond) // latency is measured from the first byte, not from accept
 	c.Data(rq[:10], false)
 	r.clock = r.clock.Add(250 * time.Microsecond)
 	c.Data(rq[10:], false)
 	lines := filtertable.AuditLines(r.Logs(filtertable.LevelInfo))
-	if len(lines) != 1 {
-		t.Fatalf("audit lines %q", lines)
-	}
+	require.Len(t, lines, 1, "audit lines %q", lines)
 	var m map[string]any
-	if err := json.Unmarshal([]byte(lines[0]), &m); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, json.Unmarshal([]byte(lines[0]), &m), "audit line %s", lines[0])
+	var missing []string
 	for _, k := range []string{"time", "conn", "source", "calling_ae", "called_ae", "peer_uri_san", "peer_subject", "peer_sha256",
 		"presentation_contexts", "sop_classes", "decision", "rule", "cluster", "reason", "latency_us", "dry_run"} {
 		if _, ok := m[k]; !ok {
-			t.Errorf("audit field %q missing: %s", k, lines[0])
+			missing = append(missing, k)
 		}
 	}
-	if m["latency_us"] != 250.0 {
-		t.Errorf("latency_us = %v; want 250", m["latency_us"])
-	}
-	if m["source"] != "[2001:db8::1]:4242" || m["conn"] != 1.0 || m["peer_sha256"] != "00ff" {
-		t.Errorf("source/conn/peer_sha256 wrong: %s", lines[0])
-	}
-	if ts, err := time.Parse(time.RFC3339Nano, m["time"].(string)); err != nil || !ts.Equal(r.clock) {
-		t.Errorf("time %v (%v); want %v", m["time"], err, r.clock)
-	}
+	require.Empty(t, missing, "audit fields missing: %s", lines[0])
+	require.Equal(t, 250.0, m["latency_us"], "latency_us")
+	require.Equal(t, "[2001:db8::1]:4242", m["source"], "source: %s", lines[0])
+	require.Equal(t, 1.0, m["conn"], "conn: %s", lines[0])
+	require.Equal(t, "00ff", m["peer_sha256"], "peer_sha256: %s", lines[0])
+	tm, ok := m["time"].(string)
+	require.True(t, ok, "time %v is not a string: %s", m["time"], lines[0])
+	ts, err := time.Parse(time.RFC3339Nano, tm)
+	require.NoError(t, err, "time %v", m["time"])
+	require.True(t, ts.Equal(r.clock), "time %v; want %v", m["time"], r.clock)
 }
 
 // The configuration's diagnostics are logged one per line at error level.
 func TestBadConfigLogsEveryDiagnostic(t *testing.T) {
 	r := newNativeRunner(t)
 	err := r.Configure([]byte(`{"defaultAction": "maybe", "rules": [{"name": "x", "action": "route"}], "inspectTimeoutMs": -1}`), filtertable.Listener{})
-	if err == nil {
-		t.Fatal("configuration accepted")
-	}
+	require.Error(t, err, "configuration accepted")
 	errs := r.Logs(filtertable.LevelError)
+	var unmentioned []string
 	for _, sub := range []string{"defaultAction", "rules[0]", "inspectTimeoutMs", "configuration rejected"} {
 		if !containsLine(errs, sub) {
-			t.Errorf("no error line mentions %q: %q", sub, errs)
+			unmentioned = append(unmentioned, sub)
 		}
 	}
+	require.Empty(t, unmentioned, "no error line mentions these: %q", errs)
 }
 
 func containsLine(lines []string, sub string) bool {
@@ -174,22 +154,20 @@ func BenchmarkFilterAssociation(b *testing.B) {
 	rq := filtertable.FirstPDU(echo)
 	rest := echo[len(rq):]
 	r := newNativeRunner(b)
-	if err := r.Configure([]byte(`{"defaultAction": "deny", "rules": [{"name": "echo", "match": {"callingAETitles": ["ECHOSCU"]}, "action": "allow"}]}`), filtertable.Listener{}); err != nil {
-		b.Fatal(err)
-	}
+	require.NoError(b, r.Configure([]byte(`{"defaultAction": "deny", "rules": [{"name": "echo", "match": {"callingAETitles": ["ECHOSCU"]}, "action": "allow"}]}`), filtertable.Listener{}))
 	props := filtertable.ConnProps{Source: "10.1.2.3:40000"}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		c, err := r.NewConn(props)
-		if err != nil {
-			b.Fatal(err)
+		if err != nil { // require only on failure: every require call runs b.Helper, which the loop would time
+			require.NoError(b, err)
 		}
 		nc := c.(*nativeConn)
 		nc.Data(rq, false)
 		nc.Data(rest, true)
 		if !nc.connected || nc.closed {
-			b.Fatal("association not allowed")
+			require.FailNow(b, "association not allowed")
 		}
 		r.host.CloseDownstreamConnection(nc.id)
 		r.host.CompleteConnection(nc.id)
@@ -202,19 +180,17 @@ func BenchmarkFilterAssociation(b *testing.B) {
 // filter did not request) is logged, not counted as a client eof.
 func TestLocalCloseBeforeDecisionIsNotEOF(t *testing.T) {
 	r := newNativeRunner(t)
-	if err := r.Configure([]byte(`{"upstreamConnect": "immediate"}`), filtertable.Listener{}); err != nil {
-		t.Fatal(err)
-	}
-	c, _ := r.NewConn(filtertable.ConnProps{Source: "10.0.0.1:1"})
+	require.NoError(t, r.Configure([]byte(`{"upstreamConnect": "immediate"}`), filtertable.Listener{}))
+	c, err := r.NewConn(filtertable.ConnProps{Source: "10.0.0.1:1"})
+	require.NoError(t, err)
 	nc := c.(*nativeConn)
 	nc.Data([]byte{1, 0, 0}, false)
 	r.host.CloseDownstreamConnection(nc.id) // proxytest: PeerTypeLocal
 	r.host.CompleteConnection(nc.id)
-	if v, _ := r.Metric(`dicomgate_denied_total{reason="eof"}`); v != 0 {
-		t.Errorf("eof = %d; want 0", v)
-	}
+	v, ok := r.Metric(`dicomgate_denied_total{reason="eof"}`)
+	require.True(t, ok, `dicomgate_denied_total{reason="eof"} is not defined`)
+	require.Zero(t, v, "eof")
 	lines := filtertable.AuditLines(r.Logs(filtertable.LevelInfo))
-	if len(lines) != 1 || !strings.Contains(lines[0], `"decision":"none"`) {
-		t.Errorf("audit lines %q; want one with decision none", lines)
-	}
+	require.Len(t, lines, 1, "audit lines %q; want one with decision none", lines)
+	require.Contains(t, lines[0], `"decision":"none"`, "audit lines %q; want one with decision none", lines)
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/dicomgate/dicomgate/internal/filtertable"
+	"github.com/stretchr/testify/require"
 )
 
 // FuzzFilterStream feeds arbitrary bytes, in arbitrary chunk sizes and then
@@ -21,9 +22,7 @@ import (
 // filter's rewrite).
 func FuzzFilterStream(f *testing.F) {
 	caps, err := filtertable.LoadCaptures()
-	if err != nil {
-		f.Fatal(err)
-	}
+	require.NoError(f, err)
 	for _, n := range []string{"echo_default", "uid_jwt", "store_multi", "tls_client_plain_server"} {
 		b := caps[n]
 		if len(b) > 4096 {
@@ -41,15 +40,12 @@ func FuzzFilterStream(f *testing.F) {
 		// A runner per input: proxytest holds a process-wide lock for the
 		// life of an emulator, released by the runner's cleanup.
 		r := newNativeRunner(t)
-		if err := r.Configure([]byte(`{"defaultAction": "deny", "rules": [{"name": "all", "action": "allow", "rewriteCallingAETitle": "GW"}]}`), filtertable.Listener{}); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, r.Configure([]byte(`{"defaultAction": "deny", "rules": [{"name": "all", "action": "allow", "rewriteCallingAETitle": "GW"}]}`), filtertable.Listener{}))
 		before := len(filtertable.AuditLines(r.Logs(filtertable.LevelInfo)))
-		internal0, _ := r.Metric(`dicomgate_denied_total{reason="internal"}`)
+		internal0, ok := r.Metric(`dicomgate_denied_total{reason="internal"}`)
+		require.True(t, ok, `dicomgate_denied_total{reason="internal"} is not defined`)
 		c, err := r.NewConn(props)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		input := data
 		n := int(chunk%64) + 1
 		for len(data) > 0 {
@@ -59,27 +55,20 @@ func FuzzFilterStream(f *testing.F) {
 		}
 		c.Data(nil, true)
 		o := c.Observe()
-		if !o.Closed && !o.UpstreamConnect {
-			t.Fatalf("after end of stream the connection is neither decided nor closed")
-		}
+		require.True(t, o.Closed || o.UpstreamConnect, "after end of stream the connection is neither decided nor closed")
 		wantAudit := 1
 		if len(input) == 0 {
 			wantAudit = 0
 		}
-		if got := len(filtertable.AuditLines(r.Logs(filtertable.LevelInfo))) - before; got != wantAudit {
-			t.Fatalf("%d audit lines; want %d", got, wantAudit)
-		}
-		if v, _ := r.Metric(`dicomgate_denied_total{reason="internal"}`); v != internal0 {
-			t.Fatalf("internal error: %q", r.Logs(filtertable.LevelError))
-		}
+		require.Equal(t, wantAudit, len(filtertable.AuditLines(r.Logs(filtertable.LevelInfo)))-before, "audit lines")
+		internal1, _ := r.Metric(`dicomgate_denied_total{reason="internal"}`)
+		require.Equal(t, internal0, internal1, "internal error: %q", r.Logs(filtertable.LevelError))
 		switch {
 		case o.Closed && len(o.Forwarded) != 0:
-			t.Fatalf("closed, yet %d byte(s) reached the upstream", len(o.Forwarded))
+			require.FailNowf(t, "forwarded after a close", "closed, yet %d byte(s) reached the upstream", len(o.Forwarded))
 		case o.UpstreamConnect:
 			want := filtertable.WithAETitles(input, "", "GW")
-			if !bytes.Equal(o.Forwarded, want) {
-				t.Fatalf("forwarded %d byte(s) %x\nwant %d byte(s) %x", len(o.Forwarded), o.Forwarded, len(want), want)
-			}
+			require.True(t, bytes.Equal(o.Forwarded, want), "forwarded %d byte(s) %x\nwant %d byte(s) %x", len(o.Forwarded), o.Forwarded, len(want), want)
 		}
 	})
 }

@@ -5,6 +5,7 @@ package main
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm"
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/proxytest"
 	"github.com/proxy-wasm/proxy-wasm-go-sdk/proxywasm/types"
+	"github.com/stretchr/testify/require"
 )
 
 // nativeRunner runs the filter compiled into the test binary under the SDK's
@@ -24,7 +26,6 @@ import (
 // onData), close_stream, set_buffer_bytes(0, n) (context.cc
 // Buffer::copyFrom: drain n, prepend), end_of_stream and a fake clock.
 type nativeRunner struct {
-	tb     testing.TB
 	host   proxytest.HostEmulator
 	reset  func()
 	clock  time.Time
@@ -36,12 +37,23 @@ type nativeRunner struct {
 	// properties are global, not per connection).
 	propKeys map[string]bool
 	listener filtertable.Listener
+	// violations are what the runner's host could not do or saw the filter
+	// do wrong (a bad set_envoy_filter_state, a property proxytest cannot
+	// unset). The runner's methods run on the goroutines of filtertable's
+	// subtests, where the test that made the runner must not FailNow, so
+	// they are collected and required empty when that test ends.
+	violations []string
+}
+
+// violation records a failure of the runner's host (see violations).
+func (r *nativeRunner) violation(format string, args ...any) {
+	r.violations = append(r.violations, fmt.Sprintf(format, args...))
 }
 
 var _ filtertable.Runner = (*nativeRunner)(nil)
 
 func newNativeRunner(tb testing.TB) *nativeRunner {
-	r := &nativeRunner{tb: tb, clock: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	r := &nativeRunner{clock: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 	old := abi.Emulated
 	abi.Emulated = abi.Emulation{CloseDownstream: r.closeDownstream, ReplaceDownstreamPrefix: r.replacePrefix,
 		Now: func() int64 { return r.clock.UnixNano() }}
@@ -51,6 +63,7 @@ func newNativeRunner(tb testing.TB) *nativeRunner {
 			r.reset = nil
 		}
 		abi.Emulated = old
+		require.Empty(tb, r.violations, "the native runner's host: each line is a host call the filter made wrongly or a step the runner could not take")
 	})
 	return r
 }
@@ -141,20 +154,20 @@ func (r *nativeRunner) Logs(level filtertable.Level) []string {
 func (r *nativeRunner) setFilterState(arg []byte) []byte {
 	path, value, span, err := decodeFilterStateArgs(arg)
 	if err != nil {
-		r.tb.Errorf("set_envoy_filter_state: %v (arg %x)", err, arg)
+		r.violation("set_envoy_filter_state: %v (arg %x)", err, arg)
 		return []byte{2}
 	}
 	if path != abi.FilterStateCluster {
-		r.tb.Errorf("set_envoy_filter_state: no object factory for %q", path)
+		r.violation("set_envoy_filter_state: no object factory for %q", path)
 		return []byte{1}
 	}
 	if span != abi.LifeSpanDownstreamConnection {
-		r.tb.Errorf("set_envoy_filter_state: span %d; want DownstreamConnection (2)", span)
+		r.violation("set_envoy_filter_state: span %d; want DownstreamConnection (2)", span)
 	}
 	if r.cur == nil {
 		// Called outside a connection callback (e.g. from a tick): Envoy
 		// finds no stream info and returns NOT_FOUND.
-		r.tb.Errorf("set_envoy_filter_state called outside a connection callback")
+		r.violation("set_envoy_filter_state called outside a connection callback")
 		return []byte{1}
 	}
 	r.cur.filterState[path] = value
@@ -245,14 +258,16 @@ func (c *nativeConn) ClientClose() {
 	c.gone = true
 	r := c.r
 	if err := c.setProps(); err != nil {
-		r.tb.Fatal(err)
+		r.violation("conn %d: client close: %v", c.connID, err)
+		return
 	}
 	r.cur = c
 	defer func() { r.cur = nil }()
 	// proxytest's CloseDownstreamConnection reports a LOCAL close; Envoy
 	// reports the client's close as REMOTE (context.cc Context::onEvent).
 	if err := proxywasm.SetEffectiveContext(c.id); err != nil {
-		r.tb.Fatal(err)
+		r.violation("conn %d: client close: SetEffectiveContext: %v", c.connID, err)
+		return
 	}
 	r.tcps[c.id].OnDownstreamClose(types.PeerTypeRemote)
 	r.host.CompleteConnection(c.id)
@@ -298,7 +313,8 @@ func (c *nativeConn) Data(chunk []byte, eos bool) {
 	}
 	r := c.r
 	if err := c.setProps(); err != nil {
-		r.tb.Fatal(err)
+		r.violation("conn %d: data: %v", c.connID, err)
+		return
 	}
 	c.buf = append(c.buf, chunk...)
 	if r.listener.NoEarlyData && !c.connected {
@@ -317,7 +333,8 @@ func (c *nativeConn) Data(chunk []byte, eos bool) {
 		// proxytest always passes end_of_stream=false; deliver the
 		// half-close the way Envoy does: onData(whole buffer, true).
 		if err := proxywasm.SetEffectiveContext(c.id); err != nil {
-			r.tb.Fatal(err)
+			r.violation("conn %d: end of stream: SetEffectiveContext: %v", c.connID, err)
+			return
 		}
 		act = r.tcps[c.id].OnDownstreamData(len(c.buf), true)
 	}

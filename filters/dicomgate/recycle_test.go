@@ -17,21 +17,15 @@ func TestConnRecycledAfterStreamDone(t *testing.T) {
 	a.st, a.total, a.seen, a.start, a.firstData = uint8(statePassed), 301, 301, 5, 6
 	a.OnStreamDone()
 	c := p.NewTcpContext(4).(*conn)
-	if c != a {
-		t.Fatalf("the done context was not reused")
-	}
-	if *c != (conn{p: p, id: 4}) {
-		t.Fatalf("reused context not reset: %+v", *c)
-	}
-	if d := p.NewTcpContext(5).(*conn); d == a || d == b {
-		t.Fatalf("a context was handed out twice")
-	}
+	require.Same(t, a, c, "the done context was not reused")
+	require.True(t, *c == (conn{p: p, id: 4}), "reused context not reset: %+v", *c)
+	d := p.NewTcpContext(5).(*conn)
+	require.NotSame(t, a, d, "a context was handed out twice")
+	require.NotSame(t, b, d, "a context was handed out twice")
 	for i := 0; i < 2*maxFreeConns; i++ {
 		(&conn{p: p}).OnStreamDone()
 	}
-	if len(p.free) != maxFreeConns {
-		t.Fatalf("free list holds %d contexts; bound %d", len(p.free), maxFreeConns)
-	}
+	require.Len(t, p.free, maxFreeConns, "free list: bound %d", maxFreeConns)
 }
 
 // A connection leaves inspect only through conn.to, which also takes it off

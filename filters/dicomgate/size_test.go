@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/dicomgate/dicomgate/internal/wasmbuild"
+	"github.com/stretchr/testify/require"
 )
 
 // moduleSizeBudget is the product requirement for the compiled filter
@@ -25,12 +26,10 @@ func TestModuleSizeBudget(t *testing.T) {
 		t.Skip("builds the Wasm module; skipped with -short")
 	}
 	wasm, src, err := wasmbuild.Dicomgate()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	size := len(wasm)
 	if size > moduleSizeBudget {
-		t.Fatalf("the filter module is %s bytes, over the %s-byte (3 MiB) budget by %s (%s); "+
+		require.FailNowf(t, "over the budget", "the filter module is %s bytes, over the %s-byte (3 MiB) budget by %s (%s); "+
 			"find what grew with `go build -ldflags=-dumpdep` (why a package is linked) and drop the import or move the code out of the filter's reach",
 			strconv.Itoa(size), strconv.Itoa(moduleSizeBudget), strconv.Itoa(size-moduleSizeBudget), src)
 	}
@@ -38,7 +37,7 @@ func TestModuleSizeBudget(t *testing.T) {
 	// pdu.Decoder.Strict, which the filter never calls: its messages all end
 	// in "(strict)", so finding one means the checks are linked again.
 	if i := bytes.Index(wasm, []byte("(strict)")); i >= 0 {
-		t.Fatalf("the filter module links sdk/pdu's strict mode (%q at byte %d): a strict check is reachable without pdu.Decoder.Strict; call it only through the strictChecks interface",
+		require.FailNowf(t, "strict mode linked", "the filter module links sdk/pdu's strict mode (%q at byte %d): a strict check is reachable without pdu.Decoder.Strict; call it only through the strictChecks interface",
 			wasm[max(0, i-60):i+8], i)
 	}
 	t.Logf("module %s bytes, %s bytes (%.1f%%) under the 3 MiB budget (%s)",
