@@ -196,7 +196,7 @@ func decodeFilterStateArgs(b []byte) (path, value string, span uint64, err error
 			} else {
 				value = s
 			}
-		case 3<<3 | 0:
+		case 3 << 3: // field 3, wire type 0 (varint)
 			v, n := binary.Uvarint(b)
 			if n <= 0 {
 				return "", "", 0, errors.New("bad varint")

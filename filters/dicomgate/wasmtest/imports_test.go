@@ -4,8 +4,6 @@ package wasmtest
 
 import (
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
@@ -16,11 +14,12 @@ const module = "github.com/dicomgate/dicomgate/"
 
 // testDeps returns the packages (import paths, test variants folded into
 // their package) that the given packages and their tests depend on,
-// themselves included: `go list -test -deps`.
+// themselves included: `go list -test -deps` with the go on PATH (as
+// internal/wasmbuild builds the module).
 func testDeps(t *testing.T, pkgs ...string) map[string]bool {
 	t.Helper()
 	args := append([]string{"list", "-test", "-deps", "-f", "{{.ImportPath}}"}, pkgs...)
-	out, err := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), args...).CombinedOutput()
+	out, err := exec.Command("go", args...).CombinedOutput()
 	require.NoError(t, err, "go %s:\n%s", strings.Join(args, " "), out)
 	deps := map[string]bool{}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
