@@ -1,13 +1,13 @@
 package gateway
 
 import (
-	"bufio"
-	"fmt"
 	"io"
 	"sort"
-	"strings"
+	"strconv"
 	"sync"
 	"sync/atomic"
+
+	"github.com/dicomgate/dicomgate/wasm/host/promtext"
 )
 
 // Metrics are the gateway's own counters (the plugin's metrics live in the
@@ -94,36 +94,39 @@ func (m *Metrics) UpstreamConnects(cluster string) uint64 {
 }
 
 // WritePrometheus writes the metrics in the Prometheus text exposition format
-// (version 0.0.4), every name prefixed with dicomgate_gateway_.
+// (version 0.0.4, through wasm/host/promtext, the host's writer), every name
+// prefixed with dicomgate_gateway_.
 func (m *Metrics) WritePrometheus(w io.Writer) error {
-	bw := bufio.NewWriter(w)
-	one := func(name, typ, help string, v any) {
-		fmt.Fprintf(bw, "# HELP dicomgate_gateway_%s %s\n# TYPE dicomgate_gateway_%s %s\ndicomgate_gateway_%s %v\n", name, help, name, typ, name, v)
+	pw := promtext.NewWriter(w)
+	one := func(name string, typ promtext.Type, help string, v string) {
+		pw.Family("dicomgate_gateway_"+name, typ, help)
+		pw.Sample("dicomgate_gateway_"+name, nil, v)
 	}
-	one("connections_total", "counter", "Client connections accepted.", m.ConnectionsTotal.Load())
-	one("connections_active", "gauge", "Client connections open.", m.ConnectionsActive.Load())
-	one("tls_handshake_failures_total", "counter", "TLS handshakes that failed or timed out.", m.TLSHandshakeFailures.Load())
-	one("no_cluster_total", "counter", "Connections closed because the route names a cluster the gateway does not define (also close reason unknown_cluster in downstream_closes_total; no route at all is reason no_route).", m.NoCluster.Load())
-	one("idle_timeouts_total", "counter", "Connections closed after IdleTimeout without traffic.", m.IdleTimeouts.Load())
-	one("downstream_rx_bytes_total", "counter", "Bytes received from clients.", m.DownstreamRxBytes.Load())
-	one("downstream_tx_bytes_total", "counter", "Bytes sent to clients.", m.DownstreamTxBytes.Load())
-	one("upstream_rx_bytes_total", "counter", "Bytes received from upstreams.", m.UpstreamRxBytes.Load())
-	one("upstream_tx_bytes_total", "counter", "Bytes sent to upstreams.", m.UpstreamTxBytes.Load())
-	one("accept_errors_total", "counter", "Accept errors (EMFILE, ENFILE, ENOBUFS, ...) retried after a back-off.", m.AcceptErrors.Load())
-	one("connections_overflow_total", "counter", "Connections closed at accept because MaxConnections were open (Envoy downstream_cx_overflow).", m.ConnectionsOverflow.Load())
-	one("buffer_budget_pauses_total", "counter", "Reads delayed because the buffered-bytes budget was reached.", m.BudgetPauses.Load())
-	one("memory_returns_total", "counter", "Times freed memory was returned to the OS after a flood.", m.MemoryReturns.Load())
-	one("buffered_bytes", "gauge", "Bytes held for filters and queued for writing, all connections.", m.buffered())
+	u := func(v uint64) string { return strconv.FormatUint(v, 10) }
+	one("connections_total", promtext.Counter, "Client connections accepted.", u(m.ConnectionsTotal.Load()))
+	one("connections_active", promtext.Gauge, "Client connections open.", strconv.FormatInt(m.ConnectionsActive.Load(), 10))
+	one("tls_handshake_failures_total", promtext.Counter, "TLS handshakes that failed or timed out.", u(m.TLSHandshakeFailures.Load()))
+	one("no_cluster_total", promtext.Counter, "Connections closed because the route names a cluster the gateway does not define (also close reason unknown_cluster in downstream_closes_total; no route at all is reason no_route).", u(m.NoCluster.Load()))
+	one("idle_timeouts_total", promtext.Counter, "Connections closed after IdleTimeout without traffic.", u(m.IdleTimeouts.Load()))
+	one("downstream_rx_bytes_total", promtext.Counter, "Bytes received from clients.", u(m.DownstreamRxBytes.Load()))
+	one("downstream_tx_bytes_total", promtext.Counter, "Bytes sent to clients.", u(m.DownstreamTxBytes.Load()))
+	one("upstream_rx_bytes_total", promtext.Counter, "Bytes received from upstreams.", u(m.UpstreamRxBytes.Load()))
+	one("upstream_tx_bytes_total", promtext.Counter, "Bytes sent to upstreams.", u(m.UpstreamTxBytes.Load()))
+	one("accept_errors_total", promtext.Counter, "Accept errors (EMFILE, ENFILE, ENOBUFS, ...) retried after a back-off.", u(m.AcceptErrors.Load()))
+	one("connections_overflow_total", promtext.Counter, "Connections closed at accept because MaxConnections were open (Envoy downstream_cx_overflow).", u(m.ConnectionsOverflow.Load()))
+	one("buffer_budget_pauses_total", promtext.Counter, "Reads delayed because the buffered-bytes budget was reached.", u(m.BudgetPauses.Load()))
+	one("memory_returns_total", promtext.Counter, "Times freed memory was returned to the OS after a flood.", u(m.MemoryReturns.Load()))
+	one("buffered_bytes", promtext.Gauge, "Bytes held for filters and queued for writing, all connections.", strconv.FormatInt(m.buffered(), 10))
 	m.mu.Lock()
 	labelled := func(name, help, label string, mp map[string]uint64) {
-		fmt.Fprintf(bw, "# HELP dicomgate_gateway_%s %s\n# TYPE dicomgate_gateway_%s counter\n", name, help, name)
+		pw.Family("dicomgate_gateway_"+name, promtext.Counter, help)
 		keys := make([]string, 0, len(mp))
 		for k := range mp {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			fmt.Fprintf(bw, "dicomgate_gateway_%s{%s=\"%s\"} %d\n", name, label, promEscape(k), mp[k])
+			pw.Sample("dicomgate_gateway_"+name, []promtext.Label{{Name: label, Value: k}}, u(mp[k]))
 		}
 	}
 	labelled("upstream_connections_total", "Upstream connections established, by cluster.", "cluster", m.upstreamConnects)
@@ -134,9 +137,5 @@ func (m *Metrics) WritePrometheus(w io.Writer) error {
 	}
 	labelled("downstream_closes_total", "Client connections the gateway closed (not the client), by reason (gateway/README.md, Close reasons).", "reason", closes)
 	m.mu.Unlock()
-	return bw.Flush()
-}
-
-func promEscape(s string) string {
-	return strings.NewReplacer(`\`, `\\`, "\n", `\n`, `"`, `\"`).Replace(s)
+	return pw.Flush()
 }

@@ -12,15 +12,16 @@
 package metrics
 
 import (
-	"bufio"
 	"fmt"
 	"io"
-	"math"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/dicomgate/dicomgate/wasm/host/promtext"
 )
 
 // Metric types and id layout (cpp-host include/proxy-wasm/wasm.h: kMetricTypeMask = 0x3,
@@ -91,16 +92,13 @@ func (m *Registry) SetHelp(name, help string) {
 	m.help[name] = help
 }
 
-// writeHelp writes the HELP line of family n when one is known (m.help, then the host's own).
-func (m *Registry) writeHelp(w io.Writer, n string, help map[string]string) {
-	h, ok := help[n]
-	if !ok {
-		h, ok = hostMetricHelp[n]
+// helpOf returns the HELP text of family n: the one set with SetHelp (help is a copy of m.help),
+// else the host's own, else "" (no HELP line).
+func helpOf(n string, help map[string]string) string {
+	if h, ok := help[n]; ok {
+		return h
 	}
-	if ok {
-		h = strings.ReplaceAll(strings.ReplaceAll(h, `\`, `\\`), "\n", `\n`)
-		fmt.Fprintf(w, "# HELP %s %s\n", n, h)
-	}
+	return hostMetricHelp[n]
 }
 
 // TagSpecifier is one of Envoy's stats tag extractors
@@ -213,12 +211,6 @@ func promName(name string) string {
 	return b.String()
 }
 
-func promLabelValue(s string) string {
-	s = strings.ReplaceAll(s, `\`, `\\`)
-	s = strings.ReplaceAll(s, "\n", `\n`)
-	return strings.ReplaceAll(s, `"`, `\"`)
-}
-
 // WritePrometheus writes all metrics in the Prometheus text exposition format: guest counters and
 // gauges as `name value`, histograms with Envoy's default buckets, host metrics with a plugin label.
 func (m *Registry) WritePrometheus(w io.Writer) error {
@@ -249,7 +241,8 @@ func (m *Registry) WritePrometheus(w io.Writer) error {
 	// Envoy's Prometheus exporter (source/server/admin/prometheus_stats.cc) groups every series of
 	// one tag-extracted name under a single "# TYPE" line.
 	type series struct {
-		labels string
+		labels []promtext.Label
+		key    string // the rendered labels: series are written in its order
 		m      metricSnapshot
 	}
 	type family struct {
@@ -269,93 +262,71 @@ func (m *Registry) WritePrometheus(w io.Writer) error {
 			families[key] = f
 			names = append(names, key)
 		}
-		f.series = append(f.series, series{labels: promLabels(tags), m: x})
+		labels := promLabels(tags)
+		f.series = append(f.series, series{labels: labels, key: promtext.FormatLabels(labels), m: x})
 	}
 	sort.Strings(names)
 	sort.Strings(hostNames)
-	bw := bufio.NewWriter(w)
+	pw := promtext.NewWriter(w)
 	for _, key := range names {
 		f := families[key]
-		sort.Slice(f.series, func(i, j int) bool { return f.series[i].labels < f.series[j].labels })
+		sort.Slice(f.series, func(i, j int) bool { return f.series[i].key < f.series[j].key })
 		n := f.name
-		m.writeHelp(bw, n, help)
 		switch f.typ {
 		case Counter:
-			fmt.Fprintf(bw, "# TYPE %s counter\n", n)
+			pw.Family(n, promtext.Counter, helpOf(n, help))
 		case Gauge:
-			fmt.Fprintf(bw, "# TYPE %s gauge\n", n)
+			pw.Family(n, promtext.Gauge, helpOf(n, help))
 		case Histogram:
-			fmt.Fprintf(bw, "# TYPE %s histogram\n", n)
+			pw.Family(n, promtext.Histogram, helpOf(n, help))
 		}
 		for _, s := range f.series {
 			x := s.m
 			switch x.typ {
 			case Counter:
-				fmt.Fprintf(bw, "%s%s %d\n", n, wrapLabels(s.labels), uint64(x.value))
+				pw.Sample(n, s.labels, strconv.FormatUint(uint64(x.value), 10))
 			case Gauge:
-				fmt.Fprintf(bw, "%s%s %d\n", n, wrapLabels(s.labels), x.value)
+				pw.Sample(n, s.labels, strconv.FormatInt(int64(x.value), 10))
 			case Histogram:
 				var cum uint64
-				for i, le := range envoyHistogramBuckets {
+				le := append(s.labels[:len(s.labels):len(s.labels)], promtext.Label{Name: "le"})
+				for i, bound := range envoyHistogramBuckets {
 					cum += x.buckets[i]
-					fmt.Fprintf(bw, "%s_bucket%s %d\n", n, wrapLabels(joinLabels(s.labels, `le="`+formatFloat(le)+`"`)), cum)
+					le[len(le)-1].Value = promtext.FormatFloat(bound)
+					pw.Sample(n+"_bucket", le, strconv.FormatUint(cum, 10))
 				}
-				fmt.Fprintf(bw, "%s_bucket%s %d\n%s_sum%s %s\n%s_count%s %d\n", n, wrapLabels(joinLabels(s.labels, `le="+Inf"`)), x.count,
-					n, wrapLabels(s.labels), formatFloat(x.sum), n, wrapLabels(s.labels), x.count)
+				le[len(le)-1].Value = "+Inf"
+				pw.Sample(n+"_bucket", le, strconv.FormatUint(x.count, 10))
+				pw.Sample(n+"_sum", s.labels, promtext.FormatFloat(x.sum))
+				pw.Sample(n+"_count", s.labels, strconv.FormatUint(x.count, 10))
 			}
 		}
 	}
 	for _, name := range hostNames {
 		n := promName(name)
-		m.writeHelp(bw, n, help)
-		fmt.Fprintf(bw, "# TYPE %s counter\n", n)
+		pw.Family(n, promtext.Counter, helpOf(n, help))
 		plugins := make([]string, 0, len(host[name]))
 		for p := range host[name] {
 			plugins = append(plugins, p)
 		}
 		sort.Strings(plugins)
 		for _, p := range plugins {
-			fmt.Fprintf(bw, "%s{plugin=\"%s\"} %d\n", n, promLabelValue(p), host[name][p])
+			pw.Sample(n, []promtext.Label{{Name: "plugin", Value: p}}, strconv.FormatUint(host[name][p], 10))
 		}
 	}
-	return bw.Flush()
+	return pw.Flush()
 }
 
-// promLabels renders extracted tags as Prometheus label pairs (without braces); tag names are
-// sanitized like metric names.
-func promLabels(tags [][2]string) string {
-	var b strings.Builder
+// promLabels turns extracted tags into label pairs; tag names are sanitized like metric names.
+func promLabels(tags [][2]string) []promtext.Label {
+	if len(tags) == 0 {
+		return nil
+	}
+	labels := make([]promtext.Label, len(tags))
 	for i, t := range tags {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(promName(t[0]))
-		b.WriteString(`="`)
-		b.WriteString(promLabelValue(t[1]))
-		b.WriteByte('"')
+		labels[i] = promtext.Label{Name: promName(t[0]), Value: t[1]}
 	}
-	return b.String()
-}
-
-func joinLabels(a, b string) string {
-	if a == "" {
-		return b
-	}
-	return a + "," + b
-}
-
-func wrapLabels(l string) string {
-	if l == "" {
-		return ""
-	}
-	return "{" + l + "}"
-}
-
-func formatFloat(f float64) string {
-	if f == math.Trunc(f) && math.Abs(f) < 1e15 {
-		return fmt.Sprintf("%d", int64(f))
-	}
-	return fmt.Sprintf("%g", f)
+	return labels
 }
 
 // IDs is one VM's metric ids: each proxy_define_metric returns a fresh id for the type (the type in
