@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/dicomgate/dicomgate/wasm/host"
 )
@@ -39,6 +40,22 @@ type side struct {
 	closed      bool
 
 	readDisabled bool // the filter's readDisable (downstream only)
+
+	// direct is a write that aliases the opposite side's read buffer: the
+	// bytes the filter passed on unchanged from the read being delivered
+	// (push found them in rbuf). The opposite reader writes them itself once
+	// the filter call returned (flushDirect) — no copy and no hand-off to
+	// the writer goroutine. Invariant: direct is set only while queue is
+	// empty and no write is in flight, and the writer goroutine writes nothing
+	// while direct is set or writing is true, so bytes leave in the order they
+	// were pushed. direct counts in queued.
+	direct []byte
+	// writing: a write of this side is in flight outside c.mu (a direct
+	// write by the opposite reader).
+	writing bool
+	// rbuf is this side's current read buffer (set by its reader under c.mu
+	// when it changes): push recognises bytes that alias it.
+	rbuf []byte
 
 	rx, tx *atomic.Uint64 // byte counters in Metrics
 }
@@ -275,7 +292,9 @@ func (c *conn) addBufLocked(d int64) {
 func (c *conn) readLoop(s *side) {
 	buf := make([]byte, smallReadBuffer)
 	var large *[]byte
+	c.setReadBuffer(s, buf)
 	defer func() {
+		c.setReadBuffer(s, nil)
 		if large != nil {
 			largeReadBuffers.Put(large)
 		}
@@ -292,9 +311,11 @@ func (c *conn) readLoop(s *side) {
 				return
 			}
 			c.deliver(s, buf[:n], false)
+			c.flushDirect(c.other(s))
 			if n == len(buf) && large == nil {
 				large = largeReadBuffers.Get().(*[]byte)
 				buf = *large
+				c.setReadBuffer(s, buf)
 			}
 		}
 		if err == nil {
@@ -326,6 +347,60 @@ func (c *conn) readLoop(s *side) {
 	}
 }
 
+// setReadBuffer records s's read buffer for push's alias check.
+func (c *conn) setReadBuffer(s *side, buf []byte) {
+	c.mu.Lock()
+	s.rbuf = buf
+	c.mu.Unlock()
+}
+
+// aliases reports whether b lies within buf.
+func aliases(b, buf []byte) bool {
+	if len(b) == 0 || len(buf) == 0 {
+		return false
+	}
+	p, lo := uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(unsafe.Pointer(unsafe.SliceData(buf)))
+	return p >= lo && p+uintptr(len(b)) <= lo+uintptr(len(buf))
+}
+
+// flushDirect writes s.direct, the bytes the filter passed on unchanged from
+// the opposite side's last read, on the opposite reader's goroutine after the
+// filter call returned (so no filter lock is held: a slow peer blocks only
+// this direction's reader, as io.Copy would). A write error closes s as the
+// writer goroutine would.
+func (c *conn) flushDirect(s *side) {
+	c.mu.Lock()
+	b := s.direct
+	if b == nil {
+		c.mu.Unlock()
+		return
+	}
+	s.writing = true
+	nc, closing := s.nc, s.closeQueued
+	c.mu.Unlock()
+	_, err := nc.Write(b)
+	c.mu.Lock()
+	s.direct, s.writing = nil, false
+	if !s.closed { // closeSide already took the whole queue off queued and buffered
+		s.queued -= len(b)
+		c.addBufLocked(-int64(len(b)))
+	}
+	// Wake the writer only when it has something to do after this write.
+	if len(s.queue) > 0 || s.endQueued || s.closeQueued || s.closed {
+		c.cond.Broadcast()
+	}
+	closing = closing || s.closeQueued
+	c.mu.Unlock()
+	if err != nil {
+		if !closing {
+			c.logf(slog.LevelInfo, "%s write: %v", s.name, err)
+		}
+		c.closeSide(s, !closing)
+		return
+	}
+	s.tx.Add(uint64(len(b)))
+}
+
 // deliver hands bytes read from s to the filter unless s's close was already
 // reported.
 func (c *conn) deliver(s *side, b []byte, end bool) {
@@ -354,7 +429,8 @@ func (c *conn) deliver(s *side, b []byte, end bool) {
 func (c *conn) writeLoop(s *side) {
 	for {
 		c.mu.Lock()
-		for len(s.queue) == 0 && !s.closeQueued && !s.closed && !(s.endQueued && !s.writeEOF) {
+		// A direct write (s.direct, s.writing) goes first: wait for it.
+		for !s.closed && (s.direct != nil || s.writing || (len(s.queue) == 0 && !s.closeQueued && !(s.endQueued && !s.writeEOF))) {
 			c.cond.Wait()
 		}
 		switch {
@@ -365,10 +441,12 @@ func (c *conn) writeLoop(s *side) {
 			b := s.queue[0]
 			s.queue[0] = nil
 			s.queue = s.queue[1:]
+			s.writing = true
 			nc, closing := s.nc, s.closeQueued
 			c.mu.Unlock()
 			_, err := nc.Write(b)
 			c.mu.Lock()
+			s.writing = false
 			s.queued -= len(b)
 			if !s.closed { // closeSide already took the whole queue off buffered
 				c.addBufLocked(-int64(len(b)))
@@ -430,7 +508,7 @@ func (c *conn) closeSide(s *side, remote bool) {
 		c.dialCancel = nil
 	}
 	c.addBufLocked(-int64(s.queued))
-	s.queue, s.queued = nil, 0
+	s.queue, s.queued, s.direct = nil, 0, nil
 	c.cond.Broadcast()
 	c.mu.Unlock()
 	if nc != nil {
@@ -518,8 +596,15 @@ func (c *conn) abort(reason CloseReason) {
 	c.closeSide(&c.up, false)
 }
 
-// push queues b (copied) for writing on s, followed by a half-close if end.
-// Bytes after a half-close or close are dropped.
+// push queues b for writing on s, followed by a half-close if end. Bytes
+// after a half-close or close are dropped.
+//
+// Bytes that alias the opposite side's read buffer (the filter passed on what
+// it was just given, on the reader's goroutine: the host hands Transport a
+// borrowed slice only there, and copies it before another goroutine could
+// deliver it) become s.direct when nothing is queued or in flight: the
+// reader writes them after the filter call, without a copy or a wake-up.
+// Anything else is copied into the queue for s's writer goroutine.
 func (c *conn) push(s *side, b []byte, end bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -527,7 +612,12 @@ func (c *conn) push(s *side, b []byte, end bool) {
 		return
 	}
 	if len(b) > 0 {
-		s.queue = append(s.queue, bytes.Clone(b))
+		if s.nc != nil && s.direct == nil && !s.writing && len(s.queue) == 0 && !(s == &c.down && c.handshaking) &&
+			aliases(b, c.other(s).rbuf) {
+			s.direct = b
+		} else {
+			s.queue = append(s.queue, bytes.Clone(b))
+		}
 		s.queued += len(b)
 		d := int64(len(b))
 		if s == &c.up { // client bytes leave the filter's hold for the queue
@@ -539,7 +629,9 @@ func (c *conn) push(s *side, b []byte, end bool) {
 	if end {
 		s.endQueued = true
 	}
-	c.cond.Broadcast()
+	if s.direct == nil || end {
+		c.cond.Broadcast()
+	}
 }
 
 // ConnectUpstream implements host.Transport: dial cluster asynchronously and
