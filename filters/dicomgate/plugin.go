@@ -52,8 +52,6 @@ type plugin struct {
 	pending []*conn
 	// callbacks counts guest callbacks for the periodic yield.
 	callbacks uint32
-	// stallHinted is set once the max_early_data_bytes hint was logged.
-	stallHinted bool
 
 	// dec and rq are reused for every decision (a VM is single-threaded).
 	dec pdu.Decoder

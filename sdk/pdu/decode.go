@@ -821,9 +821,13 @@ func (u *UserInformation) resetRest() {
 	u.Unknown = u.Unknown[:0]
 }
 
+// subItemBit is the bit of sub-item type typ (0x51-0x59) in the seen and
+// singletonSubItems sets: bit (typ-0x51).
+func subItemBit(typ uint8) uint16 { return 1 << (typ - ItemMaxLength) }
+
 // singletonSubItems has bit (type-0x51) set for the user-information
-// sub-items that may appear at most once.
-const singletonSubItems = 1<<(ItemMaxLength-ItemMaxLength) | 1<<(ItemImplementationClassUID-ItemMaxLength) |
+// sub-items that may appear at most once (bit 0: ItemMaxLength).
+const singletonSubItems = 1<<0 | 1<<(ItemImplementationClassUID-ItemMaxLength) |
 	1<<(ItemAsyncOperationsWindow-ItemMaxLength) | 1<<(ItemImplementationVersion-ItemMaxLength) |
 	1<<(ItemUserIdentityRQ-ItemMaxLength) | 1<<(ItemUserIdentityAC-ItemMaxLength)
 
@@ -847,7 +851,7 @@ func decodeUserInfo(c []byte, off int, u *UserInformation, strict strictChecks, 
 	if len(subs) >= 8 && subs[0] == ItemMaxLength && subs[2] == 0 && subs[3] == 4 {
 		maxLen = uint32(subs[4])<<24 | uint32(subs[5])<<16 | uint32(subs[6])<<8 | uint32(subs[7])
 		u.order = append(u.order, itemRef{typ: ItemMaxLength})
-		seen |= 1 << (ItemMaxLength - ItemMaxLength)
+		seen |= subItemBit(ItemMaxLength)
 		subs = subs[8:]
 	}
 	if len(subs) >= 4 && subs[0] == ItemImplementationClassUID {

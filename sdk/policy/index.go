@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"math/bits"
 	"net/netip"
 
 	"github.com/dicomgate/dicomgate/sdk/internal/heapsort"
@@ -339,15 +338,6 @@ func setBits(b []uint64, ids []int32) {
 	for _, i := range ids {
 		b[i>>6] |= 1 << (uint(i) & 63)
 	}
-}
-
-// countBits returns the number of set bits.
-func countBits(b []uint64) int {
-	n := 0
-	for _, w := range b {
-		n += bits.OnesCount64(w)
-	}
-	return n
 }
 
 // sortedUnique returns the distinct addresses of a in ascending order (a
