@@ -365,7 +365,9 @@ func (e *env) phaseMemoryFlood() []row {
 			return 0, err
 		}
 		defer c.Close()
-		go c.Write(payload) // blocks while the gateway's budget holds it back
+		// The write blocks while the gateway's budget holds it back; how it
+		// ends is the close waitClosed measures.
+		go func() { _, _ = c.Write(payload) }()
 		return waitClosed(c, t0, inspectTimeout+10*time.Second)
 	})
 	<-honestDone
