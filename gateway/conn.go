@@ -220,7 +220,7 @@ func (c *conn) handshake(tc *tls.Conn) bool {
 		return false
 	}
 	cs := tc.ConnectionState()
-	ti := tlsInfoFromState(cs, g.localSubject, g.localURIs, g.localDN)
+	ti := tlsInfoFromState(cs, g.localSubject, g.localURIs, g.localDN, &g.peers)
 	c.fmu.Lock()
 	if !c.notifiedDown {
 		c.filter.SetTLS(ti, cs.ServerName)

@@ -217,6 +217,7 @@ type Gateway struct {
 
 	localSubject       string
 	localURIs, localDN []string
+	peers              peerCache // peer certificate properties, by DER
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/dicomgate/dicomgate/wasm/host"
 )
@@ -63,8 +64,9 @@ func localTLSInfo(cfg *tls.Config) (subject string, uris, dns []string) {
 
 // tlsInfoFromState builds the properties Envoy's Ssl::ConnectionInfo exposes
 // (connection.tls_version, connection.subject_peer_certificate, …) from a
-// completed handshake.
-func tlsInfoFromState(cs tls.ConnectionState, localSubject string, localURIs, localDNS []string) *host.TLSInfo {
+// completed handshake. peers, when not nil, caches the peer certificate's
+// derived properties across connections.
+func tlsInfoFromState(cs tls.ConnectionState, localSubject string, localURIs, localDNS []string, peers *peerCache) *host.TLSInfo {
 	info := &host.TLSInfo{
 		Version:      tlsVersionName(cs.Version),
 		SubjectLocal: localSubject,
@@ -72,15 +74,59 @@ func tlsInfoFromState(cs tls.ConnectionState, localSubject string, localURIs, lo
 		DNSSANsLocal: localDNS,
 	}
 	if len(cs.PeerCertificates) > 0 {
-		peer := cs.PeerCertificates[0]
+		p := peers.get(cs.PeerCertificates[0])
 		info.PeerCertPresented = true
-		info.SubjectPeer = RFC2253Subject(peer)
-		info.URISANsPeer = uriSANs(peer)
-		info.DNSSANsPeer = peer.DNSNames
-		sum := sha256.Sum256(peer.Raw)
-		info.SHA256PeerDigest = hex.EncodeToString(sum[:])
+		info.SubjectPeer = p.subject
+		info.URISANsPeer = p.uris
+		info.DNSSANsPeer = p.dns
+		info.SHA256PeerDigest = p.digest
 	}
 	return info
+}
+
+// peerProps are the properties derived from one peer certificate.
+type peerProps struct {
+	subject, digest string
+	uris, dns       []string
+}
+
+func newPeerProps(c *x509.Certificate) peerProps {
+	sum := sha256.Sum256(c.Raw)
+	return peerProps{subject: RFC2253Subject(c), digest: hex.EncodeToString(sum[:]), uris: uriSANs(c), dns: c.DNSNames}
+}
+
+// peerCacheSize bounds peerCache; when it is full the cache starts over.
+const peerCacheSize = 1024
+
+// peerCache maps a certificate's DER bytes to its derived properties, so the
+// subject (RFC 2253), SANs and digest of a modality's certificate are computed
+// once, not on every association. The slices it hands out are shared and
+// never modified.
+type peerCache struct {
+	mu sync.Mutex
+	m  map[string]peerProps
+}
+
+// get returns c's properties, from the cache when c was seen before. A nil
+// cache computes them every time.
+func (pc *peerCache) get(c *x509.Certificate) peerProps {
+	if pc == nil {
+		return newPeerProps(c)
+	}
+	pc.mu.Lock()
+	p, ok := pc.m[string(c.Raw)]
+	pc.mu.Unlock()
+	if ok {
+		return p
+	}
+	p = newPeerProps(c)
+	pc.mu.Lock()
+	if pc.m == nil || len(pc.m) >= peerCacheSize {
+		pc.m = make(map[string]peerProps)
+	}
+	pc.m[string(c.Raw)] = p
+	pc.mu.Unlock()
+	return p
 }
 
 // tlsVersionName spells a TLS version like OpenSSL/BoringSSL SSL_get_version,

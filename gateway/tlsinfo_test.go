@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
@@ -61,4 +62,47 @@ func TestRFC2253Subject(t *testing.T) {
 func TestTLSVersionName(t *testing.T) {
 	require.Equal(t, "TLSv1.2", tlsVersionName(0x0303))
 	require.Equal(t, "TLSv1.3", tlsVersionName(0x0304))
+}
+
+// The peer-certificate cache answers each certificate with its own
+// properties (keyed by the whole DER, not by the subject), also after it
+// started over when full.
+func TestPeerCacheKeyedByCertificate(t *testing.T) {
+	cn := asn1.ObjectIdentifier{2, 5, 4, 3}
+	a := withSubject(t, pkix.RDNSequence{{atv(cn, "CT1")}})
+	b := withSubject(t, pkix.RDNSequence{{atv(cn, "CT1")}}) // same subject, another key and issuer
+	var pc peerCache
+	for range 2 {
+		require.Equal(t, newPeerProps(a), pc.get(a))
+		require.Equal(t, newPeerProps(b), pc.get(b))
+	}
+	require.NotEqual(t, pc.get(a).digest, pc.get(b).digest)
+	for i := range peerCacheSize { // fill it with other keys: a new certificate starts it over
+		pc.m[string(rune(i))] = peerProps{}
+	}
+	c := withSubject(t, pkix.RDNSequence{{atv(cn, "CT2")}})
+	require.Equal(t, newPeerProps(c), pc.get(c))
+	require.Equal(t, 1, len(pc.m), "entries after the cache started over")
+	require.Equal(t, newPeerProps(a), pc.get(a))
+}
+
+// BenchmarkTLSInfoFromState measures the per-connection TLS properties of a
+// mutual-TLS client: computed every time (nocache) or from the peer cache.
+func BenchmarkTLSInfoFromState(b *testing.B) {
+	ca, err := demopki.NewCA(pkix.Name{CommonName: "bench CA"}, time.Hour)
+	require.NoError(b, err)
+	leaf, err := ca.Issue(demopki.Spec{Subject: pkix.Name{CommonName: "CT1", Organization: []string{"Hospital"}}})
+	require.NoError(b, err)
+	cs := tls.ConnectionState{Version: tls.VersionTLS13, PeerCertificates: []*x509.Certificate{leaf.Leaf}}
+	for _, bc := range []struct {
+		name string
+		pc   *peerCache
+	}{{"nocache", nil}, {"cache", &peerCache{}}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				tlsInfoFromState(cs, "CN=server", nil, nil, bc.pc)
+			}
+		})
+	}
 }
