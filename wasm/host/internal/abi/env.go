@@ -1,7 +1,8 @@
 // Package abi is the proxy-wasm ABI 0.2.x imports of module "env" (the proxy_* host functions a
-// guest calls) and the argument reader they share: each import reads its arguments from the call
-// stack, reads or writes guest memory through the VM, does its work through packages properties,
-// metrics and shared or on the calling context's stream, and returns a proxy_status_t.
+// guest calls): each import reads its arguments from the call stack with vm.Args (the argument
+// reader the WASI imports use too), reads or writes guest memory through the VM, does its work
+// through packages properties, metrics and shared or on the calling context's stream, and returns
+// a proxy_status_t.
 //
 // It follows proxy-wasm-cpp-host include/proxy-wasm/exports.h (FOR_ALL_HOST_FUNCTIONS) and
 // src/exports.cc (argument checks, status codes), src/wasm.cc WasmBase::registerCallbacks (the
@@ -52,8 +53,6 @@ const (
 	headerMapMax = 7 // HttpCallResponseTrailers
 )
 
-func ret(stack []uint64, v uint32) { stack[0] = uint64(v) }
-
 var (
 	resI32  = []api.ValueType{api.ValueTypeI32}
 	resNone = []api.ValueType{}
@@ -63,8 +62,9 @@ var (
 // close_stream and get_log_level (src/wasm.cc WasmBase::registerCallbacks), and the two emscripten
 // helpers. Semantics follow src/exports.cc and Envoy source/extensions/common/wasm/context.cc.
 func Funcs() []*vm.HostFunc {
-	e := func(name, params string, fn func(v *vm.VM, s []uint64)) *vm.HostFunc {
-		return &vm.HostFunc{Module: "env", Name: name, Params: vm.Sig(params), Results: resI32, Fn: fn, Countable: true}
+	// e declares a proxy_* import: counted in VM.HostCalls, its return value the proxy_status_t.
+	e := func(name, params string, fn func(v *vm.VM, s []uint64) uint32) *vm.HostFunc {
+		return &vm.HostFunc{Module: "env", Name: name, Params: vm.Sig(params), Results: resI32, Fn: vm.Returning(fn), Countable: true}
 	}
 	log := e("proxy_log", "iii", envLog)
 	log.AllowInit, log.AllowAlloc = true, true
@@ -73,28 +73,23 @@ func Funcs() []*vm.HostFunc {
 	return []*vm.HostFunc{
 		log,
 		notify,
-		{Module: "env", Name: "pthread_equal", Params: vm.Sig("ii"), Results: resI32, Fn: func(_ *vm.VM, s []uint64) {
+		{Module: "env", Name: "pthread_equal", Params: vm.Sig("ii"), Results: resI32, Fn: vm.Returning(func(_ *vm.VM, s []uint64) uint32 {
 			if s[0] == s[1] {
-				ret(s, 1)
-			} else {
-				ret(s, 0)
+				return 1
 			}
-		}},
-		e("proxy_get_status", "iii", func(v *vm.VM, s []uint64) {
+			return 0
+		})},
+		e("proxy_get_status", "iii", func(v *vm.VM, s []uint64) uint32 {
 			// Root context status of the last http/grpc call: none in this host ⇒ (0, "").
-			a := argsOf(v, s)
-			codePtr, msgPtr, msgSize := a.u32(), a.u32(), a.u32()
-			if !v.Mem.WriteUint32Le(codePtr, 0) || !v.CopyOut(nil, msgPtr, msgSize) {
-				ret(s, statusInvalidMemoryAccess)
-				return
-			}
-			ret(s, statusOK)
+			a := vm.ArgsOf(v, s)
+			codePtr, msgPtr, msgSize := a.U32(), a.U32(), a.U32()
+			return wrote(v.Mem.WriteUint32Le(codePtr, 0) && v.CopyOut(nil, msgPtr, msgSize))
 		}),
 		e("proxy_set_property", "iiii", envSetProperty),
 		e("proxy_get_property", "iiii", envGetProperty),
 		// HTTP-only: a network filter has no decoder callbacks, Envoy returns OK and does nothing
 		// (Context::sendLocalResponse).
-		e("proxy_send_local_response", "iiiiiiii", func(_ *vm.VM, s []uint64) { ret(s, statusOK) }),
+		e("proxy_send_local_response", "iiiiiiii", always(statusOK)),
 		e("proxy_get_shared_data", "iiiii", envGetSharedData),
 		e("proxy_set_shared_data", "iiiii", envSetSharedData),
 		e("proxy_register_shared_queue", "iii", envRegisterSharedQueue),
@@ -104,131 +99,124 @@ func Funcs() []*vm.HostFunc {
 		// Header maps do not exist on a network filter: Envoy Context::getMap returns nullptr ⇒
 		// BAD_ARGUMENT ("Requested map type is not currently available"); get_header_map_pairs returns
 		// OK with no pairs.
-		e("proxy_get_header_map_value", "iiiii", headerMapBadArgument),
-		e("proxy_add_header_map_value", "iiiii", headerMapBadArgument),
-		e("proxy_replace_header_map_value", "iiiii", headerMapBadArgument),
-		e("proxy_remove_header_map_value", "iii", headerMapBadArgument),
-		e("proxy_get_header_map_pairs", "iii", func(v *vm.VM, s []uint64) {
-			a := argsOf(v, s)
-			typ, ptrPtr, sizePtr := a.u32(), a.u32(), a.u32()
+		e("proxy_get_header_map_value", "iiiii", always(statusBadArgument)),
+		e("proxy_add_header_map_value", "iiiii", always(statusBadArgument)),
+		e("proxy_replace_header_map_value", "iiiii", always(statusBadArgument)),
+		e("proxy_remove_header_map_value", "iii", always(statusBadArgument)),
+		e("proxy_get_header_map_pairs", "iii", func(v *vm.VM, s []uint64) uint32 {
+			a := vm.ArgsOf(v, s)
+			typ, ptrPtr, sizePtr := a.U32(), a.U32(), a.U32()
 			if typ > headerMapMax {
-				ret(s, statusBadArgument)
-				return
+				return statusBadArgument
 			}
-			if !v.CopyOut(nil, ptrPtr, sizePtr) {
-				ret(s, statusInvalidMemoryAccess)
-				return
-			}
-			ret(s, statusOK)
+			return wrote(v.CopyOut(nil, ptrPtr, sizePtr))
 		}),
-		e("proxy_set_header_map_pairs", "iii", headerMapBadArgument),
-		e("proxy_get_header_map_size", "ii", headerMapBadArgument),
+		e("proxy_set_header_map_pairs", "iii", always(statusBadArgument)),
+		e("proxy_get_header_map_size", "ii", always(statusBadArgument)),
 		e("proxy_get_buffer_status", "iii", envGetBufferStatus),
 		e("proxy_get_buffer_bytes", "iiiii", envGetBufferBytes),
 		e("proxy_set_buffer_bytes", "iiiii", envSetBufferBytes),
 		// No upstream clusters are known to this host: Envoy returns BAD_ARGUMENT for an unknown
 		// cluster (Context::httpCall).
-		e("proxy_http_call", "iiiiiiiiii", func(v *vm.VM, s []uint64) {
-			a := argsOf(v, s)
-			a.skip(9) // upstream, headers, body, trailers, timeout
-			if tokenPtr := a.u32(); !v.Mem.WriteUint32Le(tokenPtr, 0) {
-				ret(s, statusInvalidMemoryAccess)
-				return
+		e("proxy_http_call", "iiiiiiiiii", func(v *vm.VM, s []uint64) uint32 {
+			a := vm.ArgsOf(v, s)
+			a.Skip(9) // upstream, headers, body, trailers, timeout
+			if tokenPtr := a.U32(); !v.Mem.WriteUint32Le(tokenPtr, 0) {
+				return statusInvalidMemoryAccess
 			}
-			ret(s, statusBadArgument)
+			return statusBadArgument
 		}),
-		e("proxy_grpc_call", "iiiiiiiiiiii", func(_ *vm.VM, s []uint64) { ret(s, statusBadArgument) }),
-		e("proxy_grpc_stream", "iiiiiiiii", func(_ *vm.VM, s []uint64) { ret(s, statusBadArgument) }),
-		e("proxy_grpc_close", "i", func(_ *vm.VM, s []uint64) { ret(s, statusNotFound) }),
-		e("proxy_grpc_cancel", "i", func(_ *vm.VM, s []uint64) { ret(s, statusNotFound) }),
-		e("proxy_grpc_send", "iiii", func(_ *vm.VM, s []uint64) { ret(s, statusNotFound) }),
+		e("proxy_grpc_call", "iiiiiiiiiiii", always(statusBadArgument)),
+		e("proxy_grpc_stream", "iiiiiiiii", always(statusBadArgument)),
+		e("proxy_grpc_close", "i", always(statusNotFound)),
+		e("proxy_grpc_cancel", "i", always(statusNotFound)),
+		e("proxy_grpc_send", "iiii", always(statusNotFound)),
 		e("proxy_set_tick_period_milliseconds", "i", envSetTickPeriod),
-		e("proxy_get_current_time_nanoseconds", "i", func(v *vm.VM, s []uint64) {
-			a := argsOf(v, s)
-			if ptr := a.u32(); !v.Mem.WriteUint64Le(ptr, uint64(v.Plugin.Clock.Now().UnixNano())) {
-				ret(s, statusInvalidMemoryAccess)
-				return
-			}
-			ret(s, statusOK)
+		e("proxy_get_current_time_nanoseconds", "i", func(v *vm.VM, s []uint64) uint32 {
+			a := vm.ArgsOf(v, s)
+			return wrote(v.Mem.WriteUint64Le(a.U32(), uint64(v.Plugin.Clock.Now().UnixNano())))
 		}),
 		e("proxy_define_metric", "iiii", envDefineMetric),
 		e("proxy_increment_metric", "iI", envIncrementMetric),
 		e("proxy_record_metric", "iI", envRecordMetric),
 		e("proxy_get_metric", "ii", envGetMetric),
-		e("proxy_set_effective_context", "i", func(v *vm.VM, s []uint64) {
+		e("proxy_set_effective_context", "i", func(v *vm.VM, s []uint64) uint32 {
 			// cpp-host exports.cc set_effective_context: unknown id ⇒ BAD_ARGUMENT.
-			a := argsOf(v, s)
-			id := a.u32()
+			a := vm.ArgsOf(v, s)
+			id := a.U32()
 			if _, ok := v.Contexts[id]; !ok {
-				ret(s, statusBadArgument)
-				return
+				return statusBadArgument
 			}
 			v.Effective = id
-			ret(s, statusOK)
+			return statusOK
 		}),
-		e("proxy_done", "", func(v *vm.VM, s []uint64) {
+		e("proxy_done", "", func(v *vm.VM, s []uint64) uint32 {
 			// cpp-host WasmBase::done: only a root context whose proxy_on_done returned false.
 			if v.ContextOrEffective() != v.Root || !v.PendingDone {
-				ret(s, statusNotFound)
-				return
+				return statusNotFound
 			}
 			v.PendingDone = false
-			ret(s, statusOK)
+			return statusOK
 		}),
 		e("proxy_call_foreign_function", "iiiiii", envCallForeignFunction),
 		e("proxy_continue_stream", "i", envContinueStream),
 		e("proxy_close_stream", "i", envCloseStream),
-		e("proxy_get_log_level", "i", func(v *vm.VM, s []uint64) {
-			a := argsOf(v, s)
-			if ptr := a.u32(); !v.Mem.WriteUint32Le(ptr, uint32(v.Plugin.LogLevel)) {
-				ret(s, statusInvalidMemoryAccess)
-				return
-			}
-			ret(s, statusOK)
+		e("proxy_get_log_level", "i", func(v *vm.VM, s []uint64) uint32 {
+			a := vm.ArgsOf(v, s)
+			return wrote(v.Mem.WriteUint32Le(a.U32(), uint32(v.Plugin.LogLevel)))
 		}),
 	}
 }
 
-func headerMapBadArgument(_ *vm.VM, s []uint64) { ret(s, statusBadArgument) }
+// wrote is the status of an import whose last step writes its results into guest memory: OK, or
+// INVALID_MEMORY_ACCESS when a write (or the guest allocation of a copy) failed.
+func wrote(ok bool) uint32 {
+	if !ok {
+		return statusInvalidMemoryAccess
+	}
+	return statusOK
+}
+
+// always returns an import that does nothing but return st.
+func always(st uint32) func(*vm.VM, []uint64) uint32 {
+	return func(*vm.VM, []uint64) uint32 { return st }
+}
 
 // envLog is cpp-host exports.cc log: level > LogLevel::Max (critical = 5) ⇒ BAD_ARGUMENT.
-func envLog(v *vm.VM, s []uint64) {
-	a := argsOf(v, s)
-	level := a.u32()
+func envLog(v *vm.VM, s []uint64) uint32 {
+	a := vm.ArgsOf(v, s)
+	level := a.U32()
 	if level > uint32(vm.LogCritical) {
-		ret(s, statusBadArgument)
-		return
+		return statusBadArgument
 	}
-	msg := a.view() // a view: LogView copies it unless the Logger is a LogViewer
+	msg := a.View() // a view: LogView copies it unless the Logger is a LogViewer
 
-	if !a.ok() {
-		ret(s, statusInvalidMemoryAccess)
-		return
+	if !a.OK() {
+		return statusInvalidMemoryAccess
 	}
 	v.LogView(vm.LogLevel(level), msg)
-	ret(s, statusOK)
+	return statusOK
 }
 
 // envSetTickPeriod is Envoy Wasm::setTimerPeriod: one period per root context per VM; 0 disables.
-func envSetTickPeriod(v *vm.VM, s []uint64) {
-	a := argsOf(v, s)
-	ms := a.u32()
+func envSetTickPeriod(v *vm.VM, s []uint64) uint32 {
+	a := vm.ArgsOf(v, s)
+	ms := a.U32()
 	v.TickPeriod = time.Duration(ms) * time.Millisecond
 	if ms > 0 {
 		v.NextTick = v.Plugin.Clock.Now().Add(v.TickPeriod)
 	}
-	ret(s, statusOK)
+	return statusOK
 }
 
 // envContinueStream is Envoy Context::continueStream for a network filter: DOWNSTREAM ⇒ deferred
 // read_callbacks->continueReading(); UPSTREAM ⇒ UNIMPLEMENTED; > UPSTREAM ⇒ BAD_ARGUMENT (cpp-host
 // exports.cc); HTTP REQUEST/RESPONSE ⇒ OK and nothing (no decoder/encoder callbacks).
-func envContinueStream(v *vm.VM, s []uint64) {
-	a := argsOf(v, s)
-	t := a.u32()
+func envContinueStream(v *vm.VM, s []uint64) uint32 {
+	a := vm.ArgsOf(v, s)
+	t := a.U32()
 	if t > streamMax {
-		ret(s, statusBadArgument)
-		return
+		return statusBadArgument
 	}
 	c := v.ContextOrEffective()
 	switch t {
@@ -236,23 +224,22 @@ func envContinueStream(v *vm.VM, s []uint64) {
 		if c.Stream != nil {
 			v.Defer(c.Stream, vm.DeferContinueDownstream)
 		}
-		ret(s, statusOK)
+		return statusOK
 	case streamUpstream:
-		ret(s, statusUnimplemented)
+		return statusUnimplemented
 	default:
-		ret(s, statusOK)
+		return statusOK
 	}
 }
 
 // envCloseStream is Envoy Context::closeStream: DOWNSTREAM and UPSTREAM both close the downstream
 // connection with FlushWrite, deferred (the read and write filter callbacks share one connection);
 // HTTP REQUEST/RESPONSE ⇒ OK and nothing on a network filter; > UPSTREAM ⇒ BAD_ARGUMENT.
-func envCloseStream(v *vm.VM, s []uint64) {
-	a := argsOf(v, s)
-	t := a.u32()
+func envCloseStream(v *vm.VM, s []uint64) uint32 {
+	a := vm.ArgsOf(v, s)
+	t := a.U32()
 	if t > streamMax {
-		ret(s, statusBadArgument)
-		return
+		return statusBadArgument
 	}
 	c := v.ContextOrEffective()
 	switch t {
@@ -264,9 +251,9 @@ func envCloseStream(v *vm.VM, s []uint64) {
 			}
 			v.Defer(c.Stream, kind)
 		}
-		ret(s, statusOK)
+		return statusOK
 	default:
-		ret(s, statusOK)
+		return statusOK
 	}
 }
 
@@ -307,17 +294,15 @@ func bufferOf(v *vm.VM, c *vm.Context, t uint32) (buf *[]byte, avail, ok bool) {
 }
 
 // envGetBufferBytes is cpp-host exports.cc get_buffer_bytes.
-func envGetBufferBytes(v *vm.VM, s []uint64) {
-	a := argsOf(v, s)
-	t, start, length, ptrPtr, sizePtr := a.u32(), a.u32(), a.u32(), a.u32(), a.u32()
+func envGetBufferBytes(v *vm.VM, s []uint64) uint32 {
+	a := vm.ArgsOf(v, s)
+	t, start, length, ptrPtr, sizePtr := a.U32(), a.U32(), a.U32(), a.U32(), a.U32()
 	if t > bufMax {
-		ret(s, statusBadArgument)
-		return
+		return statusBadArgument
 	}
 	buf, avail, ok := bufferOf(v, v.ContextOrEffective(), t)
 	if !ok {
-		ret(s, statusNotFound)
-		return
+		return statusNotFound
 	}
 	// cpp-host checks start+length for overflow in 64-bit Words, which 32-bit arguments never reach.
 	var data []byte
@@ -335,60 +320,46 @@ func envGetBufferBytes(v *vm.VM, s []uint64) {
 	if ln > 0 {
 		out = data[st : st+ln]
 	}
-	if !v.CopyOut(out, ptrPtr, sizePtr) {
-		ret(s, statusInvalidMemoryAccess)
-		return
-	}
-	ret(s, statusOK)
+	return wrote(v.CopyOut(out, ptrPtr, sizePtr))
 }
 
 // envGetBufferStatus is cpp-host exports.cc get_buffer_status.
-func envGetBufferStatus(v *vm.VM, s []uint64) {
-	a := argsOf(v, s)
-	t, sizePtr, flagsPtr := a.u32(), a.u32(), a.u32()
+func envGetBufferStatus(v *vm.VM, s []uint64) uint32 {
+	a := vm.ArgsOf(v, s)
+	t, sizePtr, flagsPtr := a.U32(), a.U32(), a.U32()
 	if t > bufMax {
-		ret(s, statusBadArgument)
-		return
+		return statusBadArgument
 	}
 	buf, avail, ok := bufferOf(v, v.ContextOrEffective(), t)
 	if !ok {
-		ret(s, statusNotFound)
-		return
+		return statusNotFound
 	}
 	n := 0
 	if avail {
 		n = len(*buf)
 	}
-	if !v.Mem.WriteUint32Le(sizePtr, uint32(n)) || !v.Mem.WriteUint32Le(flagsPtr, 0) {
-		ret(s, statusInvalidMemoryAccess)
-		return
-	}
-	ret(s, statusOK)
+	return wrote(v.Mem.WriteUint32Le(sizePtr, uint32(n)) && v.Mem.WriteUint32Le(flagsPtr, 0))
 }
 
 // envSetBufferBytes is Envoy Buffer::copyFrom: start 0 ⇒ drain `size` bytes then prepend; start ≥
 // length ⇒ append; 0 < start < length ⇒ BAD_ARGUMENT; no held buffer ⇒ BAD_ARGUMENT; immutable
 // buffers (configuration) ⇒ BAD_ARGUMENT.
-func envSetBufferBytes(v *vm.VM, s []uint64) {
-	a := argsOf(v, s)
-	t, start, size := a.u32(), a.u32(), a.u32()
+func envSetBufferBytes(v *vm.VM, s []uint64) uint32 {
+	a := vm.ArgsOf(v, s)
+	t, start, size := a.U32(), a.U32(), a.U32()
 	if t > bufMax {
-		ret(s, statusBadArgument)
-		return
+		return statusBadArgument
 	}
 	buf, avail, ok := bufferOf(v, v.ContextOrEffective(), t)
 	if !ok {
-		ret(s, statusNotFound)
-		return
+		return statusNotFound
 	}
-	data := a.bytes() // read after the type and buffer checks: their statuses come first
-	if !a.ok() {
-		ret(s, statusInvalidMemoryAccess)
-		return
+	data := a.Bytes() // read after the type and buffer checks: their statuses come first
+	if !a.OK() {
+		return statusInvalidMemoryAccess
 	}
 	if !avail || t == bufVMConfiguration || t == bufPluginConfiguration {
-		ret(s, statusBadArgument)
-		return
+		return statusBadArgument
 	}
 	cur := *buf
 	switch {
@@ -404,8 +375,7 @@ func envSetBufferBytes(v *vm.VM, s []uint64) {
 	case int(start) >= len(cur):
 		*buf = append(cur, data...)
 	default:
-		ret(s, statusBadArgument)
-		return
+		return statusBadArgument
 	}
-	ret(s, statusOK)
+	return statusOK
 }

@@ -852,22 +852,7 @@ func (c *Conn) wasmOnNewConnection() filterStatus {
 		c.callGuest(c.v.FnContextCreate, uint64(c.sc.ID), uint64(c.v.Root.ID))
 	}
 	c.wasmCreated = true
-	if failed, st := c.checkFailNet(); failed {
-		return st
-	}
-	if c.v.FnNewConnection == nil {
-		return filterContinue
-	}
-	r, _ := c.callGuestNoDefer(c.v.FnNewConnection, uint64(c.sc.ID))
-	failed, st := c.checkFailNet()
-	c.w.RunDeferred(c.v.TakeDeferred())
-	if failed {
-		return st
-	}
-	if uint32(r) == 0 {
-		return filterContinue
-	}
-	return filterStop
+	return c.filterCall(onNewConnection, false)
 }
 
 // wasmOnData is Envoy Context::onData: the downstream buffer is available to the guest during the
@@ -886,26 +871,7 @@ func (c *Conn) wasmOnData() filterStatus {
 
 // onDownstreamData is cpp-host ContextBase::onDownstreamData.
 func (c *Conn) onDownstreamData() filterStatus {
-	if failed, st := c.checkFailNet(); failed {
-		return st
-	}
-	if c.v.FnDownstreamData == nil {
-		return filterContinue
-	}
-	end := uint64(0)
-	if c.readEnd {
-		end = 1
-	}
-	r, _ := c.callGuestNoDefer(c.v.FnDownstreamData, uint64(c.sc.ID), uint64(len(c.readBuf)), end)
-	failed, st := c.checkFailNet()
-	c.w.RunDeferred(c.v.TakeDeferred())
-	if failed {
-		return st
-	}
-	if uint32(r) == 0 {
-		return filterContinue
-	}
-	return filterStop
+	return c.filterCall(onDownstreamData, c.readEnd)
 }
 
 // wasmOnWrite is Envoy Context::onWrite.
@@ -914,24 +880,7 @@ func (c *Conn) wasmOnWrite(end bool) filterStatus {
 		return filterContinue
 	}
 	c.usAvail = true
-	st := filterContinue
-	if failed, fst := c.checkFailNet(); failed {
-		st = fst
-	} else if c.v.FnUpstreamData != nil {
-		e := uint64(0)
-		if end {
-			e = 1
-		}
-		r, _ := c.callGuestNoDefer(c.v.FnUpstreamData, uint64(c.sc.ID), uint64(len(c.usBuf)), e)
-		failed, fst := c.checkFailNet()
-		c.w.RunDeferred(c.v.TakeDeferred())
-		switch {
-		case failed:
-			st = fst
-		case uint32(r) != 0:
-			st = filterStop
-		}
-	}
+	st := c.filterCall(onUpstreamData, end)
 	if st == filterContinue {
 		c.usAvail = false
 	}
@@ -941,10 +890,53 @@ func (c *Conn) wasmOnWrite(end bool) filterStatus {
 	return st
 }
 
-// callGuestNoDefer makes a top-level call without running deferred actions (the caller runs them
-// after CHECK_FAIL, in DeferAfterCallActions' destructor order).
-func (c *Conn) callGuestNoDefer(fn *vm.Func, args ...uint64) (uint64, bool) {
-	return c.v.Call(c.sc, fn, args...)
+// The network-filter callbacks filterCall makes.
+const (
+	onNewConnection  = iota // proxy_on_new_connection(context_id)
+	onDownstreamData        // proxy_on_downstream_data(context_id, data_size, end_of_stream)
+	onUpstreamData          // proxy_on_upstream_data(context_id, data_size, end_of_stream)
+)
+
+// filterCall is the shape cpp-host ContextBase::onNetworkNewConnection, onDownstreamData and
+// onUpstreamData share: CHECK_FAIL_NET before the call (a failed VM is never touched, its context
+// may be gone); no export ⇒ Continue; the top-level call, CHECK_FAIL_NET again, then the deferred
+// actions (after the failure check, in DeferAfterCallActions' destructor order); the guest's 0 ⇒
+// Continue, anything else ⇒ StopIteration.
+func (c *Conn) filterCall(callback int, end bool) filterStatus {
+	if failed, st := c.checkFailNet(); failed {
+		return st
+	}
+	var r uint64
+	e := uint64(0)
+	if end {
+		e = 1
+	}
+	switch callback {
+	case onNewConnection:
+		if c.v.FnNewConnection == nil {
+			return filterContinue
+		}
+		r, _ = c.v.Call(c.sc, c.v.FnNewConnection, uint64(c.sc.ID))
+	case onDownstreamData:
+		if c.v.FnDownstreamData == nil {
+			return filterContinue
+		}
+		r, _ = c.v.Call(c.sc, c.v.FnDownstreamData, uint64(c.sc.ID), uint64(len(c.readBuf)), e)
+	default:
+		if c.v.FnUpstreamData == nil {
+			return filterContinue
+		}
+		r, _ = c.v.Call(c.sc, c.v.FnUpstreamData, uint64(c.sc.ID), uint64(len(c.usBuf)), e)
+	}
+	failed, st := c.checkFailNet()
+	c.w.RunDeferred(c.v.TakeDeferred())
+	if failed {
+		return st
+	}
+	if uint32(r) == 0 {
+		return filterContinue
+	}
+	return filterStop
 }
 
 // onUpstreamConnectionClose is Envoy Context::onUpstreamConnectionClose.

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/dicomgate/dicomgate/wasm/host/internal/metrics"
 	"github.com/dicomgate/dicomgate/wasm/host/internal/properties"
@@ -528,18 +529,8 @@ func (v *VM) Allocate(size uint32) (uint32, bool) {
 // CopyOutString is cpp-host WasmBase::copyToPointerSize: allocate len(data) bytes in the guest, copy, and
 // write the pointer and length (u32 LE); empty data writes (0, 0) without allocating.
 func (v *VM) CopyOutString(data string, ptrPtr, sizePtr uint32) bool {
-	var addr uint32
-	if len(data) > 0 {
-		a, ok := v.Allocate(uint32(len(data)))
-		if !ok {
-			return false
-		}
-		if !v.Mem.WriteString(a, data) {
-			return false
-		}
-		addr = a
-	}
-	return v.Mem.WriteUint32Le(ptrPtr, addr) && v.Mem.WriteUint32Le(sizePtr, uint32(len(data)))
+	// CopyOut only reads data: a view of the string's bytes instead of a copy.
+	return v.CopyOut(unsafe.Slice(unsafe.StringData(data), len(data)), ptrPtr, sizePtr)
 }
 
 // CopyOut is CopyOutString for bytes.
