@@ -293,16 +293,27 @@ func bufferOf(v *vm.VM, c *vm.Context, t uint32) (buf *[]byte, avail, ok bool) {
 	return nil, false, false
 }
 
+// buffer is the check get_buffer_status, get_buffer_bytes and set_buffer_bytes start with (cpp-host
+// exports.cc): a type above the last one ⇒ BAD_ARGUMENT, no such buffer ⇒ NOT_FOUND; else bufferOf's
+// answer on the current-or-effective context and OK.
+func buffer(v *vm.VM, t uint32) (buf *[]byte, avail bool, st uint32) {
+	if t > bufMax {
+		return nil, false, statusBadArgument
+	}
+	buf, avail, ok := bufferOf(v, v.ContextOrEffective(), t)
+	if !ok {
+		return nil, false, statusNotFound
+	}
+	return buf, avail, statusOK
+}
+
 // envGetBufferBytes is cpp-host exports.cc get_buffer_bytes.
 func envGetBufferBytes(v *vm.VM, s []uint64) uint32 {
 	a := vm.ArgsOf(v, s)
 	t, start, length, ptrPtr, sizePtr := a.U32(), a.U32(), a.U32(), a.U32(), a.U32()
-	if t > bufMax {
-		return statusBadArgument
-	}
-	buf, avail, ok := bufferOf(v, v.ContextOrEffective(), t)
-	if !ok {
-		return statusNotFound
+	buf, avail, status := buffer(v, t)
+	if status != statusOK {
+		return status
 	}
 	// cpp-host checks start+length for overflow in 64-bit Words, which 32-bit arguments never reach.
 	var data []byte
@@ -327,12 +338,9 @@ func envGetBufferBytes(v *vm.VM, s []uint64) uint32 {
 func envGetBufferStatus(v *vm.VM, s []uint64) uint32 {
 	a := vm.ArgsOf(v, s)
 	t, sizePtr, flagsPtr := a.U32(), a.U32(), a.U32()
-	if t > bufMax {
-		return statusBadArgument
-	}
-	buf, avail, ok := bufferOf(v, v.ContextOrEffective(), t)
-	if !ok {
-		return statusNotFound
+	buf, avail, st := buffer(v, t)
+	if st != statusOK {
+		return st
 	}
 	n := 0
 	if avail {
@@ -347,12 +355,9 @@ func envGetBufferStatus(v *vm.VM, s []uint64) uint32 {
 func envSetBufferBytes(v *vm.VM, s []uint64) uint32 {
 	a := vm.ArgsOf(v, s)
 	t, start, size := a.U32(), a.U32(), a.U32()
-	if t > bufMax {
-		return statusBadArgument
-	}
-	buf, avail, ok := bufferOf(v, v.ContextOrEffective(), t)
-	if !ok {
-		return statusNotFound
+	buf, avail, st := buffer(v, t)
+	if st != statusOK {
+		return st
 	}
 	data := a.Bytes() // read after the type and buffer checks: their statuses come first
 	if !a.OK() {

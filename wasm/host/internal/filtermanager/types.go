@@ -1,7 +1,9 @@
 package filtermanager
 
 // The types host re-declares in its public API (host.TCPProxyConfig, host.Transport,
-// host.ConnState convert to and from these).
+// host.ConnState convert to and from these), so that the public package documents its own types.
+// The two cannot drift apart unnoticed: a struct conversion needs identical fields and the
+// Transport assignment the same methods, so a difference fails the build.
 
 // TCPProxyConfig is the subset of envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy the model needs.
 type TCPProxyConfig struct {
