@@ -389,7 +389,7 @@ func (c *conn) flushDirect(s *side) {
 	if len(s.queue) > 0 || s.endQueued || s.closeQueued || s.closed {
 		c.cond.Broadcast()
 	}
-	closing = closing || s.closeQueued
+	closing = closing || s.closeQueued || s.closed // a close during the write ended it: nothing to log
 	c.mu.Unlock()
 	if err != nil {
 		if !closing {
