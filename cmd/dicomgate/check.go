@@ -7,11 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"regexp"
 	"strings"
 
 	"github.com/spf13/cobra"
-	"sigs.k8s.io/yaml"
 
 	"github.com/dicomgate/dicomgate/sdk/policy"
 )
@@ -242,9 +240,6 @@ func (c configDoc) message(d policy.Diagnostic) string {
 	return msg
 }
 
-// yamlDocSep splits a YAML stream into documents.
-var yamlDocSep = regexp.MustCompile(`(?m)^---[ \t\r]*(?:#[^\n]*)?$`)
-
 // policyDocs finds the policies in a configuration file: a bare policy
 // (JSON or YAML) or the spec.pluginConfig of each WasmPlugin manifest.
 // JSON input is passed through unchanged so that syntax error offsets refer
@@ -270,15 +265,12 @@ func policyDocs(data []byte) ([]configDoc, error) {
 	var docs []configDoc
 	var bare [][]byte
 	skipped := 0
-	for i, part := range yamlDocSep.Split(string(data), -1) {
-		js, err := yaml.YAMLToJSON([]byte(part))
-		if err != nil {
-			return nil, fmt.Errorf("YAML document %d: %w", i+1, err)
-		}
-		js = bytes.TrimSpace(js)
-		if bytes.Equal(js, []byte("null")) {
-			continue // empty document
-		}
+	jsDocs, docNum, err := yamlDocs(data)
+	if err != nil {
+		return nil, err
+	}
+	for k, js := range jsDocs {
+		i := docNum[k] - 1
 		var probe map[string]json.RawMessage
 		if json.Unmarshal(js, &probe) != nil {
 			bare = append(bare, js) // not an object: policy.Load names the problem

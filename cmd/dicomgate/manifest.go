@@ -142,7 +142,7 @@ func runManifest(stdout, stderr io.Writer, f manifestFlags) error {
 	if err != nil {
 		var ve *policy.ValidationError
 		if errors.As(err, &ve) {
-			return invalid(fmt.Errorf("%s: policy is invalid: %s, listed above", f.config, countNoun(countErrors(ve.Diagnostics), "error")))
+			return invalid(fmt.Errorf("%s: policy is invalid: %s, listed above", f.config, countNoun(policy.ErrorCount(ve.Diagnostics), "error")))
 		}
 		return usage("%w", err)
 	}
@@ -191,15 +191,4 @@ func printDiagnostics(w io.Writer, file string, diags []policy.Diagnostic) {
 	for _, d := range diags {
 		fmt.Fprintf(w, "%s: %s: %s\n", file, d.Severity, d)
 	}
-}
-
-// countErrors counts the error-severity diagnostics.
-func countErrors(diags []policy.Diagnostic) int {
-	n := 0
-	for _, d := range diags {
-		if d.Severity == policy.SeverityError {
-			n++
-		}
-	}
-	return n
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -143,16 +142,13 @@ func writeStructured(w io.Writer, format string, v any) error {
 
 // yamlDocsToJSON converts a stream of YAML documents to JSON objects.
 func yamlDocsToJSON(stream []byte) ([]json.RawMessage, error) {
-	var out []json.RawMessage
-	for _, part := range yamlDocSep.Split(string(stream), -1) {
-		js, err := yaml.YAMLToJSON([]byte(part))
-		if err != nil {
-			return nil, err
-		}
-		if js = bytes.TrimSpace(js); bytes.Equal(js, []byte("null")) {
-			continue
-		}
-		out = append(out, js)
+	docs, _, err := yamlDocs(stream)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]json.RawMessage, len(docs))
+	for i, d := range docs {
+		out[i] = d
 	}
 	return out, nil
 }

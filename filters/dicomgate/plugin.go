@@ -112,7 +112,7 @@ func (p *plugin) OnPluginStart(int) (st types.OnPluginStartStatus) {
 		}
 	}
 	if err != nil {
-		proxywasm.LogError("dicomgate: configuration rejected (" + strconv.Itoa(countErrors(diags)) +
+		proxywasm.LogError("dicomgate: configuration rejected (" + strconv.Itoa(policy.ErrorCount(diags)) +
 			" error(s)); fix the WasmPlugin pluginConfig, e.g. check it with `dicomgate check`")
 		return types.OnPluginStartStatusFailed
 	}
@@ -151,16 +151,6 @@ func (p *plugin) OnPluginStart(int) (st types.OnPluginStartStatus) {
 		", upstreamConnect " + p.mode.String() + ", inspectTimeoutMs " + strconv.FormatInt(p.timeoutNs/1e6, 10) +
 		", maxAssociateRQBytes " + strconv.FormatUint(uint64(pol.MaxAssociateRQBytes()), 10) + ", rejectCluster " + p.rejectCluster)
 	return types.OnPluginStartStatusOK
-}
-
-func countErrors(diags []policy.Diagnostic) int {
-	n := 0
-	for _, d := range diags {
-		if d.Severity == policy.SeverityError {
-			n++
-		}
-	}
-	return n
 }
 
 // NewTcpContext creates the per-connection state.

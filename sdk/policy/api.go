@@ -48,6 +48,18 @@ type Diagnostic struct {
 	Severity Severity
 }
 
+// ErrorCount returns how many of diags are errors (SeverityError): Load
+// fails exactly when it is not 0.
+func ErrorCount(diags []Diagnostic) int {
+	n := 0
+	for _, d := range diags {
+		if d.Severity == SeverityError {
+			n++
+		}
+	}
+	return n
+}
+
 // String returns "path: message" (just the message when Path is empty).
 func (d Diagnostic) String() string {
 	if d.Path == "" {

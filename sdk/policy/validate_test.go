@@ -280,3 +280,19 @@ func TestSuggest(t *testing.T) {
 		})
 	}
 }
+
+// ErrorCount counts the errors Load reports, not its warnings.
+func TestErrorCount(t *testing.T) {
+	_, diags, err := Load([]byte(`{"rules":[{"name":"a","action":"allow","match":{"calledAETitles":["X"]}},{"name":"a","action":"bogus"}],"inspectTimeoutMs":-1}`))
+	require.Error(t, err)
+	errs := 0
+	for _, d := range diags {
+		if d.Severity == SeverityError {
+			errs++
+		}
+	}
+	require.Positive(t, errs)
+	require.Equal(t, errs, ErrorCount(diags))
+	require.Equal(t, 0, ErrorCount([]Diagnostic{{Severity: SeverityWarning}}))
+	require.Equal(t, 2, ErrorCount([]Diagnostic{{}, {Severity: SeverityWarning}, {}}))
+}
