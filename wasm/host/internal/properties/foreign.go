@@ -3,6 +3,8 @@ package properties
 import (
 	"errors"
 	"net/netip"
+
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // Filter-state keys that have a registered StreamInfo::FilterState::ObjectFactory in Envoy
@@ -53,73 +55,43 @@ type setEnvoyFilterStateArgs struct {
 
 var errProto = errors.New("malformed SetEnvoyFilterStateArguments")
 
-func readVarint(b []byte) (uint64, int, error) {
-	if len(b) > 0 && b[0] < 0x80 { // tags and short lengths: one byte
-		return uint64(b[0]), 1, nil
-	}
-	var x uint64
-	for i := 0; i < len(b) && i < 10; i++ {
-		x |= uint64(b[i]&0x7f) << (7 * i)
-		if b[i] < 0x80 {
-			return x, i + 1, nil
-		}
-	}
-	return 0, 0, errProto
-}
-
-// parseSetEnvoyFilterStateArgs decodes the proto by hand; unknown fields are skipped like protobuf
-// does, wrong wire types and truncation are errors.
+// parseSetEnvoyFilterStateArgs decodes the message with protowire: unknown fields are skipped as
+// protobuf does; a known field with the wrong wire type, a field number 0 and truncation are errors.
+// It allocates nothing (path and value alias b).
 func parseSetEnvoyFilterStateArgs(b []byte) (setEnvoyFilterStateArgs, error) {
 	var a setEnvoyFilterStateArgs
 	for len(b) > 0 {
-		tag, n, err := readVarint(b)
-		if err != nil {
-			return a, err
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return a, errProto
 		}
 		b = b[n:]
-		field, wire := tag>>3, tag&7
-		if field == 0 {
-			return a, errProto
-		}
-		switch wire {
-		case 0:
-			val, n, err := readVarint(b)
-			if err != nil {
-				return a, err
-			}
-			b = b[n:]
-			if field == 3 {
-				a.span = val
-			} else if field == 1 || field == 2 {
+		switch {
+		case (num == 1 || num == 2) && typ == protowire.BytesType:
+			v, m := protowire.ConsumeBytes(b)
+			if m < 0 {
 				return a, errProto
 			}
-		case 2:
-			l, n, err := readVarint(b)
-			if err != nil || uint64(len(b)-n) < l {
+			if num == 1 {
+				a.path = v
+			} else {
+				a.value = v
+			}
+			b = b[m:]
+		case num == 3 && typ == protowire.VarintType:
+			v, m := protowire.ConsumeVarint(b)
+			if m < 0 {
 				return a, errProto
 			}
-			val := b[n : n+int(l)]
-			b = b[n+int(l):]
-			switch field {
-			case 1:
-				a.path = val
-			case 2:
-				a.value = val
-			case 3:
-				return a, errProto
-			}
-		case 1:
-			if len(b) < 8 || field <= 3 {
-				return a, errProto
-			}
-			b = b[8:]
-		case 5:
-			if len(b) < 4 || field <= 3 {
-				return a, errProto
-			}
-			b = b[4:]
+			a.span, b = v, b[m:]
+		case num <= 3:
+			return a, errProto // a known field with another wire type
 		default:
-			return a, errProto
+			m := protowire.ConsumeFieldValue(num, typ, b)
+			if m < 0 {
+				return a, errProto
+			}
+			b = b[m:]
 		}
 	}
 	return a, nil
