@@ -315,25 +315,17 @@ func (a *assoc) abandon() {
 func appendResponseCommand(dst []byte, sopClass string, field, msgID, status uint16, sopInstance string) []byte {
 	var body []byte
 	if sopClass != "" {
-		body = appendImplicit(body, 0x0002, padEven([]byte(sopClass), 0))
+		body = pduconn.AppendElem(body, 0x0000, 0x0002, pduconn.PadUID(sopClass))
 	}
-	body = appendImplicit(body, 0x0100, binary.LittleEndian.AppendUint16(nil, field))
-	body = appendImplicit(body, 0x0120, binary.LittleEndian.AppendUint16(nil, msgID))
-	body = appendImplicit(body, 0x0800, binary.LittleEndian.AppendUint16(nil, pdu.NoDataSet))
-	body = appendImplicit(body, 0x0900, binary.LittleEndian.AppendUint16(nil, status))
+	body = pduconn.AppendElem(body, 0x0000, 0x0100, binary.LittleEndian.AppendUint16(nil, field))
+	body = pduconn.AppendElem(body, 0x0000, 0x0120, binary.LittleEndian.AppendUint16(nil, msgID))
+	body = pduconn.AppendElem(body, 0x0000, 0x0800, binary.LittleEndian.AppendUint16(nil, pdu.NoDataSet))
+	body = pduconn.AppendElem(body, 0x0000, 0x0900, binary.LittleEndian.AppendUint16(nil, status))
 	if sopInstance != "" {
-		body = appendImplicit(body, 0x1000, padEven([]byte(sopInstance), 0))
+		body = pduconn.AppendElem(body, 0x0000, 0x1000, pduconn.PadUID(sopInstance))
 	}
-	dst = appendImplicit(dst, 0x0000, binary.LittleEndian.AppendUint32(nil, uint32(len(body))))
+	dst = pduconn.AppendElem(dst, 0x0000, 0x0000, binary.LittleEndian.AppendUint32(nil, uint32(len(body))))
 	return append(dst, body...)
-}
-
-// appendImplicit appends a group 0000 element in implicit VR little endian.
-func appendImplicit(dst []byte, elem uint16, value []byte) []byte {
-	dst = binary.LittleEndian.AppendUint16(dst, 0x0000)
-	dst = binary.LittleEndian.AppendUint16(dst, elem)
-	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(value)))
-	return append(dst, value...)
 }
 
 // padEven pads v to even length with pad (NUL for UI, space for text VRs).

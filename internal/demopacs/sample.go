@@ -31,23 +31,7 @@ func NewUID() string {
 func WriteSample(path string) (string, error) {
 	inst := NewUID()
 	var ds []byte
-	el := func(group, elem uint16, vr string, v []byte) {
-		pad := byte(' ')
-		if vr == "UI" || vr == "OB" {
-			pad = 0
-		}
-		v = padEven(v, pad)
-		ds = binary.LittleEndian.AppendUint16(ds, group)
-		ds = binary.LittleEndian.AppendUint16(ds, elem)
-		ds = append(ds, vr...)
-		if vr == "OB" {
-			ds = append(ds, 0, 0)
-			ds = binary.LittleEndian.AppendUint32(ds, uint32(len(v)))
-		} else {
-			ds = binary.LittleEndian.AppendUint16(ds, uint16(len(v)))
-		}
-		ds = append(ds, v...)
-	}
+	el := func(group, elem uint16, vr string, v []byte) { ds = appendExplicit(ds, group, elem, vr, v) }
 	us := func(v uint16) []byte { return binary.LittleEndian.AppendUint16(nil, v) }
 	today := []byte(time.Now().UTC().Format("20060102"))
 	el(0x0008, 0x0016, "UI", []byte(SecondaryCaptureSOPClass))
