@@ -15,6 +15,10 @@ ENVOY_VENV := $(BUILD)/envoy-venv
 ENVOY := $(BUILD)/envoy
 ENVOY_BIN ?= $(abspath $(ENVOY))
 export ENVOY_BIN
+# golangci-lint, pinned, built from the Go module proxy into build/tools by `make lint` (the file name carries the
+# version, so a new pin builds again). Configuration: .golangci.yml.
+GOLANGCI_LINT_VERSION := v2.15.0
+GOLANGCI_LINT := $(BUILD)/tools/golangci-lint-$(GOLANGCI_LINT_VERSION)
 
 .PHONY: all build wasm test unit e2e run bench bench-wasip1 fuzz lint deps envoy wasip1 image image-reject manifests-test clean
 
@@ -37,11 +41,17 @@ $(WASM): FORCE
 wasip1:
 	GOOS=wasip1 GOARCH=wasm $(GO) build ./sdk/...
 
-## lint: gofmt and go vet.
-lint:
+$(GOLANGCI_LINT):
+	@mkdir -p $(BUILD)/tools/.install
+	GOBIN=$(abspath $(BUILD)/tools/.install) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	mv $(BUILD)/tools/.install/golangci-lint $@
+
+## lint: gofmt, go vet and golangci-lint (.golangci.yml: the standard linters and one assertion style).
+lint: $(GOLANGCI_LINT)
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null; git ls-files --others --exclude-standard '*.go' 2>/dev/null)); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GOLANGCI_LINT) run ./...
 
 ## deps: dcmtk and Orthanc (Debian packages, as root; otherwise it says how) and the pinned Envoy (no root needed).
 deps: envoy
