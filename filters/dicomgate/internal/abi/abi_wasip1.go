@@ -70,7 +70,7 @@ func takeReturned() []byte {
 		return nil
 	}
 	// An array-pointer slice: unsafe.Slice checks its length with a runtime
-	// call (~180 guest instructions per returned value, 4 per association).
+	// call on every returned value (bench/RESULTS.md §1.11).
 	return (*[1 << 30]byte)(unsafe.Pointer(p))[:n:n]
 }
 

@@ -94,8 +94,8 @@ const (
 // latency_us, dry_run.
 //
 // It reserves room for the whole line first and then writes at an offset
-// with the word-sized writers of linewriter.go: built with appends and
-// byte loops, this line cost ~2 µs in the guest.
+// with the word-sized writers of linewriter.go instead of appends and byte
+// loops (why: linewriter.go; how much: bench/RESULTS.md §1.11).
 func AppendLine(b []byte, r *Record) []byte {
 	lat := (r.At - r.Start) / 1000
 	if lat < 0 || r.Start == 0 {

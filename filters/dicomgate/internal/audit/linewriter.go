@@ -6,9 +6,8 @@ import "unsafe"
 // append and byte loops. In the guest, Go's wasm code turns every jump into
 // a trip through a br_table dispatcher and every append into a call to
 // runtime.memmove, which wazero runs as a call into the host's memmove that
-// spills every register: measured under wazero, a 10-iteration empty loop
-// costs ~37 ns, one append of a 16-byte literal ~27 ns, a 16-byte byte-wise
-// scan ~70 ns. Straight-line 8-byte moves cost a few ns.
+// spills every register; straight-line 8-byte moves avoid both (the
+// measurements are in bench/RESULTS.md §1.11).
 //
 // Every writer below takes the line buffer w and the write offset n, writes
 // at w[n:] and returns the new offset. The caller reserves room first (see
