@@ -573,7 +573,7 @@ func serveCheckPolicy(js []byte, file string, log *serveLog) (*policy.Policy, er
 		}
 	}
 	if err != nil {
-		return nil, &exitError{2, fmt.Errorf("%s: policy is invalid (%d problem(s) listed above)", file, countErrors(diags))}
+		return nil, &exitError{2, fmt.Errorf("%s: policy is invalid (%d problem(s) listed above)", file, policy.ErrorCount(diags))}
 	}
 	return pol, nil
 }
