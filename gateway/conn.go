@@ -391,14 +391,22 @@ func (c *conn) flushDirect(s *side) {
 	}
 	closing = closing || s.closeQueued || s.closed // a close during the write ended it: nothing to log
 	c.mu.Unlock()
+	c.wrote(s, len(b), err, closing)
+}
+
+// wrote finishes a write of n bytes to side s, made without c.mu: a failed
+// write is logged unless a close cut it (closing) and closes the side; a
+// successful one is counted. It reports whether the write succeeded.
+func (c *conn) wrote(s *side, n int, err error, closing bool) bool {
 	if err != nil {
 		if !closing {
 			c.logf(slog.LevelInfo, "%s write: %v", s.name, err)
 		}
 		c.closeSide(s, !closing)
-		return
+		return false
 	}
-	s.tx.Add(uint64(len(b)))
+	s.tx.Add(uint64(n))
+	return true
 }
 
 // deliver hands bytes read from s to the filter unless s's close was already
@@ -453,14 +461,9 @@ func (c *conn) writeLoop(s *side) {
 			}
 			c.cond.Broadcast()
 			c.mu.Unlock()
-			if err != nil {
-				if !closing {
-					c.logf(slog.LevelInfo, "%s write: %v", s.name, err)
-				}
-				c.closeSide(s, !closing)
+			if !c.wrote(s, len(b), err, closing) {
 				return
 			}
-			s.tx.Add(uint64(len(b)))
 		case s.endQueued && !s.writeEOF:
 			s.writeEOF = true
 			both := s.readEOF
