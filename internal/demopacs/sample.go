@@ -1,13 +1,16 @@
 package demopacs
 
 import (
+	"bytes"
 	"crypto/rand"
-	"encoding/binary"
 	"fmt"
 	"math/big"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/suyashkumar/dicom"
+	"github.com/suyashkumar/dicom/pkg/tag"
 )
 
 // SecondaryCaptureSOPClass is the SOP class of the sample instance.
@@ -26,44 +29,69 @@ func NewUID() string {
 // WriteSample writes a small valid DICOM Part 10 file to path (atomically):
 // an 8×8 8-bit MONOCHROME2 Secondary Capture image of patient
 // DEMO^PATIENT, explicit VR little endian, with fresh study, series and
-// instance UIDs. It returns the SOP Instance UID. `dicomgate serve` writes one
-// so the printed storescu command works out of the box.
+// instance UIDs, encoded by suyashkumar/dicom. It returns the SOP Instance
+// UID. `dicomgate serve` writes one so the printed storescu command works out
+// of the box.
 func WriteSample(path string) (string, error) {
 	inst := NewUID()
-	var ds []byte
-	el := func(group, elem uint16, vr string, v []byte) { ds = appendExplicit(ds, group, elem, vr, v) }
-	us := func(v uint16) []byte { return binary.LittleEndian.AppendUint16(nil, v) }
-	today := []byte(time.Now().UTC().Format("20060102"))
-	el(0x0008, 0x0016, "UI", []byte(SecondaryCaptureSOPClass))
-	el(0x0008, 0x0018, "UI", []byte(inst))
-	el(0x0008, 0x0020, "DA", today)
-	el(0x0008, 0x0060, "CS", []byte("OT"))
-	el(0x0008, 0x0064, "CS", []byte("WSD"))
-	el(0x0010, 0x0010, "PN", []byte("DEMO^PATIENT"))
-	el(0x0010, 0x0020, "LO", []byte("DEMO-0001"))
-	el(0x0020, 0x000D, "UI", []byte(NewUID()))
-	el(0x0020, 0x000E, "UI", []byte(NewUID()))
-	el(0x0020, 0x0013, "IS", []byte("1"))
-	el(0x0028, 0x0002, "US", us(1))
-	el(0x0028, 0x0004, "CS", []byte("MONOCHROME2"))
-	el(0x0028, 0x0010, "US", us(8))
-	el(0x0028, 0x0011, "US", us(8))
-	el(0x0028, 0x0100, "US", us(8))
-	el(0x0028, 0x0101, "US", us(8))
-	el(0x0028, 0x0102, "US", us(7))
-	el(0x0028, 0x0103, "US", us(0))
+	today := time.Now().UTC().Format("20060102")
 	pixels := make([]byte, 64)
 	for i := range pixels {
 		pixels[i] = byte((i%8 + i/8) * 18)
 	}
-	el(0x7FE0, 0x0010, "OB", pixels)
-
-	file := append(FileMetaInformation(SecondaryCaptureSOPClass, inst, ExplicitVRLittleEndian, ""), ds...)
+	var elems []*dicom.Element
+	var err error
+	add := func(t tag.Tag, v any) {
+		if err != nil {
+			return
+		}
+		var e *dicom.Element
+		if e, err = dicom.NewElement(t, v); err == nil {
+			elems = append(elems, e)
+		}
+	}
+	add(tag.FileMetaInformationVersion, []byte{0x00, 0x01})
+	add(tag.MediaStorageSOPClassUID, []string{SecondaryCaptureSOPClass})
+	add(tag.MediaStorageSOPInstanceUID, []string{inst})
+	add(tag.TransferSyntaxUID, []string{ExplicitVRLittleEndian})
+	add(tag.ImplementationClassUID, []string{ImplementationClassUID})
+	add(tag.ImplementationVersionName, []string{ImplementationVersionName})
+	add(tag.SOPClassUID, []string{SecondaryCaptureSOPClass})
+	add(tag.SOPInstanceUID, []string{inst})
+	add(tag.StudyDate, []string{today})
+	add(tag.Modality, []string{"OT"})
+	add(tag.ConversionType, []string{"WSD"})
+	add(tag.PatientName, []string{"DEMO^PATIENT"})
+	add(tag.PatientID, []string{"DEMO-0001"})
+	add(tag.StudyInstanceUID, []string{NewUID()})
+	add(tag.SeriesInstanceUID, []string{NewUID()})
+	add(tag.InstanceNumber, []string{"1"})
+	add(tag.SamplesPerPixel, []int{1})
+	add(tag.PhotometricInterpretation, []string{"MONOCHROME2"})
+	add(tag.Rows, []int{8})
+	add(tag.Columns, []int{8})
+	add(tag.BitsAllocated, []int{8})
+	add(tag.BitsStored, []int{8})
+	add(tag.HighBit, []int{7})
+	add(tag.PixelRepresentation, []int{0})
+	if err != nil {
+		return "", fmt.Errorf("building the sample instance: %w", err)
+	}
+	// Native 8-bit pixel data as OB bytes (PS3.5 §8.2: OB or OW).
+	px, err := dicom.NewValue(pixels)
+	if err != nil {
+		return "", fmt.Errorf("building the sample instance: %w", err)
+	}
+	elems = append(elems, &dicom.Element{Tag: tag.PixelData, ValueRepresentation: tag.VRBytes, RawValueRepresentation: "OB", Value: px})
+	var file bytes.Buffer
+	if err := dicom.Write(&file, dicom.Dataset{Elements: elems}, dicom.SkipValueTypeVerification()); err != nil {
+		return "", fmt.Errorf("encoding the sample instance: %w", err)
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".sample-*.tmp")
 	if err != nil {
 		return "", fmt.Errorf("writing sample instance: %w", err)
 	}
-	_, err = tmp.Write(file)
+	_, err = tmp.Write(file.Bytes())
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
