@@ -414,21 +414,23 @@ func (g *Gateway) accept(nc net.Conn) {
 	g.mu.Lock()
 	if g.closing {
 		g.mu.Unlock()
-		nc.Close()
 		g.metrics.countClose(CloseShutdown)
+		nc.Close()
 		return
 	}
 	if g.cfg.MaxConnections > 0 && len(g.conns) >= g.cfg.MaxConnections {
 		g.mu.Unlock()
 		// Envoy ActiveTcpListener::onAccept: over the listener's
 		// connection limit the socket is closed at once, no filter chain.
-		nc.Close()
+		// Counted and logged before the close, so that whoever sees the
+		// close also sees the count.
 		g.metrics.ConnectionsOverflow.Add(1)
 		g.metrics.countClose(CloseConnectionLimit)
 		if now := time.Now().UnixNano(); now-g.lastOverflowLog.Load() > int64(time.Second) {
 			g.lastOverflowLog.Store(now)
 			g.logf(slog.LevelWarn, 0, "refusing connections: %d open = MaxConnections (raise --max-connections or the file descriptor limit); counted in connections_overflow_total and downstream_closes_total{reason=%q}", g.cfg.MaxConnections, CloseConnectionLimit)
 		}
+		nc.Close()
 		return
 	}
 	g.nextID++
