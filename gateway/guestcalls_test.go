@@ -14,9 +14,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"github.com/tetratelabs/wazero/api"
-	"github.com/tetratelabs/wazero/experimental"
 
+	"github.com/dicomgate/dicomgate/internal/guestprof"
 	"github.com/dicomgate/dicomgate/internal/wasmbuild"
 	"github.com/dicomgate/dicomgate/wasm/host"
 )
@@ -35,16 +34,8 @@ func TestGatewayGuestCallCounts(t *testing.T) {
 	if os.Getenv("DICOMGATE_GUEST_CALLS") == "" {
 		t.Skip("profiling tool; set DICOMGATE_GUEST_CALLS=1 to run it")
 	}
-	var mu sync.Mutex // listener calls come from the connections' goroutines (one at a time per VM)
-	stats := map[string]*guestCallStat{}
-	factory := experimental.FunctionListenerFactoryFunc(func(def api.FunctionDefinition) experimental.FunctionListener {
-		s := &guestCallStat{name: def.DebugName(), mu: &mu}
-		mu.Lock()
-		stats[s.name] = s
-		mu.Unlock()
-		return s
-	})
-	ctx := experimental.WithFunctionListenerFactory(context.Background(), factory)
+	prof := guestprof.New() // its listener is called from the connections' goroutines
+	ctx := prof.Context(context.Background())
 	wasm, err := wasmbuild.DicomgateWithNames() // the shipped module has no function names
 	require.NoError(t, err)
 	// No compilation cache: a module compiled with listeners is not cached with the others.
@@ -91,11 +82,7 @@ func TestGatewayGuestCallCounts(t *testing.T) {
 		require.Eventually(t, func() bool { cb.mu.Lock(); defer cb.mu.Unlock(); return cb.open == 0 }, 5*time.Second, time.Millisecond)
 	}
 	waitIdle()
-	mu.Lock()
-	for _, s := range stats {
-		s.calls, s.incl = 0, 0
-	}
-	mu.Unlock()
+	prof.Reset()
 	cb.reset()
 	hostCalls := p.HostCalls()
 	const n = 2000
@@ -107,26 +94,7 @@ func TestGatewayGuestCallCounts(t *testing.T) {
 	cb.mu.Lock()
 	t.Logf("Filter callbacks per association: %s", cb.describe(n))
 	cb.mu.Unlock()
-	mu.Lock()
-	defer mu.Unlock()
-	var list []*guestCallStat
-	total := 0
-	for _, s := range stats {
-		if s.calls > 0 {
-			list = append(list, s)
-			total += s.calls
-		}
-	}
-	sort.Slice(list, func(i, j int) bool {
-		if list[i].calls != list[j].calls {
-			return list[i].calls > list[j].calls
-		}
-		return list[i].incl > list[j].incl
-	})
-	t.Logf("%.1f function calls per association", float64(total)/n)
-	for _, s := range list {
-		t.Logf("%7.2f calls %9.0f ns incl.  %s", float64(s.calls)/n, float64(s.incl.Nanoseconds())/n, s.name)
-	}
+	prof.Report(t.Logf, n)
 }
 
 // echoServerT is echoServer for a test.
@@ -238,36 +206,3 @@ func (f *countingFilter) DownstreamClosed(remote bool) {
 }
 
 func (f *countingFilter) UpstreamClosed() { f.c.add("UpstreamClosed"); f.Filter.UpstreamClosed() }
-
-// guestCallStat counts one guest function's calls and sums their inclusive time.
-type guestCallStat struct {
-	mu    *sync.Mutex
-	name  string
-	calls int
-	incl  time.Duration
-	start []time.Time // entry times of the active (possibly recursive) calls
-}
-
-func (s *guestCallStat) Before(context.Context, api.Module, api.FunctionDefinition, []uint64, experimental.StackIterator) {
-	s.mu.Lock()
-	s.calls++
-	s.start = append(s.start, time.Now())
-	s.mu.Unlock()
-}
-
-func (s *guestCallStat) After(context.Context, api.Module, api.FunctionDefinition, []uint64) {
-	s.mu.Lock()
-	if n := len(s.start) - 1; n >= 0 {
-		s.incl += time.Since(s.start[n])
-		s.start = s.start[:n]
-	}
-	s.mu.Unlock()
-}
-
-func (s *guestCallStat) Abort(context.Context, api.Module, api.FunctionDefinition, error) {
-	s.mu.Lock()
-	if n := len(s.start) - 1; n >= 0 {
-		s.start = s.start[:n]
-	}
-	s.mu.Unlock()
-}
