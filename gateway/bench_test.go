@@ -42,10 +42,10 @@ func (f *passFilter) UpstreamClosed()                     { f.t.CloseDownstream(
 func (f *passFilter) SetTLS(*host.TLSInfo, string)        {}
 
 // echoServer echoes every connection until EOF.
-func echoServer(b *testing.B) string {
+func echoServer(tb testing.TB) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(b, err)
-	b.Cleanup(func() { ln.Close() })
+	require.NoError(tb, err)
+	tb.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
 			c, err := ln.Accept()

@@ -55,7 +55,7 @@ func TestGatewayGuestCallCounts(t *testing.T) {
 		cb.mu.Unlock()
 		return &countingFilter{Filter: PluginFilters(p)(info, proxy, tr), c: cb}
 	}
-	up := echoServerT(t)
+	up := echoServer(t)
 	g, err := New(Config{Clusters: []*Cluster{{Name: "echo", Endpoints: []string{up}}}, MaxEarlyDataBytes: 1 << 20, NewFilter: newFilter})
 	require.NoError(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -95,23 +95,6 @@ func TestGatewayGuestCallCounts(t *testing.T) {
 	t.Logf("Filter callbacks per association: %s", cb.describe(n))
 	cb.mu.Unlock()
 	prof.Report(t.Logf, n)
-}
-
-// echoServerT is echoServer for a test.
-func echoServerT(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
-	return ln.Addr().String()
 }
 
 // callbackCounts counts the gateway's Filter callbacks by kind; reads by kind and size.
