@@ -107,31 +107,31 @@ func instanceFileName(uid string) string {
 // The data set, encoded in transferSyntax, follows it.
 func FileMetaInformation(sopClass, sopInstance, transferSyntax, sourceAE string) []byte {
 	var body []byte
-	body = appendExplicit(body, 0x0002, 0x0001, "OB", []byte{0x00, 0x01})
-	body = appendExplicit(body, 0x0002, 0x0002, "UI", []byte(sopClass))
-	body = appendExplicit(body, 0x0002, 0x0003, "UI", []byte(sopInstance))
-	body = appendExplicit(body, 0x0002, 0x0010, "UI", []byte(transferSyntax))
-	body = appendExplicit(body, 0x0002, 0x0012, "UI", []byte(ImplementationClassUID))
-	body = appendExplicit(body, 0x0002, 0x0013, "SH", []byte(ImplementationVersionName))
+	body = appendMeta(body, 0x0001, "OB", []byte{0x00, 0x01})
+	body = appendMeta(body, 0x0002, "UI", []byte(sopClass))
+	body = appendMeta(body, 0x0003, "UI", []byte(sopInstance))
+	body = appendMeta(body, 0x0010, "UI", []byte(transferSyntax))
+	body = appendMeta(body, 0x0012, "UI", []byte(ImplementationClassUID))
+	body = appendMeta(body, 0x0013, "SH", []byte(ImplementationVersionName))
 	if sourceAE != "" {
-		body = appendExplicit(body, 0x0002, 0x0016, "AE", []byte(sourceAE))
+		body = appendMeta(body, 0x0016, "AE", []byte(sourceAE))
 	}
 	out := make([]byte, 128, 128+4+12+len(body))
 	out = append(out, "DICM"...)
-	out = appendExplicit(out, 0x0002, 0x0000, "UL", binary.LittleEndian.AppendUint32(nil, uint32(len(body))))
+	out = appendMeta(out, 0x0000, "UL", binary.LittleEndian.AppendUint32(nil, uint32(len(body))))
 	return append(out, body...)
 }
 
-// appendExplicit appends one element in explicit VR little endian, its value
-// padded to even length (NUL for UI and OB, space for the text VRs; PS3.5
-// §6.2).
-func appendExplicit(dst []byte, group, elem uint16, vr string, value []byte) []byte {
+// appendMeta appends one group 0002 (file meta) element in explicit VR little
+// endian, its value padded to even length (NUL for UI and OB, space for the
+// text VRs; PS3.5 §6.2).
+func appendMeta(dst []byte, elem uint16, vr string, value []byte) []byte {
 	pad := byte(' ')
 	if vr == "UI" || vr == "OB" {
 		pad = 0
 	}
 	value = padEven(value, pad)
-	dst = binary.LittleEndian.AppendUint16(dst, group)
+	dst = binary.LittleEndian.AppendUint16(dst, 0x0002)
 	dst = binary.LittleEndian.AppendUint16(dst, elem)
 	dst = append(dst, vr...)
 	switch vr {
